@@ -1,0 +1,1182 @@
+/*
+ * conf.c: loads pgflip.ini into one immutable Conf snapshot.
+ *
+ * Design. inih does the INI grammar (sections, comments, KEY = VALUE); this
+ * file does everything else. inih is fed through our own line reader
+ * (conf_read_line) rather than ini_parse(), because the reader is the only
+ * place that sees raw lines, and Debian's libinih is built without line
+ * numbers for handlers (INI_HANDLER_LINENO=0) and with a fixed line buffer.
+ * The reader therefore:
+ *   - counts lines, so "lines read so far" is the line the handler is on;
+ *   - reports a line that does not fit inih's buffer instead of letting inih
+ *     cut it in two (long comment lines are simply skipped);
+ *   - strips leading blanks, so an indented line is an ordinary KEY = VALUE
+ *     line and never one of inih's multi-line continuations (which would
+ *     silently overwrite the previous key, and pgbouncer has no such thing);
+ *   - makes '=' the only key/value separator, as in pgbouncer.ini: inih also
+ *     splits at ':', which would cut "addr.::1/128 = x" after "addr.". Every
+ *     ':' left of the first '=' is swapped for CONF_COLON_STANDIN and the
+ *     handler swaps it back; a line with no '=' becomes a syntax error;
+ *   - checks [section] headers, so an unknown section is reported at its
+ *     header even when it holds no key.
+ * The handler (conf_handle) dispatches on the section. [pgflip] keys are one
+ * table (conf_settings) read by one setter; [databases] values are libpq
+ * conninfo strings from which the PgBouncer-style pool_mode=/pool_size= pairs
+ * are taken out before PQconninfoParse() checks the rest.
+ *
+ * Errors: the first one wins and stops the reader; it is written as
+ * "FILE:LINE: what" into the caller's buffer, and the half-built Conf is
+ * freed with conf_free(), which copes with any partly filled state.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <ini.h>
+#include <libpq-fe.h>
+
+/*
+ * Stands for ':' in a key while inih looks at the line. ASCII "unit
+ * separator": a control character, which the reader refuses in real input,
+ * so it can never be confused with a byte the user wrote.
+ */
+#define CONF_COLON_STANDIN '\x1f'
+
+/* Longest time a *_timeout key takes, in seconds: its milliseconds must fit
+ * an int (INT_MAX ms is about 24.8 days). */
+#define CONF_MAX_SECONDS (INT_MAX / 1000)
+
+/* The upper bounds of [pgflip] counts. Far above any sane setting; they exist
+ * so that a typo (an extra zero or two) is an error instead of a pool that
+ * tries to open a million connections. */
+#define CONF_MAX_POOL_SIZE 10000
+#define CONF_MAX_CLIENT_CONN 1000000
+#define CONF_MAX_PREPARED_STATEMENTS 100000
+
+/* max_packet_size bounds: below 1 KiB even a startup packet with a few
+ * parameters does not fit; 1 GiB is PostgreSQL's own MaxAllocSize, the
+ * largest message a server builds or takes. */
+#define CONF_MIN_PACKET_SIZE 1024u
+#define CONF_MAX_PACKET_SIZE (1024u * 1024u * 1024u)
+
+/* Bytes of a Unix socket path, terminating NUL included (sun_path). */
+#define CONF_SUN_PATH_SIZE sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* State of one conf_load() call, shared by the reader and the handler. */
+typedef struct ConfLoad {
+	Conf *conf;
+	FILE *file;
+	int line;             /* lines handed to inih so far: the current line */
+	int read_errno;       /* errno of a failed read, or 0 */
+	bool failed;          /* an error is recorded; stop reading */
+	int err_line;         /* its line */
+	char *err;
+	size_t errlen;
+	bool seen_routes;     /* a [routes] header was read */
+	int admin_socket_line;
+	int unix_socket_dir_line;
+	size_t db_cap;
+	size_t pin_cap;
+} ConfLoad;
+
+/* A name in a closed set of words; value -1: a word we know (pgbouncer has
+ * it) but do not implement yet. */
+typedef struct ConfWord {
+	const char *name;
+	int value;
+} ConfWord;
+
+static const ConfWord conf_pool_modes[] = {
+	{"session", CONF_POOL_SESSION},
+	{"transaction", CONF_POOL_TRANSACTION},
+	{"statement", -1},
+	{NULL, 0},
+};
+
+static const ConfWord conf_log_levels[] = {
+	{"error", CONF_LOG_ERROR},
+	{"warning", CONF_LOG_WARNING},
+	{"info", CONF_LOG_INFO},
+	{"debug", CONF_LOG_DEBUG},
+	{NULL, 0},
+};
+
+static const ConfWord conf_auth_types[] = {
+	{"trust", CONF_AUTH_TRUST},
+	{"any", -1},
+	{"plain", -1},
+	{"md5", -1},
+	{"scram-sha-256", -1},
+	{"cert", -1},
+	{"hba", -1},
+	{"pam", -1},
+	{"ldap", -1},
+	{NULL, 0},
+};
+
+typedef enum {
+	CONF_KIND_STR,        /* char *, "" kept */
+	CONF_KIND_PATH,       /* char *, "" becomes NULL */
+	CONF_KIND_INT,        /* int in [min, max] */
+	CONF_KIND_MS,         /* seconds in the file, int milliseconds in Conf */
+	CONF_KIND_BYTES,      /* uint32_t, kB/MB/GB suffixes allowed */
+	CONF_KIND_LIST,       /* char **, comma separated */
+	CONF_KIND_WORD,       /* int-sized enum, one of words */
+} ConfKind;
+
+/* One [pgflip] key. For CONF_KIND_MS, min/max are milliseconds. */
+typedef struct ConfSetting {
+	const char *name;
+	ConfKind kind;
+	size_t offset;
+	long min;
+	long max;
+	const ConfWord *words;
+} ConfSetting;
+
+#define CONF_AT(field) offsetof(Conf, field)
+
+static const ConfSetting conf_settings[] = {
+	{"listen_addr", CONF_KIND_STR, CONF_AT(listen_addr), 0, 0, NULL},
+	{"listen_port", CONF_KIND_INT, CONF_AT(listen_port), 1, 65535, NULL},
+	{"unix_socket_dir", CONF_KIND_STR, CONF_AT(unix_socket_dir), 0, 0, NULL},
+	{"admin_socket", CONF_KIND_STR, CONF_AT(admin_socket), 0, 0, NULL},
+	{"pool_mode", CONF_KIND_WORD, CONF_AT(pool_mode), 0, 0, conf_pool_modes},
+	{"default_pool_size", CONF_KIND_INT, CONF_AT(default_pool_size), 1, CONF_MAX_POOL_SIZE, NULL},
+	{"min_pool_size", CONF_KIND_INT, CONF_AT(min_pool_size), 0, CONF_MAX_POOL_SIZE, NULL},
+	{"reserve_pool_size", CONF_KIND_INT, CONF_AT(reserve_pool_size), 0, CONF_MAX_POOL_SIZE, NULL},
+	{"max_client_conn", CONF_KIND_INT, CONF_AT(max_client_conn), 1, CONF_MAX_CLIENT_CONN, NULL},
+	{"max_db_connections", CONF_KIND_INT, CONF_AT(max_db_connections), 0, CONF_MAX_CLIENT_CONN, NULL},
+	{"max_prepared_statements", CONF_KIND_INT, CONF_AT(max_prepared_statements), 0,
+	 CONF_MAX_PREPARED_STATEMENTS, NULL},
+	{"logfile", CONF_KIND_PATH, CONF_AT(logfile), 0, 0, NULL},
+	{"pidfile", CONF_KIND_PATH, CONF_AT(pidfile), 0, 0, NULL},
+	{"admin_users", CONF_KIND_LIST, CONF_AT(admin_users), 0, 0, NULL},
+	{"log_level", CONF_KIND_WORD, CONF_AT(log_level), 0, 0, conf_log_levels},
+	{"auth_type", CONF_KIND_WORD, CONF_AT(auth_type), 0, 0, conf_auth_types},
+	{"server_connect_timeout", CONF_KIND_MS, CONF_AT(server_connect_timeout_ms), 1, INT_MAX, NULL},
+	{"server_login_retry", CONF_KIND_MS, CONF_AT(server_login_retry_ms), 1, INT_MAX, NULL},
+	{"server_idle_timeout", CONF_KIND_MS, CONF_AT(server_idle_timeout_ms), 0, INT_MAX, NULL},
+	{"server_lifetime", CONF_KIND_MS, CONF_AT(server_lifetime_ms), 0, INT_MAX, NULL},
+	{"query_wait_timeout", CONF_KIND_MS, CONF_AT(query_wait_timeout_ms), 0, INT_MAX, NULL},
+	{"shutdown_timeout", CONF_KIND_MS, CONF_AT(shutdown_timeout_ms), 1, INT_MAX, NULL},
+	{"max_packet_size", CONF_KIND_BYTES, CONF_AT(max_packet_size), CONF_MIN_PACKET_SIZE,
+	 CONF_MAX_PACKET_SIZE, NULL},
+	{"server_reset_query", CONF_KIND_STR, CONF_AT(server_reset_query), 0, 0, NULL},
+	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
+};
+
+/* ---- errors and small helpers ---- */
+
+static void conf_fail(ConfLoad *ld, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Records the first error as "FILE:LINE: message"; later ones are dropped. */
+static void conf_fail(ConfLoad *ld, int line, const char *fmt, ...)
+{
+	if (ld->failed)
+		return;
+	ld->failed = true;
+	ld->err_line = line;
+	if (ld->errlen == 0)
+		return;
+	int n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->conf->path, line);
+	if (n < 0 || (size_t)n >= ld->errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* strdup that records "out of memory" on failure. */
+static char *conf_strdup(ConfLoad *ld, const char *s)
+{
+	char *copy = strdup(s);
+	if (!copy)
+		conf_fail(ld, ld->line, "out of memory");
+	return copy;
+}
+
+/* Replaces the string at *SLOT by a copy of VALUE. */
+static bool conf_set_string(ConfLoad *ld, char **slot, const char *value)
+{
+	char *copy = conf_strdup(ld, value);
+	if (!copy)
+		return false;
+	free(*slot);
+	*slot = copy;
+	return true;
+}
+
+static bool conf_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool conf_is_control(unsigned char c)
+{
+	return c < 0x20 || c == 0x7f;
+}
+
+static void conf_free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* The value of WORD in WORDS, -1 for a known but unsupported word, or -2. */
+static int conf_word_value(const ConfWord *words, const char *word)
+{
+	for (const ConfWord *w = words; w->name; w++) {
+		if (strcmp(w->name, word) == 0)
+			return w->value;
+	}
+	return -2;
+}
+
+/* Checks WORD against WORDS and stores its value; errors name LABEL. */
+static bool conf_parse_word(ConfLoad *ld, const char *label, const ConfWord *words, const char *word,
+			    int *out)
+{
+	int v = conf_word_value(words, word);
+	if (v == -1) {
+		conf_fail(ld, ld->line, "%s %s is not supported yet", label, word);
+		return false;
+	}
+	if (v < 0) {
+		char expected[128] = "";
+		size_t used = 0;
+		for (const ConfWord *w = words; w->name; w++) {
+			if (w->value < 0)
+				continue;
+			int n = snprintf(expected + used, sizeof(expected) - used, "%s%s",
+					 used ? ", " : "", w->name);
+			if (n < 0 || (size_t)n >= sizeof(expected) - used)
+				break;
+			used += (size_t)n;
+		}
+		conf_fail(ld, ld->line, "%s: '%s' is not one of %s", label, word, expected);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* Parses TEXT as a whole decimal integer in [MIN, MAX]; errors name LABEL. */
+static bool conf_parse_int(ConfLoad *ld, const char *label, const char *text, long min, long max,
+			   int *out)
+{
+	/* strtol alone would take leading blanks, a '+' and an empty string. */
+	const char *digits = text[0] == '-' ? text + 1 : text;
+	if (!isdigit((unsigned char)digits[0])) {
+		conf_fail(ld, ld->line, "%s: '%s' is not a number", label, text);
+		return false;
+	}
+	errno = 0;
+	char *end;
+	long v = strtol(text, &end, 10);
+	if (*end != '\0') {
+		conf_fail(ld, ld->line, "%s: '%s' is not a number", label, text);
+		return false;
+	}
+	if (errno == ERANGE || v < min || v > max) {
+		conf_fail(ld, ld->line, "%s: %s is out of range (%ld..%ld)", label, text, min, max);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+/*
+ * Parses seconds as pgbouncer.ini writes them ("15", "0.5", at most three
+ * decimals, since the unit kept is the millisecond) into milliseconds in
+ * [MIN_MS, MAX_MS]. Parsed by hand rather than with strtod so that the locale's
+ * decimal point, exponents, "inf" and "nan" never come in.
+ */
+static bool conf_parse_ms(ConfLoad *ld, const char *label, const char *text, long min_ms, long max_ms,
+			  int *out)
+{
+	const char *p = text;
+	long long ms = 0;
+	if (!isdigit((unsigned char)*p))
+		goto not_seconds;
+	for (; isdigit((unsigned char)*p); p++) {
+		ms = ms * 10 + (*p - '0');
+		if (ms > CONF_MAX_SECONDS)
+			goto out_of_range;
+	}
+	ms *= 1000;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			goto not_seconds;
+		long long unit = 100;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (unit == 0) {
+				conf_fail(ld, ld->line, "%s: '%s' has more than 3 decimals (milliseconds)",
+					  label, text);
+				return false;
+			}
+			ms += unit * (*p - '0');
+			unit /= 10;
+		}
+	}
+	if (*p != '\0')
+		goto not_seconds;
+	if (ms < min_ms || ms > max_ms)
+		goto out_of_range;
+	*out = (int)ms;
+	return true;
+
+not_seconds:
+	conf_fail(ld, ld->line, "%s: '%s' is not a number of seconds", label, text);
+	return false;
+out_of_range:
+	conf_fail(ld, ld->line, "%s: %s is out of range (%s..%ld seconds)", label, text,
+		  min_ms == 0 ? "0" : "0.001", max_ms / 1000);
+	return false;
+}
+
+/* Parses a byte count with an optional kB, MB or GB suffix (1024-based and
+ * spelt as in postgresql.conf) into [MIN, MAX]. */
+static bool conf_parse_bytes(ConfLoad *ld, const char *label, const char *text, long min, long max,
+			     uint32_t *out)
+{
+	static const struct {
+		const char *unit;
+		unsigned long long factor;
+	} units[] = {
+		{"", 1}, {"B", 1}, {"kB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024},
+	};
+	const char *p = text;
+	unsigned long long n = 0;
+	if (!isdigit((unsigned char)*p))
+		goto not_size;
+	for (; isdigit((unsigned char)*p); p++) {
+		n = n * 10 + (unsigned)(*p - '0');
+		if (n > (unsigned long long)max)
+			goto out_of_range;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		n *= units[i].factor; /* n <= max <= 2^30 before: no overflow */
+		if (n < (unsigned long long)min || n > (unsigned long long)max)
+			goto out_of_range;
+		*out = (uint32_t)n;
+		return true;
+	}
+not_size:
+	conf_fail(ld, ld->line, "%s: '%s' is not a size (bytes, or a number followed by kB, MB or GB)",
+		  label, text);
+	return false;
+out_of_range:
+	conf_fail(ld, ld->line, "%s: %s is out of range (%ld..%ld bytes)", label, text, min, max);
+	return false;
+}
+
+/* Splits a comma-separated list of names, blanks trimmed, empty items
+ * skipped, into a new NULL-terminated array at *OUT. */
+static bool conf_parse_list(ConfLoad *ld, const char *label, const char *text, char ***out)
+{
+	size_t cap = 1;
+	for (const char *p = text; *p; p++)
+		cap += *p == ',';
+	char **v = calloc(cap + 1, sizeof(*v));
+	if (!v) {
+		conf_fail(ld, ld->line, "out of memory");
+		return false;
+	}
+	size_t n = 0;
+	const char *p = text;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma ? comma : p + strlen(p);
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		const char *last = end;
+		while (last > p && isspace((unsigned char)last[-1]))
+			last--;
+		size_t len = (size_t)(last - p);
+		if (len > CONF_MAX_IDENT) {
+			conf_fail(ld, ld->line, "%s: '%.*s' is longer than %d bytes", label, (int)len, p,
+				  CONF_MAX_IDENT);
+			conf_free_strv(v);
+			return false;
+		}
+		if (len > 0) {
+			v[n] = strndup(p, len);
+			if (!v[n]) {
+				conf_fail(ld, ld->line, "out of memory");
+				conf_free_strv(v);
+				return false;
+			}
+			n++;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	conf_free_strv(*out);
+	*out = v;
+	return true;
+}
+
+/* ---- [pgflip] ---- */
+
+static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
+{
+	const ConfSetting *s = conf_settings;
+	while (s->name && strcmp(s->name, key) != 0)
+		s++;
+	if (!s->name) {
+		conf_fail(ld, ld->line, "unknown key '%s' in [pgflip]", key);
+		return false;
+	}
+	if (strcmp(key, "admin_socket") == 0)
+		ld->admin_socket_line = ld->line;
+	if (strcmp(key, "unix_socket_dir") == 0)
+		ld->unix_socket_dir_line = ld->line;
+
+	char *field = (char *)ld->conf + s->offset;
+	switch (s->kind) {
+	case CONF_KIND_STR:
+		return conf_set_string(ld, (char **)(void *)field, value);
+	case CONF_KIND_PATH:
+		if (value[0] == '\0') {
+			free(*(char **)(void *)field);
+			*(char **)(void *)field = NULL;
+			return true;
+		}
+		return conf_set_string(ld, (char **)(void *)field, value);
+	case CONF_KIND_INT:
+		return conf_parse_int(ld, key, value, s->min, s->max, (int *)(void *)field);
+	case CONF_KIND_MS:
+		return conf_parse_ms(ld, key, value, s->min, s->max, (int *)(void *)field);
+	case CONF_KIND_BYTES:
+		return conf_parse_bytes(ld, key, value, s->min, s->max, (uint32_t *)(void *)field);
+	case CONF_KIND_LIST:
+		return conf_parse_list(ld, key, value, (char ***)(void *)field);
+	case CONF_KIND_WORD: {
+		int v;
+		if (!conf_parse_word(ld, key, s->words, value, &v))
+			return false;
+		/* The enums of Conf are int-sized (checked below). */
+		memcpy(field, &v, sizeof(v));
+		return true;
+	}
+	}
+	return false;
+}
+
+_Static_assert(sizeof(ConfPoolMode) == sizeof(int) && sizeof(ConfLogLevel) == sizeof(int) &&
+		       sizeof(ConfAuthType) == sizeof(int),
+	       "conf_set_setting stores enum keys as int");
+
+/* ---- [databases] ---- */
+
+static void conf_database_clear(ConfDatabase *db)
+{
+	free(db->name);
+	free(db->conninfo);
+	free(db->user);
+	free(db->dbname);
+	conf_free_strv(db->keywords);
+	conf_free_strv(db->values);
+	memset(db, 0, sizeof(*db));
+}
+
+/*
+ * Scans the "keyword = value" pair of a libpq conninfo that starts at P (no
+ * leading blank) with libpq's grammar: blanks around '=', a value either
+ * single-quoted or up to the next blank, backslash escapes in both. Fills
+ * PAIR, with the value unquoted into VAL (room for strlen(P) + 1 bytes).
+ * Returns false where the grammar breaks (no '=', unterminated quote).
+ */
+typedef struct ConfPair {
+	const char *kw;
+	size_t kw_len;
+	const char *end;   /* just after the value */
+} ConfPair;
+
+static bool conf_scan_pair(const char *p, ConfPair *pair, char *val)
+{
+	pair->kw = p;
+	while (*p && !isspace((unsigned char)*p) && *p != '=')
+		p++;
+	pair->kw_len = (size_t)(p - pair->kw);
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p != '=')
+		return false;
+	p++;
+	while (isspace((unsigned char)*p))
+		p++;
+	size_t n = 0;
+	if (*p == '\'') {
+		for (p++; *p && *p != '\''; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			val[n++] = *p;
+		}
+		if (*p != '\'')
+			return false;
+		p++;
+	} else {
+		for (; *p && !isspace((unsigned char)*p); p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			val[n++] = *p;
+		}
+	}
+	val[n] = '\0';
+	pair->end = p;
+	return true;
+}
+
+/*
+ * Copies CONNINFO to a new string at *REST without its pool_mode=X and
+ * pool_size=X pairs, which go into DB. Pairs are walked with libpq's grammar
+ * (conf_scan_pair), so a password that happens to contain "pool_size=" is
+ * left alone. Where the grammar breaks, the rest is copied as it is and
+ * PQconninfoParse() reports it in its own words. A URI (postgresql://...)
+ * may be followed by blank-separated pool_* pairs and nothing else.
+ */
+static bool conf_split_pool_keys(ConfLoad *ld, ConfDatabase *db, const char *conninfo, char **rest)
+{
+	size_t len = strlen(conninfo);
+	char *out = malloc(len + 1);
+	char *val = malloc(len + 1);
+	if (!out || !val) {
+		conf_fail(ld, ld->line, "out of memory");
+		goto fail;
+	}
+	size_t n = 0;
+	const char *p = conninfo;
+	bool uri = conf_has_prefix(p, "postgresql://") || conf_has_prefix(p, "postgres://");
+	if (uri) {
+		while (*p && !isspace((unsigned char)*p))
+			out[n++] = *p++;
+	}
+	while (*p) {
+		const char *start = p;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		ConfPair pair;
+		bool scanned = conf_scan_pair(p, &pair, val);
+		bool pool_key = scanned && pair.kw_len == 9 &&
+				(strncmp(pair.kw, "pool_mode", 9) == 0 ||
+				 strncmp(pair.kw, "pool_size", 9) == 0);
+		if (uri && !pool_key) {
+			conf_fail(ld, ld->line,
+				  "database '%s': only pool_mode= and pool_size= may follow a URI, not '%s'",
+				  db->name, p);
+			goto fail;
+		}
+		if (!scanned) {
+			memcpy(out + n, start, strlen(start));
+			n += strlen(start);
+			break;
+		}
+		if (pool_key) {
+			bool ok = pair.kw[5] == 'm'
+					  ? conf_parse_word(ld, "pool_mode", conf_pool_modes, val, &db->pool_mode)
+					  : conf_parse_int(ld, "pool_size", val, 1, CONF_MAX_POOL_SIZE, &db->pool_size);
+			if (!ok)
+				goto fail;
+		} else {
+			memcpy(out + n, start, (size_t)(pair.end - start));
+			n += (size_t)(pair.end - start);
+		}
+		p = pair.end;
+	}
+	out[n] = '\0';
+	free(val);
+	*rest = out;
+	return true;
+
+fail:
+	free(out);
+	free(val);
+	return false;
+}
+
+/* Checks CONNINFO with libpq and fills DB's keywords/values, user, dbname. */
+static bool conf_database_options(ConfLoad *ld, ConfDatabase *db, const char *conninfo)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+	if (!opts) {
+		if (errmsg) {
+			size_t len = strlen(errmsg);
+			while (len > 0 && isspace((unsigned char)errmsg[len - 1]))
+				errmsg[--len] = '\0';
+			conf_fail(ld, ld->line, "database '%s': %s", db->name, errmsg);
+			PQfreemem(errmsg);
+		} else {
+			conf_fail(ld, ld->line, "out of memory");
+		}
+		return false;
+	}
+	size_t count = 0;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		count += o->val && o->val[0];
+	db->keywords = calloc(count + 1, sizeof(char *));
+	db->values = calloc(count + 1, sizeof(char *));
+	bool ok = db->keywords && db->values;
+	size_t i = 0;
+	for (PQconninfoOption *o = opts; ok && o->keyword; o++) {
+		if (!o->val || !o->val[0])
+			continue;
+		db->keywords[i] = strdup(o->keyword);
+		db->values[i] = strdup(o->val);
+		ok = db->keywords[i] && db->values[i];
+		i++;
+		if (ok && strcmp(o->keyword, "user") == 0)
+			ok = (db->user = strdup(o->val)) != NULL;
+		if (ok && strcmp(o->keyword, "dbname") == 0)
+			ok = (db->dbname = strdup(o->val)) != NULL;
+	}
+	PQconninfoFree(opts);
+	if (!ok)
+		conf_fail(ld, ld->line, "out of memory");
+	return ok;
+}
+
+static bool conf_add_database(ConfLoad *ld, const char *name, const char *value)
+{
+	Conf *conf = ld->conf;
+	if (!conf_schema_name_ok(name)) {
+		conf_fail(ld, ld->line, "database name '%s' is not 1 to %d bytes", name, CONF_MAX_IDENT);
+		return false;
+	}
+	for (size_t i = 0; i < conf->n_databases; i++) {
+		if (strcmp(conf->databases[i].name, name) == 0) {
+			conf_fail(ld, ld->line, "database '%s' is already defined at line %d", name,
+				  conf->databases[i].line);
+			return false;
+		}
+	}
+	if (conf->n_databases == ld->db_cap) {
+		size_t cap = ld->db_cap ? ld->db_cap * 2 : 4;
+		ConfDatabase *grown = realloc(conf->databases, cap * sizeof(*grown));
+		if (!grown) {
+			conf_fail(ld, ld->line, "out of memory");
+			return false;
+		}
+		conf->databases = grown;
+		ld->db_cap = cap;
+	}
+
+	ConfDatabase db = {.pool_mode = -1, .line = ld->line};
+	char *rest = NULL;
+	bool ok = (db.name = conf_strdup(ld, name)) && (db.conninfo = conf_strdup(ld, value)) &&
+		  conf_split_pool_keys(ld, &db, value, &rest) && conf_database_options(ld, &db, rest);
+	free(rest);
+	if (!ok) {
+		conf_database_clear(&db);
+		return false;
+	}
+	conf->databases[conf->n_databases++] = db;
+	return true;
+}
+
+/* ---- [routes] ---- */
+
+static bool conf_check_schema(ConfLoad *ld, const char *label, const char *schema)
+{
+	if (conf_schema_name_ok(schema))
+		return true;
+	conf_fail(ld, ld->line, "%s: '%s' is not a schema name (1 to %d bytes)", label, schema,
+		  CONF_MAX_IDENT);
+	return false;
+}
+
+/* canary = SCHEMA PERCENT (a '%' after PERCENT is allowed). */
+static bool conf_set_canary(ConfLoad *ld, const char *value)
+{
+	ConfRoutes *r = &ld->conf->routes;
+	const char *sp = value;
+	while (*sp && !isspace((unsigned char)*sp))
+		sp++;
+	const char *pct = sp;
+	while (isspace((unsigned char)*pct))
+		pct++;
+	size_t schema_len = (size_t)(sp - value);
+	if (schema_len == 0 || *pct == '\0' || strpbrk(pct, " \t")) {
+		conf_fail(ld, ld->line, "canary: expected SCHEMA PERCENT, got '%s'", value);
+		return false;
+	}
+	char number[16];
+	size_t pct_len = strlen(pct);
+	if (pct[pct_len - 1] == '%')
+		pct_len--;
+	if (pct_len >= sizeof(number)) {
+		conf_fail(ld, ld->line, "canary: '%s' is not a number", pct);
+		return false;
+	}
+	memcpy(number, pct, pct_len);
+	number[pct_len] = '\0';
+	int percent;
+	if (!conf_parse_int(ld, "canary", number, 0, 100, &percent))
+		return false;
+	char *schema = strndup(value, schema_len);
+	if (!schema) {
+		conf_fail(ld, ld->line, "out of memory");
+		return false;
+	}
+	if (!conf_check_schema(ld, "canary", schema)) {
+		free(schema);
+		return false;
+	}
+	free(r->canary_schema);
+	r->canary_schema = schema;
+	r->canary_percent = percent;
+	return true;
+}
+
+static bool conf_add_pin(ConfLoad *ld, ConfPinKind kind, const char *key, const char *pattern,
+			 const char *schema)
+{
+	ConfRoutes *r = &ld->conf->routes;
+	ConfPin pin = {.kind = kind, .line = ld->line};
+	if (pattern[0] == '\0') {
+		conf_fail(ld, ld->line, "%s: nothing after the '.'", key);
+		return false;
+	}
+	if (kind == CONF_PIN_USER && strlen(pattern) > CONF_MAX_IDENT) {
+		conf_fail(ld, ld->line, "%s: user name longer than %d bytes", key, CONF_MAX_IDENT);
+		return false;
+	}
+	if (kind == CONF_PIN_ADDR && !conf_cidr_parse(pattern, &pin.cidr)) {
+		conf_fail(ld, ld->line,
+			  "%s: '%s' is not an address or CIDR (such as 10.0.0.0/8 or ::1/128)", key,
+			  pattern);
+		return false;
+	}
+	if (!conf_check_schema(ld, key, schema))
+		return false;
+	for (size_t i = 0; i < r->n_pins; i++) {
+		const ConfPin *other = &r->pins[i];
+		bool same = other->kind == kind &&
+			    (kind == CONF_PIN_ADDR
+				     ? memcmp(&other->cidr, &pin.cidr, sizeof(pin.cidr)) == 0
+				     : strcmp(other->key, pattern) == 0);
+		if (same) {
+			conf_fail(ld, ld->line, "%s is already routed at line %d", key, other->line);
+			return false;
+		}
+	}
+	if (r->n_pins == ld->pin_cap) {
+		size_t cap = ld->pin_cap ? ld->pin_cap * 2 : 8;
+		ConfPin *grown = realloc(r->pins, cap * sizeof(*grown));
+		if (!grown) {
+			conf_fail(ld, ld->line, "out of memory");
+			return false;
+		}
+		r->pins = grown;
+		ld->pin_cap = cap;
+	}
+	pin.key = conf_strdup(ld, pattern);
+	pin.schema = conf_strdup(ld, schema);
+	if (!pin.key || !pin.schema) {
+		free(pin.key);
+		free(pin.schema);
+		return false;
+	}
+	r->pins[r->n_pins++] = pin;
+	return true;
+}
+
+static bool conf_set_route(ConfLoad *ld, const char *key, const char *value)
+{
+	static const struct {
+		const char *prefix;
+		ConfPinKind kind;
+	} pins[] = {
+		{"app.", CONF_PIN_APP},
+		{"user.", CONF_PIN_USER},
+		{"addr.", CONF_PIN_ADDR},
+	};
+	if (strcmp(key, "default") == 0) {
+		return conf_check_schema(ld, "default", value) &&
+		       conf_set_string(ld, &ld->conf->routes.default_schema, value);
+	}
+	if (strcmp(key, "canary") == 0)
+		return conf_set_canary(ld, value);
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		if (conf_has_prefix(key, pins[i].prefix))
+			return conf_add_pin(ld, pins[i].kind, key, key + strlen(pins[i].prefix), value);
+	}
+	conf_fail(ld, ld->line,
+		  "unknown key '%s' in [routes] (expected default, canary, app.*, user.* or addr.*)", key);
+	return false;
+}
+
+/* ---- inih glue ---- */
+
+static bool conf_known_section(const char *name, size_t len)
+{
+	static const char *const sections[] = {"pgflip", "databases", "routes"};
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		if (strlen(sections[i]) == len && strncmp(sections[i], name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* After fgets filled its buffer with no '\n': true when the line ends right
+ * there (end of file, or a '\n', which is consumed). */
+static bool conf_line_ends(FILE *f)
+{
+	int c = getc(f);
+	if (c == EOF || c == '\n')
+		return true;
+	ungetc(c, f);
+	return false;
+}
+
+/*
+ * ini_reader: fgets with the checks of the file header. Returns BUF with one
+ * line, or NULL at end of file, on a read error (read_errno set) or once an
+ * error is recorded (which ends the parse early).
+ */
+static char *conf_read_line(char *buf, int size, void *stream)
+{
+	ConfLoad *ld = stream;
+	if (ld->failed)
+		return NULL;
+	if (!fgets(buf, size, ld->file)) {
+		if (ferror(ld->file))
+			ld->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	ld->line++;
+	size_t len = strlen(buf);
+	if (ld->line == 1 && conf_has_prefix(buf, "\xEF\xBB\xBF")) {
+		memmove(buf, buf + 3, len - 3 + 1);
+		len -= 3;
+	}
+	size_t lead = strspn(buf, " \t");
+	bool comment = buf[lead] == ';' || buf[lead] == '#';
+	if ((len == 0 || buf[len - 1] != '\n') && !conf_line_ends(ld->file)) {
+		if (!comment) {
+			/* fgets keeps SIZE - 1 bytes: the longest line, '\n' not counted. */
+			conf_fail(ld, ld->line, "line too long (max %d bytes)", size - 1);
+			return NULL;
+		}
+		int c;
+		while ((c = getc(ld->file)) != EOF && c != '\n')
+			;
+	}
+	if (comment)
+		return buf;
+	memmove(buf, buf + lead, len - lead + 1);
+	len -= lead;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (conf_is_control(c) && c != '\t' && c != '\r' && c != '\n') {
+			conf_fail(ld, ld->line, "control character 0x%02x", c);
+			return NULL;
+		}
+	}
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+		if (!close)
+			return buf; /* inih reports it as a syntax error */
+		size_t name_len = (size_t)(close - buf - 1);
+		if (!conf_known_section(buf + 1, name_len)) {
+			conf_fail(ld, ld->line,
+				  "unknown section [%.*s] (expected [pgflip], [databases] or [routes])",
+				  (int)name_len, buf + 1);
+			return NULL;
+		}
+		if (name_len == 6 && strncmp(buf + 1, "routes", 6) == 0)
+			ld->seen_routes = true;
+		return buf;
+	}
+	char *eq = strchr(buf, '=');
+	char *end = eq ? eq : buf + len;
+	for (char *p = buf; p < end; p++) {
+		if (*p == ':')
+			*p = CONF_COLON_STANDIN;
+	}
+	return buf;
+}
+
+/* ini_handler: one KEY = VALUE of SECTION. Returns 1 when taken, 0 on error. */
+static int conf_handle(void *user, const char *section, const char *name, const char *value)
+{
+	ConfLoad *ld = user;
+	if (ld->failed)
+		return 0;
+	char *key = conf_strdup(ld, name);
+	if (!key)
+		return 0;
+	for (char *p = key; *p; p++) {
+		if (*p == CONF_COLON_STANDIN)
+			*p = ':';
+	}
+	bool ok;
+	if (strcmp(section, "pgflip") == 0) {
+		ok = conf_set_setting(ld, key, value);
+	} else if (strcmp(section, "databases") == 0) {
+		ok = conf_add_database(ld, key, value);
+	} else if (strcmp(section, "routes") == 0) {
+		ok = conf_set_route(ld, key, value);
+	} else if (section[0] == '\0') {
+		conf_fail(ld, ld->line, "key '%s' before any [section]", key);
+		ok = false;
+	} else {
+		conf_fail(ld, ld->line, "unknown section [%s]", section);
+		ok = false;
+	}
+	free(key);
+	return ok;
+}
+
+/* Default values of conf.h; false when out of memory. */
+static bool conf_set_defaults(Conf *conf)
+{
+	conf->listen_addr = strdup("127.0.0.1");
+	conf->listen_port = 6432;
+	conf->unix_socket_dir = strdup("/tmp");
+	conf->pool_mode = CONF_POOL_SESSION;
+	conf->default_pool_size = 20;
+	conf->min_pool_size = 0;
+	conf->reserve_pool_size = 0;
+	conf->max_client_conn = 100;
+	conf->max_db_connections = 0;
+	conf->max_prepared_statements = 200;
+	conf->admin_users = calloc(1, sizeof(char *));
+	conf->log_level = CONF_LOG_INFO;
+	conf->auth_type = CONF_AUTH_TRUST;
+	conf->server_connect_timeout_ms = 15 * 1000;
+	conf->server_login_retry_ms = 15 * 1000;
+	conf->server_idle_timeout_ms = 600 * 1000;
+	conf->server_lifetime_ms = 3600 * 1000;
+	conf->query_wait_timeout_ms = 120 * 1000;
+	conf->shutdown_timeout_ms = 30 * 1000;
+	conf->max_packet_size = 64u * 1024u * 1024u;
+	conf->server_reset_query = strdup("DISCARD ALL");
+	return conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
+	       conf->server_reset_query;
+}
+
+/* Checks of the file as a whole, and values derived from several keys. */
+static bool conf_finish(ConfLoad *ld)
+{
+	Conf *conf = ld->conf;
+	if (conf->n_databases == 0) {
+		conf_fail(ld, 0, "[databases] has no entry");
+		return false;
+	}
+	if (!ld->seen_routes || !conf->routes.default_schema) {
+		conf_fail(ld, 0, "[routes] default is required");
+		return false;
+	}
+	if (!ld->admin_socket_line && conf->unix_socket_dir[0] != '\0') {
+		size_t dir_len = strlen(conf->unix_socket_dir);
+		/* "/run/" and "/" must not give "//" */
+		while (dir_len > 0 && conf->unix_socket_dir[dir_len - 1] == '/')
+			dir_len--;
+		char *path;
+		if (asprintf(&path, "%.*s/pgflip-%d.admin", (int)dir_len, conf->unix_socket_dir,
+			     conf->listen_port) < 0) {
+			conf_fail(ld, 0, "out of memory");
+			return false;
+		}
+		free(conf->admin_socket);
+		conf->admin_socket = path;
+	} else if (!ld->admin_socket_line && !conf_set_string(ld, &conf->admin_socket, "")) {
+		return false;
+	}
+	if (strlen(conf->admin_socket) >= CONF_SUN_PATH_SIZE) {
+		int line = ld->admin_socket_line ? ld->admin_socket_line : ld->unix_socket_dir_line;
+		conf_fail(ld, line, "admin_socket: '%s' is longer than a Unix socket path may be (%zu bytes)",
+			  conf->admin_socket, CONF_SUN_PATH_SIZE - 1);
+		return false;
+	}
+	return true;
+}
+
+Conf *conf_load(const char *path, char *err, size_t errlen)
+{
+	if (errlen > 0)
+		err[0] = '\0';
+	Conf *conf = calloc(1, sizeof(*conf));
+	if (!conf || !(conf->path = strdup(path)) || !conf_set_defaults(conf)) {
+		if (errlen > 0)
+			snprintf(err, errlen, "%s:0: out of memory", path);
+		conf_free(conf);
+		return NULL;
+	}
+	ConfLoad ld = {.conf = conf, .err = err, .errlen = errlen};
+
+	ld.file = fopen(path, "r");
+	if (!ld.file) {
+		conf_fail(&ld, 0, "cannot open: %s", strerror(errno));
+		conf_free(conf);
+		return NULL;
+	}
+	int rc = ini_parse_stream(conf_read_line, &ld, conf_handle, &ld);
+	fclose(ld.file);
+
+	if (rc > 0 && (!ld.failed || rc < ld.err_line)) {
+		/* inih found a line it could not read (and called no handler). */
+		ld.failed = false;
+		conf_fail(&ld, rc, "syntax error (expected [section] or KEY = VALUE)");
+	} else if (rc < 0) {
+		conf_fail(&ld, 0, "out of memory");
+	}
+	if (ld.read_errno)
+		conf_fail(&ld, 0, "cannot read: %s", strerror(ld.read_errno));
+	if (ld.failed || !conf_finish(&ld)) {
+		conf_free(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+void conf_free(Conf *conf)
+{
+	if (!conf)
+		return;
+	free(conf->path);
+	free(conf->listen_addr);
+	free(conf->unix_socket_dir);
+	free(conf->admin_socket);
+	free(conf->logfile);
+	free(conf->pidfile);
+	conf_free_strv(conf->admin_users);
+	free(conf->server_reset_query);
+	for (size_t i = 0; i < conf->n_databases; i++)
+		conf_database_clear(&conf->databases[i]);
+	free(conf->databases);
+	for (size_t i = 0; i < conf->routes.n_pins; i++) {
+		free(conf->routes.pins[i].key);
+		free(conf->routes.pins[i].schema);
+	}
+	free(conf->routes.pins);
+	free(conf->routes.default_schema);
+	free(conf->routes.canary_schema);
+	free(conf);
+}
+
+const ConfDatabase *conf_find_database(const Conf *conf, const char *name)
+{
+	const ConfDatabase *fallback = NULL;
+	if (!conf || !name)
+		return NULL;
+	for (size_t i = 0; i < conf->n_databases; i++) {
+		const ConfDatabase *db = &conf->databases[i];
+		if (strcmp(db->name, name) == 0)
+			return db;
+		if (strcmp(db->name, "*") == 0)
+			fallback = db;
+	}
+	return fallback;
+}
+
+/* ---- addresses ---- */
+
+bool conf_cidr_parse(const char *text, ConfCidr *out)
+{
+	if (!text || !out)
+		return false;
+	/* An IPv6 address in text is at most 45 bytes (INET6_ADDRSTRLEN - 1). */
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t addr_len = slash ? (size_t)(slash - text) : strlen(text);
+	if (addr_len == 0 || addr_len >= sizeof(addr))
+		return false;
+	memcpy(addr, text, addr_len);
+	addr[addr_len] = '\0';
+
+	ConfCidr c = {0};
+	int max_len;
+	if (inet_pton(AF_INET, addr, c.addr) == 1) {
+		c.family = AF_INET;
+		max_len = 32;
+	} else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+		c.family = AF_INET6;
+		max_len = 128;
+	} else {
+		return false;
+	}
+
+	c.prefix_len = max_len;
+	if (slash) {
+		const char *p = slash + 1;
+		/* 1 to 3 digits: no sign, no blanks, nothing after. */
+		size_t digits = strspn(p, "0123456789");
+		if (digits == 0 || digits > 3 || p[digits] != '\0')
+			return false;
+		c.prefix_len = atoi(p);
+		if (c.prefix_len > max_len)
+			return false;
+	}
+	for (int bit = c.prefix_len; bit < max_len; bit++)
+		c.addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	*out = c;
+	return true;
+}
+
+/* True when the first PREFIX_LEN bits of A and B are equal. */
+static bool conf_prefix_equal(const uint8_t *a, const uint8_t *b, int prefix_len)
+{
+	int whole = prefix_len / 8;
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return false;
+	int rest = prefix_len % 8;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool conf_cidr_match(const ConfCidr *cidr, int family, const uint8_t *addr)
+{
+	/* ::ffff:a.b.c.d, RFC 4291 section 2.5.5.2 */
+	static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (!cidr || !addr)
+		return false;
+	if (cidr->family == AF_INET && family == AF_INET6 && memcmp(addr, v4_mapped, 12) == 0)
+		return conf_prefix_equal(cidr->addr, addr + 12, cidr->prefix_len);
+	if (cidr->family != family || (family != AF_INET && family != AF_INET6))
+		return false;
+	return conf_prefix_equal(cidr->addr, addr, cidr->prefix_len);
+}
+
+bool conf_schema_name_ok(const char *name)
+{
+	if (!name)
+		return false;
+	size_t len = strlen(name);
+	if (len == 0 || len > CONF_MAX_IDENT)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (conf_is_control((unsigned char)name[i]))
+			return false;
+	}
+	return true;
+}

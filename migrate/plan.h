@@ -1,0 +1,121 @@
+/*
+ * migrate/plan.h: migration + schema snapshot -> PLAN, with no database.
+ *
+ * A plan is three ordered lists of steps: start (expand), complete (contract)
+ * and rollback. The planner is pure: it reads a checked MigFile and a
+ * Snapshot of the schema and returns SQL text, so every migration can be
+ * printed (`plan FILE`, `start --dry-run`) and tested against expected SQL.
+ *
+ * How a migration is expanded (pgroll's model, pgflip's names):
+ *  - changed or added columns are new physical columns named
+ *    _pgflip_new_<column>; the old ones stay until complete;
+ *  - one BEFORE INSERT OR UPDATE trigger per changed table fills the other
+ *    version's columns: when current_setting('search_path') equals the new
+ *    version schema the writer is the new version and `down` fills the old
+ *    columns, otherwise `up` fills the new ones;
+ *  - the new version schema holds one view per table (security_invoker),
+ *    mapping new-version names to physical columns, with defaults copied;
+ *  - constraints are added NOT VALID (or as CONCURRENTLY built unique
+ *    indexes) and validated at complete; NOT NULL goes through a validated
+ *    CHECK so SET NOT NULL does not scan;
+ *  - complete drops the previous version schema, the triggers and the old
+ *    columns, renames new columns/tables to their final names and rebuilds the
+ *    version schema from the catalog. Rollback drops the new version schema,
+ *    the triggers and everything start added.
+ * Semantic errors (missing table or column, name already taken) are found here,
+ * before any DDL runs.
+ */
+#ifndef PGFLIP_MIGRATE_PLAN_H
+#define PGFLIP_MIGRATE_PLAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "migrate/load.h"
+#include "migrate/snapshot.h"
+#include "migrate/sqlbuf.h"
+
+/* Name of the per-table sync trigger (and prefix of its function). */
+#define PLAN_TRIGGER "_pgflip_sync"
+/* Dollar-quote tag of trigger bodies; an up/down expression may not contain it. */
+#define PLAN_DOLLAR "$pgflip$"
+
+typedef enum StepKind {
+	STEP_SQL = 0,     /* transactional; adjacent STEP_SQL steps share one transaction */
+	STEP_OUTSIDE_TX,  /* runs alone, outside a transaction block (CONCURRENTLY, raw sql) */
+	STEP_VIEWS,       /* (re)build a version schema from the catalog + a view map */
+	STEP_BACKFILL,    /* keyset batches through the sync trigger */
+} StepKind;
+
+typedef struct PlanStep {
+	StepKind kind;
+	bool own_tx;      /* STEP_SQL that must not share its transaction (VALIDATE) */
+	char *sql;        /* SQL to run; STEP_VIEWS: the SQL as planned, for printing */
+	char *cleanup;    /* STEP_OUTSIDE_TX: undo of a failed attempt (invalid index) or NULL */
+	char *note;       /* what the step does, one line */
+	char *vschema;    /* STEP_VIEWS: version schema to (re)build */
+	json_t *viewmap;  /* STEP_VIEWS: name mapping (NULL: identity, temporary columns hidden) */
+	char *table;      /* STEP_BACKFILL: physical table */
+	char **keys;      /* STEP_BACKFILL: keyset columns (physical); none: by ctid */
+	char **key_types;
+	size_t nkeys;
+} PlanStep;
+
+typedef struct StepList {
+	PlanStep *v;
+	size_t n;
+	size_t cap;
+} StepList;
+
+typedef struct Plan {
+	char *name;          /* migration name */
+	char *schema;        /* schema of the physical tables */
+	char *vschema;       /* version schema this migration creates */
+	char *prev_vschema;  /* version schema it replaces, NULL when the old version is the plain schema */
+	StepList start, complete, rollback;
+	char *irreversible;  /* why rollback cannot fully undo start, or NULL */
+	Snapshot *after;     /* physical tables after start, with new-version names */
+} Plan;
+
+/*
+ * plan_build: plans migration F against SNAP (the schema as it is now: the
+ * state after the previous migration completed). SCHEMA is the schema of the
+ * tables; PREV_VSCHEMA is the previous version schema or NULL. Returns a plan
+ * (free with plan_free) or NULL with a one-line reason in ERR, e.g.
+ * "operations[1].add_column: table \"x\" does not exist".
+ */
+Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, const char *prev_vschema, char *err,
+		 size_t errlen) __attribute__((warn_unused_result));
+void plan_free(Plan *p);
+
+/* Version schema of migration F in SCHEMA: F's version_schema or SCHEMA_NAME. */
+char *plan_vschema_name(const MigFile *f, const char *schema);
+
+/* Printable plan: "-- start" / "-- complete" / "-- rollback" sections, each
+ * step a statement list ending in ';' with its flags as comments. Caller frees. */
+char *plan_format(const Plan *p);
+/* Formats one step list into B. */
+void plan_format_steps(SqlBuf *b, const StepList *l);
+
+/*
+ * plan_views_sql: appends to B the SQL that (re)builds VSCHEMA over the tables
+ * of SNAP: drop/create schema, one view per visible table, column defaults,
+ * grants. MAP (may be NULL) renames or hides tables and columns by physical
+ * name; anything it does not name is shown as is unless its name starts with
+ * MIGRATE_TMP_PREFIX.
+ */
+void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema);
+
+/* Serialised step lists for the state table; NULL when out of memory. */
+json_t *plan_steps_to_json(const StepList *l);
+/* Parses what plan_steps_to_json wrote; false with ERR on a malformed list. */
+bool plan_steps_from_json(const json_t *j, StepList *out, char *err, size_t errlen);
+void plan_steps_free(StepList *l);
+
+/* Turns a planned after-start snapshot into the one after complete (drops
+ * hidden tables/columns, applies new names); used by `plan` to chain files
+ * without a database. */
+void plan_contract_snapshot(Snapshot *s);
+
+#endif

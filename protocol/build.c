@@ -1,0 +1,208 @@
+/*
+ * protocol/build.c: builders for the messages pgflip sends itself.
+ *
+ * A ProtoBuf grows geometrically; a failed allocation makes it sticky-bad
+ * (oom) so that a sequence of builders needs one check, before the send.
+ * Each message is framed by proto_msg_begin/proto_msg_end, which patch the
+ * length in once the body is known.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/protocol.h"
+
+/* Messages we build are small (errors, parameters); 256 bytes holds most
+ * replies without a second allocation. */
+#define PROTOBUF_MIN_CAP 256
+/* An error message text is cut at this many bytes: it is for humans. */
+#define PROTO_ERROR_TEXT_MAX 1024
+
+void protobuf_init(ProtoBuf *b) { memset(b, 0, sizeof(*b)); }
+
+void protobuf_reset(ProtoBuf *b)
+{
+	b->len = 0;
+	b->oom = false;
+}
+
+void protobuf_free(ProtoBuf *b)
+{
+	free(b->data);
+	protobuf_init(b);
+}
+
+static bool protobuf_reserve(ProtoBuf *b, size_t n)
+{
+	if (b->oom)
+		return false;
+	if (b->cap - b->len >= n)
+		return true;
+	size_t cap = b->cap ? b->cap : PROTOBUF_MIN_CAP;
+	while (cap - b->len < n) {
+		if (cap > SIZE_MAX / 2) {
+			b->oom = true;
+			return false;
+		}
+		cap *= 2;
+	}
+	uint8_t *data = realloc(b->data, cap);
+	if (!data) {
+		b->oom = true;
+		return false;
+	}
+	b->data = data;
+	b->cap = cap;
+	return true;
+}
+
+void proto_put_bytes(ProtoBuf *b, const void *p, size_t n)
+{
+	/* n == 0 on a buffer with no memory yet would be memcpy(NULL, p, 0). */
+	if (n == 0 || !protobuf_reserve(b, n))
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void proto_put_uint8(ProtoBuf *b, uint8_t v) { proto_put_bytes(b, &v, 1); }
+
+void proto_put_uint16(ProtoBuf *b, uint16_t v)
+{
+	uint8_t be[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	proto_put_bytes(b, be, 2);
+}
+
+void proto_put_uint32(ProtoBuf *b, uint32_t v)
+{
+	uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	proto_put_bytes(b, be, 4);
+}
+
+void proto_put_cstring(ProtoBuf *b, const char *s) { proto_put_bytes(b, s, strlen(s) + 1); }
+
+size_t proto_msg_begin(ProtoBuf *b, uint8_t type)
+{
+	size_t start = b->len;
+	proto_put_uint8(b, type);
+	proto_put_uint32(b, 0); /* patched by proto_msg_end */
+	return start;
+}
+
+void proto_msg_end(ProtoBuf *b, size_t start)
+{
+	if (b->oom)
+		return;
+	uint32_t len = (uint32_t)(b->len - start - 1);
+	uint8_t *p = b->data + start + 1;
+	p[0] = (uint8_t)(len >> 24);
+	p[1] = (uint8_t)(len >> 16);
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+}
+
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap)
+{
+	char text[PROTO_ERROR_TEXT_MAX];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	size_t m = proto_msg_begin(b, type);
+	proto_put_uint8(b, 'S');
+	proto_put_cstring(b, severity);
+	proto_put_uint8(b, 'V');
+	proto_put_cstring(b, severity);
+	proto_put_uint8(b, 'C');
+	proto_put_cstring(b, sqlstate);
+	proto_put_uint8(b, 'M');
+	proto_put_cstring(b, text);
+	proto_put_uint8(b, 0);
+	proto_msg_end(b, m);
+}
+
+void proto_put_verror(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
+{
+	put_error_fields(b, PROTO_BE_ERROR_RESPONSE, severity, sqlstate, fmt, ap);
+}
+
+void proto_put_error(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	put_error_fields(b, PROTO_BE_ERROR_RESPONSE, severity, sqlstate, fmt, ap);
+	va_end(ap);
+}
+
+void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	put_error_fields(b, PROTO_BE_NOTICE_RESPONSE, severity, sqlstate, fmt, ap);
+	va_end(ap);
+}
+
+void proto_put_auth_ok(ProtoBuf *b)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_AUTHENTICATION);
+	proto_put_uint32(b, 0); /* AuthenticationOk */
+	proto_msg_end(b, m);
+}
+
+void proto_put_parameter_status(ProtoBuf *b, const char *name, const char *value)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_PARAMETER_STATUS);
+	proto_put_cstring(b, name);
+	proto_put_cstring(b, value);
+	proto_msg_end(b, m);
+}
+
+void proto_put_backend_key_data(ProtoBuf *b, uint32_t pid, uint32_t key)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_BACKEND_KEY_DATA);
+	proto_put_uint32(b, pid);
+	proto_put_uint32(b, key);
+	proto_msg_end(b, m);
+}
+
+void proto_put_ready_for_query(ProtoBuf *b, char status)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_READY_FOR_QUERY);
+	proto_put_uint8(b, (uint8_t)status);
+	proto_msg_end(b, m);
+}
+
+void proto_put_negotiate_protocol_version(ProtoBuf *b, uint32_t minor, const char *const *options, size_t n)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_NEGOTIATE_PROTOCOL_VERSION);
+	proto_put_uint32(b, PROTO_VERSION(3, minor));
+	proto_put_uint32(b, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		proto_put_cstring(b, options[i]);
+	proto_msg_end(b, m);
+}
+
+void proto_put_query(ProtoBuf *b, const char *sql)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_QUERY);
+	proto_put_cstring(b, sql);
+	proto_msg_end(b, m);
+}
+
+void proto_put_terminate(ProtoBuf *b)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_TERMINATE);
+	proto_msg_end(b, m);
+}
+
+void proto_quote_literal(ProtoBuf *b, const char *s)
+{
+	bool backslash = strchr(s, '\\') != NULL;
+	if (backslash)
+		proto_put_uint8(b, 'E');
+	proto_put_uint8(b, '\'');
+	for (const char *p = s; *p; p++) {
+		if (*p == '\'' || (*p == '\\' && backslash))
+			proto_put_uint8(b, (uint8_t)*p);
+		proto_put_uint8(b, (uint8_t)*p);
+	}
+	proto_put_uint8(b, '\'');
+}

@@ -1,0 +1,272 @@
+/*
+ * protocol: the PostgreSQL frontend/backend protocol, version 3.0.
+ *
+ * Bytes in, messages out: this module knows nothing of sockets or event
+ * loops, so it can be tested and fuzzed on its own. Parsers look at a
+ * contiguous buffer and answer one of three things (ProtoStatus): the message
+ * is complete, more bytes are needed, or the input is malformed (with a reason
+ * for the log). Every length from the wire is checked against the bytes at
+ * hand and against a caller-given maximum before it is used; after parsing a
+ * message body, the bytes consumed must equal its length.
+ *
+ * Builders append whole messages to a ProtoBuf, so that a reply made of
+ * several messages leaves in one write.
+ *
+ * Source: PostgreSQL documentation, chapter "Frontend/Backend Protocol",
+ * sections "Message Flow" and "Message Formats" (protocol 3.0).
+ */
+#ifndef PGFLIP_PROTOCOL_H
+#define PGFLIP_PROTOCOL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Protocol version codes of the startup packet (major << 16 | minor). */
+#define PROTO_VERSION(major, minor) (((uint32_t)(major) << 16) | (uint32_t)(minor))
+#define PROTO_VERSION_3_0 PROTO_VERSION(3, 0)
+/* Request codes that take the place of a version in special startup packets. */
+#define PROTO_CANCEL_REQUEST_CODE PROTO_VERSION(1234, 5678)
+#define PROTO_SSL_REQUEST_CODE PROTO_VERSION(1234, 5679)
+#define PROTO_GSSENC_REQUEST_CODE PROTO_VERSION(1234, 5680)
+
+/* PostgreSQL's MAX_STARTUP_PACKET_LENGTH: the server refuses longer packets. */
+#define PROTO_STARTUP_MAX 10000
+/* A StartupMessage cannot carry more pairs than fit in PROTO_STARTUP_MAX. */
+#define PROTO_STARTUP_MAX_PARAMS 64
+/* Type byte plus the 4-byte length that every typed message starts with. */
+#define PROTO_HEADER_SIZE 5
+
+typedef enum {
+	PROTO_OK = 0,       /* a whole, well-formed message */
+	PROTO_NEED_MORE,    /* well-formed so far; call again with more bytes */
+	PROTO_BAD,          /* malformed: close the peer; *why says what was wrong */
+} ProtoStatus;
+
+/* Message types sent by the frontend (client). */
+typedef enum {
+	PROTO_FE_BIND = 'B',
+	PROTO_FE_CLOSE = 'C',
+	PROTO_FE_COPY_DATA = 'd',
+	PROTO_FE_COPY_DONE = 'c',
+	PROTO_FE_COPY_FAIL = 'f',
+	PROTO_FE_DESCRIBE = 'D',
+	PROTO_FE_EXECUTE = 'E',
+	PROTO_FE_FLUSH = 'H',
+	PROTO_FE_FUNCTION_CALL = 'F',
+	PROTO_FE_PARSE = 'P',
+	PROTO_FE_PASSWORD = 'p', /* also SASLInitialResponse, SASLResponse, GSSResponse */
+	PROTO_FE_QUERY = 'Q',
+	PROTO_FE_SYNC = 'S',
+	PROTO_FE_TERMINATE = 'X',
+} ProtoFeType;
+
+/* Message types sent by the backend (server). */
+typedef enum {
+	PROTO_BE_AUTHENTICATION = 'R',
+	PROTO_BE_BACKEND_KEY_DATA = 'K',
+	PROTO_BE_BIND_COMPLETE = '2',
+	PROTO_BE_CLOSE_COMPLETE = '3',
+	PROTO_BE_COMMAND_COMPLETE = 'C',
+	PROTO_BE_COPY_DATA = 'd',
+	PROTO_BE_COPY_DONE = 'c',
+	PROTO_BE_COPY_IN_RESPONSE = 'G',
+	PROTO_BE_COPY_OUT_RESPONSE = 'H',
+	PROTO_BE_COPY_BOTH_RESPONSE = 'W',
+	PROTO_BE_DATA_ROW = 'D',
+	PROTO_BE_EMPTY_QUERY_RESPONSE = 'I',
+	PROTO_BE_ERROR_RESPONSE = 'E',
+	PROTO_BE_FUNCTION_CALL_RESPONSE = 'V',
+	PROTO_BE_NEGOTIATE_PROTOCOL_VERSION = 'v',
+	PROTO_BE_NO_DATA = 'n',
+	PROTO_BE_NOTICE_RESPONSE = 'N',
+	PROTO_BE_NOTIFICATION_RESPONSE = 'A',
+	PROTO_BE_PARAMETER_DESCRIPTION = 't',
+	PROTO_BE_PARAMETER_STATUS = 'S',
+	PROTO_BE_PARSE_COMPLETE = '1',
+	PROTO_BE_PORTAL_SUSPENDED = 's',
+	PROTO_BE_READY_FOR_QUERY = 'Z',
+	PROTO_BE_ROW_DESCRIPTION = 'T',
+} ProtoBeType;
+
+/* proto_fe_type_to_str / proto_be_type_to_str: "Query", "ReadyForQuery"...;
+ * "unknown" for a byte that is no message type of that direction. */
+const char *proto_fe_type_to_str(int type);
+const char *proto_be_type_to_str(int type);
+
+/* ---- framing ---------------------------------------------------------- */
+
+/* The header of a typed message: type byte and the length field, which
+ * counts itself (4) and the body but not the type byte. */
+typedef struct ProtoHeader {
+	uint8_t type;
+	uint32_t len;
+} ProtoHeader;
+
+/* Body size of a message whose header is H (its length field minus 4). */
+static inline uint32_t proto_body_len(const ProtoHeader *h) { return h->len - 4; }
+
+/*
+ * proto_header_parse: reads the 5-byte header of a typed message from BUF
+ * (AVAIL bytes at hand). Returns PROTO_NEED_MORE under 5 bytes, PROTO_BAD
+ * when the length field is under 4 or over MAX_LEN (bytes, the length field's
+ * own units), else PROTO_OK with *OUT filled. The whole message spans
+ * 1 + OUT->len bytes; this function never looks past the header.
+ */
+ProtoStatus proto_header_parse(const uint8_t *buf, size_t avail, uint32_t max_len, ProtoHeader *out,
+			       const char **why) PROTO_MUSTCHECK;
+
+/* ---- startup packets (no type byte) ------------------------------------ */
+
+typedef enum {
+	PROTO_STARTUP_MESSAGE = 0,
+	PROTO_SSL_REQUEST,
+	PROTO_GSSENC_REQUEST,
+	PROTO_CANCEL_REQUEST,
+} ProtoStartupKind;
+
+typedef struct ProtoStartup {
+	ProtoStartupKind kind;
+	uint32_t packet_len;          /* bytes, the whole packet: drain this many */
+	uint32_t version;             /* StartupMessage: the requested protocol version */
+	/* StartupMessage parameters, pointing into the parsed buffer (valid while it is). */
+	size_t n_params;
+	const char *names[PROTO_STARTUP_MAX_PARAMS];
+	const char *values[PROTO_STARTUP_MAX_PARAMS];
+	/* CancelRequest */
+	uint32_t cancel_pid;
+	uint32_t cancel_key;
+} ProtoStartup;
+
+/*
+ * proto_startup_parse: reads the first packet of a connection (section
+ * "Message Flow / Start-up"): StartupMessage, SSLRequest, GSSENCRequest or
+ * CancelRequest, from BUF (AVAIL bytes). Returns PROTO_NEED_MORE until the
+ * whole packet is at hand; PROTO_BAD for a length under 8 or over
+ * PROTO_STARTUP_MAX, a request packet of the wrong size, a protocol major
+ * version other than 3, parameters not NUL-terminated within the packet,
+ * more than PROTO_STARTUP_MAX_PARAMS pairs, or no "user" parameter.
+ * A minor version above 0 is accepted (answer it with
+ * proto_put_negotiate_protocol_version). OUT's strings point into BUF.
+ */
+ProtoStatus proto_startup_parse(const uint8_t *buf, size_t avail, ProtoStartup *out,
+				const char **why) PROTO_MUSTCHECK;
+
+/* proto_startup_get: the value of parameter NAME in S, or NULL. */
+const char *proto_startup_get(const ProtoStartup *s, const char *name);
+
+/* ---- readers for message bodies ---------------------------------------- */
+
+/* A bounds-checked cursor over a message body. Every get fails (returns
+ * false and sets bad) rather than read past the end. */
+typedef struct ProtoReader {
+	const uint8_t *p;
+	const uint8_t *end;
+	bool bad;
+} ProtoReader;
+
+void proto_reader_init(ProtoReader *r, const uint8_t *body, size_t len);
+bool proto_get_uint8(ProtoReader *r, uint8_t *out) PROTO_MUSTCHECK;
+bool proto_get_uint16(ProtoReader *r, uint16_t *out) PROTO_MUSTCHECK;
+bool proto_get_uint32(ProtoReader *r, uint32_t *out) PROTO_MUSTCHECK;
+/* A NUL-terminated string inside the body; *OUT points into it. */
+bool proto_get_cstring(ProtoReader *r, const char **out) PROTO_MUSTCHECK;
+/* Skip N bytes. */
+bool proto_get_skip(ProtoReader *r, size_t n) PROTO_MUSTCHECK;
+/* True when the cursor consumed the body exactly, with no error. */
+bool proto_reader_done(const ProtoReader *r);
+
+/* ReadyForQuery body: one byte, 'I' (idle), 'T' (in a transaction block)
+ * or 'E' (in a failed transaction block). False for anything else. */
+bool proto_ready_for_query_parse(const uint8_t *body, size_t len, char *status) PROTO_MUSTCHECK;
+
+/* Fields of an ErrorResponse or NoticeResponse (section "Error and Notice
+ * Message Fields"); NULL when absent. Strings point into the body. */
+typedef struct ProtoErrorFields {
+	const char *severity;  /* 'V' (non-localized) if present, else 'S' */
+	const char *sqlstate;  /* 'C' */
+	const char *message;   /* 'M' */
+	const char *detail;    /* 'D' */
+	const char *hint;      /* 'H' */
+} ProtoErrorFields;
+
+/* proto_error_parse: reads an ErrorResponse/NoticeResponse body. False when
+ * a field is not NUL-terminated or the terminator is missing. */
+bool proto_error_parse(const uint8_t *body, size_t len, ProtoErrorFields *out) PROTO_MUSTCHECK;
+
+/* proto_query_parse: reads a Query body: the SQL text, NUL-terminated,
+ * ending exactly at the body's end. */
+bool proto_query_parse(const uint8_t *body, size_t len, const char **sql) PROTO_MUSTCHECK;
+
+/* proto_parse_parse: reads the statement name and SQL text of a Parse body
+ * (parameter type OIDs are checked for length but not returned). */
+bool proto_parse_parse(const uint8_t *body, size_t len, const char **name, const char **sql) PROTO_MUSTCHECK;
+
+/* proto_parameter_status_parse: reads name and value of a ParameterStatus. */
+bool proto_parameter_status_parse(const uint8_t *body, size_t len, const char **name,
+				  const char **value) PROTO_MUSTCHECK;
+
+/* proto_command_complete_parse: reads the command tag ("SELECT 1", "SET"). */
+bool proto_command_complete_parse(const uint8_t *body, size_t len, const char **tag) PROTO_MUSTCHECK;
+
+/* ---- builders ----------------------------------------------------------- */
+
+/*
+ * ProtoBuf: a growable byte buffer for whole messages. Memory errors are
+ * sticky (oom): builders then do nothing and the caller checks once, before
+ * sending, with protobuf_ok(). The owner frees with protobuf_free.
+ */
+typedef struct ProtoBuf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	bool oom;
+} ProtoBuf;
+
+void protobuf_init(ProtoBuf *b);
+void protobuf_reset(ProtoBuf *b);   /* len = 0, keeps the memory */
+void protobuf_free(ProtoBuf *b);    /* frees the memory; b can be reused after init */
+static inline bool protobuf_ok(const ProtoBuf *b) { return !b->oom; }
+
+/* Generic message assembly: begin returns the offset of the message, which
+ * end needs to fill in the length. */
+size_t proto_msg_begin(ProtoBuf *b, uint8_t type);
+void proto_msg_end(ProtoBuf *b, size_t start);
+void proto_put_uint8(ProtoBuf *b, uint8_t v);
+void proto_put_uint16(ProtoBuf *b, uint16_t v);
+void proto_put_uint32(ProtoBuf *b, uint32_t v);
+void proto_put_bytes(ProtoBuf *b, const void *p, size_t n);
+void proto_put_cstring(ProtoBuf *b, const char *s);
+
+/* ErrorResponse ('E') with fields S and V (SEVERITY, e.g. "FATAL"), C
+ * (SQLSTATE, five characters) and M (the formatted message). */
+void proto_put_error(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void proto_put_verror(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+/* NoticeResponse ('N'), same fields. */
+void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void proto_put_auth_ok(ProtoBuf *b);                                  /* AuthenticationOk */
+void proto_put_parameter_status(ProtoBuf *b, const char *name, const char *value);
+void proto_put_backend_key_data(ProtoBuf *b, uint32_t pid, uint32_t key);
+void proto_put_ready_for_query(ProtoBuf *b, char status);            /* 'I', 'T' or 'E' */
+/* NegotiateProtocolVersion: the newest minor version of major 3 we speak,
+ * and the protocol options (_pq_.*) we did not recognise. */
+void proto_put_negotiate_protocol_version(ProtoBuf *b, uint32_t minor, const char *const *options, size_t n);
+void proto_put_query(ProtoBuf *b, const char *sql);                  /* frontend Query */
+void proto_put_terminate(ProtoBuf *b);                               /* frontend Terminate */
+
+/* ---- SQL text helpers --------------------------------------------------- */
+
+/*
+ * proto_quote_literal: appends SQL string literal syntax for S to B, without
+ * the message framing: 'it''s' (and E'...' with doubled backslashes when S
+ * holds a backslash, so the result is right whatever standard_conforming_strings).
+ */
+void proto_quote_literal(ProtoBuf *b, const char *s);
+
+#endif

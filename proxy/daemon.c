@@ -1,0 +1,368 @@
+/*
+ * proxy/daemon.c: the pgflip daemon's life cycle: config, listeners, signals,
+ * the janitor (timeouts) and the reaper (deferred frees).
+ *
+ *   SIGHUP   reload the config file; [routes] replace the live routes only
+ *            when the file's routes changed, so a reload for another reason
+ *            does not undo a flip made with `pgflip ctl route ...`
+ *   SIGTERM  stop accepting, wait for clients up to shutdown_timeout, exit
+ *   SIGINT   exit at once
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <netinet/in.h>
+
+#include "proxy/proxy.h"
+
+Proxy proxy;
+
+uint64_t proxy_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	uint64_t now = proxy_now_ms();
+	Client *c, *cnext;
+	for (c = TAILQ_FIRST(&proxy.graveyard); c; c = cnext) {
+		cnext = TAILQ_NEXT(c, link);
+		/* let the last bytes (a FATAL error) reach the client first */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
+		    now - c->close_start_ms < PROXY_CLOSE_FLUSH_MS)
+			continue;
+		TAILQ_REMOVE(&proxy.graveyard, c, link);
+		client_free(c);
+	}
+	Server *s;
+	while ((s = TAILQ_FIRST(&proxy.server_graveyard))) {
+		TAILQ_REMOVE(&proxy.server_graveyard, s, link);
+		server_free(s);
+	}
+}
+
+void proxy_reap_soon(void)
+{
+	if (proxy.reaper)
+		event_active(proxy.reaper, 0, 0);
+}
+
+static void janitor_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	uint64_t now = proxy_now_ms();
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link)
+		pool_janitor(p, now);
+	if (!TAILQ_EMPTY(&proxy.graveyard))
+		proxy_reap_soon();
+	if (proxy.shutting_down) {
+		if (proxy.n_clients == 0) {
+			log_info("shutdown: no clients left");
+			event_base_loopexit(proxy.base, NULL);
+		} else if (now >= proxy.shutdown_deadline_ms) {
+			log_info("shutdown: shutdown_timeout reached with %d clients connected", proxy.n_clients);
+			event_base_loopexit(proxy.base, NULL);
+		}
+	}
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen, void *arg)
+{
+	(void)l;
+	client_accept(fd, addr, socklen, arg != NULL);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	log_warning("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+/* Backlog of the listening sockets: PgBouncer's default listen_backlog. */
+#define PROXY_LISTEN_BACKLOG 128
+
+static bool listen_on(const struct sockaddr *sa, int salen, bool is_unix, const char *what)
+{
+	if (proxy.n_listeners == (int)(sizeof(proxy.listeners) / sizeof(proxy.listeners[0])))
+		return false;
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	struct evconnlistener *l = evconnlistener_new_bind(proxy.base, accept_cb, is_unix ? (void *)1 : NULL, flags,
+							    PROXY_LISTEN_BACKLOG, sa, salen);
+	if (!l) {
+		fprintf(stderr, "pgflip: cannot listen on %s: %s\n", what, strerror(errno));
+		log_error("cannot listen on %s: %s", what, strerror(errno));
+		return false;
+	}
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	proxy.listeners[proxy.n_listeners++] = l;
+	log_info("listening on %s", what);
+	return true;
+}
+
+static bool listen_tcp(const Conf *conf)
+{
+	if (!conf->listen_addr || !*conf->listen_addr)
+		return true;
+	char what[300];
+	const char *addrs[2] = {conf->listen_addr, NULL};
+	if (strcmp(conf->listen_addr, "*") == 0) {
+		addrs[0] = "0.0.0.0";
+		addrs[1] = "::";
+	}
+	for (int i = 0; i < 2 && addrs[i]; i++) {
+		struct sockaddr_storage ss;
+		int len = (int)sizeof(ss);
+		snprintf(what, sizeof(what), strchr(addrs[i], ':') ? "[%s]:%d" : "%s:%d", addrs[i], conf->listen_port);
+		if (evutil_parse_sockaddr_port(what, (struct sockaddr *)&ss, &len) != 0) {
+			fprintf(stderr, "pgflip: %s: listen_addr \"%s\" is not an IP address\n", conf->path, addrs[i]);
+			return false;
+		}
+		if (!listen_on((struct sockaddr *)&ss, len, false, what))
+			return false;
+	}
+	return true;
+}
+
+static bool listen_unix(const Conf *conf)
+{
+	if (!conf->unix_socket_dir || !*conf->unix_socket_dir)
+		return true;
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", conf->unix_socket_dir, conf->listen_port);
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "pgflip: unix_socket_dir is too long for a socket path\n");
+		return false;
+	}
+	unlink(sun.sun_path); /* a stale socket of an earlier run */
+	if (!listen_on((struct sockaddr *)&sun, (int)sizeof(sun), true, sun.sun_path))
+		return false;
+	chmod(sun.sun_path, 0777); /* like PostgreSQL's default unix_socket_permissions */
+	proxy.unix_path = strdup(sun.sun_path);
+	return true;
+}
+
+static void write_pidfile(const char *path)
+{
+	if (!path || !*path)
+		return;
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		log_warning("cannot write pidfile %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+}
+
+bool proxy_reload(char *err, size_t errlen)
+{
+	Conf *conf = conf_load(proxy.conf->path, err, errlen);
+	if (!conf) {
+		log_error("reload failed, keeping the running config: %s", err);
+		return false;
+	}
+	Conf *old = proxy.conf;
+	if (strcmp(old->listen_addr ? old->listen_addr : "", conf->listen_addr ? conf->listen_addr : "") != 0 ||
+	    old->listen_port != conf->listen_port)
+		log_warning("reload: listen_addr/listen_port changes take effect at restart");
+	if (!router_equal_conf(&old->routes, &conf->routes)) {
+		router_load(&proxy.router, &conf->routes);
+		log_info("reload: routes replaced by the file's (default %s)", proxy.router.default_schema);
+	}
+	if (strcmp(old->logfile ? old->logfile : "", conf->logfile ? conf->logfile : "") != 0 &&
+	    !log_open(conf->logfile))
+		log_warning("reload: cannot open logfile %s, logging to stderr", conf->logfile);
+	log_set_level(conf->log_level);
+	proxy.conf = conf;
+	conf_free(old);
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link) {
+		pool_refresh_conf(p);
+		pool_dispatch(p);
+	}
+	log_info("config reloaded from %s", conf->path);
+	return true;
+}
+
+void proxy_begin_shutdown(void)
+{
+	if (proxy.shutting_down)
+		return;
+	proxy.shutting_down = true;
+	proxy.shutdown_deadline_ms = proxy_now_ms() + (uint64_t)proxy.conf->shutdown_timeout_ms;
+	for (int i = 0; i < proxy.n_listeners; i++)
+		evconnlistener_disable(proxy.listeners[i]);
+	log_info("shutdown: not accepting; waiting up to %d ms for %d clients", proxy.conf->shutdown_timeout_ms,
+		 proxy.n_clients);
+}
+
+void proxy_pause(void)
+{
+	proxy.paused = true;
+	log_info("paused: new transactions wait");
+}
+
+void proxy_resume(void)
+{
+	proxy.paused = false;
+	log_info("resumed");
+	Client *c, *next;
+	for (c = TAILQ_FIRST(&proxy.clients); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == CL_ACTIVE || c->state == CL_IDLE) {
+			bufferevent_enable(c->bev, EV_READ);
+			client_pump(c);
+		}
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	char err[512];
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading");
+		proxy_reload(err, sizeof(err));
+		break;
+	case SIGTERM:
+		log_info("SIGTERM: shutting down");
+		proxy_begin_shutdown();
+		break;
+	case SIGINT:
+		log_info("SIGINT: exiting now");
+		event_base_loopexit(proxy.base, NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+static void proxy_cleanup(void)
+{
+	Client *c;
+	while ((c = TAILQ_FIRST(&proxy.clients))) {
+		TAILQ_REMOVE(&proxy.clients, c, link);
+		client_free(c);
+	}
+	while ((c = TAILQ_FIRST(&proxy.graveyard))) {
+		TAILQ_REMOVE(&proxy.graveyard, c, link);
+		client_free(c);
+	}
+	Pool *p;
+	while ((p = TAILQ_FIRST(&proxy.pools))) {
+		Server *s;
+		while ((s = TAILQ_FIRST(&p->servers))) {
+			TAILQ_REMOVE(&p->servers, s, link);
+			server_free(s);
+		}
+		TAILQ_REMOVE(&proxy.pools, p, link);
+		pool_free(p);
+	}
+	Server *s;
+	while ((s = TAILQ_FIRST(&proxy.server_graveyard))) {
+		TAILQ_REMOVE(&proxy.server_graveyard, s, link);
+		server_free(s);
+	}
+	for (int i = 0; i < proxy.n_listeners; i++)
+		evconnlistener_free(proxy.listeners[i]);
+	admin_close();
+	if (proxy.unix_path) {
+		unlink(proxy.unix_path);
+		free(proxy.unix_path);
+	}
+	if (proxy.conf->pidfile && *proxy.conf->pidfile)
+		unlink(proxy.conf->pidfile);
+	event_free(proxy.janitor);
+	event_free(proxy.reaper);
+	event_free(proxy.sig_hup);
+	event_free(proxy.sig_term);
+	event_free(proxy.sig_int);
+	router_free(&proxy.router);
+	event_base_free(proxy.base);
+	conf_free(proxy.conf);
+}
+
+int proxy_serve(const char *conf_path)
+{
+	char err[1024];
+	memset(&proxy, 0, sizeof(proxy));
+	TAILQ_INIT(&proxy.clients);
+	TAILQ_INIT(&proxy.graveyard);
+	TAILQ_INIT(&proxy.server_graveyard);
+	TAILQ_INIT(&proxy.pools);
+	proxy.conf = conf_load(conf_path, err, sizeof(err));
+	if (!proxy.conf) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	const Conf *conf = proxy.conf;
+	if (!log_open(conf->logfile)) {
+		fprintf(stderr, "pgflip: cannot open logfile %s: %s\n", conf->logfile, strerror(errno));
+		conf_free(proxy.conf);
+		return 2;
+	}
+	log_set_level(conf->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	proxy.start_time = time(NULL);
+	proxy.base = event_base_new();
+	if (!proxy.base) {
+		fprintf(stderr, "pgflip: cannot create the event loop\n");
+		return 1;
+	}
+	router_init(&proxy.router);
+	router_load(&proxy.router, &conf->routes);
+
+	proxy.reaper = event_new(proxy.base, -1, 0, reap_cb, NULL);
+	proxy.janitor = event_new(proxy.base, -1, EV_PERSIST, janitor_cb, NULL);
+	struct timeval tick = {0, PROXY_JANITOR_MS * 1000};
+	event_add(proxy.janitor, &tick);
+	proxy.sig_hup = evsignal_new(proxy.base, SIGHUP, signal_cb, NULL);
+	proxy.sig_term = evsignal_new(proxy.base, SIGTERM, signal_cb, NULL);
+	proxy.sig_int = evsignal_new(proxy.base, SIGINT, signal_cb, NULL);
+	event_add(proxy.sig_hup, NULL);
+	event_add(proxy.sig_term, NULL);
+	event_add(proxy.sig_int, NULL);
+
+	bool ok = listen_tcp(conf) && listen_unix(conf);
+	if (ok && conf->admin_socket && *conf->admin_socket && !admin_listen(conf->admin_socket, err, sizeof(err))) {
+		fprintf(stderr, "pgflip: %s\n", err);
+		log_error("%s", err);
+		ok = false;
+	}
+	if (!ok) {
+		proxy_cleanup();
+		return 1;
+	}
+	write_pidfile(conf->pidfile);
+	log_info("pgflip %s started, pid %d, default route %s", PGFLIP_VERSION, (int)getpid(),
+		 proxy.router.default_schema);
+	event_base_dispatch(proxy.base);
+	log_info("pgflip stopped");
+	proxy_cleanup();
+	return 0;
+}

@@ -1,0 +1,218 @@
+/*
+ * proxy/pool.c: server pools, one per (database, upstream user).
+ *
+ * Clients that need a server wait in FIFO order; idle servers are reused
+ * most-recently-used first, which keeps the working set of backends small
+ * and warm and lets the idle timeout close the rest. A pool never holds more
+ * than its size of servers (logged in or logging in).
+ *
+ * Dispatch can be re-entered (linking a client may release its server at
+ * once), so pool_dispatch loops under a guard instead of recursing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		abort();
+	return d;
+}
+
+void pool_refresh_conf(Pool *p)
+{
+	const ConfDatabase *db = pool_conf(p);
+	p->mode = db && db->pool_mode >= 0 ? (ConfPoolMode)db->pool_mode : proxy.conf->pool_mode;
+	p->size = db && db->pool_size > 0 ? db->pool_size : proxy.conf->default_pool_size;
+}
+
+const ConfDatabase *pool_conf(const Pool *p) { return conf_find_database(proxy.conf, p->database); }
+
+Pool *pool_get(const char *database, const char *user)
+{
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link) {
+		if (strcmp(p->database, database) == 0 && strcmp(p->user, user) == 0) {
+			pool_refresh_conf(p);
+			return p;
+		}
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->database = xstrdup(database);
+	p->user = xstrdup(user);
+	TAILQ_INIT(&p->servers);
+	TAILQ_INIT(&p->idle);
+	TAILQ_INIT(&p->waiting);
+	pool_refresh_conf(p);
+	TAILQ_INSERT_TAIL(&proxy.pools, p, link);
+	return p;
+}
+
+void pool_free(Pool *p)
+{
+	if (!p)
+		return;
+	params_clear(&p->server_params);
+	for (size_t i = 0; i < p->n_verified; i++)
+		free(p->verified[i]);
+	free(p->verified);
+	free(p->last_error);
+	free(p->database);
+	free(p->user);
+	free(p);
+}
+
+void pool_enqueue(Pool *p, Client *c)
+{
+	TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
+	p->n_waiting++;
+	c->wait_start_ms = proxy_now_ms();
+	pool_dispatch(p);
+}
+
+void pool_dequeue(Pool *p, Client *c)
+{
+	TAILQ_REMOVE(&p->waiting, c, wait_link);
+	p->n_waiting--;
+}
+
+/* Logins failed recently and no server is up: fail fast instead of waiting. */
+static bool pool_login_backoff(const Pool *p, uint64_t now)
+{
+	return p->last_connect_fail_ms && p->n_servers == 0 &&
+	       now - p->last_connect_fail_ms < (uint64_t)proxy.conf->server_login_retry_ms;
+}
+
+static int db_connections(const char *database)
+{
+	int n = 0;
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link)
+		if (strcmp(p->database, database) == 0)
+			n += p->n_servers;
+	return n;
+}
+
+void pool_dispatch(Pool *p)
+{
+	static bool busy;
+	static bool again;
+	if (busy) {
+		again = true;
+		return;
+	}
+	busy = true;
+	do {
+		again = false;
+		while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
+			Client *c = TAILQ_FIRST(&p->waiting);
+			Server *s = TAILQ_FIRST(&p->idle);
+			pool_dequeue(p, c);
+			server_set_active(s);
+			client_linked(c, s);
+		}
+		uint64_t now = proxy_now_ms();
+		if (!TAILQ_EMPTY(&p->waiting) && pool_login_backoff(p, now)) {
+			char msg[600];
+			snprintf(msg, sizeof(msg), "server login has been failing, try again later (server_login_retry): %s",
+				 p->last_error ? p->last_error : "?");
+			while (!TAILQ_EMPTY(&p->waiting)) {
+				Client *c = TAILQ_FIRST(&p->waiting);
+				pool_dequeue(p, c);
+				client_set_state(c, CL_IDLE);
+				client_server_failed(c, msg);
+			}
+		}
+		int max_db = proxy.conf->max_db_connections;
+		while (p->n_waiting > p->n_connecting && p->n_servers < p->size &&
+		       (max_db <= 0 || db_connections(p->database) < max_db)) {
+			if (!server_connect(p))
+				break;
+		}
+	} while (again);
+	busy = false;
+}
+
+void pool_server_idle(Pool *p, Server *s)
+{
+	server_set_idle(s);
+	pool_dispatch(p);
+}
+
+void pool_login_failed(Pool *p, const char *message)
+{
+	free(p->last_error);
+	p->last_error = xstrdup(message);
+	p->last_connect_fail_ms = proxy_now_ms();
+	if (p->n_servers - p->n_connecting > 0 || p->n_connecting > 0)
+		return; /* other servers may still serve the waiting clients */
+	while (!TAILQ_EMPTY(&p->waiting)) {
+		Client *c = TAILQ_FIRST(&p->waiting);
+		pool_dequeue(p, c);
+		client_set_state(c, CL_IDLE);
+		client_server_failed(c, message);
+	}
+}
+
+bool pool_route_verified(Pool *p, const char *schema)
+{
+	if (p->verified_gen != proxy.router.generation) {
+		/* routes changed: schemas may have been dropped since; check again */
+		for (size_t i = 0; i < p->n_verified; i++)
+			free(p->verified[i]);
+		p->n_verified = 0;
+		p->verified_gen = proxy.router.generation;
+		return false;
+	}
+	for (size_t i = 0; i < p->n_verified; i++)
+		if (strcmp(p->verified[i], schema) == 0)
+			return true;
+	return false;
+}
+
+void pool_route_verified_add(Pool *p, const char *schema)
+{
+	if (pool_route_verified(p, schema))
+		return;
+	char **v = realloc(p->verified, (p->n_verified + 1) * sizeof(char *));
+	if (!v)
+		return;
+	p->verified = v;
+	p->verified[p->n_verified++] = xstrdup(schema);
+}
+
+void pool_janitor(Pool *p, uint64_t now)
+{
+	const Conf *conf = proxy.conf;
+	Client *c, *cnext;
+	for (c = TAILQ_FIRST(&p->waiting); c; c = cnext) {
+		cnext = TAILQ_NEXT(c, wait_link);
+		if (conf->query_wait_timeout_ms > 0 && now - c->wait_start_ms > (uint64_t)conf->query_wait_timeout_ms)
+			client_close(c, "08P01", "query_wait_timeout: no server connection became free in %d ms",
+				     conf->query_wait_timeout_ms);
+	}
+	Server *s, *snext;
+	for (s = TAILQ_FIRST(&p->servers); s; s = snext) {
+		snext = TAILQ_NEXT(s, link);
+		if (s->state == SV_CONNECTING && now - s->connect_start_ms > (uint64_t)conf->server_connect_timeout_ms) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "server_connect_timeout: no login within %d ms",
+				 conf->server_connect_timeout_ms);
+			server_close(s, "%s", msg);
+			pool_login_failed(p, msg);
+			continue;
+		}
+		if (s->state != SV_IDLE)
+			continue;
+		if (conf->server_lifetime_ms > 0 && now - s->login_ms > (uint64_t)conf->server_lifetime_ms)
+			server_close(s, "server_lifetime reached");
+		else if (conf->server_idle_timeout_ms > 0 && p->n_servers > conf->min_pool_size &&
+			 now - s->idle_since_ms > (uint64_t)conf->server_idle_timeout_ms)
+			server_close(s, "server_idle_timeout reached");
+	}
+}

@@ -1,0 +1,337 @@
+/*
+ * proxy: the pgflip daemon. Internal header shared by the files of proxy/.
+ *
+ * One libevent loop runs everything. Objects:
+ *   Proxy   the daemon: config snapshot, listeners, router, pools, clients;
+ *   Client  one application connection (state enum ClientState);
+ *   Server  one upstream connection, logged in with libpq's non-blocking
+ *           connect, then carrying raw protocol messages (ServerState);
+ *   Pool    the servers of one (database, user) pair and its waiting clients.
+ *
+ * A client is linked to a server for its session (pool_mode = session) or
+ * for each transaction (pool_mode = transaction). The route (search_path) of
+ * a client is enforced when its request starts on an idle server: the proxy
+ * puts one Query that sets search_path (and tracked settings) ahead of the
+ * client's bytes, in the same write, and swallows its reply.
+ *
+ * Connections are never freed inside their own callbacks: *_close() moves
+ * them to a graveyard that a deferred event empties (proxy_reap).
+ */
+#ifndef PGFLIP_PROXY_H
+#define PGFLIP_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <libpq-fe.h>
+
+#include "conf/conf.h"
+#include "protocol/protocol.h"
+#include "proxy/log.h"
+
+/* Output buffered towards a peer above which we stop reading from the
+ * other side (backpressure), and the level at which reading resumes. 256 KiB
+ * keeps a few TCP windows in flight without letting a slow reader grow us. */
+#define PROXY_HIGH_WATERMARK (256 * 1024)
+#define PROXY_LOW_WATERMARK (64 * 1024)
+/* Server messages can be as long as PostgreSQL allows (1 GiB); we stream
+ * them, so this bound only guards the length field. */
+#define PROXY_SERVER_MAX_MESSAGE 0x3fffffffu
+/* How often the janitor checks timeouts (ms): the resolution of every
+ * timeout in the config. */
+#define PROXY_JANITOR_MS 100
+/* A closing client whose last bytes cannot be written within this time is
+ * dropped anyway (ms). */
+#define PROXY_CLOSE_FLUSH_MS 5000
+
+typedef struct Pool Pool;
+typedef struct Client Client;
+typedef struct Server Server;
+
+/* A name = value setting (GUC), as a small growable list. */
+typedef struct Param {
+	char *name;
+	char *value;
+} Param;
+
+typedef struct ParamList {
+	Param *items;
+	size_t n;
+	size_t cap;
+} ParamList;
+
+void params_set(ParamList *l, const char *name, const char *value);
+const char *params_get(const ParamList *l, const char *name);
+void params_remove(ParamList *l, const char *name);
+void params_clear(ParamList *l);
+void params_copy(ParamList *dst, const ParamList *src);
+
+typedef enum {
+	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest */
+	CL_WAIT_LOGIN,   /* startup read; waiting for a server to finish the login */
+	CL_IDLE,         /* logged in, no server (transaction mode, between transactions) */
+	CL_WAITING,      /* has a request and waits for a server */
+	CL_ACTIVE,       /* linked to a server */
+	CL_CLOSING,      /* flushing its last bytes; freed by the reaper */
+} ClientState;
+
+const char *client_state_to_str(ClientState st);
+/* client_set_state: the one place a client changes state; a bad value aborts. */
+void client_set_state(Client *c, ClientState st);
+
+struct Client {
+	TAILQ_ENTRY(Client) link;       /* proxy.clients or proxy.graveyard */
+	TAILQ_ENTRY(Client) wait_link;  /* pool->waiting while CL_WAITING / CL_WAIT_LOGIN */
+	ClientState state;
+	uint64_t id;
+	struct bufferevent *bev;
+	struct sockaddr_storage addr;
+	char addr_str[64];              /* "ip:port" or "unix" */
+	bool is_unix;
+	time_t connect_time;
+	uint64_t wait_start_ms;         /* when it started waiting for a server */
+	uint64_t close_start_ms;
+
+	char *user;                     /* from StartupMessage */
+	char *database;
+	char *app_name;                 /* "" when not given */
+	ParamList params;               /* settings the client expects on its server */
+
+	Pool *pool;
+	Server *server;                 /* linked server, or NULL */
+
+	char *route;                    /* its version schema, owned copy */
+	uint64_t route_gen;             /* router generation route was computed at */
+
+	uint32_t cancel_pid;            /* BackendKeyData we gave it */
+	uint32_t cancel_key;
+
+	uint32_t fwd_left;              /* bytes of a message still to stream to the server */
+	bool fwd_discard;               /* ... or to drop (discarding after a failed route) */
+	bool discarding;                /* dropping a request after a route error */
+	char *discard_error;            /* the error to answer once the request ends */
+
+	uint64_t n_transactions;
+	uint64_t n_queries;
+};
+
+typedef enum {
+	SV_CONNECTING = 0,  /* libpq login in progress */
+	SV_IDLE,            /* logged in, in the pool */
+	SV_ACTIVE,          /* linked to a client */
+	SV_RESETTING,       /* running server_reset_query after a session ended */
+	SV_CLOSING,         /* freed by the reaper */
+} ServerState;
+
+const char *server_state_to_str(ServerState st);
+
+struct Server {
+	TAILQ_ENTRY(Server) link;       /* pool->servers or proxy.server_graveyard */
+	TAILQ_ENTRY(Server) idle_link;  /* pool->idle while SV_IDLE */
+	ServerState state;
+	uint64_t id;
+	Pool *pool;
+	PGconn *pg;                     /* owns the socket */
+	struct event *connect_ev;       /* PQconnectPoll driver */
+	struct bufferevent *bev;        /* after login */
+	uint64_t connect_start_ms;
+	uint64_t login_ms;              /* when the login finished */
+	uint64_t idle_since_ms;
+	int backend_pid;
+
+	Client *client;
+
+	ParamList params;               /* settings as we know them on this backend */
+	char *search_path;              /* its current search_path, NULL = unknown */
+
+	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
+	uint32_t pending;               /* client Query/Sync/FunctionCall not yet answered */
+	bool open_cycle;                /* extended-protocol messages sent since the last Sync */
+	uint32_t swallow_rfq;           /* ReadyForQuery of injected queries still to come */
+	bool checking_route;            /* the injected query is a route check */
+	bool check_found;               /* its CommandComplete said the schema exists */
+	char *check_error;              /* its ErrorResponse text, if any */
+
+	uint32_t fwd_left;              /* bytes of a message still to stream */
+	bool fwd_swallow;               /* ... to drop instead of forwarding */
+};
+
+struct Pool {
+	TAILQ_ENTRY(Pool) link;
+	char *database;                 /* [databases] key */
+	char *user;                     /* upstream user (entry's user or the client's) */
+	ConfPoolMode mode;
+	int size;
+	TAILQ_HEAD(, Server) servers;   /* every server of the pool, any state */
+	TAILQ_HEAD(, Server) idle;      /* SV_IDLE, most recently used first */
+	TAILQ_HEAD(, Client) waiting;   /* FIFO */
+	int n_servers;
+	int n_connecting;
+	int n_waiting;
+	ParamList server_params;        /* ParameterStatus of its first login */
+	bool have_params;
+	char **verified;                /* route schemas known to exist */
+	size_t n_verified;
+	uint64_t verified_gen;          /* router generation the list is valid for */
+	char *last_error;               /* last login error, for clients and `pools` */
+	uint64_t n_transactions;
+	uint64_t last_connect_fail_ms;
+};
+
+/* ---- router.c ---------------------------------------------------------- */
+
+typedef struct RoutePin {
+	ConfPinKind kind;
+	char *key;
+	char *schema;
+	ConfCidr cidr;
+} RoutePin;
+
+typedef struct Router {
+	char *default_schema;
+	RoutePin *pins;
+	size_t n_pins;
+	char *canary_schema;
+	int canary_percent;
+	uint64_t generation;   /* bumped at every change: clients recompute lazily */
+} Router;
+
+void router_init(Router *r);
+void router_free(Router *r);
+/* router_load: replaces the whole table with the one of a config snapshot. */
+void router_load(Router *r, const ConfRoutes *routes);
+/* router_equal_conf: true when the table equals that of ROUTES. */
+bool router_equal_conf(const ConfRoutes *a, const ConfRoutes *b);
+/*
+ * router_route: the schema for a client (APP may be "", ADDR may be NULL for
+ * Unix sockets); first match in the order app, user, addr; then canary (by
+ * CLIENT_ID, stable for the client), then default. The string belongs to the
+ * router: copy it.
+ */
+const char *router_route(const Router *r, const char *app, const char *user, const struct sockaddr *addr,
+			 uint64_t client_id);
+/* router_set_pin / router_set_default / router_unset_pin / router_set_canary:
+ * admin changes. False with ERR filled on a bad key or schema. */
+bool router_set_default(Router *r, const char *schema, char *err, size_t errlen);
+bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen);
+bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen);
+bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen);
+/* router_schema_ok: a name the proxy can route to (see router.c). */
+bool router_schema_ok(const char *schema, char *err, size_t errlen);
+const char *router_pin_kind_to_str(ConfPinKind kind);
+
+/* ---- the daemon -------------------------------------------------------- */
+
+typedef struct Proxy {
+	struct event_base *base;
+	Conf *conf;
+	Router router;
+	struct evconnlistener *listeners[4];
+	int n_listeners;
+	struct evconnlistener *admin_listener;
+	char *admin_path;
+	char *unix_path;
+	struct event *janitor;
+	struct event *reaper;
+	struct event *sig_hup, *sig_term, *sig_int;
+	TAILQ_HEAD(, Client) clients;
+	TAILQ_HEAD(, Client) graveyard;
+	TAILQ_HEAD(, Server) server_graveyard;
+	TAILQ_HEAD(, Pool) pools;
+	int n_clients;
+	uint64_t next_id;
+	time_t start_time;
+	bool paused;
+	bool shutting_down;
+	uint64_t shutdown_deadline_ms;
+	uint64_t n_transactions;
+	uint64_t n_clients_total;
+} Proxy;
+
+extern Proxy proxy;
+
+uint64_t proxy_now_ms(void);
+/* proxy_reap_soon: schedule the reaper (frees the graveyards). */
+void proxy_reap_soon(void);
+bool proxy_reload(char *err, size_t errlen);
+void proxy_begin_shutdown(void);
+void proxy_pause(void);
+void proxy_resume(void);
+int proxy_serve(const char *conf_path);
+
+/* ---- client.c ---------------------------------------------------------- */
+
+void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix);
+/* client_close: one teardown path; REASON goes to the log. ERROR_SQLSTATE,
+ * when not NULL, sends the client a FATAL ErrorResponse with MESSAGE first. */
+void client_close(Client *c, const char *sqlstate, const char *reason, ...) __attribute__((format(printf, 3, 4)));
+void client_free(Client *c);
+/* client_linked: the pool gave C the server S. */
+void client_linked(Client *c, Server *s);
+/* client_pump: moves what the client sent towards its server as far as the
+ * state allows. */
+void client_pump(Client *c);
+/* client_server_failed: the login for C failed or its server died. */
+void client_server_failed(Client *c, const char *message);
+/* client_route: the client's current route (recomputed if routes changed). */
+const char *client_route(Client *c);
+/* client_route_checked: the route check S ran for C has its answer. */
+void client_route_checked(Client *c, Server *s);
+void client_cancel_request(uint32_t pid, uint32_t key);
+
+/* ---- server.c ---------------------------------------------------------- */
+
+/* server_connect: starts a libpq login for POOL; false if it cannot start. */
+bool server_connect(Pool *pool);
+void server_close(Server *s, const char *reason, ...) __attribute__((format(printf, 2, 3)));
+void server_free(Server *s);
+void server_pump(Server *s);
+/* server_release: the client let go of S (end of transaction or session). */
+void server_release(Server *s);
+/* server_at_boundary: no request of the client is open on S and S is idle
+ * (ReadyForQuery 'I'): the next client message starts a new transaction. */
+bool server_at_boundary(const Server *s);
+/* server_output_full: the client should stop sending towards S. */
+bool server_output_full(const Server *s);
+/* server_set_active / server_set_idle: pool transitions (idle list kept). */
+void server_set_active(Server *s);
+void server_set_idle(Server *s);
+
+/* ---- pool.c ------------------------------------------------------------ */
+
+Pool *pool_get(const char *database, const char *user);
+void pool_free(Pool *p);
+/* pool_refresh_conf: re-reads mode and size from the current snapshot. */
+void pool_refresh_conf(Pool *p);
+/* pool_enqueue: C wants a server; it gets one through client_linked(). */
+void pool_enqueue(Pool *p, Client *c);
+void pool_dequeue(Pool *p, Client *c);
+/* pool_dispatch: links waiting clients to idle servers, starts logins. */
+void pool_dispatch(Pool *p);
+void pool_server_idle(Pool *p, Server *s);
+void pool_login_failed(Pool *p, const char *message);
+bool pool_route_verified(Pool *p, const char *schema);
+void pool_route_verified_add(Pool *p, const char *schema);
+void pool_janitor(Pool *p, uint64_t now_ms);
+/* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
+const ConfDatabase *pool_conf(const Pool *p);
+
+/* ---- admin.c ----------------------------------------------------------- */
+
+bool admin_listen(const char *path, char *err, size_t errlen);
+void admin_close(void);
+/* admin_command: runs one command line; returns the JSON reply (caller
+ * frees with free()), always an object with "ok". */
+char *admin_command(const char *line);
+
+/* ---- ctl.c ------------------------------------------------------------- */
+
+int ctl_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * proxy/router.c: which version schema a client sees.
+ *
+ * Order of matching: app.GLOB pins (fnmatch on application_name), user.NAME
+ * pins, addr.CIDR pins, then the canary share, then the default. Within a
+ * kind, the first pin in table order wins. Every change bumps `generation`;
+ * clients compare it with the generation their route was computed at and
+ * recompute at their next transaction boundary, so a flip costs nothing until
+ * then and never lands inside a transaction.
+ *
+ * Route names must be plain lower-case identifiers: the proxy sets
+ * search_path to the name verbatim and the sync triggers compare
+ * current_setting('search_path') with it literally, so a name that would need
+ * quoting could not be both.
+ */
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/proxy.h"
+
+static char *xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d) {
+		log_error("out of memory");
+		abort();
+	}
+	return d;
+}
+
+void router_init(Router *r) { memset(r, 0, sizeof(*r)); }
+
+static void pins_free(Router *r)
+{
+	for (size_t i = 0; i < r->n_pins; i++) {
+		free(r->pins[i].key);
+		free(r->pins[i].schema);
+	}
+	free(r->pins);
+	r->pins = NULL;
+	r->n_pins = 0;
+}
+
+void router_free(Router *r)
+{
+	pins_free(r);
+	free(r->default_schema);
+	free(r->canary_schema);
+	uint64_t gen = r->generation;
+	memset(r, 0, sizeof(*r));
+	r->generation = gen;
+}
+
+void router_load(Router *r, const ConfRoutes *routes)
+{
+	router_free(r);
+	r->default_schema = xstrdup(routes->default_schema);
+	r->pins = calloc(routes->n_pins ? routes->n_pins : 1, sizeof(RoutePin));
+	if (!r->pins)
+		abort();
+	for (size_t i = 0; i < routes->n_pins; i++) {
+		r->pins[i].kind = routes->pins[i].kind;
+		r->pins[i].key = xstrdup(routes->pins[i].key);
+		r->pins[i].schema = xstrdup(routes->pins[i].schema);
+		r->pins[i].cidr = routes->pins[i].cidr;
+	}
+	r->n_pins = routes->n_pins;
+	if (routes->canary_schema) {
+		r->canary_schema = xstrdup(routes->canary_schema);
+		r->canary_percent = routes->canary_percent;
+	}
+	r->generation++;
+}
+
+static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+bool router_equal_conf(const ConfRoutes *a, const ConfRoutes *b)
+{
+	if (!str_eq(a->default_schema, b->default_schema) || !str_eq(a->canary_schema, b->canary_schema) ||
+	    a->canary_percent != b->canary_percent || a->n_pins != b->n_pins)
+		return false;
+	for (size_t i = 0; i < a->n_pins; i++)
+		if (a->pins[i].kind != b->pins[i].kind || strcmp(a->pins[i].key, b->pins[i].key) != 0 ||
+		    strcmp(a->pins[i].schema, b->pins[i].schema) != 0)
+			return false;
+	return true;
+}
+
+static bool addr_match(const ConfCidr *cidr, const struct sockaddr *addr)
+{
+	if (!addr)
+		return false;
+	if (addr->sa_family == AF_INET)
+		return conf_cidr_match(cidr, AF_INET, (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr);
+	if (addr->sa_family == AF_INET6)
+		return conf_cidr_match(cidr, AF_INET6,
+				       (const uint8_t *)&((const struct sockaddr_in6 *)addr)->sin6_addr);
+	return false;
+}
+
+/* A 64-bit mix (splitmix64 finaliser) so that consecutive client ids spread
+ * evenly over the 100 canary buckets. */
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+const char *router_route(const Router *r, const char *app, const char *user, const struct sockaddr *addr,
+			 uint64_t client_id)
+{
+	static const ConfPinKind order[] = {CONF_PIN_APP, CONF_PIN_USER, CONF_PIN_ADDR};
+	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		for (size_t i = 0; i < r->n_pins; i++) {
+			const RoutePin *p = &r->pins[i];
+			if (p->kind != order[k])
+				continue;
+			bool hit = false;
+			switch (p->kind) {
+			case CONF_PIN_APP: hit = fnmatch(p->key, app ? app : "", 0) == 0; break;
+			case CONF_PIN_USER: hit = user && strcmp(p->key, user) == 0; break;
+			case CONF_PIN_ADDR: hit = addr_match(&p->cidr, addr); break;
+			}
+			if (hit)
+				return p->schema;
+		}
+	}
+	if (r->canary_schema && (int)(mix64(client_id) % 100) < r->canary_percent)
+		return r->canary_schema;
+	return r->default_schema;
+}
+
+bool router_schema_ok(const char *schema, char *err, size_t errlen)
+{
+	size_t n = strlen(schema);
+	bool ok = n > 0 && n <= CONF_MAX_IDENT && ((schema[0] >= 'a' && schema[0] <= 'z') || schema[0] == '_');
+	for (size_t i = 1; ok && i < n; i++) {
+		char ch = schema[i];
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '$';
+	}
+	if (!ok)
+		snprintf(err, errlen,
+			 "invalid schema name \"%s\": a route must be a lower-case identifier "
+			 "([a-z_][a-z0-9_$]*, at most %d bytes)",
+			 schema, CONF_MAX_IDENT);
+	return ok;
+}
+
+const char *router_pin_kind_to_str(ConfPinKind kind)
+{
+	switch (kind) {
+	case CONF_PIN_APP: return "app";
+	case CONF_PIN_USER: return "user";
+	case CONF_PIN_ADDR: return "addr";
+	}
+	return "?";
+}
+
+bool router_set_default(Router *r, const char *schema, char *err, size_t errlen)
+{
+	if (!router_schema_ok(schema, err, errlen))
+		return false;
+	free(r->default_schema);
+	r->default_schema = xstrdup(schema);
+	r->generation++;
+	return true;
+}
+
+static RoutePin *find_pin(Router *r, ConfPinKind kind, const char *key)
+{
+	for (size_t i = 0; i < r->n_pins; i++)
+		if (r->pins[i].kind == kind && strcmp(r->pins[i].key, key) == 0)
+			return &r->pins[i];
+	return NULL;
+}
+
+bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen)
+{
+	ConfCidr cidr;
+	memset(&cidr, 0, sizeof(cidr));
+	if (!*key) {
+		snprintf(err, errlen, "empty %s key", router_pin_kind_to_str(kind));
+		return false;
+	}
+	if (kind == CONF_PIN_ADDR && !conf_cidr_parse(key, &cidr)) {
+		snprintf(err, errlen, "invalid address or CIDR \"%s\"", key);
+		return false;
+	}
+	if (!router_schema_ok(schema, err, errlen))
+		return false;
+	RoutePin *p = find_pin(r, kind, key);
+	if (p) {
+		free(p->schema);
+		p->schema = xstrdup(schema);
+	} else {
+		RoutePin *pins = realloc(r->pins, (r->n_pins + 1) * sizeof(RoutePin));
+		if (!pins)
+			abort();
+		r->pins = pins;
+		p = &r->pins[r->n_pins++];
+		p->kind = kind;
+		p->key = xstrdup(key);
+		p->schema = xstrdup(schema);
+		p->cidr = cidr;
+	}
+	r->generation++;
+	return true;
+}
+
+bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen)
+{
+	RoutePin *p = find_pin(r, kind, key);
+	if (!p) {
+		snprintf(err, errlen, "no %s pin \"%s\"", router_pin_kind_to_str(kind), key);
+		return false;
+	}
+	free(p->key);
+	free(p->schema);
+	size_t i = (size_t)(p - r->pins);
+	memmove(&r->pins[i], &r->pins[i + 1], (r->n_pins - i - 1) * sizeof(RoutePin));
+	r->n_pins--;
+	r->generation++;
+	return true;
+}
+
+bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen)
+{
+	if (percent < 0 || percent > 100) {
+		snprintf(err, errlen, "canary percent must be 0..100, not %d", percent);
+		return false;
+	}
+	if (schema && !router_schema_ok(schema, err, errlen))
+		return false;
+	free(r->canary_schema);
+	r->canary_schema = schema && percent > 0 ? xstrdup(schema) : NULL;
+	r->canary_percent = r->canary_schema ? percent : 0;
+	r->generation++;
+	return true;
+}

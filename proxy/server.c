@@ -1,0 +1,538 @@
+/*
+ * proxy/server.c: the server connection state machine (ServerState).
+ *
+ * Login goes through libpq's non-blocking connect (PQconnectStartParams and
+ * PQconnectPoll driven by the event loop), which brings every authentication
+ * method and TLS. Once logged in, the socket (and libpq's SSL object, if the
+ * link is encrypted) is handed to a bufferevent and carries raw protocol
+ * messages; the PGconn stays alive only to own the socket, to make cancel
+ * requests (PQgetCancel) and to say Terminate at the end (PQfinish).
+ *
+ * Reading: server_pump() streams the server's messages to the linked client
+ * and looks at a few: ReadyForQuery (transaction status, end of a request),
+ * ParameterStatus (settings we track), and the replies to queries the proxy
+ * injected itself, which it swallows.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
+#include "proxy/proxy.h"
+
+static void server_read_cb(struct bufferevent *bev, void *arg);
+static void server_write_cb(struct bufferevent *bev, void *arg);
+static void server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void server_connect_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The settings PostgreSQL 15 reports with ParameterStatus (GUC_REPORT):
+ * libpq keeps their values from the login, and the server reports every
+ * change, so we always know them. Others we set ourselves are forgotten
+ * after a reset. */
+static const char *const reported_params[] = {
+	"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+	"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
+	"server_encoding", "server_version", "session_authorization",
+	"standard_conforming_strings", "TimeZone",
+};
+#define N_REPORTED (sizeof(reported_params) / sizeof(reported_params[0]))
+
+const char *server_state_to_str(ServerState st)
+{
+	switch (st) {
+	case SV_CONNECTING: return "connecting";
+	case SV_IDLE: return "idle";
+	case SV_ACTIVE: return "active";
+	case SV_RESETTING: return "resetting";
+	case SV_CLOSING: return "closing";
+	}
+	return "?";
+}
+
+/* The one place a server changes state; keeps the pool's counters. */
+static void server_set_state(Server *s, ServerState st)
+{
+	Pool *p = s->pool;
+	if (s->state == SV_IDLE)
+		TAILQ_REMOVE(&p->idle, s, idle_link);
+	if (s->state == SV_CONNECTING)
+		p->n_connecting--;
+	switch (st) {
+	case SV_CONNECTING:
+		p->n_connecting++;
+		break;
+	case SV_IDLE:
+		TAILQ_INSERT_HEAD(&p->idle, s, idle_link);
+		s->idle_since_ms = proxy_now_ms();
+		break;
+	case SV_ACTIVE:
+	case SV_RESETTING:
+	case SV_CLOSING:
+		break;
+	default:
+		log_error("server_set_state: bad state %d", (int)st);
+		abort();
+	}
+	slog_debug(s, "state %s -> %s", server_state_to_str(s->state), server_state_to_str(st));
+	s->state = st;
+}
+
+void server_set_active(Server *s) { server_set_state(s, SV_ACTIVE); }
+void server_set_idle(Server *s) { server_set_state(s, SV_IDLE); }
+
+static bool is_reported(const char *name)
+{
+	for (size_t i = 0; i < N_REPORTED; i++)
+		if (strcmp(reported_params[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void server_wait(Server *s, PostgresPollingStatusType st)
+{
+	if (s->connect_ev)
+		event_free(s->connect_ev);
+	short what = st == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
+	s->connect_ev = event_new(proxy.base, PQsocket(s->pg), what, server_connect_cb, s);
+	if (!s->connect_ev || event_add(s->connect_ev, NULL) != 0) {
+		server_close(s, "cannot watch the login socket");
+		pool_login_failed(s->pool, "internal error: cannot watch the login socket");
+	}
+}
+
+bool server_connect(Pool *p)
+{
+	const ConfDatabase *db = pool_conf(p);
+	if (!db)
+		return false;
+	/* the entry's options, then what the entry leaves to the client */
+	size_t n = 0;
+	while (db->keywords[n])
+		n++;
+	const char **kw = calloc(n + 4, sizeof(char *));
+	const char **val = calloc(n + 4, sizeof(char *));
+	if (!kw || !val) {
+		free(kw);
+		free(val);
+		return false;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++, k++) {
+		kw[k] = db->keywords[i];
+		val[k] = db->values[i];
+	}
+	if (!db->user) {
+		kw[k] = "user";
+		val[k++] = p->user;
+	}
+	if (!db->dbname) {
+		kw[k] = "dbname";
+		val[k++] = p->database;
+	}
+	kw[k] = "fallback_application_name";
+	val[k++] = "pgflip";
+	PGconn *pg = PQconnectStartParams(kw, val, 0);
+	free(kw);
+	free(val);
+	if (!pg)
+		return false;
+	Server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		PQfinish(pg);
+		return false;
+	}
+	s->id = ++proxy.next_id;
+	s->pool = p;
+	s->pg = pg;
+	s->tx_status = 'I';
+	s->state = SV_CLOSING; /* so that the first set_state counts it */
+	s->connect_start_ms = proxy_now_ms();
+	TAILQ_INSERT_TAIL(&p->servers, s, link);
+	p->n_servers++;
+	server_set_state(s, SV_CONNECTING);
+	if (PQstatus(pg) == CONNECTION_BAD) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg));
+		server_close(s, "login failed: %s", msg);
+		pool_login_failed(p, msg);
+		return true;
+	}
+	slog_debug(s, "login started");
+	server_wait(s, PGRES_POLLING_WRITING);
+	return true;
+}
+
+static void server_login_done(Server *s)
+{
+	Pool *p = s->pool;
+	int fd = PQsocket(s->pg);
+	s->backend_pid = PQbackendPID(s->pg);
+	event_free(s->connect_ev);
+	s->connect_ev = NULL;
+	for (size_t i = 0; i < N_REPORTED; i++) {
+		const char *v = PQparameterStatus(s->pg, reported_params[i]);
+		if (v)
+			params_set(&s->params, reported_params[i], v);
+	}
+	SSL *ssl = PQsslInUse(s->pg) ? PQsslStruct(s->pg, "OpenSSL") : NULL;
+	if (ssl)
+		s->bev = bufferevent_openssl_socket_new(proxy.base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
+	else
+		s->bev = bufferevent_socket_new(proxy.base, fd, 0);
+	if (!s->bev) {
+		server_close(s, "cannot make a bufferevent");
+		pool_login_failed(p, "internal error after login");
+		return;
+	}
+	bufferevent_setcb(s->bev, server_read_cb, server_write_cb, server_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, PROXY_LOW_WATERMARK, 0);
+	bufferevent_enable(s->bev, EV_READ);
+	s->login_ms = proxy_now_ms();
+	slog_info(s, "login done in %llu ms%s", (unsigned long long)(s->login_ms - s->connect_start_ms),
+		  ssl ? " (TLS)" : "");
+	free(p->last_error);
+	p->last_error = NULL;
+	if (!p->have_params) {
+		params_copy(&p->server_params, &s->params);
+		p->have_params = true;
+	}
+	pool_server_idle(p, s);
+}
+
+static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	Server *s = arg;
+	(void)fd;
+	(void)what;
+	PostgresPollingStatusType st = PQconnectPoll(s->pg);
+	switch (st) {
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		server_wait(s, st);
+		return;
+	case PGRES_POLLING_OK:
+		server_login_done(s);
+		return;
+	case PGRES_POLLING_FAILED:
+	default: {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->pg));
+		size_t len = strlen(msg);
+		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+			msg[--len] = '\0';
+		Pool *p = s->pool;
+		server_close(s, "login failed: %s", msg);
+		pool_login_failed(p, msg);
+		return;
+	}
+	}
+}
+
+void server_free(Server *s)
+{
+	if (!s)
+		return;
+	if (s->connect_ev)
+		event_free(s->connect_ev);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	if (s->pg)
+		PQfinish(s->pg); /* says Terminate when the link is up, closes the socket */
+	params_clear(&s->params);
+	free(s->search_path);
+	free(s->check_error);
+	free(s);
+}
+
+void server_close(Server *s, const char *reason, ...)
+{
+	if (s->state == SV_CLOSING)
+		return;
+	char text[600];
+	va_list ap;
+	va_start(ap, reason);
+	vsnprintf(text, sizeof(text), reason, ap);
+	va_end(ap);
+	slog_info(s, "closing: %s", text);
+	Pool *p = s->pool;
+	Client *c = s->client;
+	s->client = NULL;
+	server_set_state(s, SV_CLOSING);
+	TAILQ_REMOVE(&p->servers, s, link);
+	p->n_servers--;
+	TAILQ_INSERT_TAIL(&proxy.server_graveyard, s, link);
+	if (s->connect_ev)
+		event_del(s->connect_ev);
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	proxy_reap_soon();
+	if (c)
+		client_server_failed(c, text);
+	pool_dispatch(p);
+}
+
+bool server_at_boundary(const Server *s)
+{
+	return s->pending == 0 && !s->open_cycle && s->tx_status == 'I';
+}
+
+bool server_output_full(const Server *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) > PROXY_HIGH_WATERMARK;
+}
+
+static void server_send_query(Server *s, const char *sql)
+{
+	ProtoBuf b;
+	protobuf_init(&b);
+	proto_put_query(&b, sql);
+	if (protobuf_ok(&b)) {
+		bufferevent_write(s->bev, b.data, b.len);
+		s->swallow_rfq++;
+	}
+	protobuf_free(&b);
+}
+
+void server_release(Server *s)
+{
+	Client *c = s->client;
+	Pool *p = s->pool;
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+		if (c->state == CL_ACTIVE)
+			client_set_state(c, CL_IDLE); /* transaction mode: between transactions */
+	}
+	if (s->state != SV_ACTIVE)
+		return;
+	if (s->pending > 0 || s->open_cycle || s->checking_route || s->fwd_left > 0) {
+		server_close(s, "client left in the middle of a request");
+		return;
+	}
+	bool session_end = !c || c->state == CL_CLOSING;
+	if (session_end && p->mode == CONF_POOL_SESSION) {
+		server_set_state(s, SV_RESETTING);
+		if (s->tx_status != 'I')
+			server_send_query(s, "ROLLBACK");
+		if (proxy.conf->server_reset_query && *proxy.conf->server_reset_query)
+			server_send_query(s, proxy.conf->server_reset_query);
+		if (s->swallow_rfq == 0)
+			pool_server_idle(p, s);
+		return;
+	}
+	if (s->tx_status != 'I') {
+		/* transaction mode and the client went away inside a transaction */
+		server_set_state(s, SV_RESETTING);
+		server_send_query(s, "ROLLBACK");
+		return;
+	}
+	pool_server_idle(p, s);
+}
+
+/* After a reset query: what we set ourselves is gone; reported settings come
+ * back through ParameterStatus. */
+static void server_reset_done(Server *s)
+{
+	free(s->search_path);
+	s->search_path = NULL;
+	for (size_t i = 0; i < s->params.n;) {
+		if (!is_reported(s->params.items[i].name))
+			params_remove(&s->params, s->params.items[i].name);
+		else
+			i++;
+	}
+	pool_server_idle(s->pool, s);
+}
+
+/* Handles one whole message the pump needed to see. MSG points at the type
+ * byte. Returns true when it should be forwarded to the client. */
+static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, bool swallow)
+{
+	const uint8_t *body = msg + PROTO_HEADER_SIZE;
+	uint32_t len = proto_body_len(h);
+	switch (h->type) {
+	case PROTO_BE_PARAMETER_STATUS: {
+		const char *name, *value;
+		if (proto_parameter_status_parse(body, len, &name, &value))
+			params_set(&s->params, name, value);
+		return !swallow;
+	}
+	case PROTO_BE_COMMAND_COMPLETE: {
+		const char *tag;
+		if (swallow && s->checking_route && proto_command_complete_parse(body, len, &tag))
+			s->check_found = strcmp(tag, "SELECT 1") == 0;
+		return !swallow;
+	}
+	case PROTO_BE_ERROR_RESPONSE: {
+		ProtoErrorFields f;
+		bool parsed = proto_error_parse(body, len, &f);
+		if (!s->client || s->state != SV_ACTIVE) {
+			if (parsed && f.severity && (!strcmp(f.severity, "FATAL") || !strcmp(f.severity, "PANIC")))
+				server_close(s, "server error: %s", f.message ? f.message : "?");
+			else if (swallow && s->state == SV_RESETTING)
+				slog_warning(s, "reset query failed: %s", parsed && f.message ? f.message : "?");
+			return false;
+		}
+		if (!swallow)
+			return true;
+		const char *text = parsed && f.message ? f.message : "unknown error";
+		if (s->checking_route) {
+			free(s->check_error);
+			s->check_error = strdup(text);
+			return false;
+		}
+		/* an injected setting failed: tell the client, without breaking its request */
+		ProtoBuf b;
+		protobuf_init(&b);
+		proto_put_notice(&b, "WARNING", f.sqlstate ? f.sqlstate : "XX000", "pgflip could not apply a setting: %s",
+				 text);
+		if (protobuf_ok(&b))
+			bufferevent_write(s->client->bev, b.data, b.len);
+		protobuf_free(&b);
+		return false;
+	}
+	default:
+		return !swallow;
+	}
+}
+
+/* ReadyForQuery: the end of a request (or of an injected query). */
+static void server_ready(Server *s, char status)
+{
+	s->tx_status = status;
+	if (s->swallow_rfq > 0) {
+		s->swallow_rfq--;
+		if (s->swallow_rfq > 0)
+			return;
+		if (s->state == SV_RESETTING) {
+			if (s->tx_status == 'I')
+				server_reset_done(s);
+			else
+				server_close(s, "reset left a transaction open");
+			return;
+		}
+		if (s->checking_route && s->client)
+			client_route_checked(s->client, s);
+		return;
+	}
+	if (s->pending > 0)
+		s->pending--;
+	Client *c = s->client;
+	if (!c || !server_at_boundary(s))
+		return;
+	c->n_transactions++;
+	s->pool->n_transactions++;
+	proxy.n_transactions++;
+	if (s->pool->mode == CONF_POOL_TRANSACTION) {
+		server_release(s);
+		client_pump(c); /* a pipelined next request may be waiting */
+	}
+}
+
+void server_pump(Server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	for (;;) {
+		if (s->state == SV_CLOSING)
+			return;
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		Client *c = s->client;
+		struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
+		if (s->fwd_left > 0) {
+			size_t n = avail < s->fwd_left ? avail : s->fwd_left;
+			if (s->fwd_swallow || !out)
+				evbuffer_drain(in, n);
+			else
+				evbuffer_remove_buffer(in, out, n);
+			s->fwd_left -= (uint32_t)n;
+		} else {
+			uint8_t hdr[PROTO_HEADER_SIZE];
+			ProtoHeader h;
+			const char *why = "";
+			if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+				return;
+			if (proto_header_parse(hdr, sizeof(hdr), PROXY_SERVER_MAX_MESSAGE, &h, &why) != PROTO_OK) {
+				server_close(s, "bad message from server: %s", why);
+				return;
+			}
+			size_t total = (size_t)h.len + 1;
+			bool swallow = s->swallow_rfq > 0 || !c;
+			bool inspect = h.type == PROTO_BE_READY_FOR_QUERY || h.type == PROTO_BE_PARAMETER_STATUS ||
+				       (h.type == PROTO_BE_ERROR_RESPONSE && (swallow || s->state != SV_ACTIVE)) ||
+				       (h.type == PROTO_BE_COMMAND_COMPLETE && swallow);
+			if (inspect) {
+				if (avail < total)
+					return; /* small messages: wait for the whole of it */
+				const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)total);
+				if (h.type == PROTO_BE_READY_FOR_QUERY) {
+					char status;
+					if (!proto_ready_for_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(&h), &status)) {
+						server_close(s, "malformed ReadyForQuery");
+						return;
+					}
+					if (swallow)
+						evbuffer_drain(in, total);
+					else
+						evbuffer_remove_buffer(in, out, total);
+					server_ready(s, status);
+					continue;
+				}
+				bool forward = server_inspect(s, &h, msg, swallow);
+				if (s->state == SV_CLOSING)
+					return;
+				if (forward && out)
+					evbuffer_remove_buffer(in, out, total);
+				else
+					evbuffer_drain(in, total);
+				continue;
+			}
+			size_t n = avail < total ? avail : total;
+			if (swallow || !out)
+				evbuffer_drain(in, n);
+			else
+				evbuffer_remove_buffer(in, out, n);
+			s->fwd_left = (uint32_t)(total - n);
+			s->fwd_swallow = swallow;
+		}
+		if (out && evbuffer_get_length(out) > PROXY_HIGH_WATERMARK) {
+			/* the client reads slower than the server writes: stop reading
+			 * until its output drains (client_write_cb) */
+			bufferevent_disable(s->bev, EV_READ);
+			bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATERMARK, 0);
+			return;
+		}
+	}
+}
+
+static void server_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	server_pump(arg);
+}
+
+static void server_write_cb(struct bufferevent *bev, void *arg)
+{
+	Server *s = arg;
+	(void)bev;
+	/* our output drained: the client may send again */
+	if (s->client && s->client->state == CL_ACTIVE) {
+		bufferevent_enable(s->client->bev, EV_READ);
+		client_pump(s->client);
+	}
+}
+
+static void server_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	Server *s = arg;
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		server_close(s, "server closed the connection");
+	else if (what & BEV_EVENT_ERROR)
+		server_close(s, "server socket error: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}

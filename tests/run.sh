@@ -1,0 +1,64 @@
+#!/bin/sh
+# Runs every test and prints one summary line: "N passed, N failed".
+# Unit tests are cmocka binaries (TAP output); integration tests are
+# tests/integration/*.sh scripts that print TAP lines ("ok - name",
+# "not ok - name") against one throwaway PostgreSQL cluster started here.
+# A test program that dies without reporting counts as one failure.
+# TESTS=pattern runs only the files whose name contains the pattern.
+BUILD=${BUILD:-build}
+PGFLIP=${PGFLIP:-$BUILD/pgflip}
+export BUILD PGFLIP
+top=$(pwd)
+export TOP="$top"
+work=$(mktemp -d /tmp/pgflip-test.XXXXXX)
+export TEST_WORK="$work"
+passed=0 failed=0 failures=""
+
+tally() { # $1 = name, $2 = exit status, $3 = output file
+	p=$(grep -c '^ok ' "$3") f=$(grep -c '^not ok ' "$3")
+	if [ "$2" != 0 ] && [ "$f" = 0 ]; then
+		f=1; echo "not ok - $1 exited with status $2" >>"$3"
+	fi
+	passed=$((passed + p)) failed=$((failed + f))
+	if [ "$f" != 0 ]; then
+		failures="$failures $1"
+		sed -e "s|^|  [$1] |" "$3"
+	else
+		echo "  $1: $p passed"
+	fi
+}
+
+selected() { [ -z "$TESTS" ] || case "$1" in *"$TESTS"*) return 0 ;; *) return 1 ;; esac; }
+
+echo "== unit tests"
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t"); selected "$name" || continue
+	CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$work/$name.out" 2>&1
+	tally "$name" $? "$work/$name.out"
+done
+
+if [ -z "$UNIT_ONLY" ]; then
+	echo "== integration tests (PostgreSQL cluster in $work/pg)"
+	. tests/lib/pg.sh
+	cleanup() { pg_stop "$work/pg"; }
+	trap cleanup EXIT INT TERM
+	if pg_start "$work/pg" "$(free_port)"; then
+		export PG_DIR PG_PORT PG_SOCK PG_BINDIR
+		for t in tests/integration/*.sh; do
+			[ -f "$t" ] || continue
+			name=$(basename "$t" .sh); selected "$name" || continue
+			mkdir -p "$work/$name"
+			T_DIR="$work/$name" timeout 600 sh "$t" >"$work/$name.out" 2>&1
+			tally "$name" $? "$work/$name.out"
+		done
+	else
+		failed=$((failed + 1)); failures="$failures postgres-start"
+	fi
+fi
+
+[ -n "$failures" ] && echo "failed:$failures"
+[ -z "$KEEP" ] || echo "test output kept in $work"
+echo "$passed passed, $failed failed"
+[ -z "$KEEP" ] && [ "$failed" = 0 ] && { pg_stop "$work/pg" 2>/dev/null; rm -rf "$work"; }
+[ "$failed" = 0 ]
