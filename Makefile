@@ -15,12 +15,12 @@ SANITIZE ?=
 VERSION  := 0.1.0
 
 # Each sanitizer combination gets its own tree so objects never mix.
+comma := ,
 ifeq ($(SANITIZE),)
 BUILD := build
 else
 BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 
 PKGS     := libevent libevent_openssl libpq inih jansson yaml-0.1 openssl
 WARN     := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \

@@ -152,11 +152,14 @@ static const ConfSetting conf_settings[] = {
 	{"unix_socket_dir", CONF_KIND_STR, CONF_AT(unix_socket_dir), 0, 0, NULL},
 	{"admin_socket", CONF_KIND_STR, CONF_AT(admin_socket), 0, 0, NULL},
 	{"pool_mode", CONF_KIND_WORD, CONF_AT(pool_mode), 0, 0, conf_pool_modes},
-	{"default_pool_size", CONF_KIND_INT, CONF_AT(default_pool_size), 1, CONF_MAX_POOL_SIZE, NULL},
+	{"default_pool_size", CONF_KIND_INT, CONF_AT(default_pool_size), 1, CONF_MAX_POOL_SIZE,
+	 NULL},
 	{"min_pool_size", CONF_KIND_INT, CONF_AT(min_pool_size), 0, CONF_MAX_POOL_SIZE, NULL},
-	{"reserve_pool_size", CONF_KIND_INT, CONF_AT(reserve_pool_size), 0, CONF_MAX_POOL_SIZE, NULL},
+	{"reserve_pool_size", CONF_KIND_INT, CONF_AT(reserve_pool_size), 0, CONF_MAX_POOL_SIZE,
+	 NULL},
 	{"max_client_conn", CONF_KIND_INT, CONF_AT(max_client_conn), 1, CONF_MAX_CLIENT_CONN, NULL},
-	{"max_db_connections", CONF_KIND_INT, CONF_AT(max_db_connections), 0, CONF_MAX_CLIENT_CONN, NULL},
+	{"max_db_connections", CONF_KIND_INT, CONF_AT(max_db_connections), 0, CONF_MAX_CLIENT_CONN,
+	 NULL},
 	{"max_prepared_statements", CONF_KIND_INT, CONF_AT(max_prepared_statements), 0,
 	 CONF_MAX_PREPARED_STATEMENTS, NULL},
 	{"logfile", CONF_KIND_PATH, CONF_AT(logfile), 0, 0, NULL},
@@ -164,7 +167,8 @@ static const ConfSetting conf_settings[] = {
 	{"admin_users", CONF_KIND_LIST, CONF_AT(admin_users), 0, 0, NULL},
 	{"log_level", CONF_KIND_WORD, CONF_AT(log_level), 0, 0, conf_log_levels},
 	{"auth_type", CONF_KIND_WORD, CONF_AT(auth_type), 0, 0, conf_auth_types},
-	{"server_connect_timeout", CONF_KIND_MS, CONF_AT(server_connect_timeout_ms), 1, INT_MAX, NULL},
+	{"server_connect_timeout", CONF_KIND_MS, CONF_AT(server_connect_timeout_ms), 1, INT_MAX,
+	 NULL},
 	{"server_login_retry", CONF_KIND_MS, CONF_AT(server_login_retry_ms), 1, INT_MAX, NULL},
 	{"server_idle_timeout", CONF_KIND_MS, CONF_AT(server_idle_timeout_ms), 0, INT_MAX, NULL},
 	{"server_lifetime", CONF_KIND_MS, CONF_AT(server_lifetime_ms), 0, INT_MAX, NULL},
@@ -249,8 +253,8 @@ static int conf_word_value(const ConfWord *words, const char *word)
 }
 
 /* Checks WORD against WORDS and stores its value; errors name LABEL. */
-static bool conf_parse_word(ConfLoad *ld, const char *label, const ConfWord *words, const char *word,
-			    int *out)
+static bool conf_parse_word(ConfLoad *ld, const char *label, const ConfWord *words,
+			    const char *word, int *out)
 {
 	int v = conf_word_value(words, word);
 	if (v == -1) {
@@ -307,8 +311,8 @@ static bool conf_parse_int(ConfLoad *ld, const char *label, const char *text, lo
  * [MIN_MS, MAX_MS]. Parsed by hand rather than with strtod so that the locale's
  * decimal point, exponents, "inf" and "nan" never come in.
  */
-static bool conf_parse_ms(ConfLoad *ld, const char *label, const char *text, long min_ms, long max_ms,
-			  int *out)
+static bool conf_parse_ms(ConfLoad *ld, const char *label, const char *text, long min_ms,
+			  long max_ms, int *out)
 {
 	const char *p = text;
 	long long ms = 0;
@@ -327,8 +331,9 @@ static bool conf_parse_ms(ConfLoad *ld, const char *label, const char *text, lon
 		long long unit = 100;
 		for (; isdigit((unsigned char)*p); p++) {
 			if (unit == 0) {
-				conf_fail(ld, ld->line, "%s: '%s' has more than 3 decimals (milliseconds)",
-					  label, text);
+				conf_fail(ld, ld->line,
+					  "%s: '%s' has more than 3 decimals (milliseconds)", label,
+					  text);
 				return false;
 			}
 			ms += unit * (*p - '0');
@@ -383,8 +388,9 @@ static bool conf_parse_bytes(ConfLoad *ld, const char *label, const char *text, 
 		return true;
 	}
 not_size:
-	conf_fail(ld, ld->line, "%s: '%s' is not a size (bytes, or a number followed by kB, MB or GB)",
-		  label, text);
+	conf_fail(ld, ld->line,
+		  "%s: '%s' is not a size (bytes, or a number followed by kB, MB or GB)", label,
+		  text);
 	return false;
 out_of_range:
 	conf_fail(ld, ld->line, "%s: %s is out of range (%ld..%ld bytes)", label, text, min, max);
@@ -415,8 +421,8 @@ static bool conf_parse_list(ConfLoad *ld, const char *label, const char *text, c
 			last--;
 		size_t len = (size_t)(last - p);
 		if (len > CONF_MAX_IDENT) {
-			conf_fail(ld, ld->line, "%s: '%.*s' is longer than %d bytes", label, (int)len, p,
-				  CONF_MAX_IDENT);
+			conf_fail(ld, ld->line, "%s: '%.*s' is longer than %d bytes", label,
+				  (int)len, p, CONF_MAX_IDENT);
 			conf_free_strv(v);
 			return false;
 		}
@@ -587,7 +593,8 @@ static bool conf_split_pool_keys(ConfLoad *ld, ConfDatabase *db, const char *con
 				 strncmp(pair.kw, "pool_size", 9) == 0);
 		if (uri && !pool_key) {
 			conf_fail(ld, ld->line,
-				  "database '%s': only pool_mode= and pool_size= may follow a URI, not '%s'",
+				  "database '%s': only pool_mode= and pool_size= may follow a URI, "
+				  "not '%s'",
 				  db->name, p);
 			goto fail;
 		}
@@ -597,9 +604,13 @@ static bool conf_split_pool_keys(ConfLoad *ld, ConfDatabase *db, const char *con
 			break;
 		}
 		if (pool_key) {
-			bool ok = pair.kw[5] == 'm'
-					  ? conf_parse_word(ld, "pool_mode", conf_pool_modes, val, &db->pool_mode)
-					  : conf_parse_int(ld, "pool_size", val, 1, CONF_MAX_POOL_SIZE, &db->pool_size);
+			bool ok;
+			if (pair.kw[5] == 'm')
+				ok = conf_parse_word(ld, "pool_mode", conf_pool_modes, val,
+						     &db->pool_mode);
+			else
+				ok = conf_parse_int(ld, "pool_size", val, 1, CONF_MAX_POOL_SIZE,
+						    &db->pool_size);
 			if (!ok)
 				goto fail;
 		} else {
@@ -665,7 +676,8 @@ static bool conf_add_database(ConfLoad *ld, const char *name, const char *value)
 {
 	Conf *conf = ld->conf;
 	if (!conf_schema_name_ok(name)) {
-		conf_fail(ld, ld->line, "database name '%s' is not 1 to %d bytes", name, CONF_MAX_IDENT);
+		conf_fail(ld, ld->line, "database name '%s' is not 1 to %d bytes", name,
+			  CONF_MAX_IDENT);
 		return false;
 	}
 	for (size_t i = 0; i < conf->n_databases; i++) {
@@ -689,7 +701,8 @@ static bool conf_add_database(ConfLoad *ld, const char *name, const char *value)
 	ConfDatabase db = {.pool_mode = -1, .line = ld->line};
 	char *rest = NULL;
 	bool ok = (db.name = conf_strdup(ld, name)) && (db.conninfo = conf_strdup(ld, value)) &&
-		  conf_split_pool_keys(ld, &db, value, &rest) && conf_database_options(ld, &db, rest);
+		  conf_split_pool_keys(ld, &db, value, &rest) &&
+		  conf_database_options(ld, &db, rest);
 	free(rest);
 	if (!ok) {
 		conf_database_clear(&db);
@@ -781,7 +794,8 @@ static bool conf_add_pin(ConfLoad *ld, ConfPinKind kind, const char *key, const 
 				     ? memcmp(&other->cidr, &pin.cidr, sizeof(pin.cidr)) == 0
 				     : strcmp(other->key, pattern) == 0);
 		if (same) {
-			conf_fail(ld, ld->line, "%s is already routed at line %d", key, other->line);
+			conf_fail(ld, ld->line, "%s is already routed at line %d", key,
+				  other->line);
 			return false;
 		}
 	}
@@ -823,11 +837,15 @@ static bool conf_set_route(ConfLoad *ld, const char *key, const char *value)
 	if (strcmp(key, "canary") == 0)
 		return conf_set_canary(ld, value);
 	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
-		if (conf_has_prefix(key, pins[i].prefix))
-			return conf_add_pin(ld, pins[i].kind, key, key + strlen(pins[i].prefix), value);
+		if (conf_has_prefix(key, pins[i].prefix)) {
+			const char *pattern = key + strlen(pins[i].prefix);
+			return conf_add_pin(ld, pins[i].kind, key, pattern, value);
+		}
 	}
 	conf_fail(ld, ld->line,
-		  "unknown key '%s' in [routes] (expected default, canary, app.*, user.* or addr.*)", key);
+		  "unknown key '%s' in [routes] (expected default, canary, app.*, user.* or "
+		  "addr.*)",
+		  key);
 	return false;
 }
 
@@ -906,7 +924,8 @@ static char *conf_read_line(char *buf, int size, void *stream)
 		size_t name_len = (size_t)(close - buf - 1);
 		if (!conf_known_section(buf + 1, name_len)) {
 			conf_fail(ld, ld->line,
-				  "unknown section [%.*s] (expected [pgflip], [databases] or [routes])",
+				  "unknown section [%.*s] "
+				  "(expected [pgflip], [databases] or [routes])",
 				  (int)name_len, buf + 1);
 			return NULL;
 		}
@@ -1012,7 +1031,8 @@ static bool conf_finish(ConfLoad *ld)
 	}
 	if (strlen(conf->admin_socket) >= CONF_SUN_PATH_SIZE) {
 		int line = ld->admin_socket_line ? ld->admin_socket_line : ld->unix_socket_dir_line;
-		conf_fail(ld, line, "admin_socket: '%s' is longer than a Unix socket path may be (%zu bytes)",
+		conf_fail(ld, line,
+			  "admin_socket: '%s' is longer than a Unix socket path may be (%zu bytes)",
 			  conf->admin_socket, CONF_SUN_PATH_SIZE - 1);
 		return false;
 	}

@@ -261,6 +261,28 @@ void snapshot_remove_index(SnapTable *t, const char *name)
 		}
 }
 
+void snapshot_remove_table(Snapshot *s, const SnapTable *t)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		if (s->tables[i] == t) {
+			table_free(s->tables[i]);
+			memmove(&s->tables[i], &s->tables[i + 1], (s->ntables - i - 1) * sizeof *s->tables);
+			s->ntables--;
+			return;
+		}
+}
+
+void snapshot_remove_column(SnapTable *t, const SnapColumn *c)
+{
+	for (size_t i = 0; i < t->ncols; i++)
+		if (t->cols[i] == c) {
+			column_free(t->cols[i]);
+			memmove(&t->cols[i], &t->cols[i + 1], (t->ncols - i - 1) * sizeof *t->cols);
+			t->ncols--;
+			return;
+		}
+}
+
 Snapshot *snapshot_copy(const Snapshot *s)
 {
 	Snapshot *d = snapshot_new(s->schema);

@@ -101,6 +101,8 @@ SnapTable *snapshot_index_table(const Snapshot *s, const char *name, SnapIndex *
 /* Removers free the element; no-ops when absent. */
 void snapshot_remove_constraint(SnapTable *t, const char *name);
 void snapshot_remove_index(SnapTable *t, const char *name);
+void snapshot_remove_table(Snapshot *s, const SnapTable *t);
+void snapshot_remove_column(SnapTable *t, const SnapColumn *c);
 
 /* Replaces *DST with a copy of SRC (NULL allowed). False when out of memory. */
 bool snap_set(char **dst, const char *src);

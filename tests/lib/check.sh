@@ -69,7 +69,7 @@ log_level = debug
 $3
 
 [databases]
-testdb = host=127.0.0.1 port=$PG_PORT dbname=testdb user=app password=app_pw
+$T_DB = host=127.0.0.1 port=$PG_PORT dbname=$T_DB user=app password=app_pw
 
 [routes]
 default = public
@@ -80,5 +80,16 @@ CONF
 # fpsql PORT ARGS...: psql through pgflip, tuples only, stop on error
 fpsql() {
 	port=$1; shift
-	psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -d testdb "$@"
+	psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -d "$T_DB" "$@"
+}
+
+# make_db NAME: a fresh database NAME owned by app; sets T_DB.
+make_db() {
+	T_DB=$1
+	pg_psql -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1 OWNER app" >/dev/null
+}
+
+# apsql ARGS...: psql straight to PostgreSQL as app over TCP, database T_DB
+apsql() {
+	PGPASSWORD=app_pw psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U app -d "$T_DB" "$@"
 }

@@ -216,10 +216,20 @@ typedef struct TypeName {
 } TypeName;
 
 static const TypeName fe_names[] = {
-	{'B', "Bind"},     {'C', "Close"},        {'d', "CopyData"}, {'c', "CopyDone"},
-	{'f', "CopyFail"}, {'D', "Describe"},     {'E', "Execute"},  {'H', "Flush"},
-	{'F', "FunctionCall"}, {'P', "Parse"},    {'p', "PasswordMessage"},
-	{'Q', "Query"},    {'S', "Sync"},         {'X', "Terminate"},
+	{'B', "Bind"},
+	{'C', "Close"},
+	{'d', "CopyData"},
+	{'c', "CopyDone"},
+	{'f', "CopyFail"},
+	{'D', "Describe"},
+	{'E', "Execute"},
+	{'H', "Flush"},
+	{'F', "FunctionCall"},
+	{'P', "Parse"},
+	{'p', "PasswordMessage"},
+	{'Q', "Query"},
+	{'S', "Sync"},
+	{'X', "Terminate"},
 };
 
 static const TypeName be_names[] = {
@@ -578,7 +588,7 @@ static void startup_with_n_params(Pkt *p, size_t n)
 	startup_begin(p, PROTO_VERSION_3_0);
 	startup_param(p, "user", "alice");
 	for (size_t i = 1; i < n; i++) {
-		char name[16];
+		char name[24]; /* "p" and any size_t */
 		snprintf(name, sizeof(name), "p%zu", i);
 		startup_param(p, name, "v");
 	}

@@ -1,0 +1,964 @@
+/*
+ * migrate/plan.c: the planner core — step lists, the shared builders (column
+ * definitions, constraints, views, sync triggers, backfills), the derived
+ * contract/rollback, and the plan's printable and stored forms.
+ *
+ * Operations (plan_ops.c) only change the simulated snapshot (new-version
+ * names, new physical columns) and add the few steps that cannot be derived;
+ * the structural part of complete and rollback is derived here from the final
+ * snapshot: every column or table hidden from the new version is dropped at
+ * complete, every physical name that differs from its new-version name is
+ * renamed, and rollback drops everything the old version cannot see.
+ */
+#include "migrate/plan.h"
+#include "migrate/plan_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- step lists ---- */
+
+static PlanStep *steps_push(StepList *l)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		PlanStep *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		l->v = v;
+		l->cap = cap;
+	}
+	PlanStep *s = &l->v[l->n++];
+	memset(s, 0, sizeof *s);
+	return s;
+}
+
+static void step_free(PlanStep *s)
+{
+	free(s->sql);
+	free(s->cleanup);
+	free(s->note);
+	free(s->vschema);
+	json_decref(s->viewmap);
+	free(s->table);
+	for (size_t i = 0; i < s->nkeys; i++) {
+		free(s->keys[i]);
+		free(s->key_types[i]);
+	}
+	free(s->keys);
+	free(s->key_types);
+}
+
+void plan_steps_free(StepList *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		step_free(&l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+void plan_free(Plan *p)
+{
+	if (!p)
+		return;
+	free(p->name);
+	free(p->schema);
+	free(p->vschema);
+	free(p->prev_vschema);
+	plan_steps_free(&p->start);
+	plan_steps_free(&p->complete);
+	plan_steps_free(&p->rollback);
+	free(p->irreversible);
+	snapshot_free(p->after);
+	free(p);
+}
+
+bool pl_fail(Planner *pl, const char *fmt, ...)
+{
+	if (pl->failed)
+		return false;
+	pl->failed = true;
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (pl->opname)
+		snprintf(pl->err, pl->errlen, "%s: operations[%zu].%s: %s", pl->f->path, pl->opi, pl->opname, msg);
+	else
+		snprintf(pl->err, pl->errlen, "%s: %s", pl->f->path, msg);
+	return false;
+}
+
+/* Adds a step of KIND to L whose SQL is the text built so far in pl->b. */
+PlanStep *pl_emit(Planner *pl, StepList *l, StepKind kind, const char *note)
+{
+	char *sql = sqlbuf_steal(&pl->b);
+	PlanStep *s = sql ? steps_push(l) : NULL;
+	if (!s) {
+		free(sql);
+		pl_fail(pl, "out of memory or SQL longer than %zu bytes", (size_t)SQLBUF_MAX);
+		return NULL;
+	}
+	s->kind = kind;
+	s->sql = sql;
+	s->note = note ? strdup(note) : NULL;
+	return s;
+}
+
+/* ---- shared builders ---- */
+
+void pl_table(Planner *pl, const SnapTable *t)
+{
+	sqlbuf_qname(&pl->b, pl->schema, t->name);
+}
+
+/* Appends EXPR with every column of T that has a different physical name
+ * referred to by its physical name (expressions are written with
+ * new-version names). */
+void pl_expr_phys(Planner *pl, const SnapTable *t, const char *expr)
+{
+	SqlBuf cur, next;
+	sqlbuf_init(&cur);
+	sqlbuf_add(&cur, expr);
+	for (size_t i = 0; i < t->ncols; i++) {
+		const SnapColumn *c = t->cols[i];
+		if (!c->vname || strcmp(c->vname, c->name) == 0)
+			continue;
+		sqlbuf_init(&next);
+		sqlbuf_rename_ident(&next, cur.data ? cur.data : "", c->vname, c->name);
+		sqlbuf_free(&cur);
+		cur = next;
+	}
+	if (cur.failed)
+		pl->b.failed = true;
+	else
+		sqlbuf_add(&pl->b, cur.data ? cur.data : "");
+	sqlbuf_free(&cur);
+}
+
+/* Physical name of the table a migration calls NAME in the new version, or
+ * NAME itself when it is not in the snapshot (a table made by raw SQL). */
+const char *pl_ref_table(Planner *pl, const char *name)
+{
+	const SnapTable *t = snapshot_vtable(pl->s, name);
+	return t ? t->name : name;
+}
+
+/* " MATCH x ON DELETE y ON UPDATE z [DEFERRABLE [INITIALLY DEFERRED]]" of a
+ * ForeignKeyReference / TableForeignKeyReference object. */
+void pl_fk_tail(Planner *pl, const json_t *ref)
+{
+	const char *match = mj_str(ref, "match_type", NULL);
+	if (match && strcmp(match, "SIMPLE") != 0)
+		sqlbuf_printf(&pl->b, " MATCH %s", match);
+	const char *del = mj_str(ref, "on_delete", NULL);
+	if (del && strcmp(del, "NO ACTION") != 0) {
+		sqlbuf_printf(&pl->b, " ON DELETE %s", del);
+		json_t *set = json_object_get(ref, "on_delete_set_columns");
+		if (json_array_size(set) > 0) {
+			sqlbuf_add(&pl->b, " (");
+			pl_ident_list(pl, set, NULL);
+			sqlbuf_add(&pl->b, ")");
+		}
+	}
+	const char *upd = mj_str(ref, "on_update", NULL);
+	if (upd && strcmp(upd, "NO ACTION") != 0)
+		sqlbuf_printf(&pl->b, " ON UPDATE %s", upd);
+	if (mj_bool(ref, "deferrable", false))
+		sqlbuf_add(&pl->b, " DEFERRABLE");
+	if (mj_bool(ref, "initially_deferred", false))
+		sqlbuf_add(&pl->b, " INITIALLY DEFERRED");
+}
+
+/* Comma-separated quoted identifiers from a JSON array of strings; with T the
+ * names are new-version column names turned into physical ones. */
+void pl_ident_list(Planner *pl, const json_t *arr, const SnapTable *t)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		const char *name = json_string_value(v);
+		if (t) {
+			const SnapColumn *c = snapshot_vcolumn(t, name);
+			if (c)
+				name = c->name;
+		}
+		if (i)
+			sqlbuf_add(&pl->b, ", ");
+		sqlbuf_ident(&pl->b, name);
+	}
+}
+
+/* Index parameters of a unique/primary key/exclude constraint. */
+void pl_index_params(Planner *pl, const json_t *ip, const SnapTable *t)
+{
+	if (!ip)
+		return;
+	json_t *inc = json_object_get(ip, "include_columns");
+	if (json_array_size(inc) > 0) {
+		sqlbuf_add(&pl->b, " INCLUDE (");
+		pl_ident_list(pl, inc, t);
+		sqlbuf_add(&pl->b, ")");
+	}
+	const char *sp = mj_str(ip, "storage_parameters", "");
+	if (sp[0])
+		sqlbuf_printf(&pl->b, " WITH (%s)", sp);
+	const char *ts = mj_str(ip, "tablespace", "");
+	if (ts[0]) {
+		sqlbuf_add(&pl->b, " USING INDEX TABLESPACE ");
+		sqlbuf_ident(&pl->b, ts);
+	}
+}
+
+/* Column definition of a Column object (create_table, add_column): type,
+ * identity/generation, default. Constraints are added by the caller. */
+void pl_column_type(Planner *pl, const json_t *col)
+{
+	sqlbuf_add(&pl->b, mj_str(col, "type", ""));
+	json_t *gen = json_object_get(col, "generated");
+	if (gen) {
+		json_t *id = json_object_get(gen, "identity");
+		const char *expr = mj_str(gen, "expression", "");
+		if (id) {
+			sqlbuf_printf(&pl->b, " GENERATED %s AS IDENTITY", mj_str(id, "user_specified_values", "ALWAYS"));
+			const char *so = mj_str(id, "sequence_options", "");
+			if (so[0])
+				sqlbuf_printf(&pl->b, " (%s)", so);
+		} else if (expr[0]) {
+			sqlbuf_printf(&pl->b, " GENERATED ALWAYS AS (%s) STORED", expr);
+		}
+	}
+	const char *def = mj_str(col, "default", NULL);
+	if (def)
+		sqlbuf_printf(&pl->b, " DEFAULT %s", def);
+}
+
+/* A name for a temporary object: PREFIX + NAME cut to 63 bytes. */
+char *pl_tmp_name(const char *prefix, const char *name)
+{
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s%s", prefix, name);
+	return strdup(buf);
+}
+
+/* Adds a sync rule: in table T, the writer of version UP ? old : new gets
+ * NEW.TARGET := (EXPR). */
+bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bool up)
+{
+	if (strstr(expr, PLAN_DOLLAR))
+		return pl_fail(pl, "an up/down expression may not contain %s", PLAN_DOLLAR);
+	if (pl->nrules >= PLAN_MAX_RULES)
+		return pl_fail(pl, "more than %d up/down expressions", PLAN_MAX_RULES);
+	SyncRule *r = &pl->rules[pl->nrules];
+	r->table = t;
+	r->target = strdup(target);
+	r->expr = strdup(expr);
+	r->up = up;
+	if (!r->target || !r->expr) {
+		free(r->target);
+		free(r->expr);
+		return pl_fail(pl, "out of memory");
+	}
+	pl->nrules++;
+	return true;
+}
+
+void pl_want_backfill(Planner *pl, SnapTable *t)
+{
+	if (!t->oname)
+		return; /* created by this migration: no old rows */
+	for (size_t i = 0; i < pl->nbackfill; i++)
+		if (pl->backfill[i] == t)
+			return;
+	if (pl->nbackfill < PLAN_MAX_RULES)
+		pl->backfill[pl->nbackfill++] = t;
+}
+
+/* NAME of the sync function of physical table TABLE. */
+static char *trigger_function(const char *table)
+{
+	return pl_tmp_name(PLAN_TRIGGER "_", table);
+}
+
+/* Declares, for one branch of the trigger, the variables the branch's
+ * expressions can use: each visible column (new version: vname, old: oname)
+ * holding NEW's value of its physical column. */
+static void trigger_declare(Planner *pl, const SnapTable *t, bool up)
+{
+	bool any = false;
+	for (size_t i = 0; i < t->ncols; i++) {
+		const SnapColumn *c = t->cols[i];
+		const char *var = up ? c->oname : c->vname;
+		if (!var)
+			continue;
+		bool used = false;
+		for (size_t r = 0; r < pl->nrules && !used; r++)
+			if (pl->rules[r].table == t && pl->rules[r].up == up && sql_mentions(pl->rules[r].expr, var))
+				used = true;
+		if (!used)
+			continue;
+		sqlbuf_add(&pl->b, any ? "\n      " : "    DECLARE\n      ");
+		any = true;
+		sqlbuf_ident(&pl->b, var);
+		sqlbuf_add(&pl->b, " ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, ".");
+		sqlbuf_ident(&pl->b, c->name);
+		sqlbuf_add(&pl->b, "%TYPE := NEW.");
+		sqlbuf_ident(&pl->b, c->name);
+		sqlbuf_add(&pl->b, ";");
+	}
+	if (any)
+		sqlbuf_add(&pl->b, "\n");
+	sqlbuf_add(&pl->b, "    BEGIN\n");
+	for (size_t r = 0; r < pl->nrules; r++) {
+		const SyncRule *sr = &pl->rules[r];
+		if (sr->table != t || sr->up != up)
+			continue;
+		sqlbuf_add(&pl->b, "      NEW.");
+		sqlbuf_ident(&pl->b, sr->target);
+		sqlbuf_printf(&pl->b, " := (%s);\n", sr->expr);
+	}
+	sqlbuf_add(&pl->b, "    END;\n");
+}
+
+/* One sync function + trigger per table that has rules. */
+static void plan_triggers(Planner *pl)
+{
+	for (size_t i = 0; i < pl->s->ntables; i++) {
+		SnapTable *t = pl->s->tables[i];
+		bool has_up = false, has_down = false;
+		for (size_t r = 0; r < pl->nrules; r++)
+			if (pl->rules[r].table == t) {
+				if (pl->rules[r].up)
+					has_up = true;
+				else
+					has_down = true;
+			}
+		if (!has_up && !has_down)
+			continue;
+		char *fn = trigger_function(t->name);
+		if (!fn) {
+			pl_fail(pl, "out of memory");
+			return;
+		}
+		sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
+		sqlbuf_qname(&pl->b, pl->schema, fn);
+		sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\n#variable_conflict use_variable\nBEGIN\n");
+		sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
+		sqlbuf_literal(&pl->b, pl->vschema);
+		sqlbuf_add(&pl->b, " THEN\n");
+		if (has_down)
+			trigger_declare(pl, t, false);
+		else
+			sqlbuf_add(&pl->b, "    NULL;\n");
+		if (has_up) {
+			sqlbuf_add(&pl->b, "  ELSE\n");
+			trigger_declare(pl, t, true);
+		}
+		sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
+		sqlbuf_add(&pl->b, "DROP TRIGGER IF EXISTS " PLAN_TRIGGER " ON ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER " BEFORE INSERT OR UPDATE ON ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, " FOR EACH ROW EXECUTE FUNCTION ");
+		sqlbuf_qname(&pl->b, pl->schema, fn);
+		sqlbuf_add(&pl->b, "()");
+		char note[200];
+		snprintf(note, sizeof note, "sync trigger on %s", t->name);
+		pl_emit(pl, &pl->p->start, STEP_SQL, note);
+		/* complete and rollback both drop it (CASCADE takes the trigger) */
+		for (int k = 0; k < 2; k++) {
+			sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
+			sqlbuf_qname(&pl->b, pl->schema, fn);
+			sqlbuf_add(&pl->b, "() CASCADE");
+			pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
+		}
+		free(fn);
+	}
+}
+
+/* Keyset for backfilling T: primary key, else a unique constraint on NOT NULL
+ * columns, else none (ctid). */
+static bool backfill_keys(const SnapTable *t, const SnapConstraint **out)
+{
+	const SnapConstraint *best = NULL;
+	for (size_t i = 0; i < t->ncons; i++) {
+		const SnapConstraint *k = t->cons[i];
+		if (k->type == 'p') {
+			best = k;
+			break;
+		}
+		if (k->type != 'u' || best)
+			continue;
+		bool nn = k->ncols > 0;
+		for (size_t j = 0; j < k->ncols; j++) {
+			const SnapColumn *c = snapshot_column(t, k->cols[j]);
+			if (!c || !c->notnull)
+				nn = false;
+		}
+		if (nn)
+			best = k;
+	}
+	*out = best;
+	return best != NULL;
+}
+
+static void plan_backfills(Planner *pl)
+{
+	for (size_t i = 0; i < pl->nbackfill; i++) {
+		SnapTable *t = pl->backfill[i];
+		const SnapConstraint *k = NULL;
+		backfill_keys(t, &k);
+		sqlbuf_add(&pl->b, "UPDATE ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, " SET ");
+		if (k) {
+			for (size_t j = 0; j < k->ncols; j++) {
+				sqlbuf_add(&pl->b, j ? ", " : "");
+				sqlbuf_ident(&pl->b, k->cols[j]);
+				sqlbuf_add(&pl->b, " = ");
+				sqlbuf_ident(&pl->b, k->cols[j]);
+			}
+			sqlbuf_add(&pl->b, " WHERE (");
+			for (size_t j = 0; j < k->ncols; j++) {
+				sqlbuf_add(&pl->b, j ? ", " : "");
+				sqlbuf_ident(&pl->b, k->cols[j]);
+			}
+			sqlbuf_add(&pl->b, ") IN (next batch in key order)");
+		} else {
+			sqlbuf_ident(&pl->b, t->cols[0]->name);
+			sqlbuf_add(&pl->b, " = ");
+			sqlbuf_ident(&pl->b, t->cols[0]->name);
+			sqlbuf_add(&pl->b, " WHERE ctid in (next block range)");
+		}
+		char note[200];
+		snprintf(note, sizeof note, "backfill %s in batches", t->name);
+		PlanStep *s = pl_emit(pl, &pl->p->start, STEP_BACKFILL, note);
+		if (!s)
+			return;
+		s->table = strdup(t->name);
+		size_t n = k ? k->ncols : 0;
+		s->keys = calloc(n + 1, sizeof *s->keys);
+		s->key_types = calloc(n + 1, sizeof *s->key_types);
+		if (!s->table || !s->keys || !s->key_types) {
+			pl_fail(pl, "out of memory");
+			return;
+		}
+		for (size_t j = 0; j < n; j++) {
+			const SnapColumn *c = snapshot_column(t, k->cols[j]);
+			s->keys[j] = strdup(k->cols[j]);
+			s->key_types[j] = strdup(c ? c->type : "text");
+			s->nkeys++;
+		}
+	}
+}
+
+/* ---- views ---- */
+
+static const json_t *map_find(const json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+		if (strcmp(mj_str(v, "name", ""), name) == 0)
+			return v;
+	return NULL;
+}
+
+static bool is_tmp(const char *name)
+{
+	return strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0;
+}
+
+void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema)
+{
+	const json_t *mtables = map ? json_object_get(map, "tables") : NULL;
+	sqlbuf_add(b, "DROP SCHEMA IF EXISTS ");
+	sqlbuf_ident(b, vschema);
+	sqlbuf_add(b, " CASCADE;\nCREATE SCHEMA ");
+	sqlbuf_ident(b, vschema);
+	sqlbuf_add(b, ";\nGRANT USAGE ON SCHEMA ");
+	sqlbuf_ident(b, vschema);
+	sqlbuf_add(b, " TO PUBLIC");
+	for (size_t i = 0; i < snap->ntables; i++) {
+		const SnapTable *t = snap->tables[i];
+		const json_t *mt = map_find(mtables, t->name);
+		const char *vname = t->name;
+		if (mt)
+			vname = mj_str(mt, "as", NULL);
+		else if (is_tmp(t->name))
+			vname = NULL;
+		if (!vname)
+			continue;
+		const json_t *mcols = mt ? json_object_get(mt, "columns") : NULL;
+		sqlbuf_add(b, ";\nCREATE VIEW ");
+		sqlbuf_qname(b, vschema, vname);
+		sqlbuf_add(b, " WITH (security_invoker = true) AS SELECT ");
+		bool first = true;
+		for (size_t j = 0; j < t->ncols; j++) {
+			const SnapColumn *c = t->cols[j];
+			const json_t *mc = map_find(mcols, c->name);
+			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
+			if (!cv)
+				continue;
+			sqlbuf_add(b, first ? "" : ", ");
+			first = false;
+			sqlbuf_ident(b, c->name);
+			if (strcmp(cv, c->name) != 0) {
+				sqlbuf_add(b, " AS ");
+				sqlbuf_ident(b, cv);
+			}
+		}
+		sqlbuf_add(b, " FROM ");
+		sqlbuf_qname(b, snap->schema, t->name);
+		for (size_t j = 0; j < t->ncols; j++) {
+			const SnapColumn *c = t->cols[j];
+			const json_t *mc = map_find(mcols, c->name);
+			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
+			if (!cv)
+				continue;
+			const char *def = c->def;
+			if (mc && json_object_get(mc, "default"))
+				def = mj_str(mc, "default", NULL);
+			if (!def)
+				continue;
+			sqlbuf_add(b, ";\nALTER VIEW ");
+			sqlbuf_qname(b, vschema, vname);
+			sqlbuf_add(b, " ALTER COLUMN ");
+			sqlbuf_ident(b, cv);
+			sqlbuf_printf(b, " SET DEFAULT %s", def);
+		}
+	}
+	sqlbuf_add(b, ";\nGRANT ALL ON ALL TABLES IN SCHEMA ");
+	sqlbuf_ident(b, vschema);
+	sqlbuf_add(b, " TO PUBLIC");
+}
+
+/* The view map of the planned snapshot: every table and column by physical
+ * name with its new-version name (or null) and overridden default. */
+static json_t *views_map(const Snapshot *s)
+{
+	json_t *tables = json_array();
+	for (size_t i = 0; i < s->ntables; i++) {
+		const SnapTable *t = s->tables[i];
+		json_t *cols = json_array();
+		for (size_t j = 0; j < t->ncols; j++) {
+			const SnapColumn *c = t->cols[j];
+			json_t *mc = json_pack("{s:s, s:o}", "name", c->name, "as", c->vname ? json_string(c->vname) : json_null());
+			if (mc && c->vdef_set)
+				json_object_set_new(mc, "default", c->vdef ? json_string(c->vdef) : json_null());
+			json_array_append_new(cols, mc);
+		}
+		json_array_append_new(tables, json_pack("{s:s, s:o, s:o}", "name", t->name, "as",
+							t->vname ? json_string(t->vname) : json_null(), "columns", cols));
+	}
+	return json_pack("{s:o}", "tables", tables);
+}
+
+/* ---- derived contract and rollback ---- */
+
+static void plan_derived(Planner *pl)
+{
+	Snapshot *s = pl->s;
+	/* complete, structural: drop hidden tables and columns */
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (t->vname)
+			continue;
+		sqlbuf_add(&pl->b, "DROP TABLE ");
+		pl_table(pl, t);
+		pl_emit(pl, &pl->c_drop, STEP_SQL, "drop table");
+	}
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (!t->vname)
+			continue;
+		for (size_t j = 0; j < t->ncols; j++) {
+			SnapColumn *c = t->cols[j];
+			if (c->vname)
+				continue;
+			sqlbuf_add(&pl->b, "ALTER TABLE ");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, " DROP COLUMN ");
+			sqlbuf_ident(&pl->b, c->name);
+			pl_emit(pl, &pl->c_drop, STEP_SQL, "drop old column");
+		}
+	}
+	/* complete, renames (after the constraint steps, which use physical names) */
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (!t->vname)
+			continue;
+		for (size_t j = 0; j < t->ncols; j++) {
+			SnapColumn *c = t->cols[j];
+			if (!c->vname || strcmp(c->vname, c->name) == 0)
+				continue;
+			sqlbuf_add(&pl->b, "ALTER TABLE ");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, " RENAME COLUMN ");
+			sqlbuf_ident(&pl->b, c->name);
+			sqlbuf_add(&pl->b, " TO ");
+			sqlbuf_ident(&pl->b, c->vname);
+			pl_emit(pl, &pl->c_rename, STEP_SQL, "rename column to its final name");
+		}
+	}
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (!t->vname || strcmp(t->vname, t->name) == 0)
+			continue;
+		sqlbuf_add(&pl->b, "ALTER TABLE ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, " RENAME TO ");
+		sqlbuf_ident(&pl->b, t->vname);
+		pl_emit(pl, &pl->c_rename, STEP_SQL, "rename table to its final name");
+	}
+	/* rollback: columns the old version cannot see, then created tables (newest first) */
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (!t->oname)
+			continue;
+		for (size_t j = 0; j < t->ncols; j++) {
+			SnapColumn *c = t->cols[j];
+			if (c->oname)
+				continue;
+			sqlbuf_add(&pl->b, "ALTER TABLE IF EXISTS ");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, " DROP COLUMN IF EXISTS ");
+			sqlbuf_ident(&pl->b, c->name);
+			pl_emit(pl, &pl->rb_tail, STEP_SQL, "drop new column");
+		}
+	}
+	for (size_t i = s->ntables; i-- > 0;) {
+		SnapTable *t = s->tables[i];
+		if (t->oname)
+			continue;
+		sqlbuf_add(&pl->b, "DROP TABLE IF EXISTS ");
+		pl_table(pl, t);
+		pl_emit(pl, &pl->rb_tail, STEP_SQL, "drop created table");
+	}
+}
+
+/* Moves every step of SRC to the end of DST (SRC left empty). */
+static bool steps_move(StepList *dst, StepList *src, bool reverse)
+{
+	for (size_t k = 0; k < src->n; k++) {
+		size_t i = reverse ? src->n - 1 - k : k;
+		PlanStep *d = steps_push(dst);
+		if (!d)
+			return false;
+		*d = src->v[i];
+	}
+	free(src->v);
+	memset(src, 0, sizeof *src);
+	return true;
+}
+
+char *plan_vschema_name(const MigFile *f, const char *schema)
+{
+	if (f->version_schema)
+		return strdup(f->version_schema);
+	char buf[128];
+	snprintf(buf, sizeof buf, "%s_%s", schema, f->name);
+	return strdup(buf);
+}
+
+Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, const char *prev_vschema, char *err,
+		 size_t errlen)
+{
+	Planner pl;
+	memset(&pl, 0, sizeof pl);
+	pl.f = f;
+	pl.err = err;
+	pl.errlen = errlen;
+	err[0] = '\0';
+	pl.p = calloc(1, sizeof *pl.p);
+	pl.rules = calloc(PLAN_MAX_RULES, sizeof *pl.rules);
+	pl.backfill = calloc(PLAN_MAX_RULES, sizeof *pl.backfill);
+	pl.s = snapshot_copy(snap);
+	sqlbuf_init(&pl.b);
+	Plan *p = pl.p;
+	if (!p || !pl.rules || !pl.backfill || !pl.s) {
+		pl_fail(&pl, "out of memory");
+		goto out;
+	}
+	p->name = strdup(f->name);
+	p->schema = strdup(schema);
+	p->vschema = plan_vschema_name(f, schema);
+	p->prev_vschema = prev_vschema ? strdup(prev_vschema) : NULL;
+	pl.schema = p->schema;
+	pl.vschema = p->vschema;
+	if (!p->name || !p->schema || !p->vschema || (prev_vschema && !p->prev_vschema)) {
+		pl_fail(&pl, "out of memory");
+		goto out;
+	}
+	if (strlen(p->vschema) > 63) {
+		pl_fail(&pl, "version schema name \"%s\" is longer than 63 bytes", p->vschema);
+		goto out;
+	}
+	if (prev_vschema && strcmp(prev_vschema, p->vschema) == 0) {
+		pl_fail(&pl, "version schema \"%s\" is already the current version", p->vschema);
+		goto out;
+	}
+
+	for (size_t i = 0; i < f->nops && !pl.failed; i++) {
+		pl.opi = i;
+		pl.opname = migop_name(f->ops[i].kind);
+		plan_op(&pl, &f->ops[i]);
+	}
+	pl.opname = NULL;
+	if (pl.failed)
+		goto out;
+
+	/* start: op steps (already in p->start), sync triggers, views, backfills */
+	plan_triggers(&pl);
+	json_t *map = views_map(pl.s);
+	plan_views_sql(&pl.b, pl.s, map, p->vschema);
+	PlanStep *vs = pl_emit(&pl, &p->start, STEP_VIEWS, "create the new version schema");
+	if (vs) {
+		vs->vschema = strdup(p->vschema);
+		vs->viewmap = map;
+	} else {
+		json_decref(map);
+	}
+	plan_backfills(&pl);
+
+	/* complete: validations, then one transaction: previous version schema,
+	 * triggers, pre steps, drops, post steps, renames; then outside-transaction
+	 * steps; then the final version schema from the catalog */
+	plan_derived(&pl);
+	if (p->prev_vschema) {
+		sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
+		sqlbuf_ident(&pl.b, p->prev_vschema);
+		sqlbuf_add(&pl.b, " CASCADE");
+		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, "drop the previous version schema");
+		(void)d;
+	}
+	plan_views_sql(&pl.b, pl.s, NULL, p->vschema); /* printed form; runs from the catalog */
+	StepList final = {0};
+	PlanStep *fv = pl_emit(&pl, &final, STEP_VIEWS, "rebuild the version schema over the final tables");
+	if (fv)
+		fv->vschema = strdup(p->vschema);
+
+	/* rollback: drop the new version schema, triggers, op undo (reverse), derived */
+	StepList rb_first = {0};
+	sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
+	sqlbuf_ident(&pl.b, p->vschema);
+	sqlbuf_add(&pl.b, " CASCADE");
+	pl_emit(&pl, &rb_first, STEP_SQL, "drop the new version schema");
+	if (pl.failed) {
+		plan_steps_free(&final);
+		plan_steps_free(&rb_first);
+		goto out;
+	}
+	StepList complete = {0};
+	bool ok = steps_move(&complete, &pl.c_validate, false) && steps_move(&complete, &p->complete, false) &&
+		  steps_move(&complete, &pl.c_head, false) && steps_move(&complete, &pl.c_pre, false) &&
+		  steps_move(&complete, &pl.c_drop, false) && steps_move(&complete, &pl.c_post, false) &&
+		  steps_move(&complete, &pl.c_rename, false) && steps_move(&complete, &pl.c_outside, false) &&
+		  steps_move(&complete, &final, false);
+	p->complete = complete;
+	StepList rollback = {0};
+	ok = ok && steps_move(&rollback, &rb_first, false) && steps_move(&rollback, &pl.rb_head, false) &&
+	     steps_move(&rollback, &pl.rb_ops, true) && steps_move(&rollback, &pl.rb_tail, false);
+	p->rollback = rollback;
+	if (!ok)
+		pl_fail(&pl, "out of memory");
+
+out:
+	for (size_t i = 0; i < pl.nrules; i++) {
+		free(pl.rules[i].target);
+		free(pl.rules[i].expr);
+	}
+	free(pl.rules);
+	free(pl.backfill);
+	StepList *tmp[] = {&pl.c_validate, &pl.c_head, &pl.c_pre, &pl.c_drop, &pl.c_post,
+			   &pl.c_rename, &pl.c_outside, &pl.rb_head, &pl.rb_ops, &pl.rb_tail};
+	for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
+		plan_steps_free(tmp[i]);
+	sqlbuf_free(&pl.b);
+	if (pl.failed) {
+		snapshot_free(pl.s);
+		plan_free(p);
+		return NULL;
+	}
+	p->after = pl.s;
+	return p;
+}
+
+/* ---- printing and storing ---- */
+
+void plan_format_steps(SqlBuf *b, const StepList *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const PlanStep *s = &l->v[i];
+		sqlbuf_printf(b, "-- step %zu: %s", i + 1, s->note ? s->note : "");
+		switch (s->kind) {
+		case STEP_OUTSIDE_TX: sqlbuf_add(b, " [outside transaction]"); break;
+		case STEP_VIEWS: sqlbuf_add(b, " [views, built from the catalog when run]"); break;
+		case STEP_BACKFILL: sqlbuf_add(b, " [backfill: keyset batches, one transaction each]"); break;
+		case STEP_SQL: if (s->own_tx) sqlbuf_add(b, " [own transaction]"); break;
+		}
+		sqlbuf_printf(b, "\n%s;\n", s->sql ? s->sql : "");
+	}
+}
+
+char *plan_format(const Plan *p)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_printf(&b, "-- migration %s: version schema %s (previous: %s)\n", p->name, p->vschema,
+		      p->prev_vschema ? p->prev_vschema : p->schema);
+	if (p->irreversible)
+		sqlbuf_printf(&b, "-- warning: rollback cannot undo start: %s\n", p->irreversible);
+	const char *names[] = {"start", "complete", "rollback"};
+	const StepList *lists[] = {&p->start, &p->complete, &p->rollback};
+	for (int i = 0; i < 3; i++) {
+		sqlbuf_printf(&b, "\n-- %s\n", names[i]);
+		plan_format_steps(&b, lists[i]);
+	}
+	return sqlbuf_steal(&b);
+}
+
+static const char *const KIND_NAMES[] = {"sql", "outside_tx", "views", "backfill"};
+
+json_t *plan_steps_to_json(const StepList *l)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < l->n; i++) {
+		const PlanStep *s = &l->v[i];
+		json_t *o = json_pack("{s:s, s:b}", "kind", KIND_NAMES[s->kind], "own_tx", s->own_tx);
+		if (!o) {
+			json_decref(arr);
+			return NULL;
+		}
+		if (s->sql)
+			json_object_set_new(o, "sql", json_string(s->sql));
+		if (s->cleanup)
+			json_object_set_new(o, "cleanup", json_string(s->cleanup));
+		if (s->note)
+			json_object_set_new(o, "note", json_string(s->note));
+		if (s->vschema)
+			json_object_set_new(o, "vschema", json_string(s->vschema));
+		if (s->viewmap)
+			json_object_set(o, "viewmap", s->viewmap);
+		if (s->table) {
+			json_object_set_new(o, "table", json_string(s->table));
+			json_t *keys = json_array(), *types = json_array();
+			for (size_t k = 0; k < s->nkeys; k++) {
+				json_array_append_new(keys, json_string(s->keys[k]));
+				json_array_append_new(types, json_string(s->key_types[k]));
+			}
+			json_object_set_new(o, "keys", keys);
+			json_object_set_new(o, "key_types", types);
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static char *dup_or_null(const json_t *o, const char *key)
+{
+	const char *v = mj_str(o, key, NULL);
+	return v ? strdup(v) : NULL;
+}
+
+bool plan_steps_from_json(const json_t *j, StepList *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (!json_is_array(j)) {
+		snprintf(err, errlen, "stored plan: expected an array of steps");
+		return false;
+	}
+	size_t i;
+	json_t *o;
+	json_array_foreach(j, i, o) {
+		PlanStep *s = steps_push(out);
+		if (!s)
+			goto oom;
+		const char *kind = mj_str(o, "kind", "");
+		int k = -1;
+		for (int n = 0; n < 4; n++)
+			if (strcmp(kind, KIND_NAMES[n]) == 0)
+				k = n;
+		if (k < 0) {
+			snprintf(err, errlen, "stored plan: step %zu has unknown kind '%s'", i, kind);
+			plan_steps_free(out);
+			return false;
+		}
+		s->kind = (StepKind)k;
+		s->own_tx = mj_bool(o, "own_tx", false);
+		s->sql = dup_or_null(o, "sql");
+		s->cleanup = dup_or_null(o, "cleanup");
+		s->note = dup_or_null(o, "note");
+		s->vschema = dup_or_null(o, "vschema");
+		s->viewmap = json_incref(json_object_get(o, "viewmap"));
+		s->table = dup_or_null(o, "table");
+		json_t *keys = json_object_get(o, "keys"), *types = json_object_get(o, "key_types");
+		size_t n = json_array_size(keys);
+		if (s->table) {
+			s->keys = calloc(n + 1, sizeof *s->keys);
+			s->key_types = calloc(n + 1, sizeof *s->key_types);
+			if (!s->keys || !s->key_types)
+				goto oom;
+			for (size_t x = 0; x < n; x++) {
+				s->keys[x] = strdup(json_string_value(json_array_get(keys, x)) ?: "");
+				s->key_types[x] = strdup(json_string_value(json_array_get(types, x)) ?: "text");
+				s->nkeys++;
+			}
+		}
+	}
+	return true;
+oom:
+	snprintf(err, errlen, "stored plan: out of memory");
+	plan_steps_free(out);
+	return false;
+}
+
+void plan_contract_snapshot(Snapshot *s)
+{
+	for (size_t i = 0; i < s->ntables;) {
+		SnapTable *t = s->tables[i];
+		if (!t->vname) {
+			snapshot_remove_table(s, t);
+			continue;
+		}
+		snap_set(&t->name, t->vname);
+		snap_set(&t->oname, t->vname);
+		for (size_t j = 0; j < t->ncols;) {
+			SnapColumn *c = t->cols[j];
+			for (size_t k = 0; k < t->ncons;) {
+				SnapConstraint *kc = t->cons[k];
+				bool gone = false;
+				for (size_t x = 0; x < kc->ncols; x++)
+					if (strcmp(kc->cols[x], c->name) == 0) {
+						if (c->vname)
+							snap_set(&kc->cols[x], c->vname);
+						else
+							gone = true;
+					}
+				if (gone)
+					snapshot_remove_constraint(t, kc->name);
+				else
+					k++;
+			}
+			if (!c->vname) {
+				snapshot_remove_column(t, c);
+				continue;
+			}
+			snap_set(&c->name, c->vname);
+			snap_set(&c->oname, c->vname);
+			if (c->vdef_set) {
+				snap_set(&c->def, c->vdef);
+				c->vdef_set = false;
+			}
+			j++;
+		}
+		i++;
+	}
+}
