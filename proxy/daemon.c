@@ -213,8 +213,13 @@ void proxy_begin_shutdown(void)
 		return;
 	proxy.shutting_down = true;
 	proxy.shutdown_deadline_ms = proxy_now_ms() + (uint64_t)proxy.conf->shutdown_timeout_ms;
+	/* close the listening sockets, so that new connections are refused at
+	 * once rather than queued in the backlog */
 	for (int i = 0; i < proxy.n_listeners; i++)
-		evconnlistener_disable(proxy.listeners[i]);
+		evconnlistener_free(proxy.listeners[i]);
+	proxy.n_listeners = 0;
+	if (proxy.unix_path)
+		unlink(proxy.unix_path);
 	log_info("shutdown: not accepting; waiting up to %d ms for %d clients", proxy.conf->shutdown_timeout_ms,
 		 proxy.n_clients);
 }

@@ -1,0 +1,62 @@
+# Helpers for the migration integration tests (tests/integration/migrate_*.sh).
+# Sourced after tests/lib/check.sh; uses PG_SOCK, PG_PORT, TOP, PGFLIP, T_DIR.
+
+# mig ARGS...: `pgflip migrate ARGS` (the stand-alone build/tests/it_migrate when
+# build/pgflip is missing)
+mig() {
+	if [ -x "$TOP/$PGFLIP" ]; then
+		"$TOP/$PGFLIP" migrate --no-progress "$@"
+	else
+		"$TOP/${BUILD:-build}/tests/it_migrate" --no-progress "$@"
+	fi
+}
+
+# mig_db NAME: (re)creates database NAME and points libpq's environment at it
+mig_db() {
+	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+	pg_psql -d postgres -c "CREATE DATABASE $1" >/dev/null
+	export PGHOST="$PG_SOCK" PGPORT="$PG_PORT" PGUSER=postgres PGDATABASE="$1"
+}
+
+mig_drop_db() {
+	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
+}
+
+# q SQL: one query, tuples only
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$*" 2>&1; }
+
+# qs SCHEMA SQL: SQL with search_path = SCHEMA (as the proxy sets it)
+qs() {
+	_s=$1; shift
+	psql -X -qAt -v ON_ERROR_STOP=1 -c "SET search_path = $_s" -c "$*" 2>&1
+}
+
+# fails SCHEMA SQL: true when SQL fails
+fails() { ! qs "$@" >/dev/null 2>&1; }
+
+# leftovers: count of pgflip temporary objects (columns, functions, triggers,
+# constraints, relations) in the database
+leftovers() {
+	q "SELECT (SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	     JOIN pg_namespace n ON n.oid = c.relnamespace
+	     WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attname LIKE '\\_pgflip%' AND NOT a.attisdropped)
+	 + (SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_pgflip%')
+	 + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE '\\_pgflip%')
+	 + (SELECT count(*) FROM pg_constraint WHERE conname LIKE '\\_pgflip%')
+	 + (SELECT count(*) FROM pg_class WHERE relname LIKE '\\_pgflip%')"
+}
+
+# vschemas: the version schemas (and public), comma separated
+vschemas() { q "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'public%'"; }
+
+# columns TABLE: physical columns of public.TABLE in order
+columns() {
+	q "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+	   WHERE attrelid = 'public.$1'::regclass AND attnum > 0 AND NOT attisdropped"
+}
+
+# step NAME CMD...: runs a pgflip command as a test
+step() {
+	_n=$1; shift
+	if "$@" >"$T_DIR/step.out" 2>&1; then ok "$_n"; else not_ok "$_n"; sed 's/^/    # /' "$T_DIR/step.out"; fi
+}

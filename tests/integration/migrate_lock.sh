@@ -1,0 +1,64 @@
+#!/bin/sh
+# Lock safety: a session holds a lock on the table in an open transaction;
+# start waits under lock_timeout and retries (logging the blocker), other
+# sessions' reads and writes are never held up for much longer than
+# lock_timeout, and start succeeds once the lock is released.
+. "$TOP/tests/lib/check.sh"
+. "$TOP/tests/data/migrate/lib.sh"
+
+mig_db mig_lock
+mkdir -p "$T_DIR/m"
+cat >"$T_DIR/m/01_base.yaml" <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}, {name: v, type: text}]
+EOF
+cat >"$T_DIR/m/02_add.yaml" <<'EOF'
+operations:
+  - add_column: {table: t, up: "v || '!'", column: {name: w, type: text, nullable: true}}
+EOF
+step "base" mig start "$T_DIR/m/01_base.yaml" --complete
+q "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g" >/dev/null
+
+ms() { echo $(($(date +%s%N) / 1000000)); }
+HOLD=3
+# the blocker: an open transaction that read the table (ACCESS SHARE) and sleeps
+psql -X -q -c "BEGIN" -c "SELECT count(*) FROM t" -c "SELECT pg_sleep($HOLD)" -c "COMMIT" >/dev/null 2>&1 &
+blocker=$!
+sleep 0.3
+t0=$(ms)
+mig start "$T_DIR/m/02_add.yaml" --lock-timeout 200 --retry-total 20000 >"$T_DIR/start.log" 2>&1 &
+starter=$!
+# meanwhile other sessions read and write; measure the slowest
+max=0 n=0
+while kill -0 $starter 2>/dev/null && [ $n -lt 400 ]; do
+	a=$(ms)
+	psql -X -qAt -c "SET statement_timeout = '10s'" -c "SELECT count(*) FROM t" -c "UPDATE t SET v = v WHERE id = 1" >/dev/null 2>&1
+	d=$(($(ms) - a)); [ $d -gt $max ] && max=$d
+	n=$((n + 1))
+done
+wait $starter; rc=$?
+t1=$(ms)
+wait $blocker
+expect_eq "start succeeded after the lock was released" "$rc" 0
+took=$((t1 - t0))
+if [ $took -ge $(((HOLD - 1) * 1000)) ]; then ok "start waited for the blocker (${took} ms)"; else not_ok "start waited for the blocker"; echo "    # took ${took} ms"; fi
+if [ $max -lt 1200 ]; then ok "other sessions never waited long (slowest ${max} ms over $n rounds)"; else not_ok "other sessions never waited long"; echo "    # slowest: ${max} ms"; fi
+expect_match "lock_timeout retries logged" "$(cat "$T_DIR/start.log")" "*lock_timeout on *retrying in*"
+expect_match "blocker logged with pg_blocking_pids" "$(cat "$T_DIR/start.log")" "*blocked by pid *SELECT pg_sleep*"
+expect_eq "migration active" "$(mig latest)" "public_02_add"
+expect_eq "backfill ran" "$(qs public_02_add "SELECT w FROM t WHERE id = 2")" "v2!"
+
+# retries give up after --retry-total and leave nothing behind
+step "rollback" mig rollback
+psql -X -q -c "BEGIN" -c "SELECT count(*) FROM t" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
+blocker=$!
+sleep 0.3
+out=$(mig start "$T_DIR/m/02_add.yaml" --lock-timeout 100 --retry-total 800 2>&1); rc=$?
+wait $blocker
+expect_eq "gives up after the retry budget" "$rc" 1
+expect_match "says why" "$out" "*gave up on * attempts*lock_timeout*"
+expect_eq "nothing left after giving up" "$(leftovers)" 0
+expect_eq "state: rolled back" "$(q "SELECT status FROM pgflip.migrations WHERE name = '02_add'")" "rolled_back"
+mig_drop_db mig_lock
