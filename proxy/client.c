@@ -266,13 +266,13 @@ static bool client_startup(Client *c)
 	c->user = xstrdup(user);
 	c->database = xstrdup(db && *db ? db : user);
 	c->app_name = xstrdup(app ? app : "");
-	const char *bad_param = NULL;
+	char bad_param[32] = ""; /* copied: the packet is drained before we answer */
 	for (size_t i = 0; i < st.n_params; i++) {
 		const char *name = st.names[i];
 		if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
 			continue;
 		if (!strcmp(name, "options") || !strcmp(name, "replication")) {
-			bad_param = name;
+			snprintf(bad_param, sizeof(bad_param), "%s", name);
 			continue;
 		}
 		params_set(&c->params, name, st.values[i]);
@@ -281,7 +281,7 @@ static bool client_startup(Client *c)
 	client_negotiate(c, &st);
 	evbuffer_drain(in, st.packet_len);
 
-	if (bad_param) {
+	if (bad_param[0]) {
 		client_close(c, "08P01", "unsupported startup parameter: %s", bad_param);
 		return false;
 	}
@@ -460,16 +460,43 @@ static bool client_prepare_server(Client *c, Server *s)
 	return true;
 }
 
-/* A Query or Parse whose text may change search_path or reset settings:
- * forget what we know of the server's search_path so it is set again. */
+/*
+ * Settings a client changes with SQL, and what pgflip does about them. The
+ * text of each Query and Parse is scanned (case-insensitive substrings, so
+ * a false alarm costs one extra SET, never a wrong search_path):
+ *   search_path, set_config(...)  the server's search_path becomes unknown:
+ *                                 the route is set again before the next
+ *                                 transaction, of this client or another;
+ *   RESET, DISCARD                the same, and the client's startup
+ *                                 settings are set again too;
+ *   SET ROLE, SESSION AUTHORIZATION
+ *                                 in transaction mode the server gets
+ *                                 RESET SESSION AUTHORIZATION and RESET ROLE
+ *                                 before it serves anyone else.
+ * So a client's own SET search_path lasts its own transaction at most (in
+ * session mode: until its next transaction starts) and never reaches
+ * another client.
+ */
 static void client_scan_sql(Client *c, Server *s, const char *sql)
 {
-	if (strcasestr(sql, "search_path") || strcasestr(sql, "reset") || strcasestr(sql, "discard")) {
+	bool reset = strcasestr(sql, "reset") || strcasestr(sql, "discard");
+	if (reset || strcasestr(sql, "search_path")) {
 		free(s->search_path);
 		s->search_path = NULL;
-		if (strcasestr(sql, "reset") || strcasestr(sql, "discard"))
+		if (reset)
 			params_clear(&s->params);
 	}
+	if (c->pool->mode == CONF_POOL_TRANSACTION && (strcasestr(sql, "role") || strcasestr(sql, "authorization")))
+		s->reset_role = true;
+}
+
+/* LISTEN needs the same backend for the whole session, which transaction
+ * pooling cannot promise. */
+static bool sql_is_listen(const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
+		sql++;
+	return strncasecmp(sql, "listen", 6) == 0 && !((sql[6] >= 'a' && sql[6] <= 'z') || (sql[6] >= 'A' && sql[6] <= 'Z') || sql[6] == '_');
 }
 
 /* Answer of a route check (server.c calls it through client_pump). */
@@ -602,6 +629,20 @@ void client_pump(Client *c)
 			if (!ok) {
 				client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h.type));
 				return;
+			}
+			if (h.type == PROTO_FE_QUERY && c->pool->mode == CONF_POOL_TRANSACTION && sql_is_listen(sql)) {
+				evbuffer_drain(in, total);
+				ProtoBuf b;
+				protobuf_init(&b);
+				proto_put_error(&b, "ERROR", "0A000",
+						"LISTEN is not supported in transaction pooling mode: use a database entry with "
+						"pool_mode=session");
+				proto_put_ready_for_query(&b, s->tx_status);
+				client_send(c, &b);
+				protobuf_free(&b);
+				if (server_at_boundary(s))
+					server_release(s);
+				continue;
 			}
 			client_scan_sql(c, s, sql);
 			c->n_queries++;

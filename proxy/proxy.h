@@ -153,6 +153,7 @@ struct Server {
 	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
 	uint32_t pending;               /* client Query/Sync/FunctionCall not yet answered */
 	bool open_cycle;                /* extended-protocol messages sent since the last Sync */
+	bool reset_role;                /* a client may have changed its role: reset before reuse */
 	uint32_t swallow_rfq;           /* ReadyForQuery of injected queries still to come */
 	bool checking_route;            /* the injected query is a route check */
 	bool check_found;               /* its CommandComplete said the schema exists */

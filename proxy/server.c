@@ -324,10 +324,15 @@ void server_release(Server *s)
 			pool_server_idle(p, s);
 		return;
 	}
-	if (s->tx_status != 'I') {
-		/* transaction mode and the client went away inside a transaction */
+	if (s->tx_status != 'I' || s->reset_role) {
+		/* transaction mode: the client went away inside a transaction, or
+		 * may have changed its role; either must not reach the next client */
 		server_set_state(s, SV_RESETTING);
-		server_send_query(s, "ROLLBACK");
+		if (s->tx_status != 'I')
+			server_send_query(s, "ROLLBACK");
+		if (s->reset_role)
+			server_send_query(s, "RESET SESSION AUTHORIZATION; RESET ROLE");
+		s->reset_role = false;
 		return;
 	}
 	pool_server_idle(p, s);
