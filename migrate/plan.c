@@ -739,7 +739,14 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, "drop the previous version schema");
 		(void)d;
 	}
-	plan_views_sql(&pl.b, pl.s, NULL, p->vschema); /* printed form; runs from the catalog */
+	Snapshot *final_snap = snapshot_copy(pl.s); /* printed form; runs from the catalog */
+	if (final_snap) {
+		plan_contract_snapshot(final_snap);
+		plan_views_sql(&pl.b, final_snap, NULL, p->vschema);
+		snapshot_free(final_snap);
+	} else {
+		pl_fail(&pl, "out of memory");
+	}
 	StepList final = {0};
 	PlanStep *fv = pl_emit(&pl, &final, STEP_VIEWS, "rebuild the version schema over the final tables");
 	if (fv)

@@ -67,6 +67,10 @@ static void index_free(SnapIndex *x)
 	if (!x)
 		return;
 	free(x->name);
+	free(x->def);
+	for (size_t i = 0; i < x->ncols; i++)
+		free(x->cols[i]);
+	free(x->cols);
 	free(x);
 }
 
@@ -172,6 +176,28 @@ SnapIndex *snapshot_add_index(SnapTable *t, const char *name, bool unique, bool 
 		return NULL;
 	}
 	return x;
+}
+
+bool snapshot_index_define(SnapIndex *x, const char *def, const char *const *cols, size_t ncols)
+{
+	if (!snap_set(&x->def, def))
+		return false;
+	char **v = calloc(ncols ? ncols : 1, sizeof *v);
+	if (!v)
+		return false;
+	for (size_t i = 0; i < ncols; i++)
+		if (!(v[i] = strdup(cols[i] ? cols[i] : ""))) {
+			while (i-- > 0)
+				free(v[i]);
+			free(v);
+			return false;
+		}
+	for (size_t i = 0; i < x->ncols; i++)
+		free(x->cols[i]);
+	free(x->cols);
+	x->cols = v;
+	x->ncols = ncols;
+	return true;
 }
 
 static bool eq(const char *a, const char *b)
@@ -307,9 +333,12 @@ Snapshot *snapshot_copy(const Snapshot *s)
 			if (!snapshot_add_constraint(t, k->name, k->type, (const char *const *)k->cols, k->ncols, k->def))
 				goto fail;
 		}
-		for (size_t j = 0; j < st->nidx; j++)
-			if (!snapshot_add_index(t, st->idx[j]->name, st->idx[j]->unique, st->idx[j]->constraint))
+		for (size_t j = 0; j < st->nidx; j++) {
+			const SnapIndex *sx = st->idx[j];
+			SnapIndex *x = snapshot_add_index(t, sx->name, sx->unique, sx->constraint);
+			if (!x || (sx->def && !snapshot_index_define(x, sx->def, (const char *const *)sx->cols, sx->ncols)))
 				goto fail;
+		}
 	}
 	return d;
 fail:

@@ -53,6 +53,9 @@ typedef struct SnapIndex {
 	char *name;
 	bool unique;
 	bool constraint; /* backs a constraint */
+	char *def;       /* pg_get_indexdef() or NULL */
+	char **cols;     /* key columns (physical; "" for an expression) */
+	size_t ncols;
 } SnapIndex;
 
 typedef struct SnapTable {
@@ -87,6 +90,8 @@ SnapColumn *snapshot_add_column(SnapTable *t, const char *name, const char *type
 SnapConstraint *snapshot_add_constraint(SnapTable *t, const char *name, char type, const char *const *cols,
 					size_t ncols, const char *def);
 SnapIndex *snapshot_add_index(SnapTable *t, const char *name, bool unique, bool constraint);
+/* Sets X's definition and key columns (copied); false when out of memory. */
+bool snapshot_index_define(SnapIndex *x, const char *def, const char *const *cols, size_t ncols);
 
 /* Lookups: by physical name, or by name in the new version (v) / old version (o). */
 SnapTable *snapshot_table(const Snapshot *s, const char *name);

@@ -1,0 +1,587 @@
+#!/bin/sh
+# bench/proxy.sh: pgbench throughput through pgflip, beside PostgreSQL direct
+# and PgBouncer, plus pgflip's memory (peak RSS under load, RSS of 1,000 idle
+# clients). `make bench` runs it; bench/README.md tells how to read the output.
+#
+#   sh bench/proxy.sh                                   defaults below
+#   BENCH_SECONDS=3 BENCH_ROUNDS=1 sh bench/proxy.sh    a quick smoke run
+#
+# One command does everything, on 127.0.0.1 only: a throwaway PostgreSQL
+# (tests/lib/pg.sh, in a mktemp folder), `pgbench -i` into a database `bench`
+# owned by app, version schemas v1 and v2 holding views over pgbench's four
+# tables, then pgflip ([routes] default = v1, app.v2-* = v2) and PgBouncer with
+# the same pool_mode and pool size. Each run starts two pgbench processes at
+# once with half the clients each, PGAPPNAME=v1-bench and PGAPPNAME=v2-bench,
+# and adds their TPS; the three targets get the same split. The targets take
+# turns (alternating rounds, the order rotated every round). A failed or hung
+# run is recorded as FAIL and the benchmark goes on.
+#
+# Environment (defaults in brackets):
+#   BENCH_SCALE        pgbench -i scale factor                          [10]
+#   BENCH_ROUNDS       rounds; each mode x target runs once per round   [3]
+#   BENCH_SECONDS      length of one run, pgbench -T                    [10]
+#   BENCH_CLIENTS      clients per run, split in two halves (v1 and v2) [8]
+#   BENCH_JOBS         pgbench threads per run, split between halves    [2]
+#   BENCH_POOL         default_pool_size of pgflip and of PgBouncer     [20]
+#   BENCH_POOL_MODE    pool_mode of both: transaction or session        [transaction]
+#   BENCH_MODES        modes to run, among: select-simple select-extended
+#                      select-prepared tpcb select-connect              [all five]
+#   BENCH_TARGETS      among: direct pgflip pgbouncer                   [all three]
+#   BENCH_WARMUP       seconds of -S warm-up per target before round 1  [2]
+#   BENCH_IDLE_CLIENTS idle clients for the memory measurement; 0 = skip [1000]
+#   BENCH_TIMEOUT      seconds before a run counts as hung               [BENCH_SECONDS + 30]
+#   BENCH_RESULTS      folder for raw results (kept)   [a new /tmp/pgflip-bench-results.XXXXXX]
+#   BENCH_LOG_LEVEL    pgflip's log_level                               [info]
+#   PGFLIP             pgflip binary                                    [build/pgflip]
+#   PGBOUNCER          PgBouncer binary                                 [/usr/sbin/pgbouncer]
+#   PGBENCH            pgbench binary                     [pgbench on PATH, else PG 15's]
+#
+# Targets printed beside the figures: pgflip >= 1.15 x PgBouncer's TPS in
+# every mode where PgBouncer works; pgflip >= 0.85 x direct in the -S modes;
+# 1,000 idle clients cost pgflip <= 32 MB of RSS.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+TOP=$(pwd)
+
+BENCH_SCALE=${BENCH_SCALE:-10}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_CLIENTS=${BENCH_CLIENTS:-8}
+BENCH_JOBS=${BENCH_JOBS:-2}
+BENCH_POOL=${BENCH_POOL:-20}
+BENCH_POOL_MODE=${BENCH_POOL_MODE:-transaction}
+BENCH_MODES=${BENCH_MODES:-"select-simple select-extended select-prepared tpcb select-connect"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct pgflip pgbouncer"}
+BENCH_WARMUP=${BENCH_WARMUP:-2}
+BENCH_IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-$((BENCH_SECONDS + 30))}
+BENCH_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+PGFLIP=${PGFLIP:-build/pgflip}
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
+PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
+
+die() { echo "bench/proxy.sh: $*" >&2; exit 1; }
+note() { echo "# $*" >&2; }
+
+case $BENCH_POOL_MODE in transaction | session) ;; *) die "BENCH_POOL_MODE must be transaction or session" ;; esac
+for m in $BENCH_MODES; do
+	case $m in select-simple | select-extended | select-prepared | tpcb | select-connect) ;;
+	*) die "unknown mode '$m' in BENCH_MODES" ;; esac
+done
+for t in $BENCH_TARGETS; do
+	case $t in direct | pgflip | pgbouncer) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+done
+[ "$BENCH_CLIENTS" -ge 2 ] || die "BENCH_CLIENTS must be at least 2 (two halves)"
+[ -x "$PGFLIP" ] || make -s "$PGFLIP" || die "no pgflip binary at $PGFLIP"
+[ -x "$PGBENCH" ] || die "no pgbench at $PGBENCH"
+case " $BENCH_TARGETS " in *" pgbouncer "*) [ -x "$PGBOUNCER" ] || die "no PgBouncer at $PGBOUNCER (or leave it out of BENCH_TARGETS)" ;; esac
+
+# 1,000 idle clients need 1,000+ descriptors in pgflip (which inherits this).
+ulimit -n 8192 2>/dev/null || note "ulimit -n 8192 refused; open files limit is $(ulimit -n)"
+
+# ---------------------------------------------------------------- cleanup ----
+
+BG_PIDS=""      # pgbench runs and helpers in flight
+FLIP_PID=""
+PB_PID=""
+work=""
+cleaned=""
+
+alive() { # PID: running and not a zombie
+	[ -n "$1" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+stop_pid() { # PID SIGNAL: signal, wait up to 5 s, then SIGKILL; reaps
+	[ -n "$1" ] || return 0
+	kill -s "$2" "$1" 2>/dev/null
+	_i=0
+	while alive "$1" && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+	alive "$1" && kill -s KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	[ -n "$cleaned" ] && return
+	cleaned=1
+	for p in $BG_PIDS; do stop_pid "$p" TERM; done
+	stop_pid "$FLIP_PID" INT    # SIGINT: pgflip exits at once
+	stop_pid "$PB_PID" TERM     # SIGTERM: PgBouncer's immediate shutdown
+	if [ -n "$work" ] && [ -d "$work" ]; then
+		[ -f "$work/bouncer/pgbouncer.log" ] && cp "$work/bouncer/pgbouncer.log" "$RES/pgbouncer.log" 2>/dev/null
+		[ -f "$work/pg/server.log" ] && cp "$work/pg/server.log" "$RES/postgresql.log" 2>/dev/null
+		pg_stop "$work/pg" 2>/dev/null
+		rm -rf "$work"
+	fi
+}
+trap cleanup EXIT
+trap 'note interrupted; exit 130' INT
+trap 'note terminated; exit 143' TERM
+
+# --------------------------------------------------------------- settings ----
+
+if [ -n "${BENCH_RESULTS:-}" ]; then
+	RES=$BENCH_RESULTS
+	mkdir -p "$RES" || die "cannot create $RES"
+else
+	RES=$(mktemp -d /tmp/pgflip-bench-results.XXXXXX) || die "mktemp failed"
+fi
+mkdir -p "$RES/raw"
+RES=$(cd "$RES" && pwd)
+echo "results: $RES"
+
+. tests/lib/pg.sh
+work=$(mktemp -d /tmp/pgflip-bench.XXXXXX) || die "mktemp failed"
+
+half1=$(((BENCH_CLIENTS + 1) / 2))
+half2=$((BENCH_CLIENTS / 2))
+jobs1=$(((BENCH_JOBS + 1) / 2)); [ "$jobs1" -ge 1 ] || jobs1=1
+jobs2=$((BENCH_JOBS / 2)); [ "$jobs2" -ge 1 ] || jobs2=1
+[ "$jobs1" -le "$half1" ] || jobs1=$half1
+[ "$jobs2" -le "$half2" ] || jobs2=$half2
+
+# servers: pgflip's pool + PgBouncer's pool + direct clients, with room for
+# backends of -C runs that are still exiting
+max_conn=$((2 * BENCH_POOL + 2 * BENCH_CLIENTS + 50))
+[ "$max_conn" -ge 200 ] || max_conn=200
+
+# ------------------------------------------------------------- PostgreSQL ----
+
+note "starting PostgreSQL ($PG_BINDIR) in $work/pg, max_connections = $max_conn"
+pg_port=$(free_port)
+pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not start"
+pg_psql -c "ALTER SYSTEM SET max_connections = $max_conn" || die "ALTER SYSTEM failed"
+pg_stop "$work/pg"
+pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not restart"
+
+pg_psql -c "CREATE DATABASE bench OWNER app" || die "CREATE DATABASE failed"
+note "pgbench -i -s $BENCH_SCALE"
+PGPASSWORD=app_pw "$PGBENCH" -i -q -s "$BENCH_SCALE" -h 127.0.0.1 -p "$pg_port" -U app bench \
+	>"$RES/init.log" 2>&1 || { tail -n 20 "$RES/init.log" >&2; die "pgbench -i failed"; }
+# The version schemas: simple views, so pgbench's scripts (UPDATE, INSERT
+# included) run unchanged under search_path v1 or v2.
+{
+	for v in v1 v2; do
+		echo "CREATE SCHEMA $v;"
+		for t in accounts branches tellers history; do
+			echo "CREATE VIEW $v.pgbench_$t AS SELECT * FROM public.pgbench_$t;"
+		done
+	done
+	# Direct and PgBouncer clients read through the same views as pgflip's
+	# clients do, so the three targets run the same SQL; pgflip sets each
+	# client's route over this default.
+	echo "ALTER ROLE app IN DATABASE bench SET search_path = v1;"
+} | PGPASSWORD=app_pw psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app bench ||
+	die "creating the version schemas failed"
+pg_psql -d bench -c "ANALYZE" || die "ANALYZE failed"
+
+# ----------------------------------------------------------------- pgflip ----
+
+flip_port=$(free_port)
+mkdir -p "$work/flip"
+cat >"$RES/pgflip.ini" <<CONF
+[pgflip]
+listen_addr = 127.0.0.1
+listen_port = $flip_port
+unix_socket_dir = $work/flip
+admin_socket = $work/flip/admin.sock
+pool_mode = $BENCH_POOL_MODE
+default_pool_size = $BENCH_POOL
+max_client_conn = 2000
+shutdown_timeout = 2
+log_level = $BENCH_LOG_LEVEL
+logfile = $RES/pgflip.log
+
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw
+
+[routes]
+default = v1
+app.v2-* = v2
+CONF
+chmod 600 "$RES/pgflip.ini"
+
+flip_ctl() { "$PGFLIP" ctl -s "$work/flip/admin.sock" "$@"; }
+FLIP_STARTS=0
+flip_start() {
+	"$PGFLIP" serve -c "$RES/pgflip.ini" >>"$RES/pgflip.stderr" 2>&1 &
+	FLIP_PID=$!
+	FLIP_STARTS=$((FLIP_STARTS + 1))
+	_i=0
+	while [ $_i -lt 100 ]; do
+		flip_ctl status >/dev/null 2>&1 && return 0
+		alive "$FLIP_PID" || { tail -n 20 "$RES/pgflip.stderr" "$RES/pgflip.log" >&2 2>/dev/null; return 1; }
+		sleep 0.1; _i=$((_i + 1))
+	done
+	return 1
+}
+note "starting pgflip on 127.0.0.1:$flip_port ($BENCH_POOL_MODE, pool $BENCH_POOL)"
+flip_start || die "pgflip did not start"
+
+# the split must really reach both version schemas
+r1=$(PGAPPNAME=v1-bench psql -X -At -h 127.0.0.1 -p "$flip_port" -U app -d bench -c "SHOW search_path" 2>&1)
+r2=$(PGAPPNAME=v2-bench psql -X -At -h 127.0.0.1 -p "$flip_port" -U app -d bench -c "SHOW search_path" 2>&1)
+echo "routing check through pgflip: v1-bench -> $r1, v2-bench -> $r2"
+[ "$r1" = v1 ] && [ "$r2" = v2 ] || note "WARNING: routing is not as expected (want v1 and v2)"
+
+# -------------------------------------------------------------- PgBouncer ----
+
+pb_port=""
+case " $BENCH_TARGETS " in *" pgbouncer "*)
+	pb_port=$(free_port)
+	pbdir=$work/bouncer
+	mkdir -p "$pbdir"
+	echo '"app" "app_pw"' >"$pbdir/userlist.txt"
+	cat >"$pbdir/pgbouncer.ini" <<CONF
+[databases]
+bench = host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $pb_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $pbdir/userlist.txt
+pool_mode = $BENCH_POOL_MODE
+default_pool_size = $BENCH_POOL
+max_client_conn = 2000
+logfile = $pbdir/pgbouncer.log
+pidfile = $pbdir/pgbouncer.pid
+CONF
+	cp "$pbdir/pgbouncer.ini" "$RES/pgbouncer.ini"
+	# PgBouncer refuses to run as root: as root it runs as postgres (setpriv
+	# execs, so $! is PgBouncer itself).
+	if [ "$(id -u)" = 0 ]; then
+		chown -R postgres "$pbdir"
+		chmod 700 "$pbdir"
+		setpriv --reuid=postgres --regid=postgres --init-groups -- \
+			"$PGBOUNCER" "$pbdir/pgbouncer.ini" >"$RES/pgbouncer.stderr" 2>&1 &
+	else
+		"$PGBOUNCER" "$pbdir/pgbouncer.ini" >"$RES/pgbouncer.stderr" 2>&1 &
+	fi
+	PB_PID=$!
+	note "starting PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}') on 127.0.0.1:$pb_port"
+	_i=0
+	until psql -X -At -h 127.0.0.1 -p "$pb_port" -U app -d bench -c "SELECT 1" >/dev/null 2>&1; do
+		alive "$PB_PID" && [ $_i -lt 100 ] || {
+			cat "$RES/pgbouncer.stderr" "$pbdir/pgbouncer.log" >&2 2>/dev/null
+			die "PgBouncer did not start"
+		}
+		sleep 0.1; _i=$((_i + 1))
+	done
+	;;
+esac
+
+# ---------------------------------------------------------------- pgbench ----
+
+mode_args() {
+	case $1 in
+	select-simple) echo "-S -M simple" ;;
+	select-extended) echo "-S -M extended" ;;
+	select-prepared) echo "-S -M prepared" ;;
+	tpcb) echo "-M simple" ;;
+	select-connect) echo "-S -C" ;;
+	esac
+}
+target_port() {
+	case $1 in direct) echo "$pg_port" ;; pgflip) echo "$flip_port" ;; pgbouncer) echo "$pb_port" ;; esac
+}
+
+# run_one ROUND MODE TARGET SECONDS: both halves at once; appends to runs.tsv
+# ROUND MODE TARGET HALF RC TPS FAILED FILE, and sets RUN_OUT to the summed
+# TPS or FAIL. (Not called in $(...): the pids must stay in this shell for the
+# trap, and a restarted pgflip's pid too.)
+run_one() {
+	_round=$1 _mode=$2 _target=$3 _secs=$4
+	_port=$(target_port "$_target")
+	_args=$(mode_args "$_mode")
+	if [ "$_target" = pgflip ] && ! alive "$FLIP_PID"; then
+		note "pgflip is not running (see $RES/pgflip.log); restarting it"
+		echo "round $_round $_mode: pgflip found dead, restarted" >>"$RES/events.txt"
+		wait "$FLIP_PID" 2>/dev/null
+		flip_start || note "pgflip did not restart"
+	fi
+	_pids=""
+	for _h in 1 2; do
+		eval "_c=\$half$_h _j=\$jobs$_h"
+		_f=$RES/raw/r$_round-$_mode-$_target-v$_h.txt
+		echo "PGAPPNAME=v$_h-bench pgbench -n $_args -c $_c -j $_j -T $_secs -h 127.0.0.1 -p $_port -U app bench" >"$_f"
+		PGAPPNAME=v$_h-bench PGPASSWORD=app_pw timeout -k 5 "$BENCH_TIMEOUT" \
+			"$PGBENCH" -n $_args -c "$_c" -j "$_j" -T "$_secs" -h 127.0.0.1 -p "$_port" -U app bench \
+			>>"$_f" 2>&1 </dev/null &
+		_pids="$_pids $!"
+	done
+	BG_PIDS=$_pids
+	_sum=0 _bad=""
+	_h=0
+	for _p in $_pids; do
+		_h=$((_h + 1))
+		wait "$_p"; _rc=$?
+		_f=$RES/raw/r$_round-$_mode-$_target-v$_h.txt
+		_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$_f" | head -n 1)
+		_failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$_f" | head -n 1)
+		[ -n "$_failed" ] || _failed=0
+		[ "$_rc" = 124 ] || [ "$_rc" = 137 ] && echo "round $_round $_mode $_target v$_h: hung, killed after ${BENCH_TIMEOUT}s" >>"$RES/events.txt"
+		if [ "$_rc" != 0 ] || [ -z "$_tps" ]; then _bad=1; fi
+		printf '%s\t%s\t%s\tv%s\t%s\t%s\t%s\t%s\n' "$_round" "$_mode" "$_target" "$_h" "$_rc" "${_tps:--}" "$_failed" "$_f" >>"$RES/runs.tsv"
+		_sum=$(awk -v a="$_sum" -v b="${_tps:-0}" 'BEGIN { printf "%.1f", a + b }')
+	done
+	BG_PIDS=""
+	if [ -n "$_bad" ] && [ "$_target" = pgflip ]; then
+		{ echo "== round $_round $_mode: pgflip status after the failure"; flip_ctl status 2>&1; flip_ctl pools 2>&1; } \
+			>>"$RES/pgflip-failures.txt" 2>&1
+	fi
+	if [ -n "$_bad" ]; then RUN_OUT=FAIL; else RUN_OUT=$_sum; fi
+}
+
+printf 'round\tmode\ttarget\thalf\trc\ttps\tfailed\tfile\n' >"$RES/runs.tsv"
+: >"$RES/events.txt"
+
+if [ "$BENCH_WARMUP" -gt 0 ]; then
+	for t in $BENCH_TARGETS; do
+		note "warm-up: $t"
+		run_one 0 select-simple "$t" "$BENCH_WARMUP"
+	done
+	# warm-up runs are not counted
+	awk -F '\t' '$1 != "0"' "$RES/runs.tsv" >"$RES/runs.tmp" && mv "$RES/runs.tmp" "$RES/runs.tsv"
+fi
+
+ntargets=$(echo $BENCH_TARGETS | wc -w)
+r=1
+while [ $r -le "$BENCH_ROUNDS" ]; do
+	# rotate the order of the targets every round
+	order=$(echo $BENCH_TARGETS | awk -v k=$(((r - 1) % ntargets)) '{ for (i = 0; i < NF; i++) printf "%s ", $((i + k) % NF + 1) }')
+	for m in $BENCH_MODES; do
+		for t in $order; do
+			run_one "$r" "$m" "$t" "$BENCH_SECONDS"
+			printf '# round %s/%s  %-16s %-10s %s\n' "$r" "$BENCH_ROUNDS" "$m" "$t" "$RUN_OUT" >&2
+		done
+	done
+	r=$((r + 1))
+done
+
+status_kb() { # PID FIELD: e.g. VmHWM, in kB
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+flip_hwm=""
+alive "$FLIP_PID" && flip_hwm=$(status_kb "$FLIP_PID" VmHWM)
+
+# ------------------------------------------------------------ idle clients ----
+
+cat >"$work/idle.py" <<'PY'
+"""Open N idle clients: StartupMessage (user app, database bench), wait for
+ReadyForQuery, print READY, hold until the release file exists."""
+import os, selectors, socket, struct, sys, time
+
+port, n, release = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+deadline = time.time() + float(sys.argv[4])
+body = struct.pack("!I", 196608) + b"user\0app\0database\0bench\0application_name\0idle-bench\0\0"
+startup = struct.pack("!I", len(body) + 4) + body
+sel = selectors.DefaultSelector()
+buf, ready, failed, errors = {}, [], 0, {}
+opened = 0
+
+def finish(s, ok, why=None):
+    global failed
+    sel.unregister(s)
+    if ok:
+        ready.append(s)
+    else:
+        failed += 1
+        errors[why] = errors.get(why, 0) + 1
+        s.close()
+
+while (opened < n or len(sel.get_map()) > 0) and time.time() < deadline:
+    while opened < n and len(sel.get_map()) < 50:   # at most 50 logins in flight
+        opened += 1
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(startup)
+            s.setblocking(False)
+        except OSError as e:
+            failed += 1
+            errors[str(e)] = errors.get(str(e), 0) + 1
+            continue
+        buf[s] = b""
+        sel.register(s, selectors.EVENT_READ)
+    for key, _ in sel.select(timeout=0.5):
+        s = key.fileobj
+        try:
+            chunk = s.recv(65536)
+        except OSError as e:
+            finish(s, False, str(e)); continue
+        if not chunk:
+            finish(s, False, "closed by server"); continue
+        buf[s] += chunk
+        while len(buf[s]) >= 5:
+            t, ln = buf[s][:1], struct.unpack("!I", buf[s][1:5])[0]
+            if len(buf[s]) < ln + 1:
+                break
+            msg, buf[s] = buf[s][5:ln + 1], buf[s][ln + 1:]
+            if t == b"Z":
+                finish(s, True); break
+            if t == b"E":
+                f = dict((p[:1], p[1:]) for p in msg.split(b"\0") if p)
+                finish(s, False, "%s %s" % (f.get(b"C", b"?").decode(), f.get(b"M", b"?").decode(errors="replace"))); break
+            if t == b"R" and struct.unpack("!I", msg[:4])[0] != 0:
+                finish(s, False, "password asked"); break
+pending = len(sel.get_map())
+print("READY ok=%d failed=%d pending=%d %s" % (len(ready), failed, pending, errors or ""), flush=True)
+while not os.path.exists(release) and time.time() < deadline + 120:
+    time.sleep(0.2)
+for s in ready:
+    try:
+        s.sendall(b"X\0\0\0\4")
+    except OSError:
+        pass
+    s.close()
+PY
+
+# idle_rss NAME PID PORT: RSS before and with BENCH_IDLE_CLIENTS idle clients;
+# sets IDLE_BEFORE IDLE_WITH (kB) and IDLE_OK
+idle_rss() {
+	IDLE_BEFORE="" IDLE_WITH="" IDLE_OK=""
+	alive "$2" || { note "$1 is not running: no idle measurement"; return 1; }
+	sleep 1
+	IDLE_BEFORE=$(status_kb "$2" VmRSS)
+	rm -f "$work/release"
+	python3 "$work/idle.py" "$3" "$BENCH_IDLE_CLIENTS" "$work/release" 60 >"$RES/idle-$1.txt" 2>&1 &
+	_ip=$!
+	BG_PIDS=$_ip
+	_i=0
+	while ! grep -q '^READY' "$RES/idle-$1.txt" && alive "$_ip" && [ $_i -lt 700 ]; do
+		sleep 0.1; _i=$((_i + 1))
+	done
+	sleep 1
+	IDLE_WITH=$(status_kb "$2" VmRSS)
+	IDLE_OK=$(sed -n 's/^READY ok=\([0-9]*\).*/\1/p' "$RES/idle-$1.txt")
+	[ "$1" = pgflip ] && flip_ctl status >"$RES/idle-pgflip-status.txt" 2>&1
+	touch "$work/release"
+	stop_pid "$_ip" TERM
+	BG_PIDS=""
+	echo "$1: RSS before $IDLE_BEFORE kB, with ${IDLE_OK:-0}/$BENCH_IDLE_CLIENTS idle clients $IDLE_WITH kB" >>"$RES/idle.txt"
+}
+
+flip_idle="" pb_idle=""
+if [ "$BENCH_IDLE_CLIENTS" -gt 0 ]; then
+	case " $BENCH_TARGETS " in *" pgflip "*)
+		note "idle clients: $BENCH_IDLE_CLIENTS to pgflip"
+		idle_rss pgflip "$FLIP_PID" "$flip_port" && flip_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}" ;;
+	esac
+	case " $BENCH_TARGETS " in *" pgbouncer "*)
+		note "idle clients: $BENCH_IDLE_CLIENTS to PgBouncer (reference)"
+		idle_rss pgbouncer "$PB_PID" "$pb_port" && pb_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}" ;;
+	esac
+fi
+flip_hwm_end=""
+alive "$FLIP_PID" && flip_hwm_end=$(status_kb "$FLIP_PID" VmHWM)
+
+# ---------------------------------------------------------------- summary ----
+
+summary() {
+	echo
+	echo "pgflip proxy benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "scale $BENCH_SCALE, $BENCH_CLIENTS clients (2 x $half2..$half1, v1-bench + v2-bench), -j $BENCH_JOBS," \
+		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE"
+	echo "$("$PGBENCH" --version 2>/dev/null)"
+	echo
+	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" '
+	function label(m) {
+		if (m == "select-simple") return "-S -M simple"
+		if (m == "select-extended") return "-S -M extended"
+		if (m == "select-prepared") return "-S -M prepared"
+		if (m == "tpcb") return "tpcb -M simple"
+		if (m == "select-connect") return "-S -C"
+		return m
+	}
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	NR > 1 {
+		k = $1 SUBSEP $2 SUBSEP $3
+		tps[k] += ($6 == "-" ? 0 : $6); failed[$2, $3] += $7
+		if ($5 != 0 || $6 == "-") bad[k] = 1
+		seen[k] = 1
+	}
+	END {
+		nm = split(modes, M, " ")
+		nt = split("direct pgflip pgbouncer", T, " ")
+		for (i = 1; i <= nm; i++) for (j = 1; j <= nt; j++) {
+			list = ""; ok = 0; fails = 0
+			for (r = 1; r <= rounds; r++) {
+				k = r SUBSEP M[i] SUBSEP T[j]
+				if (!(k in seen)) continue
+				if (k in bad) fails++; else { list = list " " tps[k]; ok++ }
+			}
+			med[M[i], T[j]] = ok ? median(list) : ""
+			cell[M[i], T[j]] = (ok + fails == 0) ? "-" : (ok == 0 ? "FAIL" : sprintf("%.0f%s", med[M[i], T[j]], fails ? "!" : ""))
+			nfail[M[i], T[j]] = fails
+			if (fails) anyfail = 1
+		}
+		printf "%-16s %10s %10s %10s %12s %13s  %s\n", "mode", "direct", "pgflip", "pgbouncer", "pgflip/direct", "pgflip/pgbouncer", "failed transactions"
+		for (i = 1; i <= nm; i++) {
+			m = M[i]; d = med[m, "direct"]; f = med[m, "pgflip"]; b = med[m, "pgbouncer"]
+			rd = (d != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "direct"] == 0) ? sprintf("%.2f", f / d) : "-"
+			rb = (b != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "pgbouncer"] == 0) ? sprintf("%.2f", f / b) : "-"
+			ft = ""
+			for (j = 1; j <= nt; j++) if (failed[m, T[j]] > 0) ft = ft sprintf("%s %d  ", T[j], failed[m, T[j]])
+			printf "%-16s %10s %10s %10s %12s %13s  %s\n", label(m), cell[m, "direct"], cell[m, "pgflip"], cell[m, "pgbouncer"], rd, rb, ft
+			ratio_d[m] = rd; ratio_b[m] = rb
+		}
+		print "(TPS: median over rounds of the two halves added; FAIL = every round failed;"
+		print " N! = median of the rounds that worked, some failed; failed transactions: pgbench'"'"'s count, all rounds)"
+		if (anyfail) {
+			print ""
+			print "failed runs (rounds that failed / rounds):"
+			for (i = 1; i <= nm; i++) for (j = 1; j <= nt; j++) if (nfail[M[i], T[j]])
+				printf "  %-16s %-10s %d/%d\n", label(M[i]), T[j], nfail[M[i], T[j]], rounds
+		}
+		print ""
+		print "targets:"
+		for (i = 1; i <= nm; i++) {
+			m = M[i]
+			if (cell[m, "pgbouncer"] ~ /^[0-9]+$/) {
+				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %s\n", label(m), ratio_b[m], ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED"
+				else printf "  %-16s pgflip/pgbouncer     -  (target >= 1.15)  MISSED (pgflip failed)\n", label(m)
+			} else if (cell[m, "pgbouncer"] != "-")
+				printf "  %-16s pgflip/pgbouncer     -  (PgBouncer failed this mode: no target)\n", label(m)
+			if (m ~ /^select/ && cell[m, "direct"] != "-" && cell[m, "pgflip"] != "-") {
+				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %s\n", label(m), ratio_d[m], ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED"
+				else printf "  %-16s pgflip/direct        -  (target >= 0.85)  MISSED (pgflip or direct failed)\n", label(m)
+			}
+		}
+	}' "$RES/runs.tsv"
+	mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+	if [ -n "$flip_idle" ]; then
+		set -- $flip_idle
+		delta=$(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1024 }')
+		verdict=$(awk -v d="$delta" 'BEGIN { print (d <= 32 ? "met" : "MISSED") }')
+		[ "$3" = "$BENCH_IDLE_CLIENTS" ] || verdict="MISSED (only $3 of $BENCH_IDLE_CLIENTS clients logged in)"
+		echo "  $BENCH_IDLE_CLIENTS idle clients: pgflip RSS +$delta MB  (target <= 32 MB)  $verdict"
+	fi
+	echo
+	echo "memory (pgflip pid $FLIP_PID${FLIP_STARTS:+, started $FLIP_STARTS time(s)}):"
+	[ -n "$flip_hwm" ] && echo "  peak RSS (VmHWM) after the pgbench rounds: $(mb "$flip_hwm") MB"
+	if [ -n "$flip_idle" ]; then
+		set -- $flip_idle
+		echo "  $BENCH_IDLE_CLIENTS idle clients to pgflip ($3 reached ReadyForQuery): VmRSS $(mb "$1") MB before," \
+			"$(mb "$2") MB with them, delta $(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1024 }') MB" \
+			"($(awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", n ? (b - a) / n : 0 }') kB per client)"
+	fi
+	[ -n "$flip_hwm_end" ] && echo "  peak RSS (VmHWM) at the end: $(mb "$flip_hwm_end") MB"
+	if [ -n "$pb_idle" ]; then
+		set -- $pb_idle
+		echo "  reference: PgBouncer, $3 idle clients: VmRSS $(mb "$1") MB before, $(mb "$2") MB with them," \
+			"delta $(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1024 }') MB"
+	fi
+	if [ -s "$RES/events.txt" ]; then
+		echo
+		echo "events:"
+		sed 's/^/  /' "$RES/events.txt"
+	fi
+	echo
+	echo "raw results: $RES (runs.tsv, raw/*.txt pgbench outputs, pgflip.log, pgbouncer.log, idle-*.txt)"
+}
+summary | tee "$RES/summary.txt"

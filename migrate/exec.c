@@ -1,0 +1,789 @@
+/*
+ * migrate/exec.c: runs plan steps against PostgreSQL (see exec.h for the
+ * contract): lock_timeout + retry with backoff and jitter, blocker logging
+ * through a second connection, keyset backfill with progress persisted in
+ * the same transaction as each batch, and the catalog reader.
+ */
+#include "migrate/exec.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* SQLSTATE lock_not_available: lock_timeout expired (PostgreSQL appendix A). */
+#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+
+void exec_options_default(ExecOptions *o)
+{
+	o->lock_timeout_ms = EXEC_LOCK_TIMEOUT_MS;
+	o->retry_total_ms = EXEC_RETRY_TOTAL_MS;
+	o->batch_size = EXEC_BATCH_SIZE;
+	o->batch_delay_ms = 0;
+	o->progress = isatty(2);
+	o->quiet = false;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+void exec_log(Exec *e, const char *fmt, ...)
+{
+	if (e->opt.quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("pgflip migrate: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void set_err(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(Exec *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->err, sizeof e->err, fmt, ap);
+	va_end(ap);
+	/* one line: libpq messages end in newlines and may carry DETAIL lines */
+	for (char *p = e->err; *p; p++)
+		if (*p == '\n')
+			*p = (p[1] ? ' ' : '\0');
+}
+
+static void notice_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt)
+{
+	memset(e, 0, sizeof *e);
+	e->opt = *opt;
+	e->dsn = strdup(dsn ? dsn : "");
+	e->schema = strdup(schema);
+	if (!e->dsn || !e->schema) {
+		set_err(e, "out of memory");
+		return false;
+	}
+	e->conn = PQconnectdb(e->dsn);
+	if (PQstatus(e->conn) != CONNECTION_OK) {
+		set_err(e, "cannot connect: %s", PQerrorMessage(e->conn));
+		return false;
+	}
+	PQsetNoticeProcessor(e->conn, notice_quiet, NULL);
+	PGresult *r = exec_query(e, "SET application_name = 'pgflip migrate'", 0, NULL);
+	PQclear(r);
+	return r != NULL;
+}
+
+void exec_close(Exec *e)
+{
+	if (e->conn)
+		PQfinish(e->conn);
+	if (e->monitor)
+		PQfinish(e->monitor);
+	free(e->dsn);
+	free(e->schema);
+	e->conn = e->monitor = NULL;
+	e->dsn = e->schema = NULL;
+}
+
+/* Who blocks backend PID, as one line, from the monitor connection. */
+static void log_blockers(Exec *e, int pid, const char *what)
+{
+	if (!e->monitor) {
+		e->monitor = PQconnectdb(e->dsn);
+		if (PQstatus(e->monitor) != CONNECTION_OK) {
+			exec_log(e, "waiting for a lock (%s); cannot open a monitor connection: %s", what,
+				 PQerrorMessage(e->monitor));
+			PQfinish(e->monitor);
+			e->monitor = NULL;
+			return;
+		}
+	}
+	char spid[16];
+	snprintf(spid, sizeof spid, "%d", pid);
+	const char *params[1] = {spid};
+	PGresult *r = PQexecParams(e->monitor,
+				   "SELECT coalesce(string_agg(format('pid %s (%s, %s s: %s)', a.pid, a.state, "
+				   "round(extract(epoch FROM now() - a.xact_start)::numeric, 1), left(a.query, 60)), '; '), 'none') "
+				   "FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1::int))",
+				   1, NULL, params, NULL, NULL, 0);
+	/* "none": the wait ended (timeout or grant) before the monitor looked */
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "none") != 0)
+		exec_log(e, "waiting for a lock (%s); blocked by %s", what, PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* Sends SQL and waits for all its results, logging blockers once when the wait
+ * passes half the lock timeout. Returns the last result (caller clears) or
+ * NULL with e->err; *SQLSTATE receives the error code ("" when none). */
+static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *const *params, const char *what,
+			  char sqlstate[6])
+{
+	sqlstate[0] = '\0';
+	int ok = nparams ? PQsendQueryParams(e->conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQsendQuery(e->conn, sql);
+	if (!ok) {
+		set_err(e, "%s", PQerrorMessage(e->conn));
+		return NULL;
+	}
+	long start = now_ms();
+	bool logged = false;
+	int sock = PQsocket(e->conn);
+	while (PQisBusy(e->conn)) {
+		struct pollfd pfd = {.fd = sock, .events = POLLIN};
+		int n = poll(&pfd, 1, 100);
+		if (n < 0 && errno != EINTR) {
+			set_err(e, "poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (!PQconsumeInput(e->conn)) {
+			set_err(e, "%s", PQerrorMessage(e->conn));
+			return NULL;
+		}
+		if (!logged && what && now_ms() - start > e->opt.lock_timeout_ms / 2 && PQisBusy(e->conn)) {
+			logged = true;
+			log_blockers(e, PQbackendPID(e->conn), what);
+		}
+	}
+	PGresult *last = NULL, *r;
+	bool failed = false;
+	while ((r = PQgetResult(e->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR || st == PGRES_BAD_RESPONSE) {
+			if (!failed) {
+				const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+				snprintf(sqlstate, 6, "%s", code ? code : "");
+				set_err(e, "%s", PQresultErrorMessage(r));
+			}
+			failed = true;
+			PQclear(r);
+			continue;
+		}
+		PQclear(last);
+		last = r;
+	}
+	if (failed) {
+		PQclear(last);
+		return NULL;
+	}
+	if (!last)
+		last = PQmakeEmptyPGresult(e->conn, PGRES_COMMAND_OK);
+	return last;
+}
+
+PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params)
+{
+	char st[6];
+	return run_wait(e, sql, nparams, params, NULL, st);
+}
+
+static bool exec_simple(Exec *e, const char *sql)
+{
+	PGresult *r = exec_query(e, sql, 0, NULL);
+	PQclear(r);
+	return r != NULL;
+}
+
+static void rollback_quietly(Exec *e)
+{
+	if (PQtransactionStatus(e->conn) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(e->conn, "ROLLBACK");
+		PQclear(r);
+	}
+}
+
+/* Sleeps before retry ATTEMPT (0-based) unless the budget since START is
+ * spent; false when it is. */
+static bool backoff(Exec *e, int attempt, long start, const char *what)
+{
+	double base = EXEC_BACKOFF_MIN_MS * pow(2.0, attempt);
+	if (base > EXEC_BACKOFF_MAX_MS)
+		base = EXEC_BACKOFF_MAX_MS;
+	long delay = (long)(base * (0.5 + 0.5 * drand48())); /* jitter: migrators must not retry in step */
+	long spent = now_ms() - start;
+	if (spent + delay > e->opt.retry_total_ms) {
+		set_err(e, "gave up on %s after %d attempts in %ld ms: lock_timeout (%d ms) kept expiring", what, attempt + 1,
+			spent, e->opt.lock_timeout_ms);
+		return false;
+	}
+	exec_log(e, "lock_timeout on %s (attempt %d); retrying in %ld ms", what, attempt + 1, delay);
+	sleep_ms(delay);
+	return true;
+}
+
+static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6]);
+
+/* One attempt at steps [A, B) as a group. */
+static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char sqlstate[6])
+{
+	const PlanStep *first = &l->v[a];
+	char lt[96];
+	sqlstate[0] = '\0';
+	if (first->kind == STEP_OUTSIDE_TX) {
+		snprintf(lt, sizeof lt, "SET lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+		if (!exec_simple(e, lt))
+			return false;
+		PGresult *r = run_wait(e, first->sql, 0, NULL, first->note, sqlstate);
+		PQclear(r);
+		rollback_quietly(e);
+		if (!exec_simple(e, "RESET lock_timeout"))
+			return false;
+		if (!r && first->cleanup) {
+			char keep[sizeof e->err];
+			memcpy(keep, e->err, sizeof keep);
+			PGresult *c = exec_query(e, first->cleanup, 0, NULL);
+			PQclear(c);
+			memcpy(e->err, keep, sizeof keep);
+		}
+		return r != NULL;
+	}
+	snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+	if (!exec_simple(e, lt))
+		return false;
+	for (size_t i = a; i < b; i++) {
+		const PlanStep *s = &l->v[i];
+		bool ok;
+		if (s->kind == STEP_VIEWS) {
+			ok = run_views(e, s, sqlstate);
+		} else {
+			PGresult *r = run_wait(e, s->sql, 0, NULL, s->note, sqlstate);
+			ok = r != NULL;
+			PQclear(r);
+		}
+		if (!ok) {
+			char keep[sizeof e->err];
+			memcpy(keep, e->err, sizeof keep);
+			rollback_quietly(e);
+			snprintf(e->err, sizeof e->err, "step %zu (%s): %s", i + 1, s->note ? s->note : "", keep);
+			return false;
+		}
+	}
+	char st2[6];
+	PGresult *r = run_wait(e, "COMMIT", 0, NULL, NULL, st2);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* Runs steps [A, B) as one group with retries on lock timeouts. */
+static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
+{
+	long start = now_ms();
+	const char *what = l->v[a].note ? l->v[a].note : "step";
+	for (int attempt = 0;; attempt++) {
+		char st[6];
+		if (group_attempt(e, l, a, b, st))
+			return true;
+		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
+			return false;
+		if (!backoff(e, attempt, start, what))
+			return false;
+	}
+}
+
+static bool run_backfill(Exec *e, const PlanStep *s);
+
+bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
+{
+	size_t i = from;
+	bool all_ok = true;
+	while (i < l->n) {
+		const PlanStep *s = &l->v[i];
+		size_t end = i + 1;
+		bool ok;
+		if (s->kind == STEP_BACKFILL) {
+			ok = run_backfill(e, s);
+		} else {
+			if (s->kind != STEP_OUTSIDE_TX && !s->own_tx)
+				while (end < l->n && (l->v[end].kind == STEP_SQL || l->v[end].kind == STEP_VIEWS) &&
+				       !l->v[end].own_tx)
+					end++;
+			ok = group_run(e, l, i, end);
+			if (!ok && best_effort && end - i > 1) {
+				exec_log(e, "%s; retrying the steps one by one", e->err);
+				ok = true;
+				for (size_t k = i; k < end; k++)
+					if (!group_run(e, l, k, k + 1)) {
+						exec_log(e, "skipped step %zu (%s): %s", k + 1, l->v[k].note ? l->v[k].note : "", e->err);
+						all_ok = false;
+					}
+			} else if (!ok && best_effort) {
+				exec_log(e, "skipped step %zu (%s): %s", i + 1, s->note ? s->note : "", e->err);
+				all_ok = false;
+				ok = true;
+			}
+		}
+		if (!ok)
+			return false;
+		i = end;
+		if (progress && !progress(e, i, arg))
+			return false;
+	}
+	if (!all_ok)
+		set_err(e, "some steps failed (see above)");
+	return all_ok;
+}
+
+/* ---- views from the catalog ---- */
+
+static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6])
+{
+	Snapshot *snap = catalog_read(e, e->schema);
+	if (!snap)
+		return false;
+	SqlBuf b;
+	sqlbuf_init(&b);
+	plan_views_sql(&b, snap, s->viewmap, s->vschema);
+	snapshot_free(snap);
+	char *sql = sqlbuf_steal(&b);
+	if (!sql) {
+		set_err(e, "views SQL too long");
+		return false;
+	}
+	PGresult *r = run_wait(e, sql, 0, NULL, s->note, sqlstate);
+	free(sql);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* ---- backfill ---- */
+
+static char *qname(const char *schema, const char *name)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_qname(&b, schema, name);
+	return sqlbuf_steal(&b);
+}
+
+/* Saves PROGRESS as backfill[TABLE] of the running migration. */
+static bool backfill_save(Exec *e, const char *table, json_t *progress)
+{
+	char *js = json_dumps(progress, JSON_COMPACT);
+	const char *params[4] = {e->schema, e->mig_name, table, js};
+	PGresult *r = exec_query(e,
+				 "UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), "
+				 "updated_at = now() WHERE schema = $1 AND name = $2",
+				 4, params);
+	free(js);
+	PQclear(r);
+	return r != NULL;
+}
+
+static json_t *backfill_load(Exec *e, const char *table)
+{
+	const char *params[3] = {e->schema, e->mig_name, table};
+	PGresult *r = exec_query(e, "SELECT backfill -> $3 FROM pgflip.migrations WHERE schema = $1 AND name = $2", 3, params);
+	json_t *j = NULL;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	return j ? j : json_object();
+}
+
+static void progress_bar(Exec *e, const char *table, long long done, double total, bool end)
+{
+	if (!e->opt.progress || e->opt.quiet)
+		return;
+	if (total > 0)
+		fprintf(stderr, "\rbackfill %s: %lld / ~%.0f rows (%3.0f%%)", table, done, total,
+			done >= total ? 100.0 : 100.0 * (double)done / total);
+	else
+		fprintf(stderr, "\rbackfill %s: %lld rows", table, done);
+	if (end)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* "(k1, k2)" of S's keys, or with PREFIX "x.k1". */
+static void keys_list(SqlBuf *b, const PlanStep *s)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(b, i ? ", " : "");
+		sqlbuf_ident(b, s->keys[i]);
+	}
+	sqlbuf_add(b, ")");
+}
+
+/* "($FIRST::type1, $FIRST+1::type2)" */
+static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++)
+		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
+	sqlbuf_add(b, ")");
+}
+
+/*
+ * Keyset batches in two statements, both plain index range scans:
+ *   BOUND:  the key of the batch's last row, found with an index-only scan
+ *           ($1 = offset, then the previous batch's last key if LOWER);
+ *   UPDATE: every row with lower < key <= bound (no bound: the final batch),
+ *           setting the first key column to itself so that the sync trigger
+ *           computes the new columns.
+ * Without keys (no primary key or unique NOT NULL key) the UPDATE covers a
+ * range of heap blocks ($1 first block, $2 block count); a row it moves to a
+ * later block is updated again, so ctid backfill is at-least-once.
+ */
+static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "SELECT json_build_array(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+		sqlbuf_add(&b, "::text");
+	}
+	sqlbuf_add(&b, ") FROM ");
+	sqlbuf_qname(&b, e->schema, s->table);
+	if (lower) {
+		sqlbuf_add(&b, " WHERE ");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, 2);
+	}
+	sqlbuf_add(&b, " ORDER BY ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1");
+	return sqlbuf_steal(&b);
+}
+
+static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, bool upper, const char *touch)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "UPDATE ");
+	sqlbuf_qname(&b, e->schema, s->table);
+	sqlbuf_add(&b, " SET ");
+	const char *col = s->nkeys ? s->keys[0] : touch;
+	sqlbuf_ident(&b, col);
+	sqlbuf_add(&b, " = ");
+	sqlbuf_ident(&b, col);
+	if (s->nkeys == 0) {
+		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
+			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
+		return sqlbuf_steal(&b);
+	}
+	size_t next = 1;
+	if (lower || upper)
+		sqlbuf_add(&b, " WHERE ");
+	if (lower) {
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, next);
+		next += s->nkeys;
+	}
+	if (upper) {
+		sqlbuf_add(&b, lower ? " AND " : "");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " <= ");
+		keys_params(&b, s, next);
+	}
+	return sqlbuf_steal(&b);
+}
+
+static bool run_backfill(Exec *e, const PlanStep *s)
+{
+	json_t *prog = backfill_load(e, s->table);
+	if (json_is_true(json_object_get(prog, "finished"))) {
+		json_decref(prog);
+		return true;
+	}
+	long long done = json_integer_value(json_object_get(prog, "done"));
+	json_t *last = json_incref(json_object_get(prog, "last"));
+	long long next_block = json_integer_value(json_object_get(prog, "next_block"));
+	json_decref(prog);
+
+	/* size estimate for the progress bar; ctid mode also needs the end block */
+	char *t = qname(e->schema, s->table);
+	const char *tp[1] = {t};
+	PGresult *r = t ? exec_query(e,
+				     "SELECT greatest(c.reltuples, 0), pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+				     "FROM pg_class c WHERE c.oid = $1::regclass",
+				     1, tp)
+			: NULL;
+	free(t);
+	if (!r) {
+		json_decref(last);
+		return false;
+	}
+	double total = atof(PQgetvalue(r, 0, 0));
+	long long end_block = atoll(PQgetvalue(r, 0, 1));
+	PQclear(r);
+
+	char touch[128] = "";
+	if (s->nkeys == 0) {
+		char *tn = qname(e->schema, s->table);
+		const char *tq[1] = {tn};
+		PGresult *cr = tn ? exec_query(e,
+					       "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+					       "AND NOT attisdropped ORDER BY attnum LIMIT 1",
+					       1, tq)
+				  : NULL;
+		free(tn);
+		if (!cr || PQntuples(cr) != 1) {
+			PQclear(cr);
+			json_decref(last);
+			if (!e->err[0])
+				set_err(e, "table %s has no columns", s->table);
+			return false;
+		}
+		snprintf(touch, sizeof touch, "%s", PQgetvalue(cr, 0, 0));
+		PQclear(cr);
+	}
+	bool ok = true;
+	long long blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
+	char lt[96];
+	snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+	long start = now_ms();
+	int attempt = 0;
+	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
+	if (s->nkeys > 32) {
+		set_err(e, "backfill key of %s has more than 32 columns", s->table);
+		ok = false;
+	}
+	while (ok) {
+		if (s->nkeys == 0 && next_block > end_block)
+			break;
+		const char *params[1 + 2 * 32];
+		char a1[24], a2[24];
+		bool lower = json_array_size(last) == s->nkeys && s->nkeys > 0;
+		bool finished = false;
+		json_t *upper = NULL;
+		if (!exec_simple(e, lt)) {
+			ok = false;
+			break;
+		}
+		char st[6] = "";
+		PGresult *ur = NULL;
+		char *sql = NULL;
+		int np = 0;
+		if (s->nkeys == 0) {
+			snprintf(a1, sizeof a1, "%lld", next_block);
+			snprintf(a2, sizeof a2, "%lld", blocks_per_batch);
+			params[np++] = a1;
+			params[np++] = a2;
+			sql = backfill_update_sql(e, s, false, false, touch);
+		} else {
+			snprintf(a1, sizeof a1, "%d", e->opt.batch_size - 1);
+			params[np++] = a1;
+			for (size_t i = 0; lower && i < s->nkeys; i++)
+				params[np++] = json_string_value(json_array_get(last, i));
+			char *bsql = backfill_bound_sql(e, s, lower);
+			PGresult *br = bsql ? run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
+			free(bsql);
+			if (!br)
+				goto batch_failed;
+			if (PQntuples(br) == 1)
+				upper = json_loads(PQgetvalue(br, 0, 0), 0, NULL);
+			PQclear(br);
+			finished = upper == NULL;
+			np = 0;
+			for (size_t i = 0; lower && i < s->nkeys; i++)
+				params[np++] = json_string_value(json_array_get(last, i));
+			for (size_t i = 0; upper && i < s->nkeys; i++)
+				params[np++] = json_string_value(json_array_get(upper, i));
+			sql = backfill_update_sql(e, s, lower, upper != NULL, touch);
+		}
+		ur = sql ? run_wait(e, sql, np, params, "backfill batch", st) : NULL;
+		free(sql);
+		if (!ur)
+			goto batch_failed;
+		long long updated = atoll(PQcmdTuples(ur));
+		PQclear(ur);
+		done += updated;
+		if (s->nkeys == 0) {
+			next_block += blocks_per_batch;
+			finished = next_block > end_block;
+		}
+		json_t *prog_ = json_pack("{s:I, s:b}", "done", (json_int_t)done, "finished", finished);
+		if (upper) {
+			json_decref(last);
+			last = upper;
+			upper = NULL;
+		}
+		if (last)
+			json_object_set(prog_, "last", last);
+		if (s->nkeys == 0)
+			json_object_set_new(prog_, "next_block", json_integer(next_block));
+		bool saved = backfill_save(e, s->table, prog_);
+		json_decref(prog_);
+		PGresult *cr = saved ? run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
+		PQclear(cr);
+		if (!cr) {
+			rollback_quietly(e);
+			ok = false;
+			break;
+		}
+		attempt = 0;
+		start = now_ms();
+		progress_bar(e, s->table, done, total, finished);
+		if (finished)
+			break;
+		if (e->opt.batch_delay_ms > 0)
+			sleep_ms(e->opt.batch_delay_ms);
+		continue;
+	batch_failed:
+		json_decref(upper);
+		rollback_quietly(e);
+		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && backoff(e, attempt++, start, "backfill batch"))
+			continue;
+		ok = false;
+		break;
+	}
+	json_decref(last);
+	if (ok)
+		exec_log(e, "backfilled %lld rows of %s.%s", done, e->schema, s->table);
+	return ok;
+}
+
+/* ---- catalog ---- */
+
+/* Strings of a JSON array text (from array_to_json) into V (max MAX). */
+static size_t json_strings(const char *text, const char **v, size_t max, json_t **hold)
+{
+	*hold = json_loads(text, 0, NULL);
+	size_t n = 0;
+	for (size_t i = 0; i < json_array_size(*hold) && n < max; i++) {
+		const char *s = json_string_value(json_array_get(*hold, i));
+		v[n++] = s ? s : "";
+	}
+	return n;
+}
+
+Snapshot *catalog_read(Exec *e, const char *schema)
+{
+	Snapshot *s = snapshot_new(schema);
+	if (!s) {
+		set_err(e, "out of memory");
+		return NULL;
+	}
+	const char *params[1] = {schema};
+	PGresult *r = exec_query(e,
+				 "SELECT c.relname, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+				 "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+				 1, params);
+	if (!r)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		SnapTable *t = snapshot_add_table(s, PQgetvalue(r, i, 0));
+		if (!t) {
+			PQclear(r);
+			set_err(e, "out of memory or more than %d tables", SNAP_MAX_TABLES);
+			goto fail;
+		}
+		t->replident = PQgetvalue(r, i, 1)[0];
+	}
+	PQclear(r);
+	r = exec_query(e,
+		       "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+		       "pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum) "
+		       "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+		       "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated = '' "
+		       "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+		       "ORDER BY c.relname, a.attnum",
+		       1, params);
+	if (!r)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		SnapTable *t = snapshot_table(s, PQgetvalue(r, i, 0));
+		if (!t)
+			continue;
+		const char *name = PQgetvalue(r, i, 1);
+		SnapColumn *c = snapshot_add_column(t, name, PQgetvalue(r, i, 2), PQgetvalue(r, i, 3)[0] == 't',
+						    PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
+		if (!c || !snap_set(&c->comment, PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5))) {
+			PQclear(r);
+			set_err(e, "out of memory or too many columns");
+			goto fail;
+		}
+		if (strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0) {
+			snap_set(&c->vname, NULL);
+			snap_set(&c->oname, NULL);
+		}
+	}
+	PQclear(r);
+	r = exec_query(e,
+		       "SELECT c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid), "
+		       "array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) "
+		       "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o)) "
+		       "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+		       "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, k.conname",
+		       1, params);
+	if (!r)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		SnapTable *t = snapshot_table(s, PQgetvalue(r, i, 0));
+		if (!t)
+			continue;
+		const char *cols[64];
+		json_t *hold;
+		size_t n = json_strings(PQgetvalue(r, i, 4), cols, 64, &hold);
+		SnapConstraint *k = snapshot_add_constraint(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0], cols, n,
+							    PQgetvalue(r, i, 3));
+		json_decref(hold);
+		if (!k) {
+			PQclear(r);
+			set_err(e, "out of memory or too many constraints");
+			goto fail;
+		}
+	}
+	PQclear(r);
+	r = exec_query(e,
+		       "SELECT c.relname, i.relname, x.indisunique, EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid "
+		       "AND k.conrelid = x.indrelid), pg_get_indexdef(x.indexrelid), "
+		       "array_to_json(ARRAY(SELECT coalesce(a.attname, '') FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) "
+		       "LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = u.n ORDER BY u.o)) "
+		       "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid "
+		       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') "
+		       "ORDER BY c.relname, i.relname",
+		       1, params);
+	if (!r)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		SnapTable *t = snapshot_table(s, PQgetvalue(r, i, 0));
+		if (!t)
+			continue;
+		SnapIndex *x = snapshot_add_index(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
+						  PQgetvalue(r, i, 3)[0] == 't');
+		const char *cols[64];
+		json_t *hold;
+		size_t n = json_strings(PQgetvalue(r, i, 5), cols, 64, &hold);
+		bool ok = x && snapshot_index_define(x, PQgetvalue(r, i, 4), cols, n);
+		json_decref(hold);
+		if (!ok) {
+			PQclear(r);
+			set_err(e, "out of memory or too many indexes");
+			goto fail;
+		}
+	}
+	PQclear(r);
+	return s;
+fail:
+	snapshot_free(s);
+	return NULL;
+}

@@ -1,0 +1,124 @@
+/*
+ * migrate/exec.h: the only part of the migration module that talks to
+ * PostgreSQL (libpq): the catalog reader, the step executor with lock_timeout
+ * and retries, the batched backfill, and the state schema.
+ *
+ * Every step runs under lock_timeout (ExecOptions.lock_timeout_ms). A step
+ * that fails with SQLSTATE 55P03 (lock_not_available) is retried after an
+ * exponential backoff with jitter until ExecOptions.retry_total_ms is spent;
+ * while a step waits longer than half the lock timeout, a second connection
+ * asks pg_blocking_pids() who holds the lock and the wait is logged with the
+ * blockers' pid, state and query. Adjacent transactional steps share one
+ * transaction (retried whole); STEP_OUTSIDE_TX steps run alone.
+ */
+#ifndef PGFLIP_MIGRATE_EXEC_H
+#define PGFLIP_MIGRATE_EXEC_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "migrate/plan.h"
+#include "migrate/snapshot.h"
+
+#define EXEC_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Defaults, with the reason for each value. */
+#define EXEC_LOCK_TIMEOUT_MS 500    /* a blocked DDL queues every reader behind it; half a second is what a user notices */
+#define EXEC_RETRY_TOTAL_MS 60000   /* a minute of retries rides out a typical long transaction */
+#define EXEC_BACKOFF_MIN_MS 50      /* first retry soon: most lock holders are short transactions */
+#define EXEC_BACKOFF_MAX_MS 5000    /* never sleep so long that a free window is missed by much */
+#define EXEC_BATCH_SIZE 10000       /* rows per backfill transaction: big enough to amortise the round trips, small
+				     * enough to keep row locks and WAL per transaction modest */
+#define EXEC_MAX_BATCH_SIZE 1000000
+
+typedef struct ExecOptions {
+	int lock_timeout_ms;
+	int retry_total_ms;
+	int batch_size;
+	int batch_delay_ms;
+	bool progress;      /* progress bar on stderr */
+	bool quiet;         /* no informational lines */
+} ExecOptions;
+
+typedef struct Exec {
+	PGconn *conn;
+	PGconn *monitor;    /* opened on the first long wait */
+	char *dsn;
+	char *schema;       /* schema of the tables being migrated */
+	ExecOptions opt;
+	char err[1024];     /* last failure, one line */
+	/* set by exec_steps for the state row being run */
+	const char *mig_name;
+} Exec;
+
+void exec_options_default(ExecOptions *o);
+
+/* Connects with conninfo DSN ("" = libpq environment). False with e->err set. */
+bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt) EXEC_MUSTCHECK;
+/* Closes both connections; accepts a never-connected Exec. */
+void exec_close(Exec *e);
+
+/*
+ * catalog_read: the tables of SCHEMA (ordinary and partitioned) with columns,
+ * types (format_type), defaults, NOT NULL, comments, constraints and indexes.
+ * Returns a new snapshot (caller frees) or NULL with e->err set.
+ */
+Snapshot *catalog_read(Exec *e, const char *schema);
+
+/* Callback after each finished step group: NEXT is the index of the first step
+ * not yet done. Returns false to stop (e->err set). */
+typedef bool (*ExecProgressFn)(Exec *e, size_t next, void *arg);
+
+/*
+ * exec_steps: runs L->v[FROM..] in order (groups as described above). After
+ * each group calls PROGRESS (may be NULL). BEST_EFFORT: a failed group is
+ * re-run step by step and failing steps are logged and skipped (rollback).
+ * Returns true when every step ran; false with e->err set.
+ */
+bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
+	EXEC_MUSTCHECK;
+
+/* ---- state schema (state.c) ---- */
+
+typedef struct MigState {
+	char *name;
+	char *parent;
+	char *vschema;
+	char *status;       /* active, complete, rolled_back */
+	json_t *migration;  /* the migration file's tree */
+	json_t *plan;       /* {"start": [...], "complete": [...], "rollback": [...], "irreversible": ...} */
+	json_t *backfill;   /* {"table": {"done": N, "last": [...], "finished": bool}} */
+	int start_done;
+	int complete_done;
+} MigState;
+
+void migstate_free(MigState *s);
+
+/* Creates schema pgflip and its table if missing (idempotent). */
+bool state_init(Exec *e) EXEC_MUSTCHECK;
+/* Session advisory lock serialising migrators of e->schema; waits up to the
+ * retry budget. */
+bool state_lock(Exec *e) EXEC_MUSTCHECK;
+/* The row of NAME (FOUND false when absent). */
+bool state_get(Exec *e, const char *name, MigState *out, bool *found) EXEC_MUSTCHECK;
+/* The active migration of e->schema. */
+bool state_active(Exec *e, MigState *out, bool *found) EXEC_MUSTCHECK;
+/* The newest completed migration of e->schema. */
+bool state_latest(Exec *e, MigState *out, bool *found) EXEC_MUSTCHECK;
+/* Inserts (or revives a rolled back) row NAME as active with PLAN. */
+bool state_begin(Exec *e, const char *name, const char *parent, const char *vschema, const json_t *migration,
+		 const json_t *plan) EXEC_MUSTCHECK;
+bool state_set_done(Exec *e, const char *name, const char *field, size_t next) EXEC_MUSTCHECK;
+bool state_set_status(Exec *e, const char *name, const char *status) EXEC_MUSTCHECK;
+/* Prints every migration of e->schema with status and backfill progress. */
+bool state_print(Exec *e, FILE *out) EXEC_MUSTCHECK;
+
+/* ---- helpers shared by exec.c and state.c ---- */
+
+/* Runs SQL with text PARAMS on e->conn; returns the result when it succeeded
+ * (caller PQclear()s) or NULL with e->err set. */
+PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params);
+/* Informational line on stderr unless quiet. */
+void exec_log(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,1040 @@
+/*
+ * migrate/plan_ops.c: one planning function per pgroll operation.
+ *
+ * Each function checks its operation against the simulated snapshot (tables
+ * and columns are named as the NEW version sees them), changes the snapshot,
+ * and adds the steps that cannot be derived from it. Everything about columns
+ * goes through a few helpers shared by all operations: new_column() (a new
+ * physical column), dup_column() (a copy of a column with its constraints,
+ * for any change the old version must not see), and the constraint helpers
+ * add_not_null(), add_check(), add_unique(), add_fk().
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "migrate/plan_int.h"
+
+#define TMP_NEW MIGRATE_TMP_PREFIX "new_"
+#define TMP_DUP MIGRATE_TMP_PREFIX "dup_"
+#define TMP_NN MIGRATE_TMP_PREFIX "nn_"
+
+static SnapTable *need_table(Planner *pl, const char *name)
+{
+	SnapTable *t = snapshot_vtable(pl->s, name);
+	if (!t)
+		pl_fail(pl, "table \"%s\" does not exist", name);
+	return t;
+}
+
+static SnapColumn *need_column(Planner *pl, SnapTable *t, const char *name)
+{
+	SnapColumn *c = snapshot_vcolumn(t, name);
+	if (!c)
+		pl_fail(pl, "column \"%s\" of table \"%s\" does not exist", name, t->vname);
+	return c;
+}
+
+static void alter_prefix(Planner *pl, const SnapTable *t)
+{
+	sqlbuf_add(&pl->b, "ALTER TABLE ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " ");
+}
+
+/* VALIDATE CONSTRAINT NAME at complete, in its own transaction. */
+static void validate_later(Planner *pl, const SnapTable *t, const char *name)
+{
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "VALIDATE CONSTRAINT ");
+	sqlbuf_ident(&pl->b, name);
+	PlanStep *s = pl_emit(pl, &pl->c_validate, STEP_SQL, "validate constraint");
+	if (s)
+		s->own_tx = true;
+}
+
+/* NOT NULL on new column PHYS: CHECK NOT VALID now; at complete VALIDATE,
+ * SET NOT NULL (no scan: the validated CHECK proves it), drop the CHECK. */
+static void add_not_null(Planner *pl, SnapTable *t, const char *phys)
+{
+	char *nn = pl_tmp_name(TMP_NN, phys + (strncmp(phys, TMP_NEW, strlen(TMP_NEW)) == 0 ? strlen(TMP_NEW) : 0));
+	if (!nn) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
+	sqlbuf_ident(&pl->b, nn);
+	sqlbuf_add(&pl->b, " CHECK (");
+	sqlbuf_ident(&pl->b, phys);
+	sqlbuf_add(&pl->b, " IS NOT NULL) NOT VALID");
+	pl_emit(pl, &pl->p->start, STEP_SQL, "NOT NULL as a CHECK, not validated yet");
+	validate_later(pl, t, nn);
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ALTER COLUMN ");
+	sqlbuf_ident(&pl->b, phys);
+	sqlbuf_add(&pl->b, " SET NOT NULL");
+	pl_emit(pl, &pl->c_pre, STEP_SQL, "set NOT NULL (proved by the validated CHECK)");
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "DROP CONSTRAINT ");
+	sqlbuf_ident(&pl->b, nn);
+	pl_emit(pl, &pl->c_pre, STEP_SQL, "drop the NOT NULL CHECK");
+	free(nn);
+}
+
+/* CHECK (EXPR, in new-version names) named NAME, NOT VALID until complete.
+ * FINAL_NAME non-NULL: NAME is temporary and is renamed at complete. */
+static void add_check(Planner *pl, SnapTable *t, const char *name, const char *expr, bool no_inherit, bool is_def,
+		      const char *final_name)
+{
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
+	sqlbuf_ident(&pl->b, name);
+	if (is_def) {
+		sqlbuf_add(&pl->b, " ");
+		sqlbuf_add(&pl->b, expr); /* a whole constraint definition, already physical */
+	} else {
+		sqlbuf_add(&pl->b, " CHECK (");
+		pl_expr_phys(pl, t, expr);
+		sqlbuf_add(&pl->b, ")");
+		if (no_inherit)
+			sqlbuf_add(&pl->b, " NO INHERIT");
+	}
+	sqlbuf_add(&pl->b, " NOT VALID");
+	pl_emit(pl, &pl->p->start, STEP_SQL, "add constraint, not validated yet");
+	validate_later(pl, t, name);
+	if (final_name) {
+		alter_prefix(pl, t);
+		sqlbuf_add(&pl->b, "RENAME CONSTRAINT ");
+		sqlbuf_ident(&pl->b, name);
+		sqlbuf_add(&pl->b, " TO ");
+		sqlbuf_ident(&pl->b, final_name);
+		pl_emit(pl, &pl->c_post, STEP_SQL, "give the copied constraint its name");
+	}
+}
+
+/* Unique index built CONCURRENTLY on physical columns COLS; at complete it
+ * becomes constraint FINAL_NAME (UNIQUE or, with PK, PRIMARY KEY). */
+static void add_unique(Planner *pl, SnapTable *t, const char *index, const char *const *cols, size_t ncols,
+		       const json_t *params, bool pk, const char *final_name)
+{
+	sqlbuf_add(&pl->b, "CREATE UNIQUE INDEX CONCURRENTLY ");
+	sqlbuf_ident(&pl->b, index);
+	sqlbuf_add(&pl->b, " ON ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " (");
+	for (size_t i = 0; i < ncols; i++) {
+		sqlbuf_add(&pl->b, i ? ", " : "");
+		sqlbuf_ident(&pl->b, cols[i]);
+	}
+	sqlbuf_add(&pl->b, ")");
+	if (params) {
+		json_t *inc = json_object_get(params, "include_columns");
+		if (json_array_size(inc) > 0) {
+			sqlbuf_add(&pl->b, " INCLUDE (");
+			pl_ident_list(pl, inc, t);
+			sqlbuf_add(&pl->b, ")");
+		}
+		const char *sp = mj_str(params, "storage_parameters", "");
+		if (sp[0])
+			sqlbuf_printf(&pl->b, " WITH (%s)", sp);
+		const char *ts = mj_str(params, "tablespace", "");
+		if (ts[0]) {
+			sqlbuf_add(&pl->b, " TABLESPACE ");
+			sqlbuf_ident(&pl->b, ts);
+		}
+	}
+	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index");
+	if (s) {
+		SqlBuf c;
+		sqlbuf_init(&c);
+		sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
+		sqlbuf_qname(&c, pl->schema, index);
+		s->cleanup = sqlbuf_steal(&c);
+	}
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
+	sqlbuf_ident(&pl->b, final_name);
+	sqlbuf_add(&pl->b, pk ? " PRIMARY KEY USING INDEX " : " UNIQUE USING INDEX ");
+	sqlbuf_ident(&pl->b, index);
+	pl_emit(pl, &pl->c_post, STEP_SQL, "turn the unique index into a constraint");
+	snapshot_add_index(t, index, true, false);
+	snapshot_add_constraint(t, final_name, pk ? 'p' : 'u', cols, ncols, NULL);
+}
+
+/* FOREIGN KEY (COLS) REFERENCES ... NOT VALID until complete; REF is a
+ * ForeignKeyReference (column) or TableForeignKeyReference (columns). */
+static void add_fk(Planner *pl, SnapTable *t, const char *name, const char *const *cols, size_t ncols,
+		   const json_t *ref, bool deferrable, bool deferred)
+{
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
+	sqlbuf_ident(&pl->b, name);
+	sqlbuf_add(&pl->b, " FOREIGN KEY (");
+	for (size_t i = 0; i < ncols; i++) {
+		sqlbuf_add(&pl->b, i ? ", " : "");
+		sqlbuf_ident(&pl->b, cols[i]);
+	}
+	sqlbuf_add(&pl->b, ") REFERENCES ");
+	const char *rt = mj_str(ref, "table", "");
+	sqlbuf_qname(&pl->b, pl->schema, pl_ref_table(pl, rt));
+	sqlbuf_add(&pl->b, " (");
+	SnapTable *rtab = snapshot_vtable(pl->s, rt);
+	json_t *rcols = json_object_get(ref, "columns");
+	if (rcols) {
+		pl_ident_list(pl, rcols, rtab);
+	} else {
+		const char *rc = mj_str(ref, "column", "");
+		SnapColumn *c = rtab ? snapshot_vcolumn(rtab, rc) : NULL;
+		sqlbuf_ident(&pl->b, c ? c->name : rc);
+	}
+	sqlbuf_add(&pl->b, ")");
+	pl_fk_tail(pl, ref);
+	if (deferrable)
+		sqlbuf_add(&pl->b, " DEFERRABLE");
+	if (deferred)
+		sqlbuf_add(&pl->b, " INITIALLY DEFERRED");
+	sqlbuf_add(&pl->b, " NOT VALID");
+	pl_emit(pl, &pl->p->start, STEP_SQL, "add foreign key, not validated yet");
+	validate_later(pl, t, name);
+	snapshot_add_constraint(t, name, 'f', cols, ncols, NULL);
+}
+
+static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const char *phys, const char *comment)
+{
+	sqlbuf_add(&pl->b, "COMMENT ON COLUMN ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, ".");
+	sqlbuf_ident(&pl->b, phys);
+	sqlbuf_add(&pl->b, " IS ");
+	sqlbuf_literal(&pl->b, comment);
+	pl_emit(pl, l, STEP_SQL, "column comment");
+}
+
+/* Adds physical column PHYS (type clause from the Column object COL, or TYPE +
+ * DEF) to T, visible to the new version as VNAME only. */
+static SnapColumn *new_column(Planner *pl, SnapTable *t, const char *vname, const json_t *col, const char *type,
+			      const char *def)
+{
+	char *phys = pl_tmp_name(TMP_NEW, vname);
+	if (!phys) {
+		pl_fail(pl, "out of memory");
+		return NULL;
+	}
+	if (snapshot_column(t, phys)) {
+		pl_fail(pl, "column \"%s\" of table \"%s\" is already being changed by this migration", vname, t->vname);
+		free(phys);
+		return NULL;
+	}
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ADD COLUMN ");
+	sqlbuf_ident(&pl->b, phys);
+	sqlbuf_add(&pl->b, " ");
+	if (col) {
+		/* a new column: its default fills the existing rows */
+		pl_column_type(pl, col);
+		type = mj_str(col, "type", "");
+		def = mj_str(col, "default", NULL);
+	} else {
+		/* a copy: existing rows stay NULL until the backfill runs up(), so a
+		 * default never collides with a unique index and never rewrites the
+		 * table; new rows get the default */
+		sqlbuf_add(&pl->b, type);
+		if (def) {
+			sqlbuf_add(&pl->b, ", ALTER COLUMN ");
+			sqlbuf_ident(&pl->b, phys);
+			sqlbuf_printf(&pl->b, " SET DEFAULT %s", def);
+		}
+	}
+	pl_emit(pl, &pl->p->start, STEP_SQL, "add new column");
+	SnapColumn *c = snapshot_add_column(t, phys, type, false, def);
+	free(phys);
+	if (!c || !snap_set(&c->vname, vname) || !snap_set(&c->oname, NULL)) {
+		pl_fail(pl, "out of memory");
+		return NULL;
+	}
+	return c;
+}
+
+static const char *strip_not_valid(char *def)
+{
+	size_t n = strlen(def);
+	const char *suffix = " NOT VALID";
+	size_t m = strlen(suffix);
+	if (n > m && strcmp(def + n - m, suffix) == 0)
+		def[n - m] = '\0';
+	return def;
+}
+
+typedef enum { KEEP = 0, SET, DROP } Mode;
+
+/*
+ * dup_column: copies column C of T into a new physical column for the new
+ * version (the old version keeps C): TYPE (NULL: C's type), default per
+ * DEF_MODE/DEF, NOT NULL per NN_MODE (SET: NOT NULL, DROP: nullable), and
+ * every single-column constraint and index of C except EXCLUDE. Returns the
+ * new column; C becomes hidden from the new version.
+ */
+static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const char *type, Mode def_mode,
+			      const char *def, Mode nn_mode, const char *exclude)
+{
+	if (!c->oname)
+		return pl_fail(pl, "column \"%s\" is new in this migration; change its definition instead", c->vname),
+		       NULL;
+	for (size_t i = 0; i < t->ncons; i++) {
+		const SnapConstraint *k = t->cons[i];
+		if (k->ncols < 2 || (exclude && strcmp(k->name, exclude) == 0))
+			continue;
+		for (size_t j = 0; j < k->ncols; j++)
+			if (strcmp(k->cols[j], c->name) == 0)
+				return pl_fail(pl, "column \"%s\" is part of multi-column constraint \"%s\", which pgflip cannot copy",
+					       c->vname, k->name),
+				       NULL;
+	}
+	bool type_changed = type && strcmp(type, c->type) != 0;
+	const char *ntype = type ? type : c->type;
+	char *ndef = NULL;
+	if (def_mode == SET)
+		ndef = strdup(def);
+	else if (def_mode == KEEP && c->def) {
+		size_t n = strlen(c->def) + strlen(ntype) + 8;
+		ndef = malloc(n);
+		if (ndef)
+			snprintf(ndef, n, type_changed ? "(%s)::%s" : "%s", c->def, ntype);
+	}
+	char *vname = strdup(c->vname);
+	char *oldphys = strdup(c->name);
+	SnapColumn *nc = vname && oldphys ? new_column(pl, t, vname, NULL, ntype, ndef) : NULL;
+	free(ndef);
+	if (!nc) {
+		free(vname);
+		free(oldphys);
+		return NULL;
+	}
+	snap_set(&c->vname, NULL);
+	snap_set(&nc->comment, c->comment);
+	bool nn = nn_mode == SET || (nn_mode == KEEP && c->notnull);
+	nc->notnull = nn;
+	if (nn)
+		add_not_null(pl, t, nc->name);
+	/* copy single-column constraints; collect first, adding changes t->cons */
+	size_t ncopy = 0;
+	SnapConstraint **copy = calloc(t->ncons + 1, sizeof *copy);
+	for (size_t i = 0; copy && i < t->ncons; i++) {
+		SnapConstraint *k = t->cons[i];
+		if (k->ncols == 1 && strcmp(k->cols[0], oldphys) == 0 && !(exclude && strcmp(k->name, exclude) == 0))
+			copy[ncopy++] = k;
+	}
+	const char *cols[1] = {nc->name};
+	for (size_t i = 0; i < ncopy && !pl->failed; i++) {
+		SnapConstraint *k = copy[i];
+		char *tmp = pl_tmp_name(TMP_DUP, k->name);
+		char *name = strdup(k->name);
+		char *kdef = k->def ? strdup(k->def) : NULL;
+		char type_c = k->type;
+		if (!tmp || !name)
+			pl_fail(pl, "out of memory");
+		else if (type_c == 'u' || type_c == 'p')
+			add_unique(pl, t, tmp, cols, 1, NULL, type_c == 'p', name);
+		else if ((type_c == 'c' || type_c == 'f') && kdef) {
+			SqlBuf d;
+			sqlbuf_init(&d);
+			strip_not_valid(kdef);
+			char *refs = type_c == 'f' ? strstr(kdef, " REFERENCES ") : NULL;
+			if (refs) {
+				*refs = '\0';
+				sqlbuf_rename_ident(&d, kdef, oldphys, nc->name);
+				*refs = ' ';
+				sqlbuf_add(&d, refs);
+			} else {
+				sqlbuf_rename_ident(&d, kdef, oldphys, nc->name);
+			}
+			char *text = sqlbuf_steal(&d);
+			if (text)
+				add_check(pl, t, tmp, text, false, true, name);
+			free(text);
+			snapshot_add_constraint(t, tmp, type_c, cols, 1, NULL);
+		}
+		free(tmp);
+		free(name);
+		free(kdef);
+	}
+	free(copy);
+	/* plain indexes on the column */
+	size_t nidx = t->nidx;
+	for (size_t i = 0; i < nidx && !pl->failed; i++) {
+		SnapIndex *x = t->idx[i];
+		if (x->constraint || !x->def || !x->cols)
+			continue;
+		bool uses = false;
+		for (size_t j = 0; j < x->ncols; j++)
+			if (strcmp(x->cols[j], oldphys) == 0)
+				uses = true;
+		if (!uses)
+			continue;
+		char *tmp = pl_tmp_name(TMP_DUP, x->name);
+		char *name = strdup(x->name);
+		/* "CREATE [UNIQUE] INDEX name ON ..." → "... INDEX CONCURRENTLY tmp ON ..." */
+		const char *on = strstr(x->def, " ON ");
+		if (!tmp || !name || !on) {
+			free(tmp);
+			free(name);
+			continue;
+		}
+		sqlbuf_add(&pl->b, x->unique ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
+		sqlbuf_ident(&pl->b, tmp);
+		sqlbuf_rename_ident(&pl->b, on, oldphys, nc->name);
+		PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "copy index to the new column");
+		if (s) {
+			SqlBuf cl;
+			sqlbuf_init(&cl);
+			sqlbuf_add(&cl, "DROP INDEX CONCURRENTLY IF EXISTS ");
+			sqlbuf_qname(&cl, pl->schema, tmp);
+			s->cleanup = sqlbuf_steal(&cl);
+		}
+		sqlbuf_add(&pl->b, "ALTER INDEX ");
+		sqlbuf_qname(&pl->b, pl->schema, tmp);
+		sqlbuf_add(&pl->b, " RENAME TO ");
+		sqlbuf_ident(&pl->b, name);
+		pl_emit(pl, &pl->c_post, STEP_SQL, "give the copied index its name");
+		free(tmp);
+		free(name);
+	}
+	free(vname);
+	free(oldphys);
+	return pl->failed ? NULL : nc;
+}
+
+/* ---- create_table ---- */
+
+static void constraint_def(Planner *pl, const json_t *k, const SnapTable *t)
+{
+	const char *type = mj_str(k, "type", "");
+	json_t *cols = json_object_get(k, "columns");
+	sqlbuf_add(&pl->b, "CONSTRAINT ");
+	sqlbuf_ident(&pl->b, mj_str(k, "name", ""));
+	if (strcmp(type, "check") == 0) {
+		sqlbuf_printf(&pl->b, " CHECK (%s)", mj_str(k, "check", ""));
+		if (mj_bool(k, "no_inherit", false))
+			sqlbuf_add(&pl->b, " NO INHERIT");
+		return;
+	}
+	if (strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0) {
+		sqlbuf_add(&pl->b, type[0] == 'u' ? " UNIQUE" : " PRIMARY KEY");
+		if (type[0] == 'u' && mj_bool(k, "nulls_not_distinct", false))
+			sqlbuf_add(&pl->b, " NULLS NOT DISTINCT");
+		sqlbuf_add(&pl->b, " (");
+		pl_ident_list(pl, cols, t);
+		sqlbuf_add(&pl->b, ")");
+		pl_index_params(pl, json_object_get(k, "index_parameters"), t);
+	} else if (strcmp(type, "foreign_key") == 0) {
+		const json_t *ref = json_object_get(k, "references");
+		sqlbuf_add(&pl->b, " FOREIGN KEY (");
+		pl_ident_list(pl, cols, t);
+		sqlbuf_add(&pl->b, ") REFERENCES ");
+		sqlbuf_qname(&pl->b, pl->schema, pl_ref_table(pl, mj_str(ref, "table", "")));
+		sqlbuf_add(&pl->b, " (");
+		pl_ident_list(pl, json_object_get(ref, "columns"), snapshot_vtable(pl->s, mj_str(ref, "table", "")));
+		sqlbuf_add(&pl->b, ")");
+		pl_fk_tail(pl, ref);
+	} else if (strcmp(type, "exclude") == 0) {
+		const json_t *ex = json_object_get(k, "exclude");
+		const char *m = mj_str(ex, "index_method", "");
+		sqlbuf_printf(&pl->b, " EXCLUDE USING %s (%s)", m[0] ? m : "gist", mj_str(ex, "elements", ""));
+		pl_index_params(pl, json_object_get(k, "index_parameters"), t);
+		const char *pred = mj_str(ex, "predicate", "");
+		if (pred[0])
+			sqlbuf_printf(&pl->b, " WHERE (%s)", pred);
+	}
+	if (mj_bool(k, "deferrable", false))
+		sqlbuf_add(&pl->b, " DEFERRABLE");
+	if (mj_bool(k, "initially_deferred", false))
+		sqlbuf_add(&pl->b, " INITIALLY DEFERRED");
+}
+
+/* Checks the cross-field rules of a Constraint object (schema.json allOf). */
+static bool constraint_check(Planner *pl, const json_t *k, size_t i)
+{
+	const char *type = mj_str(k, "type", "");
+	const char *name = mj_str(k, "name", "");
+	bool has_cols = json_array_size(json_object_get(k, "columns")) > 0;
+	if ((strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0 || strcmp(type, "foreign_key") == 0) &&
+	    !has_cols)
+		return pl_fail(pl, "constraints[%zu] (%s): a %s constraint needs columns", i, name, type);
+	if (strcmp(type, "foreign_key") == 0 && !json_object_get(k, "references"))
+		return pl_fail(pl, "constraints[%zu] (%s): a foreign_key constraint needs references", i, name);
+	if (strcmp(type, "check") == 0 && !mj_str(k, "check", "")[0])
+		return pl_fail(pl, "constraints[%zu] (%s): a check constraint needs check", i, name);
+	if (strcmp(type, "exclude") == 0 && !json_object_get(k, "exclude"))
+		return pl_fail(pl, "constraints[%zu] (%s): an exclude constraint needs exclude", i, name);
+	return true;
+}
+
+static void op_create_table(Planner *pl, const json_t *op)
+{
+	const char *name = mj_str(op, "name", "");
+	if (snapshot_vtable(pl->s, name) || snapshot_table(pl->s, name)) {
+		pl_fail(pl, "table \"%s\" already exists", name);
+		return;
+	}
+	json_t *cols = json_object_get(op, "columns"), *cons = json_object_get(op, "constraints");
+	SnapTable *t = snapshot_add_table(pl->s, name);
+	if (!t || !snap_set(&t->oname, NULL)) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	sqlbuf_add(&pl->b, "CREATE TABLE ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " (");
+	size_t i, npk = 0;
+	json_t *col;
+	const char *pks[SNAP_MAX_COLUMNS];
+	json_array_foreach(cols, i, col) {
+		const char *cn = mj_str(col, "name", "");
+		if (snapshot_column(t, cn)) {
+			pl_fail(pl, "column \"%s\" appears twice", cn);
+			return;
+		}
+		bool pk = mj_bool(col, "pk", false);
+		bool nn = pk || !mj_bool(col, "nullable", false);
+		sqlbuf_add(&pl->b, i ? ",\n  " : "\n  ");
+		sqlbuf_ident(&pl->b, cn);
+		sqlbuf_add(&pl->b, " ");
+		pl_column_type(pl, col);
+		if (nn && !pk)
+			sqlbuf_add(&pl->b, " NOT NULL");
+		SnapColumn *sc = snapshot_add_column(t, cn, mj_str(col, "type", ""), nn, mj_str(col, "default", NULL));
+		if (!sc || !snap_set(&sc->oname, NULL) || !snap_set(&sc->comment, mj_str(col, "comment", NULL))) {
+			pl_fail(pl, "out of memory");
+			return;
+		}
+		if (pk && npk < SNAP_MAX_COLUMNS)
+			pks[npk++] = sc->name;
+		if (mj_bool(col, "unique", false)) {
+			sqlbuf_add(&pl->b, " UNIQUE");
+			char kn[128];
+			snprintf(kn, sizeof kn, "%s_%s_key", name, cn);
+			const char *kc[1] = {cn};
+			snapshot_add_constraint(t, kn, 'u', kc, 1, NULL);
+		}
+		json_t *chk = json_object_get(col, "check");
+		if (chk) {
+			sqlbuf_add(&pl->b, " CONSTRAINT ");
+			sqlbuf_ident(&pl->b, mj_str(chk, "name", ""));
+			sqlbuf_printf(&pl->b, " CHECK (%s)", mj_str(chk, "constraint", ""));
+			if (mj_bool(chk, "no_inherit", false))
+				sqlbuf_add(&pl->b, " NO INHERIT");
+		}
+		json_t *ref = json_object_get(col, "references");
+		if (ref) {
+			const char *rt = mj_str(ref, "table", "");
+			SnapTable *rtab = snapshot_vtable(pl->s, rt);
+			SnapColumn *rc = rtab ? snapshot_vcolumn(rtab, mj_str(ref, "column", "")) : NULL;
+			sqlbuf_add(&pl->b, " CONSTRAINT ");
+			sqlbuf_ident(&pl->b, mj_str(ref, "name", ""));
+			sqlbuf_add(&pl->b, " REFERENCES ");
+			sqlbuf_qname(&pl->b, pl->schema, pl_ref_table(pl, rt));
+			sqlbuf_add(&pl->b, " (");
+			sqlbuf_ident(&pl->b, rc ? rc->name : mj_str(ref, "column", ""));
+			sqlbuf_add(&pl->b, ")");
+			pl_fk_tail(pl, ref);
+			const char *kc[1] = {cn};
+			snapshot_add_constraint(t, mj_str(ref, "name", ""), 'f', kc, 1, NULL);
+		}
+	}
+	if (npk) {
+		sqlbuf_add(&pl->b, ",\n  PRIMARY KEY (");
+		for (size_t k = 0; k < npk; k++) {
+			sqlbuf_add(&pl->b, k ? ", " : "");
+			sqlbuf_ident(&pl->b, pks[k]);
+		}
+		sqlbuf_add(&pl->b, ")");
+		char kn[128];
+		snprintf(kn, sizeof kn, "%s_pkey", name);
+		snapshot_add_constraint(t, kn, 'p', pks, npk, NULL);
+		snapshot_add_index(t, kn, true, true);
+	}
+	json_t *k;
+	json_array_foreach(cons, i, k) {
+		if (!constraint_check(pl, k, i))
+			return;
+		sqlbuf_add(&pl->b, ",\n  ");
+		constraint_def(pl, k, t);
+		const char *type = mj_str(k, "type", "");
+		json_t *kcols = json_object_get(k, "columns");
+		const char *kc[SNAP_MAX_COLUMNS];
+		size_t nk = 0;
+		for (size_t x = 0; x < json_array_size(kcols) && nk < SNAP_MAX_COLUMNS; x++)
+			kc[nk++] = json_string_value(json_array_get(kcols, x));
+		char ct = strcmp(type, "primary_key") == 0 ? 'p' : strcmp(type, "foreign_key") == 0 ? 'f' : strcmp(type, "exclude") == 0 ? 'x' : type[0];
+		snapshot_add_constraint(t, mj_str(k, "name", ""), ct, kc, nk, NULL);
+	}
+	sqlbuf_add(&pl->b, "\n)");
+	pl_emit(pl, &pl->p->start, STEP_SQL, "create table");
+	const char *tc = mj_str(op, "comment", NULL);
+	if (tc) {
+		sqlbuf_add(&pl->b, "COMMENT ON TABLE ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, " IS ");
+		sqlbuf_literal(&pl->b, tc);
+		pl_emit(pl, &pl->p->start, STEP_SQL, "table comment");
+	}
+	json_array_foreach(cols, i, col) {
+		const char *cc = mj_str(col, "comment", NULL);
+		if (cc)
+			comment_column(pl, &pl->p->start, t, mj_str(col, "name", ""), cc);
+	}
+}
+
+/* ---- columns ---- */
+
+/* Adds the constraints of a Column object (add_column) or of alter_column's
+ * fields to new physical column NC. */
+static void column_constraints(Planner *pl, SnapTable *t, SnapColumn *nc, const json_t *check, const char *unique_name,
+			       const json_t *ref, bool pk)
+{
+	const char *cols[1] = {nc->name};
+	if (check)
+		add_check(pl, t, mj_str(check, "name", ""), mj_str(check, "constraint", ""),
+			  mj_bool(check, "no_inherit", false), false, NULL);
+	if (unique_name) {
+		add_unique(pl, t, unique_name, cols, 1, NULL, false, unique_name);
+	}
+	if (pk) {
+		char kn[128];
+		snprintf(kn, sizeof kn, "%s_pkey", t->vname);
+		add_unique(pl, t, kn, cols, 1, NULL, true, kn);
+	}
+	if (ref)
+		add_fk(pl, t, mj_str(ref, "name", ""), cols, 1, ref, mj_bool(ref, "deferrable", false),
+		       mj_bool(ref, "initially_deferred", false));
+}
+
+static void op_add_column(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const json_t *col = json_object_get(op, "column");
+	const char *name = mj_str(col, "name", "");
+	if (snapshot_vcolumn(t, name)) {
+		pl_fail(pl, "column \"%s\" of table \"%s\" already exists", name, t->vname);
+		return;
+	}
+	bool pk = mj_bool(col, "pk", false);
+	bool nn = pk || !mj_bool(col, "nullable", false);
+	const char *up = mj_str(op, "up", "");
+	const char *def = mj_str(col, "default", NULL);
+	bool generated = json_object_get(col, "generated") != NULL;
+	if (nn && !def && !up[0] && !generated && t->oname)
+		return (void)pl_fail(pl, "column \"%s\" is NOT NULL without a default: existing rows need up", name);
+	if (pk) {
+		for (size_t i = 0; i < t->ncons; i++)
+			if (t->cons[i]->type == 'p')
+				return (void)pl_fail(pl, "table \"%s\" already has a primary key", t->vname);
+	}
+	SnapColumn *nc = new_column(pl, t, name, col, NULL, NULL);
+	if (!nc)
+		return;
+	nc->notnull = nn;
+	if (nn)
+		add_not_null(pl, t, nc->name);
+	char kn[128];
+	snprintf(kn, sizeof kn, "%s_%s_key", t->vname, name);
+	column_constraints(pl, t, nc, json_object_get(col, "check"), mj_bool(col, "unique", false) ? kn : NULL,
+			   json_object_get(col, "references"), pk);
+	const char *comment = mj_str(col, "comment", NULL);
+	if (comment)
+		comment_column(pl, &pl->c_pre, t, nc->name, comment);
+	if (up[0]) {
+		pl_rule(pl, t, nc->name, up, true);
+		pl_want_backfill(pl, t);
+	}
+}
+
+static void op_drop_column(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	SnapColumn *c = t ? need_column(pl, t, mj_str(op, "column", "")) : NULL;
+	if (!c)
+		return;
+	snap_set(&c->vname, NULL);
+	const char *down = mj_str(op, "down", "");
+	if (down[0] && c->oname)
+		pl_rule(pl, t, c->name, down, false);
+}
+
+static void op_rename_column(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	SnapColumn *c = t ? need_column(pl, t, mj_str(op, "from", "")) : NULL;
+	if (!c)
+		return;
+	const char *to = mj_str(op, "to", "");
+	if (snapshot_vcolumn(t, to))
+		return (void)pl_fail(pl, "column \"%s\" of table \"%s\" already exists", to, t->vname);
+	if (!snap_set(&c->vname, to))
+		pl_fail(pl, "out of memory");
+}
+
+static void op_alter_column(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	SnapColumn *c = t ? need_column(pl, t, mj_str(op, "column", "")) : NULL;
+	if (!c)
+		return;
+	json_t *jdef = json_object_get(op, "default"), *jcomment = json_object_get(op, "comment");
+	json_t *jnull = json_object_get(op, "nullable"), *check = json_object_get(op, "check");
+	json_t *unique = json_object_get(op, "unique"), *ref = json_object_get(op, "references");
+	const char *type = mj_str(op, "type", NULL);
+	if (!jdef && !jcomment && !jnull && !check && !unique && !ref && !type)
+		return (void)pl_fail(pl, "nothing to change: give at least one of type, nullable, default, comment, check, unique, references");
+	bool dup = type || jnull || check || unique || ref;
+	if (!dup) {
+		if (jdef) {
+			const char *d = json_is_string(jdef) ? json_string_value(jdef) : NULL;
+			c->vdef_set = true;
+			snap_set(&c->vdef, d);
+			alter_prefix(pl, t);
+			sqlbuf_add(&pl->b, "ALTER COLUMN ");
+			sqlbuf_ident(&pl->b, c->name);
+			if (d)
+				sqlbuf_printf(&pl->b, " SET DEFAULT %s", d);
+			else
+				sqlbuf_add(&pl->b, " DROP DEFAULT");
+			pl_emit(pl, &pl->c_pre, STEP_SQL, "column default");
+		}
+		if (jcomment)
+			comment_column(pl, &pl->c_pre, t, c->name, json_string_value(jcomment));
+		return;
+	}
+	Mode dm = !jdef ? KEEP : json_is_string(jdef) ? SET : DROP;
+	Mode nm = !jnull ? KEEP : json_is_true(jnull) ? DROP : SET;
+	char *oldphys = strdup(c->name);
+	SnapColumn *nc = oldphys ? dup_column(pl, t, c, type, dm, json_string_value(jdef), nm, NULL) : NULL;
+	if (!nc) {
+		free(oldphys);
+		return;
+	}
+	column_constraints(pl, t, nc, check, unique ? mj_str(unique, "name", "") : NULL, ref, false);
+	if (jcomment)
+		comment_column(pl, &pl->c_pre, t, nc->name, json_string_value(jcomment));
+	pl_rule(pl, t, nc->name, mj_str(op, "up", ""), true);
+	pl_rule(pl, t, oldphys, mj_str(op, "down", ""), false);
+	pl_want_backfill(pl, t);
+	free(oldphys);
+}
+
+/* ---- indexes ---- */
+
+static void op_create_index(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const char *name = mj_str(op, "name", "");
+	if (snapshot_index_table(pl->s, name, NULL))
+		return (void)pl_fail(pl, "index \"%s\" already exists", name);
+	json_t *fields = json_object_get(op, "columns");
+	if (json_array_size(fields) == 0)
+		return (void)pl_fail(pl, "an index needs at least one column");
+	sqlbuf_add(&pl->b, mj_bool(op, "unique", false) ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
+	sqlbuf_ident(&pl->b, name);
+	sqlbuf_add(&pl->b, " ON ");
+	pl_table(pl, t);
+	const char *method = mj_str(op, "method", "btree");
+	if (strcmp(method, "btree") != 0)
+		sqlbuf_printf(&pl->b, " USING %s", method);
+	sqlbuf_add(&pl->b, " (");
+	size_t i;
+	json_t *f;
+	const char *cols[SNAP_MAX_COLUMNS];
+	json_array_foreach(fields, i, f) {
+		SnapColumn *c = need_column(pl, t, mj_str(f, "column", ""));
+		if (!c || i >= SNAP_MAX_COLUMNS)
+			return;
+		cols[i] = c->name;
+		sqlbuf_add(&pl->b, i ? ", " : "");
+		sqlbuf_ident(&pl->b, c->name);
+		const char *coll = mj_str(f, "collate", "");
+		if (coll[0]) {
+			sqlbuf_add(&pl->b, " COLLATE ");
+			sqlbuf_ident(&pl->b, coll);
+		}
+		json_t *oc = json_object_get(f, "opclass");
+		const char *ocn = oc ? mj_str(oc, "name", "") : "";
+		if (ocn[0]) {
+			sqlbuf_printf(&pl->b, " %s", ocn);
+			json_t *params = json_object_get(oc, "params");
+			if (json_array_size(params) > 0) {
+				sqlbuf_add(&pl->b, " (");
+				for (size_t p = 0; p < json_array_size(params); p++)
+					sqlbuf_printf(&pl->b, "%s%s", p ? ", " : "", json_string_value(json_array_get(params, p)));
+				sqlbuf_add(&pl->b, ")");
+			}
+		}
+		const char *sort = mj_str(f, "sort", "");
+		if (sort[0])
+			sqlbuf_printf(&pl->b, " %s", sort);
+		const char *nulls = mj_str(f, "nulls", "");
+		if (nulls[0])
+			sqlbuf_printf(&pl->b, " NULLS %s", nulls);
+	}
+	sqlbuf_add(&pl->b, ")");
+	const char *sp = mj_str(op, "storage_parameters", "");
+	if (sp[0])
+		sqlbuf_printf(&pl->b, " WITH (%s)", sp);
+	const char *pred = mj_str(op, "predicate", "");
+	if (pred[0]) {
+		sqlbuf_add(&pl->b, " WHERE ");
+		pl_expr_phys(pl, t, pred);
+	}
+	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index");
+	SqlBuf d;
+	sqlbuf_init(&d);
+	sqlbuf_add(&d, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&d, pl->schema, name);
+	if (s)
+		s->cleanup = sqlbuf_steal(&d);
+	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&pl->b, pl->schema, name);
+	pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "drop created index");
+	SnapIndex *x = snapshot_add_index(t, name, mj_bool(op, "unique", false), false);
+	if (x)
+		snapshot_index_define(x, NULL, cols, json_array_size(fields));
+}
+
+static void op_drop_index(Planner *pl, const json_t *op)
+{
+	const char *name = mj_str(op, "name", "");
+	SnapIndex *x = NULL;
+	SnapTable *t = snapshot_index_table(pl->s, name, &x);
+	if (!t)
+		return (void)pl_fail(pl, "index \"%s\" does not exist", name);
+	if (x->constraint)
+		return (void)pl_fail(pl, "index \"%s\" belongs to a constraint; use drop_constraint", name);
+	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&pl->b, pl->schema, name);
+	pl_emit(pl, &pl->c_outside, STEP_OUTSIDE_TX, "drop index");
+	snapshot_remove_index(t, name);
+}
+
+/* ---- tables ---- */
+
+static void op_rename_table(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "from", ""));
+	if (!t)
+		return;
+	const char *to = mj_str(op, "to", "");
+	SnapTable *other = snapshot_table(pl->s, to);
+	if (snapshot_vtable(pl->s, to) || (other && other != t))
+		return (void)pl_fail(pl, "table \"%s\" already exists", to);
+	if (!snap_set(&t->vname, to))
+		pl_fail(pl, "out of memory");
+}
+
+static void op_drop_table(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "name", ""));
+	if (t)
+		snap_set(&t->vname, NULL);
+}
+
+/* ---- constraints ---- */
+
+/* Looks up COL in the string map MAP (up/down of multi-column operations);
+ * absent means the column is copied unchanged. */
+static const char *map_expr(const json_t *map, const char *col)
+{
+	const char *e = mj_str(map, col, NULL);
+	return e && e[0] ? e : col;
+}
+
+static void op_create_constraint(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const char *name = mj_str(op, "name", ""), *type = mj_str(op, "type", "");
+	if (snapshot_constraint(t, name))
+		return (void)pl_fail(pl, "constraint \"%s\" already exists on table \"%s\"", name, t->vname);
+	json_t *cols = json_object_get(op, "columns"), *ref = json_object_get(op, "references");
+	size_t n = json_array_size(cols);
+	if (strcmp(type, "check") != 0 && n == 0)
+		return (void)pl_fail(pl, "a %s constraint needs columns", type);
+	if (strcmp(type, "check") == 0 && !mj_str(op, "check", "")[0])
+		return (void)pl_fail(pl, "a check constraint needs check");
+	if (strcmp(type, "foreign_key") == 0 && !ref)
+		return (void)pl_fail(pl, "a foreign_key constraint needs references");
+	if (n > SNAP_MAX_COLUMNS)
+		return (void)pl_fail(pl, "too many columns");
+	json_t *up = json_object_get(op, "up"), *down = json_object_get(op, "down");
+	const char *phys[SNAP_MAX_COLUMNS];
+	char *names[SNAP_MAX_COLUMNS];
+	size_t made = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *cn = json_string_value(json_array_get(cols, i));
+		SnapColumn *c = need_column(pl, t, cn);
+		char *oldphys = c ? strdup(c->name) : NULL;
+		bool pk = strcmp(type, "primary_key") == 0;
+		SnapColumn *nc = oldphys ? dup_column(pl, t, c, NULL, KEEP, NULL, pk ? SET : KEEP, NULL) : NULL;
+		if (!nc) {
+			free(oldphys);
+			break;
+		}
+		pl_rule(pl, t, nc->name, map_expr(up, cn), true);
+		pl_rule(pl, t, oldphys, map_expr(down, cn), false);
+		free(oldphys);
+		names[made] = strdup(nc->name);
+		phys[made] = names[made];
+		made++;
+	}
+	if (!pl->failed) {
+		const json_t *ip = json_object_get(op, "index_parameters");
+		if (strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0)
+			add_unique(pl, t, name, phys, made, ip, type[0] == 'p', name);
+		else if (strcmp(type, "foreign_key") == 0)
+			add_fk(pl, t, name, phys, made, ref, false, false);
+		else
+			add_check(pl, t, name, mj_str(op, "check", ""), mj_bool(op, "no_inherit", false), false, NULL);
+		pl_want_backfill(pl, t);
+	}
+	for (size_t i = 0; i < made; i++)
+		free(names[i]);
+}
+
+static void op_drop_constraint(Planner *pl, const json_t *op, bool multi)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const char *name = mj_str(op, "name", "");
+	SnapConstraint *k = snapshot_constraint(t, name);
+	if (!k)
+		return (void)pl_fail(pl, "constraint \"%s\" of table \"%s\" does not exist", name, t->vname);
+	if (k->ncols == 0)
+		return (void)pl_fail(pl, "constraint \"%s\" has no columns", name);
+	if (!multi && k->ncols > 1)
+		return (void)pl_fail(pl, "constraint \"%s\" spans %zu columns; use drop_multicolumn_constraint", name, k->ncols);
+	size_t n = k->ncols;
+	char *cols[SNAP_MAX_COLUMNS];
+	for (size_t i = 0; i < n; i++)
+		cols[i] = strdup(k->cols[i]);
+	char *kname = strdup(name);
+	json_t *up = json_object_get(op, "up"), *down = json_object_get(op, "down");
+	for (size_t i = 0; i < n && !pl->failed; i++) {
+		SnapColumn *c = cols[i] ? snapshot_column(t, cols[i]) : NULL;
+		if (!c || !c->vname) {
+			pl_fail(pl, "column \"%s\" of constraint \"%s\" is not visible in the new version", cols[i] ? cols[i] : "?", name);
+			break;
+		}
+		char *vname = strdup(c->vname);
+		SnapColumn *nc = vname ? dup_column(pl, t, c, NULL, KEEP, NULL, KEEP, kname) : NULL;
+		if (nc) {
+			pl_rule(pl, t, nc->name, multi ? map_expr(up, vname) : mj_str(op, "up", vname), true);
+			pl_rule(pl, t, cols[i], multi ? map_expr(down, vname) : mj_str(op, "down", vname), false);
+		}
+		free(vname);
+	}
+	if (!pl->failed) {
+		snapshot_remove_constraint(t, kname);
+		pl_want_backfill(pl, t);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(cols[i]);
+	free(kname);
+}
+
+static void op_rename_constraint(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const char *from = mj_str(op, "from", ""), *to = mj_str(op, "to", "");
+	SnapConstraint *k = snapshot_constraint(t, from);
+	if (!k)
+		return (void)pl_fail(pl, "constraint \"%s\" of table \"%s\" does not exist", from, t->vname);
+	if (snapshot_constraint(t, to))
+		return (void)pl_fail(pl, "constraint \"%s\" already exists on table \"%s\"", to, t->vname);
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "RENAME CONSTRAINT ");
+	sqlbuf_ident(&pl->b, from);
+	sqlbuf_add(&pl->b, " TO ");
+	sqlbuf_ident(&pl->b, to);
+	pl_emit(pl, &pl->c_post, STEP_SQL, "rename constraint");
+	snap_set(&k->name, to);
+}
+
+static void op_set_replica_identity(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	const json_t *id = json_object_get(op, "identity");
+	const char *type = mj_str(id, "type", ""), *index = mj_str(id, "index", "");
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "REPLICA IDENTITY ");
+	if (strcasecmp(type, "index") == 0) {
+		SnapIndex *x = NULL;
+		if (snapshot_index_table(pl->s, index, &x) != t)
+			return (void)pl_fail(pl, "index \"%s\" of table \"%s\" does not exist", index, t->vname);
+		sqlbuf_add(&pl->b, "USING INDEX ");
+		sqlbuf_ident(&pl->b, index);
+	} else if (strcasecmp(type, "full") == 0 || strcasecmp(type, "default") == 0 || strcasecmp(type, "nothing") == 0) {
+		for (const char *p = type; *p; p++) {
+			char ch = (char)toupper((unsigned char)*p);
+			sqlbuf_addn(&pl->b, &ch, 1);
+		}
+	} else {
+		sqlbuf_reset(&pl->b);
+		return (void)pl_fail(pl, "identity.type '%s' is not one of: full, default, nothing, index", type);
+	}
+	pl_emit(pl, &pl->p->start, STEP_SQL, "set replica identity");
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "REPLICA IDENTITY ");
+	sqlbuf_add(&pl->b, t->replident == 'f' ? "FULL" : t->replident == 'n' ? "NOTHING" : "DEFAULT");
+	pl_emit(pl, &pl->rb_ops, STEP_SQL, "restore replica identity");
+}
+
+static void op_sql(Planner *pl, const json_t *op)
+{
+	const char *up = mj_str(op, "up", ""), *down = mj_str(op, "down", NULL);
+	bool on_complete = mj_bool(op, "onComplete", false);
+	if (json_object_get(op, "down") && json_object_get(op, "onComplete"))
+		return (void)pl_fail(pl, "give either down or onComplete, not both");
+	sqlbuf_add(&pl->b, up);
+	pl_emit(pl, on_complete ? &pl->c_outside : &pl->p->start, STEP_OUTSIDE_TX, "raw SQL");
+	if (down && down[0]) {
+		sqlbuf_add(&pl->b, down);
+		pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "raw SQL down");
+	} else if (!on_complete && !pl->p->irreversible) {
+		char why[128];
+		snprintf(why, sizeof why, "operations[%zu].sql has no down", pl->opi);
+		pl->p->irreversible = strdup(why);
+	}
+}
+
+void plan_op(Planner *pl, const MigOp *op)
+{
+	switch (op->kind) {
+	case MIGOP_CREATE_TABLE: op_create_table(pl, op->body); break;
+	case MIGOP_ADD_COLUMN: op_add_column(pl, op->body); break;
+	case MIGOP_DROP_COLUMN: op_drop_column(pl, op->body); break;
+	case MIGOP_RENAME_COLUMN: op_rename_column(pl, op->body); break;
+	case MIGOP_ALTER_COLUMN: op_alter_column(pl, op->body); break;
+	case MIGOP_CREATE_INDEX: op_create_index(pl, op->body); break;
+	case MIGOP_DROP_INDEX: op_drop_index(pl, op->body); break;
+	case MIGOP_RENAME_TABLE: op_rename_table(pl, op->body); break;
+	case MIGOP_DROP_TABLE: op_drop_table(pl, op->body); break;
+	case MIGOP_CREATE_CONSTRAINT: op_create_constraint(pl, op->body); break;
+	case MIGOP_DROP_CONSTRAINT: op_drop_constraint(pl, op->body, false); break;
+	case MIGOP_DROP_MULTICOLUMN_CONSTRAINT: op_drop_constraint(pl, op->body, true); break;
+	case MIGOP_RENAME_CONSTRAINT: op_rename_constraint(pl, op->body); break;
+	case MIGOP_SET_REPLICA_IDENTITY: op_set_replica_identity(pl, op->body); break;
+	case MIGOP_SQL: op_sql(pl, op->body); break;
+	default: pl_fail(pl, "internal: unknown operation kind %d", (int)op->kind); break;
+	}
+}

@@ -1,0 +1,216 @@
+/*
+ * migrate/state.c: pgflip's own state in the database, schema "pgflip".
+ *
+ * One row per (schema, migration): its parent (the migration completed
+ * before it: history is linear), its version schema, the migration file's
+ * tree, the plan's step lists as run (so complete and rollback do not depend
+ * on re-planning against a changed catalog), how many start/complete steps
+ * are done (a killed run resumes there), and backfill progress per table
+ * (written in the same transaction as each batch). A partial unique index
+ * allows one active migration per schema; a session advisory lock
+ * serialises migrators.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrate/exec.h"
+
+/* Advisory lock key: first half fixed ("pgfl" in ASCII), second half the
+ * schema's hash. */
+#define STATE_LOCK_CLASS 1885824620 /* 0x7067666c */
+
+static const char STATE_DDL[] =
+	"CREATE SCHEMA IF NOT EXISTS pgflip;\n"
+	"CREATE SEQUENCE IF NOT EXISTS pgflip.migrations_seq;\n"
+	"CREATE TABLE IF NOT EXISTS pgflip.migrations (\n"
+	"  schema text NOT NULL,\n"
+	"  name text NOT NULL,\n"
+	"  seq bigint NOT NULL DEFAULT nextval('pgflip.migrations_seq'),\n"
+	"  parent text,\n"
+	"  version_schema text NOT NULL,\n"
+	"  status text NOT NULL CHECK (status IN ('active', 'complete', 'rolled_back')),\n"
+	"  migration jsonb NOT NULL,\n"
+	"  plan jsonb NOT NULL,\n"
+	"  start_done int NOT NULL DEFAULT 0,\n"
+	"  complete_done int NOT NULL DEFAULT 0,\n"
+	"  backfill jsonb NOT NULL DEFAULT '{}',\n"
+	"  created_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+	"  PRIMARY KEY (schema, name));\n"
+	"CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON pgflip.migrations (schema) WHERE status = 'active'";
+
+void migstate_free(MigState *s)
+{
+	if (!s)
+		return;
+	free(s->name);
+	free(s->parent);
+	free(s->vschema);
+	free(s->status);
+	json_decref(s->migration);
+	json_decref(s->plan);
+	json_decref(s->backfill);
+	memset(s, 0, sizeof *s);
+}
+
+bool state_init(Exec *e)
+{
+	/* CREATE ... IF NOT EXISTS still races with itself; the advisory lock
+	 * taken before this call serialises migrators of one schema, and a
+	 * transaction-level lock serialises inits across schemas */
+	PGresult *r = exec_query(e, "BEGIN; SELECT pg_advisory_xact_lock(1885824620, 0) -- STATE_LOCK_CLASS", 0, NULL);
+	PQclear(r);
+	if (!r)
+		return false;
+	r = exec_query(e, STATE_DDL, 0, NULL);
+	PQclear(r);
+	PGresult *c = exec_query(e, r ? "COMMIT" : "ROLLBACK", 0, NULL);
+	PQclear(c);
+	return r && c;
+}
+
+bool state_lock(Exec *e)
+{
+	const char *params[1] = {e->schema};
+	long waited = 0;
+	for (;;) {
+		PGresult *r = exec_query(e, "SELECT pg_try_advisory_lock(1885824620, hashtext($1))", 1, params);
+		if (!r)
+			return false;
+		bool got = PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+		if (got)
+			return true;
+		if (waited == 0)
+			exec_log(e, "another migrator holds the lock of schema %s; waiting", e->schema);
+		if (waited >= e->opt.retry_total_ms) {
+			snprintf(e->err, sizeof e->err, "another migrator holds the lock of schema %s", e->schema);
+			return false;
+		}
+		PQclear(exec_query(e, "SELECT pg_sleep(0.2)", 0, NULL));
+		waited += 200;
+	}
+}
+
+static const char STATE_COLS[] =
+	"SELECT name, parent, version_schema, status, migration::text, plan::text, backfill::text, start_done, complete_done "
+	"FROM pgflip.migrations ";
+
+static bool state_row(Exec *e, const char *where, int nparams, const char *const *params, MigState *out, bool *found)
+{
+	memset(out, 0, sizeof *out);
+	*found = false;
+	char sql[1024];
+	snprintf(sql, sizeof sql, "%s%s", STATE_COLS, where);
+	PGresult *r = exec_query(e, sql, nparams, params);
+	if (!r)
+		return false;
+	if (PQntuples(r) > 0) {
+		*found = true;
+		out->name = strdup(PQgetvalue(r, 0, 0));
+		out->parent = PQgetisnull(r, 0, 1) ? NULL : strdup(PQgetvalue(r, 0, 1));
+		out->vschema = strdup(PQgetvalue(r, 0, 2));
+		out->status = strdup(PQgetvalue(r, 0, 3));
+		out->migration = json_loads(PQgetvalue(r, 0, 4), 0, NULL);
+		out->plan = json_loads(PQgetvalue(r, 0, 5), 0, NULL);
+		out->backfill = json_loads(PQgetvalue(r, 0, 6), 0, NULL);
+		out->start_done = atoi(PQgetvalue(r, 0, 7));
+		out->complete_done = atoi(PQgetvalue(r, 0, 8));
+		if (!out->name || !out->vschema || !out->status || !out->migration || !out->plan) {
+			PQclear(r);
+			migstate_free(out);
+			snprintf(e->err, sizeof e->err, "cannot read the state row (out of memory or bad JSON)");
+			return false;
+		}
+	}
+	PQclear(r);
+	return true;
+}
+
+bool state_get(Exec *e, const char *name, MigState *out, bool *found)
+{
+	const char *params[2] = {e->schema, name};
+	return state_row(e, "WHERE schema = $1 AND name = $2", 2, params, out, found);
+}
+
+bool state_active(Exec *e, MigState *out, bool *found)
+{
+	const char *params[1] = {e->schema};
+	return state_row(e, "WHERE schema = $1 AND status = 'active'", 1, params, out, found);
+}
+
+bool state_latest(Exec *e, MigState *out, bool *found)
+{
+	const char *params[1] = {e->schema};
+	return state_row(e, "WHERE schema = $1 AND status = 'complete' ORDER BY seq DESC LIMIT 1", 1, params, out, found);
+}
+
+bool state_begin(Exec *e, const char *name, const char *parent, const char *vschema, const json_t *migration,
+		 const json_t *plan)
+{
+	char *mj = json_dumps(migration, JSON_COMPACT), *pj = json_dumps(plan, JSON_COMPACT);
+	const char *params[6] = {e->schema, name, parent, vschema, mj, pj};
+	PGresult *r = mj && pj ? exec_query(e,
+					    "INSERT INTO pgflip.migrations (schema, name, parent, version_schema, status, migration, plan) "
+					    "VALUES ($1, $2, $3, $4, 'active', $5::jsonb, $6::jsonb) "
+					    "ON CONFLICT (schema, name) DO UPDATE SET parent = $3, version_schema = $4, status = 'active', "
+					    "migration = $5::jsonb, plan = $6::jsonb, start_done = 0, complete_done = 0, backfill = '{}', "
+					    "seq = nextval('pgflip.migrations_seq'), created_at = now(), updated_at = now() "
+					    "WHERE pgflip.migrations.status = 'rolled_back'",
+					    6, params)
+				 : NULL;
+	free(mj);
+	free(pj);
+	if (!r)
+		return false;
+	bool ok = atoi(PQcmdTuples(r)) == 1;
+	PQclear(r);
+	if (!ok)
+		snprintf(e->err, sizeof e->err, "migration %s already exists in schema %s and is not rolled back", name, e->schema);
+	return ok;
+}
+
+bool state_set_done(Exec *e, const char *name, const char *field, size_t next)
+{
+	char sql[256], n[24];
+	snprintf(sql, sizeof sql, "UPDATE pgflip.migrations SET %s = $3::int, updated_at = now() WHERE schema = $1 AND name = $2",
+		 strcmp(field, "complete_done") == 0 ? "complete_done" : "start_done");
+	snprintf(n, sizeof n, "%zu", next);
+	const char *params[3] = {e->schema, name, n};
+	PGresult *r = exec_query(e, sql, 3, params);
+	PQclear(r);
+	return r != NULL;
+}
+
+bool state_set_status(Exec *e, const char *name, const char *status)
+{
+	const char *params[3] = {e->schema, name, status};
+	PGresult *r = exec_query(e, "UPDATE pgflip.migrations SET status = $3, updated_at = now() WHERE schema = $1 AND name = $2",
+				 3, params);
+	PQclear(r);
+	return r != NULL;
+}
+
+bool state_print(Exec *e, FILE *out)
+{
+	const char *params[1] = {e->schema};
+	PGresult *r = exec_query(e,
+				 "SELECT name, status, version_schema, coalesce(parent, '-'), "
+				 "coalesce((SELECT string_agg(format('%s %s rows%s', k, v->>'done', "
+				 "CASE WHEN (v->>'finished')::bool THEN ' (finished)' ELSE ' (in progress)' END), ', ') "
+				 "FROM jsonb_each(backfill) AS b(k, v)), '-'), "
+				 "to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') "
+				 "FROM pgflip.migrations WHERE schema = $1 ORDER BY seq",
+				 1, params);
+	if (!r)
+		return false;
+	if (PQntuples(r) == 0)
+		fprintf(out, "no migrations in schema %s\n", e->schema);
+	for (int i = 0; i < PQntuples(r); i++)
+		fprintf(out, "%s\t%s\tversion_schema=%s\tparent=%s\tbackfill=%s\tupdated=%s\n", PQgetvalue(r, i, 0),
+			PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+			PQgetvalue(r, i, 5));
+	PQclear(r);
+	return true;
+}
