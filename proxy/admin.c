@@ -96,7 +96,7 @@ static json_t *cmd_clients(void)
 		json_array_append_new(
 			rows, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "id", (json_int_t)c->id,
 					"address", c->addr_str, "user", c->user, "database", c->database,
-					"application_name", c->app_name, "route", client_route(c), "state",
+					"application_name", c->app_name, "route", c->route ? c->route : "", "state",
 					client_state_to_str(c->state), "transactions", (json_int_t)c->n_transactions,
 					"server_pid", c->server ? c->server->backend_pid : 0));
 	}

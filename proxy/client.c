@@ -145,6 +145,7 @@ void client_free(Client *c)
 	if (c->bev)
 		bufferevent_free(c->bev);
 	params_clear(&c->params);
+	ps_client_clear(c);
 	free(c->user);
 	free(c->database);
 	free(c->app_name);
@@ -486,6 +487,12 @@ static void client_scan_sql(Client *c, Server *s, const char *sql)
 		if (reset)
 			params_clear(&s->params);
 	}
+	if (strcasestr(sql, "discard")) {
+		/* DISCARD ALL drops the server's prepared statements, and the client's */
+		ps_server_clear(s);
+		if (strcasestr(sql, "all"))
+			ps_client_clear(c);
+	}
 	if (c->pool->mode == CONF_POOL_TRANSACTION && (strcasestr(sql, "role") || strcasestr(sql, "authorization")))
 		s->reset_role = true;
 }
@@ -579,6 +586,7 @@ void client_pump(Client *c)
 			break;
 		}
 		size_t total = (size_t)h.len + 1;
+		clog_debug(c, "-> %s (%u bytes)", proto_fe_type_to_str(h.type), h.len);
 		if (h.type == PROTO_FE_TERMINATE) {
 			evbuffer_drain(in, avail < total ? avail : total);
 			client_close(c, NULL, "client close request");
@@ -607,9 +615,11 @@ void client_pump(Client *c)
 				client_discard_done(c);
 			continue;
 		}
+		bool ps = ps_enabled(c);
 		bool inspect = h.type == PROTO_FE_QUERY || h.type == PROTO_FE_PARSE;
-		if (inspect && avail < total)
-			return; /* wait for the whole text; bounded by max_packet_size */
+		bool whole = inspect || (ps && ps_needs_whole(h.type));
+		if (whole && avail < total)
+			return; /* wait for the whole message; bounded by max_packet_size */
 		if (server_at_boundary(s) && !s->swallow_rfq) {
 			if (proxy.paused) {
 				bufferevent_disable(c->bev, EV_READ);
@@ -630,13 +640,22 @@ void client_pump(Client *c)
 				client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h.type));
 				return;
 			}
-			if (h.type == PROTO_FE_QUERY && c->pool->mode == CONF_POOL_TRANSACTION && sql_is_listen(sql)) {
+			char tag[32];
+			bool listen = h.type == PROTO_FE_QUERY && c->pool->mode == CONF_POOL_TRANSACTION && sql_is_listen(sql);
+			if (listen || (h.type == PROTO_FE_QUERY && ps && ps_deallocate(c, sql, tag, sizeof(tag)))) {
+				/* answered by pgflip: the request never reaches the server */
 				evbuffer_drain(in, total);
 				ProtoBuf b;
 				protobuf_init(&b);
-				proto_put_error(&b, "ERROR", "0A000",
-						"LISTEN is not supported in transaction pooling mode: use a database entry with "
-						"pool_mode=session");
+				if (listen) {
+					proto_put_error(&b, "ERROR", "0A000",
+							"LISTEN is not supported in transaction pooling mode: use a database "
+							"entry with pool_mode=session");
+				} else {
+					size_t m = proto_msg_begin(&b, PROTO_BE_COMMAND_COMPLETE);
+					proto_put_cstring(&b, tag);
+					proto_msg_end(&b, m);
+				}
 				proto_put_ready_for_query(&b, s->tx_status);
 				client_send(c, &b);
 				protobuf_free(&b);
@@ -664,6 +683,13 @@ void client_pump(Client *c)
 			break;
 		default:
 			break; /* CopyData/CopyDone/CopyFail belong to a request already open */
+		}
+		if (ps) {
+			const uint8_t *msg = whole ? evbuffer_pullup(in, (ev_ssize_t)total) : NULL;
+			if (!ps_client_message(c, s, &h, msg)) {
+				evbuffer_drain(in, total); /* pgflip sent what the server needs */
+				continue;
+			}
 		}
 		struct evbuffer *out = bufferevent_get_output(s->bev);
 		if (avail >= total) {

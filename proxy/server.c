@@ -243,6 +243,9 @@ void server_free(Server *s)
 	if (s->pg)
 		PQfinish(s->pg); /* says Terminate when the link is up, closes the socket */
 	params_clear(&s->params);
+	ps_server_clear(s);
+	free(s->ps);
+	free(s->expect.items);
 	free(s->search_path);
 	free(s->check_error);
 	free(s);
@@ -342,6 +345,7 @@ void server_release(Server *s)
  * back through ParameterStatus. */
 static void server_reset_done(Server *s)
 {
+	ps_server_clear(s); /* DISCARD ALL dropped them */
 	free(s->search_path);
 	s->search_path = NULL;
 	for (size_t i = 0; i < s->params.n;) {
@@ -408,6 +412,7 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 /* ReadyForQuery: the end of a request (or of an injected query). */
 static void server_ready(Server *s, char status)
 {
+	slog_debug(s, "ReadyForQuery %c, pending %u, swallow %u", status, s->pending, s->swallow_rfq);
 	s->tx_status = status;
 	if (s->swallow_rfq > 0) {
 		s->swallow_rfq--;
@@ -468,9 +473,12 @@ void server_pump(Server *s)
 			}
 			size_t total = (size_t)h.len + 1;
 			bool swallow = s->swallow_rfq > 0 || !c;
+			slog_debug(s, "<- %s (%u bytes)%s", proto_be_type_to_str(h.type), h.len, swallow ? " swallowed" : "");
+			/* answers matched against the prepared-statement expect queue */
+			bool ps_final = !swallow && s->expect.count > 0 && ps_server_final(s, h.type);
 			bool inspect = h.type == PROTO_BE_READY_FOR_QUERY || h.type == PROTO_BE_PARAMETER_STATUS ||
 				       (h.type == PROTO_BE_ERROR_RESPONSE && (swallow || s->state != SV_ACTIVE)) ||
-				       (h.type == PROTO_BE_COMMAND_COMPLETE && swallow);
+				       (h.type == PROTO_BE_COMMAND_COMPLETE && swallow) || ps_final;
 			if (inspect) {
 				if (avail < total)
 					return; /* small messages: wait for the whole of it */
@@ -485,16 +493,22 @@ void server_pump(Server *s)
 						evbuffer_drain(in, total);
 					else
 						evbuffer_remove_buffer(in, out, total);
+					if (ps_final)
+						ps_server_after(s, h.type);
 					server_ready(s, status);
 					continue;
 				}
 				bool forward = server_inspect(s, &h, msg, swallow);
 				if (s->state == SV_CLOSING)
 					return;
+				if (ps_final && ps_server_swallow(s, h.type))
+					forward = false;
 				if (forward && out)
 					evbuffer_remove_buffer(in, out, total);
 				else
 					evbuffer_drain(in, total);
+				if (ps_final)
+					ps_server_after(s, h.type);
 				continue;
 			}
 			size_t n = avail < total ? avail : total;

@@ -1,0 +1,478 @@
+/*
+ * proxy/prepared.c: protocol-level named prepared statements in transaction
+ * mode.
+ *
+ * In transaction mode a client's consecutive transactions may run on
+ * different server connections, but its named statements must follow it.
+ * pgflip keeps, per client, what it prepared (name -> Parse body) and, per
+ * server connection, what is prepared there under pgflip's own names
+ * (pgflip_<n>, keyed by route and Parse body, since the same text under two
+ * routes resolves to different views). Then:
+ *   Parse name      the server already has it: answer ParseComplete
+ *                   ourselves; else prepare it there as pgflip_<n>;
+ *   Bind/Describe   prepare it first if this server lacks it (its
+ *                   ParseComplete is swallowed), then rename;
+ *   Close name      forget it for the client; answer CloseComplete;
+ *   DEALLOCATE      the same, for the SQL spelling.
+ * Each server keeps at most max_prepared_statements; the least recently used
+ * is closed to make room.
+ *
+ * Made-up and swallowed answers must land at the right place of the
+ * server's answer stream, so every extended-protocol message sent gets an
+ * entry in the server's expect queue, and answers are matched to it in
+ * order. After an ErrorResponse the server skips to the next Sync: so do we,
+ * dropping the made-up answers of the skipped messages, as the server would
+ * have sent nothing for them.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/proxy.h"
+
+/* FNV-1a, 64 bits: a cheap filter before comparing whole bodies. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+#define HASH_SEED 0xcbf29ce484222325ULL
+
+bool ps_enabled(const Client *c)
+{
+	return c->pool && c->pool->mode == CONF_POOL_TRANSACTION && proxy.conf->max_prepared_statements > 0;
+}
+
+bool ps_needs_whole(uint8_t type)
+{
+	return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE ||
+	       type == PROTO_FE_CLOSE;
+}
+
+/* ---- the expect queue ---- */
+
+static void queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
+{
+	PsQueue *q = &s->expect;
+	if (q->count == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		PsExpect *items = malloc(cap * sizeof(PsExpect));
+		if (!items)
+			abort();
+		for (size_t i = 0; i < q->count; i++)
+			items[i] = q->items[(q->head + i) % q->cap];
+		free(q->items);
+		q->items = items;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->items[(q->head + q->count) % q->cap] = (PsExpect){kind, stmt_id};
+	q->count++;
+}
+
+static PsExpect *queue_head(Server *s)
+{
+	return s->expect.count ? &s->expect.items[s->expect.head] : NULL;
+}
+
+static void queue_pop(Server *s)
+{
+	s->expect.head = (s->expect.head + 1) % s->expect.cap;
+	s->expect.count--;
+}
+
+/* Made-up answers at the head of the queue are due now. */
+static void queue_emit_due(Server *s)
+{
+	PsExpect *e;
+	while ((e = queue_head(s)) && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE)) {
+		if (s->client) {
+			static const uint8_t parse_complete[5] = {PROTO_BE_PARSE_COMPLETE, 0, 0, 0, 4};
+			static const uint8_t close_complete[5] = {PROTO_BE_CLOSE_COMPLETE, 0, 0, 0, 4};
+			bufferevent_write(s->client->bev, e->kind == PS_SYNTH_PARSE ? parse_complete : close_complete, 5);
+		}
+		queue_pop(s);
+	}
+}
+
+/* ---- per-server statements ---- */
+
+static PsServerStmt *server_find(Server *s, const char *route, const uint8_t *body, uint32_t len, uint64_t hash)
+{
+	for (size_t i = 0; i < s->n_ps; i++) {
+		PsServerStmt *st = &s->ps[i];
+		if (st->hash == hash && st->len == len && memcmp(st->body, body, len) == 0 &&
+		    strcmp(st->route, route) == 0)
+			return st;
+	}
+	return NULL;
+}
+
+static PsServerStmt *server_find_id(Server *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->n_ps; i++)
+		if (s->ps[i].id == id)
+			return &s->ps[i];
+	return NULL;
+}
+
+static void server_stmt_remove(Server *s, size_t i)
+{
+	free(s->ps[i].route);
+	free(s->ps[i].body);
+	s->ps[i] = s->ps[--s->n_ps];
+}
+
+void ps_server_clear(Server *s)
+{
+	while (s->n_ps)
+		server_stmt_remove(s, s->n_ps - 1);
+}
+
+static void put_stmt_name(ProtoBuf *b, uint64_t id)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "pgflip_%llu", (unsigned long long)id);
+	proto_put_cstring(b, name);
+}
+
+static void send_buf(Server *s, ProtoBuf *b)
+{
+	if (protobuf_ok(b))
+		bufferevent_write(s->bev, b->data, b->len);
+}
+
+/* Closes the least recently used confirmed statement to make room. */
+static void server_evict(Server *s, ProtoBuf *b)
+{
+	size_t victim = s->n_ps;
+	for (size_t i = 0; i < s->n_ps; i++)
+		if (s->ps[i].confirmed && (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
+			victim = i;
+	if (victim == s->n_ps)
+		return;
+	size_t m = proto_msg_begin(b, PROTO_FE_CLOSE);
+	proto_put_uint8(b, 'S');
+	put_stmt_name(b, s->ps[victim].id);
+	proto_msg_end(b, m);
+	queue_push(s, PS_SWALLOW_CLOSE, 0);
+	server_stmt_remove(s, victim);
+}
+
+/*
+ * The server statement for a client statement, prepared on S if needed:
+ * the Parse goes into B, with its expect entry (SWALLOW for one the client
+ * did not ask for now, PARSE for the client's own Parse).
+ */
+static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, bool own_parse,
+				   bool *sent)
+{
+	PsServerStmt *st = server_find(s, c->route, cs->body, cs->len, cs->hash);
+	*sent = false;
+	if (st) {
+		st->last_used = ++s->ps_tick;
+		return st;
+	}
+	if (s->n_ps >= (size_t)proxy.conf->max_prepared_statements)
+		server_evict(s, b);
+	if (s->n_ps == s->cap_ps) {
+		size_t cap = s->cap_ps ? s->cap_ps * 2 : 16;
+		PsServerStmt *ps = realloc(s->ps, cap * sizeof(PsServerStmt));
+		if (!ps)
+			abort();
+		s->ps = ps;
+		s->cap_ps = cap;
+	}
+	st = &s->ps[s->n_ps++];
+	memset(st, 0, sizeof(*st));
+	st->id = ++s->ps_next_id;
+	st->route = strdup(c->route);
+	st->body = malloc(cs->len ? cs->len : 1);
+	if (!st->route || !st->body)
+		abort();
+	memcpy(st->body, cs->body, cs->len);
+	st->len = cs->len;
+	st->hash = cs->hash;
+	st->last_used = ++s->ps_tick;
+	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
+	put_stmt_name(b, st->id);
+	proto_put_bytes(b, cs->body, cs->len);
+	proto_msg_end(b, m);
+	queue_push(s, own_parse ? PS_EXPECT_PARSE : PS_SWALLOW_PARSE, st->id);
+	*sent = true;
+	return st;
+}
+
+/* ---- per-client statements ---- */
+
+static PsClientStmt *client_find(Client *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_ps; i++)
+		if (strcmp(c->ps[i].name, name) == 0)
+			return &c->ps[i];
+	return NULL;
+}
+
+static void client_stmt_remove(Client *c, PsClientStmt *cs)
+{
+	free(cs->name);
+	free(cs->body);
+	*cs = c->ps[--c->n_ps];
+}
+
+void ps_client_clear(Client *c)
+{
+	while (c->n_ps)
+		client_stmt_remove(c, &c->ps[c->n_ps - 1]);
+	free(c->ps);
+	c->ps = NULL;
+	c->cap_ps = 0;
+}
+
+static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *body, uint32_t len)
+{
+	PsClientStmt *cs = client_find(c, name);
+	if (cs) {
+		free(cs->body);
+	} else {
+		if (c->n_ps == c->cap_ps) {
+			size_t cap = c->cap_ps ? c->cap_ps * 2 : 8;
+			PsClientStmt *ps = realloc(c->ps, cap * sizeof(PsClientStmt));
+			if (!ps)
+				abort();
+			c->ps = ps;
+			c->cap_ps = cap;
+		}
+		cs = &c->ps[c->n_ps++];
+		cs->name = strdup(name);
+		if (!cs->name)
+			abort();
+	}
+	cs->body = malloc(len ? len : 1);
+	if (!cs->body)
+		abort();
+	memcpy(cs->body, body, len);
+	cs->len = len;
+	cs->hash = hash_bytes(HASH_SEED, body, len);
+	return cs;
+}
+
+/* ---- client messages ---- */
+
+/* Bind or Describe/Close naming statement NAME: rewritten for S into B. */
+static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, const char *name,
+			      const uint8_t *name_end, ProtoBuf *b, PsExpectKind kind)
+{
+	PsClientStmt *cs = client_find(c, name);
+	if (!cs)
+		return false; /* not ours: the server answers (with an error) */
+	bool sent;
+	PsServerStmt *st = server_ensure(c, s, cs, b, false, &sent);
+	const uint8_t *body = msg + PROTO_HEADER_SIZE;
+	const uint8_t *end = body + proto_body_len(h);
+	size_t m = proto_msg_begin(b, h->type);
+	proto_put_bytes(b, body, (size_t)((const uint8_t *)name - body)); /* portal name or 'S' */
+	put_stmt_name(b, st->id);
+	proto_put_bytes(b, name_end, (size_t)(end - name_end));
+	proto_msg_end(b, m);
+	queue_push(s, kind, 0);
+	send_buf(s, b);
+	return true;
+}
+
+bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg)
+{
+	ProtoReader r;
+	const char *name = NULL, *portal = NULL;
+	uint8_t what = 0;
+	ProtoBuf b;
+	bool forward = true;
+	if (msg)
+		proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
+	protobuf_init(&b);
+	switch (h->type) {
+	case PROTO_FE_PARSE:
+		if (!proto_get_cstring(&r, &name) || !*name) {
+			queue_push(s, PS_EXPECT_PARSE, 0);
+			break;
+		}
+		{
+			const uint8_t *body = r.p;
+			PsClientStmt *cs = client_store(c, name, body, (uint32_t)(r.end - body));
+			bool sent;
+			server_ensure(c, s, cs, &b, true, &sent);
+			if (!sent)
+				queue_push(s, PS_SYNTH_PARSE, 0);
+			send_buf(s, &b);
+			forward = false;
+		}
+		break;
+	case PROTO_FE_BIND:
+		if (proto_get_cstring(&r, &portal) && proto_get_cstring(&r, &name) && *name &&
+		    rewrite_with_stmt(c, s, h, msg, name, r.p, &b, PS_EXPECT_BIND))
+			forward = false;
+		else
+			queue_push(s, PS_EXPECT_BIND, 0);
+		break;
+	case PROTO_FE_DESCRIBE:
+		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name &&
+		    rewrite_with_stmt(c, s, h, msg, name, r.p, &b, PS_EXPECT_DESCRIBE))
+			forward = false;
+		else
+			queue_push(s, PS_EXPECT_DESCRIBE, 0);
+		break;
+	case PROTO_FE_CLOSE:
+		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name) {
+			PsClientStmt *cs = client_find(c, name);
+			if (cs)
+				client_stmt_remove(c, cs);
+			/* the server keeps it for others; the client is answered in turn */
+			queue_push(s, PS_SYNTH_CLOSE, 0);
+			forward = false;
+		} else {
+			queue_push(s, PS_EXPECT_CLOSE, 0);
+		}
+		break;
+	case PROTO_FE_EXECUTE:
+		queue_push(s, PS_EXPECT_EXECUTE, 0);
+		break;
+	case PROTO_FE_SYNC:
+		queue_push(s, PS_EXPECT_SYNC, 0);
+		break;
+	case PROTO_FE_QUERY:
+	case PROTO_FE_FUNCTION_CALL:
+		queue_push(s, PS_EXPECT_QUERY, 0);
+		break;
+	default:
+		break; /* Flush, CopyData/CopyDone/CopyFail: no answer of their own */
+	}
+	protobuf_free(&b);
+	queue_emit_due(s);
+	return forward;
+}
+
+bool ps_deallocate(Client *c, const char *sql, char *tag, size_t taglen)
+{
+	/* DEALLOCATE [PREPARE] { name | ALL } [;] */
+	const char *p = sql;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (strncasecmp(p, "deallocate", 10) != 0 || !(p[10] == ' ' || p[10] == '\t' || p[10] == '\n'))
+		return false;
+	p += 10;
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	if (strncasecmp(p, "prepare", 7) == 0 && (p[7] == ' ' || p[7] == '\t' || p[7] == '\n')) {
+		p += 7;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+	}
+	char name[CONF_MAX_IDENT + 1];
+	size_t n = 0;
+	bool quoted = *p == '"';
+	if (quoted)
+		p++;
+	while (*p && n < CONF_MAX_IDENT && (quoted ? *p != '"' : (*p != ' ' && *p != ';' && *p != '\t' && *p != '\n')))
+		name[n++] = *p++;
+	name[n] = '\0';
+	if (quoted && *p == '"')
+		p++;
+	while (*p == ' ' || *p == ';' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p || n == 0)
+		return false;
+	if (!quoted && strcasecmp(name, "all") == 0) {
+		ps_client_clear(c);
+		snprintf(tag, taglen, "DEALLOCATE ALL");
+		return true;
+	}
+	if (!quoted)
+		for (char *q = name; *q; q++)
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+	PsClientStmt *cs = client_find(c, name);
+	if (!cs)
+		return false; /* perhaps an SQL-level PREPARE: the server's business */
+	client_stmt_remove(c, cs);
+	snprintf(tag, taglen, "DEALLOCATE");
+	return true;
+}
+
+/* ---- server answers ---- */
+
+static bool is_final(PsExpectKind kind, uint8_t type)
+{
+	switch (kind) {
+	case PS_EXPECT_PARSE:
+	case PS_SWALLOW_PARSE: return type == PROTO_BE_PARSE_COMPLETE;
+	case PS_EXPECT_BIND: return type == PROTO_BE_BIND_COMPLETE;
+	case PS_EXPECT_DESCRIBE: return type == PROTO_BE_ROW_DESCRIPTION || type == PROTO_BE_NO_DATA;
+	case PS_EXPECT_EXECUTE:
+		return type == PROTO_BE_COMMAND_COMPLETE || type == PROTO_BE_EMPTY_QUERY_RESPONSE ||
+		       type == PROTO_BE_PORTAL_SUSPENDED;
+	case PS_EXPECT_CLOSE:
+	case PS_SWALLOW_CLOSE: return type == PROTO_BE_CLOSE_COMPLETE;
+	case PS_EXPECT_SYNC:
+	case PS_EXPECT_QUERY: return type == PROTO_BE_READY_FOR_QUERY;
+	case PS_SYNTH_PARSE:
+	case PS_SYNTH_CLOSE: return false;
+	}
+	return false;
+}
+
+bool ps_server_final(const Server *s, uint8_t type)
+{
+	if (!s->expect.count)
+		return false;
+	return type == PROTO_BE_ERROR_RESPONSE || is_final(s->expect.items[s->expect.head].kind, type);
+}
+
+bool ps_server_swallow(const Server *s, uint8_t type)
+{
+	if (!s->expect.count || type == PROTO_BE_ERROR_RESPONSE)
+		return false;
+	PsExpectKind kind = s->expect.items[s->expect.head].kind;
+	return (kind == PS_SWALLOW_PARSE || kind == PS_SWALLOW_CLOSE) && is_final(kind, type);
+}
+
+/* An ErrorResponse: the server skips to the next Sync. Statements whose
+ * Parse was skipped or failed are not there. */
+static void skip_to_sync(Server *s)
+{
+	PsExpect *e;
+	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY) {
+		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
+			PsServerStmt *st = server_find_id(s, e->stmt_id);
+			if (st && !st->confirmed)
+				server_stmt_remove(s, (size_t)(st - s->ps));
+		}
+		queue_pop(s);
+	}
+}
+
+void ps_server_after(Server *s, uint8_t type)
+{
+	PsExpect *e = queue_head(s);
+	if (!e)
+		return;
+	if (type == PROTO_BE_ERROR_RESPONSE) {
+		if (e->kind != PS_EXPECT_QUERY)
+			skip_to_sync(s);
+		return;
+	}
+	if (!is_final(e->kind, type))
+		return;
+	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
+		PsServerStmt *st = server_find_id(s, e->stmt_id);
+		if (st)
+			st->confirmed = true;
+	}
+	queue_pop(s);
+	queue_emit_due(s);
+}
