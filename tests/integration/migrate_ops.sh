@@ -462,6 +462,30 @@ check "sql without down: rollback refused" sh -c '! "$0" "$@"' mig rollback
 step "sql without down: complete" mig complete
 mig_drop_db mig_op_misc
 
+# ---- up() reading a column without an equality operator (json) ----
+base json <<'EOF'
+operations:
+  - create_table:
+      name: j
+      columns: [{name: id, type: integer, pk: true}, {name: meta, type: json, nullable: true}]
+EOF
+qs public_01_base "INSERT INTO j VALUES (1, '{\"k\": \"a\"}')" >/dev/null
+cat >"$T_DIR/json/02_key.yaml" <<'EOF'
+operations:
+  - add_column: {table: j, up: "meta ->> 'k'", column: {name: k, type: text, nullable: true}}
+EOF
+json_started() {
+	expect_eq "json: backfilled from json" "$(qs public_02_key "SELECT k FROM j WHERE id = 1")" "a"
+	qs public_01_base "UPDATE j SET meta = '{\"k\": \"b\"}' WHERE id = 1" >/dev/null
+	expect_eq "json: old update of the json column fires up()" "$(qs public_02_key "SELECT k FROM j WHERE id = 1")" "b"
+}
+json_rolled_back() { :; }
+json_completed() {
+	expect_eq "json: final column" "$(columns j)" "id,meta,k"
+}
+cycle json "$T_DIR/json/02_key.yaml"
+mig_drop_db mig_op_json
+
 # ---- semantic errors stop before any DDL ----
 mig_db mig_op_err
 cat >"$T_DIR/err.yaml" <<'EOF'

@@ -164,12 +164,17 @@ static void test_add_column(void **state)
 	contains(trig->sql, "IF current_setting('search_path') = 'public_002_test' THEN\n    NULL;\n  ELSE\n");
 	contains(trig->sql, "\"name\" \"public\".\"users\".\"name\"%TYPE := NEW.\"name\";");
 	contains(trig->sql, "NEW.\"_pgflip_new_nick\" := (upper(name));");
-	contains(trig->sql, "CREATE TRIGGER _pgflip_sync BEFORE INSERT OR UPDATE ON \"public\".\"users\" FOR EACH ROW");
+	contains(trig->sql, "CREATE TRIGGER _pgflip_sync BEFORE INSERT ON \"public\".\"users\" FOR EACH ROW EXECUTE FUNCTION "
+			    "\"public\".\"_pgflip_sync_users\"()");
+	contains(trig->sql, "CREATE TRIGGER _pgflip_sync_update BEFORE UPDATE ON \"public\".\"users\" FOR EACH ROW WHEN "
+			    "((OLD.\"name\" IS DISTINCT FROM NEW.\"name\") AND current_setting('pgflip.backfill', true) IS DISTINCT "
+			    "FROM 'on') EXECUTE FUNCTION \"public\".\"_pgflip_sync_users\"()");
 	const PlanStep *bf = kind_step(&p->start, STEP_BACKFILL);
 	assert_non_null(bf);
 	assert_string_equal(bf->table, "users");
 	assert_int_equal(bf->nkeys, 1);
 	assert_string_equal(bf->keys[0], "id");
+	assert_string_equal(bf->assign, "\"_pgflip_new_nick\" = (upper(name))");
 	contains(kind_step(&p->start, STEP_VIEWS)->sql, "SELECT \"id\", \"name\", \"email\", \"_pgflip_new_nick\" AS \"nick\" FROM \"public\".\"users\"");
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" VALIDATE CONSTRAINT \"_pgflip_nn_nick\"");
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" VALIDATE CONSTRAINT \"nick_len\"");
@@ -428,6 +433,7 @@ static void test_steps_round_trip(void **state)
 	const PlanStep *bf = kind_step(&l, STEP_BACKFILL);
 	assert_string_equal(bf->keys[0], "id");
 	assert_string_equal(bf->key_types[0], "integer");
+	assert_string_equal(bf->assign, "\"_pgflip_new_n2\" = (name)");
 	plan_steps_free(&l);
 	json_decref(j);
 	plan_free(p);
@@ -447,6 +453,10 @@ static void test_sql_helpers(void **state)
 			    "_n");
 	assert_string_equal(b.data, "\"_n\" = 'name' AND t.name > lower(\"_n\") AND \"_n\" IS NOT NULL AND x::name = name()");
 	sqlbuf_free(&b);
+	assert_true(sql_mentions("upper(Name) || 'x'", "name"));
+	assert_false(sql_mentions("upper(name)", "n"));
+	assert_false(sql_mentions("surname", "name"));
+	assert_true(sql_mentions("\"n\" + 1", "n"));
 }
 
 int main(void)

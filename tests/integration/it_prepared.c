@@ -1,0 +1,131 @@
+/*
+ * it_prepared: protocol-level prepared statements through pgflip in
+ * transaction mode, driven with libpq. Prints TAP lines.
+ *
+ * usage: it_prepared CONNINFO   (pgflip with pool_size=1 and
+ *        max_prepared_statements=2; routes app.v1-* = v1, app.v2-* = v2)
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+static int failures;
+
+static void report(int ok, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s - ", ok ? "ok" : "not ok");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	if (!ok)
+		failures++;
+}
+
+static PGconn *connect_as(const char *conninfo, const char *app)
+{
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s application_name=%s", conninfo, app);
+	PGconn *c = PQconnectdb(buf);
+	if (PQstatus(c) != CONNECTION_OK) {
+		printf("not ok - connect as %s: %s\n", app, PQerrorMessage(c));
+		exit(1);
+	}
+	return c;
+}
+
+/* Runs prepared statement NAME with one parameter; returns "col=value" of
+ * the first row's first two columns, or the error's SQLSTATE. */
+static const char *run(PGconn *c, const char *name, const char *param)
+{
+	static char out[256];
+	const char *values[1] = {param};
+	PGresult *r = PQexecPrepared(c, name, param ? 1 : 0, param ? values : NULL, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		snprintf(out, sizeof(out), "%s=%s", PQfname(r, PQnfields(r) - 1), PQgetvalue(r, 0, PQnfields(r) - 1));
+	else if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		snprintf(out, sizeof(out), "ok");
+	else
+		snprintf(out, sizeof(out), "error %s", PQresultErrorField(r, PG_DIAG_SQLSTATE));
+	PQclear(r);
+	return out;
+}
+
+static int prepare(PGconn *c, const char *name, const char *sql)
+{
+	PGresult *r = PQprepare(c, name, sql, 0, NULL);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		printf("    # prepare %s: %s", name, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+static int exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: it_prepared CONNINFO\n");
+		return 2;
+	}
+	PGconn *a = connect_as(argv[1], "v1-a");
+	PGconn *b = connect_as(argv[1], "v2-b");
+	const char *sql = "SELECT * FROM items WHERE id = $1";
+
+	report(prepare(a, "q", sql), "v1 client prepares q");
+	report(prepare(b, "q", sql), "v2 client prepares q with the same name and text");
+	/* pool_size = 1: both run on the same server connection, one after the other */
+	report(!strcmp(run(a, "q", "1"), "name=n1"), "same text under v1 resolves to v1's view (%s)", run(a, "q", "1"));
+	report(!strcmp(run(b, "q", "1"), "title=t1"), "same text under v2 resolves to v2's view (%s)", run(b, "q", "1"));
+	for (int i = 0; i < 50; i++) {
+		if (strcmp(run(a, "q", "2"), "name=n2") || strcmp(run(b, "q", "2"), "title=t2")) {
+			report(0, "alternating clients keep their own statement (round %d)", i);
+			break;
+		}
+		if (i == 49)
+			report(1, "alternating clients keep their own statement (50 rounds)");
+	}
+
+	/* max_prepared_statements = 2: a third and fourth statement evict older ones,
+	 * which come back transparently */
+	report(prepare(a, "r", "SELECT name FROM items WHERE id = $1 + 1"), "prepare r");
+	report(prepare(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "prepare s");
+	report(!strcmp(run(a, "s", "1"), "name=n3"), "s runs (%s)", run(a, "s", "1"));
+	report(!strcmp(run(a, "r", "1"), "name=n2"), "r runs after eviction pressure (%s)", run(a, "r", "1"));
+	report(!strcmp(run(a, "q", "4"), "name=n4"), "q re-prepared after LRU eviction (%s)", run(a, "q", "4"));
+
+	/* a statement used inside a transaction */
+	report(exec_ok(a, "BEGIN") && !strcmp(run(a, "q", "5"), "name=n5") && exec_ok(a, "COMMIT"),
+	       "prepared statement inside an explicit transaction");
+
+	/* an error inside the extended protocol: the next request still works */
+	report(!strncmp(run(a, "nosuch", "1"), "error 26000", 11), "unknown statement: error 26000 from the server");
+	report(!strcmp(run(a, "q", "6"), "name=n6"), "the client goes on after the error");
+	report(!prepare(a, "bad", "SELECT nosuchcolumn FROM items"), "a Parse that fails reports its error");
+	report(!strcmp(run(a, "q", "7"), "name=n7"), "and the client goes on after it");
+
+	/* DEALLOCATE and DISCARD ALL from the client are honoured */
+	report(exec_ok(a, "DEALLOCATE q"), "DEALLOCATE q");
+	report(!strncmp(run(a, "q", "1"), "error 26000", 11), "q is gone after DEALLOCATE (%s)", run(a, "q", "1"));
+	report(!strcmp(run(b, "q", "1"), "title=t1"), "another client's q is untouched");
+	report(exec_ok(a, "DEALLOCATE ALL"), "DEALLOCATE ALL");
+	report(!strncmp(run(a, "r", "1"), "error 26000", 11), "r is gone after DEALLOCATE ALL");
+	report(exec_ok(b, "DISCARD ALL"), "DISCARD ALL");
+	report(!strncmp(run(b, "q", "1"), "error 26000", 11), "q is gone after DISCARD ALL");
+	report(prepare(b, "q", sql) && !strcmp(run(b, "q", "8"), "title=t8"), "prepare again after DISCARD ALL");
+
+	PQfinish(a);
+	PQfinish(b);
+	return failures ? 1 : 0;
+}
