@@ -32,6 +32,9 @@
 #   BENCH_TIMEOUT      seconds before a run counts as hung               [BENCH_SECONDS + 30]
 #   BENCH_RESULTS      folder for raw results (kept)   [a new /tmp/pgflip-bench-results.XXXXXX]
 #   BENCH_LOG_LEVEL    pgflip's log_level                               [info]
+#   BENCH_PG_AUTH      how app logs in to PostgreSQL over TCP: trust, or
+#                      scram-sha-256 (then -C direct pays SCRAM per
+#                      connection, and the proxies only per server login) [trust]
 #   PGFLIP             pgflip binary                                    [build/pgflip]
 #   PGBOUNCER          PgBouncer binary                                 [/usr/sbin/pgbouncer]
 #   PGBENCH            pgbench binary                     [pgbench on PATH, else PG 15's]
@@ -56,6 +59,7 @@ BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-$((BENCH_SECONDS + 30))}
 BENCH_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+BENCH_PG_AUTH=${BENCH_PG_AUTH:-trust}
 PGFLIP=${PGFLIP:-build/pgflip}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
@@ -63,6 +67,7 @@ PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgben
 die() { echo "bench/proxy.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
+case $BENCH_PG_AUTH in trust | scram-sha-256) ;; *) die "BENCH_PG_AUTH must be trust or scram-sha-256" ;; esac
 case $BENCH_POOL_MODE in transaction | session) ;; *) die "BENCH_POOL_MODE must be transaction or session" ;; esac
 for m in $BENCH_MODES; do
 	case $m in select-simple | select-extended | select-prepared | tpcb | select-connect) ;;
@@ -151,6 +156,13 @@ note "starting PostgreSQL ($PG_BINDIR) in $work/pg, max_connections = $max_conn"
 pg_port=$(free_port)
 pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not start"
 pg_psql -c "ALTER SYSTEM SET max_connections = $max_conn" || die "ALTER SYSTEM failed"
+if [ "$BENCH_PG_AUTH" = trust ]; then
+	# app logs in to `bench` over TCP without SCRAM, as clients log in to the
+	# proxies (trust); rewritten in place so that the file keeps its owner
+	hba=$work/pg/data/pg_hba.conf
+	{ echo "host bench app 127.0.0.1/32 trust"; cat "$hba"; } >"$work/hba.tmp" && cat "$work/hba.tmp" >"$hba" ||
+		die "cannot edit $hba"
+fi
 pg_stop "$work/pg"
 pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not restart"
 
@@ -176,6 +188,15 @@ PGPASSWORD=app_pw "$PGBENCH" -i -q -s "$BENCH_SCALE" -h 127.0.0.1 -p "$pg_port" 
 pg_psql -d bench -c "ANALYZE" || die "ANALYZE failed"
 
 # ----------------------------------------------------------------- pgflip ----
+
+# Run a private copy: a rebuild of build/pgflip during the run (the checkout
+# may be shared) must not change what is measured halfway.
+cp "$PGFLIP" "$work/pgflip" || die "cannot copy $PGFLIP"
+flip_id="$PGFLIP, $(stat -c '%y' "$PGFLIP" | cut -c1-19), sha256 $(sha256sum "$work/pgflip" | cut -c1-12)"
+git_id=$(git -C "$TOP" log -1 --format=%h 2>/dev/null) &&
+	{ git -C "$TOP" diff --quiet HEAD -- proxy protocol conf 2>/dev/null || git_id="$git_id + uncommitted changes"; }
+echo "pgflip: $flip_id, checkout ${git_id:-?}"
+PGFLIP=$work/pgflip
 
 flip_port=$(free_port)
 mkdir -p "$work/flip"
@@ -288,7 +309,7 @@ target_port() {
 }
 
 # run_one ROUND MODE TARGET SECONDS: both halves at once; appends to runs.tsv
-# ROUND MODE TARGET HALF RC TPS FAILED FILE, and sets RUN_OUT to the summed
+# ROUND MODE TARGET HALF RC TPS FAILED ABORTED FILE, and sets RUN_OUT to the summed
 # TPS or FAIL. (Not called in $(...): the pids must stay in this shell for the
 # trap, and a restarted pgflip's pid too.)
 run_one() {
@@ -321,9 +342,10 @@ run_one() {
 		_tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$_f" | head -n 1)
 		_failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$_f" | head -n 1)
 		[ -n "$_failed" ] || _failed=0
+		_aborted=$(grep -c 'client [0-9]* .*aborted' "$_f")
 		[ "$_rc" = 124 ] || [ "$_rc" = 137 ] && echo "round $_round $_mode $_target v$_h: hung, killed after ${BENCH_TIMEOUT}s" >>"$RES/events.txt"
 		if [ "$_rc" != 0 ] || [ -z "$_tps" ]; then _bad=1; fi
-		printf '%s\t%s\t%s\tv%s\t%s\t%s\t%s\t%s\n' "$_round" "$_mode" "$_target" "$_h" "$_rc" "${_tps:--}" "$_failed" "$_f" >>"$RES/runs.tsv"
+		printf '%s\t%s\t%s\tv%s\t%s\t%s\t%s\t%s\t%s\n' "$_round" "$_mode" "$_target" "$_h" "$_rc" "${_tps:--}" "$_failed" "$_aborted" "$_f" >>"$RES/runs.tsv"
 		_sum=$(awk -v a="$_sum" -v b="${_tps:-0}" 'BEGIN { printf "%.1f", a + b }')
 	done
 	BG_PIDS=""
@@ -334,7 +356,7 @@ run_one() {
 	if [ -n "$_bad" ]; then RUN_OUT=FAIL; else RUN_OUT=$_sum; fi
 }
 
-printf 'round\tmode\ttarget\thalf\trc\ttps\tfailed\tfile\n' >"$RES/runs.tsv"
+printf 'round\tmode\ttarget\thalf\trc\ttps\tfailed\taborted\tfile\n' >"$RES/runs.tsv"
 : >"$RES/events.txt"
 
 if [ "$BENCH_WARMUP" -gt 0 ]; then
@@ -482,8 +504,9 @@ summary() {
 	echo
 	echo "pgflip proxy benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "scale $BENCH_SCALE, $BENCH_CLIENTS clients (2 x $half2..$half1, v1-bench + v2-bench), -j $BENCH_JOBS," \
-		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE"
-	echo "$("$PGBENCH" --version 2>/dev/null)"
+		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE, PostgreSQL auth $BENCH_PG_AUTH"
+	echo "pgflip: $flip_id, checkout ${git_id:-?}"
+	echo "$("$PGBENCH" --version 2>/dev/null); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}')"
 	echo
 	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" '
 	function label(m) {
@@ -501,7 +524,7 @@ summary() {
 	}
 	NR > 1 {
 		k = $1 SUBSEP $2 SUBSEP $3
-		tps[k] += ($6 == "-" ? 0 : $6); failed[$2, $3] += $7
+		tps[k] += ($6 == "-" ? 0 : $6); failed[$2, $3] += $7; aborted[$2, $3] += $8
 		if ($5 != 0 || $6 == "-") bad[k] = 1
 		seen[k] = 1
 	}
@@ -520,18 +543,20 @@ summary() {
 			nfail[M[i], T[j]] = fails
 			if (fails) anyfail = 1
 		}
-		printf "%-16s %10s %10s %10s %12s %13s  %s\n", "mode", "direct", "pgflip", "pgbouncer", "pgflip/direct", "pgflip/pgbouncer", "failed transactions"
+		printf "%-16s %10s %10s %10s %12s %13s  %s\n", "mode", "direct", "pgflip", "pgbouncer", "pgflip/direct", "pgflip/pgbouncer", "failed xacts/aborted clients"
 		for (i = 1; i <= nm; i++) {
 			m = M[i]; d = med[m, "direct"]; f = med[m, "pgflip"]; b = med[m, "pgbouncer"]
 			rd = (d != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "direct"] == 0) ? sprintf("%.2f", f / d) : "-"
 			rb = (b != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "pgbouncer"] == 0) ? sprintf("%.2f", f / b) : "-"
 			ft = ""
-			for (j = 1; j <= nt; j++) if (failed[m, T[j]] > 0) ft = ft sprintf("%s %d  ", T[j], failed[m, T[j]])
+			for (j = 1; j <= nt; j++) if (failed[m, T[j]] + aborted[m, T[j]] > 0)
+				ft = ft sprintf("%s %d/%d  ", T[j], failed[m, T[j]], aborted[m, T[j]])
 			printf "%-16s %10s %10s %10s %12s %13s  %s\n", label(m), cell[m, "direct"], cell[m, "pgflip"], cell[m, "pgbouncer"], rd, rb, ft
 			ratio_d[m] = rd; ratio_b[m] = rb
 		}
 		print "(TPS: median over rounds of the two halves added; FAIL = every round failed;"
-		print " N! = median of the rounds that worked, some failed; failed transactions: pgbench'"'"'s count, all rounds)"
+		print " N! = median of the rounds that worked, some failed; last column, all rounds added: pgbench'"'"'s"
+		print " \"number of failed transactions\" / clients aborted by an error; only targets with any are listed)"
 		if (anyfail) {
 			print ""
 			print "failed runs (rounds that failed / rounds):"
@@ -543,12 +568,12 @@ summary() {
 		for (i = 1; i <= nm; i++) {
 			m = M[i]
 			if (cell[m, "pgbouncer"] ~ /^[0-9]+$/) {
-				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %s\n", label(m), ratio_b[m], ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED"
+				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %s\n", label(m), ratio_b[m], (ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED")
 				else printf "  %-16s pgflip/pgbouncer     -  (target >= 1.15)  MISSED (pgflip failed)\n", label(m)
 			} else if (cell[m, "pgbouncer"] != "-")
 				printf "  %-16s pgflip/pgbouncer     -  (PgBouncer failed this mode: no target)\n", label(m)
 			if (m ~ /^select/ && cell[m, "direct"] != "-" && cell[m, "pgflip"] != "-") {
-				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %s\n", label(m), ratio_d[m], ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED"
+				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %s\n", label(m), ratio_d[m], (ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED")
 				else printf "  %-16s pgflip/direct        -  (target >= 0.85)  MISSED (pgflip or direct failed)\n", label(m)
 			}
 		}

@@ -173,6 +173,7 @@ static const ConfSetting conf_settings[] = {
 	{"server_idle_timeout", CONF_KIND_MS, CONF_AT(server_idle_timeout_ms), 0, INT_MAX, NULL},
 	{"server_lifetime", CONF_KIND_MS, CONF_AT(server_lifetime_ms), 0, INT_MAX, NULL},
 	{"query_wait_timeout", CONF_KIND_MS, CONF_AT(query_wait_timeout_ms), 0, INT_MAX, NULL},
+	{"reserve_pool_timeout", CONF_KIND_MS, CONF_AT(reserve_pool_timeout_ms), 0, INT_MAX, NULL},
 	{"shutdown_timeout", CONF_KIND_MS, CONF_AT(shutdown_timeout_ms), 1, INT_MAX, NULL},
 	{"max_packet_size", CONF_KIND_BYTES, CONF_AT(max_packet_size), CONF_MIN_PACKET_SIZE,
 	 CONF_MAX_PACKET_SIZE, NULL},
@@ -994,6 +995,7 @@ static bool conf_set_defaults(Conf *conf)
 	conf->server_idle_timeout_ms = 600 * 1000;
 	conf->server_lifetime_ms = 3600 * 1000;
 	conf->query_wait_timeout_ms = 120 * 1000;
+	conf->reserve_pool_timeout_ms = 5 * 1000;
 	conf->shutdown_timeout_ms = 30 * 1000;
 	conf->max_packet_size = 64u * 1024u * 1024u;
 	conf->server_reset_query = strdup("DISCARD ALL");

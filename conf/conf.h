@@ -97,6 +97,7 @@ typedef struct Conf {
 	int server_idle_timeout_ms;      /* default 600 s; 0 = never */
 	int server_lifetime_ms;          /* default 3600 s; 0 = never */
 	int query_wait_timeout_ms;       /* default 120 s; 0 = forever */
+	int reserve_pool_timeout_ms;     /* default 5 s: a client waiting this long may use the reserve */
 	int shutdown_timeout_ms;         /* default 30 s: how long SIGTERM waits for clients */
 	uint32_t max_packet_size;        /* bytes, default 64 MiB; 1 KiB .. 1 GiB */
 	char *server_reset_query;        /* default "DISCARD ALL" (session mode) */

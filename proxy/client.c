@@ -312,7 +312,10 @@ static bool client_startup(Client *c)
 	c->cancel_pid = key[0] & 0x7fffffff; /* a pid is positive */
 	c->cancel_key = key[1];
 
-	if (c->pool->mode == CONF_POOL_TRANSACTION && c->pool->have_params) {
+	/* Like PgBouncer, answer the login from the pool's cached server
+	 * parameters; a server is linked at the first request (and kept for the
+	 * session in session mode). */
+	if (c->pool->have_params) {
 		client_login_reply(c, &c->pool->server_params);
 		client_set_state(c, CL_IDLE);
 	} else {
@@ -347,17 +350,25 @@ void client_linked(Client *c, Server *s)
 
 void client_server_failed(Client *c, const char *message)
 {
+	Server *s = c->server;
 	c->server = NULL;
 	if (c->state == CL_ACTIVE && c->pool->mode == CONF_POOL_TRANSACTION) {
-		/* the transaction is lost, the session is not */
-		ProtoBuf b;
-		protobuf_init(&b);
-		proto_put_error(&b, "ERROR", "08006", "server connection lost: %s", message);
-		proto_put_ready_for_query(&b, 'I');
-		client_send(c, &b);
-		protobuf_free(&b);
+		/* the transaction is lost, the session is not: the request under
+		 * way, or else the client's next one, gets the error */
+		char text[600];
+		snprintf(text, sizeof(text), "server connection lost, transaction rolled back: %s", message);
 		c->fwd_left = 0;
 		client_set_state(c, CL_IDLE);
+		if (s && s->pending > 0) {
+			ProtoBuf b;
+			protobuf_init(&b);
+			proto_put_error(&b, "ERROR", "08006", "%s", text);
+			proto_put_ready_for_query(&b, 'I');
+			client_send(c, &b);
+			protobuf_free(&b);
+		} else {
+			client_discard_request(c, "08006", text);
+		}
 		return;
 	}
 	client_close(c, "08006", "%s", message);
@@ -522,8 +533,14 @@ static void client_check_done(Client *c, Server *s)
 	else
 		snprintf(text, sizeof(text), "schema \"%s\" does not exist (route of this client)", c->route);
 	clog_warning(c, "%s", text);
+	client_discard_request(c, "3F000", text);
+}
+
+void client_discard_request(Client *c, const char *sqlstate, const char *message)
+{
 	free(c->discard_error);
-	c->discard_error = xstrdup(text);
+	c->discard_error = xstrdup(message);
+	snprintf(c->discard_sqlstate, sizeof(c->discard_sqlstate), "%s", sqlstate);
 	c->discarding = true;
 }
 
@@ -532,7 +549,7 @@ static void client_discard_done(Client *c)
 {
 	ProtoBuf b;
 	protobuf_init(&b);
-	proto_put_error(&b, "ERROR", "3F000", "%s", c->discard_error ? c->discard_error : "route error");
+	proto_put_error(&b, "ERROR", c->discard_sqlstate, "%s", c->discard_error ? c->discard_error : "request failed");
 	proto_put_ready_for_query(&b, c->server ? c->server->tx_status : 'I');
 	client_send(c, &b);
 	protobuf_free(&b);
@@ -592,7 +609,7 @@ void client_pump(Client *c)
 			client_close(c, NULL, "client close request");
 			return;
 		}
-		if (!s) {
+		if (!s && !c->discarding) {
 			/* transaction mode: a new request needs a server */
 			if (proxy.paused)
 				return;
@@ -601,7 +618,7 @@ void client_pump(Client *c)
 			pool_enqueue(c->pool, c);
 			return;
 		}
-		if (s->checking_route || server_output_full(s))
+		if (s && (s->checking_route || server_output_full(s)))
 			return;
 		if (c->discarding) {
 			if (avail < total) {

@@ -61,6 +61,9 @@ void pool_free(Pool *p)
 	for (size_t i = 0; i < p->n_verified; i++)
 		free(p->verified[i]);
 	free(p->verified);
+	for (size_t i = 0; i < p->n_route_counts; i++)
+		free(p->route_counts[i].route);
+	free(p->route_counts);
 	free(p->last_error);
 	free(p->database);
 	free(p->user);
@@ -98,6 +101,20 @@ static int db_connections(const char *database)
 	return n;
 }
 
+/* max_db_connections is reached but P has clients waiting: close an idle
+ * server of another pool of the same database to make room (as PgBouncer). */
+static bool pool_close_idle_elsewhere(Pool *p)
+{
+	Pool *o;
+	TAILQ_FOREACH(o, &proxy.pools, link) {
+		if (o == p || strcmp(o->database, p->database) != 0 || TAILQ_EMPTY(&o->idle))
+			continue;
+		server_close(TAILQ_LAST(&o->idle, Server_idle_head), "making room for another pool (max_db_connections)");
+		return true;
+	}
+	return false;
+}
+
 void pool_dispatch(Pool *p)
 {
 	static bool busy;
@@ -129,8 +146,14 @@ void pool_dispatch(Pool *p)
 			}
 		}
 		int max_db = proxy.conf->max_db_connections;
-		while (p->n_waiting > p->n_connecting && p->n_servers < p->size &&
-		       (max_db <= 0 || db_connections(p->database) < max_db)) {
+		int limit = p->size;
+		Client *oldest = TAILQ_FIRST(&p->waiting);
+		if (oldest && proxy.conf->reserve_pool_size > 0 &&
+		    now - oldest->wait_start_ms >= (uint64_t)proxy.conf->reserve_pool_timeout_ms)
+			limit += proxy.conf->reserve_pool_size; /* clients waited too long: use the reserve */
+		while (p->n_waiting > p->n_connecting && p->n_servers < limit) {
+			if (max_db > 0 && db_connections(p->database) >= max_db && !pool_close_idle_elsewhere(p))
+				break;
 			if (!server_connect(p))
 				break;
 		}
@@ -142,6 +165,13 @@ void pool_server_idle(Pool *p, Server *s)
 {
 	server_set_idle(s);
 	pool_dispatch(p);
+	if (proxy.conf->max_db_connections > 0 && TAILQ_EMPTY(&p->waiting)) {
+		/* a pool of the same database may be waiting for a free slot */
+		Pool *o;
+		TAILQ_FOREACH(o, &proxy.pools, link)
+			if (o != p && !TAILQ_EMPTY(&o->waiting) && strcmp(o->database, p->database) == 0)
+				pool_dispatch(o);
+	}
 }
 
 void pool_login_failed(Pool *p, const char *message)
@@ -186,9 +216,36 @@ void pool_route_verified_add(Pool *p, const char *schema)
 	p->verified[p->n_verified++] = xstrdup(schema);
 }
 
+void pool_count_transaction(Pool *p, const char *route)
+{
+	p->n_transactions++;
+	if (!route)
+		return;
+	for (size_t i = 0; i < p->n_route_counts; i++) {
+		if (strcmp(p->route_counts[i].route, route) == 0) {
+			p->route_counts[i].n++;
+			return;
+		}
+	}
+	RouteCount *rc = realloc(p->route_counts, (p->n_route_counts + 1) * sizeof(RouteCount));
+	if (!rc)
+		return;
+	p->route_counts = rc;
+	rc[p->n_route_counts].route = xstrdup(route);
+	rc[p->n_route_counts].n = 1;
+	p->n_route_counts++;
+}
+
 void pool_janitor(Pool *p, uint64_t now)
 {
 	const Conf *conf = proxy.conf;
+	/* keep min_pool_size servers open, and let waiting clients reach the reserve */
+	if ((p->n_servers < conf->min_pool_size && !pool_login_backoff(p, now) && p->have_params) ||
+	    !TAILQ_EMPTY(&p->waiting)) {
+		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0)
+			server_connect(p);
+		pool_dispatch(p);
+	}
 	Client *c, *cnext;
 	for (c = TAILQ_FIRST(&p->waiting); c; c = cnext) {
 		cnext = TAILQ_NEXT(c, wait_link);

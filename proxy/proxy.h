@@ -168,6 +168,7 @@ struct Client {
 	bool fwd_discard;               /* ... or to drop (discarding after a failed route) */
 	bool discarding;                /* dropping a request after a route error */
 	char *discard_error;            /* the error to answer once the request ends */
+	char discard_sqlstate[6];
 
 	uint64_t n_transactions;
 	uint64_t n_queries;
@@ -233,7 +234,7 @@ struct Pool {
 	ConfPoolMode mode;
 	int size;
 	TAILQ_HEAD(, Server) servers;   /* every server of the pool, any state */
-	TAILQ_HEAD(, Server) idle;      /* SV_IDLE, most recently used first */
+	TAILQ_HEAD(Server_idle_head, Server) idle; /* SV_IDLE, most recently used first */
 	TAILQ_HEAD(, Client) waiting;   /* FIFO */
 	int n_servers;
 	int n_connecting;
@@ -246,7 +247,14 @@ struct Pool {
 	char *last_error;               /* last login error, for clients and `pools` */
 	uint64_t n_transactions;
 	uint64_t last_connect_fail_ms;
+	struct RouteCount *route_counts; /* transactions per route */
+	size_t n_route_counts;
 };
+
+typedef struct RouteCount {
+	char *route;
+	uint64_t n;
+} RouteCount;
 
 /* ---- router.c ---------------------------------------------------------- */
 
@@ -343,6 +351,9 @@ void client_linked(Client *c, Server *s);
 void client_pump(Client *c);
 /* client_server_failed: the login for C failed or its server died. */
 void client_server_failed(Client *c, const char *message);
+/* client_discard_request: drop C's current (or next) request up to its
+ * Query or Sync, then answer ErrorResponse SQLSTATE MESSAGE + ReadyForQuery. */
+void client_discard_request(Client *c, const char *sqlstate, const char *message);
 /* client_route: the client's current route (recomputed if routes changed). */
 const char *client_route(Client *c);
 /* client_route_checked: the route check S ran for C has its answer. */
@@ -383,6 +394,8 @@ void pool_login_failed(Pool *p, const char *message);
 bool pool_route_verified(Pool *p, const char *schema);
 void pool_route_verified_add(Pool *p, const char *schema);
 void pool_janitor(Pool *p, uint64_t now_ms);
+/* pool_count_transaction: one more transaction ended on ROUTE. */
+void pool_count_transaction(Pool *p, const char *route);
 /* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
 const ConfDatabase *pool_conf(const Pool *p);
 

@@ -379,10 +379,14 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 	case PROTO_BE_ERROR_RESPONSE: {
 		ProtoErrorFields f;
 		bool parsed = proto_error_parse(body, len, &f);
+		if (parsed && f.severity && (!strcmp(f.severity, "FATAL") || !strcmp(f.severity, "PANIC"))) {
+			/* the backend is going away: its client hears it from us, as a
+			 * lost transaction (transaction mode) or a lost session */
+			server_close(s, "%s", f.message ? f.message : "server error");
+			return false;
+		}
 		if (!s->client || s->state != SV_ACTIVE) {
-			if (parsed && f.severity && (!strcmp(f.severity, "FATAL") || !strcmp(f.severity, "PANIC")))
-				server_close(s, "server error: %s", f.message ? f.message : "?");
-			else if (swallow && s->state == SV_RESETTING)
+			if (swallow && s->state == SV_RESETTING)
 				slog_warning(s, "reset query failed: %s", parsed && f.message ? f.message : "?");
 			return false;
 		}
@@ -435,7 +439,7 @@ static void server_ready(Server *s, char status)
 	if (!c || !server_at_boundary(s))
 		return;
 	c->n_transactions++;
-	s->pool->n_transactions++;
+	pool_count_transaction(s->pool, c->route);
 	proxy.n_transactions++;
 	if (s->pool->mode == CONF_POOL_TRANSACTION) {
 		server_release(s);
@@ -477,7 +481,7 @@ void server_pump(Server *s)
 			/* answers matched against the prepared-statement expect queue */
 			bool ps_final = !swallow && s->expect.count > 0 && ps_server_final(s, h.type);
 			bool inspect = h.type == PROTO_BE_READY_FOR_QUERY || h.type == PROTO_BE_PARAMETER_STATUS ||
-				       (h.type == PROTO_BE_ERROR_RESPONSE && (swallow || s->state != SV_ACTIVE)) ||
+				       h.type == PROTO_BE_ERROR_RESPONSE ||
 				       (h.type == PROTO_BE_COMMAND_COMPLETE && swallow) || ps_final;
 			if (inspect) {
 				if (avail < total)

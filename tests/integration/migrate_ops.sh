@@ -486,6 +486,150 @@ json_completed() {
 cycle json "$T_DIR/json/02_key.yaml"
 mig_drop_db mig_op_json
 
+# ---- create_constraint unique / foreign_key / primary_key; create_table FK and EXCLUDE; add_column pk ----
+base kinds <<'EOF'
+operations:
+  - create_table:
+      name: parent
+      columns: [{name: id, type: integer, pk: true}, {name: code, type: text}]
+  - create_table:
+      name: child
+      columns:
+        - {name: id, type: integer, pk: true}
+        - {name: parent_id, type: integer, nullable: true}
+        - {name: tag, type: text, nullable: true}
+  - create_table:
+      name: nopk
+      columns: [{name: a, type: integer}, {name: b, type: text, nullable: true}]
+EOF
+qs public_01_base "INSERT INTO parent VALUES (1, 'p1'), (2, 'p2'); INSERT INTO child VALUES (1, 1, 'x'), (2, 7, 'x'), (3, 2, 'y');
+	INSERT INTO nopk VALUES (1, 'a'), (2, 'b')" >/dev/null
+cat >"$T_DIR/kinds/02_kinds.yaml" <<'EOF'
+operations:
+  - create_constraint:
+      table: child
+      name: child_parent_fk
+      type: foreign_key
+      columns: [parent_id]
+      references: {table: parent, columns: [id], on_delete: SET NULL}
+      up: {parent_id: "CASE WHEN EXISTS (SELECT 1 FROM parent p WHERE p.id = parent_id) THEN parent_id END"}
+      down: {}
+  - create_constraint:
+      table: child
+      name: child_tag_uq
+      type: unique
+      columns: [tag]
+      up: {tag: "tag || '-' || id"}
+      down: {tag: "split_part(tag, '-', 1)"}
+  - create_constraint:
+      table: nopk
+      name: nopk_pkey
+      type: primary_key
+      columns: [a]
+      up: {}
+      down: {}
+  - create_table:
+      name: other
+      columns:
+        - {name: id, type: integer}
+        - {name: parent_id, type: integer, nullable: true}
+        - {name: slot, type: integer}
+      constraints:
+        - {name: other_pk, type: primary_key, columns: [id]}
+        - {name: other_parent_fk, type: foreign_key, columns: [parent_id], references: {table: parent, columns: [id]}}
+        - {name: other_slot_excl, type: exclude, exclude: {index_method: btree, elements: slot WITH =}}
+  - add_column:
+      table: parent
+      column: {name: alt_id, type: integer, pk: false, unique: true, nullable: true}
+EOF
+kinds_started() {
+	expect_eq "create_constraint fk: dangling parent nulled for the new version" "$(qs public_02_kinds "SELECT string_agg(coalesce(parent_id::text, 'null'), ',' ORDER BY id) FROM child")" "1,null,2"
+	expect_eq "create_constraint unique: up made tags unique" "$(qs public_02_kinds "SELECT string_agg(tag, ',' ORDER BY id) FROM child")" "x-1,x-2,y-3"
+	check "create_constraint unique: enforced for new writes" fails public_02_kinds "INSERT INTO child VALUES (9, 1, 'x-1')"
+	qs public_02_kinds "INSERT INTO child VALUES (4, 1, 'z-4')" >/dev/null
+	expect_eq "create_constraint unique: down for the old version" "$(qs public_01_base "SELECT tag FROM child WHERE id = 4")" "z"
+	check "create_table: exclusion constraint" fails public_02_kinds "INSERT INTO other VALUES (1, 1, 5), (2, 2, 5)"
+	check "create_table: foreign key" fails public_02_kinds "INSERT INTO other VALUES (3, 99, 6)"
+}
+kinds_rolled_back() {
+	expect_eq "kinds: old child rows intact" "$(qs public_01_base "SELECT string_agg(parent_id || tag, ',' ORDER BY id) FROM child")" "1x,7x,2y,1z"
+	q "DELETE FROM child WHERE id = 4" >/dev/null
+}
+kinds_completed() {
+	expect_eq "kinds: child constraints" "$(q "SELECT string_agg(conname || ':' || contype::text || convalidated::int, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'child'::regclass")" \
+		"child_parent_fk:f1,child_pkey:p1,child_tag_uq:u1"
+	expect_eq "kinds: primary key added to nopk" "$(q "SELECT string_agg(conname || ':' || contype::text, ',') FROM pg_constraint WHERE conrelid = 'nopk'::regclass")/$(q "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'nopk'::regclass AND attname = 'a'")" "nopk_pkey:p/t"
+	expect_eq "kinds: other constraints" "$(q "SELECT string_agg(conname || ':' || contype::text, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = 'other'::regclass")" \
+		"other_parent_fk:f,other_pk:p,other_slot_excl:x"
+	expect_eq "kinds: unique added column" "$(q "SELECT string_agg(conname, ',') FROM pg_constraint WHERE conrelid = 'parent'::regclass AND contype = 'u'")" "parent_alt_id_key"
+	q "DELETE FROM parent WHERE id = 1" >/dev/null
+	expect_eq "kinds: on delete set null" "$(q "SELECT count(*) FROM child WHERE parent_id IS NULL")" 2
+}
+cycle kinds "$T_DIR/kinds/02_kinds.yaml"
+cat >"$T_DIR/kinds/03_default.yaml" <<'EOF'
+operations:
+  - alter_column: {table: child, column: tag, default: "'none'", up: tag, down: tag}
+  - add_column: {table: nopk, column: {name: id2, type: integer, pk: false, nullable: true}}
+EOF
+step "alter_column default only: start" mig start "$T_DIR/kinds/03_default.yaml"
+qs public_03_default "INSERT INTO child (id) VALUES (10)" >/dev/null
+qs public_02_kinds "INSERT INTO child (id) VALUES (11)" >/dev/null
+expect_eq "alter_column default only: new version gets it, old does not yet" "$(q "SELECT string_agg(coalesce(tag, 'null'), ',' ORDER BY id) FROM child WHERE id >= 10")" "none,null"
+expect_eq "alter_column default only: no copied column" "$(columns child)" "id,parent_id,tag"
+q "DELETE FROM child WHERE id >= 10" >/dev/null
+step "alter_column default only: complete" mig complete
+expect_eq "alter_column default only: table default" "$(q "INSERT INTO child (id) VALUES (12) RETURNING tag")" "none"
+mig_drop_db mig_op_kinds
+
+# ---- add_column pk on a table without one ----
+base addpk <<'EOF'
+operations:
+  - create_table:
+      name: log
+      columns: [{name: msg, type: text}]
+EOF
+qs public_01_base "INSERT INTO log VALUES ('a'), ('b')" >/dev/null
+cat >"$T_DIR/addpk/02_pk.yaml" <<'EOF'
+operations:
+  - add_column:
+      table: log
+      up: "nextval('log_seq')"
+      column: {name: id, type: bigint, pk: true, default: "nextval('log_seq')"}
+EOF
+q "CREATE SEQUENCE log_seq" >/dev/null
+addpk_started() {
+	expect_eq "add_column pk: every row has a key" "$(qs public_02_pk "SELECT count(DISTINCT id) FROM log")" 2
+	qs public_01_base "INSERT INTO log VALUES ('c')" >/dev/null
+	expect_eq "add_column pk: old insert gets a key" "$(qs public_02_pk "SELECT count(*) FROM log WHERE id IS NOT NULL")" 3
+}
+addpk_rolled_back() { :; }
+addpk_completed() {
+	expect_eq "add_column pk: primary key" "$(q "SELECT string_agg(conname || ':' || contype::text, ',') FROM pg_constraint WHERE conrelid = 'log'::regclass")" "log_pkey:p"
+}
+cycle addpk "$T_DIR/addpk/02_pk.yaml"
+mig_drop_db mig_op_addpk
+
+# ---- a schema other than public ----
+mig_db mig_op_schema
+q "CREATE SCHEMA app" >/dev/null
+mkdir -p "$T_DIR/schema"
+cat >"$T_DIR/schema/01_t.yaml" <<'EOF'
+operations:
+  - create_table: {name: t, columns: [{name: id, type: integer, pk: true}, {name: v, type: text}]}
+EOF
+cat >"$T_DIR/schema/02_r.yaml" <<'EOF'
+operations:
+  - rename_column: {table: t, from: v, to: w}
+EOF
+step "--schema app: first migration" mig --schema app start --complete "$T_DIR/schema/01_t.yaml"
+step "--schema app: second migration started" mig --schema app start "$T_DIR/schema/02_r.yaml"
+qs app_01_t "INSERT INTO t VALUES (1, 'x')" >/dev/null
+expect_eq "--schema app: version schemas" "$(qs app_02_r "SELECT w FROM t")/$(q "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname LIKE 'app%'")" "x/app,app_01_t,app_02_r"
+expect_eq "--schema app: public untouched" "$(mig latest 2>&1)" "pgflip migrate: no migrations in schema public"
+step "--schema app: complete" mig --schema app complete
+expect_eq "--schema app: table renamed in app" "$(q "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'app.t'::regclass AND attnum > 0")" "id,w"
+mig_drop_db mig_op_schema
+
 # ---- semantic errors stop before any DDL ----
 mig_db mig_op_err
 cat >"$T_DIR/err.yaml" <<'EOF'

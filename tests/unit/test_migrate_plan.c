@@ -161,9 +161,13 @@ static void test_add_column(void **state)
 		if (p->start.v[i].sql && strstr(p->start.v[i].sql, "CREATE OR REPLACE FUNCTION"))
 			trig = &p->start.v[i];
 	assert_non_null(trig);
-	contains(trig->sql, "IF current_setting('search_path') = 'public_002_test' THEN\n    NULL;\n  ELSE\n");
-	contains(trig->sql, "\"name\" \"public\".\"users\".\"name\"%TYPE := NEW.\"name\";");
-	contains(trig->sql, "NEW.\"_pgflip_new_nick\" := (upper(name));");
+	contains(trig->sql, "IF current_setting('search_path') = 'public_002_test' THEN\n    NULL;\n  ELSE\n"
+			    "    NEW := \"public\".\"_pgflip_up_users\"(NEW);\n");
+	contains(trig->sql, "CREATE OR REPLACE FUNCTION \"public\".\"_pgflip_up_users\"(r \"public\".\"users\") RETURNS "
+			    "\"public\".\"users\" LANGUAGE plpgsql SET search_path = \"public\" AS $pgflip$\n"
+			    "#variable_conflict use_variable\nDECLARE\n  \"name\" \"public\".\"users\".\"name\"%TYPE := r.\"name\";\n"
+			    "BEGIN\n  r.\"_pgflip_new_nick\" := (upper(name));\n  RETURN r;\nEND\n$pgflip$;");
+	lacks(&p->start, "_pgflip_down_users");
 	contains(trig->sql, "CREATE TRIGGER _pgflip_sync BEFORE INSERT ON \"public\".\"users\" FOR EACH ROW EXECUTE FUNCTION "
 			    "\"public\".\"_pgflip_sync_users\"()");
 	contains(trig->sql, "CREATE TRIGGER _pgflip_sync_update BEFORE UPDATE ON \"public\".\"users\" FOR EACH ROW WHEN "
@@ -182,7 +186,8 @@ static void test_add_column(void **state)
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"users_nick_key\" UNIQUE USING INDEX \"users_nick_key\"");
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" RENAME COLUMN \"_pgflip_new_nick\" TO \"nick\"");
 	has(&p->complete, "COMMENT ON COLUMN \"public\".\"users\".\"_pgflip_new_nick\" IS 'short name'");
-	has(&p->complete, "DROP FUNCTION IF EXISTS \"public\".\"_pgflip_sync_users\"() CASCADE");
+	has(&p->complete, "DROP FUNCTION IF EXISTS \"public\".\"_pgflip_sync_users\"() CASCADE;\n"
+			  "DROP FUNCTION IF EXISTS \"public\".\"_pgflip_up_users\"(\"public\".\"users\")");
 	has(&p->rollback, "ALTER TABLE IF EXISTS \"public\".\"users\" DROP COLUMN IF EXISTS \"_pgflip_new_nick\"");
 	has(&p->rollback, "DROP SCHEMA IF EXISTS \"public_002_test\" CASCADE");
 	/* validations run first, each alone; the view rebuild runs last */
@@ -212,8 +217,9 @@ static void test_drop_column(void **state)
 		if (p->start.v[i].sql && strstr(p->start.v[i].sql, "CREATE OR REPLACE FUNCTION"))
 			trig = &p->start.v[i];
 	assert_non_null(trig);
-	contains(trig->sql, "THEN\n    DECLARE\n      \"name\" \"public\".\"users\".\"name\"%TYPE := NEW.\"name\";\n    BEGIN\n"
-			    "      NEW.\"email\" := (name || '@example.com');\n");
+	contains(trig->sql, "DECLARE\n  \"name\" \"public\".\"users\".\"name\"%TYPE := r.\"name\";\nBEGIN\n"
+			    "  r.\"email\" := (name || '@example.com');\n");
+	contains(trig->sql, "THEN\n    NEW := \"public\".\"_pgflip_down_users\"(NEW);\n  END IF;");
 	contains(kind_step(&p->start, STEP_VIEWS)->sql, "AS SELECT \"id\", \"name\" FROM \"public\".\"users\"");
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" DROP COLUMN \"email\"");
 	assert_null(kind_step(&p->start, STEP_BACKFILL));
@@ -291,10 +297,10 @@ static void test_alter_column_combination(void **state)
 	for (size_t i = 0; i < p->start.n; i++)
 		if (p->start.v[i].sql && strstr(p->start.v[i].sql, "CREATE OR REPLACE FUNCTION"))
 			trig = &p->start.v[i];
-	contains(trig->sql, "\"note\" \"public\".\"orders\".\"_pgflip_new_note\"%TYPE := NEW.\"_pgflip_new_note\";");
-	contains(trig->sql, "NEW.\"note\" := (note);");
-	contains(trig->sql, "\"note\" \"public\".\"orders\".\"note\"%TYPE := NEW.\"note\";");
-	contains(trig->sql, "NEW.\"_pgflip_new_note\" := (coalesce(note, 'none'));");
+	contains(trig->sql, "\"note\" \"public\".\"orders\".\"_pgflip_new_note\"%TYPE := r.\"_pgflip_new_note\";");
+	contains(trig->sql, "r.\"note\" := (note);");
+	contains(trig->sql, "\"note\" \"public\".\"orders\".\"note\"%TYPE := r.\"note\";");
+	contains(trig->sql, "r.\"_pgflip_new_note\" := (coalesce(note, 'none'));");
 	plan_free(p);
 	/* default and comment alone: no copy, applied at complete, default shown by the view at once */
 	p = plan_ops("  - alter_column: {table: users, column: email, default: \"'x@y'\", comment: mail, up: email, down: email}\n");
