@@ -34,9 +34,10 @@
 
 #include "proxy/proxy.h"
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_on_read(void *arg);
+static void client_on_drain(void *arg);
+static void client_on_close(void *arg, int err);
+static const SockCallbacks client_sock_cb = {client_on_read, client_on_drain, client_on_close};
 
 /* Settings a pooled server must match for each client, whether or not the
  * client gave them at startup: the defaults come from the pool's first
@@ -89,7 +90,7 @@ static void client_send(Client *c, ProtoBuf *b)
 		client_close(c, NULL, "out of memory building a reply");
 		return;
 	}
-	bufferevent_write(c->bev, b->data, b->len);
+	sock_write(&c->sock, b->data, b->len);
 }
 
 void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix)
@@ -122,10 +123,8 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(proxy.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		evutil_closesocket(fd);
+	if (!sock_open(&c->sock, proxy.base, fd, NULL, true, &client_sock_cb, c)) {
+		sock_close(&c->sock);
 		free(c);
 		return;
 	}
@@ -133,8 +132,7 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 	TAILQ_INSERT_TAIL(&proxy.clients, c, link);
 	proxy.n_clients++;
 	proxy.n_clients_total++;
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ);
+	sock_read(&c->sock, true);
 	clog_debug(c, "connection accepted");
 }
 
@@ -142,8 +140,7 @@ void client_free(Client *c)
 {
 	if (!c)
 		return;
-	if (c->bev)
-		bufferevent_free(c->bev);
+	sock_close(&c->sock);
 	params_clear(&c->params);
 	ps_client_clear(c);
 	free(c->user);
@@ -184,9 +181,8 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 	TAILQ_INSERT_TAIL(&proxy.graveyard, c, link);
 	proxy.n_clients--;
 	c->close_start_ms = proxy_now_ms();
-	bufferevent_disable(c->bev, EV_READ);
-	/* the write callback fires once the output is drained: then the reaper frees it */
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	sock_read(&c->sock, false);
+	sock_flush(&c->sock); /* its last words (a FATAL error) leave now */
 	proxy_reap_soon();
 }
 
@@ -234,7 +230,7 @@ static void client_negotiate(Client *c, const ProtoStartup *st)
 /* Reads the first packet(s). Returns false when the client was closed. */
 static bool client_startup(Client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->sock.in;
 	size_t avail = evbuffer_get_length(in);
 	size_t look = avail < PROTO_STARTUP_MAX ? avail : PROTO_STARTUP_MAX;
 	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)look);
@@ -251,7 +247,7 @@ static bool client_startup(Client *c)
 	}
 	if (st.kind == PROTO_SSL_REQUEST || st.kind == PROTO_GSSENC_REQUEST) {
 		evbuffer_drain(in, st.packet_len);
-		bufferevent_write(c->bev, "N", 1); /* no TLS/GSS yet: go on in the clear */
+		sock_write(&c->sock, "N", 1); /* no TLS/GSS yet: go on in the clear */
 		return true;
 	}
 	if (st.kind == PROTO_CANCEL_REQUEST) {
@@ -336,15 +332,14 @@ void client_linked(Client *c, Server *s)
 		}
 		client_set_state(c, CL_ACTIVE);
 		client_login_reply(c, &c->pool->server_params);
-		if (c->pool->mode == CONF_POOL_TRANSACTION &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		if (c->pool->mode == CONF_POOL_TRANSACTION && evbuffer_get_length(c->sock.in) == 0) {
 			server_release(s);
 			return;
 		}
 	} else {
 		client_set_state(c, CL_ACTIVE);
 	}
-	bufferevent_enable(c->bev, EV_READ);
+	sock_read(&c->sock, true);
 	client_pump(c);
 }
 
@@ -437,7 +432,7 @@ static bool client_prepare_server(Client *c, Server *s)
 		s->check_error = NULL;
 		s->swallow_rfq++;
 		clog_debug(c, "checking route schema %s", route);
-		bufferevent_write(s->bev, b.data, b.len);
+		sock_write(&s->sock, b.data, b.len);
 		protobuf_free(&b);
 		return false;
 	}
@@ -466,7 +461,7 @@ static bool client_prepare_server(Client *c, Server *s)
 			return false;
 		}
 		s->swallow_rfq++;
-		bufferevent_write(s->bev, b.data, b.len);
+		sock_write(&s->sock, b.data, b.len);
 	}
 	protobuf_free(&b);
 	return true;
@@ -558,9 +553,17 @@ static void client_discard_done(Client *c)
 	c->discard_error = NULL;
 }
 
+/* Backpressure: the server's output is over the high watermark; read from
+ * the client again once it drains (server.c's drain callback). */
+static void client_pause_for(Client *c, Server *s)
+{
+	sock_read(&c->sock, false);
+	sock_want_drain(&s->sock);
+}
+
 void client_pump(Client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->sock.in;
 	for (;;) {
 		if (c->state == CL_CLOSING || c->state == CL_WAIT_LOGIN || c->state == CL_WAITING)
 			return;
@@ -580,10 +583,10 @@ void client_pump(Client *c)
 			if (c->fwd_discard || !s)
 				evbuffer_drain(in, n);
 			else
-				evbuffer_remove_buffer(in, bufferevent_get_output(s->bev), n);
+				sock_write_buffer(&s->sock, in, n);
 			c->fwd_left -= (uint32_t)n;
 			if (s && server_output_full(s)) {
-				bufferevent_disable(c->bev, EV_READ);
+				client_pause_for(c, s);
 				return;
 			}
 			continue;
@@ -613,7 +616,7 @@ void client_pump(Client *c)
 			/* transaction mode: a new request needs a server */
 			if (proxy.paused)
 				return;
-			bufferevent_disable(c->bev, EV_READ);
+			sock_read(&c->sock, false);
 			client_set_state(c, CL_WAITING);
 			pool_enqueue(c->pool, c);
 			return;
@@ -639,7 +642,7 @@ void client_pump(Client *c)
 			return; /* wait for the whole message; bounded by max_packet_size */
 		if (server_at_boundary(s) && !s->swallow_rfq) {
 			if (proxy.paused) {
-				bufferevent_disable(c->bev, EV_READ);
+				sock_read(&c->sock, false);
 				return;
 			}
 			if (!client_prepare_server(c, s))
@@ -708,16 +711,15 @@ void client_pump(Client *c)
 				continue;
 			}
 		}
-		struct evbuffer *out = bufferevent_get_output(s->bev);
 		if (avail >= total) {
-			evbuffer_remove_buffer(in, out, total);
+			sock_write_buffer(&s->sock, in, total);
 		} else {
-			evbuffer_remove_buffer(in, out, avail);
+			sock_write_buffer(&s->sock, in, avail);
 			c->fwd_left = (uint32_t)(total - avail);
 			c->fwd_discard = false;
 		}
 		if (server_output_full(s)) {
-			bufferevent_disable(c->bev, EV_READ);
+			client_pause_for(c, s);
 			return;
 		}
 	}
@@ -729,34 +731,29 @@ void client_route_checked(Client *c, Server *s)
 	client_pump(c);
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	client_pump(arg);
-}
+static void client_on_read(void *arg) { client_pump(arg); }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+/* The client's output drained after the server was paused for it. */
+static void client_on_drain(void *arg)
 {
 	Client *c = arg;
-	(void)bev;
 	if (c->state == CL_CLOSING) {
 		proxy_reap_soon();
 		return;
 	}
-	/* our output drained below the low watermark: read from the server again */
-	if (c->server && c->server->bev)
-		bufferevent_enable(c->server->bev, EV_READ);
+	if (c->server && c->server->sock.in) {
+		sock_read(&c->server->sock, true);
+		server_pump(c->server);
+	}
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_on_close(void *arg, int err)
 {
 	Client *c = arg;
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
+	if (err == 0)
 		client_close(c, NULL, "client disconnected");
-	else if (what & BEV_EVENT_ERROR)
-		client_close(c, NULL, "client socket error: %s",
-			     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		client_close(c, NULL, "client socket error: %s", strerror(err));
 }
 
 /* ---- cancel ------------------------------------------------------------ */

@@ -44,8 +44,7 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 	for (c = TAILQ_FIRST(&proxy.graveyard); c; c = cnext) {
 		cnext = TAILQ_NEXT(c, link);
 		/* let the last bytes (a FATAL error) reach the client first */
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 &&
-		    now - c->close_start_ms < PROXY_CLOSE_FLUSH_MS)
+		if (sock_out_len(&c->sock) > 0 && !c->sock.failed && now - c->close_start_ms < PROXY_CLOSE_FLUSH_MS)
 			continue;
 		TAILQ_REMOVE(&proxy.graveyard, c, link);
 		client_free(c);
@@ -238,7 +237,7 @@ void proxy_resume(void)
 	for (c = TAILQ_FIRST(&proxy.clients); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->state == CL_ACTIVE || c->state == CL_IDLE) {
-			bufferevent_enable(c->bev, EV_READ);
+			sock_read(&c->sock, true);
 			client_pump(c);
 		}
 	}
@@ -308,6 +307,7 @@ static void proxy_cleanup(void)
 	event_free(proxy.sig_term);
 	event_free(proxy.sig_int);
 	router_free(&proxy.router);
+	sock_module_free();
 	event_base_free(proxy.base);
 	conf_free(proxy.conf);
 }
@@ -337,6 +337,10 @@ int proxy_serve(const char *conf_path)
 	proxy.base = event_base_new();
 	if (!proxy.base) {
 		fprintf(stderr, "pgflip: cannot create the event loop\n");
+		return 1;
+	}
+	if (!sock_module_init(proxy.base)) {
+		fprintf(stderr, "pgflip: cannot create the flush event\n");
 		return 1;
 	}
 	router_init(&proxy.router);

@@ -95,7 +95,7 @@ static void queue_emit_due(Server *s)
 		if (s->client) {
 			static const uint8_t parse_complete[5] = {PROTO_BE_PARSE_COMPLETE, 0, 0, 0, 4};
 			static const uint8_t close_complete[5] = {PROTO_BE_CLOSE_COMPLETE, 0, 0, 0, 4};
-			bufferevent_write(s->client->bev, e->kind == PS_SYNTH_PARSE ? parse_complete : close_complete, 5);
+			sock_write(&s->client->sock, e->kind == PS_SYNTH_PARSE ? parse_complete : close_complete, 5);
 		}
 		queue_pop(s);
 	}
@@ -145,7 +145,7 @@ static void put_stmt_name(ProtoBuf *b, uint64_t id)
 static void send_buf(Server *s, ProtoBuf *b)
 {
 	if (protobuf_ok(b))
-		bufferevent_write(s->bev, b->data, b->len);
+		sock_write(&s->sock, b->data, b->len);
 }
 
 /* Closes the least recently used confirmed statement to make room. */

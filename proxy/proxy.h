@@ -34,6 +34,7 @@
 #include "conf/conf.h"
 #include "protocol/protocol.h"
 #include "proxy/log.h"
+#include "proxy/sock.h"
 
 /* Output buffered towards a peer above which we stop reading from the
  * other side (backpressure), and the level at which reading resumes. 256 KiB
@@ -142,7 +143,7 @@ struct Client {
 	TAILQ_ENTRY(Client) wait_link;  /* pool->waiting while CL_WAITING / CL_WAIT_LOGIN */
 	ClientState state;
 	uint64_t id;
-	struct bufferevent *bev;
+	Sock sock;
 	struct sockaddr_storage addr;
 	char addr_str[64];              /* "ip:port" or "unix" */
 	bool is_unix;
@@ -196,7 +197,7 @@ struct Server {
 	Pool *pool;
 	PGconn *pg;                     /* owns the socket */
 	struct event *connect_ev;       /* PQconnectPoll driver */
-	struct bufferevent *bev;        /* after login */
+	Sock sock;                      /* after login (sock.in != NULL) */
 	uint64_t connect_start_ms;
 	uint64_t login_ms;              /* when the login finished */
 	uint64_t idle_since_ms;

@@ -4,7 +4,7 @@
  * Login goes through libpq's non-blocking connect (PQconnectStartParams and
  * PQconnectPoll driven by the event loop), which brings every authentication
  * method and TLS. Once logged in, the socket (and libpq's SSL object, if the
- * link is encrypted) is handed to a bufferevent and carries raw protocol
+ * link is encrypted) is handed to a Sock (sock.h) and carries raw protocol
  * messages; the PGconn stays alive only to own the socket, to make cancel
  * requests (PQgetCancel) and to say Terminate at the end (PQfinish).
  *
@@ -19,14 +19,14 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
 #include "proxy/proxy.h"
 
-static void server_read_cb(struct bufferevent *bev, void *arg);
-static void server_write_cb(struct bufferevent *bev, void *arg);
-static void server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void server_on_read(void *arg);
+static void server_on_drain(void *arg);
+static void server_on_close(void *arg, int err);
+static const SockCallbacks server_sock_cb = {server_on_read, server_on_drain, server_on_close};
 static void server_connect_cb(evutil_socket_t fd, short what, void *arg);
 
 /* The settings PostgreSQL 15 reports with ParameterStatus (GUC_REPORT):
@@ -179,18 +179,13 @@ static void server_login_done(Server *s)
 			params_set(&s->params, reported_params[i], v);
 	}
 	SSL *ssl = PQsslInUse(s->pg) ? PQsslStruct(s->pg, "OpenSSL") : NULL;
-	if (ssl)
-		s->bev = bufferevent_openssl_socket_new(proxy.base, fd, ssl, BUFFEREVENT_SSL_OPEN, 0);
-	else
-		s->bev = bufferevent_socket_new(proxy.base, fd, 0);
-	if (!s->bev) {
-		server_close(s, "cannot make a bufferevent");
+	/* libpq keeps the socket and the SSL object: PQfinish closes them */
+	if (!sock_open(&s->sock, proxy.base, fd, ssl, false, &server_sock_cb, s)) {
+		server_close(s, "out of memory for the socket");
 		pool_login_failed(p, "internal error after login");
 		return;
 	}
-	bufferevent_setcb(s->bev, server_read_cb, server_write_cb, server_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_WRITE, PROXY_LOW_WATERMARK, 0);
-	bufferevent_enable(s->bev, EV_READ);
+	sock_read(&s->sock, true);
 	s->login_ms = proxy_now_ms();
 	slog_info(s, "login done in %llu ms%s", (unsigned long long)(s->login_ms - s->connect_start_ms),
 		  ssl ? " (TLS)" : "");
@@ -238,8 +233,7 @@ void server_free(Server *s)
 		return;
 	if (s->connect_ev)
 		event_free(s->connect_ev);
-	if (s->bev)
-		bufferevent_free(s->bev);
+	sock_close(&s->sock);
 	if (s->pg)
 		PQfinish(s->pg); /* says Terminate when the link is up, closes the socket */
 	params_clear(&s->params);
@@ -270,8 +264,7 @@ void server_close(Server *s, const char *reason, ...)
 	TAILQ_INSERT_TAIL(&proxy.server_graveyard, s, link);
 	if (s->connect_ev)
 		event_del(s->connect_ev);
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	sock_read(&s->sock, false);
 	proxy_reap_soon();
 	if (c)
 		client_server_failed(c, text);
@@ -285,7 +278,7 @@ bool server_at_boundary(const Server *s)
 
 bool server_output_full(const Server *s)
 {
-	return evbuffer_get_length(bufferevent_get_output(s->bev)) > PROXY_HIGH_WATERMARK;
+	return sock_out_len(&s->sock) > PROXY_HIGH_WATERMARK;
 }
 
 static void server_send_query(Server *s, const char *sql)
@@ -294,7 +287,7 @@ static void server_send_query(Server *s, const char *sql)
 	protobuf_init(&b);
 	proto_put_query(&b, sql);
 	if (protobuf_ok(&b)) {
-		bufferevent_write(s->bev, b.data, b.len);
+		sock_write(&s->sock, b.data, b.len);
 		s->swallow_rfq++;
 	}
 	protobuf_free(&b);
@@ -404,7 +397,7 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 		proto_put_notice(&b, "WARNING", f.sqlstate ? f.sqlstate : "XX000", "pgflip could not apply a setting: %s",
 				 text);
 		if (protobuf_ok(&b))
-			bufferevent_write(s->client->bev, b.data, b.len);
+			sock_write(&s->client->sock, b.data, b.len);
 		protobuf_free(&b);
 		return false;
 	}
@@ -449,7 +442,7 @@ static void server_ready(Server *s, char status)
 
 void server_pump(Server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = s->sock.in;
 	for (;;) {
 		if (s->state == SV_CLOSING)
 			return;
@@ -457,13 +450,13 @@ void server_pump(Server *s)
 		if (avail == 0)
 			return;
 		Client *c = s->client;
-		struct evbuffer *out = c ? bufferevent_get_output(c->bev) : NULL;
+		Sock *out = c ? &c->sock : NULL;
 		if (s->fwd_left > 0) {
 			size_t n = avail < s->fwd_left ? avail : s->fwd_left;
 			if (s->fwd_swallow || !out)
 				evbuffer_drain(in, n);
 			else
-				evbuffer_remove_buffer(in, out, n);
+				sock_write_buffer(out, in, n);
 			s->fwd_left -= (uint32_t)n;
 		} else {
 			uint8_t hdr[PROTO_HEADER_SIZE];
@@ -496,7 +489,7 @@ void server_pump(Server *s)
 					if (swallow)
 						evbuffer_drain(in, total);
 					else
-						evbuffer_remove_buffer(in, out, total);
+						sock_write_buffer(out, in, total);
 					if (ps_final)
 						ps_server_after(s, h.type);
 					server_ready(s, status);
@@ -508,7 +501,7 @@ void server_pump(Server *s)
 				if (ps_final && ps_server_swallow(s, h.type))
 					forward = false;
 				if (forward && out)
-					evbuffer_remove_buffer(in, out, total);
+					sock_write_buffer(out, in, total);
 				else
 					evbuffer_drain(in, total);
 				if (ps_final)
@@ -519,43 +512,37 @@ void server_pump(Server *s)
 			if (swallow || !out)
 				evbuffer_drain(in, n);
 			else
-				evbuffer_remove_buffer(in, out, n);
+				sock_write_buffer(out, in, n);
 			s->fwd_left = (uint32_t)(total - n);
 			s->fwd_swallow = swallow;
 		}
-		if (out && evbuffer_get_length(out) > PROXY_HIGH_WATERMARK) {
+		if (out && sock_out_len(out) > PROXY_HIGH_WATERMARK) {
 			/* the client reads slower than the server writes: stop reading
-			 * until its output drains (client_write_cb) */
-			bufferevent_disable(s->bev, EV_READ);
-			bufferevent_setwatermark(c->bev, EV_WRITE, PROXY_LOW_WATERMARK, 0);
+			 * until its output drains (client_on_drain) */
+			sock_read(&s->sock, false);
+			sock_want_drain(out);
 			return;
 		}
 	}
 }
 
-static void server_read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	server_pump(arg);
-}
+static void server_on_read(void *arg) { server_pump(arg); }
 
-static void server_write_cb(struct bufferevent *bev, void *arg)
+/* Our output drained after the client was paused for it: it may send again. */
+static void server_on_drain(void *arg)
 {
 	Server *s = arg;
-	(void)bev;
-	/* our output drained: the client may send again */
 	if (s->client && s->client->state == CL_ACTIVE) {
-		bufferevent_enable(s->client->bev, EV_READ);
+		sock_read(&s->client->sock, true);
 		client_pump(s->client);
 	}
 }
 
-static void server_event_cb(struct bufferevent *bev, short what, void *arg)
+static void server_on_close(void *arg, int err)
 {
 	Server *s = arg;
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
+	if (err == 0)
 		server_close(s, "server closed the connection");
-	else if (what & BEV_EVENT_ERROR)
-		server_close(s, "server socket error: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		server_close(s, "server socket error: %s", strerror(err));
 }

@@ -1,0 +1,262 @@
+/*
+ * proxy/sock.c: buffered non-blocking sockets (see sock.h for the why).
+ *
+ * Flushing: sock_write() puts the socket on a dirty list and activates one
+ * flush event; libevent runs active events of the loop turn in order, so the
+ * flush comes after the callback that wrote, and every byte queued by that
+ * turn's callbacks leaves in one writev() per socket.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "proxy/sock.h"
+
+static struct event *flush_ev;
+static Sock *dirty_head;
+
+static void sock_fail(Sock *s, int err)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	sock_read(s, false);
+	if (s->write_waiting) {
+		event_del(s->wev);
+		s->write_waiting = false;
+	}
+	s->cb->on_close(s->arg, err);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	Sock *s = arg;
+	(void)what;
+	if (s->failed)
+		return;
+	for (;;) {
+		struct evbuffer_iovec vec;
+		if (evbuffer_reserve_space(s->in, SOCK_READ_CHUNK, &vec, 1) < 1) {
+			sock_fail(s, ENOMEM);
+			return;
+		}
+		ssize_t n;
+		int err = 0;
+		if (s->ssl) {
+			ERR_clear_error();
+			int r = SSL_read(s->ssl, vec.iov_base, (int)vec.iov_len);
+			if (r > 0) {
+				n = r;
+			} else {
+				int e = SSL_get_error(s->ssl, r);
+				n = e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+				err = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EPROTO;
+			}
+		} else {
+			n = read(fd, vec.iov_base, vec.iov_len);
+			err = errno;
+		}
+		if (n > 0) {
+			vec.iov_len = (size_t)n;
+			evbuffer_commit_space(s->in, &vec, 1);
+			/* TLS may hold decrypted bytes the kernel no longer signals */
+			if (s->ssl && SSL_pending(s->ssl) > 0)
+				continue;
+			break;
+		}
+		evbuffer_commit_space(s->in, &vec, 0);
+		if (n == 0) {
+			sock_fail(s, 0);
+			return;
+		}
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+			return;
+		sock_fail(s, err);
+		return;
+	}
+	s->cb->on_read(s->arg);
+}
+
+/* Writes as much as the kernel takes. */
+static void sock_do_write(Sock *s)
+{
+	while (evbuffer_get_length(s->out) > 0 && !s->failed) {
+		ssize_t n;
+		int err = 0;
+		if (s->ssl) {
+			struct evbuffer_iovec vec;
+			if (evbuffer_peek(s->out, -1, NULL, &vec, 1) < 1)
+				break;
+			ERR_clear_error();
+			int r = SSL_write(s->ssl, vec.iov_base, (int)vec.iov_len);
+			if (r > 0) {
+				n = r;
+			} else {
+				int e = SSL_get_error(s->ssl, r);
+				n = -1;
+				err = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EPIPE;
+			}
+			if (n > 0)
+				evbuffer_drain(s->out, (size_t)n);
+		} else {
+			n = evbuffer_write(s->out, s->fd);
+			err = errno;
+		}
+		if (n > 0)
+			continue;
+		if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) {
+			if (!s->write_waiting) {
+				event_add(s->wev, NULL);
+				s->write_waiting = true;
+			}
+			return;
+		}
+		sock_fail(s, n == 0 ? EPIPE : err);
+		return;
+	}
+	if (s->write_waiting) {
+		event_del(s->wev);
+		s->write_waiting = false;
+	}
+	if (s->want_drain && evbuffer_get_length(s->out) <= SOCK_LOW_WATERMARK) {
+		s->want_drain = false;
+		s->cb->on_drain(s->arg);
+	}
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	sock_do_write(arg);
+}
+
+void sock_flush(Sock *s)
+{
+	if (!s->failed && !s->write_waiting)
+		sock_do_write(s);
+}
+
+void sock_flush_all(void)
+{
+	while (dirty_head) {
+		Sock *s = dirty_head;
+		dirty_head = s->next_dirty;
+		s->next_dirty = NULL;
+		s->dirty = false;
+		sock_flush(s);
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	sock_flush_all();
+}
+
+bool sock_module_init(struct event_base *base)
+{
+	flush_ev = event_new(base, -1, 0, flush_cb, NULL);
+	return flush_ev != NULL;
+}
+
+void sock_module_free(void)
+{
+	if (flush_ev)
+		event_free(flush_ev);
+	flush_ev = NULL;
+	dirty_head = NULL;
+}
+
+static void mark_dirty(Sock *s)
+{
+	if (s->dirty || s->failed)
+		return;
+	s->dirty = true;
+	s->next_dirty = dirty_head;
+	if (!dirty_head && flush_ev)
+		event_active(flush_ev, 0, 0);
+	dirty_head = s;
+}
+
+void sock_write(Sock *s, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	evbuffer_add(s->out, p, n);
+	mark_dirty(s);
+}
+
+void sock_write_buffer(Sock *s, struct evbuffer *buf, size_t n)
+{
+	if (n == 0)
+		return;
+	evbuffer_remove_buffer(buf, s->out, n);
+	mark_dirty(s);
+}
+
+void sock_want_drain(Sock *s) { s->want_drain = true; }
+
+void sock_read(Sock *s, bool on)
+{
+	if (!s->rev || on == s->reading)
+		return;
+	if (on)
+		event_add(s->rev, NULL);
+	else
+		event_del(s->rev);
+	s->reading = on;
+}
+
+bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
+	       const SockCallbacks *cb, void *arg)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->ssl = ssl;
+	s->own_fd = own_fd;
+	s->cb = cb;
+	s->arg = arg;
+	evutil_make_socket_nonblocking(fd);
+	if (ssl)
+		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, s);
+	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, write_cb, s);
+	s->in = evbuffer_new();
+	s->out = evbuffer_new();
+	if (!s->rev || !s->wev || !s->in || !s->out) {
+		s->failed = true;
+		return false;
+	}
+	return true;
+}
+
+void sock_close(Sock *s)
+{
+	if (s->dirty) {
+		/* unlink from the flush list */
+		Sock **pp = &dirty_head;
+		while (*pp && *pp != s)
+			pp = &(*pp)->next_dirty;
+		if (*pp)
+			*pp = s->next_dirty;
+		s->dirty = false;
+	}
+	if (s->rev)
+		event_free(s->rev);
+	if (s->wev)
+		event_free(s->wev);
+	if (s->in)
+		evbuffer_free(s->in);
+	if (s->out)
+		evbuffer_free(s->out);
+	if (s->own_fd && s->fd >= 0)
+		evutil_closesocket(s->fd);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}

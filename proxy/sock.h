@@ -1,0 +1,85 @@
+/*
+ * sock: a buffered, non-blocking socket on the libevent loop, for the hot
+ * path of the proxy (client and server connections).
+ *
+ * Why not bufferevent: a bufferevent defers every write to the next loop
+ * turn and adds and removes its write event around it (two epoll_ctl calls
+ * per write), and each read asks the kernel how much is pending (an ioctl).
+ * A pooler moves small messages, so those calls cost as much as the work.
+ * Here the read event stays registered (level-triggered); writes are queued
+ * in an evbuffer and flushed once per loop turn, straight with writev(), and
+ * a write event is registered only while the kernel refuses bytes.
+ *
+ * The socket may carry TLS (an OpenSSL SSL* already connected, e.g. by
+ * libpq): then reads and writes go through SSL_read/SSL_write.
+ */
+#ifndef PGFLIP_SOCK_H
+#define PGFLIP_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+typedef struct Sock Sock;
+
+/* Callbacks get the Sock's ARG. on_read: new bytes in sock->in. on_drain:
+ * the output fell to the low watermark after sock_want_drain(). on_close:
+ * the peer closed (ERR 0) or the socket failed (ERR = errno). */
+typedef struct SockCallbacks {
+	void (*on_read)(void *arg);
+	void (*on_drain)(void *arg);
+	void (*on_close)(void *arg, int err);
+} SockCallbacks;
+
+struct Sock {
+	evutil_socket_t fd;
+	SSL *ssl;                 /* not owned */
+	struct event *rev;
+	struct event *wev;
+	struct evbuffer *in;
+	struct evbuffer *out;
+	const SockCallbacks *cb;
+	void *arg;
+	Sock *next_dirty;         /* on the flush list */
+	bool dirty;
+	bool reading;
+	bool write_waiting;       /* wev registered: the kernel buffer was full */
+	bool want_drain;
+	bool failed;
+	bool own_fd;
+};
+
+/* sock_open: sets up S on FD (non-blocking from here on). OWN_FD: close it
+ * at sock_close. SSL may be NULL. Reading starts disabled. False when
+ * libevent cannot allocate (S is then left closed and safe to sock_close). */
+bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
+	       const SockCallbacks *cb, void *arg);
+/* sock_close: frees events and buffers, closes the fd if owned. Pending
+ * output is dropped: flush first if it matters. Safe on a zeroed Sock. */
+void sock_close(Sock *s);
+void sock_read(Sock *s, bool on);
+/* sock_write / sock_write_buffer: queue bytes (copy / move from BUF); they
+ * leave in this loop turn's flush. */
+void sock_write(Sock *s, const void *p, size_t n);
+void sock_write_buffer(Sock *s, struct evbuffer *buf, size_t n);
+/* sock_flush: write what is queued now. */
+void sock_flush(Sock *s);
+static inline size_t sock_out_len(const Sock *s) { return evbuffer_get_length(s->out); }
+/* sock_want_drain: call on_drain once the output is down to LOW bytes. */
+void sock_want_drain(Sock *s);
+/* sock_flush_all: flush every socket with queued output (the loop does it
+ * by itself once per turn; exposed for shutdown paths). */
+void sock_flush_all(void);
+/* sock_module_init: the per-loop flush event. */
+bool sock_module_init(struct event_base *base);
+void sock_module_free(void);
+
+/* Output level at which a paused peer may send again (bytes). */
+#define SOCK_LOW_WATERMARK (64 * 1024)
+/* Bytes read per read call: a few TCP segments' worth of small messages. */
+#define SOCK_READ_CHUNK (16 * 1024)
+
+#endif
