@@ -76,13 +76,6 @@ void client_set_state(Client *c, ClientState st)
 	abort();
 }
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 static void client_send(Client *c, ProtoBuf *b)
 {
@@ -197,6 +190,7 @@ static void client_login_reply(Client *c, const ParamList *server_params)
 		if (v && !params_get(&c->params, tracked_params[i]))
 			params_set(&c->params, tracked_params[i], v);
 	}
+	c->params_sig = params_signature(&c->params);
 	proto_put_auth_ok(&b);
 	for (size_t i = 0; i < server_params->n; i++) {
 		const Param *p = &server_params->items[i];
@@ -260,9 +254,9 @@ static bool client_startup(Client *c)
 	const char *user = proto_startup_get(&st, "user");
 	const char *db = proto_startup_get(&st, "database");
 	const char *app = proto_startup_get(&st, "application_name");
-	c->user = xstrdup(user);
-	c->database = xstrdup(db && *db ? db : user);
-	c->app_name = xstrdup(app ? app : "");
+	c->user = proxy_strdup(user);
+	c->database = proxy_strdup(db && *db ? db : user);
+	c->app_name = proxy_strdup(app ? app : "");
 	char bad_param[32] = ""; /* copied: the packet is drained before we answer */
 	for (size_t i = 0; i < st.n_params; i++) {
 		const char *name = st.names[i];
@@ -380,7 +374,7 @@ const char *client_route(Client *c)
 			if (c->route)
 				clog_info(c, "route %s -> %s", c->route, r);
 			free(c->route);
-			c->route = xstrdup(r);
+			c->route = proxy_strdup(r);
 		}
 		c->route_gen = proxy.router.generation;
 	}
@@ -442,9 +436,11 @@ static bool client_prepare_server(Client *c, Server *s)
 		put_set_config(&b, "search_path", route, true);
 		first = false;
 		free(s->search_path);
-		s->search_path = xstrdup(route);
+		s->search_path = proxy_strdup(route);
 	}
-	for (size_t i = 0; i < c->params.n; i++) {
+	/* the server's settings were last made to match a client with the
+	 * same ones: nothing to compare (the hot path in transaction mode) */
+	for (size_t i = 0; s->params_sig != c->params_sig && i < c->params.n; i++) {
 		const Param *p = &c->params.items[i];
 		const char *have = params_get(&s->params, p->name);
 		if (have && strcmp(have, p->value) == 0)
@@ -453,6 +449,7 @@ static bool client_prepare_server(Client *c, Server *s)
 		first = false;
 		params_set(&s->params, p->name, p->value);
 	}
+	s->params_sig = c->params_sig;
 	if (!first) {
 		proto_put_uint8(&b, 0);
 		proto_msg_end(&b, m);
@@ -490,8 +487,10 @@ static void client_scan_sql(Client *c, Server *s, const char *sql)
 	if (reset || strcasestr(sql, "search_path")) {
 		free(s->search_path);
 		s->search_path = NULL;
-		if (reset)
+		if (reset) {
 			params_clear(&s->params);
+			s->params_sig = 0;
+		}
 	}
 	if (strcasestr(sql, "discard")) {
 		/* DISCARD ALL drops the server's prepared statements, and the client's */
@@ -519,7 +518,7 @@ static void client_check_done(Client *c, Server *s)
 	if (s->check_found) {
 		pool_route_verified_add(c->pool, c->route);
 		free(s->search_path);
-		s->search_path = xstrdup(c->route);
+		s->search_path = proxy_strdup(c->route);
 		return;
 	}
 	char text[512];
@@ -534,7 +533,7 @@ static void client_check_done(Client *c, Server *s)
 void client_discard_request(Client *c, const char *sqlstate, const char *message)
 {
 	free(c->discard_error);
-	c->discard_error = xstrdup(message);
+	c->discard_error = proxy_strdup(message);
 	snprintf(c->discard_sqlstate, sizeof(c->discard_sqlstate), "%s", sqlstate);
 	c->discarding = true;
 }
@@ -616,9 +615,12 @@ void client_pump(Client *c)
 			/* transaction mode: a new request needs a server */
 			if (proxy.paused)
 				return;
-			sock_read(&c->sock, false);
 			client_set_state(c, CL_WAITING);
 			pool_enqueue(c->pool, c);
+			/* no idle server: stop reading until one is linked (an
+			 * idle server links at once, without touching epoll) */
+			if (c->state == CL_WAITING)
+				sock_read(&c->sock, false);
 			return;
 		}
 		if (s && (s->checking_route || server_output_full(s)))

@@ -3,41 +3,67 @@
  * client or a server. They hold a dozen entries at most, so a linear array
  * beats any map here.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/proxy.h"
 
-static char *dup_or_die(const char *s)
+char *proxy_strdup(const char *s)
 {
 	char *d = strdup(s);
 	if (!d)
-		abort(); /* a few bytes of settings: nothing sensible to do without them */
+		abort();
 	return d;
 }
 
-void params_set(ParamList *l, const char *name, const char *value)
+void *proxy_grow(void *items, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return items;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	void *p = realloc(items, ncap * size);
+	if (!p)
+		abort();
+	*cap = ncap;
+	return p;
+}
+
+bool params_set(ParamList *l, const char *name, const char *value)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		if (strcmp(l->items[i].name, name) == 0) {
-			if (strcmp(l->items[i].value, value) != 0) {
-				free(l->items[i].value);
-				l->items[i].value = dup_or_die(value);
-			}
-			return;
+			if (strcmp(l->items[i].value, value) == 0)
+				return false;
+			free(l->items[i].value);
+			l->items[i].value = proxy_strdup(value);
+			return true;
 		}
 	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		Param *items = realloc(l->items, cap * sizeof(Param));
-		if (!items)
-			abort();
-		l->items = items;
-		l->cap = cap;
-	}
-	l->items[l->n].name = dup_or_die(name);
-	l->items[l->n].value = dup_or_die(value);
+	l->items = proxy_grow(l->items, l->n, &l->cap, sizeof(Param));
+	l->items[l->n].name = proxy_strdup(name);
+	l->items[l->n].value = proxy_strdup(value);
 	l->n++;
+	return true;
+}
+
+uint64_t params_signature(const ParamList *l)
+{
+	/* FNV-1a over name\0value\0 pairs, in list order */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < l->n; i++) {
+		for (const char *s = l->items[i].name;; s++) {
+			h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+			if (!*s)
+				break;
+		}
+		for (const char *s = l->items[i].value;; s++) {
+			h = (h ^ (uint8_t)*s) * 0x100000001b3ULL;
+			if (!*s)
+				break;
+		}
+	}
+	return h ? h : 1; /* 0 means "unknown" to servers */
 }
 
 const char *params_get(const ParamList *l, const char *name)

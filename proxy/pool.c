@@ -14,13 +14,6 @@
 
 #include "proxy/proxy.h"
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 void pool_refresh_conf(Pool *p)
 {
@@ -43,8 +36,8 @@ Pool *pool_get(const char *database, const char *user)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->database = xstrdup(database);
-	p->user = xstrdup(user);
+	p->database = proxy_strdup(database);
+	p->user = proxy_strdup(user);
 	TAILQ_INIT(&p->servers);
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
@@ -115,6 +108,24 @@ static bool pool_close_idle_elsewhere(Pool *p)
 	return false;
 }
 
+/*
+ * Route affinity: the idle server that already has C's route and settings,
+ * so that its transaction needs nothing injected; else the most recently
+ * used one. Two versions of an application sharing a pool would otherwise
+ * switch search_path on most transactions.
+ */
+static Server *pool_pick_idle(Pool *p, Client *c)
+{
+	const char *route = c->state == CL_WAIT_LOGIN ? NULL : client_route(c);
+	Server *s;
+	if (route) {
+		TAILQ_FOREACH(s, &p->idle, idle_link)
+			if (s->search_path && s->params_sig == c->params_sig && strcmp(s->search_path, route) == 0)
+				return s;
+	}
+	return TAILQ_FIRST(&p->idle);
+}
+
 void pool_dispatch(Pool *p)
 {
 	static bool busy;
@@ -128,7 +139,7 @@ void pool_dispatch(Pool *p)
 		again = false;
 		while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
 			Client *c = TAILQ_FIRST(&p->waiting);
-			Server *s = TAILQ_FIRST(&p->idle);
+			Server *s = pool_pick_idle(p, c);
 			pool_dequeue(p, c);
 			server_set_active(s);
 			client_linked(c, s);
@@ -177,7 +188,7 @@ void pool_server_idle(Pool *p, Server *s)
 void pool_login_failed(Pool *p, const char *message)
 {
 	free(p->last_error);
-	p->last_error = xstrdup(message);
+	p->last_error = proxy_strdup(message);
 	p->last_connect_fail_ms = proxy_now_ms();
 	if (p->n_servers - p->n_connecting > 0 || p->n_connecting > 0)
 		return; /* other servers may still serve the waiting clients */
@@ -209,11 +220,8 @@ void pool_route_verified_add(Pool *p, const char *schema)
 {
 	if (pool_route_verified(p, schema))
 		return;
-	char **v = realloc(p->verified, (p->n_verified + 1) * sizeof(char *));
-	if (!v)
-		return;
-	p->verified = v;
-	p->verified[p->n_verified++] = xstrdup(schema);
+	p->verified = proxy_grow(p->verified, p->n_verified, &p->cap_verified, sizeof(char *));
+	p->verified[p->n_verified++] = proxy_strdup(schema);
 }
 
 void pool_count_transaction(Pool *p, const char *route)
@@ -227,11 +235,9 @@ void pool_count_transaction(Pool *p, const char *route)
 			return;
 		}
 	}
-	RouteCount *rc = realloc(p->route_counts, (p->n_route_counts + 1) * sizeof(RouteCount));
-	if (!rc)
-		return;
-	p->route_counts = rc;
-	rc[p->n_route_counts].route = xstrdup(route);
+	p->route_counts = proxy_grow(p->route_counts, p->n_route_counts, &p->cap_route_counts, sizeof(RouteCount));
+	RouteCount *rc = p->route_counts;
+	rc[p->n_route_counts].route = proxy_strdup(route);
 	rc[p->n_route_counts].n = 1;
 	p->n_route_counts++;
 }

@@ -181,20 +181,13 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	}
 	if (s->n_ps >= (size_t)proxy.conf->max_prepared_statements)
 		server_evict(s, b);
-	if (s->n_ps == s->cap_ps) {
-		size_t cap = s->cap_ps ? s->cap_ps * 2 : 16;
-		PsServerStmt *ps = realloc(s->ps, cap * sizeof(PsServerStmt));
-		if (!ps)
-			abort();
-		s->ps = ps;
-		s->cap_ps = cap;
-	}
+	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
 	st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));
 	st->id = ++s->ps_next_id;
-	st->route = strdup(c->route);
+	st->route = proxy_strdup(c->route);
 	st->body = malloc(cs->len ? cs->len : 1);
-	if (!st->route || !st->body)
+	if (!st->body)
 		abort();
 	memcpy(st->body, cs->body, cs->len);
 	st->len = cs->len;
@@ -241,18 +234,9 @@ static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *bo
 	if (cs) {
 		free(cs->body);
 	} else {
-		if (c->n_ps == c->cap_ps) {
-			size_t cap = c->cap_ps ? c->cap_ps * 2 : 8;
-			PsClientStmt *ps = realloc(c->ps, cap * sizeof(PsClientStmt));
-			if (!ps)
-				abort();
-			c->ps = ps;
-			c->cap_ps = cap;
-		}
+		c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
 		cs = &c->ps[c->n_ps++];
-		cs->name = strdup(name);
-		if (!cs->name)
-			abort();
+		cs->name = proxy_strdup(name);
 	}
 	cs->body = malloc(len ? len : 1);
 	if (!cs->body)

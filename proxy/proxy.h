@@ -37,10 +37,9 @@
 #include "proxy/sock.h"
 
 /* Output buffered towards a peer above which we stop reading from the
- * other side (backpressure), and the level at which reading resumes. 256 KiB
+ * other side (backpressure); reading resumes at SOCK_LOW_WATERMARK. 256 KiB
  * keeps a few TCP windows in flight without letting a slow reader grow us. */
 #define PROXY_HIGH_WATERMARK (256 * 1024)
-#define PROXY_LOW_WATERMARK (64 * 1024)
 /* Server messages can be as long as PostgreSQL allows (1 GiB); we stream
  * them, so this bound only guards the length field. */
 #define PROXY_SERVER_MAX_MESSAGE 0x3fffffffu
@@ -55,6 +54,18 @@ typedef struct Pool Pool;
 typedef struct Client Client;
 typedef struct Server Server;
 
+/* ---- params.c: small allocation helpers and settings lists ---- */
+
+/*
+ * proxy_strdup / proxy_grow: allocation that cannot fail quietly. The proxy
+ * allocates only small bookkeeping with them (names, settings, tables); when
+ * even that fails there is nothing sensible left to do, so they abort.
+ * proxy_grow makes room for one more item in ITEMS (N used, *CAP allocated,
+ * SIZE bytes each), doubling from 8, and returns the (maybe moved) array.
+ */
+char *proxy_strdup(const char *s);
+void *proxy_grow(void *items, size_t n, size_t *cap, size_t size);
+
 /* A name = value setting (GUC), as a small growable list. */
 typedef struct Param {
 	char *name;
@@ -67,7 +78,10 @@ typedef struct ParamList {
 	size_t cap;
 } ParamList;
 
-void params_set(ParamList *l, const char *name, const char *value);
+/* params_set: true when NAME was added or its value changed. */
+bool params_set(ParamList *l, const char *name, const char *value);
+/* params_signature: a hash of the whole list (never 0). */
+uint64_t params_signature(const ParamList *l);
 const char *params_get(const ParamList *l, const char *name);
 void params_remove(ParamList *l, const char *name);
 void params_clear(ParamList *l);
@@ -155,6 +169,7 @@ struct Client {
 	char *database;
 	char *app_name;                 /* "" when not given */
 	ParamList params;               /* settings the client expects on its server */
+	uint64_t params_sig;            /* params_signature(params), fixed after login */
 
 	Pool *pool;
 	Server *server;                 /* linked server, or NULL */
@@ -206,6 +221,7 @@ struct Server {
 	Client *client;
 
 	ParamList params;               /* settings as we know them on this backend */
+	uint64_t params_sig;            /* the client signature they match, 0 = check */
 	char *search_path;              /* its current search_path, NULL = unknown */
 
 	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
@@ -244,12 +260,14 @@ struct Pool {
 	bool have_params;
 	char **verified;                /* route schemas known to exist */
 	size_t n_verified;
+	size_t cap_verified;
 	uint64_t verified_gen;          /* router generation the list is valid for */
 	char *last_error;               /* last login error, for clients and `pools` */
 	uint64_t n_transactions;
 	uint64_t last_connect_fail_ms;
 	struct RouteCount *route_counts; /* transactions per route */
 	size_t n_route_counts;
+	size_t cap_route_counts;
 };
 
 typedef struct RouteCount {
@@ -270,6 +288,7 @@ typedef struct Router {
 	char *default_schema;
 	RoutePin *pins;
 	size_t n_pins;
+	size_t cap_pins;
 	char *canary_schema;
 	int canary_percent;
 	uint64_t generation;   /* bumped at every change: clients recompute lazily */
@@ -307,8 +326,6 @@ typedef struct Proxy {
 	Router router;
 	struct evconnlistener *listeners[4];
 	int n_listeners;
-	struct evconnlistener *admin_listener;
-	char *admin_path;
 	char *unix_path;
 	struct event *janitor;
 	struct event *reaper;

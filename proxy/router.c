@@ -22,15 +22,6 @@
 
 #include "proxy/proxy.h"
 
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d) {
-		log_error("out of memory");
-		abort();
-	}
-	return d;
-}
 
 void router_init(Router *r) { memset(r, 0, sizeof(*r)); }
 
@@ -43,6 +34,7 @@ static void pins_free(Router *r)
 	free(r->pins);
 	r->pins = NULL;
 	r->n_pins = 0;
+	r->cap_pins = 0;
 }
 
 void router_free(Router *r)
@@ -58,19 +50,20 @@ void router_free(Router *r)
 void router_load(Router *r, const ConfRoutes *routes)
 {
 	router_free(r);
-	r->default_schema = xstrdup(routes->default_schema);
-	r->pins = calloc(routes->n_pins ? routes->n_pins : 1, sizeof(RoutePin));
+	r->default_schema = proxy_strdup(routes->default_schema);
+	r->cap_pins = routes->n_pins ? routes->n_pins : 1;
+	r->pins = calloc(r->cap_pins, sizeof(RoutePin));
 	if (!r->pins)
 		abort();
 	for (size_t i = 0; i < routes->n_pins; i++) {
 		r->pins[i].kind = routes->pins[i].kind;
-		r->pins[i].key = xstrdup(routes->pins[i].key);
-		r->pins[i].schema = xstrdup(routes->pins[i].schema);
+		r->pins[i].key = proxy_strdup(routes->pins[i].key);
+		r->pins[i].schema = proxy_strdup(routes->pins[i].schema);
 		r->pins[i].cidr = routes->pins[i].cidr;
 	}
 	r->n_pins = routes->n_pins;
 	if (routes->canary_schema) {
-		r->canary_schema = xstrdup(routes->canary_schema);
+		r->canary_schema = proxy_strdup(routes->canary_schema);
 		r->canary_percent = routes->canary_percent;
 	}
 	r->generation++;
@@ -169,7 +162,7 @@ bool router_set_default(Router *r, const char *schema, char *err, size_t errlen)
 	if (!router_schema_ok(schema, err, errlen))
 		return false;
 	free(r->default_schema);
-	r->default_schema = xstrdup(schema);
+	r->default_schema = proxy_strdup(schema);
 	r->generation++;
 	return true;
 }
@@ -199,16 +192,13 @@ bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *sc
 	RoutePin *p = find_pin(r, kind, key);
 	if (p) {
 		free(p->schema);
-		p->schema = xstrdup(schema);
+		p->schema = proxy_strdup(schema);
 	} else {
-		RoutePin *pins = realloc(r->pins, (r->n_pins + 1) * sizeof(RoutePin));
-		if (!pins)
-			abort();
-		r->pins = pins;
+		r->pins = proxy_grow(r->pins, r->n_pins, &r->cap_pins, sizeof(RoutePin));
 		p = &r->pins[r->n_pins++];
 		p->kind = kind;
-		p->key = xstrdup(key);
-		p->schema = xstrdup(schema);
+		p->key = proxy_strdup(key);
+		p->schema = proxy_strdup(schema);
 		p->cidr = cidr;
 	}
 	r->generation++;
@@ -240,7 +230,7 @@ bool router_set_canary(Router *r, const char *schema, int percent, char *err, si
 	if (schema && !router_schema_ok(schema, err, errlen))
 		return false;
 	free(r->canary_schema);
-	r->canary_schema = schema && percent > 0 ? xstrdup(schema) : NULL;
+	r->canary_schema = schema && percent > 0 ? proxy_strdup(schema) : NULL;
 	r->canary_percent = r->canary_schema ? percent : 0;
 	r->generation++;
 	return true;

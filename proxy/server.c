@@ -347,6 +347,7 @@ static void server_reset_done(Server *s)
 		else
 			i++;
 	}
+	s->params_sig = 0;
 	pool_server_idle(s->pool, s);
 }
 
@@ -359,8 +360,8 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 	switch (h->type) {
 	case PROTO_BE_PARAMETER_STATUS: {
 		const char *name, *value;
-		if (proto_parameter_status_parse(body, len, &name, &value))
-			params_set(&s->params, name, value);
+		if (proto_parameter_status_parse(body, len, &name, &value) && params_set(&s->params, name, value))
+			s->params_sig = 0; /* changed behind our back (or by a client's SET) */
 		return !swallow;
 	}
 	case PROTO_BE_COMMAND_COMPLETE: {
