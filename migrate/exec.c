@@ -135,7 +135,7 @@ static void log_blockers(Exec *e, int pid, const char *what)
 }
 
 /* Sends SQL and waits for all its results, logging blockers once when the wait
- * passes half the lock timeout. Returns the last result (caller clears) or
+ * passes a quarter of the lock timeout. Returns the last result (caller clears) or
  * NULL with e->err; *SQLSTATE receives the error code ("" when none). */
 static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *const *params, const char *what,
 			  char sqlstate[6])
@@ -149,9 +149,12 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 	long start = now_ms();
 	bool logged = false;
 	int sock = PQsocket(e->conn);
+	/* look for blockers a quarter into the lock timeout, so the monitor's
+	 * query lands while the wait is still on */
+	long look_after = e->opt.lock_timeout_ms / 4 > 10 ? e->opt.lock_timeout_ms / 4 : 10;
 	while (PQisBusy(e->conn)) {
 		struct pollfd pfd = {.fd = sock, .events = POLLIN};
-		int n = poll(&pfd, 1, 100);
+		int n = poll(&pfd, 1, 20);
 		if (n < 0 && errno != EINTR) {
 			set_err(e, "poll: %s", strerror(errno));
 			return NULL;
@@ -160,7 +163,7 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 			set_err(e, "%s", PQerrorMessage(e->conn));
 			return NULL;
 		}
-		if (!logged && what && now_ms() - start > e->opt.lock_timeout_ms / 2 && PQisBusy(e->conn)) {
+		if (!logged && what && now_ms() - start > look_after && PQisBusy(e->conn)) {
 			logged = true;
 			log_blockers(e, PQbackendPID(e->conn), what);
 		}
@@ -227,6 +230,14 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 		return false;
 	}
 	exec_log(e, "lock_timeout on %s (attempt %d); retrying in %ld ms", what, attempt + 1, delay);
+	if (!e->monitor) {
+		/* ready for the next wait: connecting takes longer than a short lock_timeout */
+		e->monitor = PQconnectdb(e->dsn);
+		if (PQstatus(e->monitor) != CONNECTION_OK) {
+			PQfinish(e->monitor);
+			e->monitor = NULL;
+		}
+	}
 	sleep_ms(delay);
 	return true;
 }
@@ -439,8 +450,8 @@ static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
  *   BOUND:  the key of the batch's last row, found with an index-only scan
  *           ($1 = offset, then the previous batch's last key if LOWER);
  *   UPDATE: every row with lower < key <= bound (no bound: the final batch),
- *           setting the first key column to itself so that the sync trigger
- *           computes the new columns.
+ *           computing the new columns with up() (the step's assignments)
+ *           while pgflip.backfill = 'on' keeps the UPDATE sync trigger out.
  * Without keys (no primary key or unique NOT NULL key) the UPDATE covers a
  * range of heap blocks ($1 first block, $2 block count); a row it moves to a
  * later block is updated again, so ctid backfill is at-least-once.
@@ -449,13 +460,20 @@ static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
 {
 	SqlBuf b;
 	sqlbuf_init(&b);
+	/* the inner query returns bare key columns, so the rows OFFSET skips
+	 * cost an index entry each and no expression evaluation */
 	sqlbuf_add(&b, "SELECT json_build_array(");
 	for (size_t i = 0; i < s->nkeys; i++) {
 		sqlbuf_add(&b, i ? ", " : "");
 		sqlbuf_ident(&b, s->keys[i]);
 		sqlbuf_add(&b, "::text");
 	}
-	sqlbuf_add(&b, ") FROM ");
+	sqlbuf_add(&b, ") FROM (SELECT ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " FROM ");
 	sqlbuf_qname(&b, e->schema, s->table);
 	if (lower) {
 		sqlbuf_add(&b, " WHERE ");
@@ -468,7 +486,7 @@ static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
 		sqlbuf_add(&b, i ? ", " : "");
 		sqlbuf_ident(&b, s->keys[i]);
 	}
-	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1");
+	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
 	return sqlbuf_steal(&b);
 }
 
@@ -479,10 +497,14 @@ static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, b
 	sqlbuf_add(&b, "UPDATE ");
 	sqlbuf_qname(&b, e->schema, s->table);
 	sqlbuf_add(&b, " SET ");
-	const char *col = s->nkeys ? s->keys[0] : touch;
-	sqlbuf_ident(&b, col);
-	sqlbuf_add(&b, " = ");
-	sqlbuf_ident(&b, col);
+	if (s->assign && s->assign[0]) {
+		sqlbuf_add(&b, s->assign);
+	} else {
+		const char *col = s->nkeys ? s->keys[0] : touch;
+		sqlbuf_ident(&b, col);
+		sqlbuf_add(&b, " = ");
+		sqlbuf_ident(&b, col);
+	}
 	if (s->nkeys == 0) {
 		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
 			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
@@ -557,9 +579,22 @@ static bool run_backfill(Exec *e, const PlanStep *s)
 	}
 	bool ok = true;
 	long long blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
-	char lt[96];
-	snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
-	long start = now_ms();
+	char lt[512];
+	/* up() runs as the trigger's rules do: names resolve in the tables' schema */
+	SqlBuf ltb;
+	sqlbuf_init(&ltb);
+	sqlbuf_printf(&ltb, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL " PLAN_BACKFILL_GUC " = 'on'; "
+			    "SET LOCAL search_path = ", e->opt.lock_timeout_ms);
+	sqlbuf_ident(&ltb, e->schema);
+	char *ltx = sqlbuf_steal(&ltb);
+	if (!ltx) {
+		json_decref(last);
+		set_err(e, "out of memory");
+		return false;
+	}
+	snprintf(lt, sizeof lt, "%s", ltx);
+	free(ltx);
+	long start = now_ms(), began = start;
 	int attempt = 0;
 	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
 	if (s->nkeys > 32) {
@@ -656,8 +691,11 @@ static bool run_backfill(Exec *e, const PlanStep *s)
 		break;
 	}
 	json_decref(last);
-	if (ok)
-		exec_log(e, "backfilled %lld rows of %s.%s", done, e->schema, s->table);
+	if (ok) {
+		long took = now_ms() - began;
+		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", done, e->schema, s->table, took,
+			 took > 0 ? (double)done * 1000.0 / (double)took : 0.0);
+	}
 	return ok;
 }
 

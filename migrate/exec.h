@@ -6,7 +6,7 @@
  * Every step runs under lock_timeout (ExecOptions.lock_timeout_ms). A step
  * that fails with SQLSTATE 55P03 (lock_not_available) is retried after an
  * exponential backoff with jitter until ExecOptions.retry_total_ms is spent;
- * while a step waits longer than half the lock timeout, a second connection
+ * while a step waits longer than a quarter of the lock timeout, a second connection
  * asks pg_blocking_pids() who holds the lock and the wait is logged with the
  * blockers' pid, state and query. Adjacent transactional steps share one
  * transaction (retried whole); STEP_OUTSIDE_TX steps run alone.

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- step lists ---- */
 
@@ -43,6 +44,7 @@ static void step_free(PlanStep *s)
 	free(s->vschema);
 	json_decref(s->viewmap);
 	free(s->table);
+	free(s->assign);
 	for (size_t i = 0; i < s->nkeys; i++) {
 		free(s->keys[i]);
 		free(s->key_types[i]);
@@ -285,11 +287,33 @@ static char *trigger_function(const char *table)
 	return pl_tmp_name(PLAN_TRIGGER "_", table);
 }
 
-/* Declares, for one branch of the trigger, the variables the branch's
- * expressions can use: each visible column (new version: vname, old: oname)
- * holding NEW's value of its physical column. */
-static void trigger_declare(Planner *pl, const SnapTable *t, bool up)
+/* Name of the function that runs the up (UP) or down rules of physical table
+ * TABLE. */
+static char *rules_function(const char *table, bool up)
 {
+	return pl_tmp_name(up ? MIGRATE_TMP_PREFIX "up_" : MIGRATE_TMP_PREFIX "down_", table);
+}
+
+/*
+ * The function running one direction's rules on a row of T: it takes the row,
+ * declares the variables the expressions can use (each visible column of that
+ * version, named as that version names it, holding the row's value of its
+ * physical column), assigns the targets and returns the row. It runs with
+ * search_path = the tables' schema, so the expressions find the schema's
+ * functions, sequences and tables whatever the writer's search_path is (a
+ * version schema).
+ */
+static void rules_function_sql(Planner *pl, const SnapTable *t, bool up, const char *fn)
+{
+	sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
+	sqlbuf_qname(&pl->b, pl->schema, fn);
+	sqlbuf_add(&pl->b, "(r ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, ") RETURNS ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " LANGUAGE plpgsql SET search_path = ");
+	sqlbuf_ident(&pl->b, pl->schema);
+	sqlbuf_add(&pl->b, " AS " PLAN_DOLLAR "\n#variable_conflict use_variable\n");
 	bool any = false;
 	for (size_t i = 0; i < t->ncols; i++) {
 		const SnapColumn *c = t->cols[i];
@@ -302,32 +326,42 @@ static void trigger_declare(Planner *pl, const SnapTable *t, bool up)
 				used = true;
 		if (!used)
 			continue;
-		sqlbuf_add(&pl->b, any ? "\n      " : "    DECLARE\n      ");
+		sqlbuf_add(&pl->b, any ? "\n  " : "DECLARE\n  ");
 		any = true;
 		sqlbuf_ident(&pl->b, var);
 		sqlbuf_add(&pl->b, " ");
 		pl_table(pl, t);
 		sqlbuf_add(&pl->b, ".");
 		sqlbuf_ident(&pl->b, c->name);
-		sqlbuf_add(&pl->b, "%TYPE := NEW.");
+		sqlbuf_add(&pl->b, "%TYPE := r.");
 		sqlbuf_ident(&pl->b, c->name);
 		sqlbuf_add(&pl->b, ";");
 	}
-	if (any)
-		sqlbuf_add(&pl->b, "\n");
-	sqlbuf_add(&pl->b, "    BEGIN\n");
+	sqlbuf_add(&pl->b, any ? "\nBEGIN\n" : "BEGIN\n");
 	for (size_t r = 0; r < pl->nrules; r++) {
 		const SyncRule *sr = &pl->rules[r];
 		if (sr->table != t || sr->up != up)
 			continue;
-		sqlbuf_add(&pl->b, "      NEW.");
+		sqlbuf_add(&pl->b, "  r.");
 		sqlbuf_ident(&pl->b, sr->target);
 		sqlbuf_printf(&pl->b, " := (%s);\n", sr->expr);
 	}
-	sqlbuf_add(&pl->b, "    END;\n");
+	sqlbuf_add(&pl->b, "  RETURN r;\nEND\n" PLAN_DOLLAR ";\n");
 }
 
-/* One sync function + trigger per table that has rules. */
+/* True for the built-in types that have no equality operator (IS DISTINCT
+ * FROM on them fails when the trigger is created): compared as text. */
+static bool type_lacks_equality(const char *type)
+{
+	static const char *const types[] = {"json", "json[]", "xml", "xml[]", "point", "line", "lseg", "box",
+					    "path", "polygon", "circle", NULL};
+	for (const char *const *t = types; *t; t++)
+		if (type && strcasecmp(type, *t) == 0)
+			return true;
+	return false;
+}
+
+/* One sync function + triggers per table that has rules. */
 static void plan_triggers(Planner *pl)
 {
 	for (size_t i = 0; i < pl->s->ntables; i++) {
@@ -342,44 +376,103 @@ static void plan_triggers(Planner *pl)
 			}
 		if (!has_up && !has_down)
 			continue;
-		char *fn = trigger_function(t->name);
-		if (!fn) {
+		char *fn = trigger_function(t->name), *fup = rules_function(t->name, true),
+		     *fdown = rules_function(t->name, false);
+		if (!fn || !fup || !fdown) {
+			free(fn);
+			free(fup);
+			free(fdown);
 			pl_fail(pl, "out of memory");
 			return;
 		}
+		if (has_up)
+			rules_function_sql(pl, t, true, fup);
+		if (has_down)
+			rules_function_sql(pl, t, false, fdown);
 		sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
 		sqlbuf_qname(&pl->b, pl->schema, fn);
-		sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\n#variable_conflict use_variable\nBEGIN\n");
+		sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\nBEGIN\n");
 		sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
 		sqlbuf_literal(&pl->b, pl->vschema);
 		sqlbuf_add(&pl->b, " THEN\n");
-		if (has_down)
-			trigger_declare(pl, t, false);
-		else
+		if (has_down) {
+			sqlbuf_add(&pl->b, "    NEW := ");
+			sqlbuf_qname(&pl->b, pl->schema, fdown);
+			sqlbuf_add(&pl->b, "(NEW);\n");
+		} else {
 			sqlbuf_add(&pl->b, "    NULL;\n");
+		}
 		if (has_up) {
-			sqlbuf_add(&pl->b, "  ELSE\n");
-			trigger_declare(pl, t, true);
+			sqlbuf_add(&pl->b, "  ELSE\n    NEW := ");
+			sqlbuf_qname(&pl->b, pl->schema, fup);
+			sqlbuf_add(&pl->b, "(NEW);\n");
 		}
 		sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
 		sqlbuf_add(&pl->b, "DROP TRIGGER IF EXISTS " PLAN_TRIGGER " ON ");
 		pl_table(pl, t);
-		sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER " BEFORE INSERT OR UPDATE ON ");
+		sqlbuf_add(&pl->b, ";\nDROP TRIGGER IF EXISTS " PLAN_TRIGGER "_update ON ");
+		pl_table(pl, t);
+		sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER " BEFORE INSERT ON ");
 		pl_table(pl, t);
 		sqlbuf_add(&pl->b, " FOR EACH ROW EXECUTE FUNCTION ");
 		sqlbuf_qname(&pl->b, pl->schema, fn);
 		sqlbuf_add(&pl->b, "()");
+		/* UPDATE: only when a column an expression can read changed (an
+		 * expression of unchanged inputs gives what it gave before), and never
+		 * inside a backfill batch, which computes up() itself */
+		bool any = false;
+		for (size_t j = 0; j < t->ncols; j++) {
+			const SnapColumn *c = t->cols[j];
+			bool used = false;
+			for (size_t r = 0; r < pl->nrules && !used; r++) {
+				const SyncRule *sr = &pl->rules[r];
+				const char *var = sr->up ? c->oname : c->vname;
+				used = sr->table == t && var && sql_mentions(sr->expr, var);
+			}
+			if (!used)
+				continue;
+			if (!any) {
+				sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER "_update BEFORE UPDATE ON ");
+				pl_table(pl, t);
+				sqlbuf_add(&pl->b, " FOR EACH ROW WHEN ((");
+			} else {
+				sqlbuf_add(&pl->b, " OR ");
+			}
+			any = true;
+			const char *cast = type_lacks_equality(c->type) ? "::text" : "";
+			sqlbuf_add(&pl->b, "OLD.");
+			sqlbuf_ident(&pl->b, c->name);
+			sqlbuf_printf(&pl->b, "%s IS DISTINCT FROM NEW.", cast);
+			sqlbuf_ident(&pl->b, c->name);
+			sqlbuf_add(&pl->b, cast);
+		}
+		if (any) {
+			sqlbuf_add(&pl->b, ") AND current_setting('" PLAN_BACKFILL_GUC "', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ");
+			sqlbuf_qname(&pl->b, pl->schema, fn);
+			sqlbuf_add(&pl->b, "()");
+		}
 		char note[200];
 		snprintf(note, sizeof note, "sync trigger on %s", t->name);
 		pl_emit(pl, &pl->p->start, STEP_SQL, note);
-		/* complete and rollback both drop it (CASCADE takes the trigger) */
+		/* complete and rollback both drop them (CASCADE takes the triggers) */
 		for (int k = 0; k < 2; k++) {
 			sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
 			sqlbuf_qname(&pl->b, pl->schema, fn);
 			sqlbuf_add(&pl->b, "() CASCADE");
+			for (int d = 0; d < 2; d++) {
+				if (!(d ? has_down : has_up))
+					continue;
+				sqlbuf_add(&pl->b, ";\nDROP FUNCTION IF EXISTS ");
+				sqlbuf_qname(&pl->b, pl->schema, d ? fdown : fup);
+				sqlbuf_add(&pl->b, "(");
+				pl_table(pl, t);
+				sqlbuf_add(&pl->b, ")");
+			}
 			pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
 		}
 		free(fn);
+		free(fup);
+		free(fdown);
 	}
 }
 
@@ -415,26 +508,31 @@ static void plan_backfills(Planner *pl)
 		SnapTable *t = pl->backfill[i];
 		const SnapConstraint *k = NULL;
 		backfill_keys(t, &k);
-		sqlbuf_add(&pl->b, "UPDATE ");
+		sqlbuf_add(&pl->b, "SET LOCAL " PLAN_BACKFILL_GUC " = 'on';\nUPDATE ");
 		pl_table(pl, t);
 		sqlbuf_add(&pl->b, " SET ");
+		for (size_t r = 0, first = 1; r < pl->nrules; r++) {
+			const SyncRule *sr = &pl->rules[r];
+			if (sr->table != t || !sr->up)
+				continue;
+			sqlbuf_add(&pl->b, first ? "" : ", ");
+			first = 0;
+			sqlbuf_ident(&pl->b, sr->target);
+			sqlbuf_printf(&pl->b, " = (%s)", sr->expr);
+		}
 		if (k) {
-			for (size_t j = 0; j < k->ncols; j++) {
-				sqlbuf_add(&pl->b, j ? ", " : "");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-				sqlbuf_add(&pl->b, " = ");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-			}
 			sqlbuf_add(&pl->b, " WHERE (");
 			for (size_t j = 0; j < k->ncols; j++) {
 				sqlbuf_add(&pl->b, j ? ", " : "");
 				sqlbuf_ident(&pl->b, k->cols[j]);
 			}
-			sqlbuf_add(&pl->b, ") IN (next batch in key order)");
+			sqlbuf_add(&pl->b, ") > (last key of the previous batch) AND (");
+			for (size_t j = 0; j < k->ncols; j++) {
+				sqlbuf_add(&pl->b, j ? ", " : "");
+				sqlbuf_ident(&pl->b, k->cols[j]);
+			}
+			sqlbuf_add(&pl->b, ") <= (last key of this batch)");
 		} else {
-			sqlbuf_ident(&pl->b, t->cols[0]->name);
-			sqlbuf_add(&pl->b, " = ");
-			sqlbuf_ident(&pl->b, t->cols[0]->name);
 			sqlbuf_add(&pl->b, " WHERE ctid in (next block range)");
 		}
 		char note[200];
@@ -443,10 +541,21 @@ static void plan_backfills(Planner *pl)
 		if (!s)
 			return;
 		s->table = strdup(t->name);
+		/* up() in the old version's names, which are the physical names of
+		 * the columns it can read (the previous migration completed) */
+		for (size_t r = 0; r < pl->nrules; r++) {
+			const SyncRule *sr = &pl->rules[r];
+			if (sr->table != t || !sr->up)
+				continue;
+			sqlbuf_add(&pl->b, pl->b.len ? ", " : "");
+			sqlbuf_ident(&pl->b, sr->target);
+			sqlbuf_printf(&pl->b, " = (%s)", sr->expr);
+		}
+		s->assign = sqlbuf_steal(&pl->b);
 		size_t n = k ? k->ncols : 0;
 		s->keys = calloc(n + 1, sizeof *s->keys);
 		s->key_types = calloc(n + 1, sizeof *s->key_types);
-		if (!s->table || !s->keys || !s->key_types) {
+		if (!s->table || !s->assign || !s->keys || !s->key_types) {
 			pl_fail(pl, "out of memory");
 			return;
 		}
@@ -854,6 +963,8 @@ json_t *plan_steps_to_json(const StepList *l)
 			json_object_set_new(o, "vschema", json_string(s->vschema));
 		if (s->viewmap)
 			json_object_set(o, "viewmap", s->viewmap);
+		if (s->assign)
+			json_object_set_new(o, "assign", json_string(s->assign));
 		if (s->table) {
 			json_object_set_new(o, "table", json_string(s->table));
 			json_t *keys = json_array(), *types = json_array();
@@ -906,6 +1017,7 @@ bool plan_steps_from_json(const json_t *j, StepList *out, char *err, size_t errl
 		s->vschema = dup_or_null(o, "vschema");
 		s->viewmap = json_incref(json_object_get(o, "viewmap"));
 		s->table = dup_or_null(o, "table");
+		s->assign = dup_or_null(o, "assign");
 		json_t *keys = json_object_get(o, "keys"), *types = json_object_get(o, "key_types");
 		size_t n = json_array_size(keys);
 		if (s->table) {

@@ -9,10 +9,12 @@
  * How a migration is expanded (pgroll's model, pgflip's names):
  *  - changed or added columns are new physical columns named
  *    _pgflip_new_<column>; the old ones stay until complete;
- *  - one BEFORE INSERT OR UPDATE trigger per changed table fills the other
- *    version's columns: when current_setting('search_path') equals the new
- *    version schema the writer is the new version and `down` fills the old
- *    columns, otherwise `up` fills the new ones;
+ *  - one sync function per changed table fills the other version's columns:
+ *    when current_setting('search_path') equals the new version schema the
+ *    writer is the new version and `down` fills the old columns, otherwise
+ *    `up` fills the new ones. It runs BEFORE INSERT, and BEFORE UPDATE only
+ *    when a column that an up/down expression mentions changed (WHEN), so
+ *    unrelated updates pay nothing; the backfill computes up directly;
  *  - the new version schema holds one view per table (security_invoker),
  *    mapping new-version names to physical columns, with defaults copied;
  *  - constraints are added NOT VALID (or as CONCURRENTLY built unique
@@ -38,6 +40,9 @@
 
 /* Name of the per-table sync trigger (and prefix of its function). */
 #define PLAN_TRIGGER "_pgflip_sync"
+/* Session setting the backfill sets (SET LOCAL) so that the UPDATE sync
+ * trigger stays out of the way: the backfill computes the columns itself. */
+#define PLAN_BACKFILL_GUC "pgflip.backfill"
 /* Dollar-quote tag of trigger bodies; an up/down expression may not contain it. */
 #define PLAN_DOLLAR "$pgflip$"
 
@@ -57,6 +62,7 @@ typedef struct PlanStep {
 	char *vschema;    /* STEP_VIEWS: version schema to (re)build */
 	json_t *viewmap;  /* STEP_VIEWS: name mapping (NULL: identity, temporary columns hidden) */
 	char *table;      /* STEP_BACKFILL: physical table */
+	char *assign;     /* STEP_BACKFILL: "col = (up), ..." computing the new columns directly */
 	char **keys;      /* STEP_BACKFILL: keyset columns (physical); none: by ctid */
 	char **key_types;
 	size_t nkeys;

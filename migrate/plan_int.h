@@ -47,20 +47,44 @@ typedef struct Planner {
 	bool failed;
 } Planner;
 
+/* Records the first failure as "FILE: operations[N].op: message" in pl->err
+ * and marks the planner failed; later calls are ignored. Returns false. */
 bool pl_fail(Planner *pl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Moves the statement built in pl->b into a new step of KIND at the end of L
+ * (NOTE copied). Returns the step, or NULL with the planner failed (out of
+ * memory, or SQL past SQLBUF_MAX). */
 PlanStep *pl_emit(Planner *pl, StepList *l, StepKind kind, const char *note);
+/* Appends the quoted schema-qualified physical name of T to pl->b. */
 void pl_table(Planner *pl, const SnapTable *t);
+/* Appends EXPR (written with new-version column names) with each column of T
+ * whose physical name differs replaced by the physical name. */
 void pl_expr_phys(Planner *pl, const SnapTable *t, const char *expr);
+/* Physical name of the table the new version calls NAME; NAME when unknown
+ * (e.g. made by raw SQL). The string belongs to the snapshot or to the caller. */
 const char *pl_ref_table(Planner *pl, const char *name);
+/* Appends " MATCH .. ON DELETE .. ON UPDATE .. [DEFERRABLE ..]" of a
+ * (Table)ForeignKeyReference object; defaults are left out. */
 void pl_fk_tail(Planner *pl, const json_t *ref);
+/* Appends the strings of ARR as quoted identifiers, comma separated; with T,
+ * new-version column names become physical names. */
 void pl_ident_list(Planner *pl, const json_t *arr, const SnapTable *t);
+/* Appends INCLUDE / WITH / USING INDEX TABLESPACE of an index_parameters
+ * object (NULL: nothing). */
 void pl_index_params(Planner *pl, const json_t *ip, const SnapTable *t);
+/* Appends the type, GENERATED clause and DEFAULT of a Column object. */
 void pl_column_type(Planner *pl, const json_t *col);
+/* malloc'd PREFIX + NAME cut to 63 bytes (PostgreSQL's NAMEDATALEN - 1), or
+ * NULL when out of memory. Caller frees. */
 char *pl_tmp_name(const char *prefix, const char *name);
+/* Adds the rule NEW.TARGET := (EXPR) for writers of the old version (UP) or
+ * of the new version (!UP) of T. False (planner failed) when EXPR contains
+ * PLAN_DOLLAR, past PLAN_MAX_RULES, or out of memory. */
 bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bool up);
+/* Asks for a backfill of T (once; none for a table this migration creates). */
 void pl_want_backfill(Planner *pl, SnapTable *t);
 
-/* plan_ops.c: plans one operation. */
+/* plan_ops.c: plans operation OP (checked by the loader) against pl->s,
+ * changing the snapshot and adding steps; failures go through pl_fail(). */
 void plan_op(Planner *pl, const MigOp *op);
 
 #endif

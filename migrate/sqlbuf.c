@@ -242,9 +242,14 @@ bool sql_mentions(const char *expr, const char *name)
 	size_t n = strlen(name);
 	if (n == 0)
 		return false;
-	for (const char *p = expr; *p; p++)
-		if (strncasecmp(p, name, n) == 0)
+	for (const char *p = expr; *p; p++) {
+		if (strncasecmp(p, name, n) != 0)
+			continue;
+		bool start = p == expr || !ident_char(p[-1]);
+		bool end = !ident_char(p[n]);
+		if (start && end)
 			return true;
+	}
 	return false;
 }
 

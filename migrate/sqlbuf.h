@@ -58,9 +58,10 @@ void sqlbuf_literal(SqlBuf *b, const char *s);
  */
 void sqlbuf_rename_ident(SqlBuf *b, const char *expr, const char *from, const char *to);
 
-/* True when EXPR may refer to NAME (a cheap over-approximation: NAME occurs in
- * EXPR ignoring case). Used to declare only the trigger variables an
- * expression can use. */
+/* True when EXPR may refer to NAME: NAME occurs in EXPR as a whole word,
+ * ignoring case (an over-approximation: the word may sit in a string). Used to
+ * declare only the trigger variables an expression can use and to list the
+ * columns whose change fires the UPDATE sync trigger. */
 bool sql_mentions(const char *expr, const char *name);
 
 /* Returns the text (malloc'd, caller frees) and leaves B empty, or NULL when B

@@ -18,7 +18,7 @@
 
 /* Advisory lock key: first half fixed ("pgfl" in ASCII), second half the
  * schema's hash. */
-#define STATE_LOCK_CLASS 1885824620 /* 0x7067666c */
+#define STATE_LOCK_CLASS "1885824620" /* 0x7067666c */
 
 static const char STATE_DDL[] =
 	"CREATE SCHEMA IF NOT EXISTS pgflip;\n"
@@ -59,7 +59,7 @@ bool state_init(Exec *e)
 	/* CREATE ... IF NOT EXISTS still races with itself; the advisory lock
 	 * taken before this call serialises migrators of one schema, and a
 	 * transaction-level lock serialises inits across schemas */
-	PGresult *r = exec_query(e, "BEGIN; SELECT pg_advisory_xact_lock(1885824620, 0) -- STATE_LOCK_CLASS", 0, NULL);
+	PGresult *r = exec_query(e, "BEGIN; SELECT pg_advisory_xact_lock(" STATE_LOCK_CLASS ", 0)", 0, NULL);
 	PQclear(r);
 	if (!r)
 		return false;
@@ -75,7 +75,7 @@ bool state_lock(Exec *e)
 	const char *params[1] = {e->schema};
 	long waited = 0;
 	for (;;) {
-		PGresult *r = exec_query(e, "SELECT pg_try_advisory_lock(1885824620, hashtext($1))", 1, params);
+		PGresult *r = exec_query(e, "SELECT pg_try_advisory_lock(" STATE_LOCK_CLASS ", hashtext($1))", 1, params);
 		if (!r)
 			return false;
 		bool got = PQgetvalue(r, 0, 0)[0] == 't';

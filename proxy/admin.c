@@ -280,7 +280,7 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF))) {
 		char *reply = admin_command(line);
-		free(line);
+		sock_mem_free(line);
 		if (reply) {
 			bufferevent_write(bev, reply, strlen(reply));
 			bufferevent_write(bev, "\n", 1);

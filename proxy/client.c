@@ -481,24 +481,56 @@ static bool client_prepare_server(Client *c, Server *s)
  * session mode: until its next transaction starts) and never reaches
  * another client.
  */
+enum {
+	SQL_SEARCH_PATH = 1 << 0,
+	SQL_RESET = 1 << 1,
+	SQL_DISCARD = 1 << 2,
+	SQL_ROLE = 1 << 3,      /* "role" or "authorization" */
+};
+
+/* The words of the table above, found anywhere in SQL (case-insensitive
+ * substrings), in one pass: the first letter picks the word to compare. */
+static unsigned sql_scan(const char *sql)
+{
+	unsigned found = 0;
+	/* the first two letters are compared inline (ASCII lower case by | 0x20;
+	 * no other byte can match): the library call is for likely hits only */
+	for (const char *p = sql; *p; p++) {
+		int a = *p | 0x20, b = p[1] | 0x20;
+		if (a == 's' && b == 'e' && !strncasecmp(p, "search_path", 11))
+			found |= SQL_SEARCH_PATH;
+		else if (a == 'r' && b == 'e' && !strncasecmp(p, "reset", 5))
+			found |= SQL_RESET;
+		else if (a == 'r' && b == 'o' && !strncasecmp(p, "role", 4))
+			found |= SQL_ROLE;
+		else if (a == 'd' && b == 'i' && !strncasecmp(p, "discard", 7))
+			found |= SQL_DISCARD;
+		else if (a == 'a' && b == 'u' && !strncasecmp(p, "authorization", 13))
+			found |= SQL_ROLE;
+	}
+	return found;
+}
+
 static void client_scan_sql(Client *c, Server *s, const char *sql)
 {
-	bool reset = strcasestr(sql, "reset") || strcasestr(sql, "discard");
-	if (reset || strcasestr(sql, "search_path")) {
+	unsigned found = sql_scan(sql);
+	if (!found)
+		return;
+	if (found & (SQL_SEARCH_PATH | SQL_RESET | SQL_DISCARD)) {
 		free(s->search_path);
 		s->search_path = NULL;
-		if (reset) {
-			params_clear(&s->params);
-			s->params_sig = 0;
-		}
 	}
-	if (strcasestr(sql, "discard")) {
+	if (found & (SQL_RESET | SQL_DISCARD)) {
+		params_clear(&s->params);
+		s->params_sig = 0;
+	}
+	if (found & SQL_DISCARD) {
 		/* DISCARD ALL drops the server's prepared statements, and the client's */
 		ps_server_clear(s);
 		if (strcasestr(sql, "all"))
 			ps_client_clear(c);
 	}
-	if (c->pool->mode == CONF_POOL_TRANSACTION && (strcasestr(sql, "role") || strcasestr(sql, "authorization")))
+	if ((found & SQL_ROLE) && c->pool->mode == CONF_POOL_TRANSACTION)
 		s->reset_role = true;
 }
 

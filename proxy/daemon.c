@@ -334,6 +334,7 @@ int proxy_serve(const char *conf_path)
 	log_set_level(conf->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	proxy.start_time = time(NULL);
+	sock_mem_init();
 	proxy.base = event_base_new();
 	if (!proxy.base) {
 		fprintf(stderr, "pgflip: cannot create the event loop\n");

@@ -1,12 +1,15 @@
 /*
  * proxy/sock.c: buffered non-blocking sockets (see sock.h for the why).
  *
- * Flushing: sock_write() puts the socket on a dirty list and activates one
- * flush event; libevent runs active events of the loop turn in order, so the
- * flush comes after the callback that wrote, and every byte queued by that
- * turn's callbacks leaves in one writev() per socket.
+ * Flushing: sock_write() puts the socket on a dirty list. A read callback
+ * flushes the list when it returns; writes from anywhere else (timers, the
+ * admin socket) activate one flush event, which libevent runs after the
+ * callback that wrote. Either way the bytes a callback queued leave in one
+ * writev() per socket.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -15,8 +18,67 @@
 
 #include "proxy/sock.h"
 
+/*
+ * Read buffers: every read reserves SOCK_READ_CHUNK bytes in the input
+ * evbuffer, whose chain then moves whole to the peer's output and is freed
+ * once written; that is one 16 KiB malloc/free pair per message each way.
+ * libevent takes its allocator from event_set_mem_functions, so blocks of
+ * that one size class are kept on a small free list instead (the event loop
+ * is single-threaded, and so is every libevent call of the proxy).
+ */
+#define MEM_CLASS 16384       /* what libevent allocates for one read chunk */
+#define MEM_CACHE_MAX 256     /* blocks kept: 4 MiB at most */
+
+typedef union MemHeader {
+	size_t size;
+	max_align_t align;
+} MemHeader;
+
+static MemHeader *mem_cache[MEM_CACHE_MAX];
+static int mem_cached;
+
+static void *mem_malloc(size_t size)
+{
+	if (size == MEM_CLASS && mem_cached > 0)
+		return mem_cache[--mem_cached] + 1;
+	MemHeader *h = malloc(sizeof(MemHeader) + size);
+	if (!h)
+		return NULL;
+	h->size = size;
+	return h + 1;
+}
+
+static void mem_free(void *p)
+{
+	if (!p)
+		return;
+	MemHeader *h = (MemHeader *)p - 1;
+	if (h->size == MEM_CLASS && mem_cached < MEM_CACHE_MAX) {
+		mem_cache[mem_cached++] = h;
+		return;
+	}
+	free(h);
+}
+
+static void *mem_realloc(void *p, size_t size)
+{
+	if (!p)
+		return mem_malloc(size);
+	MemHeader *h = realloc((MemHeader *)p - 1, sizeof(MemHeader) + size);
+	if (!h)
+		return NULL;
+	h->size = size;
+	return h + 1;
+}
+
+void sock_mem_init(void) { event_set_mem_functions(mem_malloc, mem_realloc, mem_free); }
+
+void sock_mem_free(void *p) { mem_free(p); }
+
 static struct event *flush_ev;
 static Sock *dirty_head;
+/* Inside a socket callback: its end flushes, no flush event needed. */
+static bool in_callback;
 
 static void sock_fail(Sock *s, int err)
 {
@@ -77,7 +139,10 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		sock_fail(s, err);
 		return;
 	}
+	in_callback = true;
 	s->cb->on_read(s->arg);
+	in_callback = false;
+	sock_flush_all();
 }
 
 /* Writes as much as the kernel takes. */
@@ -179,7 +244,7 @@ static void mark_dirty(Sock *s)
 		return;
 	s->dirty = true;
 	s->next_dirty = dirty_head;
-	if (!dirty_head && flush_ev)
+	if (!dirty_head && flush_ev && !in_callback)
 		event_active(flush_ev, 0, 0);
 	dirty_head = s;
 }
@@ -222,7 +287,6 @@ bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, b
 	s->own_fd = own_fd;
 	s->cb = cb;
 	s->arg = arg;
-	evutil_make_socket_nonblocking(fd);
 	if (ssl)
 		SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, read_cb, s);

@@ -52,7 +52,8 @@ struct Sock {
 	bool own_fd;
 };
 
-/* sock_open: sets up S on FD (non-blocking from here on). OWN_FD: close it
+/* sock_open: sets up S on FD, which must be non-blocking already (accept4
+ * with SOCK_NONBLOCK, or libpq's socket). OWN_FD: close it
  * at sock_close. SSL may be NULL. Reading starts disabled. False when
  * libevent cannot allocate (S is then left closed and safe to sock_close). */
 bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
@@ -77,9 +78,18 @@ void sock_flush_all(void);
 bool sock_module_init(struct event_base *base);
 void sock_module_free(void);
 
+/* sock_mem_init: libevent's allocator with a free list for read chunks;
+ * call before any other libevent call (sock.c says why). */
+void sock_mem_init(void);
+/* sock_mem_free: frees what libevent allocated for the caller (the line of
+ * evbuffer_readln), which plain free() must not see. */
+void sock_mem_free(void *p);
+
 /* Output level at which a paused peer may send again (bytes). */
 #define SOCK_LOW_WATERMARK (64 * 1024)
-/* Bytes read per read call: a few TCP segments' worth of small messages. */
-#define SOCK_READ_CHUNK (16 * 1024)
+/* Bytes read per read call: a few TCP segments' worth of small messages.
+ * With libevent's chain header the allocation is exactly 16 KiB (a larger
+ * request would round up to 32 KiB). */
+#define SOCK_READ_CHUNK (16 * 1024 - 128)
 
 #endif
