@@ -29,6 +29,7 @@
 #include <sys/un.h>
 
 #include <event2/buffer.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 
@@ -221,6 +222,28 @@ static void client_negotiate(Client *c, const ProtoStartup *st)
 	protobuf_free(&b);
 }
 
+/*
+ * Cancel keys come from OpenSSL's CSPRNG, drawn 4 KiB at a time: one
+ * RAND_bytes call costs about as much as the rest of a login, and a pool of
+ * CSPRNG output is as unpredictable as fresh output (it is never reused).
+ */
+static bool client_random(void *out, size_t n)
+{
+	static unsigned char pool[4096];
+	static size_t left;
+	if (n > sizeof(pool))
+		return RAND_bytes(out, (int)n) == 1;
+	if (left < n) {
+		if (RAND_bytes(pool, sizeof(pool)) != 1)
+			return false;
+		left = sizeof(pool);
+	}
+	memcpy(out, pool + sizeof(pool) - left, n);
+	OPENSSL_cleanse(pool + sizeof(pool) - left, n); /* handed out once */
+	left -= n;
+	return true;
+}
+
 /* Reads the first packet(s). Returns false when the client was closed. */
 static bool client_startup(Client *c)
 {
@@ -295,7 +318,7 @@ static bool client_startup(Client *c)
 		return false;
 	}
 	uint32_t key[2];
-	if (RAND_bytes((unsigned char *)key, sizeof(key)) != 1) {
+	if (!client_random(key, sizeof(key))) {
 		client_close(c, "58000", "no random bytes for the cancel key");
 		return false;
 	}

@@ -1,7 +1,7 @@
 /*
  * proxy/log.c: line-oriented log with a level and a connection prefix.
- * Writes are unbuffered single fprintf calls of a whole line, so lines from
- * the migration thread do not interleave mid-line with the event loop's.
+ * Each line is one fprintf call on a line-buffered stream, so it reaches
+ * the file in one write. Only the event loop thread logs.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,12 +49,21 @@ static const char *level_str(ConfLogLevel level)
 
 static void log_vwrite(ConfLogLevel level, const char *prefix, const char *fmt, va_list ap)
 {
+	/* the date and time to the second, formatted once per second: busy
+	 * servers log several lines per connection */
+	static time_t stamp_sec = -1;
+	static char stamp[32];
 	char line[LOG_LINE_MAX];
 	struct timeval tv;
-	struct tm tm;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	int n = (int)strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
+	if (tv.tv_sec != stamp_sec) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+		stamp_sec = tv.tv_sec;
+	}
+	int n = (int)strlen(stamp);
+	memcpy(line, stamp, (size_t)n + 1);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d UTC [%d] %s %s%s", (int)(tv.tv_usec / 1000),
 		      (int)getpid(), level_str(level), prefix ? prefix : "", prefix ? ": " : "");
 	if (n < (int)sizeof(line))

@@ -5,14 +5,7 @@
 . "$TOP/tests/lib/check.sh"
 
 make_db txmode
-apsql <<'SQL'
-CREATE SCHEMA v1;
-CREATE SCHEMA v2;
-CREATE TABLE public.items (id int PRIMARY KEY, v1_name text, v2_title text);
-INSERT INTO public.items SELECT g, 'n' || g, 't' || g FROM generate_series(1, 100) g;
-CREATE VIEW v1.items AS SELECT id, v1_name AS name FROM public.items;
-CREATE VIEW v2.items AS SELECT id, v2_title AS title FROM public.items;
-SQL
+apsql -f "$TOP/tests/data/items_versions.sql"
 pg_psql -c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'other') THEN CREATE ROLE other NOLOGIN; END IF; END\$\$" \
 	-c "GRANT other TO app" >/dev/null
 port=$(free_port)
