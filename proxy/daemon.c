@@ -251,7 +251,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGHUP:
 		log_info("SIGHUP: reloading");
-		proxy_reload(err, sizeof(err));
+		if (!proxy_reload(err, sizeof(err)))
+			break; /* proxy_reload logged why; the running config stays */
 		break;
 	case SIGTERM:
 		log_info("SIGTERM: shutting down");

@@ -248,8 +248,8 @@ void pool_janitor(Pool *p, uint64_t now)
 	/* keep min_pool_size servers open, and let waiting clients reach the reserve */
 	if ((p->n_servers < conf->min_pool_size && !pool_login_backoff(p, now) && p->have_params) ||
 	    !TAILQ_EMPTY(&p->waiting)) {
-		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0)
-			server_connect(p);
+		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0 && !server_connect(p))
+			log_warning("pool %s/%s: cannot start a login for min_pool_size", p->database, p->user);
 		pool_dispatch(p);
 	}
 	Client *c, *cnext;

@@ -50,6 +50,9 @@
  * dropped anyway (ms). */
 #define PROXY_CLOSE_FLUSH_MS 5000
 
+/* Calls whose failure the caller must look at. */
+#define PROXY_MUSTCHECK __attribute__((warn_unused_result))
+
 typedef struct Pool Pool;
 typedef struct Client Client;
 typedef struct Server Server;
@@ -310,10 +313,10 @@ const char *router_route(const Router *r, const char *app, const char *user, con
 			 uint64_t client_id);
 /* router_set_pin / router_set_default / router_unset_pin / router_set_canary:
  * admin changes. False with ERR filled on a bad key or schema. */
-bool router_set_default(Router *r, const char *schema, char *err, size_t errlen);
-bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen);
-bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen);
-bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen);
+bool router_set_default(Router *r, const char *schema, char *err, size_t errlen) PROXY_MUSTCHECK;
+bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen) PROXY_MUSTCHECK;
+bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen) PROXY_MUSTCHECK;
+bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen) PROXY_MUSTCHECK;
 /* router_schema_ok: a name the proxy can route to (see router.c). */
 bool router_schema_ok(const char *schema, char *err, size_t errlen);
 const char *router_pin_kind_to_str(ConfPinKind kind);
@@ -349,7 +352,7 @@ extern Proxy proxy;
 uint64_t proxy_now_ms(void);
 /* proxy_reap_soon: schedule the reaper (frees the graveyards). */
 void proxy_reap_soon(void);
-bool proxy_reload(char *err, size_t errlen);
+bool proxy_reload(char *err, size_t errlen) PROXY_MUSTCHECK;
 void proxy_begin_shutdown(void);
 void proxy_pause(void);
 void proxy_resume(void);
@@ -381,7 +384,7 @@ void client_cancel_request(uint32_t pid, uint32_t key);
 /* ---- server.c ---------------------------------------------------------- */
 
 /* server_connect: starts a libpq login for POOL; false if it cannot start. */
-bool server_connect(Pool *pool);
+bool server_connect(Pool *pool) PROXY_MUSTCHECK;
 void server_close(Server *s, const char *reason, ...) __attribute__((format(printf, 2, 3)));
 void server_free(Server *s);
 void server_pump(Server *s);
@@ -449,7 +452,7 @@ void ps_server_clear(Server *s);
 
 /* ---- admin.c ----------------------------------------------------------- */
 
-bool admin_listen(const char *path, char *err, size_t errlen);
+bool admin_listen(const char *path, char *err, size_t errlen) PROXY_MUSTCHECK;
 void admin_close(void);
 /* admin_command: runs one command line; returns the JSON reply (caller
  * frees with free()), always an object with "ok". */

@@ -57,7 +57,7 @@ struct Sock {
  * at sock_close. SSL may be NULL. Reading starts disabled. False when
  * libevent cannot allocate (S is then left closed and safe to sock_close). */
 bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
-	       const SockCallbacks *cb, void *arg);
+	       const SockCallbacks *cb, void *arg) __attribute__((warn_unused_result));
 /* sock_close: frees events and buffers, closes the fd if owned. Pending
  * output is dropped: flush first if it matters. Safe on a zeroed Sock. */
 void sock_close(Sock *s);
@@ -75,7 +75,7 @@ void sock_want_drain(Sock *s);
  * by itself once per turn; exposed for shutdown paths). */
 void sock_flush_all(void);
 /* sock_module_init: the per-loop flush event. */
-bool sock_module_init(struct event_base *base);
+bool sock_module_init(struct event_base *base) __attribute__((warn_unused_result));
 void sock_module_free(void);
 
 /* sock_mem_init: libevent's allocator with a free list for read chunks;

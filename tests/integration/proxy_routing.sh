@@ -86,6 +86,17 @@ case "$out" in *"not run"*) not_ok "the request under a missing route did not ru
 got=$(fpsql "$port" -c "SET search_path = public" -c "SELECT current_setting('search_path')" | tail -n 1)
 expect_eq "own SET search_path is replaced at the next transaction" "$got" "v1"
 
+# zero extra work on the hot path: once the server has the route, nothing is
+# injected (the debug log shows each swallowed ReadyForQuery)
+ctl route default v1 >/dev/null
+fpsql "$port" -c "SELECT 1" >/dev/null
+: >"$T_DIR/pgflip.log"
+fpsql "$port" -c "SELECT 1" -c "SELECT 2" -c "SELECT 3" -c "SELECT 4" >/dev/null
+n=$(grep -c "ReadyForQuery (5 bytes) swallowed" "$T_DIR/pgflip.log")
+# one reset (DISCARD ALL) when the session ends, then one injection for the
+# next session's first transaction: never one per transaction
+check "route already set: nothing injected per transaction ($n swallowed replies for 4 transactions)" test "$n" -le 2
+
 # pins by user: postgres is pinned to v1 even when the default moves
 ctl route default v2 >/dev/null
 expect_eq "user pin wins over default" "$(psql -X -At -h 127.0.0.1 -p "$port" -U postgres -d "$T_DB" -c 'SHOW search_path')" "v1"

@@ -76,6 +76,16 @@ done
 got=$(fpsql "$port" -c "BEGIN" -c "SET ROLE other" -c "SELECT current_user" -c "COMMIT" 2>&1 | tr '\n' ' ')
 expect_eq "SET ROLE holds within the client's own transaction" "$got" "other "
 
+# pool_mode per database entry: sessdb is in session mode under a global
+# transaction mode, so LISTEN works there
+pgflip_stop
+sed -i "/^\[databases\]/a sessdb = host=127.0.0.1 port=$PG_PORT dbname=$T_DB user=app password=app_pw pool_mode=session" \
+	"$T_DIR/pgflip.ini"
+pgflip_start "$T_DIR/pgflip.ini" || not_ok "pgflip restarts"
+out=$(psql -X -At -h 127.0.0.1 -p "$port" -d sessdb -c "LISTEN chan" -c "SELECT pg_notify('chan', 'x')" -c "SELECT 1" 2>&1)
+expect_match "per-database pool_mode=session: LISTEN works there" "$out" '*Asynchronous notification "chan"*'
+expect_match "per-database pool_mode shown by pools" "$(ctl --json pools)" '*"database":"sessdb"*"pool_mode":"session"*'
+
 # LISTEN cannot work with transaction pooling: a clear error, the client goes on
 out=$(fpsql "$port" -c "LISTEN chan" 2>&1)
 expect_match "LISTEN in transaction mode: clear error" "$out" "*LISTEN is not supported in transaction pooling mode*"
