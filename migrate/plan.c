@@ -672,6 +672,33 @@ static json_t *views_map(const Snapshot *s)
 
 /* ---- derived contract and rollback ---- */
 
+/*
+ * Drops the physical columns one version does not see, in tables it keeps:
+ * at complete (NEW_VERSION) the columns the new version hides, into
+ * c_drop; at rollback the columns the old version never had, into rb_tail,
+ * with IF EXISTS since a failed start may not have made them all.
+ */
+static void plan_drop_hidden_columns(Planner *pl, bool new_version)
+{
+	Snapshot *s = pl->s;
+	for (size_t i = 0; i < s->ntables; i++) {
+		SnapTable *t = s->tables[i];
+		if (!(new_version ? t->vname : t->oname))
+			continue;
+		for (size_t j = 0; j < t->ncols; j++) {
+			SnapColumn *c = t->cols[j];
+			if (new_version ? c->vname : c->oname)
+				continue;
+			sqlbuf_add(&pl->b, new_version ? "ALTER TABLE " : "ALTER TABLE IF EXISTS ");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, new_version ? " DROP COLUMN " : " DROP COLUMN IF EXISTS ");
+			sqlbuf_ident(&pl->b, c->name);
+			pl_emit(pl, new_version ? &pl->c_drop : &pl->rb_tail, STEP_SQL,
+				new_version ? "drop old column" : "drop new column");
+		}
+	}
+}
+
 static void plan_derived(Planner *pl)
 {
 	Snapshot *s = pl->s;
@@ -684,21 +711,7 @@ static void plan_derived(Planner *pl)
 		pl_table(pl, t);
 		pl_emit(pl, &pl->c_drop, STEP_SQL, "drop table");
 	}
-	for (size_t i = 0; i < s->ntables; i++) {
-		SnapTable *t = s->tables[i];
-		if (!t->vname)
-			continue;
-		for (size_t j = 0; j < t->ncols; j++) {
-			SnapColumn *c = t->cols[j];
-			if (c->vname)
-				continue;
-			sqlbuf_add(&pl->b, "ALTER TABLE ");
-			pl_table(pl, t);
-			sqlbuf_add(&pl->b, " DROP COLUMN ");
-			sqlbuf_ident(&pl->b, c->name);
-			pl_emit(pl, &pl->c_drop, STEP_SQL, "drop old column");
-		}
-	}
+	plan_drop_hidden_columns(pl, true);
 	/* complete, renames (after the constraint steps, which use physical names) */
 	for (size_t i = 0; i < s->ntables; i++) {
 		SnapTable *t = s->tables[i];
@@ -728,21 +741,7 @@ static void plan_derived(Planner *pl)
 		pl_emit(pl, &pl->c_rename, STEP_SQL, "rename table to its final name");
 	}
 	/* rollback: columns the old version cannot see, then created tables (newest first) */
-	for (size_t i = 0; i < s->ntables; i++) {
-		SnapTable *t = s->tables[i];
-		if (!t->oname)
-			continue;
-		for (size_t j = 0; j < t->ncols; j++) {
-			SnapColumn *c = t->cols[j];
-			if (c->oname)
-				continue;
-			sqlbuf_add(&pl->b, "ALTER TABLE IF EXISTS ");
-			pl_table(pl, t);
-			sqlbuf_add(&pl->b, " DROP COLUMN IF EXISTS ");
-			sqlbuf_ident(&pl->b, c->name);
-			pl_emit(pl, &pl->rb_tail, STEP_SQL, "drop new column");
-		}
-	}
+	plan_drop_hidden_columns(pl, false);
 	for (size_t i = s->ntables; i-- > 0;) {
 		SnapTable *t = s->tables[i];
 		if (t->oname)
