@@ -45,9 +45,7 @@ static int fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("pgflip migrate: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	exec_vsay(fmt, ap);
 	va_end(ap);
 	return 1;
 }

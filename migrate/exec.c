@@ -43,15 +43,20 @@ static void sleep_ms(long ms)
 		;
 }
 
+void exec_vsay(const char *fmt, va_list ap)
+{
+	fputs("pgflip migrate: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void exec_log(Exec *e, const char *fmt, ...)
 {
 	if (e->opt.quiet)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("pgflip migrate: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	exec_vsay(fmt, ap);
 	va_end(ap);
 }
 

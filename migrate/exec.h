@@ -15,6 +15,7 @@
 #define PGFLIP_MIGRATE_EXEC_H
 
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "migrate/plan.h"
@@ -120,5 +121,8 @@ bool state_print(Exec *e, FILE *out) EXEC_MUSTCHECK;
 PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params);
 /* Informational line on stderr unless quiet. */
 void exec_log(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* exec_vsay: one line "pgflip migrate: MESSAGE" on stderr (exec_log and the
+ * CLI's errors both go through it). */
+void exec_vsay(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif
