@@ -516,20 +516,41 @@ enum {
 static unsigned sql_scan(const char *sql)
 {
 	unsigned found = 0;
-	/* the first two letters are compared inline (ASCII lower case by | 0x20;
-	 * no other byte can match): the library call is for likely hits only */
+	/* The first three letters are compared inline, as one 24-bit word in
+	 * ASCII lower case (| 0x20; no other byte can match), so that the library
+	 * call is made for likely hits only. A NUL stops the word: p[1] and p[2]
+	 * are read only when the bytes before them are not NUL. */
 	for (const char *p = sql; *p; p++) {
-		int a = *p | 0x20, b = p[1] | 0x20;
-		if (a == 's' && b == 'e' && !strncasecmp(p, "search_path", 11))
-			found |= SQL_SEARCH_PATH;
-		else if (a == 'r' && b == 'e' && !strncasecmp(p, "reset", 5))
-			found |= SQL_RESET;
-		else if (a == 'r' && b == 'o' && !strncasecmp(p, "role", 4))
-			found |= SQL_ROLE;
-		else if (a == 'd' && b == 'i' && !strncasecmp(p, "discard", 7))
-			found |= SQL_DISCARD;
-		else if (a == 'a' && b == 'u' && !strncasecmp(p, "authorization", 13))
-			found |= SQL_ROLE;
+		uint32_t a = (uint8_t)(*p | 0x20);
+		if (a != 's' && a != 'r' && a != 'd' && a != 'a')
+			continue;
+		if (!p[1] || !p[2])
+			break;
+		uint32_t w = a << 16 | (uint32_t)(uint8_t)(p[1] | 0x20) << 8 | (uint8_t)(p[2] | 0x20);
+		switch (w) {
+		case 's' << 16 | 'e' << 8 | 'a':
+			if (!strncasecmp(p, "search_path", 11))
+				found |= SQL_SEARCH_PATH;
+			break;
+		case 'r' << 16 | 'e' << 8 | 's':
+			if (!strncasecmp(p, "reset", 5))
+				found |= SQL_RESET;
+			break;
+		case 'r' << 16 | 'o' << 8 | 'l':
+			if (!strncasecmp(p, "role", 4))
+				found |= SQL_ROLE;
+			break;
+		case 'd' << 16 | 'i' << 8 | 's':
+			if (!strncasecmp(p, "discard", 7))
+				found |= SQL_DISCARD;
+			break;
+		case 'a' << 16 | 'u' << 8 | 't':
+			if (!strncasecmp(p, "authorization", 13))
+				found |= SQL_ROLE;
+			break;
+		default:
+			break;
+		}
 	}
 	return found;
 }

@@ -441,6 +441,34 @@ static void server_ready(Server *s, char status)
 	}
 }
 
+/*
+ * The hot path: the length of the run of whole messages at the front of IN,
+ * within its first contiguous chunk, that go to the client untouched (rows,
+ * descriptions, command tags...), so that they move in one call instead of
+ * one call each. Stops before anything server_pump must look at, an
+ * incomplete message, or a bad length (which server_pump then reports).
+ */
+static size_t server_plain_run(const Server *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		return 0;
+	const uint8_t *p = v.iov_base;
+	size_t len = v.iov_len, off = 0;
+	while (len - off >= PROTO_HEADER_SIZE) {
+		uint8_t type = p[off];
+		uint32_t mlen = ((uint32_t)p[off + 1] << 24) | ((uint32_t)p[off + 2] << 16) |
+				((uint32_t)p[off + 3] << 8) | (uint32_t)p[off + 4];
+		if (mlen < 4 || mlen > PROXY_SERVER_MAX_MESSAGE || (size_t)mlen + 1 > len - off)
+			break;
+		if (type == PROTO_BE_READY_FOR_QUERY || type == PROTO_BE_PARAMETER_STATUS ||
+		    type == PROTO_BE_ERROR_RESPONSE || (s->expect.count > 0 && ps_server_final(s, type)))
+			break;
+		off += (size_t)mlen + 1;
+	}
+	return off;
+}
+
 void server_pump(Server *s)
 {
 	struct evbuffer *in = s->sock.in;
@@ -452,13 +480,16 @@ void server_pump(Server *s)
 			return;
 		Client *c = s->client;
 		Sock *out = c ? &c->sock : NULL;
+		size_t n;
 		if (s->fwd_left > 0) {
-			size_t n = avail < s->fwd_left ? avail : s->fwd_left;
+			n = avail < s->fwd_left ? avail : s->fwd_left;
 			if (s->fwd_swallow || !out)
 				evbuffer_drain(in, n);
 			else
 				sock_write_buffer(out, in, n);
 			s->fwd_left -= (uint32_t)n;
+		} else if (out && s->swallow_rfq == 0 && (n = server_plain_run(s, in)) > 0) {
+			sock_write_buffer(out, in, n); /* whole messages nobody needs to look at */
 		} else {
 			uint8_t hdr[PROTO_HEADER_SIZE];
 			ProtoHeader h;
@@ -509,7 +540,7 @@ void server_pump(Server *s)
 					ps_server_after(s, h.type);
 				continue;
 			}
-			size_t n = avail < total ? avail : total;
+			n = avail < total ? avail : total;
 			if (swallow || !out)
 				evbuffer_drain(in, n);
 			else
