@@ -626,6 +626,9 @@ static void client_discard_done(Client *c)
 	c->discarding = false;
 	free(c->discard_error);
 	c->discard_error = NULL;
+	/* transaction mode: the request is over, so is its hold on the server */
+	if (c->server && c->pool->mode == CONF_POOL_TRANSACTION && server_at_boundary(c->server))
+		server_release(c->server);
 }
 
 /* Backpressure: the server's output is over the high watermark; read from

@@ -320,9 +320,10 @@ void server_release(Server *s)
 			pool_server_idle(p, s);
 		return;
 	}
-	if (s->tx_status != 'I' || s->reset_role) {
+	if (s->tx_status != 'I' || s->reset_role || s->swallow_rfq > 0) {
 		/* transaction mode: the client went away inside a transaction, or
-		 * may have changed its role; either must not reach the next client */
+		 * may have changed its role, or the answer to a query pgflip sent for
+		 * it is still to come; none of that may reach the next client */
 		server_set_state(s, SV_RESETTING);
 		if (s->tx_status != 'I')
 			server_send_query(s, "ROLLBACK");
