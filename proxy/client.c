@@ -511,45 +511,35 @@ enum {
 	SQL_ROLE = 1 << 3,      /* "role" or "authorization" */
 };
 
-/* The words of the table above, found anywhere in SQL (case-insensitive
- * substrings), in one pass: the first letter picks the word to compare. */
+/* The words of the table above and what each one means. */
+static const struct {
+	const char *word;
+	size_t len;
+	unsigned flag;
+} sql_words[] = {
+	{"search_path", 11, SQL_SEARCH_PATH}, {"reset", 5, SQL_RESET},	   {"discard", 7, SQL_DISCARD},
+	{"role", 4, SQL_ROLE},		      {"authorization", 13, SQL_ROLE},
+};
+
+/* The words of sql_words found anywhere in SQL (case-insensitive
+ * substrings), in one pass. The first three letters are compared inline, in
+ * ASCII lower case (| 0x20; no other byte can match), so the library call is
+ * made for likely hits only. Every word is longer than 3, so p[1] and p[2]
+ * are read only while the bytes before them are not NUL. */
 static unsigned sql_scan(const char *sql)
 {
 	unsigned found = 0;
-	/* The first three letters are compared inline, as one 24-bit word in
-	 * ASCII lower case (| 0x20; no other byte can match), so that the library
-	 * call is made for likely hits only. A NUL stops the word: p[1] and p[2]
-	 * are read only when the bytes before them are not NUL. */
 	for (const char *p = sql; *p; p++) {
-		uint32_t a = (uint8_t)(*p | 0x20);
+		char a = (char)(*p | 0x20);
 		if (a != 's' && a != 'r' && a != 'd' && a != 'a')
 			continue;
 		if (!p[1] || !p[2])
 			break;
-		uint32_t w = a << 16 | (uint32_t)(uint8_t)(p[1] | 0x20) << 8 | (uint8_t)(p[2] | 0x20);
-		switch (w) {
-		case 's' << 16 | 'e' << 8 | 'a':
-			if (!strncasecmp(p, "search_path", 11))
-				found |= SQL_SEARCH_PATH;
-			break;
-		case 'r' << 16 | 'e' << 8 | 's':
-			if (!strncasecmp(p, "reset", 5))
-				found |= SQL_RESET;
-			break;
-		case 'r' << 16 | 'o' << 8 | 'l':
-			if (!strncasecmp(p, "role", 4))
-				found |= SQL_ROLE;
-			break;
-		case 'd' << 16 | 'i' << 8 | 's':
-			if (!strncasecmp(p, "discard", 7))
-				found |= SQL_DISCARD;
-			break;
-		case 'a' << 16 | 'u' << 8 | 't':
-			if (!strncasecmp(p, "authorization", 13))
-				found |= SQL_ROLE;
-			break;
-		default:
-			break;
+		char b = (char)(p[1] | 0x20), c = (char)(p[2] | 0x20);
+		for (size_t i = 0; i < sizeof(sql_words) / sizeof(sql_words[0]); i++) {
+			const char *w = sql_words[i].word;
+			if (w[0] == a && w[1] == b && w[2] == c && !strncasecmp(p, w, sql_words[i].len))
+				found |= sql_words[i].flag;
 		}
 	}
 	return found;

@@ -29,26 +29,34 @@ app.v2-* = v2
 CONF
 }
 ms() { echo $(($(date +%s%N) / 1000000)); }
+# hold SECONDS: a client keeps a server in an open transaction that long (in
+# the background, pid in $holder); returns once it has its server
+hold() {
+	fpsql "$port" -U app -c "BEGIN" -c "SELECT pg_sleep($1)" -c "COMMIT" >/dev/null 2>&1 &
+	holder=$!
+	sleep 0.3
+}
+# timed USER SQL: runs SQL through pgflip as USER; $out gets its output,
+# $took the milliseconds it took
+timed() {
+	t0=$(ms)
+	out=$(fpsql "$port" -U "$1" -c "$2" 2>&1)
+	took=$(($(ms) - t0))
+}
 
 # --- query_wait_timeout, FIFO, reserve pool
 conf "default_pool_size = 1
 query_wait_timeout = 1"
 pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
-fpsql "$port" -U app -c "BEGIN" -c "SELECT pg_sleep(2.5)" -c "COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.3
-t0=$(ms)
-out=$(fpsql "$port" -U app -c "SELECT 1" 2>&1)
-t1=$(ms)
+hold 2.5
+timed app "SELECT 1"
 expect_match "query_wait_timeout: a waiting client gets an error" "$out" "*query_wait_timeout*"
-check "query_wait_timeout: after about 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -ge 800 -a $((t1 - t0)) -lt 2000
+check "query_wait_timeout: after about 1 s ($took ms)" test $took -ge 800 -a $took -lt 2000
 wait $holder
 pgflip_stop
 conf "default_pool_size = 1"
 pgflip_start "$T_DIR/pgflip.ini"
-fpsql "$port" -U app -c "BEGIN" -c "SELECT pg_sleep(1)" -c "COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.3
+hold 1
 pids=""
 for n in 1 2 3; do
 	(fpsql "$port" -U app -c "SELECT pg_sleep(0.3)" >/dev/null; echo "$n $(ms)" >>"$T_DIR/fifo.out") &
@@ -62,14 +70,10 @@ conf "default_pool_size = 1
 reserve_pool_size = 1
 reserve_pool_timeout = 0.5"
 pgflip_start "$T_DIR/pgflip.ini"
-fpsql "$port" -U app -c "BEGIN" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.3
-t0=$(ms)
-out=$(fpsql "$port" -U app -c "SELECT 'reserve'" 2>&1)
-t1=$(ms)
+hold 3
+timed app "SELECT 'reserve'"
 expect_eq "reserve_pool_size: a client that waited gets a reserve server" "$out" "reserve"
-check "reserve_pool_timeout: after about 0.5 s, before the holder ends ($((t1 - t0)) ms)" test $((t1 - t0)) -ge 400 -a $((t1 - t0)) -lt 2500
+check "reserve_pool_timeout: after about 0.5 s, before the holder ends ($took ms)" test $took -ge 400 -a $took -lt 2500
 wait $holder
 pgflip_stop
 
@@ -101,15 +105,11 @@ pgflip_stop
 conf "default_pool_size = 5
 max_db_connections = 1"
 pgflip_start "$T_DIR/pgflip.ini"
-fpsql "$port" -U app -c "BEGIN" -c "SELECT pg_sleep(1.2)" -c "COMMIT" >/dev/null 2>&1 &
-holder=$!
-sleep 0.3
-t0=$(ms)
-out=$(fpsql "$port" -U postgres -c "SELECT current_user")
-t1=$(ms)
+hold 1.2
+timed postgres "SELECT current_user"
 wait $holder
 expect_eq "max_db_connections: the other user's client gets through" "$out" "postgres"
-check "max_db_connections: ... only once the database has a free slot ($((t1 - t0)) ms)" test $((t1 - t0)) -ge 600
+check "max_db_connections: ... only once the database has a free slot ($took ms)" test $took -ge 600
 pgflip_stop
 
 # --- a server killed under pgflip, then an upstream restart
