@@ -10,7 +10,11 @@
 # (tests/lib/pg.sh, in a mktemp folder), `pgbench -i` into a database `bench`
 # owned by app, version schemas v1 and v2 holding views over pgbench's four
 # tables, then pgflip ([routes] default = v1, app.v2-* = v2) and PgBouncer with
-# the same pool_mode and pool size. Each run starts two pgbench processes at
+# the same pool_mode, pool size and upstream connection (BENCH_UPSTREAM). Each
+# proxy runs in a session of its own (setsid), as under a service manager, so
+# that the kernel's autogroup scheduling does not make it share one CPU share
+# with the pgbench processes (PostgreSQL's backends each have their own
+# session already). Each run starts two pgbench processes at
 # once with half the clients each, PGAPPNAME=v1-bench and PGAPPNAME=v2-bench,
 # and adds their TPS; the three targets get the same split. The targets take
 # turns (alternating rounds, the order rotated every round). A failed or hung
@@ -32,6 +36,9 @@
 #   BENCH_TIMEOUT      seconds before a run counts as hung               [BENCH_SECONDS + 30]
 #   BENCH_RESULTS      folder for raw results (kept)   [a new /tmp/pgflip-bench-results.XXXXXX]
 #   BENCH_LOG_LEVEL    pgflip's log_level                               [info]
+#   BENCH_UPSTREAM     how both proxies reach PostgreSQL: unix (its
+#                      socket, the usual setup of a pooler on the database
+#                      host) or tcp (127.0.0.1)                         [unix]
 #   BENCH_PG_AUTH      how app logs in to PostgreSQL over TCP: trust, or
 #                      scram-sha-256 (then -C direct pays SCRAM per
 #                      connection, and the proxies only per server login) [trust]
@@ -60,6 +67,7 @@ BENCH_IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-$((BENCH_SECONDS + 30))}
 BENCH_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 BENCH_PG_AUTH=${BENCH_PG_AUTH:-trust}
+BENCH_UPSTREAM=${BENCH_UPSTREAM:-unix}
 PGFLIP=${PGFLIP:-build/pgflip}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 PGBENCH=${PGBENCH:-$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)}
@@ -68,6 +76,7 @@ die() { echo "bench/proxy.sh: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
 
 case $BENCH_PG_AUTH in trust | scram-sha-256) ;; *) die "BENCH_PG_AUTH must be trust or scram-sha-256" ;; esac
+case $BENCH_UPSTREAM in unix | tcp) ;; *) die "BENCH_UPSTREAM must be unix or tcp" ;; esac
 case $BENCH_POOL_MODE in transaction | session) ;; *) die "BENCH_POOL_MODE must be transaction or session" ;; esac
 for m in $BENCH_MODES; do
 	case $m in select-simple | select-extended | select-prepared | tpcb | select-connect) ;;
@@ -187,6 +196,9 @@ PGPASSWORD=app_pw "$PGBENCH" -i -q -s "$BENCH_SCALE" -h 127.0.0.1 -p "$pg_port" 
 	die "creating the version schemas failed"
 pg_psql -d bench -c "ANALYZE" || die "ANALYZE failed"
 
+# how both proxies reach PostgreSQL (direct clients always use TCP)
+if [ "$BENCH_UPSTREAM" = unix ]; then upstream_host=$PG_SOCK; else upstream_host=127.0.0.1; fi
+
 # ----------------------------------------------------------------- pgflip ----
 
 # Run a private copy: a rebuild of build/pgflip during the run (the checkout
@@ -214,7 +226,7 @@ log_level = $BENCH_LOG_LEVEL
 logfile = $RES/pgflip.log
 
 [databases]
-bench = host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw
+bench = host=$upstream_host port=$pg_port dbname=bench user=app password=app_pw
 
 [routes]
 default = v1
@@ -225,7 +237,9 @@ chmod 600 "$RES/pgflip.ini"
 flip_ctl() { "$PGFLIP" ctl -s "$work/flip/admin.sock" "$@"; }
 FLIP_STARTS=0
 flip_start() {
-	"$PGFLIP" serve -c "$RES/pgflip.ini" >>"$RES/pgflip.stderr" 2>&1 &
+	# setsid execs (this background job is no process group leader), so $!
+	# is pgflip itself
+	setsid "$PGFLIP" serve -c "$RES/pgflip.ini" >>"$RES/pgflip.stderr" 2>&1 &
 	FLIP_PID=$!
 	FLIP_STARTS=$((FLIP_STARTS + 1))
 	_i=0
@@ -255,7 +269,7 @@ case " $BENCH_TARGETS " in *" pgbouncer "*)
 	echo '"app" "app_pw"' >"$pbdir/userlist.txt"
 	cat >"$pbdir/pgbouncer.ini" <<CONF
 [databases]
-bench = host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw
+bench = host=$upstream_host port=$pg_port dbname=bench user=app password=app_pw
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -275,10 +289,10 @@ CONF
 	if [ "$(id -u)" = 0 ]; then
 		chown -R postgres "$pbdir"
 		chmod 700 "$pbdir"
-		setpriv --reuid=postgres --regid=postgres --init-groups -- \
+		setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
 			"$PGBOUNCER" "$pbdir/pgbouncer.ini" >"$RES/pgbouncer.stderr" 2>&1 &
 	else
-		"$PGBOUNCER" "$pbdir/pgbouncer.ini" >"$RES/pgbouncer.stderr" 2>&1 &
+		setsid "$PGBOUNCER" "$pbdir/pgbouncer.ini" >"$RES/pgbouncer.stderr" 2>&1 &
 	fi
 	PB_PID=$!
 	note "starting PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}') on 127.0.0.1:$pb_port"
@@ -308,6 +322,14 @@ target_port() {
 	case $1 in direct) echo "$pg_port" ;; pgflip) echo "$flip_port" ;; pgbouncer) echo "$pb_port" ;; esac
 }
 
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
+}
+target_pid() {
+	case $1 in pgflip) echo "$FLIP_PID" ;; pgbouncer) echo "$PB_PID" ;; esac
+}
+
 # run_one ROUND MODE TARGET SECONDS: both halves at once; appends to runs.tsv
 # ROUND MODE TARGET HALF RC TPS FAILED ABORTED FILE, and sets RUN_OUT to the summed
 # TPS or FAIL. (Not called in $(...): the pids must stay in this shell for the
@@ -322,6 +344,9 @@ run_one() {
 		wait "$FLIP_PID" 2>/dev/null
 		flip_start || note "pgflip did not restart"
 	fi
+	_ppid=$(target_pid "$_target")
+	_t0=""
+	[ -n "$_ppid" ] && _t0=$(cpu_ticks "$_ppid")
 	_pids=""
 	for _h in 1 2; do
 		eval "_c=\$half$_h _j=\$jobs$_h"
@@ -349,6 +374,14 @@ run_one() {
 		_sum=$(awk -v a="$_sum" -v b="${_tps:-0}" 'BEGIN { printf "%.1f", a + b }')
 	done
 	BG_PIDS=""
+	# the proxy's CPU time per transaction (both halves), for cpu.tsv
+	if [ -n "$_t0" ] && [ -z "$_bad" ]; then
+		_t1=$(cpu_ticks "$_ppid")
+		_x=$(cat "$RES/raw/r$_round-$_mode-$_target-v1.txt" "$RES/raw/r$_round-$_mode-$_target-v2.txt" |
+			sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+		[ -n "$_t1" ] && [ "$_x" -gt 0 ] &&
+			printf '%s\t%s\t%s\t%s\t%s\n' "$_round" "$_mode" "$_target" "$((_t1 - _t0))" "$_x" >>"$RES/cpu.tsv"
+	fi
 	if [ -n "$_bad" ] && [ "$_target" = pgflip ]; then
 		{ echo "== round $_round $_mode: pgflip status after the failure"; flip_ctl status 2>&1; flip_ctl pools 2>&1; } \
 			>>"$RES/pgflip-failures.txt" 2>&1
@@ -357,6 +390,7 @@ run_one() {
 }
 
 printf 'round\tmode\ttarget\thalf\trc\ttps\tfailed\taborted\tfile\n' >"$RES/runs.tsv"
+printf 'round\tmode\ttarget\tcpu_ticks\ttransactions\n' >"$RES/cpu.tsv"
 : >"$RES/events.txt"
 
 if [ "$BENCH_WARMUP" -gt 0 ]; then
@@ -365,7 +399,9 @@ if [ "$BENCH_WARMUP" -gt 0 ]; then
 		run_one 0 select-simple "$t" "$BENCH_WARMUP"
 	done
 	# warm-up runs are not counted
-	awk -F '\t' '$1 != "0"' "$RES/runs.tsv" >"$RES/runs.tmp" && mv "$RES/runs.tmp" "$RES/runs.tsv"
+	for _f in runs cpu; do
+		awk -F '\t' '$1 != "0"' "$RES/$_f.tsv" >"$RES/$_f.tmp" && mv "$RES/$_f.tmp" "$RES/$_f.tsv"
+	done
 fi
 
 ntargets=$(echo $BENCH_TARGETS | wc -w)
@@ -504,7 +540,8 @@ summary() {
 	echo
 	echo "pgflip proxy benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "scale $BENCH_SCALE, $BENCH_CLIENTS clients (2 x $half2..$half1, v1-bench + v2-bench), -j $BENCH_JOBS," \
-		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE, PostgreSQL auth $BENCH_PG_AUTH"
+		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE, PostgreSQL auth $BENCH_PG_AUTH," \
+		"proxies reach PostgreSQL over $BENCH_UPSTREAM"
 	echo "pgflip: $flip_id, checkout ${git_id:-?}"
 	echo "$("$PGBENCH" --version 2>/dev/null); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}')"
 	echo
@@ -578,6 +615,25 @@ summary() {
 			}
 		}
 	}' "$RES/runs.tsv"
+	echo
+	echo "proxy CPU time per transaction (user + system, median over rounds; lower is better):"
+	awk -F '\t' -v modes="$BENCH_MODES" -v hz="$(getconf CLK_TCK)" '
+	function median(list,   a, n, i, j, t) {
+		n = split(list, a, " ")
+		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	NR > 1 && $5 > 0 { us[$2, $3] = us[$2, $3] " " ($4 / hz * 1e6 / $5) }
+	END {
+		printf "  %-16s %10s %10s %16s\n", "mode", "pgflip", "pgbouncer", "pgflip/pgbouncer"
+		nm = split(modes, M, " ")
+		for (i = 1; i <= nm; i++) {
+			f = (M[i], "pgflip") in us ? median(us[M[i], "pgflip"]) : ""
+			b = (M[i], "pgbouncer") in us ? median(us[M[i], "pgbouncer"]) : ""
+			printf "  %-16s %10s %10s %16s\n", M[i], f == "" ? "-" : sprintf("%.1f us", f),
+				b == "" ? "-" : sprintf("%.1f us", b), (f != "" && b != "" && b > 0) ? sprintf("%.2f", f / b) : "-"
+		}
+	}' "$RES/cpu.tsv"
 	mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 	if [ -n "$flip_idle" ]; then
 		set -- $flip_idle

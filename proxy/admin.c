@@ -125,13 +125,13 @@ static json_t *cmd_pools(void)
 			json_object_set_new(by_route, p->route_counts[i].route,
 					    json_integer((json_int_t)p->route_counts[i].n));
 		json_array_append_new(
-			rows, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:s?}", "database", p->database,
+			rows, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:s?}", "database", p->database,
 					"user", p->user, "pool_mode",
 					p->mode == CONF_POOL_TRANSACTION ? "transaction" : "session", "pool_size", p->size,
 					"servers_active", active, "servers_idle", idle, "servers_connecting",
 					p->n_connecting, "servers_other", other - p->n_connecting, "clients_waiting",
 					p->n_waiting, "transactions", (json_int_t)p->n_transactions, "transactions_by_route",
-					by_route, "last_error",
+					by_route, "route_sets", (json_int_t)p->n_route_sets, "last_error",
 					p->last_error));
 	}
 	json_t *r = reply_ok(NULL);

@@ -458,6 +458,7 @@ static bool client_prepare_server(Client *c, Server *s)
 	if (need_route) {
 		put_set_config(&b, "search_path", route, true);
 		first = false;
+		c->pool->n_route_sets++;
 		free(s->search_path);
 		s->search_path = proxy_strdup(route);
 	}

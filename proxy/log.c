@@ -1,8 +1,14 @@
 /*
  * proxy/log.c: line-oriented log with a level and a connection prefix.
- * Each line is one fprintf call on a line-buffered stream, so it reaches
- * the file in one write. Only the event loop thread logs.
+ * Each line is built in one buffer and reaches the file in one write(2),
+ * so lines never interleave and a crash loses none that were logged. Only
+ * the event loop thread logs.
+ *
+ * A busy pooler logs two lines per client connection (login, closing), so
+ * the fixed parts are copied, not formatted: the timestamp is made once per
+ * second, the pid once, and only the message goes through vsnprintf.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +20,7 @@
 
 ConfLogLevel log_current_level = CONF_LOG_INFO;
 static FILE *log_file;
+static int log_fd = STDERR_FILENO;
 
 /* One log line is cut at this many bytes: enough for any message we make,
  * and a bound on what a hostile application_name can add. */
@@ -21,16 +28,17 @@ static FILE *log_file;
 
 bool log_open(const char *path)
 {
-	if (log_file && log_file != stderr)
+	if (log_file)
 		fclose(log_file);
-	log_file = stderr;
+	log_file = NULL;
+	log_fd = STDERR_FILENO;
 	if (!path || !*path)
 		return true;
 	FILE *f = fopen(path, "a");
 	if (!f)
 		return false;
-	setvbuf(f, NULL, _IOLBF, 0);
 	log_file = f;
+	log_fd = fileno(f);
 	return true;
 }
 
@@ -47,56 +55,128 @@ static const char *level_str(ConfLogLevel level)
 	}
 }
 
-static void log_vwrite(ConfLogLevel level, const char *prefix, const char *fmt, va_list ap)
+/* A line being built; the last byte is kept for the newline. */
+typedef struct LogLine {
+	char buf[LOG_LINE_MAX];
+	size_t n;
+} LogLine;
+
+static void line_put(LogLine *l, const char *s)
 {
-	/* the date and time to the second, formatted once per second: busy
-	 * servers log several lines per connection */
+	size_t room = sizeof(l->buf) - 1 - l->n;
+	size_t len = strlen(s);
+	if (len > room)
+		len = room;
+	memcpy(l->buf + l->n, s, len);
+	l->n += len;
+}
+
+static void line_put_u64(LogLine *l, unsigned long long v)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+	digits[--i] = '\0';
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	line_put(l, digits + i);
+}
+
+/* "2026-11-21 05:50:14.123 UTC [PID] LEVEL " */
+static void line_begin(LogLine *l, ConfLogLevel level)
+{
 	static time_t stamp_sec = -1;
 	static char stamp[32];
-	char line[LOG_LINE_MAX];
+	static char pid[16];
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	if (tv.tv_sec != stamp_sec) {
 		struct tm tm;
 		gmtime_r(&tv.tv_sec, &tm);
-		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S.", &tm);
 		stamp_sec = tv.tv_sec;
+		/* once a second is often enough to notice a fork */
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	}
-	int n = (int)strlen(stamp);
-	memcpy(line, stamp, (size_t)n + 1);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d UTC [%d] %s %s%s", (int)(tv.tv_usec / 1000),
-		      (int)getpid(), level_str(level), prefix ? prefix : "", prefix ? ": " : "");
-	if (n < (int)sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	fprintf(log_file ? log_file : stderr, "%s\n", line);
+	l->n = 0;
+	line_put(l, stamp);
+	int ms = (int)(tv.tv_usec / 1000);
+	char msd[5] = {(char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), ' ', '\0'};
+	line_put(l, msd);
+	line_put(l, "UTC [");
+	line_put(l, pid);
+	line_put(l, "] ");
+	line_put(l, level_str(level));
+	line_put(l, " ");
+}
+
+/* Formats the message, ends the line and writes it. */
+static void line_end(LogLine *l, const char *fmt, va_list ap)
+{
+	size_t room = sizeof(l->buf) - l->n;
+	int m = vsnprintf(l->buf + l->n, room, fmt, ap);
+	if (m > 0)
+		l->n += (size_t)m < room ? (size_t)m : room - 1;
+	l->buf[l->n++] = '\n';
+	for (size_t off = 0; off < l->n;) {
+		ssize_t w = write(log_fd, l->buf + off, l->n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* nowhere to report a failing log */
+		off += (size_t)w;
+	}
 }
 
 void log_write(ConfLogLevel level, const char *prefix, const char *fmt, ...)
 {
+	LogLine l;
+	line_begin(&l, level);
+	if (prefix) {
+		line_put(&l, prefix);
+		line_put(&l, ": ");
+	}
 	va_list ap;
 	va_start(ap, fmt);
-	log_vwrite(level, prefix, fmt, ap);
+	line_end(&l, fmt, ap);
 	va_end(ap);
 }
 
 void log_client_write(ConfLogLevel level, const Client *c, const char *fmt, ...)
 {
-	char prefix[256];
-	snprintf(prefix, sizeof(prefix), "C-%llu %s %s/%s", (unsigned long long)c->id, c->addr_str,
-		 c->database ? c->database : "?", c->user ? c->user : "?");
+	LogLine l;
+	line_begin(&l, level);
+	line_put(&l, "C-");
+	line_put_u64(&l, c->id);
+	line_put(&l, " ");
+	line_put(&l, c->addr_str);
+	line_put(&l, " ");
+	line_put(&l, c->database ? c->database : "?");
+	line_put(&l, "/");
+	line_put(&l, c->user ? c->user : "?");
+	line_put(&l, ": ");
 	va_list ap;
 	va_start(ap, fmt);
-	log_vwrite(level, prefix, fmt, ap);
+	line_end(&l, fmt, ap);
 	va_end(ap);
 }
 
 void log_server_write(ConfLogLevel level, const Server *s, const char *fmt, ...)
 {
-	char prefix[256];
-	snprintf(prefix, sizeof(prefix), "S-%llu %s/%s pid=%d", (unsigned long long)s->id, s->pool->database,
-		 s->pool->user, s->backend_pid);
+	LogLine l;
+	line_begin(&l, level);
+	line_put(&l, "S-");
+	line_put_u64(&l, s->id);
+	line_put(&l, " ");
+	line_put(&l, s->pool->database);
+	line_put(&l, "/");
+	line_put(&l, s->pool->user);
+	line_put(&l, " pid=");
+	line_put_u64(&l, (unsigned long long)(s->backend_pid > 0 ? s->backend_pid : 0));
+	line_put(&l, ": ");
 	va_list ap;
 	va_start(ap, fmt);
-	log_vwrite(level, prefix, fmt, ap);
+	line_end(&l, fmt, ap);
 	va_end(ap);
 }

@@ -267,6 +267,7 @@ struct Pool {
 	uint64_t verified_gen;          /* router generation the list is valid for */
 	char *last_error;               /* last login error, for clients and `pools` */
 	uint64_t n_transactions;
+	uint64_t n_route_sets;      /* injected SETs of search_path (route changes on a server) */
 	uint64_t last_connect_fail_ms;
 	struct RouteCount *route_counts; /* transactions per route */
 	size_t n_route_counts;

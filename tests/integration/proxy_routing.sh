@@ -91,11 +91,21 @@ expect_eq "own SET search_path is replaced at the next transaction" "$got" "v1"
 ctl route default v1 >/dev/null
 fpsql "$port" -c "SELECT 1" >/dev/null
 : >"$T_DIR/pgflip.log"
+route_sets() { ctl --json pools | grep -o '"route_sets":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'; }
+sets0=$(route_sets)
 fpsql "$port" -c "SELECT 1" -c "SELECT 2" -c "SELECT 3" -c "SELECT 4" >/dev/null
+sets1=$(route_sets)
 n=$(grep -c "ReadyForQuery (5 bytes) swallowed" "$T_DIR/pgflip.log")
 # one reset (DISCARD ALL) when the session ends, then one injection for the
 # next session's first transaction: never one per transaction
 check "route already set: nothing injected per transaction ($n swallowed replies for 4 transactions)" test "$n" -le 2
+check "pools: route_sets counts that one route change, not one per transaction ($sets0 -> $sets1)" \
+	test "$((sets1 - sets0))" -le 1
+ctl route default v2 >/dev/null
+fpsql "$port" -c "SELECT 1" >/dev/null
+sets2=$(route_sets)
+ctl route default v1 >/dev/null
+check "pools: route_sets counts a route change ($sets1 -> $sets2)" test "$sets2" -gt "$sets1"
 
 # pins by user: postgres is pinned to v1 even when the default moves
 ctl route default v2 >/dev/null
