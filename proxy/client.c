@@ -438,6 +438,7 @@ static bool client_prepare_server(Client *c, Server *s)
 	if (need_route && !pool_route_verified(c->pool, route)) {
 		size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
 		put_set_config(&b, "search_path", route, true);
+		c->pool->n_route_sets++;
 		static const char where[] = " FROM pg_catalog.pg_namespace WHERE nspname = ";
 		proto_put_bytes(&b, where, sizeof(where) - 1);
 		proto_quote_literal(&b, route);
