@@ -26,9 +26,18 @@ void protobuf_reset(ProtoBuf *b)
 	b->oom = false;
 }
 
+void protobuf_init_on(ProtoBuf *b, void *storage, size_t cap)
+{
+	protobuf_init(b);
+	b->data = storage;
+	b->cap = cap;
+	b->borrowed = true;
+}
+
 void protobuf_free(ProtoBuf *b)
 {
-	free(b->data);
+	if (!b->borrowed)
+		free(b->data);
 	protobuf_init(b);
 }
 
@@ -46,11 +55,14 @@ static bool protobuf_reserve(ProtoBuf *b, size_t n)
 		}
 		cap *= 2;
 	}
-	uint8_t *data = realloc(b->data, cap);
+	uint8_t *data = b->borrowed ? malloc(cap) : realloc(b->data, cap);
 	if (!data) {
 		b->oom = true;
 		return false;
 	}
+	if (b->borrowed && b->len)
+		memcpy(data, b->data, b->len);
+	b->borrowed = false;
 	b->data = data;
 	b->cap = cap;
 	return true;

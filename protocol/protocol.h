@@ -224,9 +224,15 @@ typedef struct ProtoBuf {
 	size_t len;
 	size_t cap;
 	bool oom;
+	bool borrowed;  /* data is the caller's storage (protobuf_init_on) */
 } ProtoBuf;
 
 void protobuf_init(ProtoBuf *b);
+/* protobuf_init_on: starts B on the caller's STORAGE of CAP bytes (a stack
+ * array, say), so that messages up to CAP bytes need no heap memory; past
+ * that B moves to the heap by itself. STORAGE must outlive B's use;
+ * protobuf_free is still required. */
+void protobuf_init_on(ProtoBuf *b, void *storage, size_t cap);
 void protobuf_reset(ProtoBuf *b);   /* len = 0, keeps the memory */
 void protobuf_free(ProtoBuf *b);    /* frees the memory; b can be reused after init */
 static inline bool protobuf_ok(const ProtoBuf *b) { return !b->oom; }

@@ -184,8 +184,9 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 
 static void client_login_reply(Client *c, const ParamList *server_params)
 {
+	uint8_t space[1024];
 	ProtoBuf b;
-	protobuf_init(&b);
+	protobuf_init_on(&b, space, sizeof(space));
 	for (size_t i = 0; i < sizeof(tracked_params) / sizeof(tracked_params[0]); i++) {
 		const char *v = params_get(server_params, tracked_params[i]);
 		if (v && !params_get(&c->params, tracked_params[i]))
@@ -433,8 +434,9 @@ static bool client_prepare_server(Client *c, Server *s)
 {
 	const char *route = client_route(c);
 	bool need_route = !s->search_path || strcmp(s->search_path, route) != 0;
+	uint8_t space[512];
 	ProtoBuf b;
-	protobuf_init(&b);
+	protobuf_init_on(&b, space, sizeof(space));
 	if (need_route && !pool_route_verified(c->pool, route)) {
 		size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
 		put_set_config(&b, "search_path", route, true);

@@ -135,11 +135,21 @@ void ps_server_clear(Server *s)
 		server_stmt_remove(s, s->n_ps - 1);
 }
 
+/* "pgflip_<id>" with its terminator (every Bind of a prepared statement
+ * carries one, so no printf) */
 static void put_stmt_name(ProtoBuf *b, uint64_t id)
 {
 	char name[32];
-	snprintf(name, sizeof(name), "pgflip_%llu", (unsigned long long)id);
-	proto_put_cstring(b, name);
+	size_t i = sizeof(name);
+	name[--i] = '\0';
+	do {
+		name[--i] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	static const char prefix[] = "pgflip_";
+	i -= sizeof(prefix) - 1;
+	memcpy(name + i, prefix, sizeof(prefix) - 1);
+	proto_put_bytes(b, name + i, sizeof(name) - i);
 }
 
 static void send_buf(Server *s, ProtoBuf *b)
@@ -277,9 +287,10 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	uint8_t what = 0;
 	ProtoBuf b;
 	bool forward = true;
+	uint8_t space[512];
 	if (msg)
 		proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
-	protobuf_init(&b);
+	protobuf_init_on(&b, space, sizeof(space));
 	switch (h->type) {
 	case PROTO_FE_PARSE:
 		if (!proto_get_cstring(&r, &name) || !*name) {

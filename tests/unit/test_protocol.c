@@ -1529,6 +1529,31 @@ static void test_quote_literal_appends(void **state)
 
 static uint8_t pattern_byte(size_t i) { return (uint8_t)(i * 7 + i / 251); }
 
+/* On the caller's storage: no heap while it fits, then moved to the heap
+ * with its content; the storage itself is never written past its size. */
+static void test_protobuf_on_storage_moves_to_heap(void **state)
+{
+	uint8_t storage[40];
+	memset(storage, 0xEE, sizeof(storage));
+	ProtoBuf b;
+	protobuf_init_on(&b, storage, 32);
+	proto_put_parameter_status(&b, "TimeZone", "UTC"); /* 1 + 4 + 9 + 4 = 18 bytes */
+	assert_true(protobuf_ok(&b));
+	assert_ptr_equal(b.data, storage);
+	assert_int_equal(b.len, 18);
+	proto_put_parameter_status(&b, "DateStyle", "ISO, MDY"); /* 1 + 4 + 10 + 9 = 24 more */
+	assert_true(protobuf_ok(&b));
+	assert_ptr_not_equal(b.data, storage);
+	assert_int_equal(b.len, 42);
+	assert_memory_equal(b.data, storage, 18);
+	assert_memory_equal(b.data + 19, "\0\0\0\x17" "DateStyle", 13);
+	for (size_t i = 32; i < sizeof(storage); i++)
+		assert_int_equal(storage[i], 0xEE);
+	protobuf_free(&b); /* frees the heap copy only (ASan checks the rest) */
+	protobuf_init_on(&b, storage, 32);
+	protobuf_free(&b);
+}
+
 static void test_protobuf_growth_keeps_content(void **state)
 {
 	enum { TOTAL = 100000 };
@@ -1745,6 +1770,7 @@ int main(void)
 		cmocka_unit_test(test_quote_literal_appends),
 		/* ProtoBuf */
 		cmocka_unit_test(test_protobuf_growth_keeps_content),
+		cmocka_unit_test(test_protobuf_on_storage_moves_to_heap),
 		cmocka_unit_test(test_protobuf_one_large_append),
 		cmocka_unit_test(test_protobuf_reset_keeps_memory),
 		cmocka_unit_test(test_protobuf_free_then_reuse),
