@@ -559,6 +559,19 @@ summary() {
 		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
+	# pgflip / OTHER within each round where both worked: runs minutes
+	# apart see the same machine, so this spread shows the noise
+	function per_round(m, other,   r, k1, k2, x, list, lo, hi, n) {
+		list = ""; n = 0
+		for (r = 1; r <= rounds; r++) {
+			k1 = r SUBSEP m SUBSEP "pgflip"; k2 = r SUBSEP m SUBSEP other
+			if (!(k1 in seen) || !(k2 in seen) || (k1 in bad) || (k2 in bad) || tps[k2] <= 0) continue
+			x = tps[k1] / tps[k2]; list = list " " x; n++
+			if (n == 1 || x < lo) lo = x
+			if (n == 1 || x > hi) hi = x
+		}
+		return n ? sprintf("%.2f, %.2f..%.2f", median(list), lo, hi) : "-"
+	}
 	NR > 1 {
 		k = $1 SUBSEP $2 SUBSEP $3
 		tps[k] += ($6 == "-" ? 0 : $6); failed[$2, $3] += $7; aborted[$2, $3] += $8
@@ -601,16 +614,16 @@ summary() {
 				printf "  %-16s %-10s %d/%d\n", label(M[i]), T[j], nfail[M[i], T[j]], rounds
 		}
 		print ""
-		print "targets:"
+		print "targets (ratio of the medians; in brackets, the ratio within each round: median, lowest..highest):"
 		for (i = 1; i <= nm; i++) {
 			m = M[i]
 			if (cell[m, "pgbouncer"] ~ /^[0-9]+$/) {
-				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %s\n", label(m), ratio_b[m], (ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED")
+				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %-6s  [%s]\n", label(m), ratio_b[m], (ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED"), per_round(m, "pgbouncer")
 				else printf "  %-16s pgflip/pgbouncer     -  (target >= 1.15)  MISSED (pgflip failed)\n", label(m)
 			} else if (cell[m, "pgbouncer"] != "-")
 				printf "  %-16s pgflip/pgbouncer     -  (PgBouncer failed this mode: no target)\n", label(m)
 			if (m ~ /^select/ && cell[m, "direct"] != "-" && cell[m, "pgflip"] != "-") {
-				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %s\n", label(m), ratio_d[m], (ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED")
+				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %-6s  [%s]\n", label(m), ratio_d[m], (ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED"), per_round(m, "direct")
 				else printf "  %-16s pgflip/direct        -  (target >= 0.85)  MISSED (pgflip or direct failed)\n", label(m)
 			}
 		}
