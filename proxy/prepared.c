@@ -451,6 +451,27 @@ static void skip_to_sync(Server *s)
 	}
 }
 
+bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
+{
+	PsExpect *e = queue_head(s);
+	*end_run = false;
+	if (!e || !is_final(e->kind, type))
+		return true;
+	if (e->kind == PS_SWALLOW_PARSE || e->kind == PS_SWALLOW_CLOSE)
+		return false;
+	if (e->kind == PS_EXPECT_PARSE) {
+		PsServerStmt *st = server_find_id(s, e->stmt_id);
+		if (st)
+			st->confirmed = true;
+	}
+	queue_pop(s);
+	e = queue_head(s);
+	*end_run = e && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE);
+	return true;
+}
+
+void ps_server_emit_due(Server *s) { queue_emit_due(s); }
+
 void ps_server_after(Server *s, uint8_t type)
 {
 	PsExpect *e = queue_head(s);

@@ -445,6 +445,16 @@ bool ps_server_swallow(const Server *s, uint8_t type);
 /* ps_server_after: the message of TYPE went to the client (or was dropped):
  * advance the queue, make up answers that are now due. */
 void ps_server_after(Server *s, uint8_t type);
+/* ps_server_pass: a server message of TYPE (not ErrorResponse, not
+ * ReadyForQuery) is about to join a run of messages moved to the client
+ * unread. If it is the answer the queue's head waits for, the entry is
+ * done (a Parse confirmed). Returns false, changing nothing, when the
+ * message must not join the run (it is to be swallowed). Sets *END_RUN
+ * when made-up answers are due right after it: the run must end there,
+ * and the caller calls ps_server_emit_due once the run is moved. */
+bool ps_server_pass(Server *s, uint8_t type, bool *end_run);
+/* ps_server_emit_due: sends the made-up answers now due to the client. */
+void ps_server_emit_due(Server *s);
 /* ps_deallocate: a Query that is "DEALLOCATE [PREPARE] name|ALL" for a
  * statement of C: forgotten, and answered by pgflip. */
 bool ps_deallocate(Client *c, const char *sql, char *tag, size_t taglen);

@@ -448,8 +448,10 @@ static void server_ready(Server *s, char status)
  * descriptions, command tags...), so that they move in one call instead of
  * one call each. Stops before anything server_pump must look at, an
  * incomplete message, or a bad length (which server_pump then reports).
+ * The expect-queue entries that the run's answers end are taken off as the
+ * run grows, so the caller must move the whole run.
  */
-static size_t server_plain_run(const Server *s, struct evbuffer *in)
+static size_t server_plain_run(Server *s, struct evbuffer *in)
 {
 	struct evbuffer_iovec v;
 	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -463,9 +465,17 @@ static size_t server_plain_run(const Server *s, struct evbuffer *in)
 		if (mlen < 4 || mlen > PROXY_SERVER_MAX_MESSAGE || (size_t)mlen + 1 > len - off)
 			break;
 		if (type == PROTO_BE_READY_FOR_QUERY || type == PROTO_BE_PARAMETER_STATUS ||
-		    type == PROTO_BE_ERROR_RESPONSE || (s->expect.count > 0 && ps_server_final(s, type)))
+		    type == PROTO_BE_ERROR_RESPONSE)
+			break;
+		/* extended protocol: the answers the expect queue waits for
+		 * (ParseComplete, BindComplete...) go along in the run, unless one
+		 * is to be swallowed or made-up answers are due after it */
+		bool end_run = false;
+		if (s->expect.count > 0 && !ps_server_pass(s, type, &end_run))
 			break;
 		off += (size_t)mlen + 1;
+		if (end_run)
+			break;
 	}
 	return off;
 }
@@ -491,6 +501,7 @@ void server_pump(Server *s)
 			s->fwd_left -= (uint32_t)n;
 		} else if (out && s->swallow_rfq == 0 && (n = server_plain_run(s, in)) > 0) {
 			sock_write_buffer(out, in, n); /* whole messages nobody needs to look at */
+			ps_server_emit_due(s);
 		} else {
 			uint8_t hdr[PROTO_HEADER_SIZE];
 			ProtoHeader h;
