@@ -536,6 +536,14 @@ alive "$FLIP_PID" && flip_hwm_end=$(status_kb "$FLIP_PID" VmHWM)
 
 # ---------------------------------------------------------------- summary ----
 
+# awk's median of a space-separated list of numbers, for both summary tables
+AWK_MEDIAN='
+function median(list,   a, n, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}'
+
 summary() {
 	echo
 	echo "pgflip proxy benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -545,7 +553,7 @@ summary() {
 	echo "pgflip: $flip_id, checkout ${git_id:-?}"
 	echo "$("$PGBENCH" --version 2>/dev/null); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}')"
 	echo
-	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" '
+	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" "$AWK_MEDIAN"'
 	function label(m) {
 		if (m == "select-simple") return "-S -M simple"
 		if (m == "select-extended") return "-S -M extended"
@@ -553,11 +561,6 @@ summary() {
 		if (m == "tpcb") return "tpcb -M simple"
 		if (m == "select-connect") return "-S -C"
 		return m
-	}
-	function median(list,   a, n, i, j, t) {
-		n = split(list, a, " ")
-		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
 	# pgflip / OTHER within each round where both worked: runs minutes
 	# apart see the same machine, so this spread shows the noise
@@ -630,12 +633,7 @@ summary() {
 	}' "$RES/runs.tsv"
 	echo
 	echo "proxy CPU time per transaction (user + system, median over rounds; lower is better):"
-	awk -F '\t' -v modes="$BENCH_MODES" -v hz="$(getconf CLK_TCK)" '
-	function median(list,   a, n, i, j, t) {
-		n = split(list, a, " ")
-		for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk -F '\t' -v modes="$BENCH_MODES" -v hz="$(getconf CLK_TCK)" "$AWK_MEDIAN"'
 	NR > 1 && $5 > 0 { us[$2, $3] = us[$2, $3] " " ($4 / hz * 1e6 / $5) }
 	END {
 		printf "  %-16s %10s %10s %16s\n", "mode", "pgflip", "pgbouncer", "pgflip/pgbouncer"

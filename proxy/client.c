@@ -424,6 +424,13 @@ static void put_set_config(ProtoBuf *b, const char *name, const char *value, boo
 	proto_put_bytes(b, ", false)", 8);
 }
 
+/* The route as search_path, counted for `pools` (route_sets). */
+static void put_route(ProtoBuf *b, Client *c, const char *route, bool first)
+{
+	put_set_config(b, "search_path", route, first);
+	c->pool->n_route_sets++;
+}
+
 /*
  * Makes S carry C's route and settings before C's next request. Returns true
  * when the request can go out now (the injected Query, if any, is already in
@@ -439,8 +446,7 @@ static bool client_prepare_server(Client *c, Server *s)
 	protobuf_init_on(&b, space, sizeof(space));
 	if (need_route && !pool_route_verified(c->pool, route)) {
 		size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
-		put_set_config(&b, "search_path", route, true);
-		c->pool->n_route_sets++;
+		put_route(&b, c, route, true);
 		static const char where[] = " FROM pg_catalog.pg_namespace WHERE nspname = ";
 		proto_put_bytes(&b, where, sizeof(where) - 1);
 		proto_quote_literal(&b, route);
@@ -459,9 +465,8 @@ static bool client_prepare_server(Client *c, Server *s)
 	bool first = true;
 	size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
 	if (need_route) {
-		put_set_config(&b, "search_path", route, true);
+		put_route(&b, c, route, true);
 		first = false;
-		c->pool->n_route_sets++;
 		free(s->search_path);
 		s->search_path = proxy_strdup(route);
 	}

@@ -9,6 +9,7 @@
  * second, the pid once, and only the message goes through vsnprintf.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,6 @@
 #include "proxy/proxy.h"
 
 ConfLogLevel log_current_level = CONF_LOG_INFO;
-static FILE *log_file;
 static int log_fd = STDERR_FILENO;
 
 /* One log line is cut at this many bytes: enough for any message we make,
@@ -28,17 +28,15 @@ static int log_fd = STDERR_FILENO;
 
 bool log_open(const char *path)
 {
-	if (log_file)
-		fclose(log_file);
-	log_file = NULL;
+	if (log_fd != STDERR_FILENO)
+		close(log_fd);
 	log_fd = STDERR_FILENO;
 	if (!path || !*path)
 		return true;
-	FILE *f = fopen(path, "a");
-	if (!f)
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666); /* as fopen "a" */
+	if (fd < 0)
 		return false;
-	log_file = f;
-	log_fd = fileno(f);
+	log_fd = fd;
 	return true;
 }
 
@@ -71,16 +69,10 @@ static void line_put(LogLine *l, const char *s)
 	l->n += len;
 }
 
-static void line_put_u64(LogLine *l, unsigned long long v)
+static void line_put_u64(LogLine *l, uint64_t v)
 {
 	char digits[24];
-	size_t i = sizeof(digits);
-	digits[--i] = '\0';
-	do {
-		digits[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	line_put(l, digits + i);
+	line_put(l, proxy_u64_str(digits, v));
 }
 
 /* "2026-11-21 05:50:14.123 UTC [PID] LEVEL " */
@@ -173,7 +165,7 @@ void log_server_write(ConfLogLevel level, const Server *s, const char *fmt, ...)
 	line_put(&l, "/");
 	line_put(&l, s->pool->user);
 	line_put(&l, " pid=");
-	line_put_u64(&l, (unsigned long long)(s->backend_pid > 0 ? s->backend_pid : 0));
+	line_put_u64(&l, (uint64_t)(s->backend_pid > 0 ? s->backend_pid : 0));
 	line_put(&l, ": ");
 	va_list ap;
 	va_start(ap, fmt);

@@ -17,6 +17,17 @@ char *proxy_strdup(const char *s)
 	return d;
 }
 
+const char *proxy_u64_str(char buf[24], uint64_t v)
+{
+	size_t i = 23;
+	buf[i] = '\0';
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return buf + i;
+}
+
 void *proxy_grow(void *items, size_t n, size_t *cap, size_t size)
 {
 	if (n < *cap)

@@ -88,7 +88,7 @@ static void queue_pop(Server *s)
 }
 
 /* Made-up answers at the head of the queue are due now. */
-static void queue_emit_due(Server *s)
+void ps_server_emit_due(Server *s)
 {
 	PsExpect *e;
 	while ((e = queue_head(s)) && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE)) {
@@ -139,17 +139,10 @@ void ps_server_clear(Server *s)
  * carries one, so no printf) */
 static void put_stmt_name(ProtoBuf *b, uint64_t id)
 {
-	char name[32];
-	size_t i = sizeof(name);
-	name[--i] = '\0';
-	do {
-		name[--i] = (char)('0' + id % 10);
-		id /= 10;
-	} while (id);
 	static const char prefix[] = "pgflip_";
-	i -= sizeof(prefix) - 1;
-	memcpy(name + i, prefix, sizeof(prefix) - 1);
-	proto_put_bytes(b, name + i, sizeof(name) - i);
+	char digits[24];
+	proto_put_bytes(b, prefix, sizeof(prefix) - 1);
+	proto_put_cstring(b, proxy_u64_str(digits, id));
 }
 
 static void send_buf(Server *s, ProtoBuf *b)
@@ -348,7 +341,7 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 		break; /* Flush, CopyData/CopyDone/CopyFail: no answer of their own */
 	}
 	protobuf_free(&b);
-	queue_emit_due(s);
+	ps_server_emit_due(s);
 	return forward;
 }
 
@@ -451,6 +444,17 @@ static void skip_to_sync(Server *s)
 	}
 }
 
+/* The head entry got its final answer: a Parse's statement is there now. */
+static void queue_finish_head(Server *s, PsExpect *e)
+{
+	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
+		PsServerStmt *st = server_find_id(s, e->stmt_id);
+		if (st)
+			st->confirmed = true;
+	}
+	queue_pop(s);
+}
+
 bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
 {
 	PsExpect *e = queue_head(s);
@@ -459,18 +463,11 @@ bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
 		return true;
 	if (e->kind == PS_SWALLOW_PARSE || e->kind == PS_SWALLOW_CLOSE)
 		return false;
-	if (e->kind == PS_EXPECT_PARSE) {
-		PsServerStmt *st = server_find_id(s, e->stmt_id);
-		if (st)
-			st->confirmed = true;
-	}
-	queue_pop(s);
+	queue_finish_head(s, e);
 	e = queue_head(s);
 	*end_run = e && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE);
 	return true;
 }
-
-void ps_server_emit_due(Server *s) { queue_emit_due(s); }
 
 void ps_server_after(Server *s, uint8_t type)
 {
@@ -484,11 +481,6 @@ void ps_server_after(Server *s, uint8_t type)
 	}
 	if (!is_final(e->kind, type))
 		return;
-	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-		PsServerStmt *st = server_find_id(s, e->stmt_id);
-		if (st)
-			st->confirmed = true;
-	}
-	queue_pop(s);
-	queue_emit_due(s);
+	queue_finish_head(s, e);
+	ps_server_emit_due(s);
 }

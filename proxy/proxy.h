@@ -67,6 +67,10 @@ typedef struct Server Server;
  * SIZE bytes each), doubling from 8, and returns the (maybe moved) array.
  */
 char *proxy_strdup(const char *s);
+/* proxy_u64_str: V in decimal, written at the end of BUF (24 bytes, enough
+ * for any uint64_t with its NUL); returns where the digits start. For hot
+ * paths that would otherwise call printf for one number. */
+const char *proxy_u64_str(char buf[24], uint64_t v);
 void *proxy_grow(void *items, size_t n, size_t *cap, size_t size);
 
 /* A name = value setting (GUC), as a small growable list. */
