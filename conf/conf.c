@@ -111,6 +111,12 @@ static const ConfWord conf_log_levels[] = {
 	{NULL, 0},
 };
 
+static const ConfWord conf_check_modes[] = {
+	{"auto", CONF_CHECK_AUTO},
+	{"always", CONF_CHECK_ALWAYS},
+	{NULL, 0},
+};
+
 static const ConfWord conf_auth_types[] = {
 	{"trust", CONF_AUTH_TRUST},
 	{"any", -1},
@@ -178,6 +184,12 @@ static const ConfSetting conf_settings[] = {
 	{"max_packet_size", CONF_KIND_BYTES, CONF_AT(max_packet_size), CONF_MIN_PACKET_SIZE,
 	 CONF_MAX_PACKET_SIZE, NULL},
 	{"server_reset_query", CONF_KIND_STR, CONF_AT(server_reset_query), 0, 0, NULL},
+	{"client_login_timeout", CONF_KIND_MS, CONF_AT(client_login_timeout_ms), 0, INT_MAX, NULL},
+	{"client_idle_timeout", CONF_KIND_MS, CONF_AT(client_idle_timeout_ms), 0, INT_MAX, NULL},
+	{"track_extra_parameters", CONF_KIND_LIST, CONF_AT(track_extra_parameters), 0, 0, NULL},
+	{"ignore_startup_parameters", CONF_KIND_LIST, CONF_AT(ignore_startup_parameters), 0, 0, NULL},
+	{"server_check_search_path", CONF_KIND_WORD, CONF_AT(server_check_search_path), 0, 0,
+	 conf_check_modes},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -676,7 +688,7 @@ static bool conf_database_options(ConfLoad *ld, ConfDatabase *db, const char *co
 static bool conf_add_database(ConfLoad *ld, const char *name, const char *value)
 {
 	Conf *conf = ld->conf;
-	if (!conf_schema_name_ok(name)) {
+	if (!conf_name_ok(name)) {
 		conf_fail(ld, ld->line, "database name '%s' is not 1 to %d bytes", name,
 			  CONF_MAX_IDENT);
 		return false;
@@ -717,10 +729,10 @@ static bool conf_add_database(ConfLoad *ld, const char *name, const char *value)
 
 static bool conf_check_schema(ConfLoad *ld, const char *label, const char *schema)
 {
-	if (conf_schema_name_ok(schema))
+	char why[200];
+	if (conf_route_schema_check(schema, why, sizeof(why)))
 		return true;
-	conf_fail(ld, ld->line, "%s: '%s' is not a schema name (1 to %d bytes)", label, schema,
-		  CONF_MAX_IDENT);
+	conf_fail(ld, ld->line, "%s: %s", label, why);
 	return false;
 }
 
@@ -999,8 +1011,14 @@ static bool conf_set_defaults(Conf *conf)
 	conf->shutdown_timeout_ms = 30 * 1000;
 	conf->max_packet_size = 64u * 1024u * 1024u;
 	conf->server_reset_query = strdup("DISCARD ALL");
+	conf->client_login_timeout_ms = 60 * 1000;
+	conf->client_idle_timeout_ms = 0;
+	conf->track_extra_parameters = calloc(1, sizeof(char *));
+	conf->ignore_startup_parameters = calloc(1, sizeof(char *));
+	conf->server_check_search_path = CONF_CHECK_AUTO;
 	return conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
-	       conf->server_reset_query;
+	       conf->server_reset_query && conf->track_extra_parameters &&
+	       conf->ignore_startup_parameters;
 }
 
 /* Checks of the file as a whole, and values derived from several keys. */
@@ -1090,6 +1108,8 @@ void conf_free(Conf *conf)
 	free(conf->logfile);
 	free(conf->pidfile);
 	conf_free_strv(conf->admin_users);
+	conf_free_strv(conf->track_extra_parameters);
+	conf_free_strv(conf->ignore_startup_parameters);
 	free(conf->server_reset_query);
 	for (size_t i = 0; i < conf->n_databases; i++)
 		conf_database_clear(&conf->databases[i]);
@@ -1189,7 +1209,29 @@ bool conf_cidr_match(const ConfCidr *cidr, int family, const uint8_t *addr)
 	return conf_prefix_equal(cidr->addr, addr, cidr->prefix_len);
 }
 
-bool conf_schema_name_ok(const char *name)
+bool conf_route_schema_check(const char *name, char *err, size_t errlen)
+{
+	size_t n = name ? strlen(name) : 0;
+	bool ok = n > 0 && n <= CONF_MAX_IDENT && ((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_');
+	for (size_t i = 1; ok && i < n; i++) {
+		char ch = name[i];
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '$';
+	}
+	if (!ok) {
+		snprintf(err, errlen,
+			 "invalid schema name \"%s\": a route must be a lower-case identifier "
+			 "([a-z_][a-z0-9_$]*, at most %d bytes)",
+			 name ? name : "", CONF_MAX_IDENT);
+		return false;
+	}
+	if (strncmp(name, "pg_", 3) == 0 || strcmp(name, "information_schema") == 0) {
+		snprintf(err, errlen, "schema \"%s\" is a system schema: it cannot be a route", name);
+		return false;
+	}
+	return true;
+}
+
+bool conf_name_ok(const char *name)
 {
 	if (!name)
 		return false;

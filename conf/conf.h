@@ -32,6 +32,10 @@ typedef enum { CONF_LOG_ERROR = 0, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_DEB
 
 typedef enum { CONF_AUTH_TRUST = 0 } ConfAuthType;
 
+/* server_check_search_path: how pgflip knows a server's search_path (see
+ * the README, "Route integrity"). */
+typedef enum { CONF_CHECK_AUTO = 0, CONF_CHECK_ALWAYS = 1 } ConfCheckSearchPath;
+
 /* An IPv4 or IPv6 network, e.g. 10.0.0.0/8 or ::1/128. */
 typedef struct ConfCidr {
 	int family;        /* AF_INET or AF_INET6 */
@@ -101,6 +105,14 @@ typedef struct Conf {
 	int shutdown_timeout_ms;         /* default 30 s: how long SIGTERM waits for clients */
 	uint32_t max_packet_size;        /* bytes, default 64 MiB; 1 KiB .. 1 GiB */
 	char *server_reset_query;        /* default "DISCARD ALL" (session mode) */
+	int client_login_timeout_ms;     /* default 60 s: StartupMessage to login; 0 = never */
+	int client_idle_timeout_ms;      /* default 0 = off: a logged-in client idle this long is closed */
+	/* startup parameters: names a client may send beyond the tracked ones
+	 * (applied on its servers), and names accepted but dropped;
+	 * NULL-terminated arrays, maybe empty */
+	char **track_extra_parameters;
+	char **ignore_startup_parameters;
+	ConfCheckSearchPath server_check_search_path; /* default auto */
 
 	ConfDatabase *databases;
 	size_t n_databases;
@@ -141,10 +153,21 @@ bool conf_cidr_parse(const char *text, ConfCidr *out) CONF_MUSTCHECK;
 bool conf_cidr_match(const ConfCidr *cidr, int family, const uint8_t *addr);
 
 /*
- * conf_schema_name_ok: true when NAME can be a version schema name: 1 to
- * CONF_MAX_IDENT bytes, no control characters. (Quoting is the user's job:
- * the name is used exactly as given.)
+ * conf_name_ok: true when NAME can be a [databases] key: 1 to
+ * CONF_MAX_IDENT bytes, no control characters.
  */
-bool conf_schema_name_ok(const char *name);
+bool conf_name_ok(const char *name);
+
+/*
+ * conf_route_schema_check: THE rule for a schema a client can be routed to,
+ * used by the config file, the admin commands and the migrations' version
+ * schemas alike. The name is sent verbatim as the value of search_path and
+ * compared verbatim by the sync triggers, so it must read back as exactly
+ * itself: a lower-case identifier [a-z_][a-z0-9_$]*, 1 to CONF_MAX_IDENT
+ * bytes, that is not a system schema (pg_catalog, pg_toast, pg_temp...: any
+ * name starting with "pg_", and information_schema). Returns true, or false
+ * with ERR (ERRLEN bytes, NUL-terminated) saying why.
+ */
+bool conf_route_schema_check(const char *name, char *err, size_t errlen);
 
 #endif

@@ -322,8 +322,6 @@ bool router_set_default(Router *r, const char *schema, char *err, size_t errlen)
 bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen) PROXY_MUSTCHECK;
 bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen) PROXY_MUSTCHECK;
 bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen) PROXY_MUSTCHECK;
-/* router_schema_ok: a name the proxy can route to (see router.c). */
-bool router_schema_ok(const char *schema, char *err, size_t errlen);
 const char *router_pin_kind_to_str(ConfPinKind kind);
 
 /* ---- the daemon -------------------------------------------------------- */

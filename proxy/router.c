@@ -131,22 +131,6 @@ const char *router_route(const Router *r, const char *app, const char *user, con
 	return r->default_schema;
 }
 
-bool router_schema_ok(const char *schema, char *err, size_t errlen)
-{
-	size_t n = strlen(schema);
-	bool ok = n > 0 && n <= CONF_MAX_IDENT && ((schema[0] >= 'a' && schema[0] <= 'z') || schema[0] == '_');
-	for (size_t i = 1; ok && i < n; i++) {
-		char ch = schema[i];
-		ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '$';
-	}
-	if (!ok)
-		snprintf(err, errlen,
-			 "invalid schema name \"%s\": a route must be a lower-case identifier "
-			 "([a-z_][a-z0-9_$]*, at most %d bytes)",
-			 schema, CONF_MAX_IDENT);
-	return ok;
-}
-
 const char *router_pin_kind_to_str(ConfPinKind kind)
 {
 	switch (kind) {
@@ -159,7 +143,7 @@ const char *router_pin_kind_to_str(ConfPinKind kind)
 
 bool router_set_default(Router *r, const char *schema, char *err, size_t errlen)
 {
-	if (!router_schema_ok(schema, err, errlen))
+	if (!conf_route_schema_check(schema, err, errlen))
 		return false;
 	free(r->default_schema);
 	r->default_schema = proxy_strdup(schema);
@@ -187,7 +171,7 @@ bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *sc
 		snprintf(err, errlen, "invalid address or CIDR \"%s\"", key);
 		return false;
 	}
-	if (!router_schema_ok(schema, err, errlen))
+	if (!conf_route_schema_check(schema, err, errlen))
 		return false;
 	RoutePin *p = find_pin(r, kind, key);
 	if (p) {
@@ -227,7 +211,7 @@ bool router_set_canary(Router *r, const char *schema, int percent, char *err, si
 		snprintf(err, errlen, "canary percent must be 0..100, not %d", percent);
 		return false;
 	}
-	if (schema && !router_schema_ok(schema, err, errlen))
+	if (schema && !conf_route_schema_check(schema, err, errlen))
 		return false;
 	free(r->canary_schema);
 	r->canary_schema = schema && percent > 0 ? proxy_strdup(schema) : NULL;

@@ -262,6 +262,14 @@ static void test_every_key(void **state)
 	assert_int_equal(conf->shutdown_timeout_ms, 1001);
 	assert_int_equal(conf->max_packet_size, 1048576);
 	assert_string_equal(conf->server_reset_query, "RESET ALL");
+	assert_int_equal(conf->client_login_timeout_ms, 5000);
+	assert_int_equal(conf->client_idle_timeout_ms, 300000);
+	assert_string_equal(conf->track_extra_parameters[0], "statement_timeout");
+	assert_string_equal(conf->track_extra_parameters[1], "lock_timeout");
+	assert_null(conf->track_extra_parameters[2]);
+	assert_string_equal(conf->ignore_startup_parameters[0], "extra_float_digits");
+	assert_null(conf->ignore_startup_parameters[1]);
+	assert_int_equal(conf->server_check_search_path, CONF_CHECK_ALWAYS);
 	assert_string_equal(conf->routes.default_schema, "public_001");
 	conf_free(conf);
 }
@@ -810,11 +818,13 @@ static void test_route_errors(void **state)
 			  "4: addr.[::1]/128: '[::1]/128' is not an address or CIDR (such as "
 			  "10.0.0.0/8 or ::1/128)");
 	assert_load_error(DATABASES "[routes]\ndefault =\n",
-			  "4: default: '' is not a schema name (1 to 63 bytes)");
+			  "4: default: invalid schema name \"\": a route must be a lower-case identifier ([a-z_][a-z0-9_$]*, at most 63 bytes)");
 	assert_load_error(DATABASES "[routes]\ndefault = public\n"
 				    "user.bob = s234567890123456789012345678901234567890123456789012345678901234\n",
-			  "5: user.bob: 's234567890123456789012345678901234567890123456789012345678901234' "
-			  "is not a schema name (1 to 63 bytes)");
+			  "5: user.bob: invalid schema name \"s234567890123456789012345678901234567890123456789012345678901234\": "
+			  "a route must be a lower-case identifier ([a-z_][a-z0-9_$]*, at most 63 bytes)");
+	assert_load_error(DATABASES "[routes]\ndefault = pg_catalog\n",
+			  "4: default: schema \"pg_catalog\" is a system schema: it cannot be a route");
 	assert_load_error(DATABASES "[routes]\ndefault = public\napp. = x\n",
 			  "5: app.: nothing after the '.'");
 	assert_load_error(DATABASES "[routes]\ndefault = public\napp.a* = x\nuser.a* = y\napp.a* = z\n",
@@ -858,8 +868,8 @@ static void test_canary(void **state)
 	assert_load_error(DATABASES ROUTES "canary = v3 5.5\n", "5: canary: '5.5' is not a number");
 	assert_load_error(DATABASES ROUTES
 			  "canary = s234567890123456789012345678901234567890123456789012345678901234 5\n",
-			  "5: canary: 's234567890123456789012345678901234567890123456789012345678901234' "
-			  "is not a schema name (1 to 63 bytes)");
+			  "5: canary: invalid schema name \"s234567890123456789012345678901234567890123456789012345678901234\": "
+			  "a route must be a lower-case identifier ([a-z_][a-z0-9_$]*, at most 63 bytes)");
 }
 
 /* ---- addresses and names ---- */
@@ -1000,18 +1010,26 @@ static void test_cidr_match(void **state)
 static void test_schema_name_ok(void **state)
 {
 	(void)state;
-	assert_true(conf_schema_name_ok("public"));
-	assert_true(conf_schema_name_ok("public_002_rename"));
-	assert_true(conf_schema_name_ok("Mixed Case-and spaces"));
-	assert_true(conf_schema_name_ok("\xc3\xa9t\xc3\xa9"));
-	assert_true(conf_schema_name_ok("x"));
-	assert_true(conf_schema_name_ok("a23456789012345678901234567890123456789012345678901234567890123"));
-	assert_false(conf_schema_name_ok("a234567890123456789012345678901234567890123456789012345678901234"));
-	assert_false(conf_schema_name_ok(""));
-	assert_false(conf_schema_name_ok(NULL));
-	assert_false(conf_schema_name_ok("tab\there"));
-	assert_false(conf_schema_name_ok("nl\n"));
-	assert_false(conf_schema_name_ok("del\x7f"));
+	char why[200];
+	assert_true(conf_route_schema_check("public", why, sizeof(why)));
+	assert_true(conf_route_schema_check("public_002_rename", why, sizeof(why)));
+	assert_true(conf_route_schema_check("_x$1", why, sizeof(why)));
+	assert_true(conf_route_schema_check("a23456789012345678901234567890123456789012345678901234567890123", why, sizeof(why)));
+	assert_false(conf_route_schema_check("a234567890123456789012345678901234567890123456789012345678901234", why, sizeof(why)));
+	assert_false(conf_route_schema_check("", why, sizeof(why)));
+	assert_false(conf_route_schema_check(NULL, why, sizeof(why)));
+	assert_false(conf_route_schema_check("Mixed", why, sizeof(why)));
+	assert_false(conf_route_schema_check("a-b", why, sizeof(why)));
+	assert_false(conf_route_schema_check("1abc", why, sizeof(why)));
+	assert_false(conf_route_schema_check("v1,v2", why, sizeof(why)));
+	assert_false(conf_route_schema_check("\xc3\xa9t\xc3\xa9", why, sizeof(why)));
+	assert_false(conf_route_schema_check("pg_catalog", why, sizeof(why)));
+	assert_non_null(strstr(why, "system schema"));
+	assert_false(conf_route_schema_check("pg_toast", why, sizeof(why)));
+	assert_false(conf_route_schema_check("information_schema", why, sizeof(why)));
+	assert_true(conf_name_ok("Mixed Case-and spaces"));
+	assert_false(conf_name_ok("tab\there"));
+	assert_false(conf_name_ok(""));
 }
 
 static void test_free_null(void **state)
