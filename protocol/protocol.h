@@ -158,6 +158,43 @@ ProtoStatus proto_startup_parse(const uint8_t *buf, size_t avail, ProtoStartup *
 /* proto_startup_get: the value of parameter NAME in S, or NULL. */
 const char *proto_startup_get(const ProtoStartup *s, const char *name);
 
+/* ---- the StartupMessage's options parameter ----------------------------- */
+
+/* One setting of the options parameter: -c NAME=VALUE or --NAME=VALUE. */
+typedef struct ProtoSetting {
+	const char *name;   /* non-empty; '-' already turned into '_' */
+	const char *value;  /* maybe empty */
+} ProtoSetting;
+
+/* Room for the reason of a refusal, which names the word (cut at 64 bytes):
+ * a 55-byte verdict, two shown words and the quotes fit. */
+#define PROTO_OPTIONS_WHY_MAX 224
+/* Bytes of WORK that proto_options_parse needs for an options string of
+ * OPTLEN bytes (strlen): the unescaped words, then the reason. */
+#define PROTO_OPTIONS_WORK_SIZE(optlen) ((size_t)(optlen) + 1 + PROTO_OPTIONS_WHY_MAX)
+
+/*
+ * proto_options_parse: splits OPTIONS (NUL-terminated, the value of the
+ * StartupMessage's "options" parameter) into settings, as the server does
+ * with pg_split_opts() (postinit.c) and process_postgres_switches()
+ * (postgres.c): words are separated by white space, a backslash makes the
+ * next character literal ("\ " a space in a word, "\\" a backslash; one at the very end is
+ * dropped).
+ * Accepted words: "-c NAME=VALUE", "-cNAME=VALUE", "--NAME=VALUE"; each '-'
+ * of NAME becomes '_' (ParseLongOption); NAME keeps its case.
+ *
+ * WORK is caller storage of at least PROTO_OPTIONS_WORK_SIZE(strlen(OPTIONS))
+ * bytes (WORKLEN); the names and values point into it and stay valid while
+ * it does. Fills OUT[0..*N) (at most MAX) in the order written.
+ * Returns PROTO_OK (an empty or all-space string gives *N = 0), or PROTO_BAD
+ * with *N = 0 and *WHY set to a reason naming the word, in WORK (or a static
+ * string when WORKLEN is too small): any other switch ("-d 5"), a word that
+ * is no switch, -c without an argument, a setting with no '=' or an empty
+ * name, more than MAX settings.
+ */
+ProtoStatus proto_options_parse(const char *options, char *work, size_t worklen, ProtoSetting *out, size_t max,
+				size_t *n, const char **why) PROTO_MUSTCHECK;
+
 /* ---- readers for message bodies ---------------------------------------- */
 
 /* A bounds-checked cursor over a message body. Every get fails (returns

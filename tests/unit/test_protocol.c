@@ -1,5 +1,6 @@
 /*
- * tests/unit/test_protocol.c: unit tests for protocol/ (parse.c, build.c).
+ * tests/unit/test_protocol.c: unit tests for protocol/ (parse.c, build.c,
+ * options.c).
  *
  * Packets are assembled by a small test-side builder (Pkt) that writes
  * big-endian integers by hand, so the parsers are never checked only against
@@ -1666,6 +1667,331 @@ static void test_protobuf_put_zero_bytes_on_empty(void **state)
 	protobuf_free(&b);
 }
 
+/* ---- options parameter ------------------------------------------------- */
+
+/* Room for the settings of one test call. */
+#define OPT_MAX 8
+
+typedef struct OptRun {
+	ProtoStatus st;
+	ProtoSetting set[OPT_MAX];
+	size_t n;
+	const char *why;
+	char *options; /* exact heap copy of the input */
+	char *work;    /* exact heap block of PROTO_OPTIONS_WORK_SIZE bytes */
+	size_t worklen;
+} OptRun;
+
+/* Parses TEXT from an exact heap copy into an exact heap WORK (so ASan sees a
+ * byte read or written past either), with room for MAX settings. */
+static void opt_run_max(OptRun *r, const char *text, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	r->options = strdup(text);
+	r->worklen = PROTO_OPTIONS_WORK_SIZE(strlen(text));
+	r->work = malloc(r->worklen);
+	assert_non_null(r->options);
+	assert_non_null(r->work);
+	r->st = proto_options_parse(r->options, r->work, r->worklen, r->set, max, &r->n, &r->why);
+	if (r->st == PROTO_OK) {
+		for (size_t i = 0; i < r->n; i++) {
+			assert_true(r->set[i].name >= r->work && r->set[i].name < r->work + r->worklen);
+			assert_true(r->set[i].value >= r->work && r->set[i].value < r->work + r->worklen);
+		}
+	}
+}
+
+static void opt_run(OptRun *r, const char *text) { opt_run_max(r, text, OPT_MAX); }
+
+static void opt_free(OptRun *r)
+{
+	free(r->options);
+	free(r->work);
+}
+
+/* Expects TEXT to be refused with a reason that contains PART. */
+static void opt_expect_bad(const char *text, const char *part)
+{
+	OptRun r;
+	opt_run(&r, text);
+	assert_int_equal(r.st, PROTO_BAD);
+	assert_int_equal(r.n, 0);
+	assert_non_null(r.why);
+	if (!strstr(r.why, part))
+		fail_msg("reason '%s' lacks '%s'", r.why, part);
+	opt_free(&r);
+}
+
+static void test_options_empty_ok(void **state)
+{
+	(void)state;
+	const char *inputs[] = {"", " ", " \t\n\r\v\f  "};
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		OptRun r;
+		opt_run(&r, inputs[i]);
+		assert_int_equal(r.st, PROTO_OK);
+		assert_int_equal(r.n, 0);
+		opt_free(&r);
+	}
+}
+
+static void test_options_c_two_words(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c search_path=app_v2");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "search_path");
+	assert_string_equal(r.set[0].value, "app_v2");
+	opt_free(&r);
+}
+
+static void test_options_c_one_word(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-cwork_mem=64MB");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "work_mem");
+	assert_string_equal(r.set[0].value, "64MB");
+	opt_free(&r);
+}
+
+static void test_options_long_form_dashes(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "--statement-timeout=5s");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "statement_timeout");
+	assert_string_equal(r.set[0].value, "5s");
+	opt_free(&r);
+}
+
+/* ParseLongOption changes '-' in the name only, with -c as with --. */
+static void test_options_dashes_in_value_kept(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c lock-timeout=1-2 --x-y=-a-");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.set[0].name, "lock_timeout");
+	assert_string_equal(r.set[0].value, "1-2");
+	assert_string_equal(r.set[1].name, "x_y");
+	assert_string_equal(r.set[1].value, "-a-");
+	opt_free(&r);
+}
+
+static void test_options_several_in_order(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "  -c a=1\t-cb=2\n--c=3  -c d=  ");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 4);
+	assert_string_equal(r.set[0].name, "a");
+	assert_string_equal(r.set[0].value, "1");
+	assert_string_equal(r.set[1].name, "b");
+	assert_string_equal(r.set[1].value, "2");
+	assert_string_equal(r.set[2].name, "c");
+	assert_string_equal(r.set[2].value, "3");
+	assert_string_equal(r.set[3].name, "d");
+	assert_string_equal(r.set[3].value, ""); /* an empty value is a value */
+	opt_free(&r);
+}
+
+static void test_options_escaped_space(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c application_name=a\\ b");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "application_name");
+	assert_string_equal(r.set[0].value, "a b");
+	opt_free(&r);
+}
+
+static void test_options_escaped_backslash(void **state)
+{
+	(void)state;
+	OptRun r;
+	/* \\ is one backslash; \\\  a backslash and then a space */
+	opt_run(&r, "-c x=C:\\\\dir -c y=a\\\\\\ b");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.set[0].value, "C:\\dir");
+	assert_string_equal(r.set[1].value, "a\\ b");
+	opt_free(&r);
+}
+
+/* A backslash before an ordinary character just drops out, and one at the
+ * very end is dropped too (pg_split_opts). */
+static void test_options_escape_other_and_trailing(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c x=\\a\\=b\\");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "x");
+	assert_string_equal(r.set[0].value, "a=b");
+	opt_free(&r);
+}
+
+/* An escaped space inside "-c\ x=1" makes one word: -c with argument " x=1"
+ * in the same word, as the server's getopt would see it. */
+static void test_options_escaped_space_joins_switch(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c\\ x=1");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, " x");
+	assert_string_equal(r.set[0].value, "1");
+	opt_free(&r);
+}
+
+static void test_options_value_with_equals(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "--options=a=b");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "options");
+	assert_string_equal(r.set[0].value, "a=b");
+	opt_free(&r);
+}
+
+/* getopt takes the next word as -c's argument whatever it looks like. */
+static void test_options_c_argument_starting_with_dash(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run(&r, "-c -x=1");
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.set[0].name, "_x");
+	assert_string_equal(r.set[0].value, "1");
+	opt_free(&r);
+}
+
+static void test_options_other_switch_bad(void **state)
+{
+	(void)state;
+	opt_expect_bad("-d 5", "\"-d\" is not a setting");
+	opt_expect_bad("-c a=1 -F", "\"-F\" is not a setting");
+	opt_expect_bad("-", "\"-\" is not a setting");
+	opt_expect_bad("--", "\"--\" is not a setting");
+	opt_expect_bad("-ec a=1", "\"-ec\" is not a setting");
+}
+
+static void test_options_not_a_switch_bad(void **state)
+{
+	(void)state;
+	opt_expect_bad("a=1", "\"a=1\" is not a switch");
+	opt_expect_bad("-c a=1 mydb", "\"mydb\" is not a switch");
+	opt_expect_bad("\\", "\"\" is not a switch"); /* a word of one escape is empty */
+}
+
+static void test_options_c_without_argument_bad(void **state)
+{
+	(void)state;
+	opt_expect_bad("-c", "\"-c\" needs an argument");
+	opt_expect_bad("-c a=1 -c  ", "\"-c\" needs an argument");
+}
+
+static void test_options_no_value_bad(void **state)
+{
+	(void)state;
+	opt_expect_bad("-c foo", "\"-c foo\" has no value");
+	opt_expect_bad("-cfoo", "\"-cfoo\" has no value");
+	opt_expect_bad("--foo", "\"--foo\" has no value");
+}
+
+static void test_options_empty_name_bad(void **state)
+{
+	(void)state;
+	opt_expect_bad("-c =x", "\"-c =x\" has an empty setting name");
+	opt_expect_bad("--=x", "\"--=x\" has an empty setting name");
+	opt_expect_bad("-c=x", "\"-c=x\" has an empty setting name");
+}
+
+static void test_options_too_many_bad(void **state)
+{
+	(void)state;
+	OptRun r;
+	opt_run_max(&r, "-c a=1 -c b=2 -c c=3", 2);
+	assert_int_equal(r.st, PROTO_BAD);
+	assert_int_equal(r.n, 0);
+	assert_non_null(strstr(r.why, "\"-c c=3\" is past the most settings allowed"));
+	opt_free(&r);
+	opt_run_max(&r, "-c a=1 -c b=2", 2);
+	assert_int_equal(r.st, PROTO_OK);
+	assert_int_equal(r.n, 2);
+	opt_free(&r);
+	opt_run_max(&r, "", 0);
+	assert_int_equal(r.st, PROTO_OK);
+	opt_free(&r);
+}
+
+/* The reason shows control bytes as '?' and cuts a long word. */
+static void test_options_reason_shown_safely(void **state)
+{
+	(void)state;
+	char text[300];
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	text[1] = '\x1b';
+	OptRun r;
+	opt_run(&r, text);
+	assert_int_equal(r.st, PROTO_BAD);
+	assert_true(strlen(r.why) < PROTO_OPTIONS_WHY_MAX);
+	assert_non_null(strstr(r.why, "\"x?xx"));
+	assert_non_null(strstr(r.why, "...\" is not a switch"));
+	for (const char *p = r.why; *p; p++)
+		assert_true((unsigned char)*p >= 0x20);
+	opt_free(&r);
+}
+
+/* Both words cut: the reason still fits its room, verdict included. */
+static void test_options_reason_two_long_words_fit(void **state)
+{
+	(void)state;
+	char text[2 * 100 + 8];
+	strcpy(text, "-c ");
+	memset(text + 3, 'n', 150);
+	text[153] = '\0';
+	/* "-c nnn..." with no '=': the longest reason there is */
+	OptRun r;
+	opt_run(&r, text);
+	assert_int_equal(r.st, PROTO_BAD);
+	assert_true(strlen(r.why) < PROTO_OPTIONS_WHY_MAX);
+	assert_non_null(strstr(r.why, "...\" has no value (name=value)"));
+	opt_free(&r);
+}
+
+static void test_options_work_too_small_bad(void **state)
+{
+	(void)state;
+	char work[PROTO_OPTIONS_WHY_MAX + 4];
+	ProtoSetting set[1];
+	size_t n = 99;
+	const char *why = NULL;
+	/* strlen 4: needs 5 + WHY_MAX bytes */
+	assert_int_equal(proto_options_parse("-c a", work, sizeof(work), set, 1, &n, &why), PROTO_BAD);
+	assert_int_equal(n, 0);
+	assert_string_equal(why, "options: work buffer too small");
+	assert_int_equal(proto_options_parse("-c=", work, sizeof(work), set, 1, &n, &why), PROTO_BAD);
+	assert_non_null(strstr(why, "empty setting name")); /* 4 + WHY_MAX: enough */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1776,6 +2102,28 @@ int main(void)
 		cmocka_unit_test(test_protobuf_free_then_reuse),
 		cmocka_unit_test(test_protobuf_oom_is_sticky),
 		cmocka_unit_test(test_protobuf_put_zero_bytes_on_empty),
+		/* options parameter */
+		cmocka_unit_test(test_options_empty_ok),
+		cmocka_unit_test(test_options_c_two_words),
+		cmocka_unit_test(test_options_c_one_word),
+		cmocka_unit_test(test_options_long_form_dashes),
+		cmocka_unit_test(test_options_dashes_in_value_kept),
+		cmocka_unit_test(test_options_several_in_order),
+		cmocka_unit_test(test_options_escaped_space),
+		cmocka_unit_test(test_options_escaped_backslash),
+		cmocka_unit_test(test_options_escape_other_and_trailing),
+		cmocka_unit_test(test_options_escaped_space_joins_switch),
+		cmocka_unit_test(test_options_value_with_equals),
+		cmocka_unit_test(test_options_c_argument_starting_with_dash),
+		cmocka_unit_test(test_options_other_switch_bad),
+		cmocka_unit_test(test_options_not_a_switch_bad),
+		cmocka_unit_test(test_options_c_without_argument_bad),
+		cmocka_unit_test(test_options_no_value_bad),
+		cmocka_unit_test(test_options_empty_name_bad),
+		cmocka_unit_test(test_options_too_many_bad),
+		cmocka_unit_test(test_options_reason_shown_safely),
+		cmocka_unit_test(test_options_reason_two_long_words_fit),
+		cmocka_unit_test(test_options_work_too_small_bad),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
