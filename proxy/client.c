@@ -1,22 +1,28 @@
 /*
  * proxy/client.c: the client connection state machine (ClientState).
  *
- * Reading: every client message passes through client_pump(). Most are moved
- * whole, or streamed in pieces when long, from the client's input buffer to
- * its server's output buffer without a copy (evbuffer_remove_buffer). A few
- * are looked at first:
+ * Reading: every client message passes through client_pump(), which runs
+ * named steps (client_step_*) until one of them cannot go on. Most messages
+ * are moved whole, or streamed in pieces when long, from the client's input
+ * buffer to its server's output buffer without a copy
+ * (evbuffer_remove_buffer). A few are looked at first:
  *   - Terminate ends the client; its server goes back to the pool;
- *   - Query and Parse are scanned for settings that change search_path behind
- *     our back (SET search_path, set_config, RESET, DISCARD), which makes the
- *     server's search_path unknown so that it is set again at the next
- *     transaction boundary;
- *   - the first message of a request on an idle server gets the injected
- *     Query that sets the client's route and settings ahead of it.
+ *   - Query and Parse text goes through the SQL scanner (sqlscan.h), which
+ *     says what session state it may change: search_path (then the server's
+ *     is unknown, and it is set again before the next transaction),
+ *     settings and roles (reset before the server serves another client in
+ *     transaction mode), LISTEN (refused in transaction mode);
+ *   - the first message of a request on a server whose route or settings
+ *     differ from the client's waits while the server runs pgflip's query
+ *     that sets them (SV_PREPARING); only when the server answered it
+ *     without error does the request go on. A route whose schema has not
+ *     been seen on this database yet is checked by the same query: a missing
+ *     schema, or any failure of that query, answers the client's request
+ *     with an ErrorResponse and nothing of that request runs.
  *
- * A route whose schema has not been seen on this database yet is checked
- * first, in its own round trip (once per schema and route change): a missing
- * schema answers the client's request with ErrorResponse 3F000 and nothing of
- * that request runs, rather than running it against the wrong tables.
+ * Whether the socket is read at all follows from the state alone
+ * (client_may_read): every state change and every pump ends with
+ * client_update_read(), so no early return can forget it.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -34,18 +40,23 @@
 #include <pthread.h>
 
 #include "proxy/proxy.h"
+#include "proxy/sqlscan.h"
+#include "proxy/startup.h"
 
 static void client_on_read(void *arg);
 static void client_on_drain(void *arg);
 static void client_on_close(void *arg, int err);
 static const SockCallbacks client_sock_cb = {client_on_read, client_on_drain, client_on_close};
 
-/* Settings a pooled server must match for each client, whether or not the
- * client gave them at startup: the defaults come from the pool's first
- * login. (PgBouncer tracks the same set.) */
-static const char *const tracked_params[] = {
-	"client_encoding", "DateStyle", "IntervalStyle", "TimeZone", "standard_conforming_strings",
-};
+/* Input a client may have buffered beyond the message the pump waits for
+ * (bytes): enough to see the next message header and keep a pipelined
+ * client busy, small enough that 10,000 clients cost at most a few hundred
+ * MB. A message that must be seen whole may grow the input to its own
+ * length (bounded by max_packet_size). */
+#define CLIENT_INPUT_CAP (64 * 1024)
+/* A client whose input ends in the middle of a message for this long is
+ * closed (ms): a slowloris client must not hold a server or memory. */
+#define CLIENT_PARTIAL_TIMEOUT_MS (60 * 1000)
 
 const char *client_state_to_str(ClientState st)
 {
@@ -62,6 +73,7 @@ const char *client_state_to_str(ClientState st)
 
 void client_set_state(Client *c, ClientState st)
 {
+	ClientState old = c->state;
 	switch (st) {
 	case CL_STARTUP:
 	case CL_WAIT_LOGIN:
@@ -69,14 +81,66 @@ void client_set_state(Client *c, ClientState st)
 	case CL_WAITING:
 	case CL_ACTIVE:
 	case CL_CLOSING:
-		clog_debug(c, "state %s -> %s", client_state_to_str(c->state), client_state_to_str(st));
-		c->state = st;
-		return;
+		break;
+	default:
+		log_error("client_set_state: bad state %d", (int)st);
+		abort();
 	}
-	log_error("client_set_state: bad state %d", (int)st);
-	abort();
+	if (old == st)
+		return;
+	clog_debug(c, "state %s -> %s", client_state_to_str(old), client_state_to_str(st));
+	if (old == CL_WAITING || old == CL_WAIT_LOGIN)
+		pool_waiting_remove(c->pool, c);
+	if (old == CL_STARTUP)
+		proxy.n_startup--;
+	c->state = st;
+	if (st == CL_WAITING || st == CL_WAIT_LOGIN)
+		pool_waiting_add(c->pool, c);
+	if (st == CL_CLOSING) {
+		TAILQ_REMOVE(&proxy.clients, c, link);
+		TAILQ_INSERT_TAIL(&proxy.graveyard, c, link);
+		proxy.n_clients--;
+		c->close_start_ms = proxy_now_ms();
+		proxy_reap_soon();
+	}
+	client_update_read(c);
 }
 
+/*
+ * The reading predicate: the one place that decides whether pgflip reads
+ * from a client. Not while it waits for a server or a login, not while its
+ * server runs pgflip's route query or has a full output, not at a
+ * transaction boundary while the proxy is paused, and never past the input
+ * cap (CLIENT_INPUT_CAP, or the whole message the pump waits for).
+ */
+static bool client_may_read(const Client *c)
+{
+	if (evbuffer_get_length(c->sock.in) >= c->sock.in_cap)
+		return false;
+	switch (c->state) {
+	case CL_STARTUP:
+		return true;
+	case CL_IDLE:
+		return !proxy.paused;
+	case CL_ACTIVE: {
+		const Server *s = c->server;
+		if (!s || s->state == SV_PREPARING || server_output_full(s))
+			return false;
+		return !(proxy.paused && server_at_boundary(s));
+	}
+	case CL_WAIT_LOGIN:
+	case CL_WAITING:
+	case CL_CLOSING:
+		return false;
+	}
+	return false;
+}
+
+void client_update_read(Client *c)
+{
+	c->sock.in_cap = c->need > CLIENT_INPUT_CAP ? c->need : CLIENT_INPUT_CAP;
+	sock_read(&c->sock, client_may_read(c));
+}
 
 static void client_send(Client *c, ProtoBuf *b)
 {
@@ -87,16 +151,31 @@ static void client_send(Client *c, ProtoBuf *b)
 	sock_write(&c->sock, b->data, b->len);
 }
 
+/* Too many connections that have not logged in: the oldest goes, so that
+ * idle sockets cannot keep logins out. */
+static void client_evict_startup(void)
+{
+	Client *c;
+	TAILQ_FOREACH(c, &proxy.clients, link) {
+		if (c->state == CL_STARTUP) {
+			client_close(c, NULL, "too many connections logging in: the oldest is closed");
+			return;
+		}
+	}
+}
+
 void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix)
 {
 	Client *c = calloc(1, sizeof(*c));
 	if (!c) {
+		log_warning("out of memory accepting a connection");
 		evutil_closesocket(fd);
 		return;
 	}
 	c->id = ++proxy.next_id;
 	c->is_unix = is_unix;
 	c->connect_time = time(NULL);
+	c->connect_ms = c->active_ms = proxy_now_ms();
 	if (socklen > 0 && (size_t)socklen <= sizeof(c->addr))
 		memcpy(&c->addr, addr, (size_t)socklen);
 	if (is_unix) {
@@ -118,6 +197,7 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	if (!sock_open(&c->sock, proxy.base, fd, NULL, true, &client_sock_cb, c)) {
+		log_warning("out of memory setting up a connection");
 		sock_close(&c->sock);
 		free(c);
 		return;
@@ -125,8 +205,11 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 	c->state = CL_STARTUP;
 	TAILQ_INSERT_TAIL(&proxy.clients, c, link);
 	proxy.n_clients++;
+	proxy.n_startup++;
 	proxy.n_clients_total++;
-	sock_read(&c->sock, true);
+	if (proxy.n_startup > proxy.conf->max_client_conn)
+		client_evict_startup();
+	client_update_read(c);
 	clog_debug(c, "connection accepted");
 }
 
@@ -164,20 +247,12 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 	} else {
 		clog(c->state == CL_STARTUP ? CONF_LOG_DEBUG : CONF_LOG_INFO, c, "closing: %s", text);
 	}
-	if (c->state == CL_WAITING || c->state == CL_WAIT_LOGIN)
-		pool_dequeue(c->pool, c);
 	Server *s = c->server;
 	client_set_state(c, CL_CLOSING);
 	if (s)
 		server_release(s);
 	c->server = NULL;
-	TAILQ_REMOVE(&proxy.clients, c, link);
-	TAILQ_INSERT_TAIL(&proxy.graveyard, c, link);
-	proxy.n_clients--;
-	c->close_start_ms = proxy_now_ms();
-	sock_read(&c->sock, false);
 	sock_flush(&c->sock); /* its last words (a FATAL error) leave now */
-	proxy_reap_soon();
 }
 
 /* ---- login ------------------------------------------------------------- */
@@ -187,10 +262,12 @@ static void client_login_reply(Client *c, const ParamList *server_params)
 	uint8_t space[1024];
 	ProtoBuf b;
 	protobuf_init_on(&b, space, sizeof(space));
-	for (size_t i = 0; i < sizeof(tracked_params) / sizeof(tracked_params[0]); i++) {
-		const char *v = params_get(server_params, tracked_params[i]);
-		if (v && !params_get(&c->params, tracked_params[i]))
-			params_set(&c->params, tracked_params[i], v);
+	/* the carried settings the client did not give take the pool's login
+	 * values, so that a server left with another client's gets them back */
+	for (size_t i = 0; i < server_params->n; i++) {
+		const Param *p = &server_params->items[i];
+		if (startup_carried(proxy.conf, p->name) && !params_get(&c->params, p->name))
+			params_set(&c->params, p->name, p->value);
 	}
 	c->params_sig = params_signature(&c->params);
 	proto_put_auth_ok(&b);
@@ -245,66 +322,31 @@ static bool client_random(void *out, size_t n)
 	return true;
 }
 
-/* Reads the first packet(s). Returns false when the client was closed. */
-static bool client_startup(Client *c)
+/* The StartupMessage was read: checks that may refuse the login, then the
+ * pool. Returns false when the client was closed. */
+static bool client_login(Client *c, const ProtoStartup *st)
 {
-	struct evbuffer *in = c->sock.in;
-	size_t avail = evbuffer_get_length(in);
-	size_t look = avail < PROTO_STARTUP_MAX ? avail : PROTO_STARTUP_MAX;
-	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)look);
-	ProtoStartup st;
-	const char *why = "";
-	switch (proto_startup_parse(buf, look, &st, &why)) {
-	case PROTO_NEED_MORE:
-		return true;
-	case PROTO_BAD:
-		client_close(c, strstr(why, "protocol") ? "0A000" : "08P01", "%s", why);
-		return false;
-	case PROTO_OK:
-		break;
-	}
-	if (st.kind == PROTO_SSL_REQUEST || st.kind == PROTO_GSSENC_REQUEST) {
-		evbuffer_drain(in, st.packet_len);
-		sock_write(&c->sock, "N", 1); /* no TLS/GSS yet: go on in the clear */
-		return true;
-	}
-	if (st.kind == PROTO_CANCEL_REQUEST) {
-		evbuffer_drain(in, st.packet_len);
-		client_cancel_request(st.cancel_pid, st.cancel_key);
-		client_close(c, NULL, "cancel request handled");
-		return false;
-	}
-
-	const char *user = proto_startup_get(&st, "user");
-	const char *db = proto_startup_get(&st, "database");
-	const char *app = proto_startup_get(&st, "application_name");
+	StartupResult res;
+	const char *user = proto_startup_get(st, "user");
+	const char *db = proto_startup_get(st, "database");
+	const char *app = proto_startup_get(st, "application_name");
 	c->user = proxy_strdup(user);
 	c->database = proxy_strdup(db && *db ? db : user);
 	c->app_name = proxy_strdup(app ? app : "");
-	char bad_param[32] = ""; /* copied: the packet is drained before we answer */
-	for (size_t i = 0; i < st.n_params; i++) {
-		const char *name = st.names[i];
-		if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
-			continue;
-		if (!strcmp(name, "options") || !strcmp(name, "replication")) {
-			snprintf(bad_param, sizeof(bad_param), "%s", name);
-			continue;
-		}
-		params_set(&c->params, name, st.values[i]);
-	}
+	bool ok = startup_collect(proxy.conf, st, &c->params, &res);
 	params_set(&c->params, "application_name", c->app_name);
-	client_negotiate(c, &st);
-	evbuffer_drain(in, st.packet_len);
-
-	if (bad_param[0]) {
-		client_close(c, "08P01", "unsupported startup parameter: %s", bad_param);
+	client_negotiate(c, st);
+	if (!ok) {
+		client_close(c, "08P01", "%s", res.why);
 		return false;
 	}
+	if (res.route_ignored)
+		clog_info(c, "search_path given at startup is ignored: the route decides it");
 	if (proxy.shutting_down) {
 		client_close(c, "57P03", "pgflip is shutting down");
 		return false;
 	}
-	if (proxy.n_clients > proxy.conf->max_client_conn) {
+	if (proxy.n_clients - proxy.n_startup >= proxy.conf->max_client_conn) {
 		client_close(c, "53300", "no more connections allowed (max_client_conn)");
 		return false;
 	}
@@ -325,7 +367,6 @@ static bool client_startup(Client *c)
 	}
 	c->cancel_pid = key[0] & 0x7fffffff; /* a pid is positive */
 	c->cancel_key = key[1];
-
 	/* Like PgBouncer, answer the login from the pool's cached server
 	 * parameters; a server is linked at the first request (and kept for the
 	 * session in session mode). */
@@ -334,9 +375,50 @@ static bool client_startup(Client *c)
 		client_set_state(c, CL_IDLE);
 	} else {
 		client_set_state(c, CL_WAIT_LOGIN);
-		pool_enqueue(c->pool, c);
 	}
 	return c->state != CL_CLOSING;
+}
+
+/* Reads the first packet(s). Returns false when the pump must stop. */
+static bool client_step_startup(Client *c)
+{
+	struct evbuffer *in = c->sock.in;
+	size_t avail = evbuffer_get_length(in);
+	size_t look = avail < PROTO_STARTUP_MAX ? avail : PROTO_STARTUP_MAX;
+	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)look);
+	if (buf[0] == PROTO_FE_TERMINATE) {
+		/* a typed message before any StartupMessage (its length would be
+		 * over 1 GiB): PostgreSQL closes such a connection without a word */
+		client_close(c, NULL, "Terminate before the StartupMessage");
+		return false;
+	}
+	ProtoStartup st;
+	const char *why = "";
+	switch (proto_startup_parse(buf, look, &st, &why)) {
+	case PROTO_NEED_MORE:
+		c->need = avail + 1;
+		return false;
+	case PROTO_BAD:
+		client_close(c, strstr(why, "protocol") ? "0A000" : "08P01", "%s", why);
+		return false;
+	case PROTO_OK:
+		break;
+	}
+	if (st.kind == PROTO_SSL_REQUEST || st.kind == PROTO_GSSENC_REQUEST) {
+		evbuffer_drain(in, st.packet_len);
+		sock_write(&c->sock, "N", 1); /* no TLS/GSS yet: go on in the clear */
+		return true;
+	}
+	if (st.kind == PROTO_CANCEL_REQUEST) {
+		evbuffer_drain(in, st.packet_len);
+		client_cancel_request(st.cancel_pid, st.cancel_key);
+		client_close(c, NULL, "cancel request handled");
+		return false;
+	}
+	bool ok = client_login(c, &st); /* st points into the buffer: drain after */
+	if (c->state != CL_CLOSING)
+		evbuffer_drain(in, st.packet_len);
+	return ok;
 }
 
 void client_linked(Client *c, Server *s)
@@ -357,11 +439,10 @@ void client_linked(Client *c, Server *s)
 	} else {
 		client_set_state(c, CL_ACTIVE);
 	}
-	sock_read(&c->sock, true);
 	client_pump(c);
 }
 
-void client_server_failed(Client *c, const char *message)
+void client_server_failed(Client *c, const char *sqlstate, const char *message)
 {
 	Server *s = c->server;
 	c->server = NULL;
@@ -375,16 +456,16 @@ void client_server_failed(Client *c, const char *message)
 		if (s && s->pending > 0) {
 			ProtoBuf b;
 			protobuf_init(&b);
-			proto_put_error(&b, "ERROR", "08006", "%s", text);
+			proto_put_error(&b, "ERROR", sqlstate, "%s", text);
 			proto_put_ready_for_query(&b, 'I');
 			client_send(c, &b);
 			protobuf_free(&b);
 		} else {
-			client_discard_request(c, "08006", text);
+			client_discard_request(c, sqlstate, text);
 		}
 		return;
 	}
-	client_close(c, "08006", "%s", message);
+	client_close(c, sqlstate, "%s", message);
 }
 
 /* ---- routing ----------------------------------------------------------- */
@@ -405,204 +486,240 @@ const char *client_route(Client *c)
 	return c->route;
 }
 
-/* Appends ", pg_catalog.set_config('NAME', 'VALUE', false)" to an injected
- * SELECT. set_config takes the value verbatim, so search_path reads back as
- * exactly the schema name. */
+/* Appends "pg_catalog.set_config('NAME', VALUE, false)" to the SELECT list
+ * of pgflip's query (", " first unless FIRST). VALUE is a literal, or, when
+ * NULL, the setting's reset value (what RESET NAME would give). set_config
+ * takes the value verbatim, so search_path reads back as exactly the schema
+ * name. */
 static void put_set_config(ProtoBuf *b, const char *name, const char *value, bool first)
 {
-	static const char head[] = "SELECT ";
-	static const char sep[] = ", ";
 	static const char fn[] = "pg_catalog.set_config(";
-	if (first)
-		proto_put_bytes(b, head, sizeof(head) - 1);
-	else
-		proto_put_bytes(b, sep, sizeof(sep) - 1);
+	static const char reset[] = "(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = ";
+	if (!first)
+		proto_put_bytes(b, ", ", 2);
 	proto_put_bytes(b, fn, sizeof(fn) - 1);
 	proto_quote_literal(b, name);
 	proto_put_bytes(b, ", ", 2);
-	proto_quote_literal(b, value);
+	if (value) {
+		proto_quote_literal(b, value);
+	} else {
+		proto_put_bytes(b, reset, sizeof(reset) - 1);
+		proto_quote_literal(b, name);
+		proto_put_uint8(b, ')');
+	}
 	proto_put_bytes(b, ", false)", 8);
 }
 
-/* The route as search_path, counted for `pools` (route_sets). */
-static void put_route(ProtoBuf *b, Client *c, const char *route, bool first)
+/* The settings S must change to match C: C's values it lacks, and carried
+ * settings an earlier client left that C did not give (reset). Appended to
+ * B; returns how many. */
+static size_t put_settings(ProtoBuf *b, const Client *c, const Server *s, bool first)
 {
-	put_set_config(b, "search_path", route, first);
-	c->pool->n_route_sets++;
+	size_t n = 0;
+	for (size_t i = 0; i < c->params.n; i++) {
+		const Param *p = &c->params.items[i];
+		const char *have = params_get(&s->params, p->name);
+		if (have && strcmp(have, p->value) == 0)
+			continue;
+		put_set_config(b, p->name, p->value, first && n == 0);
+		n++;
+	}
+	for (size_t i = 0; i < s->params.n; i++) {
+		const Param *p = &s->params.items[i];
+		if (params_get(&c->params, p->name) || !startup_carried(proxy.conf, p->name))
+			continue;
+		put_set_config(b, p->name, NULL, first && n == 0);
+		n++;
+	}
+	return n;
 }
 
 /*
- * Makes S carry C's route and settings before C's next request. Returns true
- * when the request can go out now (the injected Query, if any, is already in
- * S's output, ahead of it), false when a route check was sent and the request
- * must wait for its answer.
+ * Makes S carry C's route and settings before C's next request. Returns
+ * true when the request can go out now, false when pgflip's query was sent
+ * (S is SV_PREPARING) and the request waits for client_prepared().
  */
 static bool client_prepare_server(Client *c, Server *s)
 {
 	const char *route = client_route(c);
 	bool need_route = !s->search_path || strcmp(s->search_path, route) != 0;
+	/* the server's settings were last made to match a client with the
+	 * same ones: nothing to compare (the hot path in transaction mode) */
+	bool need_settings = s->params_sig != c->params_sig;
+	if (!need_route && !need_settings)
+		return true;
 	uint8_t space[512];
 	ProtoBuf b;
 	protobuf_init_on(&b, space, sizeof(space));
-	if (need_route && !pool_route_verified(c->pool, route)) {
-		size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
-		put_route(&b, c, route, true);
+	size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
+	static const char head[] = "SELECT ";
+	proto_put_bytes(&b, head, sizeof(head) - 1);
+	size_t n = 0;
+	if (need_route) {
+		put_set_config(&b, "search_path", route, true);
+		c->pool->n_route_sets++;
+		n++;
+	}
+	if (need_settings)
+		n += put_settings(&b, c, s, n == 0);
+	bool check = need_route && !pool_route_verified(c->pool, route);
+	if (check) {
 		static const char where[] = " FROM pg_catalog.pg_namespace WHERE nspname = ";
 		proto_put_bytes(&b, where, sizeof(where) - 1);
 		proto_quote_literal(&b, route);
-		proto_put_uint8(&b, 0);
-		proto_msg_end(&b, m);
-		s->checking_route = true;
-		s->check_found = false;
-		free(s->check_error);
-		s->check_error = NULL;
-		s->swallow_rfq++;
-		clog_debug(c, "checking route schema %s", route);
-		sock_write(&s->sock, b.data, b.len);
+	}
+	proto_put_uint8(&b, 0);
+	proto_msg_end(&b, m);
+	if (n == 0) {
+		s->params_sig = c->params_sig; /* same values after all */
 		protobuf_free(&b);
+		return true;
+	}
+	if (!protobuf_ok(&b)) {
+		protobuf_free(&b);
+		client_close(c, "53200", "out of memory building the route query");
 		return false;
 	}
-	bool first = true;
-	size_t m = proto_msg_begin(&b, PROTO_FE_QUERY);
-	if (need_route) {
-		put_route(&b, c, route, true);
-		first = false;
-		free(s->search_path);
-		s->search_path = proxy_strdup(route);
-	}
-	/* the server's settings were last made to match a client with the
-	 * same ones: nothing to compare (the hot path in transaction mode) */
-	for (size_t i = 0; s->params_sig != c->params_sig && i < c->params.n; i++) {
-		const Param *p = &c->params.items[i];
-		const char *have = params_get(&s->params, p->name);
-		if (have && strcmp(have, p->value) == 0)
-			continue;
-		put_set_config(&b, p->name, p->value, first);
-		first = false;
-		params_set(&s->params, p->name, p->value);
-	}
-	s->params_sig = c->params_sig;
-	if (!first) {
-		proto_put_uint8(&b, 0);
-		proto_msg_end(&b, m);
-		if (!protobuf_ok(&b)) {
-			protobuf_free(&b);
-			return false;
-		}
-		s->swallow_rfq++;
-		sock_write(&s->sock, b.data, b.len);
-	}
+	clog_debug(c, "setting route %s%s and %zu settings on S-%llu", route, check ? " (checked)" : "",
+		   n - (need_route ? 1 : 0), (unsigned long long)s->id);
+	server_prepare(s, route, check, b.data, b.len);
 	protobuf_free(&b);
-	return true;
+	return false;
 }
+
+void client_prepared(Client *c, Server *s)
+{
+	if (s->prep_error) {
+		/* nothing it set holds: the server's session state is unknown, and
+		 * nothing of the request runs */
+		server_forget_settings(s);
+		char text[600];
+		snprintf(text, sizeof(text), "pgflip could not set the route and settings of this client: %s",
+			 s->prep_error);
+		clog_warning(c, "on S-%llu: %s", (unsigned long long)s->id, text);
+		client_discard_request(c, s->prep_sqlstate[0] ? s->prep_sqlstate : "XX000", text);
+	} else if (s->prep_check && !s->prep_found) {
+		char text[512];
+		snprintf(text, sizeof(text), "schema \"%s\" does not exist (route of this client)", s->prep_route);
+		clog_warning(c, "%s", text);
+		client_discard_request(c, "3F000", text);
+	} else {
+		/* confirmed by the server: now it is so */
+		if (s->prep_check)
+			pool_route_verified_add(c->pool, s->prep_route);
+		free(s->search_path);
+		s->search_path = proxy_strdup(s->prep_route);
+		for (size_t i = 0; i < s->params.n;) {
+			const char *name = s->params.items[i].name;
+			if (!params_get(&c->params, name) && startup_carried(proxy.conf, name))
+				params_remove(&s->params, name);
+			else
+				i++;
+		}
+		params_copy(&s->params, &c->params);
+		s->params_sig = c->params_sig;
+	}
+	client_pump(c);
+}
+
+/* ---- what the client's SQL may change ----------------------------------- */
 
 /*
- * Settings a client changes with SQL, and what pgflip does about them. The
- * text of each Query and Parse is scanned (case-insensitive substrings, so
- * a false alarm costs one extra SET, never a wrong search_path):
- *   search_path, set_config(...)  the server's search_path becomes unknown:
- *                                 the route is set again before the next
- *                                 transaction, of this client or another;
- *   RESET, DISCARD                the same, and the client's startup
- *                                 settings are set again too;
- *   SET ROLE, SESSION AUTHORIZATION
- *                                 in transaction mode the server gets
- *                                 RESET SESSION AUTHORIZATION and RESET ROLE
- *                                 before it serves anyone else.
- * So a client's own SET search_path lasts its own transaction at most (in
- * session mode: until its next transaction starts) and never reaches
- * another client.
+ * The flags of sqlscan.h for a Query or Parse text, and what pgflip does:
+ *   PATH      the server's search_path is unknown: set again before the next
+ *             transaction, of this client or another (unless the server
+ *             reports search_path itself);
+ *   SETTINGS  in transaction mode, RESET ALL before the server serves
+ *             another client; the settings pgflip set are unknown;
+ *   ROLE      in transaction mode, RESET SESSION AUTHORIZATION and RESET
+ *             ROLE before the server serves another client;
+ *   DISCARD_ALL  the server's prepared statements are gone, and the
+ *             client's.
+ * So a client's own changes last its own transaction at most (in session
+ * mode: until its next transaction starts) and never reach another client.
  */
-enum {
-	SQL_SEARCH_PATH = 1 << 0,
-	SQL_RESET = 1 << 1,
-	SQL_DISCARD = 1 << 2,
-	SQL_ROLE = 1 << 3,      /* "role" or "authorization" */
-};
-
-/* The words of the table above and what each one means. */
-static const struct {
-	const char *word;
-	size_t len;
-	unsigned flag;
-} sql_words[] = {
-	{"search_path", 11, SQL_SEARCH_PATH}, {"reset", 5, SQL_RESET},	   {"discard", 7, SQL_DISCARD},
-	{"role", 4, SQL_ROLE},		      {"authorization", 13, SQL_ROLE},
-};
-
-/* The words of sql_words found anywhere in SQL (case-insensitive
- * substrings), in one pass. The first three letters are compared inline, in
- * ASCII lower case (| 0x20; no other byte can match), so the library call is
- * made for likely hits only. Every word is longer than 3, so p[1] and p[2]
- * are read only while the bytes before them are not NUL. */
-static unsigned sql_scan(const char *sql)
+static void client_scan_sql(Client *c, Server *s, unsigned found)
 {
-	unsigned found = 0;
-	for (const char *p = sql; *p; p++) {
-		char a = (char)(*p | 0x20);
-		if (a != 's' && a != 'r' && a != 'd' && a != 'a')
-			continue;
-		if (!p[1] || !p[2])
-			break;
-		char b = (char)(p[1] | 0x20), c = (char)(p[2] | 0x20);
-		for (size_t i = 0; i < sizeof(sql_words) / sizeof(sql_words[0]); i++) {
-			const char *w = sql_words[i].word;
-			if (w[0] == a && w[1] == b && w[2] == c && !strncasecmp(p, w, sql_words[i].len))
-				found |= sql_words[i].flag;
-		}
-	}
-	return found;
-}
-
-static void client_scan_sql(Client *c, Server *s, const char *sql)
-{
-	unsigned found = sql_scan(sql);
 	if (!found)
 		return;
-	if (found & (SQL_SEARCH_PATH | SQL_RESET | SQL_DISCARD)) {
+	bool tx = c->pool->mode == CONF_POOL_TRANSACTION;
+	if ((found & SQLSCAN_PATH) && !s->reports_search_path) {
 		free(s->search_path);
 		s->search_path = NULL;
 	}
-	if (found & (SQL_RESET | SQL_DISCARD)) {
-		params_clear(&s->params);
+	if (found & SQLSCAN_SETTINGS) {
 		s->params_sig = 0;
+		if (tx)
+			s->reset_settings = true;
 	}
-	if (found & SQL_DISCARD) {
-		/* DISCARD ALL drops the server's prepared statements, and the client's */
+	if (found & SQLSCAN_DISCARD_ALL) {
 		ps_server_clear(s);
-		if (strcasestr(sql, "all"))
-			ps_client_clear(c);
+		ps_client_clear(c);
+		server_forget_settings(s);
 	}
-	if ((found & SQL_ROLE) && c->pool->mode == CONF_POOL_TRANSACTION)
+	if ((found & SQLSCAN_ROLE) && tx)
 		s->reset_role = true;
 }
 
-/* LISTEN needs the same backend for the whole session, which transaction
- * pooling cannot promise. */
-static bool sql_is_listen(const char *sql)
+/* Answers a request pgflip refuses or handles itself (it never reaches the
+ * server): ERROR SQLSTATE MESSAGE, or the command tag TAG when SQLSTATE is
+ * NULL, then ReadyForQuery. */
+static void client_answer(Client *c, Server *s, const char *sqlstate, const char *text)
 {
-	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
-		sql++;
-	return strncasecmp(sql, "listen", 6) == 0 && !((sql[6] >= 'a' && sql[6] <= 'z') || (sql[6] >= 'A' && sql[6] <= 'Z') || sql[6] == '_');
+	ProtoBuf b;
+	protobuf_init(&b);
+	if (sqlstate) {
+		proto_put_error(&b, "ERROR", sqlstate, "%s", text);
+	} else {
+		size_t m = proto_msg_begin(&b, PROTO_BE_COMMAND_COMPLETE);
+		proto_put_cstring(&b, text);
+		proto_msg_end(&b, m);
+	}
+	proto_put_ready_for_query(&b, s->tx_status);
+	client_send(c, &b);
+	protobuf_free(&b);
+	if (server_at_boundary(s))
+		server_release(s);
 }
 
-/* Answer of a route check (server.c calls it through client_pump). */
-static void client_check_done(Client *c, Server *s)
+static const char listen_refused[] =
+	"LISTEN is not supported in transaction pooling mode: use a database entry with pool_mode=session";
+
+/*
+ * A whole Query or Parse (MSG, TOTAL bytes) on its way to S. Returns true
+ * when it goes on to the server, false when pgflip answered it (drained)
+ * or closed the client.
+ */
+static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, size_t total)
 {
-	s->checking_route = false;
-	if (s->check_found) {
-		pool_route_verified_add(c->pool, c->route);
-		free(s->search_path);
-		s->search_path = proxy_strdup(c->route);
-		return;
+	const char *sql = NULL, *name = NULL;
+	bool ok = h->type == PROTO_FE_QUERY ? proto_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(h), &sql)
+					   : proto_parse_parse(msg + PROTO_HEADER_SIZE, proto_body_len(h), &name, &sql);
+	if (!ok) {
+		client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h->type));
+		return false;
 	}
-	char text[512];
-	if (s->check_error)
-		snprintf(text, sizeof(text), "route %s: %s", c->route, s->check_error);
-	else
-		snprintf(text, sizeof(text), "schema \"%s\" does not exist (route of this client)", c->route);
-	clog_warning(c, "%s", text);
-	client_discard_request(c, "3F000", text);
+	const char *scs = params_get(&s->params, "standard_conforming_strings");
+	unsigned found = sqlscan_text(sql, strlen(sql), !scs || strcmp(scs, "off") != 0);
+	bool tx = c->pool->mode == CONF_POOL_TRANSACTION;
+	char tag[32];
+	if (tx && (found & SQLSCAN_LISTEN)) {
+		evbuffer_drain(c->sock.in, total);
+		if (h->type == PROTO_FE_QUERY)
+			client_answer(c, s, "0A000", listen_refused);
+		else
+			client_discard_request(c, "0A000", listen_refused);
+		return false;
+	}
+	if (h->type == PROTO_FE_QUERY && (found & SQLSCAN_DEALLOCATE) && ps_enabled(c) &&
+	    ps_deallocate(c, sql, tag, sizeof(tag))) {
+		evbuffer_drain(c->sock.in, total);
+		client_answer(c, s, NULL, tag);
+		return false;
+	}
+	client_scan_sql(c, s, found);
+	c->n_queries++;
+	return true;
 }
 
 void client_discard_request(Client *c, const char *sqlstate, const char *message)
@@ -610,7 +727,6 @@ void client_discard_request(Client *c, const char *sqlstate, const char *message
 	free(c->discard_error);
 	c->discard_error = proxy_strdup(message);
 	snprintf(c->discard_sqlstate, sizeof(c->discard_sqlstate), "%s", sqlstate);
-	c->discarding = true;
 }
 
 /* Ends a discarded request: its error and ReadyForQuery. */
@@ -622,7 +738,6 @@ static void client_discard_done(Client *c)
 	proto_put_ready_for_query(&b, c->server ? c->server->tx_status : 'I');
 	client_send(c, &b);
 	protobuf_free(&b);
-	c->discarding = false;
 	free(c->discard_error);
 	c->discard_error = NULL;
 	/* transaction mode: the request is over, so is its hold on the server */
@@ -630,188 +745,195 @@ static void client_discard_done(Client *c)
 		server_release(c->server);
 }
 
-/* Backpressure: the server's output is over the high watermark; read from
- * the client again once it drains (server.c's drain callback). */
-static void client_pause_for(Client *c, Server *s)
+/* ---- the pump ---------------------------------------------------------- */
+
+/* Streams the rest of a long message (fwd_left bytes) to the server, or
+ * drops it. */
+static bool client_step_stream(Client *c, size_t avail)
 {
-	sock_read(&c->sock, false);
-	sock_want_drain(&s->sock);
+	Server *s = c->server;
+	size_t n = avail < c->fwd_left ? avail : c->fwd_left;
+	if (c->fwd_discard || !s)
+		evbuffer_drain(c->sock.in, n);
+	else
+		sock_write_buffer(&s->sock, c->sock.in, n);
+	c->fwd_left -= (uint32_t)n;
+	if (s && server_output_full(s)) {
+		sock_want_drain(&s->sock); /* server_on_drain pumps again */
+		return false;
+	}
+	return true;
+}
+
+/* Drops one message of a discarded request; its end gets the error. */
+static bool client_step_discard(Client *c, const ProtoHeader *h, size_t avail, size_t total)
+{
+	if (avail < total) {
+		c->fwd_left = (uint32_t)(total - avail);
+		c->fwd_discard = true;
+		evbuffer_drain(c->sock.in, avail);
+		return true;
+	}
+	evbuffer_drain(c->sock.in, total);
+	if (h->type == PROTO_FE_QUERY || h->type == PROTO_FE_SYNC)
+		client_discard_done(c);
+	return true;
+}
+
+/* What a message sent to S makes the server owe: a ReadyForQuery (Query,
+ * Sync, FunctionCall) or the end of an extended-protocol cycle. */
+static void client_count_request(Client *c, Server *s, uint8_t type)
+{
+	switch (type) {
+	case PROTO_FE_FUNCTION_CALL:
+		/* a function may change anything: search_path, settings, role */
+		client_scan_sql(c, s, SQLSCAN_PATH | SQLSCAN_SETTINGS | SQLSCAN_ROLE);
+		/* fall through */
+	case PROTO_FE_QUERY:
+	case PROTO_FE_SYNC:
+		s->pending++;
+		s->open_cycle = false;
+		break;
+	case PROTO_FE_PARSE:
+	case PROTO_FE_BIND:
+	case PROTO_FE_DESCRIBE:
+	case PROTO_FE_EXECUTE:
+	case PROTO_FE_CLOSE:
+	case PROTO_FE_FLUSH:
+		s->open_cycle = true;
+		break;
+	default:
+		break; /* CopyData/CopyDone/CopyFail belong to a request already open */
+	}
+}
+
+/* One message to the server: whole, or its first part (the rest streams). */
+static bool client_step_forward(Client *c, Server *s, size_t avail, size_t total)
+{
+	if (avail >= total) {
+		sock_write_buffer(&s->sock, c->sock.in, total);
+	} else {
+		sock_write_buffer(&s->sock, c->sock.in, avail);
+		c->fwd_left = (uint32_t)(total - avail);
+		c->fwd_discard = false;
+	}
+	if (server_output_full(s)) {
+		sock_want_drain(&s->sock);
+		return false;
+	}
+	return true;
+}
+
+/* One message of a linked client (header H already read). */
+static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
+{
+	Server *s = c->server;
+	size_t total = (size_t)h->len + 1;
+	if (s->state == SV_PREPARING || server_output_full(s))
+		return false;
+	if (c->discard_error)
+		return client_step_discard(c, h, avail, total);
+	bool ps = ps_enabled(c);
+	bool inspect = h->type == PROTO_FE_QUERY || h->type == PROTO_FE_PARSE;
+	bool whole = inspect || (ps && ps_needs_whole(h->type));
+	if (whole && avail < total) {
+		c->need = total; /* bounded by max_packet_size */
+		return false;
+	}
+	if (server_at_boundary(s)) {
+		if (proxy.paused)
+			return false;
+		if (!client_prepare_server(c, s))
+			return false;
+	}
+	if (inspect && !client_inspect(c, s, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total), total))
+		return c->state != CL_CLOSING;
+	client_count_request(c, s, h->type);
+	if (ps) {
+		const uint8_t *msg = whole ? evbuffer_pullup(c->sock.in, (ev_ssize_t)total) : NULL;
+		if (!ps_client_message(c, s, h, msg)) {
+			evbuffer_drain(c->sock.in, total); /* pgflip sent what the server needs */
+			if (server_output_full(s)) {
+				sock_want_drain(&s->sock);
+				return false;
+			}
+			return true;
+		}
+	}
+	return client_step_forward(c, s, avail, total);
+}
+
+/* One step of the pump; false when it cannot go on now. */
+static bool client_step(Client *c)
+{
+	struct evbuffer *in = c->sock.in;
+	c->need = 0;
+	if (c->state == CL_CLOSING || c->state == CL_WAIT_LOGIN || c->state == CL_WAITING)
+		return false;
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return false;
+	if (c->state == CL_STARTUP)
+		return client_step_startup(c);
+	if (c->fwd_left > 0)
+		return client_step_stream(c, avail);
+	uint8_t hdr[PROTO_HEADER_SIZE];
+	ProtoHeader h;
+	const char *why = "";
+	if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr)) {
+		c->need = PROTO_HEADER_SIZE;
+		return false;
+	}
+	switch (proto_header_parse(hdr, sizeof(hdr), proxy.conf->max_packet_size, &h, &why)) {
+	case PROTO_NEED_MORE:
+		c->need = PROTO_HEADER_SIZE;
+		return false;
+	case PROTO_BAD:
+		client_close(c, "08P01", "bad packet header: %s", why);
+		return false;
+	case PROTO_OK:
+		break;
+	}
+	clog_debug(c, "-> %s (%u bytes)", proto_fe_type_to_str(h.type), h.len);
+	if (h.type == PROTO_FE_TERMINATE) {
+		size_t total = (size_t)h.len + 1;
+		evbuffer_drain(in, avail < total ? avail : total);
+		client_close(c, NULL, "client close request");
+		return false;
+	}
+	if (!c->server) {
+		if (c->discard_error)
+			return client_step_discard(c, &h, avail, (size_t)h.len + 1);
+		/* transaction mode: a new request needs a server */
+		if (!proxy.paused)
+			client_set_state(c, CL_WAITING);
+		return false;
+	}
+	return client_step_message(c, &h, avail);
 }
 
 void client_pump(Client *c)
 {
-	struct evbuffer *in = c->sock.in;
-	for (;;) {
-		if (c->state == CL_CLOSING || c->state == CL_WAIT_LOGIN || c->state == CL_WAITING)
-			return;
-		size_t avail = evbuffer_get_length(in);
-		if (avail == 0)
-			return;
-		if (c->state == CL_STARTUP) {
-			if (!client_startup(c))
-				return;
-			if (c->state == CL_STARTUP && evbuffer_get_length(in) == avail)
-				return; /* need more bytes */
-			continue;
-		}
-		Server *s = c->server;
-		if (c->fwd_left > 0) {
-			size_t n = avail < c->fwd_left ? avail : c->fwd_left;
-			if (c->fwd_discard || !s)
-				evbuffer_drain(in, n);
-			else
-				sock_write_buffer(&s->sock, in, n);
-			c->fwd_left -= (uint32_t)n;
-			if (s && server_output_full(s)) {
-				client_pause_for(c, s);
-				return;
-			}
-			continue;
-		}
-		uint8_t hdr[PROTO_HEADER_SIZE];
-		ProtoHeader h;
-		const char *why = "";
-		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
-			return;
-		switch (proto_header_parse(hdr, sizeof(hdr), proxy.conf->max_packet_size, &h, &why)) {
-		case PROTO_NEED_MORE:
-			return;
-		case PROTO_BAD:
-			client_close(c, "08P01", "bad packet header: %s", why);
-			return;
-		case PROTO_OK:
-			break;
-		}
-		size_t total = (size_t)h.len + 1;
-		clog_debug(c, "-> %s (%u bytes)", proto_fe_type_to_str(h.type), h.len);
-		if (h.type == PROTO_FE_TERMINATE) {
-			evbuffer_drain(in, avail < total ? avail : total);
-			client_close(c, NULL, "client close request");
-			return;
-		}
-		if (!s && !c->discarding) {
-			/* transaction mode: a new request needs a server */
-			if (proxy.paused)
-				return;
-			client_set_state(c, CL_WAITING);
-			pool_enqueue(c->pool, c);
-			/* no idle server: stop reading until one is linked (an
-			 * idle server links at once, without touching epoll) */
-			if (c->state == CL_WAITING)
-				sock_read(&c->sock, false);
-			return;
-		}
-		if (s && (s->checking_route || server_output_full(s)))
-			return;
-		if (c->discarding) {
-			if (avail < total) {
-				c->fwd_left = (uint32_t)(total - avail);
-				c->fwd_discard = true;
-				evbuffer_drain(in, avail);
-				continue;
-			}
-			evbuffer_drain(in, total);
-			if (h.type == PROTO_FE_QUERY || h.type == PROTO_FE_SYNC)
-				client_discard_done(c);
-			continue;
-		}
-		bool ps = ps_enabled(c);
-		bool inspect = h.type == PROTO_FE_QUERY || h.type == PROTO_FE_PARSE;
-		bool whole = inspect || (ps && ps_needs_whole(h.type));
-		if (whole && avail < total)
-			return; /* wait for the whole message; bounded by max_packet_size */
-		if (server_at_boundary(s) && !s->swallow_rfq) {
-			if (proxy.paused) {
-				sock_read(&c->sock, false);
-				return;
-			}
-			if (!client_prepare_server(c, s))
-				return;
-			if (c->discarding)
-				continue;
-		}
-		if (inspect) {
-			const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)total);
-			const char *sql = NULL, *name = NULL;
-			bool ok = h.type == PROTO_FE_QUERY
-					  ? proto_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(&h), &sql)
-					  : proto_parse_parse(msg + PROTO_HEADER_SIZE, proto_body_len(&h), &name, &sql);
-			if (!ok) {
-				client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h.type));
-				return;
-			}
-			char tag[32];
-			bool listen = h.type == PROTO_FE_QUERY && c->pool->mode == CONF_POOL_TRANSACTION && sql_is_listen(sql);
-			if (listen || (h.type == PROTO_FE_QUERY && ps && ps_deallocate(c, sql, tag, sizeof(tag)))) {
-				/* answered by pgflip: the request never reaches the server */
-				evbuffer_drain(in, total);
-				ProtoBuf b;
-				protobuf_init(&b);
-				if (listen) {
-					proto_put_error(&b, "ERROR", "0A000",
-							"LISTEN is not supported in transaction pooling mode: use a database "
-							"entry with pool_mode=session");
-				} else {
-					size_t m = proto_msg_begin(&b, PROTO_BE_COMMAND_COMPLETE);
-					proto_put_cstring(&b, tag);
-					proto_msg_end(&b, m);
-				}
-				proto_put_ready_for_query(&b, s->tx_status);
-				client_send(c, &b);
-				protobuf_free(&b);
-				if (server_at_boundary(s))
-					server_release(s);
-				continue;
-			}
-			client_scan_sql(c, s, sql);
-			c->n_queries++;
-		}
-		switch (h.type) {
-		case PROTO_FE_QUERY:
-		case PROTO_FE_SYNC:
-		case PROTO_FE_FUNCTION_CALL:
-			s->pending++;
-			s->open_cycle = false;
-			break;
-		case PROTO_FE_PARSE:
-		case PROTO_FE_BIND:
-		case PROTO_FE_DESCRIBE:
-		case PROTO_FE_EXECUTE:
-		case PROTO_FE_CLOSE:
-		case PROTO_FE_FLUSH:
-			s->open_cycle = true;
-			break;
-		default:
-			break; /* CopyData/CopyDone/CopyFail belong to a request already open */
-		}
-		if (ps) {
-			const uint8_t *msg = whole ? evbuffer_pullup(in, (ev_ssize_t)total) : NULL;
-			if (!ps_client_message(c, s, &h, msg)) {
-				evbuffer_drain(in, total); /* pgflip sent what the server needs */
-				continue;
-			}
-		}
-		if (avail >= total) {
-			sock_write_buffer(&s->sock, in, total);
-		} else {
-			sock_write_buffer(&s->sock, in, avail);
-			c->fwd_left = (uint32_t)(total - avail);
-			c->fwd_discard = false;
-		}
-		if (server_output_full(s)) {
-			client_pause_for(c, s);
-			return;
-		}
-	}
+	while (client_step(c))
+		;
+	if (c->state == CL_CLOSING)
+		return;
+	client_update_read(c);
+	/* a client that stops in the middle of a message is timed */
+	size_t avail = evbuffer_get_length(c->sock.in);
+	bool partial = c->sock.reading && (c->fwd_left > 0 || (avail > 0 && c->need > avail));
+	if (!partial)
+		c->partial_ms = 0;
+	else if (!c->partial_ms)
+		c->partial_ms = proxy_now_ms();
 }
 
-void client_route_checked(Client *c, Server *s)
+static void client_on_read(void *arg)
 {
-	client_check_done(c, s);
+	Client *c = arg;
+	c->active_ms = proxy_now_ms();
 	client_pump(c);
 }
-
-static void client_on_read(void *arg) { client_pump(arg); }
 
 /* The client's output drained after the server was paused for it. */
 static void client_on_drain(void *arg)
@@ -834,6 +956,25 @@ static void client_on_close(void *arg, int err)
 		client_close(c, NULL, "client disconnected");
 	else
 		client_close(c, NULL, "client socket error: %s", strerror(err));
+}
+
+void client_janitor(Client *c, uint64_t now)
+{
+	const Conf *conf = proxy.conf;
+	if (c->state == CL_STARTUP) {
+		if (conf->client_login_timeout_ms > 0 && now - c->connect_ms > (uint64_t)conf->client_login_timeout_ms)
+			client_close(c, NULL, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);
+		return;
+	}
+	if (c->partial_ms && now - c->partial_ms > CLIENT_PARTIAL_TIMEOUT_MS) {
+		client_close(c, "08P01", "the client stopped in the middle of a message for %d s",
+			     CLIENT_PARTIAL_TIMEOUT_MS / 1000);
+		return;
+	}
+	bool idle = c->state == CL_IDLE || (c->state == CL_ACTIVE && server_at_boundary(c->server));
+	if (conf->client_idle_timeout_ms > 0 && idle &&
+	    now - c->active_ms > (uint64_t)conf->client_idle_timeout_ms)
+		client_close(c, "08P01", "client_idle_timeout: idle for %d ms", conf->client_idle_timeout_ms);
 }
 
 /* ---- cancel ------------------------------------------------------------ */

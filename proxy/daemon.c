@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -71,6 +72,11 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link)
 		pool_janitor(p, now);
+	Client *c, *cnext;
+	for (c = TAILQ_FIRST(&proxy.clients); c; c = cnext) {
+		cnext = TAILQ_NEXT(c, link);
+		client_janitor(c, now);
+	}
 	if (!TAILQ_EMPTY(&proxy.graveyard))
 		proxy_reap_soon();
 	if (proxy.shutting_down) {
@@ -90,12 +96,67 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	client_accept(fd, addr, socklen, arg != NULL);
 }
 
+/* How long accepting pauses when file descriptors run out (ms): as
+ * PgBouncer, wait for some to be freed instead of spinning on accept. */
+#define PROXY_ACCEPT_PAUSE_MS 1000
+
+static void listeners_enable(bool on)
+{
+	for (int i = 0; i < proxy.n_listeners; i++) {
+		if (on)
+			evconnlistener_enable(proxy.listeners[i]);
+		else
+			evconnlistener_disable(proxy.listeners[i]);
+	}
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	proxy.accept_paused = false;
+	if (!proxy.shutting_down)
+		listeners_enable(true);
+	log_info("accepting connections again");
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	(void)l;
 	(void)arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	if ((err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) && proxy.accept_resume) {
+		if (proxy.accept_paused)
+			return;
+		proxy.accept_paused = true;
+		listeners_enable(false);
+		struct timeval tv = {PROXY_ACCEPT_PAUSE_MS / 1000, (PROXY_ACCEPT_PAUSE_MS % 1000) * 1000};
+		event_add(proxy.accept_resume, &tv);
+		log_warning("accept failed: %s; not accepting for %d ms (%d clients connected)",
+			    evutil_socket_error_to_string(err), PROXY_ACCEPT_PAUSE_MS, proxy.n_clients);
+		return;
+	}
 	log_warning("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+/* Descriptors pgflip may need: a socket per client (logged in, plus as many
+ * logging in), one per server of every database's pool and reserve, and a
+ * few for listeners, the log and the admin socket. */
+static void check_fd_limit(const Conf *conf)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	long long need = 2LL * conf->max_client_conn + 16;
+	for (size_t i = 0; i < conf->n_databases; i++) {
+		int size = conf->databases[i].pool_size > 0 ? conf->databases[i].pool_size : conf->default_pool_size;
+		need += size + conf->reserve_pool_size;
+	}
+	if ((long long)rl.rlim_cur < need)
+		log_warning("the file descriptor limit (%llu) is below what max_client_conn and the pools may "
+			    "need (%lld): raise it (ulimit -n, LimitNOFILE=)",
+			    (unsigned long long)rl.rlim_cur, need);
 }
 
 /* Backlog of the listening sockets: PgBouncer's default listen_backlog. */
@@ -200,7 +261,7 @@ bool proxy_reload(char *err, size_t errlen)
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link) {
 		pool_refresh_conf(p);
-		pool_dispatch(p);
+		pool_dispatch_soon(p);
 	}
 	log_info("config reloaded from %s", conf->path);
 	return true;
@@ -223,9 +284,23 @@ void proxy_begin_shutdown(void)
 		 proxy.n_clients);
 }
 
+/* Every client's reading follows the new paused flag. */
+static void proxy_update_clients(bool pump)
+{
+	Client *c, *next;
+	for (c = TAILQ_FIRST(&proxy.clients); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (pump && (c->state == CL_ACTIVE || c->state == CL_IDLE))
+			client_pump(c);
+		else
+			client_update_read(c);
+	}
+}
+
 void proxy_pause(void)
 {
 	proxy.paused = true;
+	proxy_update_clients(false);
 	log_info("paused: new transactions wait");
 }
 
@@ -233,14 +308,7 @@ void proxy_resume(void)
 {
 	proxy.paused = false;
 	log_info("resumed");
-	Client *c, *next;
-	for (c = TAILQ_FIRST(&proxy.clients); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->state == CL_ACTIVE || c->state == CL_IDLE) {
-			sock_read(&c->sock, true);
-			client_pump(c);
-		}
-	}
+	proxy_update_clients(true);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -303,6 +371,8 @@ static void proxy_cleanup(void)
 	if (proxy.conf->pidfile && *proxy.conf->pidfile)
 		unlink(proxy.conf->pidfile);
 	event_free(proxy.janitor);
+	if (proxy.accept_resume)
+		event_free(proxy.accept_resume);
 	event_free(proxy.reaper);
 	event_free(proxy.sig_hup);
 	event_free(proxy.sig_term);
@@ -349,6 +419,7 @@ int proxy_serve(const char *conf_path)
 	router_load(&proxy.router, &conf->routes);
 
 	proxy.reaper = event_new(proxy.base, -1, 0, reap_cb, NULL);
+	proxy.accept_resume = evtimer_new(proxy.base, accept_resume_cb, NULL);
 	proxy.janitor = event_new(proxy.base, -1, EV_PERSIST, janitor_cb, NULL);
 	struct timeval tick = {0, PROXY_JANITOR_MS * 1000};
 	event_add(proxy.janitor, &tick);
@@ -369,6 +440,7 @@ int proxy_serve(const char *conf_path)
 		proxy_cleanup();
 		return 1;
 	}
+	check_fd_limit(conf);
 	write_pidfile(conf->pidfile);
 	log_info("pgflip %s started, pid %d, default route %s", PGFLIP_VERSION, (int)getpid(),
 		 proxy.router.default_schema);

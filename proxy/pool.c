@@ -6,14 +6,21 @@
  * and warm and lets the idle timeout close the rest. A pool never holds more
  * than its size of servers (logged in or logging in).
  *
- * Dispatch can be re-entered (linking a client may release its server at
- * once), so pool_dispatch loops under a guard instead of recursing.
+ * Dispatch runs from a deferred event of each pool (pool_dispatch_soon):
+ * a state change that may let a client have a server (a client starts
+ * waiting, a server becomes idle or goes away, a login fails) schedules it,
+ * and nothing re-enters client, pool and server code synchronously.
+ * libevent runs an activated event in the same loop turn, before it polls
+ * again, so this costs no extra wait.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/proxy.h"
 
+
+static void pool_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 
 void pool_refresh_conf(Pool *p)
 {
@@ -41,6 +48,13 @@ Pool *pool_get(const char *database, const char *user)
 	TAILQ_INIT(&p->servers);
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
+	p->dispatch_ev = event_new(proxy.base, -1, 0, pool_dispatch_cb, p);
+	if (!p->dispatch_ev) {
+		free(p->database);
+		free(p->user);
+		free(p);
+		return NULL;
+	}
 	pool_refresh_conf(p);
 	TAILQ_INSERT_TAIL(&proxy.pools, p, link);
 	return p;
@@ -50,6 +64,8 @@ void pool_free(Pool *p)
 {
 	if (!p)
 		return;
+	if (p->dispatch_ev)
+		event_free(p->dispatch_ev);
 	params_clear(&p->server_params);
 	for (size_t i = 0; i < p->n_verified; i++)
 		free(p->verified[i]);
@@ -63,18 +79,24 @@ void pool_free(Pool *p)
 	free(p);
 }
 
-void pool_enqueue(Pool *p, Client *c)
+void pool_waiting_add(Pool *p, Client *c)
 {
 	TAILQ_INSERT_TAIL(&p->waiting, c, wait_link);
 	p->n_waiting++;
 	c->wait_start_ms = proxy_now_ms();
-	pool_dispatch(p);
+	pool_dispatch_soon(p);
 }
 
-void pool_dequeue(Pool *p, Client *c)
+void pool_waiting_remove(Pool *p, Client *c)
 {
 	TAILQ_REMOVE(&p->waiting, c, wait_link);
 	p->n_waiting--;
+}
+
+void pool_dispatch_soon(Pool *p)
+{
+	if (p->dispatch_ev)
+		event_active(p->dispatch_ev, 0, 0);
 }
 
 /* Logins failed recently and no server is up: fail fast instead of waiting. */
@@ -126,63 +148,65 @@ static Server *pool_pick_idle(Pool *p, Client *c)
 	return TAILQ_FIRST(&p->idle);
 }
 
-void pool_dispatch(Pool *p)
+/* Every waiting client gets the message: logins keep failing. */
+static void pool_fail_waiting(Pool *p, const char *message)
 {
-	static bool busy;
-	static bool again;
-	if (busy) {
-		again = true;
-		return;
+	while (!TAILQ_EMPTY(&p->waiting)) {
+		Client *c = TAILQ_FIRST(&p->waiting);
+		client_set_state(c, CL_IDLE);
+		client_server_failed(c, "08006", message);
 	}
-	busy = true;
-	do {
-		again = false;
-		while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
-			Client *c = TAILQ_FIRST(&p->waiting);
-			Server *s = pool_pick_idle(p, c);
-			pool_dequeue(p, c);
-			server_set_active(s);
-			client_linked(c, s);
-		}
-		uint64_t now = proxy_now_ms();
-		if (!TAILQ_EMPTY(&p->waiting) && pool_login_backoff(p, now)) {
-			char msg[600];
-			snprintf(msg, sizeof(msg), "server login has been failing, try again later (server_login_retry): %s",
-				 p->last_error ? p->last_error : "?");
-			while (!TAILQ_EMPTY(&p->waiting)) {
-				Client *c = TAILQ_FIRST(&p->waiting);
-				pool_dequeue(p, c);
-				client_set_state(c, CL_IDLE);
-				client_server_failed(c, msg);
-			}
-		}
-		int max_db = proxy.conf->max_db_connections;
-		int limit = p->size;
-		Client *oldest = TAILQ_FIRST(&p->waiting);
-		if (oldest && proxy.conf->reserve_pool_size > 0 &&
-		    now - oldest->wait_start_ms >= (uint64_t)proxy.conf->reserve_pool_timeout_ms)
-			limit += proxy.conf->reserve_pool_size; /* clients waited too long: use the reserve */
-		while (p->n_waiting > p->n_connecting && p->n_servers < limit) {
-			if (max_db > 0 && db_connections(p->database) >= max_db && !pool_close_idle_elsewhere(p))
-				break;
-			if (!server_connect(p))
-				break;
-		}
-	} while (again);
-	busy = false;
 }
 
-void pool_server_idle(Pool *p, Server *s)
+/* Starts logins while clients wait for more servers than are logging in,
+ * within the pool's size (plus the reserve once a client waited
+ * reserve_pool_timeout) and max_db_connections. */
+static void pool_grow(Pool *p, uint64_t now)
 {
-	server_set_idle(s);
-	pool_dispatch(p);
-	if (proxy.conf->max_db_connections > 0 && TAILQ_EMPTY(&p->waiting)) {
+	int max_db = proxy.conf->max_db_connections;
+	int limit = p->size;
+	Client *oldest = TAILQ_FIRST(&p->waiting);
+	if (oldest && proxy.conf->reserve_pool_size > 0 &&
+	    now - oldest->wait_start_ms >= (uint64_t)proxy.conf->reserve_pool_timeout_ms)
+		limit += proxy.conf->reserve_pool_size;
+	while (p->n_waiting > p->n_connecting && p->n_servers < limit && !pool_login_backoff(p, now)) {
+		if (max_db > 0 && db_connections(p->database) >= max_db && !pool_close_idle_elsewhere(p))
+			return;
+		if (server_connect(p) != SERVER_CONNECT_STARTED)
+			return; /* a failure now is a failed login: the backoff applies */
+	}
+}
+
+static void pool_dispatch(Pool *p)
+{
+	while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
+		Client *c = TAILQ_FIRST(&p->waiting);
+		Server *s = pool_pick_idle(p, c);
+		server_set_state(s, SV_ACTIVE);
+		client_linked(c, s); /* takes c off the waiting list */
+	}
+	uint64_t now = proxy_now_ms();
+	if (!TAILQ_EMPTY(&p->waiting) && pool_login_backoff(p, now)) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "server login has been failing, try again later (server_login_retry): %s",
+			 p->last_error ? p->last_error : "?");
+		pool_fail_waiting(p, msg);
+	}
+	pool_grow(p, now);
+	if (proxy.conf->max_db_connections > 0 && TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
 		/* a pool of the same database may be waiting for a free slot */
 		Pool *o;
 		TAILQ_FOREACH(o, &proxy.pools, link)
 			if (o != p && !TAILQ_EMPTY(&o->waiting) && strcmp(o->database, p->database) == 0)
-				pool_dispatch(o);
+				pool_dispatch_soon(o);
 	}
+}
+
+static void pool_dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pool_dispatch(arg);
 }
 
 void pool_login_failed(Pool *p, const char *message)
@@ -190,14 +214,9 @@ void pool_login_failed(Pool *p, const char *message)
 	free(p->last_error);
 	p->last_error = proxy_strdup(message);
 	p->last_connect_fail_ms = proxy_now_ms();
-	if (p->n_servers - p->n_connecting > 0 || p->n_connecting > 0)
+	if (p->n_servers > 0)
 		return; /* other servers may still serve the waiting clients */
-	while (!TAILQ_EMPTY(&p->waiting)) {
-		Client *c = TAILQ_FIRST(&p->waiting);
-		pool_dequeue(p, c);
-		client_set_state(c, CL_IDLE);
-		client_server_failed(c, message);
-	}
+	pool_fail_waiting(p, message);
 }
 
 bool pool_route_verified(Pool *p, const char *schema)
@@ -248,9 +267,10 @@ void pool_janitor(Pool *p, uint64_t now)
 	/* keep min_pool_size servers open, and let waiting clients reach the reserve */
 	if ((p->n_servers < conf->min_pool_size && !pool_login_backoff(p, now) && p->have_params) ||
 	    !TAILQ_EMPTY(&p->waiting)) {
-		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0 && !server_connect(p))
+		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0 &&
+		    server_connect(p) == SERVER_CONNECT_CANNOT)
 			log_warning("pool %s/%s: cannot start a login for min_pool_size", p->database, p->user);
-		pool_dispatch(p);
+		pool_dispatch_soon(p);
 	}
 	Client *c, *cnext;
 	for (c = TAILQ_FIRST(&p->waiting); c; c = cnext) {

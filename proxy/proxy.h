@@ -34,6 +34,7 @@
 #include "conf/conf.h"
 #include "protocol/protocol.h"
 #include "proxy/log.h"
+#include "proxy/params.h"
 #include "proxy/sock.h"
 
 /* Output buffered towards a peer above which we stop reading from the
@@ -56,43 +57,6 @@
 typedef struct Pool Pool;
 typedef struct Client Client;
 typedef struct Server Server;
-
-/* ---- params.c: small allocation helpers and settings lists ---- */
-
-/*
- * proxy_strdup / proxy_grow: allocation that cannot fail quietly. The proxy
- * allocates only small bookkeeping with them (names, settings, tables); when
- * even that fails there is nothing sensible left to do, so they abort.
- * proxy_grow makes room for one more item in ITEMS (N used, *CAP allocated,
- * SIZE bytes each), doubling from 8, and returns the (maybe moved) array.
- */
-char *proxy_strdup(const char *s);
-/* proxy_u64_str: V in decimal, written at the end of BUF (24 bytes, enough
- * for any uint64_t with its NUL); returns where the digits start. For hot
- * paths that would otherwise call printf for one number. */
-const char *proxy_u64_str(char buf[24], uint64_t v);
-void *proxy_grow(void *items, size_t n, size_t *cap, size_t size);
-
-/* A name = value setting (GUC), as a small growable list. */
-typedef struct Param {
-	char *name;
-	char *value;
-} Param;
-
-typedef struct ParamList {
-	Param *items;
-	size_t n;
-	size_t cap;
-} ParamList;
-
-/* params_set: true when NAME was added or its value changed. */
-bool params_set(ParamList *l, const char *name, const char *value);
-/* params_signature: a hash of the whole list (never 0). */
-uint64_t params_signature(const ParamList *l);
-const char *params_get(const ParamList *l, const char *name);
-void params_remove(ParamList *l, const char *name);
-void params_clear(ParamList *l);
-void params_copy(ParamList *dst, const ParamList *src);
 
 /* ---- prepared statements in transaction mode (prepared.c) ---- */
 
@@ -148,15 +112,17 @@ typedef struct PsQueue {
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest */
-	CL_WAIT_LOGIN,   /* startup read; waiting for a server to finish the login */
+	CL_WAIT_LOGIN,   /* startup read; waiting for a server to finish the login (in pool->waiting) */
 	CL_IDLE,         /* logged in, no server (transaction mode, between transactions) */
-	CL_WAITING,      /* has a request and waits for a server */
+	CL_WAITING,      /* has a request and waits for a server (in pool->waiting) */
 	CL_ACTIVE,       /* linked to a server */
-	CL_CLOSING,      /* flushing its last bytes; freed by the reaper */
+	CL_CLOSING,      /* flushing its last bytes; in proxy.graveyard, freed by the reaper */
 } ClientState;
 
 const char *client_state_to_str(ClientState st);
-/* client_set_state: the one place a client changes state; a bad value aborts. */
+/* client_set_state: the one place a client changes state. It also moves the
+ * client between lists (pool->waiting, proxy.graveyard) and counters, and
+ * sets whether its socket is read (client_update_read). A bad value aborts. */
 void client_set_state(Client *c, ClientState st);
 
 struct Client {
@@ -169,8 +135,11 @@ struct Client {
 	char addr_str[64];              /* "ip:port" or "unix" */
 	bool is_unix;
 	time_t connect_time;
+	uint64_t connect_ms;            /* accept time (client_login_timeout) */
 	uint64_t wait_start_ms;         /* when it started waiting for a server */
 	uint64_t close_start_ms;
+	uint64_t active_ms;             /* last time it sent bytes (client_idle_timeout) */
+	uint64_t partial_ms;            /* since when its input ends inside a message, 0 = it does not */
 
 	char *user;                     /* from StartupMessage */
 	char *database;
@@ -187,11 +156,18 @@ struct Client {
 	uint32_t cancel_pid;            /* BackendKeyData we gave it */
 	uint32_t cancel_key;
 
-	uint32_t fwd_left;              /* bytes of a message still to stream to the server */
-	bool fwd_discard;               /* ... or to drop (discarding after a failed route) */
-	bool discarding;                /* dropping a request after a route error */
-	char *discard_error;            /* the error to answer once the request ends */
+	/* Request sub-state, within CL_IDLE / CL_WAITING / CL_ACTIVE:
+	 *   fwd_left > 0    the rest of a message streams to the server
+	 *                   (or is dropped, fwd_discard);
+	 *   discard_error   set: the current request is dropped up to its
+	 *                   Query or Sync, then answered with this error;
+	 *   need            bytes of a message that must be whole before the
+	 *                   pump can go on (its input may grow to that much). */
+	uint32_t fwd_left;
+	bool fwd_discard;
+	char *discard_error;
 	char discard_sqlstate[6];
+	size_t need;
 
 	uint64_t n_transactions;
 	uint64_t n_queries;
@@ -203,10 +179,12 @@ struct Client {
 
 typedef enum {
 	SV_CONNECTING = 0,  /* libpq login in progress */
-	SV_IDLE,            /* logged in, in the pool */
-	SV_ACTIVE,          /* linked to a client */
-	SV_RESETTING,       /* running server_reset_query after a session ended */
-	SV_CLOSING,         /* freed by the reaper */
+	SV_IDLE,            /* logged in, in pool->idle */
+	SV_PREPARING,       /* linked to a client: pgflip's query that gives it the client's route and
+			     * settings is running; the client's request waits for its answer */
+	SV_ACTIVE,          /* linked to a client, carrying its requests */
+	SV_RESETTING,       /* running reset queries (ROLLBACK, server_reset_query, RESET ALL...) */
+	SV_CLOSING,         /* in proxy.server_graveyard, freed by the reaper */
 } ServerState;
 
 const char *server_state_to_str(ServerState st);
@@ -227,18 +205,29 @@ struct Server {
 
 	Client *client;
 
+	/* What the server confirmed. Settings are set by pgflip's queries or
+	 * reported by ParameterStatus; search_path is recorded only when the
+	 * query that set it succeeded (or when the server reports it). */
 	ParamList params;               /* settings as we know them on this backend */
-	uint64_t params_sig;            /* the client signature they match, 0 = check */
+	uint64_t params_sig;            /* the client signature they match, 0 = compare */
 	char *search_path;              /* its current search_path, NULL = unknown */
+	bool reports_search_path;       /* the server sends ParameterStatus for it (PostgreSQL 18) */
 
 	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
 	uint32_t pending;               /* client Query/Sync/FunctionCall not yet answered */
 	bool open_cycle;                /* extended-protocol messages sent since the last Sync */
-	bool reset_role;                /* a client may have changed its role: reset before reuse */
-	uint32_t swallow_rfq;           /* ReadyForQuery of injected queries still to come */
-	bool checking_route;            /* the injected query is a route check */
-	bool check_found;               /* its CommandComplete said the schema exists */
-	char *check_error;              /* its ErrorResponse text, if any */
+	uint32_t swallow_rfq;           /* SV_PREPARING / SV_RESETTING: ReadyForQuery still to come */
+	/* Dirt a client may have left: reset before the server serves another
+	 * client (transaction mode). */
+	bool reset_role;                /* SET ROLE / SESSION AUTHORIZATION may have run */
+	bool reset_settings;            /* a session-level SET may have run */
+
+	/* SV_PREPARING: the query being answered */
+	char *prep_route;               /* the route it sets */
+	bool prep_check;                /* it also checks that the schema exists */
+	bool prep_found;                /* ... and the schema does */
+	char *prep_error;               /* its ErrorResponse message, if any */
+	char prep_sqlstate[6];
 
 	uint32_t fwd_left;              /* bytes of a message still to stream */
 	bool fwd_swallow;               /* ... to drop instead of forwarding */
@@ -263,6 +252,7 @@ struct Pool {
 	int n_servers;
 	int n_connecting;
 	int n_waiting;
+	struct event *dispatch_ev;      /* deferred pool_dispatch (pool_dispatch_soon) */
 	ParamList server_params;        /* ParameterStatus of its first login */
 	bool have_params;
 	char **verified;                /* route schemas known to exist */
@@ -340,7 +330,10 @@ typedef struct Proxy {
 	TAILQ_HEAD(, Client) graveyard;
 	TAILQ_HEAD(, Server) server_graveyard;
 	TAILQ_HEAD(, Pool) pools;
-	int n_clients;
+	int n_clients;                  /* connected (not closing), logging in or not */
+	int n_startup;                  /* of them, still in CL_STARTUP (no max_client_conn slot) */
+	struct event *accept_resume;    /* re-enables the listeners after EMFILE */
+	bool accept_paused;
 	uint64_t next_id;
 	time_t start_time;
 	bool paused;
@@ -364,30 +357,43 @@ int proxy_serve(const char *conf_path);
 /* ---- client.c ---------------------------------------------------------- */
 
 void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix);
-/* client_close: one teardown path; REASON goes to the log. ERROR_SQLSTATE,
- * when not NULL, sends the client a FATAL ErrorResponse with MESSAGE first. */
+/* client_close: one teardown path; REASON goes to the log. SQLSTATE, when
+ * not NULL, sends the client a FATAL ErrorResponse with the reason first. */
 void client_close(Client *c, const char *sqlstate, const char *reason, ...) __attribute__((format(printf, 3, 4)));
 void client_free(Client *c);
-/* client_linked: the pool gave C the server S. */
+/* client_linked: the pool gave C the server S (S is SV_ACTIVE). */
 void client_linked(Client *c, Server *s);
 /* client_pump: moves what the client sent towards its server as far as the
- * state allows. */
+ * state allows, then sets whether its socket is read. */
 void client_pump(Client *c);
-/* client_server_failed: the login for C failed or its server died. */
-void client_server_failed(Client *c, const char *message);
+/* client_update_read: reads C's socket exactly when its state allows it
+ * (client_may_read in client.c); called by every state change and at the
+ * end of every pump. */
+void client_update_read(Client *c);
+/* client_server_failed: the login for C failed or its server died, with the
+ * SQLSTATE and MESSAGE that say why (the backend's own, when it sent a FATAL). */
+void client_server_failed(Client *c, const char *sqlstate, const char *message);
 /* client_discard_request: drop C's current (or next) request up to its
  * Query or Sync, then answer ErrorResponse SQLSTATE MESSAGE + ReadyForQuery. */
 void client_discard_request(Client *c, const char *sqlstate, const char *message);
 /* client_route: the client's current route (recomputed if routes changed). */
 const char *client_route(Client *c);
-/* client_route_checked: the route check S ran for C has its answer. */
-void client_route_checked(Client *c, Server *s);
+/* client_prepared: the query that set C's route and settings on S (now
+ * SV_ACTIVE again) has its answer in S's prep_* fields. */
+void client_prepared(Client *c, Server *s);
 void client_cancel_request(uint32_t pid, uint32_t key);
+/* client_janitor: login, idle and partial-message timeouts of C at NOW_MS. */
+void client_janitor(Client *c, uint64_t now_ms);
 
 /* ---- server.c ---------------------------------------------------------- */
 
-/* server_connect: starts a libpq login for POOL; false if it cannot start. */
-bool server_connect(Pool *pool) PROXY_MUSTCHECK;
+/* What server_connect did: STARTED (a login is under way), FAILED (libpq
+ * refused at once: counted as a failed login, server_login_retry applies),
+ * CANNOT (no config entry or no memory: nothing was tried). */
+typedef enum { SERVER_CONNECT_STARTED = 0, SERVER_CONNECT_FAILED, SERVER_CONNECT_CANNOT } ServerConnectResult;
+ServerConnectResult server_connect(Pool *pool) PROXY_MUSTCHECK;
+/* server_close: one teardown path; REASON goes to the log and, as a lost
+ * connection (08006), to the linked client. */
 void server_close(Server *s, const char *reason, ...) __attribute__((format(printf, 2, 3)));
 void server_free(Server *s);
 void server_pump(Server *s);
@@ -398,9 +404,19 @@ void server_release(Server *s);
 bool server_at_boundary(const Server *s);
 /* server_output_full: the client should stop sending towards S. */
 bool server_output_full(const Server *s);
-/* server_set_active / server_set_idle: pool transitions (idle list kept). */
-void server_set_active(Server *s);
-void server_set_idle(Server *s);
+/* server_set_state: the one place a server changes state; it also moves the
+ * server in and out of pool->idle, keeps the pool's counters, and schedules
+ * a dispatch when the server becomes idle. */
+void server_set_state(Server *s, ServerState st);
+/* server_prepare: sends on S (linked to its client) the Query SQL (LEN
+ * bytes, a whole Query message) that sets ROUTE (checking that its schema
+ * exists when CHECK) and the client's settings; S is SV_PREPARING until
+ * its ReadyForQuery, then client_prepared() is called. */
+void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg, size_t len);
+/* server_forget_settings: what pgflip set on S is unknown from now on
+ * (after RESET ALL, DISCARD ALL, a failed query...): only the settings the
+ * server reports are kept, search_path is unknown. */
+void server_forget_settings(Server *s);
 
 /* ---- pool.c ------------------------------------------------------------ */
 
@@ -408,12 +424,13 @@ Pool *pool_get(const char *database, const char *user);
 void pool_free(Pool *p);
 /* pool_refresh_conf: re-reads mode and size from the current snapshot. */
 void pool_refresh_conf(Pool *p);
-/* pool_enqueue: C wants a server; it gets one through client_linked(). */
-void pool_enqueue(Pool *p, Client *c);
-void pool_dequeue(Pool *p, Client *c);
-/* pool_dispatch: links waiting clients to idle servers, starts logins. */
-void pool_dispatch(Pool *p);
-void pool_server_idle(Pool *p, Server *s);
+/* pool_waiting_add / pool_waiting_remove: list membership of a waiting
+ * client; only client_set_state calls them. Adding schedules a dispatch. */
+void pool_waiting_add(Pool *p, Client *c);
+void pool_waiting_remove(Pool *p, Client *c);
+/* pool_dispatch_soon: links waiting clients to idle servers and starts
+ * logins, from a deferred event of the pool (never inside the caller). */
+void pool_dispatch_soon(Pool *p);
 void pool_login_failed(Pool *p, const char *message);
 bool pool_route_verified(Pool *p, const char *schema);
 void pool_route_verified_add(Pool *p, const char *schema);

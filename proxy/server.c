@@ -10,8 +10,11 @@
  *
  * Reading: server_pump() streams the server's messages to the linked client
  * and looks at a few: ReadyForQuery (transaction status, end of a request),
- * ParameterStatus (settings we track), and the replies to queries the proxy
- * injected itself, which it swallows.
+ * ParameterStatus (settings we track), ErrorResponse (a FATAL ends the
+ * server; its SQLSTATE and message go to the client), and the replies to
+ * pgflip's own queries, which it swallows: in SV_PREPARING the query that
+ * sets a client's route and settings (recorded only once the server
+ * answered it without error), in SV_RESETTING the reset queries.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +49,7 @@ const char *server_state_to_str(ServerState st)
 	switch (st) {
 	case SV_CONNECTING: return "connecting";
 	case SV_IDLE: return "idle";
+	case SV_PREPARING: return "preparing";
 	case SV_ACTIVE: return "active";
 	case SV_RESETTING: return "resetting";
 	case SV_CLOSING: return "closing";
@@ -53,8 +57,7 @@ const char *server_state_to_str(ServerState st)
 	return "?";
 }
 
-/* The one place a server changes state; keeps the pool's counters. */
-static void server_set_state(Server *s, ServerState st)
+void server_set_state(Server *s, ServerState st)
 {
 	Pool *p = s->pool;
 	if (s->state == SV_IDLE)
@@ -68,7 +71,9 @@ static void server_set_state(Server *s, ServerState st)
 	case SV_IDLE:
 		TAILQ_INSERT_HEAD(&p->idle, s, idle_link);
 		s->idle_since_ms = proxy_now_ms();
+		pool_dispatch_soon(p);
 		break;
+	case SV_PREPARING:
 	case SV_ACTIVE:
 	case SV_RESETTING:
 	case SV_CLOSING:
@@ -81,8 +86,6 @@ static void server_set_state(Server *s, ServerState st)
 	s->state = st;
 }
 
-void server_set_active(Server *s) { server_set_state(s, SV_ACTIVE); }
-void server_set_idle(Server *s) { server_set_state(s, SV_IDLE); }
 
 static bool is_reported(const char *name)
 {
@@ -90,6 +93,20 @@ static bool is_reported(const char *name)
 		if (strcmp(reported_params[i], name) == 0)
 			return true;
 	return false;
+}
+
+/* The login failed: libpq's message (trailing newlines cut) closes the
+ * server and counts as a failed login of the pool. */
+static void server_login_error(Server *s)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->pg));
+	size_t len = strlen(msg);
+	while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		msg[--len] = '\0';
+	Pool *p = s->pool;
+	server_close(s, "login failed: %s", msg);
+	pool_login_failed(p, msg);
 }
 
 static void server_wait(Server *s, PostgresPollingStatusType st)
@@ -104,11 +121,11 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 	}
 }
 
-bool server_connect(Pool *p)
+ServerConnectResult server_connect(Pool *p)
 {
 	const ConfDatabase *db = pool_conf(p);
 	if (!db)
-		return false;
+		return SERVER_CONNECT_CANNOT;
 	/* the entry's options, then what the entry leaves to the client */
 	size_t n = 0;
 	while (db->keywords[n])
@@ -118,7 +135,7 @@ bool server_connect(Pool *p)
 	if (!kw || !val) {
 		free(kw);
 		free(val);
-		return false;
+		return SERVER_CONNECT_CANNOT;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++, k++) {
@@ -139,31 +156,28 @@ bool server_connect(Pool *p)
 	free(kw);
 	free(val);
 	if (!pg)
-		return false;
+		return SERVER_CONNECT_CANNOT;
 	Server *s = calloc(1, sizeof(*s));
 	if (!s) {
 		PQfinish(pg);
-		return false;
+		return SERVER_CONNECT_CANNOT;
 	}
 	s->id = ++proxy.next_id;
 	s->pool = p;
 	s->pg = pg;
 	s->tx_status = 'I';
-	s->state = SV_CLOSING; /* so that the first set_state counts it */
+	s->state = SV_CONNECTING;
+	p->n_connecting++;
 	s->connect_start_ms = proxy_now_ms();
 	TAILQ_INSERT_TAIL(&p->servers, s, link);
 	p->n_servers++;
-	server_set_state(s, SV_CONNECTING);
 	if (PQstatus(pg) == CONNECTION_BAD) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg));
-		server_close(s, "login failed: %s", msg);
-		pool_login_failed(p, msg);
-		return true;
+		server_login_error(s);
+		return SERVER_CONNECT_FAILED;
 	}
 	slog_debug(s, "login started");
 	server_wait(s, PGRES_POLLING_WRITING);
-	return true;
+	return s->state == SV_CONNECTING ? SERVER_CONNECT_STARTED : SERVER_CONNECT_FAILED;
 }
 
 static void server_login_done(Server *s)
@@ -195,7 +209,7 @@ static void server_login_done(Server *s)
 		params_copy(&p->server_params, &s->params);
 		p->have_params = true;
 	}
-	pool_server_idle(p, s);
+	server_set_state(s, SV_IDLE);
 }
 
 static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
@@ -213,17 +227,9 @@ static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
 		server_login_done(s);
 		return;
 	case PGRES_POLLING_FAILED:
-	default: {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->pg));
-		size_t len = strlen(msg);
-		while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-			msg[--len] = '\0';
-		Pool *p = s->pool;
-		server_close(s, "login failed: %s", msg);
-		pool_login_failed(p, msg);
+	default:
+		server_login_error(s);
 		return;
-	}
 	}
 }
 
@@ -241,19 +247,16 @@ void server_free(Server *s)
 	free(s->ps);
 	free(s->expect.items);
 	free(s->search_path);
-	free(s->check_error);
+	free(s->prep_route);
+	free(s->prep_error);
 	free(s);
 }
 
-void server_close(Server *s, const char *reason, ...)
+/* The one teardown path: the linked client hears SQLSTATE and TEXT. */
+static void server_teardown(Server *s, const char *sqlstate, const char *text)
 {
 	if (s->state == SV_CLOSING)
 		return;
-	char text[600];
-	va_list ap;
-	va_start(ap, reason);
-	vsnprintf(text, sizeof(text), reason, ap);
-	va_end(ap);
 	slog_info(s, "closing: %s", text);
 	Pool *p = s->pool;
 	Client *c = s->client;
@@ -267,8 +270,18 @@ void server_close(Server *s, const char *reason, ...)
 	sock_read(&s->sock, false);
 	proxy_reap_soon();
 	if (c)
-		client_server_failed(c, text);
-	pool_dispatch(p);
+		client_server_failed(c, sqlstate, text);
+	pool_dispatch_soon(p);
+}
+
+void server_close(Server *s, const char *reason, ...)
+{
+	char text[600];
+	va_list ap;
+	va_start(ap, reason);
+	vsnprintf(text, sizeof(text), reason, ap);
+	va_end(ap);
+	server_teardown(s, "08006", text);
 }
 
 bool server_at_boundary(const Server *s)
@@ -293,6 +306,53 @@ static void server_send_query(Server *s, const char *sql)
 	protobuf_free(&b);
 }
 
+void server_forget_settings(Server *s)
+{
+	free(s->search_path);
+	s->search_path = NULL;
+	for (size_t i = 0; i < s->params.n;) {
+		if (!is_reported(s->params.items[i].name))
+			params_remove(&s->params, s->params.items[i].name);
+		else
+			i++;
+	}
+	s->params_sig = 0;
+}
+
+void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg, size_t len)
+{
+	free(s->prep_route);
+	s->prep_route = proxy_strdup(route);
+	s->prep_check = check;
+	s->prep_found = false;
+	free(s->prep_error);
+	s->prep_error = NULL;
+	s->prep_sqlstate[0] = '\0';
+	s->swallow_rfq = 1;
+	server_set_state(s, SV_PREPARING);
+	sock_write(&s->sock, msg, len);
+}
+
+/* Transaction mode: what a client may have left on S is reset before S
+ * serves anyone else: an open transaction (the client left inside it), a
+ * role, session-level settings. Returns true when reset queries went out
+ * (S is then SV_RESETTING). */
+static bool server_reset_dirt(Server *s)
+{
+	if (s->tx_status == 'I' && !s->reset_role && !s->reset_settings && s->swallow_rfq == 0)
+		return false;
+	server_set_state(s, SV_RESETTING);
+	if (s->tx_status != 'I')
+		server_send_query(s, "ROLLBACK");
+	if (s->reset_role)
+		server_send_query(s, "RESET SESSION AUTHORIZATION; RESET ROLE");
+	if (s->reset_settings)
+		server_send_query(s, "RESET ALL");
+	s->reset_role = false;
+	s->reset_settings = false;
+	return true;
+}
+
 void server_release(Server *s)
 {
 	Client *c = s->client;
@@ -303,11 +363,17 @@ void server_release(Server *s)
 		if (c->state == CL_ACTIVE)
 			client_set_state(c, CL_IDLE); /* transaction mode: between transactions */
 	}
-	if (s->state != SV_ACTIVE)
+	if (s->state != SV_ACTIVE && s->state != SV_PREPARING)
 		return;
-	if (s->pending > 0 || s->open_cycle || s->checking_route || s->fwd_left > 0) {
+	if (s->state == SV_PREPARING || s->pending > 0 || s->open_cycle || s->fwd_left > 0) {
 		server_close(s, "client left in the middle of a request");
 		return;
+	}
+	if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
+		/* a function may have changed it unseen: set it again for the
+		 * next transaction, whoever runs it */
+		free(s->search_path);
+		s->search_path = NULL;
 	}
 	bool session_end = !c || c->state == CL_CLOSING;
 	if (session_end && p->mode == CONF_POOL_SESSION) {
@@ -317,39 +383,48 @@ void server_release(Server *s)
 		if (proxy.conf->server_reset_query && *proxy.conf->server_reset_query)
 			server_send_query(s, proxy.conf->server_reset_query);
 		if (s->swallow_rfq == 0)
-			pool_server_idle(p, s);
+			server_set_state(s, SV_IDLE);
 		return;
 	}
-	if (s->tx_status != 'I' || s->reset_role || s->swallow_rfq > 0) {
-		/* transaction mode: the client went away inside a transaction, or
-		 * may have changed its role, or the answer to a query pgflip sent for
-		 * it is still to come; none of that may reach the next client */
-		server_set_state(s, SV_RESETTING);
-		if (s->tx_status != 'I')
-			server_send_query(s, "ROLLBACK");
-		if (s->reset_role)
-			server_send_query(s, "RESET SESSION AUTHORIZATION; RESET ROLE");
-		s->reset_role = false;
-		return;
-	}
-	pool_server_idle(p, s);
+	if (!server_reset_dirt(s))
+		server_set_state(s, SV_IDLE);
 }
 
-/* After a reset query: what we set ourselves is gone; reported settings come
+/* After reset queries: what we set ourselves is gone; reported settings come
  * back through ParameterStatus. */
 static void server_reset_done(Server *s)
 {
 	ps_server_clear(s); /* DISCARD ALL dropped them */
-	free(s->search_path);
-	s->search_path = NULL;
-	for (size_t i = 0; i < s->params.n;) {
-		if (!is_reported(s->params.items[i].name))
-			params_remove(&s->params, s->params.items[i].name);
-		else
-			i++;
+	server_forget_settings(s);
+	server_set_state(s, SV_IDLE);
+}
+
+/* An ErrorResponse of the server. Returns true when it goes to the client. */
+static bool server_error(Server *s, const uint8_t *body, uint32_t len, bool swallow)
+{
+	ProtoErrorFields f;
+	bool parsed = proto_error_parse(body, len, &f);
+	const char *text = parsed && f.message ? f.message : "unknown server error";
+	const char *sqlstate = parsed && f.sqlstate && strlen(f.sqlstate) == 5 ? f.sqlstate : "08006";
+	if (parsed && f.severity && (!strcmp(f.severity, "FATAL") || !strcmp(f.severity, "PANIC"))) {
+		/* the backend is going away: its client hears the backend's own
+		 * SQLSTATE and message, as a lost transaction (transaction mode)
+		 * or a lost session */
+		server_teardown(s, sqlstate, text);
+		return false;
 	}
-	s->params_sig = 0;
-	pool_server_idle(s->pool, s);
+	if (s->state == SV_PREPARING) {
+		if (!s->prep_error) {
+			s->prep_error = proxy_strdup(text);
+			snprintf(s->prep_sqlstate, sizeof(s->prep_sqlstate), "%s", sqlstate);
+		}
+		return false;
+	}
+	if (!swallow)
+		return true;
+	if (s->state == SV_RESETTING)
+		slog_warning(s, "reset query failed: %s", text);
+	return false;
 }
 
 /* Handles one whole message the pump needed to see. MSG points at the type
@@ -361,71 +436,62 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 	switch (h->type) {
 	case PROTO_BE_PARAMETER_STATUS: {
 		const char *name, *value;
-		if (proto_parameter_status_parse(body, len, &name, &value) && params_set(&s->params, name, value))
+		if (!proto_parameter_status_parse(body, len, &name, &value))
+			return !swallow;
+		if (strcmp(name, "search_path") == 0) {
+			/* PostgreSQL 18 reports it: the server's word, at no cost */
+			s->reports_search_path = true;
+			free(s->search_path);
+			s->search_path = proxy_strdup(value);
+		} else if (params_set(&s->params, name, value)) {
 			s->params_sig = 0; /* changed behind our back (or by a client's SET) */
+		}
 		return !swallow;
 	}
 	case PROTO_BE_COMMAND_COMPLETE: {
 		const char *tag;
-		if (swallow && s->checking_route && proto_command_complete_parse(body, len, &tag))
-			s->check_found = strcmp(tag, "SELECT 1") == 0;
+		if (s->state == SV_PREPARING && proto_command_complete_parse(body, len, &tag))
+			s->prep_found = strcmp(tag, "SELECT 1") == 0;
 		return !swallow;
 	}
-	case PROTO_BE_ERROR_RESPONSE: {
-		ProtoErrorFields f;
-		bool parsed = proto_error_parse(body, len, &f);
-		if (parsed && f.severity && (!strcmp(f.severity, "FATAL") || !strcmp(f.severity, "PANIC"))) {
-			/* the backend is going away: its client hears it from us, as a
-			 * lost transaction (transaction mode) or a lost session */
-			server_close(s, "%s", f.message ? f.message : "server error");
-			return false;
-		}
-		if (!s->client || s->state != SV_ACTIVE) {
-			if (swallow && s->state == SV_RESETTING)
-				slog_warning(s, "reset query failed: %s", parsed && f.message ? f.message : "?");
-			return false;
-		}
-		if (!swallow)
-			return true;
-		const char *text = parsed && f.message ? f.message : "unknown error";
-		if (s->checking_route) {
-			free(s->check_error);
-			s->check_error = strdup(text);
-			return false;
-		}
-		/* an injected setting failed: tell the client, without breaking its request */
-		ProtoBuf b;
-		protobuf_init(&b);
-		proto_put_notice(&b, "WARNING", f.sqlstate ? f.sqlstate : "XX000", "pgflip could not apply a setting: %s",
-				 text);
-		if (protobuf_ok(&b))
-			sock_write(&s->client->sock, b.data, b.len);
-		protobuf_free(&b);
-		return false;
-	}
+	case PROTO_BE_ERROR_RESPONSE:
+		return server_error(s, body, len, swallow);
 	default:
 		return !swallow;
 	}
 }
 
-/* ReadyForQuery: the end of a request (or of an injected query). */
+/* ReadyForQuery of one of pgflip's own queries. */
+static void server_own_ready(Server *s)
+{
+	if (--s->swallow_rfq > 0)
+		return;
+	if (s->state == SV_RESETTING) {
+		if (s->tx_status == 'I')
+			server_reset_done(s);
+		else
+			server_close(s, "reset left a transaction open");
+		return;
+	}
+	if (s->state == SV_PREPARING) {
+		Client *c = s->client;
+		server_set_state(s, SV_ACTIVE);
+		if (s->tx_status != 'I') {
+			server_close(s, "the route query left a transaction open");
+			return;
+		}
+		if (c)
+			client_prepared(c, s);
+	}
+}
+
+/* ReadyForQuery: the end of a request (or of one of pgflip's queries). */
 static void server_ready(Server *s, char status)
 {
 	slog_debug(s, "ReadyForQuery %c, pending %u, swallow %u", status, s->pending, s->swallow_rfq);
 	s->tx_status = status;
 	if (s->swallow_rfq > 0) {
-		s->swallow_rfq--;
-		if (s->swallow_rfq > 0)
-			return;
-		if (s->state == SV_RESETTING) {
-			if (s->tx_status == 'I')
-				server_reset_done(s);
-			else
-				server_close(s, "reset left a transaction open");
-			return;
-		}
-		if (s->checking_route && s->client)
-			client_route_checked(s->client, s);
+		server_own_ready(s);
 		return;
 	}
 	if (s->pending > 0)
@@ -439,6 +505,9 @@ static void server_ready(Server *s, char status)
 	if (s->pool->mode == CONF_POOL_TRANSACTION) {
 		server_release(s);
 		client_pump(c); /* a pipelined next request may be waiting */
+	} else if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
+		free(s->search_path);
+		s->search_path = NULL;
 	}
 }
 
@@ -576,10 +645,8 @@ static void server_on_read(void *arg) { server_pump(arg); }
 static void server_on_drain(void *arg)
 {
 	Server *s = arg;
-	if (s->client && s->client->state == CL_ACTIVE) {
-		sock_read(&s->client->sock, true);
-		client_pump(s->client);
-	}
+	if (s->client && s->client->state == CL_ACTIVE)
+		client_pump(s->client); /* which reads from the client again */
 }
 
 static void server_on_close(void *arg, int err)

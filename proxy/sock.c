@@ -101,6 +101,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	for (;;) {
 		struct evbuffer_iovec vec;
+		size_t have = evbuffer_get_length(s->in);
+		if (s->in_cap && have >= s->in_cap) {
+			sock_read(s, false); /* the owner turns it on again once it consumed */
+			break;
+		}
 		if (evbuffer_reserve_space(s->in, SOCK_READ_CHUNK, &vec, 1) < 1) {
 			sock_fail(s, ENOMEM);
 			return;

@@ -41,6 +41,7 @@ struct Sock {
 	struct event *wev;
 	struct evbuffer *in;
 	struct evbuffer *out;
+	size_t in_cap;            /* bytes of input above which nothing is read, 0 = no cap */
 	const SockCallbacks *cb;
 	void *arg;
 	Sock *next_dirty;         /* on the flush list */
@@ -61,6 +62,9 @@ bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, b
 /* sock_close: frees events and buffers, closes the fd if owned. Pending
  * output is dropped: flush first if it matters. Safe on a zeroed Sock. */
 void sock_close(Sock *s);
+/* sock_read: reading on or off. Even on, nothing is read while the input
+ * holds in_cap bytes or more (set by the owner; the owner turns reading off
+ * then, or the level-triggered read event would spin). */
 void sock_read(Sock *s, bool on);
 /* sock_write / sock_write_buffer: queue bytes (copy / move from BUF); they
  * leave in this loop turn's flush. */
