@@ -14,8 +14,8 @@ t_cleanup() {
 }
 trap t_cleanup EXIT INT TERM
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; }
+ok() { printf 'ok - %s\n' "$*"; }
+not_ok() { printf 'not ok - %s\n' "$*"; }
 
 # check NAME CMD...: passes when CMD exits 0
 check() {
