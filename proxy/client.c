@@ -962,8 +962,10 @@ void client_janitor(Client *c, uint64_t now)
 {
 	const Conf *conf = proxy.conf;
 	if (c->state == CL_STARTUP) {
-		if (conf->client_login_timeout_ms > 0 && now - c->connect_ms > (uint64_t)conf->client_login_timeout_ms)
-			client_close(c, NULL, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);
+		if (conf->client_login_timeout_ms > 0 && now - c->connect_ms > (uint64_t)conf->client_login_timeout_ms) {
+			clog_info(c, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);
+			client_close(c, NULL, "client_login_timeout");
+		}
 		return;
 	}
 	if (c->partial_ms && now - c->partial_ms > CLIENT_PARTIAL_TIMEOUT_MS) {

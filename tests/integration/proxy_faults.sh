@@ -1,0 +1,177 @@
+# Faults one client or one upstream can cause must stay with it: idle
+# sockets do not lock logins out, a flood while paused does not grow
+# pgflip's memory, a vanished upstream gives clean errors, a silent upstream
+# times out. Every load here goes to 127.0.0.1 and stops by itself.
+. "$TOP/tests/lib/check.sh"
+
+make_db faults
+port=$(free_port)
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$PGFLIP_PID/status"; }
+write_conf "$T_DIR/pgflip.ini" "$port" "pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 50
+client_login_timeout = 2
+log_level = info"
+pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
+
+# 1,000 connections that never send a StartupMessage
+python3 - "$port" >"$T_DIR/idle.out" 2>&1 <<'PY' &
+import socket, sys, time
+socks = []
+for i in range(1000):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+    except OSError as e:
+        print("connect %d: %s" % (i, e))
+        break
+print("open", len(socks))
+sys.stdout.flush()
+time.sleep(6)
+PY
+idle=$!
+sleep 2
+start=$(date +%s%N)
+got=$(fpsql "$port" -c "SELECT 'served'" 2>&1)
+took=$((($(date +%s%N) - start) / 1000000))
+expect_eq "1,000 idle connections: a normal client is served" "$got" "served"
+check "... at once (${took} ms)" test "$took" -lt 2000
+wait $idle
+check "connections that never log in are closed after client_login_timeout" grep -q "client_login_timeout" "$T_DIR/pgflip.log"
+
+# 500 MB sent while paused does not grow pgflip's memory
+rss0=$(rss_kb)
+ctl pause >/dev/null
+python3 - "$port" "$T_DB" >"$T_DIR/flood.out" 2>&1 <<'PY'
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!I", 196608) + b"user\0app\0database\0" + sys.argv[2].encode() + b"\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+while b"Z\0\0\0\x05" not in s.recv(65536):
+    pass
+s.setblocking(False)
+chunk = b"x" * (1 << 20)
+sent, deadline = 0, time.time() + 6
+# Query messages of 50 MB each, 500 MB in all, as fast as pgflip takes them
+msg_left = 0
+while sent < 500 * (1 << 20) and time.time() < deadline:
+    try:
+        if msg_left == 0:
+            s.send(b"Q" + struct.pack("!I", 50 * (1 << 20) + 4))
+            msg_left = 50 * (1 << 20)
+        n = s.send(chunk[: min(len(chunk), msg_left)])
+        sent += n
+        msg_left -= n
+    except BlockingIOError:
+        time.sleep(0.01)
+print("sent", sent)
+s.close()
+PY
+rss1=$(rss_kb)
+ctl resume >/dev/null
+echo "# RSS before $rss0 kB, after the flood $rss1 kB; $(cat "$T_DIR/flood.out")"
+check "a client sending while paused: pgflip's RSS grows by less than 8 MB ($rss0 -> $rss1 kB)" \
+	test $((rss1 - rss0)) -lt 8192
+expect_eq "pgflip serves after the flood" "$(fpsql "$port" -c "SELECT 'after'")" "after"
+pgflip_stop
+
+# an upstream reached through a Unix socket that vanishes under a live pool
+relay_dir="$T_DIR/relay"
+mkdir -p "$relay_dir"
+python3 - "$relay_dir/.s.PGSQL.$PG_PORT" "$PG_PORT" >"$T_DIR/relay.out" 2>&1 <<'PY' &
+import os, socket, sys, threading
+path, pg_port = sys.argv[1], int(sys.argv[2])
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(64)
+srv.settimeout(30)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+try:
+    while True:
+        c, _ = srv.accept()
+        u = socket.create_connection(("127.0.0.1", pg_port))
+        threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+        threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+except OSError:
+    pass
+PY
+relay=$!
+T_PIDS="$T_PIDS $relay"
+sleep 0.5
+cat >"$T_DIR/unix.ini" <<CONF
+[pgflip]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+admin_socket = $T_DIR/admin.sock
+logfile = $T_DIR/pgflip.log
+pool_mode = session
+default_pool_size = 2
+server_login_retry = 0.2
+[databases]
+$T_DB = host=$relay_dir port=$PG_PORT dbname=$T_DB user=app password=app_pw
+[routes]
+default = public
+CONF
+pgflip_start "$T_DIR/unix.ini" || not_ok "pgflip starts (unix upstream)"
+expect_eq "through the relayed Unix socket" "$(fpsql "$port" -c "SELECT 'relayed'")" "relayed"
+psql -X -q -At -h 127.0.0.1 -p "$port" -d "$T_DB" -c "SELECT pg_sleep(1.5)" >/dev/null 2>&1 &
+held=$!
+sleep 0.3
+kill "$relay"
+rm -f "$relay_dir/.s.PGSQL.$PG_PORT"
+i=0 errs=0
+while [ $i -lt 20 ]; do
+	out=$(fpsql "$port" -c "SELECT 1" 2>&1)
+	case "$out" in *"No such file"* | *"server login"* | *"connection"*) errs=$((errs + 1)) ;; esac
+	i=$((i + 1))
+done
+wait $held
+check "upstream socket removed: each of 20 clients gets a clean error ($errs)" test "$errs" -eq 20
+rss=$(rss_kb)
+check "... pgflip stays under 50 MB RSS ($rss kB)" test "$rss" -lt 51200
+check "... its admin socket answers" ctl status
+ids=$(grep -c "login started" "$T_DIR/pgflip.log")
+check "... and it does not spin on logins" test "$(grep -c "login failed" "$T_DIR/pgflip.log")" -lt 200
+pgflip_stop
+
+# an upstream that accepts TCP and never answers: server_connect_timeout
+silent=$(free_port)
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $silent)); s.listen(16)
+conns = []
+end = time.time() + 8
+s.settimeout(1)
+while time.time() < end:
+    try:
+        conns.append(s.accept()[0])
+    except OSError:
+        pass
+" &
+silent_pid=$!
+T_PIDS="$T_PIDS $silent_pid"
+sleep 0.5
+sed -e "s/^\(\$T_DB\|$T_DB\) = .*/$T_DB = host=127.0.0.1 port=$silent dbname=x user=app/" \
+	-e "s/^server_login_retry = .*/server_connect_timeout = 1/" "$T_DIR/unix.ini" >"$T_DIR/silent.ini"
+pgflip_start "$T_DIR/silent.ini" || not_ok "pgflip starts (silent upstream)"
+start=$(date +%s%N)
+out=$(fpsql "$port" -c "SELECT 1" 2>&1)
+took=$((($(date +%s%N) - start) / 1000000))
+expect_match "silent upstream: the client gets server_connect_timeout" "$out" "*server_connect_timeout*"
+check "... after about 1 s (${took} ms)" test "$took" -ge 900 -a "$took" -lt 3000
+pgflip_stop
+kill "$silent_pid" 2>/dev/null
