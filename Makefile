@@ -8,10 +8,14 @@
 #   make install PREFIX=/usr/local
 #   make bench      proxy benchmark (bench/proxy.sh)
 #   make format     clang-format every C file
+#   make fuzz       each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) s;
+#                   FUZZ=options runs one
+#   make VALGRIND=1 test    integration tests run pgflip under valgrind
 
 CC       ?= cc
 PREFIX   ?= /usr/local
 SANITIZE ?=
+VALGRIND ?=
 VERSION  := 0.1.0
 
 # Each sanitizer combination gets its own tree so objects never mix.
@@ -48,7 +52,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 IT_SRC   := $(wildcard tests/integration/*.c)
 IT_BIN   := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(IT_SRC))
 
-.PHONY: all deps test unit run install bench format clean check-deps
+.PHONY: all deps test unit run install bench format clean check-deps fuzz fuzz-build fuzz-bins
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -77,8 +81,8 @@ deps:
 	@sh tests/lib/deps.sh
 
 test: deps
-	$(MAKE) $(BIN) $(UNIT_BIN) $(IT_BIN)
-	BUILD=$(BUILD) PGFLIP=$(BIN) sh tests/run.sh
+	$(MAKE) $(BIN) $(UNIT_BIN) $(IT_BIN) fuzz-build
+	BUILD=$(BUILD) PGFLIP=$(BIN) FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) VALGRIND=$(VALGRIND) sh tests/run.sh
 
 unit: $(UNIT_BIN)
 	BUILD=$(BUILD) PGFLIP=$(BIN) UNIT_ONLY=1 sh tests/run.sh
@@ -96,6 +100,52 @@ install: $(BIN)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgflip
 	install -m 0644 conf/pgflip.ini $(DESTDIR)$(PREFIX)/share/pgflip/pgflip.ini.example
 
+# ---- fuzzing: libFuzzer harnesses, tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME
+# Every harness is linked with all of protocol/ and conf/, and with the proxy's
+# SQL scanner once it exists, so a new harness needs no rule of its own. The
+# module code is built once with -fsanitize=fuzzer-no-link (coverage, no
+# main), a harness with -fsanitize=fuzzer; both under ASan and UBSan. One
+# build/fuzz tree, whatever SANITIZE says: the harnesses always have both.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ         ?=
+FUZZ_DIR     := build/fuzz
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
+FUZZ_NAMES   := $(if $(FUZZ),$(FUZZ),$(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC)))
+FUZZ_LIB_SRC := $(wildcard protocol/*.c conf/*.c proxy/sqlscan.c)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
+FUZZ_CFLAGS  := -std=c11 $(WARN) -O1 -g -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
+
+.SECONDARY: $(FUZZ_LIB_OBJ)
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# rm first: a harness that no longer builds leaves no stale binary to run
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@) && rm -f $@
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+# Builds what it can and never fails the caller: without a clang that links
+# -fsanitize=fuzzer it says so and builds nothing, and tests/fuzz/run.sh then
+# reports every harness as a failure (make deps installs clang).
+fuzz-build:
+	@mkdir -p $(FUZZ_DIR)
+	@if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+		$(FUZZ_CC) -x c -fsanitize=fuzzer -o $(FUZZ_DIR)/.probe - >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory -k fuzz-bins || echo "fuzz-build: some harnesses did not build"; \
+	else \
+		echo "fuzz-build: $(FUZZ_CC) cannot link -fsanitize=fuzzer (make deps installs clang): no harness built"; \
+	fi
+
+fuzz-bins: $(FUZZ_BIN)
+	@:
+
+fuzz: fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZ_NAMES)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -103,3 +153,4 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(wildcard $(FUZZ_DIR)/*.d $(FUZZ_DIR)/obj/*/*.d)

@@ -114,6 +114,8 @@ void proto_msg_end(ProtoBuf *b, size_t start)
 }
 
 static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
 			     const char *fmt, va_list ap)
 {
 	char text[PROTO_ERROR_TEXT_MAX];

@@ -77,7 +77,7 @@ static char *options_next_word(OptionsCursor *cur)
 static void options_show(char **at, size_t *avail, const char *s)
 {
 	size_t i = 0;
-	for (; s[i] != '\0' && i < OPTIONS_SHOWN_MAX && *avail > 1; i++) {
+	for (; s[i] != '\0' && *avail > 1 && i < OPTIONS_SHOWN_MAX; i++) {
 		unsigned char c = (unsigned char)s[i];
 		*(*at)++ = c < 0x20 || c == 0x7f ? '?' : (char)c;
 		(*avail)--;

@@ -5,6 +5,7 @@
 # "not ok - name") against one throwaway PostgreSQL cluster started here.
 # A test program that dies without reporting counts as one failure.
 # TESTS=pattern runs only the files whose name contains the pattern.
+# Between the two, a fuzz smoke runs each libFuzzer harness briefly.
 BUILD=${BUILD:-build}
 PGFLIP=${PGFLIP:-$BUILD/pgflip}
 export BUILD PGFLIP
@@ -37,6 +38,25 @@ for t in "$BUILD"/tests/test_*; do
 	CMOCKA_MESSAGE_OUTPUT=TAP "$t" >"$work/$name.out" 2>&1
 	tally "$name" $? "$work/$name.out"
 done
+
+# Each libFuzzer harness (tests/fuzz/fuzz_NAME.c, built by make fuzz-build)
+# for FUZZ_SMOKE_SECONDS on its seeds: one TAP line per harness. A crash, a
+# harness that did not build or a clang without libFuzzer fails it.
+if [ -z "$UNIT_ONLY" ]; then
+	names=""
+	for f in tests/fuzz/fuzz_*.c; do
+		[ -f "$f" ] || continue
+		name=$(basename "$f" .c); selected "$name" || continue
+		names="$names ${name#fuzz_}"
+	done
+	if [ -n "$names" ]; then
+		echo "== fuzz smoke (${FUZZ_SMOKE_SECONDS:-3} s each)"
+		FUZZ_DIR=${FUZZ_DIR:-build/fuzz} sh tests/fuzz/run.sh --tap "${FUZZ_SMOKE_SECONDS:-3}" "$work/fuzz" $names \
+			>"$work/fuzz_smoke.out" 2>&1
+		tally fuzz_smoke $? "$work/fuzz_smoke.out"
+		grep -q '^not ok' "$work/fuzz_smoke.out" || sed 's/^/    /' "$work/fuzz_smoke.out"
+	fi
+fi
 
 if [ -z "$UNIT_ONLY" ]; then
 	echo "== integration tests (PostgreSQL cluster in $work/pg)"

@@ -1,0 +1,74 @@
+/*
+ * tests/fuzz/fuzz_conf.c: conf_load on arbitrary file contents.
+ *
+ * conf_load takes a path, so the input is written to one memfd made once
+ * per process (truncated and rewritten for each input) and loaded through
+ * /proc/self/fd/N: no file per input, no disk. libFuzzer's leak check
+ * (ASan's LeakSanitizer, on by default) runs after inputs that allocated, so
+ * a Conf or a half-built one that is not freed on some path is a finding.
+ * Checked besides memory safety: NULL comes with a "PATH:LINE: " error; a
+ * snapshot has what conf.h promises (a default route, one database at least,
+ * a NULL-terminated admin_users of non-empty names, pins with keys and
+ * schemas, keyword arrays).
+ * Seeds: tests/fuzz/corpus/conf/ (every .ini of tests/data/conf/, conf/pgflip.ini and
+ * a few written for the routes).
+ */
+#include "tests/fuzz/fuzz.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+
+static int memfd = -1;
+static char path[64];
+
+static void check_conf(const Conf *c)
+{
+	FUZZ_CHECK(c->path && strcmp(c->path, path) == 0);
+	FUZZ_CHECK(c->routes.default_schema && conf_schema_name_ok(c->routes.default_schema));
+	FUZZ_CHECK(c->n_databases > 0 && c->databases);
+	for (size_t i = 0; i < c->n_databases; i++) {
+		const ConfDatabase *db = &c->databases[i];
+		FUZZ_CHECK(db->name && db->conninfo && db->keywords && db->values);
+		for (size_t k = 0; db->keywords[k]; k++)
+			FUZZ_CHECK(db->values[k] != NULL);
+		FUZZ_CHECK(conf_find_database(c, db->name) != NULL);
+	}
+	FUZZ_CHECK(c->admin_users != NULL);
+	for (size_t i = 0; c->admin_users[i]; i++)
+		FUZZ_CHECK(c->admin_users[i][0] != '\0' && strlen(c->admin_users[i]) <= CONF_MAX_IDENT);
+	for (size_t i = 0; i < c->routes.n_pins; i++) {
+		const ConfPin *pin = &c->routes.pins[i];
+		FUZZ_CHECK(pin->key && pin->schema && conf_schema_name_ok(pin->schema));
+		if (pin->kind == CONF_PIN_ADDR) {
+			uint8_t any[16] = {0};
+			(void)conf_cidr_match(&pin->cidr, pin->cidr.family, any);
+		}
+	}
+	FUZZ_CHECK(c->routes.canary_percent >= 0 && c->routes.canary_percent <= 100);
+	FUZZ_CHECK(!c->routes.canary_schema || conf_schema_name_ok(c->routes.canary_schema));
+	FUZZ_CHECK(c->max_packet_size >= 1024 && c->max_packet_size <= 1024u * 1024u * 1024u);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (memfd < 0) {
+		memfd = memfd_create("fuzz_conf", MFD_CLOEXEC);
+		FUZZ_CHECK(memfd >= 0);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	}
+	FUZZ_CHECK(ftruncate(memfd, 0) == 0);
+	FUZZ_CHECK(pwrite(memfd, data, size, 0) == (ssize_t)size);
+
+	char err[512];
+	Conf *conf = conf_load(path, err, sizeof(err));
+	if (!conf) {
+		FUZZ_CHECK(strnlen(err, sizeof(err)) < sizeof(err));
+		FUZZ_CHECK(strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':');
+		return 0;
+	}
+	check_conf(conf);
+	conf_free(conf);
+	return 0;
+}
