@@ -38,6 +38,46 @@ static json_t *reply_error(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
 }
 
+/*
+ * A JSON string for text from a client or a server, which may not be UTF-8
+ * (an application_name of "\xff"): valid UTF-8 as is, else every byte of an
+ * invalid sequence written as the four characters \xNN, so that the row is
+ * shown rather than dropped. NULL stays NULL (for "s:o?").
+ */
+static json_t *json_text(const char *s)
+{
+	if (!s)
+		return NULL;
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	size_t n = strlen(s);
+	char *out = malloc(4 * n + 1);
+	if (!out)
+		return json_string("?");
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		size_t len = 1;
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0xc2 && ch <= 0xf4)
+			len = ch < 0xe0 ? 2 : ch < 0xf0 ? 3 : 4;
+		json_t *piece = len > 1 && i + len <= n ? json_stringn(s + i, len) : NULL;
+		if (ch < 0x80 || piece) {
+			memcpy(out + o, s + i, ch < 0x80 ? 1 : len);
+			o += ch < 0x80 ? 1 : len;
+			i += ch < 0x80 ? 1 : len;
+		} else {
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", ch);
+			i++;
+		}
+		json_decref(piece);
+	}
+	out[o] = '\0';
+	j = json_string(out);
+	free(out);
+	return j ? j : json_string("?");
+}
+
 static json_t *reply_ok(const char *message)
 {
 	json_t *r = json_pack("{s:b}", "ok", 1);
@@ -94,9 +134,9 @@ static json_t *cmd_clients(void)
 		if (c->state == CL_STARTUP)
 			continue;
 		json_array_append_new(
-			rows, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i}", "id", (json_int_t)c->id,
-					"address", c->addr_str, "user", c->user, "database", c->database,
-					"application_name", c->app_name, "route", c->route ? c->route : "", "state",
+			rows, json_pack("{s:I, s:s, s:o, s:o, s:o, s:s, s:s, s:I, s:i}", "id", (json_int_t)c->id,
+					"address", c->addr_str, "user", json_text(c->user), "database",
+					json_text(c->database), "application_name", json_text(c->app_name), "route", c->route ? c->route : "", "state",
 					client_state_to_str(c->state), "transactions", (json_int_t)c->n_transactions,
 					"server_pid", c->server ? c->server->backend_pid : 0));
 	}
@@ -125,14 +165,14 @@ static json_t *cmd_pools(void)
 			json_object_set_new(by_route, p->route_counts[i].route,
 					    json_integer((json_int_t)p->route_counts[i].n));
 		json_array_append_new(
-			rows, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:s?}", "database", p->database,
-					"user", p->user, "pool_mode",
+			rows, json_pack("{s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:o?}", "database",
+					json_text(p->database), "user", json_text(p->user), "pool_mode",
 					p->mode == CONF_POOL_TRANSACTION ? "transaction" : "session", "pool_size", p->size,
 					"servers_active", active, "servers_idle", idle, "servers_connecting",
 					p->n_connecting, "servers_other", other - p->n_connecting, "clients_waiting",
 					p->n_waiting, "transactions", (json_int_t)p->n_transactions, "transactions_by_route",
 					by_route, "route_sets", (json_int_t)p->n_route_sets, "last_error",
-					p->last_error));
+					json_text(p->last_error)));
 	}
 	json_t *r = reply_ok(NULL);
 	json_object_set_new(r, "pools", rows);

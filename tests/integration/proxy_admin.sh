@@ -100,3 +100,24 @@ sleep 0.5
 check "SIGINT: exits at once" sh -c "! kill -0 $PGFLIP_PID 2>/dev/null"
 check "SIGINT: sockets removed" test ! -e "$T_DIR/admin.sock"
 wait $bg 2>/dev/null || true
+
+# the admin socket shows what clients send, even when it is not UTF-8, and
+# refuses routes to system schemas
+pgflip_start "$T_DIR/pgflip.ini" || not_ok "pgflip restarts"
+python3 - "$port" "$T_DB" <<'PY' &
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+body = struct.pack("!I", 196608) + b"user\0app\0database\0" + sys.argv[2].encode() + b"\0application_name\0ab\xffc\xc3\xa9\0\0"
+s.sendall(struct.pack("!I", len(body) + 4) + body)
+s.recv(4096)
+time.sleep(2)
+PY
+bg=$!
+sleep 0.5
+expect_match "clients: a non-UTF-8 application_name is shown escaped" "$(ctl --json clients)" '*"application_name":"ab\\\\xffcé"*'
+for schema in pg_catalog information_schema pg_toast; do
+	expect_match "route default $schema: refused" "$(ctl route default $schema 2>&1)" "*system schema*"
+done
+expect_match "route with a comma (two schemas): refused" "$(ctl route default 'v1,v2' 2>&1)" "*lower-case identifier*"
+wait $bg
+pgflip_stop
