@@ -549,6 +549,90 @@ static size_t server_plain_run(Server *s, struct evbuffer *in)
 	return off;
 }
 
+/* Streams the rest of a long message to the client, or drops it. */
+static void server_step_stream(Server *s, Sock *out, size_t avail)
+{
+	size_t n = avail < s->fwd_left ? avail : s->fwd_left;
+	if (s->fwd_swallow || !out)
+		evbuffer_drain(s->sock.in, n);
+	else
+		sock_write_buffer(out, s->sock.in, n);
+	s->fwd_left -= (uint32_t)n;
+}
+
+/* A whole message server_pump must look at (MSG, TOTAL bytes): forwarded,
+ * swallowed or acted upon. Returns false when S was closed. */
+static bool server_step_inspect(Server *s, Sock *out, const ProtoHeader *h, size_t total, bool swallow, bool ps_final)
+{
+	struct evbuffer *in = s->sock.in;
+	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)total);
+	if (h->type == PROTO_BE_READY_FOR_QUERY) {
+		char status;
+		if (!proto_ready_for_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(h), &status)) {
+			server_close(s, "malformed ReadyForQuery");
+			return false;
+		}
+		if (swallow || !out)
+			evbuffer_drain(in, total);
+		else
+			sock_write_buffer(out, in, total);
+		if (ps_final)
+			ps_server_after(s, h->type);
+		server_ready(s, status);
+		return s->state != SV_CLOSING;
+	}
+	bool forward = server_inspect(s, h, msg, swallow);
+	if (s->state == SV_CLOSING)
+		return false;
+	if (ps_final && ps_server_swallow(s, h->type))
+		forward = false;
+	if (forward && out)
+		sock_write_buffer(out, in, total);
+	else
+		evbuffer_drain(in, total);
+	if (ps_final)
+		ps_server_after(s, h->type);
+	return true;
+}
+
+/* One message from its header: looked at whole, or moved (the first part
+ * of a long one; the rest streams). Returns false when the pump must stop
+ * (more bytes needed, or S closed). */
+static bool server_step_message(Server *s, Sock *out, size_t avail)
+{
+	struct evbuffer *in = s->sock.in;
+	uint8_t hdr[PROTO_HEADER_SIZE];
+	ProtoHeader h;
+	const char *why = "";
+	if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+		return false;
+	if (proto_header_parse(hdr, sizeof(hdr), PROXY_SERVER_MAX_MESSAGE, &h, &why) != PROTO_OK) {
+		server_close(s, "bad message from server: %s", why);
+		return false;
+	}
+	size_t total = (size_t)h.len + 1;
+	bool swallow = s->swallow_rfq > 0 || !out;
+	slog_debug(s, "<- %s (%u bytes)%s", proto_be_type_to_str(h.type), h.len, swallow ? " swallowed" : "");
+	/* answers matched against the prepared-statement expect queue */
+	bool ps_final = !swallow && s->expect.count > 0 && ps_server_final(s, h.type);
+	bool inspect = h.type == PROTO_BE_READY_FOR_QUERY || h.type == PROTO_BE_PARAMETER_STATUS ||
+		       h.type == PROTO_BE_ERROR_RESPONSE || (h.type == PROTO_BE_COMMAND_COMPLETE && swallow) ||
+		       ps_final;
+	if (inspect) {
+		if (avail < total)
+			return false; /* small messages: wait for the whole of it */
+		return server_step_inspect(s, out, &h, total, swallow, ps_final);
+	}
+	size_t n = avail < total ? avail : total;
+	if (swallow)
+		evbuffer_drain(in, n);
+	else
+		sock_write_buffer(out, in, n);
+	s->fwd_left = (uint32_t)(total - n);
+	s->fwd_swallow = swallow;
+	return true;
+}
+
 void server_pump(Server *s)
 {
 	struct evbuffer *in = s->sock.in;
@@ -562,72 +646,12 @@ void server_pump(Server *s)
 		Sock *out = c ? &c->sock : NULL;
 		size_t n;
 		if (s->fwd_left > 0) {
-			n = avail < s->fwd_left ? avail : s->fwd_left;
-			if (s->fwd_swallow || !out)
-				evbuffer_drain(in, n);
-			else
-				sock_write_buffer(out, in, n);
-			s->fwd_left -= (uint32_t)n;
+			server_step_stream(s, out, avail);
 		} else if (out && s->swallow_rfq == 0 && (n = server_plain_run(s, in)) > 0) {
 			sock_write_buffer(out, in, n); /* whole messages nobody needs to look at */
 			ps_server_emit_due(s);
-		} else {
-			uint8_t hdr[PROTO_HEADER_SIZE];
-			ProtoHeader h;
-			const char *why = "";
-			if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
-				return;
-			if (proto_header_parse(hdr, sizeof(hdr), PROXY_SERVER_MAX_MESSAGE, &h, &why) != PROTO_OK) {
-				server_close(s, "bad message from server: %s", why);
-				return;
-			}
-			size_t total = (size_t)h.len + 1;
-			bool swallow = s->swallow_rfq > 0 || !c;
-			slog_debug(s, "<- %s (%u bytes)%s", proto_be_type_to_str(h.type), h.len, swallow ? " swallowed" : "");
-			/* answers matched against the prepared-statement expect queue */
-			bool ps_final = !swallow && s->expect.count > 0 && ps_server_final(s, h.type);
-			bool inspect = h.type == PROTO_BE_READY_FOR_QUERY || h.type == PROTO_BE_PARAMETER_STATUS ||
-				       h.type == PROTO_BE_ERROR_RESPONSE ||
-				       (h.type == PROTO_BE_COMMAND_COMPLETE && swallow) || ps_final;
-			if (inspect) {
-				if (avail < total)
-					return; /* small messages: wait for the whole of it */
-				const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)total);
-				if (h.type == PROTO_BE_READY_FOR_QUERY) {
-					char status;
-					if (!proto_ready_for_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(&h), &status)) {
-						server_close(s, "malformed ReadyForQuery");
-						return;
-					}
-					if (swallow)
-						evbuffer_drain(in, total);
-					else
-						sock_write_buffer(out, in, total);
-					if (ps_final)
-						ps_server_after(s, h.type);
-					server_ready(s, status);
-					continue;
-				}
-				bool forward = server_inspect(s, &h, msg, swallow);
-				if (s->state == SV_CLOSING)
-					return;
-				if (ps_final && ps_server_swallow(s, h.type))
-					forward = false;
-				if (forward && out)
-					sock_write_buffer(out, in, total);
-				else
-					evbuffer_drain(in, total);
-				if (ps_final)
-					ps_server_after(s, h.type);
-				continue;
-			}
-			n = avail < total ? avail : total;
-			if (swallow || !out)
-				evbuffer_drain(in, n);
-			else
-				sock_write_buffer(out, in, n);
-			s->fwd_left = (uint32_t)(total - n);
-			s->fwd_swallow = swallow;
+		} else if (!server_step_message(s, out, avail)) {
+			return;
 		}
 		if (out && sock_out_len(out) > PROXY_HIGH_WATERMARK) {
 			/* the client reads slower than the server writes: stop reading
