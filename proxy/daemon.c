@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <netinet/in.h>
 
 #include "proxy/proxy.h"
@@ -378,6 +379,8 @@ static void proxy_cleanup(void)
 	event_free(proxy.sig_term);
 	event_free(proxy.sig_int);
 	router_free(&proxy.router);
+	if (proxy.dns)
+		evdns_base_free(proxy.dns, 0);
 	sock_module_free();
 	event_base_free(proxy.base);
 	conf_free(proxy.conf);
@@ -420,6 +423,11 @@ int proxy_serve(const char *conf_path)
 
 	proxy.reaper = event_new(proxy.base, -1, 0, reap_cb, NULL);
 	proxy.accept_resume = evtimer_new(proxy.base, accept_resume_cb, NULL);
+	proxy.dns = evdns_base_new(proxy.base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!proxy.dns && (proxy.dns = evdns_base_new(proxy.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)))
+		evdns_base_load_hosts(proxy.dns, NULL); /* no resolv.conf: the hosts file still answers */
+	if (!proxy.dns)
+		log_warning("no DNS resolver: host names of [databases] are resolved by libpq (blocking)");
 	proxy.janitor = event_new(proxy.base, -1, EV_PERSIST, janitor_cb, NULL);
 	struct timeval tick = {0, PROXY_JANITOR_MS * 1000};
 	event_add(proxy.janitor, &tick);

@@ -66,6 +66,7 @@ void pool_free(Pool *p)
 		return;
 	if (p->dispatch_ev)
 		event_free(p->dispatch_ev);
+	resolve_cancel(p);
 	params_clear(&p->server_params);
 	for (size_t i = 0; i < p->n_verified; i++)
 		free(p->verified[i]);
@@ -268,7 +269,7 @@ void pool_janitor(Pool *p, uint64_t now)
 	if ((p->n_servers < conf->min_pool_size && !pool_login_backoff(p, now) && p->have_params) ||
 	    !TAILQ_EMPTY(&p->waiting)) {
 		if (p->n_servers < conf->min_pool_size && p->n_connecting == 0 &&
-		    server_connect(p) == SERVER_CONNECT_CANNOT)
+		    server_connect(p) == SERVER_CONNECT_CANNOT && !p->dns_req)
 			log_warning("pool %s/%s: cannot start a login for min_pool_size", p->database, p->user);
 		pool_dispatch_soon(p);
 	}

@@ -253,6 +253,9 @@ struct Pool {
 	int n_connecting;
 	int n_waiting;
 	struct event *dispatch_ev;      /* deferred pool_dispatch (pool_dispatch_soon) */
+	char *dns_host;                 /* the entry's host name being or last resolved */
+	char *dns_addr;                 /* its address, given to libpq as hostaddr; NULL = resolve */
+	struct evdns_getaddrinfo_request *dns_req; /* a lookup under way */
 	ParamList server_params;        /* ParameterStatus of its first login */
 	bool have_params;
 	char **verified;                /* route schemas known to exist */
@@ -333,6 +336,7 @@ typedef struct Proxy {
 	int n_clients;                  /* connected (not closing), logging in or not */
 	int n_startup;                  /* of them, still in CL_STARTUP (no max_client_conn slot) */
 	struct event *accept_resume;    /* re-enables the listeners after EMFILE */
+	struct evdns_base *dns;         /* resolves [databases] host names (resolve.c) */
 	bool accept_paused;
 	uint64_t next_id;
 	time_t start_time;
@@ -439,6 +443,22 @@ void pool_janitor(Pool *p, uint64_t now_ms);
 void pool_count_transaction(Pool *p, const char *route);
 /* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
 const ConfDatabase *pool_conf(const Pool *p);
+
+/* ---- resolve.c ---------------------------------------------------------- */
+
+struct evdns_getaddrinfo_request;
+struct evdns_base;
+/* resolve_host: the host name of DB that pgflip resolves itself before a
+ * login (one host given by name, no hostaddr), or NULL (libpq's business). */
+const char *resolve_host(const ConfDatabase *db);
+/* resolve_start: looks HOST up for P without blocking; the answer sets
+ * P->dns_addr (or fails P's waiting logins) and schedules a dispatch. False
+ * when there is no resolver. */
+bool resolve_start(Pool *p, const char *host);
+/* resolve_forget: the address is stale (a login failed): look it up again. */
+void resolve_forget(Pool *p);
+/* resolve_cancel: P goes away. */
+void resolve_cancel(Pool *p);
 
 /* ---- prepared.c ------------------------------------------------------- */
 

@@ -106,6 +106,7 @@ static void server_login_error(Server *s)
 		msg[--len] = '\0';
 	Pool *p = s->pool;
 	server_close(s, "login failed: %s", msg);
+	resolve_forget(p); /* the host may have moved */
 	pool_login_failed(p, msg);
 }
 
@@ -126,12 +127,20 @@ ServerConnectResult server_connect(Pool *p)
 	const ConfDatabase *db = pool_conf(p);
 	if (!db)
 		return SERVER_CONNECT_CANNOT;
+	const char *host = resolve_host(db);
+	if (host && (!p->dns_addr || !p->dns_host || strcmp(p->dns_host, host) != 0)) {
+		/* resolved first, without blocking; the answer dispatches again */
+		if (!resolve_start(p, host))
+			host = NULL; /* no resolver: libpq resolves */
+		else if (!p->dns_addr || strcmp(p->dns_host, host) != 0)
+			return SERVER_CONNECT_CANNOT;
+	}
 	/* the entry's options, then what the entry leaves to the client */
 	size_t n = 0;
 	while (db->keywords[n])
 		n++;
-	const char **kw = calloc(n + 4, sizeof(char *));
-	const char **val = calloc(n + 4, sizeof(char *));
+	const char **kw = calloc(n + 5, sizeof(char *));
+	const char **val = calloc(n + 5, sizeof(char *));
 	if (!kw || !val) {
 		free(kw);
 		free(val);
@@ -152,6 +161,10 @@ ServerConnectResult server_connect(Pool *p)
 	}
 	kw[k] = "fallback_application_name";
 	val[k++] = "pgflip";
+	if (host) {
+		kw[k] = "hostaddr";
+		val[k++] = p->dns_addr;
+	}
 	PGconn *pg = PQconnectStartParams(kw, val, 0);
 	free(kw);
 	free(val);

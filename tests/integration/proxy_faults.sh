@@ -175,3 +175,12 @@ expect_match "silent upstream: the client gets server_connect_timeout" "$out" "*
 check "... after about 1 s (${took} ms)" test "$took" -ge 900 -a "$took" -lt 3000
 pgflip_stop
 kill "$silent_pid" 2>/dev/null
+
+# a host name in [databases] is resolved by pgflip (evdns, here from the
+# hosts file), and libpq gets the address: the event loop never waits on DNS
+write_conf "$T_DIR/dns.ini" "$port" "log_level = debug"
+sed -i "s/host=127.0.0.1 port=$PG_PORT/host=localhost port=$PG_PORT/" "$T_DIR/dns.ini"
+pgflip_start "$T_DIR/dns.ini" || not_ok "pgflip starts (host=localhost)"
+expect_eq "host=localhost: served" "$(fpsql "$port" -c "SELECT 'resolved'")" "resolved"
+check "... resolved by pgflip, not by libpq" grep -q "localhost is 127.0.0.1" "$T_DIR/pgflip.log"
+pgflip_stop
