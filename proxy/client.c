@@ -699,8 +699,7 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 		client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h->type));
 		return false;
 	}
-	const char *scs = params_get(&s->params, "standard_conforming_strings");
-	unsigned found = sqlscan_text(sql, strlen(sql), !scs || strcmp(scs, "off") != 0);
+	unsigned found = sqlscan_text(sql, SQLSCAN_CSTRING, s->scs, (SqlScanEncoding)s->sql_enc);
 	bool tx = c->pool->mode == CONF_POOL_TRANSACTION;
 	char tag[32];
 	if (tx && (found & SQLSCAN_LISTEN)) {

@@ -212,6 +212,8 @@ struct Server {
 	uint64_t params_sig;            /* the client signature they match, 0 = compare */
 	char *search_path;              /* its current search_path, NULL = unknown */
 	bool reports_search_path;       /* the server sends ParameterStatus for it (PostgreSQL 18) */
+	bool scs;                       /* standard_conforming_strings, as reported: how SQL is lexed */
+	int sql_enc;                    /* SqlScanEncoding of its client and server encodings */
 
 	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
 	uint32_t pending;               /* client Query/Sync/FunctionCall not yet answered */

@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "proxy/proxy.h"
+#include "proxy/sqlscan.h"
 
 static void server_on_read(void *arg);
 static void server_on_drain(void *arg);
@@ -55,6 +56,16 @@ const char *server_state_to_str(ServerState st)
 	case SV_CLOSING: return "closing";
 	}
 	return "?";
+}
+
+/* What the SQL scanner needs to lex like this server: from the reported
+ * standard_conforming_strings and encodings. */
+static void server_lexing(Server *s)
+{
+	const char *scs = params_get(&s->params, "standard_conforming_strings");
+	s->scs = !scs || strcmp(scs, "off") != 0;
+	s->sql_enc = (int)sqlscan_encoding(params_get(&s->params, "client_encoding"),
+					   params_get(&s->params, "server_encoding"));
 }
 
 void server_set_state(Server *s, ServerState st)
@@ -205,6 +216,7 @@ static void server_login_done(Server *s)
 		if (v)
 			params_set(&s->params, reported_params[i], v);
 	}
+	server_lexing(s);
 	SSL *ssl = PQsslInUse(s->pg) ? PQsslStruct(s->pg, "OpenSSL") : NULL;
 	/* libpq keeps the socket and the SSL object: PQfinish closes them */
 	if (!sock_open(&s->sock, proxy.base, fd, ssl, false, &server_sock_cb, s)) {
@@ -458,6 +470,7 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 			s->search_path = proxy_strdup(value);
 		} else if (params_set(&s->params, name, value)) {
 			s->params_sig = 0; /* changed behind our back (or by a client's SET) */
+			server_lexing(s);
 		}
 		return !swallow;
 	}
