@@ -57,6 +57,10 @@ static const SockCallbacks client_sock_cb = {client_on_read, client_on_drain, cl
 /* A client whose input ends in the middle of a message for this long is
  * closed (ms): a slowloris client must not hold a server or memory. */
 #define CLIENT_PARTIAL_TIMEOUT_MS (60 * 1000)
+/* Flagged prepared statement names kept per client; past that, every Bind
+ * is treated as flagged (a client with hundreds of statements that each
+ * call set_config is odd; correctness over speed then). */
+#define CLIENT_MAX_FLAGGED 256
 
 const char *client_state_to_str(ClientState st)
 {
@@ -225,6 +229,9 @@ void client_free(Client *c)
 	free(c->app_name);
 	free(c->route);
 	free(c->discard_error);
+	for (size_t i = 0; i < c->n_flagged; i++)
+		free(c->flagged[i].name);
+	free(c->flagged);
 	free(c);
 }
 
@@ -682,8 +689,72 @@ static void client_answer(Client *c, Server *s, const char *sqlstate, const char
 		server_release(s);
 }
 
+/* The statement NAME ("" = unnamed) was parsed from flagged text. */
+static void client_flag_stmt(Client *c, const char *name, unsigned flags)
+{
+	for (size_t i = 0; i < c->n_flagged; i++) {
+		if (strcmp(c->flagged[i].name, name) == 0) {
+			c->flagged[i].flags |= flags;
+			return;
+		}
+	}
+	if (c->n_flagged >= CLIENT_MAX_FLAGGED) {
+		c->bind_flags |= flags;
+		return;
+	}
+	c->flagged = proxy_grow(c->flagged, c->n_flagged, &c->cap_flagged, sizeof(FlaggedStmt));
+	c->flagged[c->n_flagged++] = (FlaggedStmt){proxy_strdup(name), flags};
+}
+
+/* A whole Bind: the flags of its statement, if its Parse was flagged. */
+static unsigned client_bind_flags(const Client *c, const ProtoHeader *h, const uint8_t *msg)
+{
+	ProtoReader r;
+	const char *portal, *name;
+	proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
+	if (!proto_get_cstring(&r, &portal) || !proto_get_cstring(&r, &name))
+		return SQLSCAN_SUSPECT; /* the server will refuse it; flag anyway */
+	unsigned flags = c->bind_flags;
+	for (size_t i = 0; i < c->n_flagged; i++)
+		if (strcmp(c->flagged[i].name, name) == 0)
+			flags |= c->flagged[i].flags;
+	return flags;
+}
+
 static const char listen_refused[] =
 	"LISTEN is not supported in transaction pooling mode: use a database entry with pool_mode=session";
+
+/*
+ * A Parse of LISTEN in transaction mode: replaced, at the front of the
+ * input, by a Parse of the same name whose statement fails with 0A000 when
+ * it runs. The server then answers, and skips to the Sync, exactly where
+ * the LISTEN would have, whatever else the client pipelined around it.
+ * Returns true: the pump reads the new message.
+ */
+static bool client_replace_parse(Client *c, const char *name, size_t total)
+{
+	static const char body[] = "DO $pgflip$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '";
+	static const char tail[] = "'; END$pgflip$";
+	uint8_t space[512];
+	ProtoBuf b;
+	protobuf_init_on(&b, space, sizeof(space));
+	size_t m = proto_msg_begin(&b, PROTO_FE_PARSE);
+	proto_put_cstring(&b, name);
+	proto_put_bytes(&b, body, sizeof(body) - 1);
+	proto_put_bytes(&b, listen_refused, sizeof(listen_refused) - 1);
+	proto_put_bytes(&b, tail, sizeof(tail)); /* with its NUL */
+	proto_put_uint16(&b, 0);
+	proto_msg_end(&b, m);
+	evbuffer_drain(c->sock.in, total); /* NAME pointed into it: copied above */
+	if (!protobuf_ok(&b) || evbuffer_prepend(c->sock.in, b.data, b.len) != 0) {
+		protobuf_free(&b);
+		client_close(c, "53200", "out of memory refusing LISTEN");
+		return false;
+	}
+	protobuf_free(&b);
+	clog_info(c, "LISTEN in a Parse refused (transaction mode)");
+	return true;
+}
 
 /*
  * A whole Query or Parse (MSG, TOTAL bytes) on its way to S. Returns true
@@ -703,11 +774,10 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 	bool tx = c->pool->mode == CONF_POOL_TRANSACTION;
 	char tag[32];
 	if (tx && (found & SQLSCAN_LISTEN)) {
+		if (h->type == PROTO_FE_PARSE)
+			return client_replace_parse(c, name, total);
 		evbuffer_drain(c->sock.in, total);
-		if (h->type == PROTO_FE_QUERY)
-			client_answer(c, s, "0A000", listen_refused);
-		else
-			client_discard_request(c, "0A000", listen_refused);
+		client_answer(c, s, "0A000", listen_refused);
 		return false;
 	}
 	if (h->type == PROTO_FE_QUERY && (found & SQLSCAN_DEALLOCATE) && ps_enabled(c) &&
@@ -716,6 +786,8 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 		client_answer(c, s, NULL, tag);
 		return false;
 	}
+	if (h->type == PROTO_FE_PARSE && (found & SQLSCAN_SUSPECT))
+		client_flag_stmt(c, name, found & SQLSCAN_SUSPECT);
 	client_scan_sql(c, s, found);
 	c->n_queries++;
 	return true;
@@ -834,7 +906,8 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 		return client_step_discard(c, h, avail, total);
 	bool ps = ps_enabled(c);
 	bool inspect = h->type == PROTO_FE_QUERY || h->type == PROTO_FE_PARSE;
-	bool whole = inspect || (ps && ps_needs_whole(h->type));
+	bool bind_check = h->type == PROTO_FE_BIND && (c->n_flagged || c->bind_flags);
+	bool whole = inspect || bind_check || (ps && ps_needs_whole(h->type));
 	if (whole && avail < total) {
 		c->need = total; /* bounded by max_packet_size */
 		return false;
@@ -845,8 +918,15 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 		if (!client_prepare_server(c, s))
 			return false;
 	}
-	if (inspect && !client_inspect(c, s, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total), total))
-		return c->state != CL_CLOSING;
+	if (inspect) {
+		size_t before = evbuffer_get_length(c->sock.in);
+		if (!client_inspect(c, s, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total), total))
+			return c->state != CL_CLOSING;
+		if (evbuffer_get_length(c->sock.in) != before)
+			return true; /* the message was replaced: read it again */
+	}
+	if (bind_check)
+		client_scan_sql(c, s, client_bind_flags(c, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total)));
 	client_count_request(c, s, h->type);
 	if (ps) {
 		const uint8_t *msg = whole ? evbuffer_pullup(c->sock.in, (ev_ssize_t)total) : NULL;

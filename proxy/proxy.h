@@ -175,7 +175,21 @@ struct Client {
 	PsClientStmt *ps;               /* its named prepared statements (transaction mode) */
 	size_t n_ps;
 	size_t cap_ps;
+
+	/* Prepared statements whose Parse text the scanner flagged (a
+	 * set_config in a statement): every Bind of one applies the flags
+	 * again, on whichever server runs it. Past CLIENT_MAX_FLAGGED names,
+	 * every Bind applies the union (bind_flags). */
+	struct FlaggedStmt *flagged;
+	size_t n_flagged;
+	size_t cap_flagged;
+	unsigned bind_flags;
 };
+
+typedef struct FlaggedStmt {
+	char *name;
+	unsigned flags;
+} FlaggedStmt;
 
 typedef enum {
 	SV_CONNECTING = 0,  /* libpq login in progress */

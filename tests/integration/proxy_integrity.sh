@@ -100,6 +100,24 @@ app.v2-* = v2"
 	expect_eq "$mode: FunctionCall of set_config runs" "$got" "v2"
 	after "a FunctionCall of set_config"
 
+	# a named statement whose text calls set_config, executed in a later
+	# transaction (maybe on another server): flagged at every Execute
+	wire -- "p:sp|SELECT set_config('search_path', 'v2', false)" "q:SELECT 1" "e:sp" >/dev/null
+	after "a prepared set_config executed in a later transaction"
+	wire -- "p:|SELECT set_config('search_path', 'v2', false)" "q:SELECT 1" "e:" >/dev/null
+	after "an unnamed prepared set_config executed in a later transaction"
+
+	# LISTEN, however it is sent: refused in transaction mode
+	if [ "$mode" = transaction ]; then
+		for how in "q:/* x */ LISTEN chan" "q:SELECT 1; LISTEN chan" "x:LISTEN chan" "q:-- c
+listen chan"; do
+			got=$(wire -- "$how" "q:SELECT 'still here'")
+			expect_match "transaction: LISTEN refused (${how%%:*}: ${how#*:})" "$(echo $got)" "E 0A000 LISTEN is not supported* still here"
+		done
+		got=$(wire -- "q:SELECT 'listen' AS listen" "q:SELECT pg_listening_channels()")
+		expect_eq "transaction: the word listen elsewhere is no LISTEN; no channel is listened to" "$(echo $got)" "listen"
+	fi
+
 	# a prepared statement made before a flip and executed after it
 	flip() { echo "sh:$TOP/$PGFLIP ctl -s $T_DIR/admin.sock route default $1"; }
 	got=$(wire -- "p:who|SELECT w FROM who" "e:who" "$(flip v2)" "e:who" "$(flip v1)" "e:who")
