@@ -61,6 +61,11 @@ static const SockCallbacks client_sock_cb = {client_on_read, client_on_drain, cl
  * is treated as flagged (a client with hundreds of statements that each
  * call set_config is odd; correctness over speed then). */
 #define CLIENT_MAX_FLAGGED 256
+/* Input all clients together may hold beyond CLIENT_INPUT_CAP each, for
+ * messages that must be whole (a named Parse or a Bind in transaction mode):
+ * 256 MiB, or one max_packet_size message if that is larger. A client whose
+ * message does not fit waits (unread) until others' leave. */
+#define CLIENT_WHOLE_BUDGET ((size_t)256 * 1024 * 1024)
 
 const char *client_state_to_str(ClientState st)
 {
@@ -119,8 +124,13 @@ void client_set_state(Client *c, ClientState st)
  */
 static bool client_may_read(const Client *c)
 {
-	if (evbuffer_get_length(c->sock.in) >= c->sock.in_cap)
+	size_t have = evbuffer_get_length(c->sock.in);
+	if (have >= c->sock.in_cap)
 		return false;
+	size_t budget = CLIENT_WHOLE_BUDGET > proxy.conf->max_packet_size ? CLIENT_WHOLE_BUDGET
+									   : proxy.conf->max_packet_size;
+	if (have >= CLIENT_INPUT_CAP && proxy.whole_bytes >= budget)
+		return false; /* the janitor asks again */
 	switch (c->state) {
 	case CL_STARTUP:
 		return true;
@@ -142,6 +152,10 @@ static bool client_may_read(const Client *c)
 
 void client_update_read(Client *c)
 {
+	size_t have = evbuffer_get_length(c->sock.in);
+	size_t over = c->state != CL_CLOSING && have > CLIENT_INPUT_CAP ? have - CLIENT_INPUT_CAP : 0;
+	proxy.whole_bytes = proxy.whole_bytes - c->whole_counted + over;
+	c->whole_counted = over;
 	c->sock.in_cap = c->need > CLIENT_INPUT_CAP ? c->need : CLIENT_INPUT_CAP;
 	sock_read(&c->sock, client_may_read(c));
 }
@@ -459,6 +473,7 @@ void client_server_failed(Client *c, const char *sqlstate, const char *message)
 		char text[600];
 		snprintf(text, sizeof(text), "server connection lost, transaction rolled back: %s", message);
 		c->fwd_left = 0;
+		c->scanning = false;
 		client_set_state(c, CL_IDLE);
 		if (s && s->pending > 0) {
 			ProtoBuf b;
@@ -818,17 +833,24 @@ static void client_discard_done(Client *c)
 
 /* ---- the pump ---------------------------------------------------------- */
 
+static void client_scan_input(Client *c, size_t off, size_t n);
+static void client_scan_done(Client *c, Server *s);
+
 /* Streams the rest of a long message (fwd_left bytes) to the server, or
  * drops it. */
 static bool client_step_stream(Client *c, size_t avail)
 {
 	Server *s = c->server;
 	size_t n = avail < c->fwd_left ? avail : c->fwd_left;
+	if (c->scanning)
+		client_scan_input(c, 0, n);
 	if (c->fwd_discard || !s)
 		evbuffer_drain(c->sock.in, n);
 	else
 		sock_write_buffer(&s->sock, c->sock.in, n);
 	c->fwd_left -= (uint32_t)n;
+	if (c->scanning && c->fwd_left == 0)
+		client_scan_done(c, s);
 	if (s && server_output_full(s)) {
 		sock_want_drain(&s->sock); /* server_on_drain pumps again */
 		return false;
@@ -895,6 +917,57 @@ static bool client_step_forward(Client *c, Server *s, size_t avail, size_t total
 	return true;
 }
 
+/* Feeds the scanner the next N input bytes (from offset OFF) of a Query
+ * that streams, before they move. */
+static void client_scan_input(Client *c, size_t off, size_t n)
+{
+	struct evbuffer_ptr pos;
+	if (n == 0 || evbuffer_ptr_set(c->sock.in, &pos, off, EVBUFFER_PTR_SET) != 0)
+		return;
+	struct evbuffer_iovec v[8];
+	while (n > 0) {
+		int k = evbuffer_peek(c->sock.in, (ev_ssize_t)n, &pos, v, 8);
+		if (k <= 0)
+			return;
+		for (int i = 0; i < k && i < 8 && n > 0; i++) {
+			size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+			sqlscan_feed(&c->scan, v[i].iov_base, len);
+			n -= len;
+			evbuffer_ptr_set(c->sock.in, &pos, len, EVBUFFER_PTR_ADD);
+		}
+	}
+}
+
+/* The last byte of a streamed Query left: what its text may change. A
+ * LISTEN in it cannot be refused any more (it has run): its server gets
+ * UNLISTEN * before it serves anyone else. */
+static void client_scan_done(Client *c, Server *s)
+{
+	unsigned found = sqlscan_finish(&c->scan);
+	c->scanning = false;
+	if (!s)
+		return;
+	if ((found & SQLSCAN_LISTEN) && c->pool->mode == CONF_POOL_TRANSACTION) {
+		clog_warning(c, "a LISTEN in a Query too long to hold ran; it is undone before the server serves another client");
+		s->reset_listen = true;
+	}
+	client_scan_sql(c, s, found);
+	c->n_queries++;
+}
+
+/* A Query longer than the input cap: it goes out as it arrives, through
+ * the incremental scanner. */
+static bool client_stream_query(Client *c, Server *s, const ProtoHeader *h, size_t avail, size_t total)
+{
+	client_count_request(c, s, h->type);
+	if (ps_enabled(c))
+		(void)ps_client_message(c, s, h, NULL); /* a Query: its answer is awaited, nothing rewritten */
+	sqlscan_init(&c->scan, s->scs, (SqlScanEncoding)s->sql_enc);
+	c->scanning = true;
+	client_scan_input(c, PROTO_HEADER_SIZE, avail - PROTO_HEADER_SIZE);
+	return client_step_forward(c, s, avail, total);
+}
+
 /* One message of a linked client (header H already read). */
 static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 {
@@ -908,7 +981,10 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 	bool inspect = h->type == PROTO_FE_QUERY || h->type == PROTO_FE_PARSE;
 	bool bind_check = h->type == PROTO_FE_BIND && (c->n_flagged || c->bind_flags);
 	bool whole = inspect || bind_check || (ps && ps_needs_whole(h->type));
-	if (whole && avail < total) {
+	/* a long Query streams, scanned as it goes, rather than grow the
+	 * input to its length */
+	bool stream = h->type == PROTO_FE_QUERY && total > CLIENT_INPUT_CAP && avail < total;
+	if (whole && avail < total && !stream) {
 		c->need = total; /* bounded by max_packet_size */
 		return false;
 	}
@@ -918,6 +994,8 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 		if (!client_prepare_server(c, s))
 			return false;
 	}
+	if (stream)
+		return client_stream_query(c, s, h, avail, total);
 	if (inspect) {
 		size_t before = evbuffer_get_length(c->sock.in);
 		if (!client_inspect(c, s, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total), total))
@@ -1040,6 +1118,8 @@ static void client_on_close(void *arg, int err)
 void client_janitor(Client *c, uint64_t now)
 {
 	const Conf *conf = proxy.conf;
+	if (c->need > CLIENT_INPUT_CAP)
+		client_update_read(c); /* the whole-message budget may have room now */
 	if (c->state == CL_STARTUP) {
 		if (conf->client_login_timeout_ms > 0 && now - c->connect_ms > (uint64_t)conf->client_login_timeout_ms) {
 			clog_info(c, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);

@@ -36,6 +36,7 @@
 #include "proxy/log.h"
 #include "proxy/params.h"
 #include "proxy/sock.h"
+#include "proxy/sqlscan.h"
 
 /* Output buffered towards a peer above which we stop reading from the
  * other side (backpressure); reading resumes at SOCK_LOW_WATERMARK. 256 KiB
@@ -165,9 +166,12 @@ struct Client {
 	 *                   pump can go on (its input may grow to that much). */
 	uint32_t fwd_left;
 	bool fwd_discard;
+	bool scanning;                  /* ... a Query, fed to scan as it streams */
+	SqlScan scan;
 	char *discard_error;
 	char discard_sqlstate[6];
 	size_t need;
+	size_t whole_counted;           /* its share of proxy.whole_bytes */
 
 	uint64_t n_transactions;
 	uint64_t n_queries;
@@ -237,6 +241,7 @@ struct Server {
 	 * client (transaction mode). */
 	bool reset_role;                /* SET ROLE / SESSION AUTHORIZATION may have run */
 	bool reset_settings;            /* a session-level SET may have run */
+	bool reset_listen;              /* a LISTEN may have run (in a Query too long to hold) */
 
 	/* SV_PREPARING: the query being answered */
 	char *prep_route;               /* the route it sets */
@@ -351,6 +356,7 @@ typedef struct Proxy {
 	TAILQ_HEAD(, Pool) pools;
 	int n_clients;                  /* connected (not closing), logging in or not */
 	int n_startup;                  /* of them, still in CL_STARTUP (no max_client_conn slot) */
+	size_t whole_bytes;             /* client input held beyond each one's cap (whole messages) */
 	struct event *accept_resume;    /* re-enables the listeners after EMFILE */
 	struct evdns_base *dns;         /* resolves [databases] host names (resolve.c) */
 	bool accept_paused;

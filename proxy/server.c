@@ -364,7 +364,7 @@ void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg
  * (S is then SV_RESETTING). */
 static bool server_reset_dirt(Server *s)
 {
-	if (s->tx_status == 'I' && !s->reset_role && !s->reset_settings && s->swallow_rfq == 0)
+	if (s->tx_status == 'I' && !s->reset_role && !s->reset_settings && !s->reset_listen && s->swallow_rfq == 0)
 		return false;
 	server_set_state(s, SV_RESETTING);
 	if (s->tx_status != 'I')
@@ -373,8 +373,11 @@ static bool server_reset_dirt(Server *s)
 		server_send_query(s, "RESET SESSION AUTHORIZATION; RESET ROLE");
 	if (s->reset_settings)
 		server_send_query(s, "RESET ALL");
+	if (s->reset_listen)
+		server_send_query(s, "UNLISTEN *");
 	s->reset_role = false;
 	s->reset_settings = false;
+	s->reset_listen = false;
 	return true;
 }
 

@@ -72,6 +72,49 @@ echo "# RSS before $rss0 kB, after the flood $rss1 kB; $(cat "$T_DIR/flood.out")
 check "a client sending while paused: pgflip's RSS grows by less than 8 MB ($rss0 -> $rss1 kB)" \
 	test $((rss1 - rss0)) -lt 8192
 expect_eq "pgflip serves after the flood" "$(fpsql "$port" -c "SELECT 'after'")" "after"
+
+# five clients each send a 60 MB Query but its last byte: it streams to the
+# server instead of piling up in pgflip
+pgflip_stop
+sed -i 's/^default_pool_size = 2$/default_pool_size = 6/' "$T_DIR/pgflip.ini"
+pgflip_start "$T_DIR/pgflip.ini" || not_ok "pgflip restarts (pool of 6)"
+rss0=$(rss_kb)
+python3 - "$port" "$T_DB" "$T_DIR/rss.now" "$PGFLIP_PID" >"$T_DIR/big.out" 2>&1 <<'PY'
+import socket, struct, sys, time
+def login():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    body = struct.pack("!I", 196608) + b"user\0app\0database\0" + sys.argv[2].encode() + b"\0\0"
+    s.sendall(struct.pack("!I", len(body) + 4) + body)
+    while b"Z\0\0\0\x05" not in s.recv(65536):
+        pass
+    s.setblocking(False)
+    return s
+size = 60 * (1 << 20)
+socks = [[login(), b"Q" + struct.pack("!I", size + 4) + b"SELECT '", 0] for _ in range(5)]
+left = [size - 9] * 5   # all but the closing quote's last byte
+deadline = time.time() + 20
+chunk = b"x" * (1 << 20)
+while any(left) and time.time() < deadline:
+    for i, st in enumerate(socks):
+        try:
+            if st[1]:
+                st[1] = st[1][st[0].send(st[1]):]
+            elif left[i]:
+                n = st[0].send(chunk[: min(len(chunk), left[i])])
+                left[i] -= n
+                st[2] += n
+        except BlockingIOError:
+            pass
+    time.sleep(0.001)
+rss = open("/proc/%s/status" % sys.argv[4]).read().split("VmRSS:")[1].split()[0]
+open(sys.argv[3], "w").write(rss)
+print("sent", [st[2] for st in socks], "of", size - 9, "each")
+PY
+rss1=$(cat "$T_DIR/rss.now" 2>/dev/null || echo 999999)
+echo "# RSS before $rss0 kB, with five 60 MB Queries in flight $rss1 kB; $(cat "$T_DIR/big.out")"
+check "five 60 MB Queries but their last byte: pgflip's RSS grows by less than 16 MB ($rss0 -> $rss1 kB)" \
+	test $((rss1 - rss0)) -lt 16384
+expect_eq "pgflip serves after them" "$(fpsql "$port" -c "SELECT 'after'")" "after"
 pgflip_stop
 
 # an upstream reached through a Unix socket that vanishes under a live pool
