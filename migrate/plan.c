@@ -361,6 +361,128 @@ static bool type_lacks_equality(const char *type)
 	return false;
 }
 
+/* The trigger function FN: picks the direction from the writer's
+ * search_path and runs FUP (old-version writers) or FDOWN (new-version
+ * writers); a NULL name means that direction has no rules. */
+static void sync_function_sql(Planner *pl, const char *fn, const char *fup, const char *fdown)
+{
+	sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
+	sqlbuf_qname(&pl->b, pl->schema, fn);
+	sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\nBEGIN\n");
+	sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
+	sqlbuf_literal(&pl->b, pl->vschema);
+	sqlbuf_add(&pl->b, " THEN\n");
+	if (fdown) {
+		sqlbuf_add(&pl->b, "    NEW := ");
+		sqlbuf_qname(&pl->b, pl->schema, fdown);
+		sqlbuf_add(&pl->b, "(NEW);\n");
+	} else {
+		sqlbuf_add(&pl->b, "    NULL;\n");
+	}
+	if (fup) {
+		sqlbuf_add(&pl->b, "  ELSE\n    NEW := ");
+		sqlbuf_qname(&pl->b, pl->schema, fup);
+		sqlbuf_add(&pl->b, "(NEW);\n");
+	}
+	sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
+}
+
+/* True when an up or down expression of T can read column C (by the name
+ * the writing version gives it). */
+static bool column_read_by_rules(const Planner *pl, const SnapTable *t, const SnapColumn *c)
+{
+	for (size_t r = 0; r < pl->nrules; r++) {
+		const SyncRule *sr = &pl->rules[r];
+		const char *var = sr->up ? c->oname : c->vname;
+		if (sr->table == t && var && sql_mentions(sr->expr, var))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The UPDATE trigger of T (HAS_UP: T has up rules), or nothing when no
+ * update can need it. It fires
+ *  - when a column an up/down expression reads changed (an expression of
+ *    unchanged inputs gives what it gave before), for either version;
+ *  - for writers of the old version, when a column an up expression fills is
+ *    still NULL in the new row: the backfill has not reached the row yet, and
+ *    the new row version must not carry the NULL (the NOT NULL CHECK is NOT
+ *    VALID, which spares only the existing row versions). A backfilled row
+ *    pays nothing on an unrelated update.
+ * Never inside a backfill batch, which computes up() itself. New-version
+ * writers do not get the NULL rule: their trigger runs down(), which would
+ * overwrite the old columns from new ones that are still NULL.
+ */
+static void update_trigger_sql(Planner *pl, const SnapTable *t, const char *fn, bool has_up)
+{
+	SqlBuf *b = &pl->b;
+	bool any = has_up;
+	for (size_t j = 0; j < t->ncols && !any; j++)
+		any = column_read_by_rules(pl, t, t->cols[j]);
+	if (!any)
+		return;
+	sqlbuf_add(b, ";\nCREATE TRIGGER " PLAN_TRIGGER "_update BEFORE UPDATE ON ");
+	pl_table(pl, t);
+	sqlbuf_add(b, " FOR EACH ROW WHEN ((");
+	const char *sep = "";
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		if (!column_read_by_rules(pl, t, c))
+			continue;
+		const char *cast = type_lacks_equality(c->type) ? "::text" : "";
+		sqlbuf_printf(b, "%sOLD.", sep);
+		sqlbuf_ident(b, c->name);
+		sqlbuf_printf(b, "%s IS DISTINCT FROM NEW.", cast);
+		sqlbuf_ident(b, c->name);
+		sqlbuf_add(b, cast);
+		sep = " OR ";
+	}
+	if (has_up) {
+		sqlbuf_printf(b, "%s(current_setting('search_path') <> ", sep);
+		sqlbuf_literal(b, pl->vschema);
+		sqlbuf_add(b, " AND (");
+		sep = "";
+		for (size_t r = 0; r < pl->nrules; r++) {
+			const SyncRule *sr = &pl->rules[r];
+			if (sr->table != t || !sr->up)
+				continue;
+			sqlbuf_printf(b, "%sNEW.", sep);
+			sqlbuf_ident(b, sr->target);
+			sqlbuf_add(b, " IS NULL");
+			sep = " OR ";
+		}
+		sqlbuf_add(b, "))");
+	}
+	sqlbuf_add(b, ") AND current_setting('" PLAN_BACKFILL_GUC "', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ");
+	sqlbuf_qname(b, pl->schema, fn);
+	sqlbuf_add(b, "()");
+}
+
+/* Complete and rollback both drop T's sync functions (CASCADE takes the
+ * triggers): one step into each of c_head and rb_head. */
+static void drop_sync_functions(Planner *pl, const SnapTable *t, const char *fn, const char *fup, const char *fdown)
+{
+	char note[200];
+	snprintf(note, sizeof note, "drop the sync trigger on %s", t->name);
+	for (int k = 0; k < 2; k++) {
+		sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
+		sqlbuf_qname(&pl->b, pl->schema, fn);
+		sqlbuf_add(&pl->b, "() CASCADE");
+		const char *rules_fns[2] = {fup, fdown};
+		for (int d = 0; d < 2; d++) {
+			if (!rules_fns[d])
+				continue;
+			sqlbuf_add(&pl->b, ";\nDROP FUNCTION IF EXISTS ");
+			sqlbuf_qname(&pl->b, pl->schema, rules_fns[d]);
+			sqlbuf_add(&pl->b, "(");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, ")");
+		}
+		pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
+	}
+}
+
 /* One sync function + triggers per table that has rules. */
 static void plan_triggers(Planner *pl)
 {
@@ -389,25 +511,7 @@ static void plan_triggers(Planner *pl)
 			rules_function_sql(pl, t, true, fup);
 		if (has_down)
 			rules_function_sql(pl, t, false, fdown);
-		sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
-		sqlbuf_qname(&pl->b, pl->schema, fn);
-		sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\nBEGIN\n");
-		sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
-		sqlbuf_literal(&pl->b, pl->vschema);
-		sqlbuf_add(&pl->b, " THEN\n");
-		if (has_down) {
-			sqlbuf_add(&pl->b, "    NEW := ");
-			sqlbuf_qname(&pl->b, pl->schema, fdown);
-			sqlbuf_add(&pl->b, "(NEW);\n");
-		} else {
-			sqlbuf_add(&pl->b, "    NULL;\n");
-		}
-		if (has_up) {
-			sqlbuf_add(&pl->b, "  ELSE\n    NEW := ");
-			sqlbuf_qname(&pl->b, pl->schema, fup);
-			sqlbuf_add(&pl->b, "(NEW);\n");
-		}
-		sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
+		sync_function_sql(pl, fn, has_up ? fup : NULL, has_down ? fdown : NULL);
 		sqlbuf_add(&pl->b, "DROP TRIGGER IF EXISTS " PLAN_TRIGGER " ON ");
 		pl_table(pl, t);
 		sqlbuf_add(&pl->b, ";\nDROP TRIGGER IF EXISTS " PLAN_TRIGGER "_update ON ");
@@ -417,59 +521,11 @@ static void plan_triggers(Planner *pl)
 		sqlbuf_add(&pl->b, " FOR EACH ROW EXECUTE FUNCTION ");
 		sqlbuf_qname(&pl->b, pl->schema, fn);
 		sqlbuf_add(&pl->b, "()");
-		/* UPDATE: only when a column an expression can read changed (an
-		 * expression of unchanged inputs gives what it gave before), and never
-		 * inside a backfill batch, which computes up() itself */
-		bool any = false;
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			bool used = false;
-			for (size_t r = 0; r < pl->nrules && !used; r++) {
-				const SyncRule *sr = &pl->rules[r];
-				const char *var = sr->up ? c->oname : c->vname;
-				used = sr->table == t && var && sql_mentions(sr->expr, var);
-			}
-			if (!used)
-				continue;
-			if (!any) {
-				sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER "_update BEFORE UPDATE ON ");
-				pl_table(pl, t);
-				sqlbuf_add(&pl->b, " FOR EACH ROW WHEN ((");
-			} else {
-				sqlbuf_add(&pl->b, " OR ");
-			}
-			any = true;
-			const char *cast = type_lacks_equality(c->type) ? "::text" : "";
-			sqlbuf_add(&pl->b, "OLD.");
-			sqlbuf_ident(&pl->b, c->name);
-			sqlbuf_printf(&pl->b, "%s IS DISTINCT FROM NEW.", cast);
-			sqlbuf_ident(&pl->b, c->name);
-			sqlbuf_add(&pl->b, cast);
-		}
-		if (any) {
-			sqlbuf_add(&pl->b, ") AND current_setting('" PLAN_BACKFILL_GUC "', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ");
-			sqlbuf_qname(&pl->b, pl->schema, fn);
-			sqlbuf_add(&pl->b, "()");
-		}
+		update_trigger_sql(pl, t, fn, has_up);
 		char note[200];
 		snprintf(note, sizeof note, "sync trigger on %s", t->name);
 		pl_emit(pl, &pl->p->start, STEP_SQL, note);
-		/* complete and rollback both drop them (CASCADE takes the triggers) */
-		for (int k = 0; k < 2; k++) {
-			sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
-			sqlbuf_qname(&pl->b, pl->schema, fn);
-			sqlbuf_add(&pl->b, "() CASCADE");
-			for (int d = 0; d < 2; d++) {
-				if (!(d ? has_down : has_up))
-					continue;
-				sqlbuf_add(&pl->b, ";\nDROP FUNCTION IF EXISTS ");
-				sqlbuf_qname(&pl->b, pl->schema, d ? fdown : fup);
-				sqlbuf_add(&pl->b, "(");
-				pl_table(pl, t);
-				sqlbuf_add(&pl->b, ")");
-			}
-			pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
-		}
+		drop_sync_functions(pl, t, fn, has_up ? fup : NULL, has_down ? fdown : NULL);
 		free(fn);
 		free(fup);
 		free(fdown);

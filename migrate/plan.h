@@ -13,8 +13,10 @@
  *    when current_setting('search_path') equals the new version schema the
  *    writer is the new version and `down` fills the old columns, otherwise
  *    `up` fills the new ones. It runs BEFORE INSERT, and BEFORE UPDATE only
- *    when a column that an up/down expression mentions changed (WHEN), so
- *    unrelated updates pay nothing; the backfill computes up directly;
+ *    when a column that an up/down expression mentions changed or, for
+ *    old-version writers, when a column up fills is still NULL (a row the
+ *    backfill has not reached) (WHEN), so unrelated updates of backfilled
+ *    rows pay nothing; the backfill computes up directly;
  *  - the new version schema holds one view per table (security_invoker),
  *    mapping new-version names to physical columns, with defaults copied;
  *  - constraints are added NOT VALID (or as CONCURRENTLY built unique

@@ -11,6 +11,18 @@ mig() {
 	fi
 }
 
+# mig_bg LOG ARGS...: mig ARGS in the background, output to LOG; MIG_PID is
+# the migrator's own pid (so that kill -9 reaches it, not a subshell)
+mig_bg() {
+	_log=$1; shift
+	if [ -x "$TOP/$PGFLIP" ]; then
+		"$TOP/$PGFLIP" migrate --no-progress "$@" >"$_log" 2>&1 &
+	else
+		"$TOP/${BUILD:-build}/tests/it_migrate" --no-progress "$@" >"$_log" 2>&1 &
+	fi
+	MIG_PID=$!
+}
+
 # mig_db NAME: (re)creates database NAME and points libpq's environment at it
 mig_db() {
 	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
