@@ -39,19 +39,11 @@ step "base" mig start "$T_DIR/m/01_base.yaml" --complete
 q "INSERT INTO accounts (id, name) SELECT g, 'n' || g FROM generate_series(1, 100) g;
    INSERT INTO notes (id, score) SELECT g, g::text FROM generate_series(1, 100) g" >/dev/null
 
-done_rows() { q "SELECT coalesce((backfill -> 'accounts' ->> 'done')::int, 0) FROM pgflip.migrations WHERE name = '02_label'" 2>/dev/null; }
+done_rows() { backfill_done 02_label accounts; }
 
 # the first batch (10 rows) commits, then the long delay leaves time to kill
 mig_bg "$T_DIR/run1.log" start "$T_DIR/m/02_label.yaml" --backfill-batch-size 10 --backfill-batch-delay 5000
-pid=$MIG_PID
-i=0
-while [ $i -lt 200 ]; do
-	d=$(done_rows); [ -n "$d" ] && [ "$d" -ge 10 ] && break
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.05; i=$((i + 1))
-done
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+mig_kill_after 02_label accounts 10
 expect_eq "start killed after its first batch" "$(done_rows)" 10
 expect_eq "rows the backfill has not reached" "$(q "SELECT count(*) FROM accounts WHERE _pgflip_new_label IS NULL")" 90
 

@@ -23,6 +23,25 @@ mig_bg() {
 	MIG_PID=$!
 }
 
+# backfill_done MIGRATION TABLE: rows of TABLE backfilled so far by MIGRATION
+backfill_done() {
+	q "SELECT coalesce((backfill -> '$2' ->> 'done')::int, 0) FROM pgflip.migrations WHERE name = '$1'" 2>/dev/null
+}
+
+# mig_kill_after MIGRATION TABLE ROWS: waits (30 s at most) until the
+# migrator started by mig_bg has backfilled ROWS rows of TABLE, then kills it
+# with -9 (a crash: no cleanup runs)
+mig_kill_after() {
+	_i=0
+	while [ $_i -lt 600 ]; do
+		_d=$(backfill_done "$1" "$2"); [ -n "$_d" ] && [ "$_d" -ge "$3" ] && break
+		kill -0 "$MIG_PID" 2>/dev/null || break
+		sleep 0.05; _i=$((_i + 1))
+	done
+	kill -9 "$MIG_PID" 2>/dev/null
+	wait "$MIG_PID" 2>/dev/null
+}
+
 # mig_db NAME: (re)creates database NAME and points libpq's environment at it
 mig_db() {
 	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
