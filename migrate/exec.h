@@ -5,7 +5,9 @@
  *
  * Every step runs under lock_timeout (ExecOptions.lock_timeout_ms). A step
  * that fails with SQLSTATE 55P03 (lock_not_available) is retried after an
- * exponential backoff with jitter until ExecOptions.retry_total_ms is spent;
+ * exponential backoff with jitter until ExecOptions.retry_total_ms is spent,
+ * and each retry is logged with the step that waited (its number in the list
+ * and its note, not the first step of its transaction);
  * while a step waits longer than a quarter of the lock timeout, a second connection
  * asks pg_blocking_pids() who holds the lock and the wait is logged with the
  * blockers' pid, state and query. Adjacent transactional steps share one

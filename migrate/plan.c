@@ -894,7 +894,9 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 
 	/* complete: validations, then one transaction: previous version schema,
 	 * triggers, pre steps, drops, post steps, renames; then outside-transaction
-	 * steps; then the final version schema from the catalog */
+	 * steps; then, in its own transaction, the final version schema from the
+	 * catalog (the new version's views never need the tables renamed or
+	 * dropped in between: they follow renames and read no hidden column) */
 	plan_derived(&pl);
 	if (p->prev_vschema) {
 		sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
@@ -911,10 +913,15 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	} else {
 		pl_fail(&pl, "out of memory");
 	}
+	/* in a transaction of its own: clients lock a view before its tables, so
+	 * rebuilding the views while holding the contract's table locks would
+	 * deadlock with every new-version client between the two */
 	StepList final = {0};
 	PlanStep *fv = pl_emit(&pl, &final, STEP_VIEWS, "rebuild the version schema over the final tables");
-	if (fv)
+	if (fv) {
 		fv->vschema = strdup(p->vschema);
+		fv->own_tx = true;
+	}
 
 	/* rollback: drop the new version schema, triggers, op undo (reverse), derived */
 	StepList rb_first = {0};
@@ -971,7 +978,10 @@ void plan_format_steps(SqlBuf *b, const StepList *l)
 		sqlbuf_printf(b, "-- step %zu: %s", i + 1, s->note ? s->note : "");
 		switch (s->kind) {
 		case STEP_OUTSIDE_TX: sqlbuf_add(b, " [outside transaction]"); break;
-		case STEP_VIEWS: sqlbuf_add(b, " [views, built from the catalog when run]"); break;
+		case STEP_VIEWS:
+			sqlbuf_add(b, s->own_tx ? " [views, built from the catalog when run; own transaction]"
+						: " [views, built from the catalog when run]");
+			break;
 		case STEP_BACKFILL: sqlbuf_add(b, " [backfill: keyset batches, one transaction each]"); break;
 		case STEP_SQL: if (s->own_tx) sqlbuf_add(b, " [own transaction]"); break;
 		}

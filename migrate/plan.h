@@ -23,7 +23,8 @@
  *    indexes) and validated at complete; NOT NULL goes through a validated
  *    CHECK so SET NOT NULL does not scan;
  *  - complete drops the previous version schema, the triggers and the old
- *    columns, renames new columns/tables to their final names and rebuilds the
+ *    columns, renames new columns/tables to their final names and then, in a
+ *    transaction of its own (clients lock views before tables), rebuilds the
  *    version schema from the catalog. Rollback drops the new version schema,
  *    the triggers and everything start added.
  * Semantic errors (missing table or column, name already taken) are found here,
@@ -57,7 +58,7 @@ typedef enum StepKind {
 
 typedef struct PlanStep {
 	StepKind kind;
-	bool own_tx;      /* STEP_SQL that must not share its transaction (VALIDATE) */
+	bool own_tx;      /* STEP_SQL or STEP_VIEWS that must not share its transaction (VALIDATE, complete's views) */
 	char *sql;        /* SQL to run; STEP_VIEWS: the SQL as planned, for printing */
 	char *cleanup;    /* STEP_OUTSIDE_TX: undo of a failed attempt (invalid index) or NULL */
 	char *note;       /* what the step does, one line */

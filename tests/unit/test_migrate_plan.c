@@ -191,9 +191,10 @@ static void test_add_column(void **state)
 			  "DROP FUNCTION IF EXISTS \"public\".\"_pgflip_up_users\"(\"public\".\"users\")");
 	has(&p->rollback, "ALTER TABLE IF EXISTS \"public\".\"users\" DROP COLUMN IF EXISTS \"_pgflip_new_nick\"");
 	has(&p->rollback, "DROP SCHEMA IF EXISTS \"public_002_test\" CASCADE");
-	/* validations run first, each alone; the view rebuild runs last */
+	/* validations run first, each alone; the view rebuild runs last, alone */
 	assert_true(p->complete.v[0].own_tx);
 	assert_int_equal(p->complete.v[p->complete.n - 1].kind, STEP_VIEWS);
+	assert_true(p->complete.v[p->complete.n - 1].own_tx); /* never under the contract's table locks */
 	plan_free(p);
 }
 
