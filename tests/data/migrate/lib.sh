@@ -49,6 +49,22 @@ mig_db() {
 	export PGHOST="$PG_SOCK" PGPORT="$PG_PORT" PGUSER=postgres PGDATABASE="$1"
 }
 
+# mig_base_t DB ROWS: database DB (mig_db) holding table t (id integer
+# primary key, v text), made by migration $T_DIR/m/01_base.yaml and completed
+# (version schema public_01_base), with ROWS rows (g, 'v' || g)
+mig_base_t() {
+	mig_db "$1"
+	mkdir -p "$T_DIR/m"
+	cat >"$T_DIR/m/01_base.yaml" <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}, {name: v, type: text}]
+EOF
+	step "base" mig start "$T_DIR/m/01_base.yaml" --complete
+	q "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, $2) g" >/dev/null
+}
+
 mig_drop_db() {
 	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
 }
