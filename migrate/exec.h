@@ -81,6 +81,15 @@ typedef bool (*ExecProgressFn)(Exec *e, size_t next, void *arg);
 bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
 	EXEC_MUSTCHECK;
 
+/*
+ * exec_checks: runs CHECKS (Plan.check) in one transaction that is rolled
+ * back, under lock_timeout with the same retries as a step. Returns true
+ * when every check passed; false with e->err = "NOTE: server error" for the
+ * first check that failed (the note names the operation and expression), or
+ * the retry or connection failure.
+ */
+bool exec_checks(Exec *e, const StepList *checks) EXEC_MUSTCHECK;
+
 /* ---- state schema (state.c) ---- */
 
 typedef struct MigState {

@@ -74,6 +74,7 @@ void plan_free(Plan *p)
 	plan_steps_free(&p->start);
 	plan_steps_free(&p->complete);
 	plan_steps_free(&p->rollback);
+	plan_steps_free(&p->check);
 	free(p->irreversible);
 	snapshot_free(p->after);
 	free(p);
@@ -261,6 +262,9 @@ bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bo
 	r->target = strdup(target);
 	r->expr = strdup(expr);
 	r->up = up;
+	r->opi = pl->opi;
+	r->opname = pl->opname;
+	r->late = pl->raw_sql_seen || !t->oname;
 	if (!r->target || !r->expr) {
 		free(r->target);
 		free(r->expr);
@@ -347,6 +351,68 @@ static void rules_function_sql(Planner *pl, const SnapTable *t, bool up, const c
 		sqlbuf_printf(&pl->b, " := (%s);\n", sr->expr);
 	}
 	sqlbuf_add(&pl->b, "  RETURN r;\nEND\n" PLAN_DOLLAR ";\n");
+}
+
+/* TYPE as a cast can name it: the serial pseudo-types are their integer
+ * types (a column declared serial is an integer with a sequence default). */
+static const char *cast_type(const char *type)
+{
+	static const char *const serials[][2] = {{"smallserial", "smallint"}, {"serial2", "smallint"},
+						 {"serial", "integer"},       {"serial4", "integer"},
+						 {"bigserial", "bigint"},     {"serial8", "bigint"}};
+	for (size_t i = 0; i < sizeof serials / sizeof serials[0]; i++)
+		if (strcasecmp(type, serials[i][0]) == 0)
+			return serials[i][1];
+	return type;
+}
+
+/*
+ * A check of rule SR: the server plans the expression over the table, with
+ * the variables the rules function declares (the writing version's names for
+ * the columns it mentions) as columns of a subquery, and returns no row
+ * (LIMIT 0): an unknown function, column, operator or type fails here as it
+ * would in the trigger. Names resolve in the tables' schema, as in the rules
+ * function. BEFORE_DDL: start has not run, so a column it adds is NULL::type.
+ * Emitted into L with a note naming the operation and the expression.
+ */
+static void emit_check(Planner *pl, const SyncRule *sr, StepList *l, bool before_ddl)
+{
+	const SnapTable *t = sr->table;
+	sqlbuf_add(&pl->b, "SET LOCAL search_path = ");
+	sqlbuf_ident(&pl->b, pl->schema);
+	sqlbuf_printf(&pl->b, ";\nSELECT (%s) FROM (SELECT ", sr->expr);
+	const char *sep = "";
+	for (size_t i = 0; i < t->ncols; i++) {
+		const SnapColumn *c = t->cols[i];
+		const char *var = sr->up ? c->oname : c->vname;
+		if (!var || !sql_mentions(sr->expr, var))
+			continue;
+		sqlbuf_add(&pl->b, sep);
+		sep = ", ";
+		if (before_ddl && !c->oname) {
+			sqlbuf_printf(&pl->b, "NULL::%s", cast_type(c->type));
+		} else {
+			sqlbuf_add(&pl->b, "r.");
+			sqlbuf_ident(&pl->b, c->name);
+		}
+		sqlbuf_add(&pl->b, " AS ");
+		sqlbuf_ident(&pl->b, var);
+	}
+	sqlbuf_add(&pl->b, " FROM ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " AS r) AS " MIGRATE_TMP_PREFIX "row LIMIT 0;\nRESET search_path");
+	char note[600];
+	snprintf(note, sizeof note, "operations[%zu].%s: %s expression \"%.400s\" on table \"%s\"", sr->opi,
+		 sr->opname ? sr->opname : "?", sr->up ? "up" : "down", sr->expr, t->vname ? t->vname : t->name);
+	pl_emit(pl, l, STEP_SQL, note);
+}
+
+/* Plan.check: the rules that can be checked before start runs. */
+static void plan_checks(Planner *pl)
+{
+	for (size_t r = 0; r < pl->nrules; r++)
+		if (!pl->rules[r].late)
+			emit_check(pl, &pl->rules[r], &pl->p->check, true);
 }
 
 /* True for the built-in types that have no equality operator (IS DISTINCT
@@ -507,6 +573,11 @@ static void plan_triggers(Planner *pl)
 			pl_fail(pl, "out of memory");
 			return;
 		}
+		/* the checks start could not run beforehand, in the trigger's
+		 * transaction: the trigger goes live only with expressions that work */
+		for (size_t r = 0; r < pl->nrules; r++)
+			if (pl->rules[r].table == t && pl->rules[r].late)
+				emit_check(pl, &pl->rules[r], &pl->p->start, false);
 		if (has_up)
 			rules_function_sql(pl, t, true, fup);
 		if (has_down)
@@ -880,6 +951,7 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		goto out;
 
 	/* start: op steps (already in p->start), sync triggers, views, backfills */
+	plan_checks(&pl);
 	plan_triggers(&pl);
 	json_t *map = views_map(pl.s);
 	plan_views_sql(&pl.b, pl.s, map, p->vschema);
@@ -997,9 +1069,9 @@ char *plan_format(const Plan *p)
 		      p->prev_vschema ? p->prev_vschema : p->schema);
 	if (p->irreversible)
 		sqlbuf_printf(&b, "-- warning: rollback cannot undo start: %s\n", p->irreversible);
-	const char *names[] = {"start", "complete", "rollback"};
-	const StepList *lists[] = {&p->start, &p->complete, &p->rollback};
-	for (int i = 0; i < 3; i++) {
+	const char *names[] = {"check (before start changes anything; no row is read)", "start", "complete", "rollback"};
+	const StepList *lists[] = {&p->check, &p->start, &p->complete, &p->rollback};
+	for (int i = 0; i < 4; i++) {
 		sqlbuf_printf(&b, "\n-- %s\n", names[i]);
 		plan_format_steps(&b, lists[i]);
 	}

@@ -28,7 +28,8 @@
  *    version schema from the catalog. Rollback drops the new version schema,
  *    the triggers and everything start added.
  * Semantic errors (missing table or column, name already taken) are found here,
- * before any DDL runs.
+ * before any DDL runs; so are, by Plan.check on the database, up/down
+ * expressions that do not resolve (unknown function, column or type).
  */
 #ifndef PGFLIP_MIGRATE_PLAN_H
 #define PGFLIP_MIGRATE_PLAN_H
@@ -83,6 +84,12 @@ typedef struct Plan {
 	char *vschema;       /* version schema this migration creates */
 	char *prev_vschema;  /* version schema it replaces, NULL when the old version is the plain schema */
 	StepList start, complete, rollback;
+	/* run before start changes anything: one STEP_SQL per up/down expression
+	 * that can be checked on the tables as they are (the others are checked
+	 * among the start steps, before the sync trigger of their table); the
+	 * server plans the expression over the table and returns no row. The
+	 * note names the operation and the expression. */
+	StepList check;
 	char *irreversible;  /* why rollback cannot fully undo start, or NULL */
 	Snapshot *after;     /* physical tables after start, with new-version names */
 } Plan;

@@ -42,6 +42,17 @@ mig_kill_after() {
 	wait "$MIG_PID" 2>/dev/null
 }
 
+# examples_copy SRC: copies pgroll's examples from SRC to $T_DIR/examples and
+# prints that folder. One change: example 35's down names event_name, a
+# column of the pgroll versions whose alter_column could rename; its column
+# stays name, and start refuses a down that does not resolve.
+examples_copy() {
+	rm -rf "$T_DIR/examples" && cp -r "$1" "$T_DIR/examples" &&
+		sed -i 's/^      down: event_name$/      down: name/' "$T_DIR/examples/35_alter_column_multiple.yaml" &&
+		grep -q '^      down: name$' "$T_DIR/examples/35_alter_column_multiple.yaml" &&
+		echo "$T_DIR/examples"
+}
+
 # mig_db NAME: (re)creates database NAME and points libpq's environment at it
 mig_db() {
 	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
