@@ -879,6 +879,28 @@ static void plan_derived(Planner *pl)
 	}
 }
 
+/* The last step of complete, into FINAL: the version schema rebuilt from the
+ * catalog (its SQL here is the printed form, over the contracted snapshot).
+ * In a transaction of its own: clients lock a view before its tables, so
+ * rebuilding the views while holding the contract's table locks would
+ * deadlock with every new-version client between the two. */
+static void plan_final_views(Planner *pl, StepList *final)
+{
+	Snapshot *snap = snapshot_copy(pl->s);
+	if (!snap) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	plan_contract_snapshot(snap);
+	plan_views_sql(&pl->b, snap, NULL, pl->vschema);
+	snapshot_free(snap);
+	PlanStep *fv = pl_emit(pl, final, STEP_VIEWS, "rebuild the version schema over the final tables");
+	if (fv) {
+		fv->vschema = strdup(pl->vschema);
+		fv->own_tx = true;
+	}
+}
+
 /* Moves every step of SRC to the end of DST (SRC left empty). */
 static bool steps_move(StepList *dst, StepList *src, bool reverse)
 {
@@ -977,23 +999,8 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, "drop the previous version schema");
 		(void)d;
 	}
-	Snapshot *final_snap = snapshot_copy(pl.s); /* printed form; runs from the catalog */
-	if (final_snap) {
-		plan_contract_snapshot(final_snap);
-		plan_views_sql(&pl.b, final_snap, NULL, p->vschema);
-		snapshot_free(final_snap);
-	} else {
-		pl_fail(&pl, "out of memory");
-	}
-	/* in a transaction of its own: clients lock a view before its tables, so
-	 * rebuilding the views while holding the contract's table locks would
-	 * deadlock with every new-version client between the two */
 	StepList final = {0};
-	PlanStep *fv = pl_emit(&pl, &final, STEP_VIEWS, "rebuild the version schema over the final tables");
-	if (fv) {
-		fv->vschema = strdup(p->vschema);
-		fv->own_tx = true;
-	}
+	plan_final_views(&pl, &final);
 
 	/* rollback: drop the new version schema, triggers, op undo (reverse), derived */
 	StepList rb_first = {0};
