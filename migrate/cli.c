@@ -332,6 +332,12 @@ static int cmd_start(Cli *c, Exec *e, const char *path, bool complete)
 		rc = fail("%s", err);
 		goto out;
 	}
+	/* before anything changes, not even the state row: a migration whose
+	 * expressions cannot run is refused like one the planner refuses */
+	if (!exec_checks(e, &p->check)) {
+		rc = fail("%s: %s", path, e->err);
+		goto out;
+	}
 	if (c->dry_run) {
 		char *text = plan_format(p);
 		fputs(text ? text : "", stdout);

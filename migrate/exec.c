@@ -249,12 +249,22 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 
 static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6]);
 
-/* One attempt at steps [A, B) as a group. */
-static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char sqlstate[6])
+/* BEGIN a transaction whose statements wait for a lock at most lock_timeout. */
+static bool begin_tx(Exec *e)
+{
+	char sql[96];
+	snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+	return exec_simple(e, sql);
+}
+
+/* One attempt at steps [A, B) as a group. On failure *AT is the index of
+ * the step that failed (the one that waited, on a lock timeout). */
+static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char sqlstate[6], size_t *at)
 {
 	const PlanStep *first = &l->v[a];
 	char lt[96];
 	sqlstate[0] = '\0';
+	*at = a;
 	if (first->kind == STEP_OUTSIDE_TX) {
 		snprintf(lt, sizeof lt, "SET lock_timeout = '%dms'", e->opt.lock_timeout_ms);
 		if (!exec_simple(e, lt))
@@ -273,8 +283,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
 		}
 		return r != NULL;
 	}
-	snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
-	if (!exec_simple(e, lt))
+	if (!begin_tx(e))
 		return false;
 	for (size_t i = a; i < b; i++) {
 		const PlanStep *s = &l->v[i];
@@ -289,6 +298,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
 		if (!ok) {
 			char keep[sizeof e->err];
 			memcpy(keep, e->err, sizeof keep);
+			*at = i;
 			rollback_quietly(e);
 			snprintf(e->err, sizeof e->err, "step %zu (%s): %s", i + 1, s->note ? s->note : "", keep);
 			return false;
@@ -300,19 +310,54 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
 	return r != NULL;
 }
 
-/* Runs steps [A, B) as one group with retries on lock timeouts. */
+/* Runs steps [A, B) as one group with retries on lock timeouts; the retry
+ * log names the step that waited ("step 3 (drop the sync trigger on t)"). */
 static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 {
 	long start = now_ms();
-	const char *what = l->v[a].note ? l->v[a].note : "step";
 	for (int attempt = 0;; attempt++) {
 		char st[6];
-		if (group_attempt(e, l, a, b, st))
+		size_t at;
+		if (group_attempt(e, l, a, b, st, &at))
 			return true;
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 			return false;
+		char what[256];
+		snprintf(what, sizeof what, "step %zu (%s)", at + 1, l->v[at].note ? l->v[at].note : "");
 		if (!backoff(e, attempt, start, what))
 			return false;
+	}
+}
+
+bool exec_checks(Exec *e, const StepList *checks)
+{
+	if (checks->n == 0)
+		return true;
+	long start = now_ms();
+	for (int attempt = 0;; attempt++) {
+		char st[6] = "";
+		size_t i = 0;
+		bool ok = begin_tx(e);
+		for (; ok && i < checks->n; i++) {
+			PGresult *r = run_wait(e, checks->v[i].sql, 0, NULL, checks->v[i].note, st);
+			ok = r != NULL;
+			PQclear(r);
+		}
+		rollback_quietly(e);
+		if (ok)
+			return true;
+		const char *note = i > 0 && checks->v[i - 1].note ? checks->v[i - 1].note : "check";
+		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0) {
+			if (backoff(e, attempt, start, note))
+				continue;
+			return false; /* backoff said why */
+		}
+		if (st[0]) {
+			char keep[sizeof e->err];
+			memcpy(keep, e->err, sizeof keep);
+			snprintf(e->err, sizeof e->err, "%.300s: %.700s", note, keep);
+		}
+		return false;
 	}
 }
 

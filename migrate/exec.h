@@ -5,7 +5,9 @@
  *
  * Every step runs under lock_timeout (ExecOptions.lock_timeout_ms). A step
  * that fails with SQLSTATE 55P03 (lock_not_available) is retried after an
- * exponential backoff with jitter until ExecOptions.retry_total_ms is spent;
+ * exponential backoff with jitter until ExecOptions.retry_total_ms is spent,
+ * and each retry is logged with the step that waited (its number in the list
+ * and its note, not the first step of its transaction);
  * while a step waits longer than a quarter of the lock timeout, a second connection
  * asks pg_blocking_pids() who holds the lock and the wait is logged with the
  * blockers' pid, state and query. Adjacent transactional steps share one
@@ -78,6 +80,15 @@ typedef bool (*ExecProgressFn)(Exec *e, size_t next, void *arg);
  */
 bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
 	EXEC_MUSTCHECK;
+
+/*
+ * exec_checks: runs CHECKS (Plan.check) in one transaction that is rolled
+ * back, under lock_timeout with the same retries as a step. Returns true
+ * when every check passed; false with e->err = "NOTE: server error" for the
+ * first check that failed (the note names the operation and expression), or
+ * the retry or connection failure.
+ */
+bool exec_checks(Exec *e, const StepList *checks) EXEC_MUSTCHECK;
 
 /* ---- state schema (state.c) ---- */
 

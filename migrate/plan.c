@@ -74,6 +74,7 @@ void plan_free(Plan *p)
 	plan_steps_free(&p->start);
 	plan_steps_free(&p->complete);
 	plan_steps_free(&p->rollback);
+	plan_steps_free(&p->check);
 	free(p->irreversible);
 	snapshot_free(p->after);
 	free(p);
@@ -261,6 +262,9 @@ bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bo
 	r->target = strdup(target);
 	r->expr = strdup(expr);
 	r->up = up;
+	r->opi = pl->opi;
+	r->opname = pl->opname;
+	r->late = pl->raw_sql_seen || !t->oname;
 	if (!r->target || !r->expr) {
 		free(r->target);
 		free(r->expr);
@@ -349,6 +353,68 @@ static void rules_function_sql(Planner *pl, const SnapTable *t, bool up, const c
 	sqlbuf_add(&pl->b, "  RETURN r;\nEND\n" PLAN_DOLLAR ";\n");
 }
 
+/* TYPE as a cast can name it: the serial pseudo-types are their integer
+ * types (a column declared serial is an integer with a sequence default). */
+static const char *cast_type(const char *type)
+{
+	static const char *const serials[][2] = {{"smallserial", "smallint"}, {"serial2", "smallint"},
+						 {"serial", "integer"},       {"serial4", "integer"},
+						 {"bigserial", "bigint"},     {"serial8", "bigint"}};
+	for (size_t i = 0; i < sizeof serials / sizeof serials[0]; i++)
+		if (strcasecmp(type, serials[i][0]) == 0)
+			return serials[i][1];
+	return type;
+}
+
+/*
+ * A check of rule SR: the server plans the expression over the table, with
+ * the variables the rules function declares (the writing version's names for
+ * the columns it mentions) as columns of a subquery, and returns no row
+ * (LIMIT 0): an unknown function, column, operator or type fails here as it
+ * would in the trigger. Names resolve in the tables' schema, as in the rules
+ * function. BEFORE_DDL: start has not run, so a column it adds is NULL::type.
+ * Emitted into L with a note naming the operation and the expression.
+ */
+static void emit_check(Planner *pl, const SyncRule *sr, StepList *l, bool before_ddl)
+{
+	const SnapTable *t = sr->table;
+	sqlbuf_add(&pl->b, "SET LOCAL search_path = ");
+	sqlbuf_ident(&pl->b, pl->schema);
+	sqlbuf_printf(&pl->b, ";\nSELECT (%s) FROM (SELECT ", sr->expr);
+	const char *sep = "";
+	for (size_t i = 0; i < t->ncols; i++) {
+		const SnapColumn *c = t->cols[i];
+		const char *var = sr->up ? c->oname : c->vname;
+		if (!var || !sql_mentions(sr->expr, var))
+			continue;
+		sqlbuf_add(&pl->b, sep);
+		sep = ", ";
+		if (before_ddl && !c->oname) {
+			sqlbuf_printf(&pl->b, "NULL::%s", cast_type(c->type));
+		} else {
+			sqlbuf_add(&pl->b, "r.");
+			sqlbuf_ident(&pl->b, c->name);
+		}
+		sqlbuf_add(&pl->b, " AS ");
+		sqlbuf_ident(&pl->b, var);
+	}
+	sqlbuf_add(&pl->b, " FROM ");
+	pl_table(pl, t);
+	sqlbuf_add(&pl->b, " AS r) AS " MIGRATE_TMP_PREFIX "row LIMIT 0;\nRESET search_path");
+	char note[600];
+	snprintf(note, sizeof note, "operations[%zu].%s: %s expression \"%.400s\" on table \"%s\"", sr->opi,
+		 sr->opname ? sr->opname : "?", sr->up ? "up" : "down", sr->expr, t->vname ? t->vname : t->name);
+	pl_emit(pl, l, STEP_SQL, note);
+}
+
+/* Plan.check: the rules that can be checked before start runs. */
+static void plan_checks(Planner *pl)
+{
+	for (size_t r = 0; r < pl->nrules; r++)
+		if (!pl->rules[r].late)
+			emit_check(pl, &pl->rules[r], &pl->p->check, true);
+}
+
 /* True for the built-in types that have no equality operator (IS DISTINCT
  * FROM on them fails when the trigger is created): compared as text. */
 static bool type_lacks_equality(const char *type)
@@ -359,6 +425,128 @@ static bool type_lacks_equality(const char *type)
 		if (type && strcasecmp(type, *t) == 0)
 			return true;
 	return false;
+}
+
+/* The trigger function FN: picks the direction from the writer's
+ * search_path and runs FUP (old-version writers) or FDOWN (new-version
+ * writers); a NULL name means that direction has no rules. */
+static void sync_function_sql(Planner *pl, const char *fn, const char *fup, const char *fdown)
+{
+	sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
+	sqlbuf_qname(&pl->b, pl->schema, fn);
+	sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\nBEGIN\n");
+	sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
+	sqlbuf_literal(&pl->b, pl->vschema);
+	sqlbuf_add(&pl->b, " THEN\n");
+	if (fdown) {
+		sqlbuf_add(&pl->b, "    NEW := ");
+		sqlbuf_qname(&pl->b, pl->schema, fdown);
+		sqlbuf_add(&pl->b, "(NEW);\n");
+	} else {
+		sqlbuf_add(&pl->b, "    NULL;\n");
+	}
+	if (fup) {
+		sqlbuf_add(&pl->b, "  ELSE\n    NEW := ");
+		sqlbuf_qname(&pl->b, pl->schema, fup);
+		sqlbuf_add(&pl->b, "(NEW);\n");
+	}
+	sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
+}
+
+/* True when an up or down expression of T can read column C (by the name
+ * the writing version gives it). */
+static bool column_read_by_rules(const Planner *pl, const SnapTable *t, const SnapColumn *c)
+{
+	for (size_t r = 0; r < pl->nrules; r++) {
+		const SyncRule *sr = &pl->rules[r];
+		const char *var = sr->up ? c->oname : c->vname;
+		if (sr->table == t && var && sql_mentions(sr->expr, var))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The UPDATE trigger of T (HAS_UP: T has up rules), or nothing when no
+ * update can need it. It fires
+ *  - when a column an up/down expression reads changed (an expression of
+ *    unchanged inputs gives what it gave before), for either version;
+ *  - for writers of the old version, when a column an up expression fills is
+ *    still NULL in the new row: the backfill has not reached the row yet, and
+ *    the new row version must not carry the NULL (the NOT NULL CHECK is NOT
+ *    VALID, which spares only the existing row versions). A backfilled row
+ *    pays nothing on an unrelated update.
+ * Never inside a backfill batch, which computes up() itself. New-version
+ * writers do not get the NULL rule: their trigger runs down(), which would
+ * overwrite the old columns from new ones that are still NULL.
+ */
+static void update_trigger_sql(Planner *pl, const SnapTable *t, const char *fn, bool has_up)
+{
+	SqlBuf *b = &pl->b;
+	bool any = has_up;
+	for (size_t j = 0; j < t->ncols && !any; j++)
+		any = column_read_by_rules(pl, t, t->cols[j]);
+	if (!any)
+		return;
+	sqlbuf_add(b, ";\nCREATE TRIGGER " PLAN_TRIGGER "_update BEFORE UPDATE ON ");
+	pl_table(pl, t);
+	sqlbuf_add(b, " FOR EACH ROW WHEN ((");
+	const char *sep = "";
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		if (!column_read_by_rules(pl, t, c))
+			continue;
+		const char *cast = type_lacks_equality(c->type) ? "::text" : "";
+		sqlbuf_printf(b, "%sOLD.", sep);
+		sqlbuf_ident(b, c->name);
+		sqlbuf_printf(b, "%s IS DISTINCT FROM NEW.", cast);
+		sqlbuf_ident(b, c->name);
+		sqlbuf_add(b, cast);
+		sep = " OR ";
+	}
+	if (has_up) {
+		sqlbuf_printf(b, "%s(current_setting('search_path') <> ", sep);
+		sqlbuf_literal(b, pl->vschema);
+		sqlbuf_add(b, " AND (");
+		sep = "";
+		for (size_t r = 0; r < pl->nrules; r++) {
+			const SyncRule *sr = &pl->rules[r];
+			if (sr->table != t || !sr->up)
+				continue;
+			sqlbuf_printf(b, "%sNEW.", sep);
+			sqlbuf_ident(b, sr->target);
+			sqlbuf_add(b, " IS NULL");
+			sep = " OR ";
+		}
+		sqlbuf_add(b, "))");
+	}
+	sqlbuf_add(b, ") AND current_setting('" PLAN_BACKFILL_GUC "', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ");
+	sqlbuf_qname(b, pl->schema, fn);
+	sqlbuf_add(b, "()");
+}
+
+/* Complete and rollback both drop T's sync functions (CASCADE takes the
+ * triggers): one step into each of c_head and rb_head. */
+static void drop_sync_functions(Planner *pl, const SnapTable *t, const char *fn, const char *fup, const char *fdown)
+{
+	char note[200];
+	snprintf(note, sizeof note, "drop the sync trigger on %s", t->name);
+	for (int k = 0; k < 2; k++) {
+		sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
+		sqlbuf_qname(&pl->b, pl->schema, fn);
+		sqlbuf_add(&pl->b, "() CASCADE");
+		const char *rules_fns[2] = {fup, fdown};
+		for (int d = 0; d < 2; d++) {
+			if (!rules_fns[d])
+				continue;
+			sqlbuf_add(&pl->b, ";\nDROP FUNCTION IF EXISTS ");
+			sqlbuf_qname(&pl->b, pl->schema, rules_fns[d]);
+			sqlbuf_add(&pl->b, "(");
+			pl_table(pl, t);
+			sqlbuf_add(&pl->b, ")");
+		}
+		pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
+	}
 }
 
 /* One sync function + triggers per table that has rules. */
@@ -385,29 +573,16 @@ static void plan_triggers(Planner *pl)
 			pl_fail(pl, "out of memory");
 			return;
 		}
+		/* the checks start could not run beforehand, in the trigger's
+		 * transaction: the trigger goes live only with expressions that work */
+		for (size_t r = 0; r < pl->nrules; r++)
+			if (pl->rules[r].table == t && pl->rules[r].late)
+				emit_check(pl, &pl->rules[r], &pl->p->start, false);
 		if (has_up)
 			rules_function_sql(pl, t, true, fup);
 		if (has_down)
 			rules_function_sql(pl, t, false, fdown);
-		sqlbuf_add(&pl->b, "CREATE OR REPLACE FUNCTION ");
-		sqlbuf_qname(&pl->b, pl->schema, fn);
-		sqlbuf_add(&pl->b, "() RETURNS trigger LANGUAGE plpgsql AS " PLAN_DOLLAR "\nBEGIN\n");
-		sqlbuf_add(&pl->b, "  IF current_setting('search_path') = ");
-		sqlbuf_literal(&pl->b, pl->vschema);
-		sqlbuf_add(&pl->b, " THEN\n");
-		if (has_down) {
-			sqlbuf_add(&pl->b, "    NEW := ");
-			sqlbuf_qname(&pl->b, pl->schema, fdown);
-			sqlbuf_add(&pl->b, "(NEW);\n");
-		} else {
-			sqlbuf_add(&pl->b, "    NULL;\n");
-		}
-		if (has_up) {
-			sqlbuf_add(&pl->b, "  ELSE\n    NEW := ");
-			sqlbuf_qname(&pl->b, pl->schema, fup);
-			sqlbuf_add(&pl->b, "(NEW);\n");
-		}
-		sqlbuf_add(&pl->b, "  END IF;\n  RETURN NEW;\nEND\n" PLAN_DOLLAR ";\n");
+		sync_function_sql(pl, fn, has_up ? fup : NULL, has_down ? fdown : NULL);
 		sqlbuf_add(&pl->b, "DROP TRIGGER IF EXISTS " PLAN_TRIGGER " ON ");
 		pl_table(pl, t);
 		sqlbuf_add(&pl->b, ";\nDROP TRIGGER IF EXISTS " PLAN_TRIGGER "_update ON ");
@@ -417,59 +592,11 @@ static void plan_triggers(Planner *pl)
 		sqlbuf_add(&pl->b, " FOR EACH ROW EXECUTE FUNCTION ");
 		sqlbuf_qname(&pl->b, pl->schema, fn);
 		sqlbuf_add(&pl->b, "()");
-		/* UPDATE: only when a column an expression can read changed (an
-		 * expression of unchanged inputs gives what it gave before), and never
-		 * inside a backfill batch, which computes up() itself */
-		bool any = false;
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			bool used = false;
-			for (size_t r = 0; r < pl->nrules && !used; r++) {
-				const SyncRule *sr = &pl->rules[r];
-				const char *var = sr->up ? c->oname : c->vname;
-				used = sr->table == t && var && sql_mentions(sr->expr, var);
-			}
-			if (!used)
-				continue;
-			if (!any) {
-				sqlbuf_add(&pl->b, ";\nCREATE TRIGGER " PLAN_TRIGGER "_update BEFORE UPDATE ON ");
-				pl_table(pl, t);
-				sqlbuf_add(&pl->b, " FOR EACH ROW WHEN ((");
-			} else {
-				sqlbuf_add(&pl->b, " OR ");
-			}
-			any = true;
-			const char *cast = type_lacks_equality(c->type) ? "::text" : "";
-			sqlbuf_add(&pl->b, "OLD.");
-			sqlbuf_ident(&pl->b, c->name);
-			sqlbuf_printf(&pl->b, "%s IS DISTINCT FROM NEW.", cast);
-			sqlbuf_ident(&pl->b, c->name);
-			sqlbuf_add(&pl->b, cast);
-		}
-		if (any) {
-			sqlbuf_add(&pl->b, ") AND current_setting('" PLAN_BACKFILL_GUC "', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ");
-			sqlbuf_qname(&pl->b, pl->schema, fn);
-			sqlbuf_add(&pl->b, "()");
-		}
+		update_trigger_sql(pl, t, fn, has_up);
 		char note[200];
 		snprintf(note, sizeof note, "sync trigger on %s", t->name);
 		pl_emit(pl, &pl->p->start, STEP_SQL, note);
-		/* complete and rollback both drop them (CASCADE takes the triggers) */
-		for (int k = 0; k < 2; k++) {
-			sqlbuf_add(&pl->b, "DROP FUNCTION IF EXISTS ");
-			sqlbuf_qname(&pl->b, pl->schema, fn);
-			sqlbuf_add(&pl->b, "() CASCADE");
-			for (int d = 0; d < 2; d++) {
-				if (!(d ? has_down : has_up))
-					continue;
-				sqlbuf_add(&pl->b, ";\nDROP FUNCTION IF EXISTS ");
-				sqlbuf_qname(&pl->b, pl->schema, d ? fdown : fup);
-				sqlbuf_add(&pl->b, "(");
-				pl_table(pl, t);
-				sqlbuf_add(&pl->b, ")");
-			}
-			pl_emit(pl, k ? &pl->rb_head : &pl->c_head, STEP_SQL, note);
-		}
+		drop_sync_functions(pl, t, fn, has_up ? fup : NULL, has_down ? fdown : NULL);
 		free(fn);
 		free(fup);
 		free(fdown);
@@ -752,6 +879,28 @@ static void plan_derived(Planner *pl)
 	}
 }
 
+/* The last step of complete, into FINAL: the version schema rebuilt from the
+ * catalog (its SQL here is the printed form, over the contracted snapshot).
+ * In a transaction of its own: clients lock a view before its tables, so
+ * rebuilding the views while holding the contract's table locks would
+ * deadlock with every new-version client between the two. */
+static void plan_final_views(Planner *pl, StepList *final)
+{
+	Snapshot *snap = snapshot_copy(pl->s);
+	if (!snap) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	plan_contract_snapshot(snap);
+	plan_views_sql(&pl->b, snap, NULL, pl->vschema);
+	snapshot_free(snap);
+	PlanStep *fv = pl_emit(pl, final, STEP_VIEWS, "rebuild the version schema over the final tables");
+	if (fv) {
+		fv->vschema = strdup(pl->vschema);
+		fv->own_tx = true;
+	}
+}
+
 /* Moves every step of SRC to the end of DST (SRC left empty). */
 static bool steps_move(StepList *dst, StepList *src, bool reverse)
 {
@@ -824,6 +973,7 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		goto out;
 
 	/* start: op steps (already in p->start), sync triggers, views, backfills */
+	plan_checks(&pl);
 	plan_triggers(&pl);
 	json_t *map = views_map(pl.s);
 	plan_views_sql(&pl.b, pl.s, map, p->vschema);
@@ -838,7 +988,9 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 
 	/* complete: validations, then one transaction: previous version schema,
 	 * triggers, pre steps, drops, post steps, renames; then outside-transaction
-	 * steps; then the final version schema from the catalog */
+	 * steps; then, in its own transaction, the final version schema from the
+	 * catalog (the new version's views never need the tables renamed or
+	 * dropped in between: they follow renames and read no hidden column) */
 	plan_derived(&pl);
 	if (p->prev_vschema) {
 		sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
@@ -847,18 +999,8 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, "drop the previous version schema");
 		(void)d;
 	}
-	Snapshot *final_snap = snapshot_copy(pl.s); /* printed form; runs from the catalog */
-	if (final_snap) {
-		plan_contract_snapshot(final_snap);
-		plan_views_sql(&pl.b, final_snap, NULL, p->vschema);
-		snapshot_free(final_snap);
-	} else {
-		pl_fail(&pl, "out of memory");
-	}
 	StepList final = {0};
-	PlanStep *fv = pl_emit(&pl, &final, STEP_VIEWS, "rebuild the version schema over the final tables");
-	if (fv)
-		fv->vschema = strdup(p->vschema);
+	plan_final_views(&pl, &final);
 
 	/* rollback: drop the new version schema, triggers, op undo (reverse), derived */
 	StepList rb_first = {0};
@@ -915,7 +1057,10 @@ void plan_format_steps(SqlBuf *b, const StepList *l)
 		sqlbuf_printf(b, "-- step %zu: %s", i + 1, s->note ? s->note : "");
 		switch (s->kind) {
 		case STEP_OUTSIDE_TX: sqlbuf_add(b, " [outside transaction]"); break;
-		case STEP_VIEWS: sqlbuf_add(b, " [views, built from the catalog when run]"); break;
+		case STEP_VIEWS:
+			sqlbuf_add(b, s->own_tx ? " [views, built from the catalog when run; own transaction]"
+						: " [views, built from the catalog when run]");
+			break;
 		case STEP_BACKFILL: sqlbuf_add(b, " [backfill: keyset batches, one transaction each]"); break;
 		case STEP_SQL: if (s->own_tx) sqlbuf_add(b, " [own transaction]"); break;
 		}
@@ -931,9 +1076,9 @@ char *plan_format(const Plan *p)
 		      p->prev_vschema ? p->prev_vschema : p->schema);
 	if (p->irreversible)
 		sqlbuf_printf(&b, "-- warning: rollback cannot undo start: %s\n", p->irreversible);
-	const char *names[] = {"start", "complete", "rollback"};
-	const StepList *lists[] = {&p->start, &p->complete, &p->rollback};
-	for (int i = 0; i < 3; i++) {
+	const char *names[] = {"check (before start changes anything; no row is read)", "start", "complete", "rollback"};
+	const StepList *lists[] = {&p->check, &p->start, &p->complete, &p->rollback};
+	for (int i = 0; i < 4; i++) {
 		sqlbuf_printf(&b, "\n-- %s\n", names[i]);
 		plan_format_steps(&b, lists[i]);
 	}

@@ -13,19 +13,23 @@
  *    when current_setting('search_path') equals the new version schema the
  *    writer is the new version and `down` fills the old columns, otherwise
  *    `up` fills the new ones. It runs BEFORE INSERT, and BEFORE UPDATE only
- *    when a column that an up/down expression mentions changed (WHEN), so
- *    unrelated updates pay nothing; the backfill computes up directly;
+ *    when a column that an up/down expression mentions changed or, for
+ *    old-version writers, when a column up fills is still NULL (a row the
+ *    backfill has not reached) (WHEN), so unrelated updates of backfilled
+ *    rows pay nothing; the backfill computes up directly;
  *  - the new version schema holds one view per table (security_invoker),
  *    mapping new-version names to physical columns, with defaults copied;
  *  - constraints are added NOT VALID (or as CONCURRENTLY built unique
  *    indexes) and validated at complete; NOT NULL goes through a validated
  *    CHECK so SET NOT NULL does not scan;
  *  - complete drops the previous version schema, the triggers and the old
- *    columns, renames new columns/tables to their final names and rebuilds the
+ *    columns, renames new columns/tables to their final names and then, in a
+ *    transaction of its own (clients lock views before tables), rebuilds the
  *    version schema from the catalog. Rollback drops the new version schema,
  *    the triggers and everything start added.
  * Semantic errors (missing table or column, name already taken) are found here,
- * before any DDL runs.
+ * before any DDL runs; so are, by Plan.check on the database, up/down
+ * expressions that do not resolve (unknown function, column or type).
  */
 #ifndef PGFLIP_MIGRATE_PLAN_H
 #define PGFLIP_MIGRATE_PLAN_H
@@ -55,7 +59,7 @@ typedef enum StepKind {
 
 typedef struct PlanStep {
 	StepKind kind;
-	bool own_tx;      /* STEP_SQL that must not share its transaction (VALIDATE) */
+	bool own_tx;      /* STEP_SQL or STEP_VIEWS that must not share its transaction (VALIDATE, complete's views) */
 	char *sql;        /* SQL to run; STEP_VIEWS: the SQL as planned, for printing */
 	char *cleanup;    /* STEP_OUTSIDE_TX: undo of a failed attempt (invalid index) or NULL */
 	char *note;       /* what the step does, one line */
@@ -80,6 +84,12 @@ typedef struct Plan {
 	char *vschema;       /* version schema this migration creates */
 	char *prev_vschema;  /* version schema it replaces, NULL when the old version is the plain schema */
 	StepList start, complete, rollback;
+	/* run before start changes anything: one STEP_SQL per up/down expression
+	 * that can be checked on the tables as they are (the others are checked
+	 * among the start steps, before the sync trigger of their table); the
+	 * server plans the expression over the table and returns no row. The
+	 * note names the operation and the expression. */
+	StepList check;
 	char *irreversible;  /* why rollback cannot fully undo start, or NULL */
 	Snapshot *after;     /* physical tables after start, with new-version names */
 } Plan;

@@ -15,6 +15,10 @@ typedef struct SyncRule {
 	char *target;   /* physical column the rule writes */
 	char *expr;     /* up or down expression */
 	bool up;        /* true: old-version writers run it; false: new-version writers */
+	size_t opi;     /* the operation it comes from: operations[opi].opname */
+	const char *opname;
+	bool late;      /* checkable only once start's earlier steps ran: its table is new,
+			 * or a raw sql operation runs before it (it may define what EXPR uses) */
 } SyncRule;
 
 typedef struct Planner {
@@ -42,6 +46,7 @@ typedef struct Planner {
 	StepList rb_tail;     /* derived: drop new columns, created tables */
 	size_t opi;
 	const char *opname;
+	bool raw_sql_seen;    /* a raw sql operation runs at start before the current one */
 	char *err;
 	size_t errlen;
 	bool failed;

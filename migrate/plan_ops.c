@@ -1007,6 +1007,8 @@ static void op_sql(Planner *pl, const json_t *op)
 		return (void)pl_fail(pl, "give either down or onComplete, not both");
 	sqlbuf_add(&pl->b, up);
 	pl_emit(pl, on_complete ? &pl->c_outside : &pl->p->start, STEP_OUTSIDE_TX, "raw SQL");
+	if (!on_complete)
+		pl->raw_sql_seen = true;
 	if (down && down[0]) {
 		sqlbuf_add(&pl->b, down);
 		pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "raw SQL down");

@@ -31,18 +31,10 @@ q "INSERT INTO big (id, name) SELECT g, 'row' || g FROM generate_series(1, $ROWS
    BEGIN NEW.hits := OLD.hits + 1; RETURN NEW; END \$\$;
    CREATE TRIGGER count_hits BEFORE UPDATE ON big FOR EACH ROW EXECUTE FUNCTION count_hits()" >/dev/null
 
-done_rows() { q "SELECT coalesce((backfill -> 'big' ->> 'done')::int, 0) FROM pgflip.migrations WHERE name = '02_upper'" 2>/dev/null; }
+done_rows() { backfill_done 02_upper big; }
 
-mig start "$T_DIR/m/02_upper.yaml" --backfill-batch-size 1000 --backfill-batch-delay 10 >"$T_DIR/run1.log" 2>&1 &
-pid=$!
-i=0
-while [ $i -lt 600 ]; do
-	d=$(done_rows); [ -n "$d" ] && [ "$d" -ge 20000 ] && break
-	kill -0 $pid 2>/dev/null || break
-	sleep 0.05; i=$((i + 1))
-done
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+mig_bg "$T_DIR/run1.log" start "$T_DIR/m/02_upper.yaml" --backfill-batch-size 1000 --backfill-batch-delay 10
+mig_kill_after 02_upper big 20000
 sleep 0.5
 partial=$(done_rows)
 expect_match "killed during the backfill" "$partial" "[1-9]*"

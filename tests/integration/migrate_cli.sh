@@ -73,11 +73,12 @@ expect_match "status: history with parents" "$(mig status)" "*02_desc	complete	v
 # migrate DIR: every pending file, in name order, started and completed
 if [ -d "$EX" ]; then
 	mig_db mig_cli_dir
-	step "migrate DIR applies the examples" mig migrate "$EX"
+	EXC=$(examples_copy "$EX")
+	step "migrate DIR applies the examples" mig migrate "$EXC"
 	expect_eq "migrate DIR: latest" "$(mig latest)" "public_40_create_enum_type"
 	expect_eq "migrate DIR: all complete" "$(q "SELECT count(*) FILTER (WHERE status = 'complete') || '/' || count(*) FROM pgflip.migrations")" "40/40"
 	expect_eq "migrate DIR: no temporary objects" "$(leftovers)" 0
-	out=$(mig migrate "$EX" 2>&1); rc=$?
+	out=$(mig migrate "$EXC" 2>&1); rc=$?
 	expect_eq "migrate DIR again: nothing to do" "$rc" 0
 	expect_match "migrate DIR again: reports it" "$out" "*0 migration(s) applied, 40 already complete*"
 	mig_drop_db mig_cli_dir

@@ -6,20 +6,11 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/data/migrate/lib.sh"
 
-mig_db mig_lock
-mkdir -p "$T_DIR/m"
-cat >"$T_DIR/m/01_base.yaml" <<'EOF'
-operations:
-  - create_table:
-      name: t
-      columns: [{name: id, type: integer, pk: true}, {name: v, type: text}]
-EOF
+mig_base_t mig_lock 1000
 cat >"$T_DIR/m/02_add.yaml" <<'EOF'
 operations:
   - add_column: {table: t, up: "v || '!'", column: {name: w, type: text, nullable: true}}
 EOF
-step "base" mig start "$T_DIR/m/01_base.yaml" --complete
-q "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g" >/dev/null
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
 HOLD=3

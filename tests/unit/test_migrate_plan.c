@@ -171,7 +171,8 @@ static void test_add_column(void **state)
 	contains(trig->sql, "CREATE TRIGGER _pgflip_sync BEFORE INSERT ON \"public\".\"users\" FOR EACH ROW EXECUTE FUNCTION "
 			    "\"public\".\"_pgflip_sync_users\"()");
 	contains(trig->sql, "CREATE TRIGGER _pgflip_sync_update BEFORE UPDATE ON \"public\".\"users\" FOR EACH ROW WHEN "
-			    "((OLD.\"name\" IS DISTINCT FROM NEW.\"name\") AND current_setting('pgflip.backfill', true) IS DISTINCT "
+			    "((OLD.\"name\" IS DISTINCT FROM NEW.\"name\" OR (current_setting('search_path') <> 'public_002_test' "
+			    "AND (NEW.\"_pgflip_new_nick\" IS NULL))) AND current_setting('pgflip.backfill', true) IS DISTINCT "
 			    "FROM 'on') EXECUTE FUNCTION \"public\".\"_pgflip_sync_users\"()");
 	const PlanStep *bf = kind_step(&p->start, STEP_BACKFILL);
 	assert_non_null(bf);
@@ -190,9 +191,10 @@ static void test_add_column(void **state)
 			  "DROP FUNCTION IF EXISTS \"public\".\"_pgflip_up_users\"(\"public\".\"users\")");
 	has(&p->rollback, "ALTER TABLE IF EXISTS \"public\".\"users\" DROP COLUMN IF EXISTS \"_pgflip_new_nick\"");
 	has(&p->rollback, "DROP SCHEMA IF EXISTS \"public_002_test\" CASCADE");
-	/* validations run first, each alone; the view rebuild runs last */
+	/* validations run first, each alone; the view rebuild runs last, alone */
 	assert_true(p->complete.v[0].own_tx);
 	assert_int_equal(p->complete.v[p->complete.n - 1].kind, STEP_VIEWS);
+	assert_true(p->complete.v[p->complete.n - 1].own_tx); /* never under the contract's table locks */
 	plan_free(p);
 }
 
@@ -220,6 +222,8 @@ static void test_drop_column(void **state)
 	contains(trig->sql, "DECLARE\n  \"name\" \"public\".\"users\".\"name\"%TYPE := r.\"name\";\nBEGIN\n"
 			    "  r.\"email\" := (name || '@example.com');\n");
 	contains(trig->sql, "THEN\n    NEW := \"public\".\"_pgflip_down_users\"(NEW);\n  END IF;");
+	/* down only: no old-version NULL rule in the UPDATE trigger's WHEN */
+	assert_null(strstr(trig->sql, "current_setting('search_path') <>"));
 	contains(kind_step(&p->start, STEP_VIEWS)->sql, "AS SELECT \"id\", \"name\" FROM \"public\".\"users\"");
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" DROP COLUMN \"email\"");
 	assert_null(kind_step(&p->start, STEP_BACKFILL));
@@ -423,6 +427,45 @@ static void test_replica_identity_and_sql(void **state)
 		   "m/002_test.yaml: operations[0].sql: give either down or onComplete, not both");
 }
 
+/* Index of the first step of L whose note starts with PREFIX, or L->n. */
+static size_t note_step(const StepList *l, const char *prefix)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].note && strncmp(l->v[i].note, prefix, strlen(prefix)) == 0)
+			return i;
+	return l->n;
+}
+
+static void test_expression_checks(void **state)
+{
+	(void)state;
+	/* before any DDL: up over the old columns, down over the new column as
+	 * NULL of its new type (a serial type as its integer type) */
+	Plan *p = plan_ops("  - add_column: {table: users, up: upper(name), column: {name: nick, type: text}}\n"
+			   "  - alter_column: {table: orders, column: user_id, type: bigserial, up: user_id, down: user_id + 1}\n");
+	assert_non_null(p);
+	assert_int_equal(p->check.n, 3);
+	assert_string_equal(p->check.v[0].note, "operations[0].add_column: up expression \"upper(name)\" on table \"users\"");
+	has(&p->check, "SET LOCAL search_path = \"public\";\nSELECT (upper(name)) FROM (SELECT r.\"name\" AS \"name\" FROM "
+		       "\"public\".\"users\" AS r) AS _pgflip_row LIMIT 0;\nRESET search_path");
+	assert_string_equal(p->check.v[2].note, "operations[1].alter_column: down expression \"user_id + 1\" on table \"orders\"");
+	contains(p->check.v[2].sql, "SELECT (user_id + 1) FROM (SELECT NULL::bigint AS \"user_id\" FROM \"public\".\"orders\" AS r)");
+	assert_int_equal(note_step(&p->start, "operations["), p->start.n); /* none left for start */
+	plan_free(p);
+	/* after a raw sql operation (it may create what the expression uses):
+	 * checked among the start steps, after that SQL and before the trigger */
+	p = plan_ops("  - sql: {up: CREATE FUNCTION f(text) RETURNS text AS 'SELECT $1' LANGUAGE sql, down: DROP FUNCTION f(text)}\n"
+		     "  - add_column: {table: users, up: f(name), column: {name: nick, type: text}}\n");
+	assert_non_null(p);
+	assert_int_equal(p->check.n, 0);
+	size_t chk = note_step(&p->start, "operations[1].add_column: up expression \"f(name)\""),
+	       trig = note_step(&p->start, "sync trigger on users");
+	assert_true(note_step(&p->start, "raw SQL") < chk);
+	assert_true(chk < trig && trig < p->start.n);
+	assert_int_equal(p->start.v[chk].kind, STEP_SQL);
+	plan_free(p);
+}
+
 static void test_steps_round_trip(void **state)
 {
 	(void)state;
@@ -479,6 +522,7 @@ int main(void)
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_constraints),
 		cmocka_unit_test(test_replica_identity_and_sql),
+		cmocka_unit_test(test_expression_checks),
 		cmocka_unit_test(test_steps_round_trip),
 		cmocka_unit_test(test_sql_helpers),
 	};

@@ -11,11 +11,69 @@ mig() {
 	fi
 }
 
+# mig_bg LOG ARGS...: mig ARGS in the background, output to LOG; MIG_PID is
+# the migrator's own pid (so that kill -9 reaches it, not a subshell)
+mig_bg() {
+	_log=$1; shift
+	if [ -x "$TOP/$PGFLIP" ]; then
+		"$TOP/$PGFLIP" migrate --no-progress "$@" >"$_log" 2>&1 &
+	else
+		"$TOP/${BUILD:-build}/tests/it_migrate" --no-progress "$@" >"$_log" 2>&1 &
+	fi
+	MIG_PID=$!
+}
+
+# backfill_done MIGRATION TABLE: rows of TABLE backfilled so far by MIGRATION
+backfill_done() {
+	q "SELECT coalesce((backfill -> '$2' ->> 'done')::int, 0) FROM pgflip.migrations WHERE name = '$1'" 2>/dev/null
+}
+
+# mig_kill_after MIGRATION TABLE ROWS: waits (30 s at most) until the
+# migrator started by mig_bg has backfilled ROWS rows of TABLE, then kills it
+# with -9 (a crash: no cleanup runs)
+mig_kill_after() {
+	_i=0
+	while [ $_i -lt 600 ]; do
+		_d=$(backfill_done "$1" "$2"); [ -n "$_d" ] && [ "$_d" -ge "$3" ] && break
+		kill -0 "$MIG_PID" 2>/dev/null || break
+		sleep 0.05; _i=$((_i + 1))
+	done
+	kill -9 "$MIG_PID" 2>/dev/null
+	wait "$MIG_PID" 2>/dev/null
+}
+
+# examples_copy SRC: copies pgroll's examples from SRC to $T_DIR/examples and
+# prints that folder. One change: example 35's down names event_name, a
+# column of the pgroll versions whose alter_column could rename; its column
+# stays name, and start refuses a down that does not resolve.
+examples_copy() {
+	rm -rf "$T_DIR/examples" && cp -r "$1" "$T_DIR/examples" &&
+		sed -i 's/^      down: event_name$/      down: name/' "$T_DIR/examples/35_alter_column_multiple.yaml" &&
+		grep -q '^      down: name$' "$T_DIR/examples/35_alter_column_multiple.yaml" &&
+		echo "$T_DIR/examples"
+}
+
 # mig_db NAME: (re)creates database NAME and points libpq's environment at it
 mig_db() {
 	pg_psql -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1
 	pg_psql -d postgres -c "CREATE DATABASE $1" >/dev/null
 	export PGHOST="$PG_SOCK" PGPORT="$PG_PORT" PGUSER=postgres PGDATABASE="$1"
+}
+
+# mig_base_t DB ROWS: database DB (mig_db) holding table t (id integer
+# primary key, v text), made by migration $T_DIR/m/01_base.yaml and completed
+# (version schema public_01_base), with ROWS rows (g, 'v' || g)
+mig_base_t() {
+	mig_db "$1"
+	mkdir -p "$T_DIR/m"
+	cat >"$T_DIR/m/01_base.yaml" <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}, {name: v, type: text}]
+EOF
+	step "base" mig start "$T_DIR/m/01_base.yaml" --complete
+	q "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, $2) g" >/dev/null
 }
 
 mig_drop_db() {
