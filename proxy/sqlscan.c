@@ -70,6 +70,16 @@ enum {
 
 static const uint16_t sqlscan_class[256] = {C64(0), C64(64), C64(128), C64(192)};
 
+/* The inside of a word, for the fast loop: ident_cont, without the bytes
+ * >= 0x80 in a client-only encoding (sqlscan_step looks at those). */
+#define W(c, mb) (uint8_t)(((IS_IDSTART(c) || IS_DIGIT(c) || (c) == '$') && !((mb) && (c) >= 0x80)) ? 1 : 0)
+#define W4(c, mb) W(c, mb), W((c) + 1, mb), W((c) + 2, mb), W((c) + 3, mb)
+#define W16(c, mb) W4(c, mb), W4((c) + 4, mb), W4((c) + 8, mb), W4((c) + 12, mb)
+#define W64(c, mb) W16(c, mb), W16((c) + 16, mb), W16((c) + 32, mb), W16((c) + 48, mb)
+
+static const uint8_t sqlscan_word[2][256] = {{W64(0, 0), W64(64, 0), W64(128, 0), W64(192, 0)},
+                                             {W64(0, 1), W64(64, 1), W64(128, 1), W64(192, 1)}};
+
 /* The class of the byte after a lead byte: a letter that is no keyword. */
 #define K_TRAIL (K_IDSTART | K_IDCONT | K_DOLCONT | K_HIGH)
 #define SYM_TRAIL 0x80
@@ -152,9 +162,18 @@ enum {
 };
 
 #define EQ(w, lit) (memcmp((w), (lit), sizeof(lit) - 1) == 0)
+#define L(c) (1u << ((c) - 'a'))
+
+/* By length, the first letters of the keywords of kw_lookup: most words
+ * are dismissed by one lookup. */
+static const uint32_t kw_first[22] = {
+        [2] = L('d'),          [3] = L('s') | L('a'), [4] = L('r'),           [5] = L('r') | L('l'),
+        [6] = L('l') | L('s'), [7] = L('d') | L('e'), [10] = L('s') | L('d'), [11] = L('s') | L('p') | L('t') | L('c'),
+        [13] = L('a'),         [21] = L('s'),
+};
 
 /* The keyword a lower-cased word is, by length then bytes. */
-static int kw_lookup(const char *w, unsigned len)
+static int kw_lookup(const char *w, size_t len)
 {
 	switch (len) {
 	case 2: return EQ(w, "do") ? KW_DO : KW_NONE;
@@ -174,6 +193,18 @@ static int kw_lookup(const char *w, unsigned len)
 	case 21: return EQ(w, "session_authorization") ? KW_SESSION_AUTHORIZATION : KW_NONE;
 	default: return KW_NONE;
 	}
+}
+
+/* The keyword the word w[0, len) is, in any case. */
+static int kw_find(const unsigned char *w, size_t len)
+{
+	unsigned char c = lower(w[0]);
+	if (len >= sizeof(kw_first) / sizeof(kw_first[0]) || c < 'a' || c > 'z' || !(kw_first[len] & L(c)))
+		return KW_NONE;
+	char folded[sizeof(kw_first) / sizeof(kw_first[0])];
+	for (size_t i = 0; i < len; i++)
+		folded[i] = (char)lower(w[i]);
+	return kw_lookup(folded, len);
 }
 
 /* The end of a statement: a top-level ";" or the end of the text. A SET
@@ -279,16 +310,30 @@ static inline void word_add(SqlScan *s, unsigned char c)
 		s->word_len = SQLSCAN_WORD_MAX + 1; /* too long: matches nothing */
 }
 
-/* The end of an unquoted word (identifier or keyword). */
-static void word_end(SqlScan *s)
+/* The first bytes of a word, lower-cased, after those kept already. */
+static void word_store(SqlScan *s, const unsigned char *p, size_t n)
 {
-	int kw = kw_lookup(s->word, s->word_len);
+	size_t len = s->word_len;
+	for (size_t i = 0; i < n && len < SQLSCAN_WORD_MAX; i++)
+		s->word[len++] = (char)lower(p[i]);
+	s->word_len = (uint8_t)(s->word_len + n <= SQLSCAN_WORD_MAX ? len : SQLSCAN_WORD_MAX + 1);
+}
+
+/* The end of an unquoted word (identifier or keyword) w[0, len). */
+static void word_end_at(SqlScan *s, const unsigned char *w, size_t len)
+{
+	int kw = len ? kw_find(w, len) : KW_NONE;
 	if (kw == KW_SEARCH_PATH)
 		s->flags |= SQLSCAN_PATH;
 	else if (kw == KW_SET_CONFIG || kw == KW_PG_SETTINGS || kw == KW_EXECUTE)
 		s->flags |= SQLSCAN_SUSPECT;
 	if (s->stmt != STMT_OTHER)
 		stmt_token(s, TOK_WORD, kw);
+}
+
+static void word_end(SqlScan *s)
+{
+	word_end_at(s, (const unsigned char *)s->word, s->word_len);
 }
 
 /* The end of a quoted identifier "..." or U&"...". */
@@ -299,7 +344,7 @@ static void qword_end(SqlScan *s)
 		/* its escapes, and a UESCAPE clause after it, can spell any name */
 		s->flags |= SQLSCAN_SUSPECT;
 	} else {
-		kw = kw_lookup(s->word, s->word_len);
+		kw = s->word_len ? kw_find((const unsigned char *)s->word, s->word_len) : KW_NONE;
 		if (kw == KW_SEARCH_PATH)
 			s->flags |= SQLSCAN_PATH;
 		else if (kw == KW_SET_CONFIG || kw == KW_PG_SETTINGS)
@@ -672,19 +717,20 @@ static const unsigned char *sqlscan_skip(SqlScan *s, const unsigned char *p, con
 		/* the hot path: words, spaces and one-byte tokens, in one loop */
 		for (;;) {
 			if (s->state == ST_WORD) {
-				/* a local length: stores to word[] may alias *s */
-				unsigned len = s->word_len;
-				while (p < end && (cls[*p] & (K_IDCONT | hi)) == K_IDCONT) {
-					if (len < SQLSCAN_WORD_MAX)
-						s->word[len] = (char)lower(*p);
-					len++;
+				const unsigned char *start = p;
+				const uint8_t *inside = sqlscan_word[hi != 0];
+				while (p < end && inside[*p])
 					p++;
-				}
-				s->word_len = (uint8_t)(len <= SQLSCAN_WORD_MAX ? len : SQLSCAN_WORD_MAX + 1);
-				/* a word ends here by itself unless a prefix may follow (E', U&) */
-				if (p == end || !(cls[*p] & (K_SPACE | K_PLAIN)) || (len == 1 && *p == '&'))
+				size_t len = (size_t)(p - start);
+				/* a word begun in an earlier chunk, cut by this chunk's end, or
+				 * perhaps a prefix (E', U&): its bytes are kept, and
+				 * sqlscan_step decides on its end */
+				if (s->word_len > 0 || p == end || !(cls[*p] & (K_SPACE | K_PLAIN)) ||
+				    (len == 1 && *p == '&')) {
+					word_store(s, start, len);
 					return p;
-				word_end(s);
+				}
+				word_end_at(s, start, len);
 				s->state = ST_NORMAL;
 			}
 			unsigned pass = s->stmt == STMT_OTHER ? K_SPACE | K_PLAIN : K_SPACE;
