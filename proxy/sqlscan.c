@@ -9,14 +9,15 @@
  * sqlscan_skip() runs tight loops over the bytes that the current state
  * would pass over anyway (spaces, the inside of a word, string, comment or
  * dollar-quoted body); it never decides anything sqlscan_step() would not.
- * A plain SELECT costs one pass, a table lookup per byte and two steps per
- * word.
+ * A plain SELECT costs one pass with a table lookup per byte: its words are
+ * matched where they lie in the chunk, most of them by one lookup of their
+ * length and first letter, and only bytes such as ; ' " $ - / take a step.
  *
  * Above the lexer, each complete token is reported to stmt_token(), which
  * knows where statements start and the few keyword sequences that matter
- * (SET LOCAL, SET ... ROLE, DISCARD ALL). Words are kept lower-cased in a
- * 32-byte buffer; a longer word, or one with a byte >= 0x80, matches no
- * keyword since all of them are short and ASCII.
+ * (SET LOCAL, SET ... ROLE, DISCARD ALL). A word cut by the end of a chunk
+ * is kept, lower-cased, in a 32-byte buffer; a longer word, or one with a
+ * byte >= 0x80, matches no keyword since all of them are short and ASCII.
  *
  * Client-only encodings (SJIS, BIG5, ...): the byte after a lead byte is
  * read as a neutral non-ASCII letter (sym 0x80), whatever its value; only a
@@ -130,7 +131,7 @@ enum {
 	STMT_OTHER,   /* nothing more to learn from its tokens */
 	STMT_SET,     /* SET ...; stmt_step: SET_* */
 	STMT_RESET,   /* RESET ... */
-	STMT_DISCARD, /* DISCARD ...; stmt_step: tokens after DISCARD */
+	STMT_DISCARD, /* DISCARD, before its second token */
 };
 
 enum {
@@ -165,12 +166,23 @@ enum {
 #define L(c) (1u << ((c) - 'a'))
 
 /* By length, the first letters of the keywords of kw_lookup: most words
- * are dismissed by one lookup. */
-static const uint32_t kw_first[22] = {
-        [2] = L('d'),          [3] = L('s') | L('a'), [4] = L('r'),           [5] = L('r') | L('l'),
-        [6] = L('l') | L('s'), [7] = L('d') | L('e'), [10] = L('s') | L('d'), [11] = L('s') | L('p') | L('t') | L('c'),
-        [13] = L('a'),         [21] = L('s'),
-};
+ * are dismissed by this one lookup (the compiler makes it a table). */
+static uint32_t kw_first(size_t len)
+{
+	switch (len) {
+	case 2: return L('d');                             /* do */
+	case 3: return L('s') | L('a');                    /* set, all */
+	case 4: return L('r');                             /* role */
+	case 5: return L('r') | L('l');                    /* reset, local */
+	case 6: return L('l') | L('s');                    /* listen, schema */
+	case 7: return L('d') | L('e');                    /* discard, execute */
+	case 10: return L('s') | L('d');                   /* set_config, deallocate */
+	case 11: return L('s') | L('p') | L('t') | L('c'); /* search_path, pg_settings, transaction, constraints */
+	case 13: return L('a');                            /* authorization */
+	case 21: return L('s');                            /* session_authorization */
+	default: return 0;
+	}
+}
 
 /* The keyword a lower-cased word is, by length then bytes. */
 static int kw_lookup(const char *w, size_t len)
@@ -199,9 +211,9 @@ static int kw_lookup(const char *w, size_t len)
 static int kw_find(const unsigned char *w, size_t len)
 {
 	unsigned char c = lower(w[0]);
-	if (len >= sizeof(kw_first) / sizeof(kw_first[0]) || c < 'a' || c > 'z' || !(kw_first[len] & L(c)))
+	if (c < 'a' || c > 'z' || !(kw_first(len) & L(c)))
 		return KW_NONE;
-	char folded[sizeof(kw_first) / sizeof(kw_first[0])];
+	char folded[21]; /* session_authorization */
 	for (size_t i = 0; i < len; i++)
 		folded[i] = (char)lower(w[i]);
 	return kw_lookup(folded, len);
@@ -247,7 +259,6 @@ static void stmt_first(SqlScan *s, int tok, int kw)
 	case KW_DISCARD:
 		s->flags |= SQLSCAN_PATH | SQLSCAN_SETTINGS;
 		s->stmt = STMT_DISCARD;
-		s->stmt_step = 0;
 		break;
 	case KW_DO: s->flags |= SQLSCAN_SUSPECT; break;
 	case KW_LISTEN: s->flags |= SQLSCAN_LISTEN; break;
@@ -285,7 +296,7 @@ static void stmt_token(SqlScan *s, int tok, int kw)
 		return;
 	case STMT_RESET: stmt_role_words(s, kw); return;
 	case STMT_DISCARD:
-		if (s->stmt_step == 0 && tok == TOK_WORD && kw == KW_ALL)
+		if (tok == TOK_WORD && kw == KW_ALL)
 			s->flags |= SQLSCAN_DISCARD_ALL | SQLSCAN_ROLE;
 		s->stmt = STMT_OTHER;
 		return;
