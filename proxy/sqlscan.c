@@ -892,9 +892,11 @@ static bool encoding_is(const char *a, const char *b)
 
 SqlScanEncoding sqlscan_encoding(const char *client_encoding, const char *server_encoding)
 {
-	/* the names of PostgreSQL's pg_encname_tbl for the client-only encodings */
-	static const char *const sjis[] = {"sjis", "shiftjis", "mskanji", "win932", "shiftjis2004", NULL};
-	static const char *const pairs[] = {"big5", "win950", "gbk", "win936", "uhc", "win949", "gb18030", NULL};
+	/* pg_encname_tbl's names for the client-only encodings (the server
+	 * reports the first of each, SJIS, BIG5, ...; the others are aliases) */
+	static const char *const sjis[] = {"sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004", NULL};
+	static const char *const pairs[] = {"big5", "win950", "windows950", "gbk",     "win936", "windows936",
+	                                    "uhc",  "win949", "windows949", "gb18030", NULL};
 	if (!client_encoding || (server_encoding && encoding_is(server_encoding, "sqlascii")))
 		return SQLSCAN_ENC_BYTES;
 	for (size_t i = 0; sjis[i]; i++)
