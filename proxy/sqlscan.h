@@ -166,9 +166,9 @@ typedef struct SqlScan {
  * The encoding class for the session's client_encoding and server_encoding,
  * as the server reported them in ParameterStatus (either may be NULL: not
  * known yet). Names are compared as PostgreSQL does, ignoring case and
- * non-alphanumerics, aliases included (Shift_JIS, WIN932, Windows936, ...). When
- * either side is SQL_ASCII the server converts nothing and lexes the bytes
- * as sent: SQLSCAN_ENC_BYTES.
+ * non-alphanumerics, aliases included (Shift_JIS, WIN932, Windows936, ...).
+ * When either side is SQL_ASCII the server converts nothing and lexes the
+ * bytes as sent: SQLSCAN_ENC_BYTES.
  */
 SqlScanEncoding sqlscan_encoding(const char *client_encoding, const char *server_encoding);
 
