@@ -9,14 +9,15 @@
  * sqlscan_skip() runs tight loops over the bytes that the current state
  * would pass over anyway (spaces, the inside of a word, string, comment or
  * dollar-quoted body); it never decides anything sqlscan_step() would not.
- * A plain SELECT costs one pass, a table lookup per byte and two steps per
- * word.
+ * A plain SELECT costs one pass with a table lookup per byte: its words are
+ * matched where they lie in the chunk, most of them by one lookup of their
+ * length and first letter, and only bytes such as ; ' " $ - / take a step.
  *
  * Above the lexer, each complete token is reported to stmt_token(), which
  * knows where statements start and the few keyword sequences that matter
- * (SET LOCAL, SET ... ROLE, DISCARD ALL). Words are kept lower-cased in a
- * 32-byte buffer; a longer word, or one with a byte >= 0x80, matches no
- * keyword since all of them are short and ASCII.
+ * (SET LOCAL, SET ... ROLE, DISCARD ALL). A word cut by the end of a chunk
+ * is kept, lower-cased, in a 32-byte buffer; a longer word, or one with a
+ * byte >= 0x80, matches no keyword since all of them are short and ASCII.
  *
  * Client-only encodings (SJIS, BIG5, ...): the byte after a lead byte is
  * read as a neutral non-ASCII letter (sym 0x80), whatever its value; only a
@@ -70,6 +71,16 @@ enum {
 
 static const uint16_t sqlscan_class[256] = {C64(0), C64(64), C64(128), C64(192)};
 
+/* The inside of a word, for the fast loop: ident_cont, without the bytes
+ * >= 0x80 in a client-only encoding (sqlscan_step looks at those). */
+#define W(c, mb) (uint8_t)(((IS_IDSTART(c) || IS_DIGIT(c) || (c) == '$') && !((mb) && (c) >= 0x80)) ? 1 : 0)
+#define W4(c, mb) W(c, mb), W((c) + 1, mb), W((c) + 2, mb), W((c) + 3, mb)
+#define W16(c, mb) W4(c, mb), W4((c) + 4, mb), W4((c) + 8, mb), W4((c) + 12, mb)
+#define W64(c, mb) W16(c, mb), W16((c) + 16, mb), W16((c) + 32, mb), W16((c) + 48, mb)
+
+static const uint8_t sqlscan_word[2][256] = {{W64(0, 0), W64(64, 0), W64(128, 0), W64(192, 0)},
+                                             {W64(0, 1), W64(64, 1), W64(128, 1), W64(192, 1)}};
+
 /* The class of the byte after a lead byte: a letter that is no keyword. */
 #define K_TRAIL (K_IDSTART | K_IDCONT | K_DOLCONT | K_HIGH)
 #define SYM_TRAIL 0x80
@@ -120,7 +131,7 @@ enum {
 	STMT_OTHER,   /* nothing more to learn from its tokens */
 	STMT_SET,     /* SET ...; stmt_step: SET_* */
 	STMT_RESET,   /* RESET ... */
-	STMT_DISCARD, /* DISCARD ...; stmt_step: tokens after DISCARD */
+	STMT_DISCARD, /* DISCARD, before its second token */
 };
 
 enum {
@@ -152,9 +163,29 @@ enum {
 };
 
 #define EQ(w, lit) (memcmp((w), (lit), sizeof(lit) - 1) == 0)
+#define L(c) (1u << ((c) - 'a'))
+
+/* By length, the first letters of the keywords of kw_lookup: most words
+ * are dismissed by this one lookup (the compiler makes it a table). */
+static uint32_t kw_first(size_t len)
+{
+	switch (len) {
+	case 2: return L('d');                             /* do */
+	case 3: return L('s') | L('a');                    /* set, all */
+	case 4: return L('r');                             /* role */
+	case 5: return L('r') | L('l');                    /* reset, local */
+	case 6: return L('l') | L('s');                    /* listen, schema */
+	case 7: return L('d') | L('e');                    /* discard, execute */
+	case 10: return L('s') | L('d');                   /* set_config, deallocate */
+	case 11: return L('s') | L('p') | L('t') | L('c'); /* search_path, pg_settings, transaction, constraints */
+	case 13: return L('a');                            /* authorization */
+	case 21: return L('s');                            /* session_authorization */
+	default: return 0;
+	}
+}
 
 /* The keyword a lower-cased word is, by length then bytes. */
-static int kw_lookup(const char *w, unsigned len)
+static int kw_lookup(const char *w, size_t len)
 {
 	switch (len) {
 	case 2: return EQ(w, "do") ? KW_DO : KW_NONE;
@@ -174,6 +205,18 @@ static int kw_lookup(const char *w, unsigned len)
 	case 21: return EQ(w, "session_authorization") ? KW_SESSION_AUTHORIZATION : KW_NONE;
 	default: return KW_NONE;
 	}
+}
+
+/* The keyword the word w[0, len) is, in any case. */
+static int kw_find(const unsigned char *w, size_t len)
+{
+	unsigned char c = lower(w[0]);
+	if (c < 'a' || c > 'z' || !(kw_first(len) & L(c)))
+		return KW_NONE;
+	char folded[21]; /* session_authorization */
+	for (size_t i = 0; i < len; i++)
+		folded[i] = (char)lower(w[i]);
+	return kw_lookup(folded, len);
 }
 
 /* The end of a statement: a top-level ";" or the end of the text. A SET
@@ -216,7 +259,6 @@ static void stmt_first(SqlScan *s, int tok, int kw)
 	case KW_DISCARD:
 		s->flags |= SQLSCAN_PATH | SQLSCAN_SETTINGS;
 		s->stmt = STMT_DISCARD;
-		s->stmt_step = 0;
 		break;
 	case KW_DO: s->flags |= SQLSCAN_SUSPECT; break;
 	case KW_LISTEN: s->flags |= SQLSCAN_LISTEN; break;
@@ -254,7 +296,7 @@ static void stmt_token(SqlScan *s, int tok, int kw)
 		return;
 	case STMT_RESET: stmt_role_words(s, kw); return;
 	case STMT_DISCARD:
-		if (s->stmt_step == 0 && tok == TOK_WORD && kw == KW_ALL)
+		if (tok == TOK_WORD && kw == KW_ALL)
 			s->flags |= SQLSCAN_DISCARD_ALL | SQLSCAN_ROLE;
 		s->stmt = STMT_OTHER;
 		return;
@@ -279,16 +321,30 @@ static inline void word_add(SqlScan *s, unsigned char c)
 		s->word_len = SQLSCAN_WORD_MAX + 1; /* too long: matches nothing */
 }
 
-/* The end of an unquoted word (identifier or keyword). */
-static void word_end(SqlScan *s)
+/* The first bytes of a word, lower-cased, after those kept already. */
+static void word_store(SqlScan *s, const unsigned char *p, size_t n)
 {
-	int kw = kw_lookup(s->word, s->word_len);
+	size_t len = s->word_len;
+	for (size_t i = 0; i < n && len < SQLSCAN_WORD_MAX; i++)
+		s->word[len++] = (char)lower(p[i]);
+	s->word_len = (uint8_t)(s->word_len + n <= SQLSCAN_WORD_MAX ? len : SQLSCAN_WORD_MAX + 1);
+}
+
+/* The end of an unquoted word (identifier or keyword) w[0, len). */
+static void word_end_at(SqlScan *s, const unsigned char *w, size_t len)
+{
+	int kw = len ? kw_find(w, len) : KW_NONE;
 	if (kw == KW_SEARCH_PATH)
 		s->flags |= SQLSCAN_PATH;
 	else if (kw == KW_SET_CONFIG || kw == KW_PG_SETTINGS || kw == KW_EXECUTE)
 		s->flags |= SQLSCAN_SUSPECT;
 	if (s->stmt != STMT_OTHER)
 		stmt_token(s, TOK_WORD, kw);
+}
+
+static void word_end(SqlScan *s)
+{
+	word_end_at(s, (const unsigned char *)s->word, s->word_len);
 }
 
 /* The end of a quoted identifier "..." or U&"...". */
@@ -299,7 +355,7 @@ static void qword_end(SqlScan *s)
 		/* its escapes, and a UESCAPE clause after it, can spell any name */
 		s->flags |= SQLSCAN_SUSPECT;
 	} else {
-		kw = kw_lookup(s->word, s->word_len);
+		kw = s->word_len ? kw_find((const unsigned char *)s->word, s->word_len) : KW_NONE;
 		if (kw == KW_SEARCH_PATH)
 			s->flags |= SQLSCAN_PATH;
 		else if (kw == KW_SET_CONFIG || kw == KW_PG_SETTINGS)
@@ -672,19 +728,20 @@ static const unsigned char *sqlscan_skip(SqlScan *s, const unsigned char *p, con
 		/* the hot path: words, spaces and one-byte tokens, in one loop */
 		for (;;) {
 			if (s->state == ST_WORD) {
-				/* a local length: stores to word[] may alias *s */
-				unsigned len = s->word_len;
-				while (p < end && (cls[*p] & (K_IDCONT | hi)) == K_IDCONT) {
-					if (len < SQLSCAN_WORD_MAX)
-						s->word[len] = (char)lower(*p);
-					len++;
+				const unsigned char *start = p;
+				const uint8_t *inside = sqlscan_word[hi != 0];
+				while (p < end && inside[*p])
 					p++;
-				}
-				s->word_len = (uint8_t)(len <= SQLSCAN_WORD_MAX ? len : SQLSCAN_WORD_MAX + 1);
-				/* a word ends here by itself unless a prefix may follow (E', U&) */
-				if (p == end || !(cls[*p] & (K_SPACE | K_PLAIN)) || (len == 1 && *p == '&'))
+				size_t len = (size_t)(p - start);
+				/* a word begun in an earlier chunk, cut by this chunk's end, or
+				 * perhaps a prefix (E', U&): its bytes are kept, and
+				 * sqlscan_step decides on its end */
+				if (s->word_len > 0 || p == end || !(cls[*p] & (K_SPACE | K_PLAIN)) ||
+				    (len == 1 && *p == '&')) {
+					word_store(s, start, len);
 					return p;
-				word_end(s);
+				}
+				word_end_at(s, start, len);
 				s->state = ST_NORMAL;
 			}
 			unsigned pass = s->stmt == STMT_OTHER ? K_SPACE | K_PLAIN : K_SPACE;
@@ -835,9 +892,11 @@ static bool encoding_is(const char *a, const char *b)
 
 SqlScanEncoding sqlscan_encoding(const char *client_encoding, const char *server_encoding)
 {
-	/* the names of PostgreSQL's pg_encname_tbl for the client-only encodings */
-	static const char *const sjis[] = {"sjis", "shiftjis", "mskanji", "win932", "shiftjis2004", NULL};
-	static const char *const pairs[] = {"big5", "win950", "gbk", "win936", "uhc", "win949", "gb18030", NULL};
+	/* pg_encname_tbl's names for the client-only encodings (the server
+	 * reports the first of each, SJIS, BIG5, ...; the others are aliases) */
+	static const char *const sjis[] = {"sjis", "shiftjis", "mskanji", "win932", "windows932", "shiftjis2004", NULL};
+	static const char *const pairs[] = {"big5", "win950", "windows950", "gbk",     "win936", "windows936",
+	                                    "uhc",  "win949", "windows949", "gb18030", NULL};
 	if (!client_encoding || (server_encoding && encoding_is(server_encoding, "sqlascii")))
 		return SQLSCAN_ENC_BYTES;
 	for (size_t i = 0; sjis[i]; i++)

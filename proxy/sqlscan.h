@@ -2,13 +2,18 @@
  * proxy/sqlscan.h: which session state a Query or Parse text may change.
  *
  * An incremental, token-level scanner of PostgreSQL SQL text. It follows the
- * server's lexer (src/backend/parser/scan.l, PostgreSQL 13 and later), so it
- * knows what is a comment, a string, a dollar-quoted string, a quoted
- * identifier and a keyword, and it tracks statement starts (the start of the
- * text, and each `;` outside parentheses). It does not parse SQL: it answers
- * with a set of SQLSCAN_* flags, and when in doubt it flags. A false alarm
- * costs the proxy one extra SET; a miss would let one client's search_path or
- * role reach another client, so every rule below errs towards flagging.
+ * server's lexer (src/backend/parser/scan.l), so it knows what is a comment,
+ * a string, a dollar-quoted string, a quoted identifier and a keyword, and it
+ * tracks statement starts (the start of the text, and each `;` outside
+ * parentheses). The rules are those of PostgreSQL 13 and later; older servers
+ * differ only in U&"..." UESCAPE '\' with standard_conforming_strings off,
+ * and a U& identifier makes the text SQLSCAN_SUSPECT anyway. Its answers
+ * are compared with what a real server does by tests/fuzz/oracle_sqlscan.c.
+ *
+ * It does not parse SQL: it answers with a set of SQLSCAN_* flags, and when
+ * in doubt it flags. A false alarm costs the proxy one extra SET; a miss
+ * would let one client's search_path or role reach another client, so every
+ * rule below errs towards flagging.
  *
  * The state is fixed-size and lives in the caller's SqlScan (no heap, no
  * global state): texts can be fed in chunks split anywhere, as they arrive.
@@ -78,6 +83,9 @@
  *   - a protocol-level prepared statement: the scanner flags the Parse text,
  *     and the caller must apply those flags again at every Execute of it,
  *     on whichever server runs it;
+ *   - a FunctionCall message (protocol 'F'), which calls a function by OID,
+ *     set_config included, with no SQL text at all: the caller must take it
+ *     as SQLSCAN_SUSPECT;
  *   - LISTEN run inside a function or DO body;
  *   - extension code (LOAD, or C functions that set options).
  * Known false alarms: the semicolons inside a BEGIN ATOMIC ... END function
@@ -95,6 +103,10 @@
  * valid text. standard_conforming_strings decides whether '...' takes
  * backslash escapes; a SET of it inside the same text takes effect only for
  * the next text (the server lexes the whole text before running any of it).
+ * Both inputs are the values the server will lex this text with: when the
+ * caller cannot be sure of one (say it sends a set_config of it just ahead
+ * of the text), it scans with each candidate value and takes the union of
+ * the flags, which covers whichever one the server uses.
  */
 #ifndef PGFLIP_PROXY_SQLSCAN_H
 #define PGFLIP_PROXY_SQLSCAN_H
@@ -154,9 +166,9 @@ typedef struct SqlScan {
  * The encoding class for the session's client_encoding and server_encoding,
  * as the server reported them in ParameterStatus (either may be NULL: not
  * known yet). Names are compared as PostgreSQL does, ignoring case and
- * non-alphanumerics, aliases included (Shift_JIS, WIN932, CP936, ...). When
- * either side is SQL_ASCII the server converts nothing and lexes the bytes
- * as sent: SQLSCAN_ENC_BYTES.
+ * non-alphanumerics, aliases included (Shift_JIS, WIN932, Windows936, ...).
+ * When either side is SQL_ASCII the server converts nothing and lexes the
+ * bytes as sent: SQLSCAN_ENC_BYTES.
  */
 SqlScanEncoding sqlscan_encoding(const char *client_encoding, const char *server_encoding);
 

@@ -694,6 +694,8 @@ static void test_encoding_names(void **state)
 	assert_int_equal(sqlscan_encoding("BIG5", "UTF8"), SQLSCAN_ENC_PAIRS);
 	assert_int_equal(sqlscan_encoding("GBK", "UTF8"), SQLSCAN_ENC_PAIRS);
 	assert_int_equal(sqlscan_encoding("WIN936", "UTF8"), SQLSCAN_ENC_PAIRS);
+	assert_int_equal(sqlscan_encoding("Windows-950", "UTF8"), SQLSCAN_ENC_PAIRS);
+	assert_int_equal(sqlscan_encoding("windows932", "UTF8"), SQLSCAN_ENC_SJIS);
 	assert_int_equal(sqlscan_encoding("UHC", "EUC_KR"), SQLSCAN_ENC_PAIRS);
 	assert_int_equal(sqlscan_encoding("GB18030", "UTF8"), SQLSCAN_ENC_PAIRS);
 	assert_int_equal(sqlscan_encoding("UTF8", "UTF8"), SQLSCAN_ENC_BYTES);
