@@ -740,6 +740,26 @@ static const char listen_refused[] =
 	"LISTEN is not supported in transaction pooling mode: use a database entry with pool_mode=session";
 
 /*
+ * Scans SQL as the server will lex it: with its standard_conforming_strings
+ * and encodings as last reported. A SET earlier in the same pipeline may
+ * change those before the server lexes this text (its ParameterStatus is
+ * still to come): then every combination is scanned and the flags joined.
+ */
+static unsigned client_scan_text(Server *s, const char *sql)
+{
+	if (!(s->lex_unsure && s->pending > 0)) {
+		unsigned found = sqlscan_text(sql, SQLSCAN_CSTRING, s->scs, (SqlScanEncoding)s->sql_enc);
+		s->lex_unsure = (found & SQLSCAN_SETTINGS) != 0;
+		return found;
+	}
+	unsigned found = 0;
+	for (int scs = 0; scs < 2; scs++)
+		for (int enc = SQLSCAN_ENC_BYTES; enc <= SQLSCAN_ENC_PAIRS; enc++)
+			found |= sqlscan_text(sql, SQLSCAN_CSTRING, scs, (SqlScanEncoding)enc);
+	return found;
+}
+
+/*
  * A Parse of LISTEN in transaction mode: replaced, at the front of the
  * input, by a Parse of the same name whose statement fails with 0A000 when
  * it runs. The server then answers, and skips to the Sync, exactly where
@@ -785,7 +805,7 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 		client_close(c, "08P01", "malformed %s message", proto_fe_type_to_str(h->type));
 		return false;
 	}
-	unsigned found = sqlscan_text(sql, SQLSCAN_CSTRING, s->scs, (SqlScanEncoding)s->sql_enc);
+	unsigned found = client_scan_text(s, sql);
 	bool tx = c->pool->mode == CONF_POOL_TRANSACTION;
 	char tag[32];
 	if (tx && (found & SQLSCAN_LISTEN)) {

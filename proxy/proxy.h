@@ -232,6 +232,7 @@ struct Server {
 	bool reports_search_path;       /* the server sends ParameterStatus for it (PostgreSQL 18) */
 	bool scs;                       /* standard_conforming_strings, as reported: how SQL is lexed */
 	int sql_enc;                    /* SqlScanEncoding of its client and server encodings */
+	bool lex_unsure;                /* a SET is in the pipeline: scs and encoding may change */
 
 	char tx_status;                 /* of the last ReadyForQuery: 'I', 'T', 'E' */
 	uint32_t pending;               /* client Query/Sync/FunctionCall not yet answered */
