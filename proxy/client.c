@@ -407,6 +407,10 @@ static bool client_step_startup(Client *c)
 	size_t avail = evbuffer_get_length(in);
 	size_t look = avail < PROTO_STARTUP_MAX ? avail : PROTO_STARTUP_MAX;
 	const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)look);
+	if (!buf) {
+		client_close(c, "53200", "out of memory reading the startup packet");
+		return false;
+	}
 	if (buf[0] == PROTO_FE_TERMINATE) {
 		/* a typed message before any StartupMessage (its length would be
 		 * over 1 GiB): PostgreSQL closes such a connection without a word */
@@ -1016,18 +1020,22 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 	}
 	if (stream)
 		return client_stream_query(c, s, h, avail, total);
+	const uint8_t *msg = whole ? evbuffer_pullup(c->sock.in, (ev_ssize_t)total) : NULL;
+	if (whole && !msg) {
+		client_close(c, "53200", "out of memory holding a %s message", proto_fe_type_to_str(h->type));
+		return false;
+	}
 	if (inspect) {
 		size_t before = evbuffer_get_length(c->sock.in);
-		if (!client_inspect(c, s, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total), total))
+		if (!client_inspect(c, s, h, msg, total))
 			return c->state != CL_CLOSING;
 		if (evbuffer_get_length(c->sock.in) != before)
 			return true; /* the message was replaced: read it again */
 	}
 	if (bind_check)
-		client_scan_sql(c, s, client_bind_flags(c, h, evbuffer_pullup(c->sock.in, (ev_ssize_t)total)));
+		client_scan_sql(c, s, client_bind_flags(c, h, msg));
 	client_count_request(c, s, h->type);
 	if (ps) {
-		const uint8_t *msg = whole ? evbuffer_pullup(c->sock.in, (ev_ssize_t)total) : NULL;
 		if (!ps_client_message(c, s, h, msg)) {
 			evbuffer_drain(c->sock.in, total); /* pgflip sent what the server needs */
 			if (server_output_full(s)) {

@@ -595,6 +595,10 @@ static bool server_step_inspect(Server *s, Sock *out, const ProtoHeader *h, size
 {
 	struct evbuffer *in = s->sock.in;
 	const uint8_t *msg = evbuffer_pullup(in, (ev_ssize_t)total);
+	if (!msg) {
+		server_close(s, "out of memory holding a %s message", proto_be_type_to_str(h->type));
+		return false;
+	}
 	if (h->type == PROTO_BE_READY_FOR_QUERY) {
 		char status;
 		if (!proto_ready_for_query_parse(msg + PROTO_HEADER_SIZE, proto_body_len(h), &status)) {

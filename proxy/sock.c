@@ -179,7 +179,10 @@ static void sock_do_write(Sock *s)
 			continue;
 		if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) {
 			if (!s->write_waiting) {
-				event_add(s->wev, NULL);
+				if (event_add(s->wev, NULL) != 0) {
+					sock_fail(s, ENOMEM);
+					return;
+				}
 				s->write_waiting = true;
 			}
 			return;
@@ -256,9 +259,12 @@ static void mark_dirty(Sock *s)
 
 void sock_write(Sock *s, const void *p, size_t n)
 {
-	if (n == 0)
+	if (n == 0 || s->failed)
 		return;
-	evbuffer_add(s->out, p, n);
+	if (evbuffer_add(s->out, p, n) != 0) {
+		sock_fail(s, ENOMEM); /* the owner closes the connection, with the reason */
+		return;
+	}
 	mark_dirty(s);
 }
 
@@ -266,7 +272,14 @@ void sock_write_buffer(Sock *s, struct evbuffer *buf, size_t n)
 {
 	if (n == 0)
 		return;
-	evbuffer_remove_buffer(buf, s->out, n);
+	if (s->failed) {
+		evbuffer_drain(buf, n);
+		return;
+	}
+	if (evbuffer_remove_buffer(buf, s->out, n) != (int)n) {
+		sock_fail(s, ENOMEM);
+		return;
+	}
 	mark_dirty(s);
 }
 
@@ -274,11 +287,13 @@ void sock_want_drain(Sock *s) { s->want_drain = true; }
 
 void sock_read(Sock *s, bool on)
 {
-	if (!s->rev || on == s->reading)
+	if (!s->rev || on == s->reading || (on && s->failed))
 		return;
-	if (on)
-		event_add(s->rev, NULL);
-	else
+	if (on && event_add(s->rev, NULL) != 0) {
+		sock_fail(s, ENOMEM);
+		return;
+	}
+	if (!on)
 		event_del(s->rev);
 	s->reading = on;
 }
