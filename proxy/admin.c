@@ -19,6 +19,9 @@
 #include <jansson.h>
 
 #include "proxy/proxy.h"
+#include "proxy/admin.h"
+#include "proxy/client.h"
+#include "proxy/admin.h"
 
 /* A command line longer than this is refused: commands are short. */
 #define ADMIN_MAX_LINE 4096

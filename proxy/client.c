@@ -40,6 +40,10 @@
 #include <pthread.h>
 
 #include "proxy/proxy.h"
+#include "proxy/client.h"
+#include "proxy/server.h"
+#include "proxy/pool.h"
+
 #include "proxy/sqlscan.h"
 #include "proxy/startup.h"
 

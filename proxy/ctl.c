@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "proxy/proxy.h"
+#include "proxy/admin.h"
 
 /* Replies are one line; this bounds what we accept from the socket. */
 #define CTL_MAX_REPLY (8 * 1024 * 1024)

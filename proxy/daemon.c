@@ -26,6 +26,10 @@
 #include <netinet/in.h>
 
 #include "proxy/proxy.h"
+#include "proxy/client.h"
+#include "proxy/server.h"
+#include "proxy/pool.h"
+#include "proxy/admin.h"
 
 Proxy proxy;
 

@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "proxy/proxy.h"
+#include "proxy/log.h"
+#include "proxy/client.h"
+#include "proxy/server.h"
 
 ConfLogLevel log_current_level = CONF_LOG_INFO;
 static int log_fd = STDERR_FILENO;

@@ -10,6 +10,7 @@
 
 #include "migrate/migrate.h"
 #include "proxy/proxy.h"
+#include "proxy/admin.h"
 
 static void usage(FILE *f)
 {

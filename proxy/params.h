@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Calls whose failure the caller must look at. */
+#define PROXY_MUSTCHECK __attribute__((warn_unused_result))
 
 /*
  * proxy_strdup / proxy_grow: allocation that cannot fail quietly. The proxy

@@ -18,7 +18,10 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
-
+#include "proxy/pool.h"
+#include "proxy/client.h"
+#include "proxy/server.h"
+#include "proxy/resolve.h"
 
 static void pool_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 

@@ -31,6 +31,9 @@
 #include <event2/buffer.h>
 
 #include "proxy/proxy.h"
+#include "proxy/prepared.h"
+#include "proxy/client.h"
+#include "proxy/server.h"
 
 /* FNV-1a, 64 bits: a cheap filter before comparing whole bodies. */
 static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)

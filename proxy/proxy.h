@@ -1,5 +1,8 @@
 /*
- * proxy: the pgflip daemon. Internal header shared by the files of proxy/.
+ * proxy/proxy.h: the objects of the pgflip daemon, shared by the files of
+ * proxy/, and the daemon's own functions (daemon.c). Each file's functions
+ * are declared in its own header (client.h, server.h, pool.h, router.h,
+ * prepared.h, resolve.h, admin.h, sock.h, startup.h, sqlscan.h).
  *
  * One libevent loop runs everything. Objects:
  *   Proxy   the daemon: config snapshot, listeners, router, pools, clients;
@@ -10,9 +13,10 @@
  *
  * A client is linked to a server for its session (pool_mode = session) or
  * for each transaction (pool_mode = transaction). The route (search_path) of
- * a client is enforced when its request starts on an idle server: the proxy
- * puts one Query that sets search_path (and tracked settings) ahead of the
- * client's bytes, in the same write, and swallows its reply.
+ * a client is enforced when its request starts on a server whose confirmed
+ * search_path or settings differ: the request waits while the server runs
+ * pgflip's query that sets them (SV_PREPARING), and goes on only when the
+ * server answered it without error.
  *
  * Connections are never freed inside their own callbacks: *_close() moves
  * them to a graveyard that a deferred event empties (proxy_reap).
@@ -36,6 +40,8 @@
 #include "proxy/log.h"
 #include "proxy/params.h"
 #include "proxy/sock.h"
+#include "proxy/prepared.h"
+#include "proxy/router.h"
 #include "proxy/sqlscan.h"
 
 /* Output buffered towards a peer above which we stop reading from the
@@ -52,64 +58,8 @@
  * dropped anyway (ms). */
 #define PROXY_CLOSE_FLUSH_MS 5000
 
-/* Calls whose failure the caller must look at. */
-#define PROXY_MUSTCHECK __attribute__((warn_unused_result))
 
 typedef struct Pool Pool;
-typedef struct Client Client;
-typedef struct Server Server;
-
-/* ---- prepared statements in transaction mode (prepared.c) ---- */
-
-/* A named statement as the client prepared it: its Parse body after the
- * name (query text, parameter count and types). */
-typedef struct PsClientStmt {
-	char *name;
-	uint8_t *body;
-	uint32_t len;
-	uint64_t hash;
-} PsClientStmt;
-
-/* A statement prepared on one server connection, as pgflip_<id>, for one
- * route: the same text under two routes resolves to different views. */
-typedef struct PsServerStmt {
-	uint64_t id;
-	char *route;
-	uint8_t *body;
-	uint32_t len;
-	uint64_t hash;
-	uint64_t last_used;
-	bool confirmed;    /* ParseComplete seen */
-} PsServerStmt;
-
-/* What the server will answer to each extended-protocol message sent, in
- * order, so that answers pgflip makes up (or swallows) land in the right
- * place of the stream. */
-typedef enum {
-	PS_EXPECT_PARSE = 0,   /* ParseComplete, forwarded */
-	PS_EXPECT_BIND,        /* BindComplete */
-	PS_EXPECT_DESCRIBE,    /* [ParameterDescription] RowDescription | NoData */
-	PS_EXPECT_EXECUTE,     /* ... CommandComplete | EmptyQueryResponse | PortalSuspended */
-	PS_EXPECT_CLOSE,       /* CloseComplete */
-	PS_EXPECT_SYNC,        /* ReadyForQuery */
-	PS_EXPECT_QUERY,       /* ... ReadyForQuery (Query, FunctionCall) */
-	PS_SWALLOW_PARSE,      /* a Parse pgflip sent itself: swallow ParseComplete */
-	PS_SWALLOW_CLOSE,      /* an eviction Close: swallow CloseComplete */
-	PS_SYNTH_PARSE,        /* answer ParseComplete ourselves when reached */
-	PS_SYNTH_CLOSE,        /* answer CloseComplete ourselves when reached */
-} PsExpectKind;
-
-typedef struct PsExpect {
-	PsExpectKind kind;
-	uint64_t stmt_id;      /* PARSE kinds: the server statement */
-} PsExpect;
-
-typedef struct PsQueue {
-	PsExpect *items;
-	size_t head;
-	size_t count;
-	size_t cap;
-} PsQueue;
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest */
@@ -298,47 +248,6 @@ typedef struct RouteCount {
 	uint64_t n;
 } RouteCount;
 
-/* ---- router.c ---------------------------------------------------------- */
-
-typedef struct RoutePin {
-	ConfPinKind kind;
-	char *key;
-	char *schema;
-	ConfCidr cidr;
-} RoutePin;
-
-typedef struct Router {
-	char *default_schema;
-	RoutePin *pins;
-	size_t n_pins;
-	size_t cap_pins;
-	char *canary_schema;
-	int canary_percent;
-	uint64_t generation;   /* bumped at every change: clients recompute lazily */
-} Router;
-
-void router_init(Router *r);
-void router_free(Router *r);
-/* router_load: replaces the whole table with the one of a config snapshot. */
-void router_load(Router *r, const ConfRoutes *routes);
-/* router_equal_conf: true when the table equals that of ROUTES. */
-bool router_equal_conf(const ConfRoutes *a, const ConfRoutes *b);
-/*
- * router_route: the schema for a client (APP may be "", ADDR may be NULL for
- * Unix sockets); first match in the order app, user, addr; then canary (by
- * CLIENT_ID, stable for the client), then default. The string belongs to the
- * router: copy it.
- */
-const char *router_route(const Router *r, const char *app, const char *user, const struct sockaddr *addr,
-			 uint64_t client_id);
-/* router_set_pin / router_set_default / router_unset_pin / router_set_canary:
- * admin changes. False with ERR filled on a bad key or schema. */
-bool router_set_default(Router *r, const char *schema, char *err, size_t errlen) PROXY_MUSTCHECK;
-bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *schema, char *err, size_t errlen) PROXY_MUSTCHECK;
-bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, size_t errlen) PROXY_MUSTCHECK;
-bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen) PROXY_MUSTCHECK;
-const char *router_pin_kind_to_str(ConfPinKind kind);
-
 /* ---- the daemon -------------------------------------------------------- */
 
 typedef struct Proxy {
@@ -380,159 +289,5 @@ void proxy_begin_shutdown(void);
 void proxy_pause(void);
 void proxy_resume(void);
 int proxy_serve(const char *conf_path);
-
-/* ---- client.c ---------------------------------------------------------- */
-
-void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix);
-/* client_close: one teardown path; REASON goes to the log. SQLSTATE, when
- * not NULL, sends the client a FATAL ErrorResponse with the reason first. */
-void client_close(Client *c, const char *sqlstate, const char *reason, ...) __attribute__((format(printf, 3, 4)));
-void client_free(Client *c);
-/* client_linked: the pool gave C the server S (S is SV_ACTIVE). */
-void client_linked(Client *c, Server *s);
-/* client_pump: moves what the client sent towards its server as far as the
- * state allows, then sets whether its socket is read. */
-void client_pump(Client *c);
-/* client_update_read: reads C's socket exactly when its state allows it
- * (client_may_read in client.c); called by every state change and at the
- * end of every pump. */
-void client_update_read(Client *c);
-/* client_server_failed: the login for C failed or its server died, with the
- * SQLSTATE and MESSAGE that say why (the backend's own, when it sent a FATAL). */
-void client_server_failed(Client *c, const char *sqlstate, const char *message);
-/* client_discard_request: drop C's current (or next) request up to its
- * Query or Sync, then answer ErrorResponse SQLSTATE MESSAGE + ReadyForQuery. */
-void client_discard_request(Client *c, const char *sqlstate, const char *message);
-/* client_route: the client's current route (recomputed if routes changed). */
-const char *client_route(Client *c);
-/* client_prepared: the query that set C's route and settings on S (now
- * SV_ACTIVE again) has its answer in S's prep_* fields. */
-void client_prepared(Client *c, Server *s);
-void client_cancel_request(uint32_t pid, uint32_t key);
-/* client_janitor: login, idle and partial-message timeouts of C at NOW_MS. */
-void client_janitor(Client *c, uint64_t now_ms);
-
-/* ---- server.c ---------------------------------------------------------- */
-
-/* What server_connect did: STARTED (a login is under way), FAILED (libpq
- * refused at once: counted as a failed login, server_login_retry applies),
- * CANNOT (no config entry or no memory: nothing was tried). */
-typedef enum { SERVER_CONNECT_STARTED = 0, SERVER_CONNECT_FAILED, SERVER_CONNECT_CANNOT } ServerConnectResult;
-ServerConnectResult server_connect(Pool *pool) PROXY_MUSTCHECK;
-/* server_close: one teardown path; REASON goes to the log and, as a lost
- * connection (08006), to the linked client. */
-void server_close(Server *s, const char *reason, ...) __attribute__((format(printf, 2, 3)));
-void server_free(Server *s);
-void server_pump(Server *s);
-/* server_release: the client let go of S (end of transaction or session). */
-void server_release(Server *s);
-/* server_at_boundary: no request of the client is open on S and S is idle
- * (ReadyForQuery 'I'): the next client message starts a new transaction. */
-bool server_at_boundary(const Server *s);
-/* server_output_full: the client should stop sending towards S. */
-bool server_output_full(const Server *s);
-/* server_set_state: the one place a server changes state; it also moves the
- * server in and out of pool->idle, keeps the pool's counters, and schedules
- * a dispatch when the server becomes idle. */
-void server_set_state(Server *s, ServerState st);
-/* server_prepare: sends on S (linked to its client) the Query SQL (LEN
- * bytes, a whole Query message) that sets ROUTE (checking that its schema
- * exists when CHECK) and the client's settings; S is SV_PREPARING until
- * its ReadyForQuery, then client_prepared() is called. */
-void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg, size_t len);
-/* server_forget_settings: what pgflip set on S is unknown from now on
- * (after RESET ALL, DISCARD ALL, a failed query...): only the settings the
- * server reports are kept, search_path is unknown. */
-void server_forget_settings(Server *s);
-
-/* ---- pool.c ------------------------------------------------------------ */
-
-Pool *pool_get(const char *database, const char *user);
-void pool_free(Pool *p);
-/* pool_refresh_conf: re-reads mode and size from the current snapshot. */
-void pool_refresh_conf(Pool *p);
-/* pool_waiting_add / pool_waiting_remove: list membership of a waiting
- * client; only client_set_state calls them. Adding schedules a dispatch. */
-void pool_waiting_add(Pool *p, Client *c);
-void pool_waiting_remove(Pool *p, Client *c);
-/* pool_dispatch_soon: links waiting clients to idle servers and starts
- * logins, from a deferred event of the pool (never inside the caller). */
-void pool_dispatch_soon(Pool *p);
-void pool_login_failed(Pool *p, const char *message);
-bool pool_route_verified(Pool *p, const char *schema);
-void pool_route_verified_add(Pool *p, const char *schema);
-void pool_janitor(Pool *p, uint64_t now_ms);
-/* pool_count_transaction: one more transaction ended on ROUTE. */
-void pool_count_transaction(Pool *p, const char *route);
-/* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
-const ConfDatabase *pool_conf(const Pool *p);
-
-/* ---- resolve.c ---------------------------------------------------------- */
-
-struct evdns_getaddrinfo_request;
-struct evdns_base;
-/* resolve_host: the host name of DB that pgflip resolves itself before a
- * login (one host given by name, no hostaddr), or NULL (libpq's business). */
-const char *resolve_host(const ConfDatabase *db);
-/* resolve_start: looks HOST up for P without blocking; the answer sets
- * P->dns_addr (or fails P's waiting logins) and schedules a dispatch. False
- * when there is no resolver. */
-bool resolve_start(Pool *p, const char *host);
-/* resolve_forget: the address is stale (a login failed): look it up again. */
-void resolve_forget(Pool *p);
-/* resolve_cancel: P goes away. */
-void resolve_cancel(Pool *p);
-
-/* ---- prepared.c ------------------------------------------------------- */
-
-/* ps_enabled: prepared statements are tracked and moved between servers for
- * this client (transaction mode, max_prepared_statements > 0). */
-bool ps_enabled(const Client *c);
-/* ps_needs_whole: the message type must be whole before ps_client_message. */
-bool ps_needs_whole(uint8_t type);
-/*
- * ps_client_message: a client message on its way to server S. MSG is the
- * whole message for the types of ps_needs_whole (else NULL). Records what
- * the server will answer; may write a rewritten or extra message to S
- * itself. Returns true when the caller must forward the original bytes,
- * false when they are consumed (drain them).
- */
-bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg);
-/* ps_server_final: with answers expected, does a message of TYPE end the
- * current one (so the caller must see it whole)? */
-bool ps_server_final(const Server *s, uint8_t type);
-/* ps_server_swallow: should this server message be dropped (an answer to
- * pgflip's own Parse/Close)? */
-bool ps_server_swallow(const Server *s, uint8_t type);
-/* ps_server_after: the message of TYPE went to the client (or was dropped):
- * advance the queue, make up answers that are now due. */
-void ps_server_after(Server *s, uint8_t type);
-/* ps_server_pass: a server message of TYPE (not ErrorResponse, not
- * ReadyForQuery) is about to join a run of messages moved to the client
- * unread. If it is the answer the queue's head waits for, the entry is
- * done (a Parse confirmed). Returns false, changing nothing, when the
- * message must not join the run (it is to be swallowed). Sets *END_RUN
- * when made-up answers are due right after it: the run must end there,
- * and the caller calls ps_server_emit_due once the run is moved. */
-bool ps_server_pass(Server *s, uint8_t type, bool *end_run);
-/* ps_server_emit_due: sends the made-up answers now due to the client. */
-void ps_server_emit_due(Server *s);
-/* ps_deallocate: a Query that is "DEALLOCATE [PREPARE] name|ALL" for a
- * statement of C: forgotten, and answered by pgflip. */
-bool ps_deallocate(Client *c, const char *sql, char *tag, size_t taglen);
-void ps_client_clear(Client *c);
-void ps_server_clear(Server *s);
-
-/* ---- admin.c ----------------------------------------------------------- */
-
-bool admin_listen(const char *path, char *err, size_t errlen) PROXY_MUSTCHECK;
-void admin_close(void);
-/* admin_command: runs one command line; returns the JSON reply (caller
- * frees with free()), always an object with "ok". */
-char *admin_command(const char *line);
-
-/* ---- ctl.c ------------------------------------------------------------- */
-
-int ctl_main(int argc, char **argv);
 
 #endif

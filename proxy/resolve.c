@@ -19,6 +19,8 @@
 #include <netinet/in.h>
 
 #include "proxy/proxy.h"
+#include "proxy/resolve.h"
+#include "proxy/pool.h"
 
 static const char *entry_value(const ConfDatabase *db, const char *key)
 {

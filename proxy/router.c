@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
-
+#include "proxy/router.h"
 
 void router_init(Router *r) { memset(r, 0, sizeof(*r)); }
 

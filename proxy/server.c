@@ -25,6 +25,11 @@
 #include <openssl/ssl.h>
 
 #include "proxy/proxy.h"
+#include "proxy/server.h"
+#include "proxy/client.h"
+#include "proxy/pool.h"
+#include "proxy/resolve.h"
+
 #include "proxy/sqlscan.h"
 
 static void server_on_read(void *arg);
@@ -96,7 +101,6 @@ void server_set_state(Server *s, ServerState st)
 	slog_debug(s, "state %s -> %s", server_state_to_str(s->state), server_state_to_str(st));
 	s->state = st;
 }
-
 
 static bool is_reported(const char *name)
 {

@@ -1,0 +1,29 @@
+/*
+ * proxy/pool.h: server pools per (database, upstream user) and their dispatch (pool.c).
+ */
+#ifndef PGFLIP_POOL_H
+#define PGFLIP_POOL_H
+
+#include "proxy/proxy.h"
+
+Pool *pool_get(const char *database, const char *user);
+void pool_free(Pool *p);
+/* pool_refresh_conf: re-reads mode and size from the current snapshot. */
+void pool_refresh_conf(Pool *p);
+/* pool_waiting_add / pool_waiting_remove: list membership of a waiting
+ * client; only client_set_state calls them. Adding schedules a dispatch. */
+void pool_waiting_add(Pool *p, Client *c);
+void pool_waiting_remove(Pool *p, Client *c);
+/* pool_dispatch_soon: links waiting clients to idle servers and starts
+ * logins, from a deferred event of the pool (never inside the caller). */
+void pool_dispatch_soon(Pool *p);
+void pool_login_failed(Pool *p, const char *message);
+bool pool_route_verified(Pool *p, const char *schema);
+void pool_route_verified_add(Pool *p, const char *schema);
+void pool_janitor(Pool *p, uint64_t now_ms);
+/* pool_count_transaction: one more transaction ended on ROUTE. */
+void pool_count_transaction(Pool *p, const char *route);
+/* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
+const ConfDatabase *pool_conf(const Pool *p);
+
+#endif
