@@ -15,6 +15,9 @@ survivor=$!
 sleep 0.3
 expect_match "garbage startup packet: ErrorResponse" "$(raw garbage)" "E 08P01 *"
 expect_match "protocol 2.0: ErrorResponse 0A000" "$(raw proto2)" "E 0A000 *unsupported frontend protocol*"
+expect_eq "protocol 3.2 and a _pq_ option: NegotiateProtocolVersion (3.0 as PostgreSQL writes it, 196608; the option named), then the login" "$(raw proto32)" "v 196608 _pq_.foo OK"
+expect_eq "GSSENCRequest: 'N', then a plaintext login" "$(raw gssenc)" "OK"
+expect_eq "Terminate before the StartupMessage: closed without a word" "$(raw terminate_first)" "CLOSED"
 expect_match "truncated StartupMessage: closed" "$(raw truncated)" "CLOSED"
 expect_match "oversized StartupMessage: ErrorResponse" "$(raw oversized)" "E 08P01 *length*"
 expect_match "StartupMessage without terminator: ErrorResponse" "$(raw bad_terminator)" "E 08P01 *"

@@ -85,6 +85,33 @@ def main():
         s.sendall(b"Q\0\0\0\x02")  # length under 4
     elif case == "login":
         s.sendall(good)
+    elif case == "proto32":
+        # protocol 3.2 with a _pq_ option: NegotiateProtocolVersion, then a login
+        s.sendall(startup({"user": "app", "database": db, "_pq_.foo": "1"}, version=196610))
+        data = b""
+        s.settimeout(5)
+        while b"Z\0\0\0\x05" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        if data[:1] == b"v":
+            n = struct.unpack("!I", data[1:5])[0]
+            minor, nopt = struct.unpack("!II", data[5:13])
+            opts = data[13:1 + n].split(b"\0")[:nopt]
+            print("v %d %s %s" % (minor, b",".join(opts).decode(), "OK" if b"Z\0\0\0\x05" in data else "NOLOGIN"))
+        else:
+            print("no NegotiateProtocolVersion: %r" % data[:20])
+        return
+    elif case == "gssenc":
+        s.sendall(struct.pack("!II", 8, 80877104))
+        ans = s.recv(1)
+        if ans != b"N":
+            print("GSSENC answer %r" % ans)
+            return
+        s.sendall(good)
+    elif case == "terminate_first":
+        s.sendall(b"X\0\0\0\x04")
     else:
         print("unknown case")
         return
