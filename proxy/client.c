@@ -788,6 +788,10 @@ void client_pump(Client *c)
 			const uint8_t *msg = whole ? evbuffer_pullup(in, (ev_ssize_t)total) : NULL;
 			if (!ps_client_message(c, s, &h, msg)) {
 				evbuffer_drain(in, total); /* pgflip sent what the server needs */
+				if (server_output_full(s)) {
+					client_pause_for(c, s);
+					return;
+				}
 				continue;
 			}
 		}

@@ -542,7 +542,7 @@ void server_pump(Server *s)
 				bool forward = server_inspect(s, &h, msg, swallow);
 				if (s->state == SV_CLOSING)
 					return;
-				if (ps_final && ps_server_swallow(s, h.type))
+				if (ps_final && ps_server_swallow(s, &h, msg))
 					forward = false;
 				if (forward && out)
 					sock_write_buffer(out, in, total);
