@@ -8,14 +8,26 @@
  * server connection, what is prepared there under pgflip's own names
  * (pgflip_<n>, keyed by route and Parse body, since the same text under two
  * routes resolves to different views). Then:
- *   Parse name      the server already has it: answer ParseComplete
- *                   ourselves; else prepare it there as pgflip_<n>;
+ *   Parse name      always reaches the server, as a new pgflip_<n> (an older
+ *                   statement of the same text there is closed in the same
+ *                   write): the client gets a plan as fresh as on a direct
+ *                   connection, and the server's own ParseComplete;
  *   Bind/Describe   prepare it first if this server lacks it (its
- *                   ParseComplete is swallowed), then rename;
+ *                   ParseComplete is swallowed), then rename: across clients
+ *                   and servers, pgflip reuses its own statements;
  *   Close name      forget it for the client; answer CloseComplete;
  *   DEALLOCATE      the same, for the SQL spelling.
  * Each server keeps at most max_prepared_statements; the least recently used
  * is closed to make room.
+ *
+ * A reused statement can be older than a DDL that changed its result type:
+ * PostgreSQL then refuses it with 0A000 "cached plan must not change result
+ * type", where the client's own, newer, statement would have run. pgflip
+ * marks it stale (the next use prepares it again) and, when the request is
+ * the first of a transaction and describes what it executes, retries the
+ * request once itself: the messages of such a request are kept until its
+ * first answer (PsReplay), and replayed after a fresh Parse, so the client
+ * sees only the answers of the retry.
  *
  * Made-up and swallowed answers must land at the right place of the
  * server's answer stream, so every extended-protocol message sent gets an
@@ -55,7 +67,7 @@ bool ps_enabled(const Client *c)
 bool ps_needs_whole(uint8_t type)
 {
 	return type == PROTO_FE_PARSE || type == PROTO_FE_BIND || type == PROTO_FE_DESCRIBE ||
-	       type == PROTO_FE_CLOSE;
+	       type == PROTO_FE_CLOSE || type == PROTO_FE_EXECUTE;
 }
 
 /* ---- the expect queue ---- */
@@ -94,11 +106,10 @@ static void queue_pop(Server *s)
 void ps_server_emit_due(Server *s)
 {
 	PsExpect *e;
-	while ((e = queue_head(s)) && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE)) {
+	while ((e = queue_head(s)) && e->kind == PS_SYNTH_CLOSE) {
 		if (s->client) {
-			static const uint8_t parse_complete[5] = {PROTO_BE_PARSE_COMPLETE, 0, 0, 0, 4};
 			static const uint8_t close_complete[5] = {PROTO_BE_CLOSE_COMPLETE, 0, 0, 0, 4};
-			sock_write(&s->client->sock, e->kind == PS_SYNTH_PARSE ? parse_complete : close_complete, 5);
+			sock_write(&s->client->sock, close_complete, 5);
 		}
 		queue_pop(s);
 	}
@@ -106,6 +117,7 @@ void ps_server_emit_due(Server *s)
 
 /* ---- per-server statements ---- */
 
+/* The statement of ROUTE and BODY on S (maybe stale), or NULL. */
 static PsServerStmt *server_find(Server *s, const char *route, const uint8_t *body, uint32_t len, uint64_t hash)
 {
 	for (size_t i = 0; i < s->n_ps; i++) {
@@ -132,10 +144,16 @@ static void server_stmt_remove(Server *s, size_t i)
 	s->ps[i] = s->ps[--s->n_ps];
 }
 
+static void replay_drop(Server *s);
+
 void ps_server_clear(Server *s)
 {
 	while (s->n_ps)
 		server_stmt_remove(s, s->n_ps - 1);
+	replay_drop(s); /* it names statements that are gone */
+	free(s->replay.data);
+	s->replay.data = NULL;
+	s->replay.cap = 0;
 }
 
 /* "pgflip_<id>" with its terminator (every Bind of a prepared statement
@@ -154,6 +172,19 @@ static void send_buf(Server *s, ProtoBuf *b)
 		sock_write(&s->sock, b->data, b->len);
 }
 
+/* Closes statement I of S: the Close goes into B, its answer is swallowed,
+ * and the statement is forgotten at once (what is sent after B names
+ * others). */
+static void server_stmt_close(Server *s, size_t i, ProtoBuf *b)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_CLOSE);
+	proto_put_uint8(b, 'S');
+	put_stmt_name(b, s->ps[i].id);
+	proto_msg_end(b, m);
+	queue_push(s, PS_SWALLOW_CLOSE, 0);
+	server_stmt_remove(s, i);
+}
+
 /* Closes the least recently used confirmed statement to make room. */
 static void server_evict(Server *s, ProtoBuf *b)
 {
@@ -161,34 +192,20 @@ static void server_evict(Server *s, ProtoBuf *b)
 	for (size_t i = 0; i < s->n_ps; i++)
 		if (s->ps[i].confirmed && (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
 			victim = i;
-	if (victim == s->n_ps)
-		return;
-	size_t m = proto_msg_begin(b, PROTO_FE_CLOSE);
-	proto_put_uint8(b, 'S');
-	put_stmt_name(b, s->ps[victim].id);
-	proto_msg_end(b, m);
-	queue_push(s, PS_SWALLOW_CLOSE, 0);
-	server_stmt_remove(s, victim);
+	if (victim < s->n_ps)
+		server_stmt_close(s, victim, b);
 }
 
-/*
- * The server statement for a client statement, prepared on S if needed:
- * the Parse goes into B, with its expect entry (SWALLOW for one the client
- * did not ask for now, PARSE for the client's own Parse).
- */
-static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, bool own_parse,
-				   bool *sent)
+/* A new server statement for CS, prepared on S: its Parse goes into B,
+ * with the expect entry KIND (PS_EXPECT_PARSE when the client's own Parse
+ * is answered by it, PS_SWALLOW_PARSE when pgflip prepares it for a Bind or
+ * Describe). */
+static PsServerStmt *ps_prepare_on(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, PsExpectKind kind)
 {
-	PsServerStmt *st = server_find(s, c->route, cs->body, cs->len, cs->hash);
-	*sent = false;
-	if (st) {
-		st->last_used = ++s->ps_tick;
-		return st;
-	}
 	if (s->n_ps >= (size_t)proxy.conf->max_prepared_statements)
 		server_evict(s, b);
 	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
-	st = &s->ps[s->n_ps++];
+	PsServerStmt *st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));
 	st->id = ++s->ps_next_id;
 	st->route = proxy_strdup(c->route);
@@ -199,13 +216,169 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	st->len = cs->len;
 	st->hash = cs->hash;
 	st->last_used = ++s->ps_tick;
+	st->born = ++proxy.ps_clock;
 	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
 	put_stmt_name(b, st->id);
 	proto_put_bytes(b, cs->body, cs->len);
 	proto_msg_end(b, m);
-	queue_push(s, own_parse ? PS_EXPECT_PARSE : PS_SWALLOW_PARSE, st->id);
-	*sent = true;
+	queue_push(s, kind, st->id);
 	return st;
+}
+
+/*
+ * The server statement a Bind or Describe of CS uses on S: the one there,
+ * or a new one prepared into B (*SENT true). A stale one (refused once with
+ * 0A000) is closed and prepared again.
+ */
+static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, bool *sent)
+{
+	PsServerStmt *st = server_find(s, c->route, cs->body, cs->len, cs->hash);
+	*sent = false;
+	if (st && !st->stale) {
+		st->last_used = ++s->ps_tick;
+		return st;
+	}
+	if (st)
+		server_stmt_close(s, (size_t)(st - s->ps), b);
+	*sent = true;
+	return ps_prepare_on(c, s, cs, b, PS_SWALLOW_PARSE);
+}
+
+/* ---- replay of a request that met a stale statement ---- */
+
+/* A request is kept for a replay up to this many bytes: statements with a
+ * few parameters fit, bulk Binds are not worth a copy per transaction. */
+#define PS_REPLAY_MAX (64 * 1024)
+
+static void replay_drop(Server *s)
+{
+	s->replay.active = false;
+	s->replay.len = 0;
+}
+
+static void replay_append(Server *s, const uint8_t *p, size_t n)
+{
+	PsReplay *r = &s->replay;
+	if (r->len + n > PS_REPLAY_MAX) {
+		replay_drop(s);
+		return;
+	}
+	if (r->len + n > r->cap) {
+		size_t cap = r->cap ? r->cap : 256;
+		while (cap < r->len + n)
+			cap *= 2;
+		uint8_t *data = realloc(r->data, cap);
+		if (!data)
+			abort();
+		r->data = data;
+		r->cap = cap;
+	}
+	memcpy(r->data + r->len, p, n);
+	r->len += n;
+}
+
+/*
+ * A Bind or Describe of the reused statement ST, for the client's CS,
+ * starts a request on S: keep it, if
+ *   - it is the first of a transaction (nothing else is under way: a replay
+ *     repeats only what had no effect yet);
+ *   - ST is older than the client's Parse of CS: only then can a DDL have
+ *     come between them, so that ST is stale where the client's own
+ *     statement on a direct connection would not be. When ST is as new as
+ *     the client's Parse, a 0A000 is what a direct connection would say.
+ */
+static void replay_start(Server *s, const PsServerStmt *st, const PsClientStmt *cs, const ProtoHeader *h,
+			 const uint8_t *msg)
+{
+	if (s->expect.count != 0 || s->tx_status != 'I' || s->replay.replaying || !st->confirmed ||
+	    st->born > cs->born)
+		return; /* (born values are never equal: one clock) */
+	PsReplay *r = &s->replay;
+	r->len = 0;
+	r->active = true;
+	r->complete = false;
+	r->described = h->type == PROTO_FE_DESCRIBE;
+	r->executed = false;
+	r->retry_due = false;
+	replay_append(s, msg, (size_t)h->len + 1);
+}
+
+/* The next client message of a kept request: taken up to its Sync.
+ * Anything else than Bind, Describe, Execute and Flush, or anything after
+ * the Sync (the replay must come before it), gives up the replay. */
+static void replay_take(Server *s, const ProtoHeader *h, const uint8_t *msg)
+{
+	static const uint8_t sync[5] = {PROTO_FE_SYNC, 0, 0, 0, 4};
+	static const uint8_t flush[5] = {PROTO_FE_FLUSH, 0, 0, 0, 4};
+	PsReplay *r = &s->replay;
+	if (r->complete) {
+		replay_drop(s);
+		return;
+	}
+	switch (h->type) {
+	case PROTO_FE_BIND:
+	case PROTO_FE_DESCRIBE:
+	case PROTO_FE_EXECUTE:
+		if (!msg) {
+			replay_drop(s);
+			return;
+		}
+		if (h->type == PROTO_FE_DESCRIBE && !r->executed)
+			r->described = true;
+		if (h->type == PROTO_FE_EXECUTE)
+			r->executed = true;
+		replay_append(s, msg, (size_t)h->len + 1);
+		return;
+	case PROTO_FE_FLUSH:
+		replay_append(s, flush, sizeof(flush));
+		return;
+	case PROTO_FE_SYNC:
+		replay_append(s, sync, sizeof(sync));
+		r->complete = true;
+		return;
+	default:
+		replay_drop(s);
+		return;
+	}
+}
+
+/*
+ * The kept request met a stale statement at its first message; the server
+ * skips to its Sync and answers ReadyForQuery. That answer is swallowed, the
+ * queue loses the request's entries, and the request goes out again: its
+ * first message now prepares the statement afresh (server_ensure). The
+ * replay is not kept, so a second refusal reaches the client.
+ */
+static void replay_run(Server *s)
+{
+	PsReplay *r = &s->replay;
+	Client *c = s->client;
+	r->retry_due = false;
+	r->active = false;
+	while (s->expect.count) {
+		PsExpect *e = queue_head(s);
+		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
+			PsServerStmt *st = server_find_id(s, e->stmt_id);
+			if (st && !st->confirmed)
+				server_stmt_remove(s, (size_t)(st - s->ps));
+		}
+		queue_pop(s);
+	}
+	s->swallow_rfq++;
+	slog_debug(s, "retrying a request whose statement was stale (%zu bytes)", r->len);
+	r->replaying = true;
+	for (size_t off = 0; c && off + PROTO_HEADER_SIZE <= r->len;) {
+		ProtoHeader h;
+		const char *why = "";
+		if (proto_header_parse(r->data + off, r->len - off, PROXY_SERVER_MAX_MESSAGE, &h, &why) != PROTO_OK)
+			break; /* cannot be: these are messages already checked */
+		const uint8_t *msg = r->data + off;
+		if (ps_client_message(c, s, &h, msg))
+			sock_write(&s->sock, msg, (size_t)h.len + 1);
+		off += (size_t)h.len + 1;
+	}
+	r->replaying = false;
+	r->len = 0;
 }
 
 /* ---- per-client statements ---- */
@@ -250,6 +423,7 @@ static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *bo
 	memcpy(cs->body, body, len);
 	cs->len = len;
 	cs->hash = hash_bytes(HASH_SEED, body, len);
+	cs->born = ++proxy.ps_clock;
 	return cs;
 }
 
@@ -263,7 +437,9 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 	if (!cs)
 		return false; /* not ours: the server answers (with an error) */
 	bool sent;
-	PsServerStmt *st = server_ensure(c, s, cs, b, false, &sent);
+	PsServerStmt *st = server_ensure(c, s, cs, b, &sent);
+	if (!sent)
+		replay_start(s, st, cs, h, msg);
 	const uint8_t *body = msg + PROTO_HEADER_SIZE;
 	const uint8_t *end = body + proto_body_len(h);
 	size_t m = proto_msg_begin(b, h->type);
@@ -271,7 +447,9 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 	put_stmt_name(b, st->id);
 	proto_put_bytes(b, name_end, (size_t)(end - name_end));
 	proto_msg_end(b, m);
-	queue_push(s, kind, 0);
+	/* a 0A000 for it can be pgflip's doing only if it is older than the
+	 * client's Parse (server_error) */
+	queue_push(s, kind, st->born < cs->born ? st->id : 0);
 	send_buf(s, b);
 	return true;
 }
@@ -284,6 +462,8 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	ProtoBuf b;
 	bool forward = true;
 	uint8_t space[512];
+	if (s->replay.active) /* (never while replay_run sends it again) */
+		replay_take(s, h, msg);
 	if (msg)
 		proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
 	protobuf_init_on(&b, space, sizeof(space));
@@ -294,12 +474,15 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 			break;
 		}
 		{
+			/* the client's own Parse: always a new server statement, as
+			 * fresh as on a direct connection; an older one of the same
+			 * text is closed first */
 			const uint8_t *body = r.p;
 			PsClientStmt *cs = client_store(c, name, body, (uint32_t)(r.end - body));
-			bool sent;
-			server_ensure(c, s, cs, &b, true, &sent);
-			if (!sent)
-				queue_push(s, PS_SYNTH_PARSE, 0);
+			PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
+			if (old)
+				server_stmt_close(s, (size_t)(old - s->ps), &b);
+			ps_prepare_on(c, s, cs, &b, PS_EXPECT_PARSE);
 			send_buf(s, &b);
 			forward = false;
 		}
@@ -411,7 +594,6 @@ static bool is_final(PsExpectKind kind, uint8_t type)
 	case PS_SWALLOW_CLOSE: return type == PROTO_BE_CLOSE_COMPLETE;
 	case PS_EXPECT_SYNC:
 	case PS_EXPECT_QUERY: return type == PROTO_BE_READY_FOR_QUERY;
-	case PS_SYNTH_PARSE:
 	case PS_SYNTH_CLOSE: return false;
 	}
 	return false;
@@ -424,12 +606,47 @@ bool ps_server_final(const Server *s, uint8_t type)
 	return type == PROTO_BE_ERROR_RESPONSE || is_final(s->expect.items[s->expect.head].kind, type);
 }
 
-bool ps_server_swallow(const Server *s, uint8_t type)
+/* An ErrorResponse for the head of the queue. 0A000 for a Bind or Describe
+ * that pgflip pointed at a statement older than the client's own Parse
+ * ("cached plan must not change result type": a DDL came between them)
+ * marks that statement stale; when the statement is as new as the client's
+ * Parse, the refusal is what a direct connection would give, and stays.
+ * Returns true when the request is replayed (replay_run, from
+ * ps_server_after) and the error is not the client's to see: a kept
+ * request, whole, that describes what it executes, so the client learns
+ * the new result type from the retry. */
+static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 {
-	if (!s->expect.count || type == PROTO_BE_ERROR_RESPONSE)
+	PsExpect *e = queue_head(s);
+	PsReplay *r = &s->replay;
+	bool kept = r->active;
+	r->active = false;
+	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)
 		return false;
+	ProtoErrorFields f;
+	if (!proto_error_parse(msg + PROTO_HEADER_SIZE, proto_body_len(h), &f) || !f.sqlstate ||
+	    strcmp(f.sqlstate, "0A000") != 0)
+		return false;
+	PsServerStmt *st = server_find_id(s, e->stmt_id);
+	if (!st)
+		return false;
+	st->stale = true;
+	slog_debug(s, "statement pgflip_%llu is stale: %s", (unsigned long long)st->id, f.message ? f.message : "");
+	if (!kept || !r->complete || !r->described || !s->client)
+		return false;
+	r->active = true;
+	r->retry_due = true;
+	return true;
+}
+
+bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg)
+{
+	if (!s->expect.count)
+		return false;
+	if (h->type == PROTO_BE_ERROR_RESPONSE)
+		return server_error(s, h, msg);
 	PsExpectKind kind = s->expect.items[s->expect.head].kind;
-	return (kind == PS_SWALLOW_PARSE || kind == PS_SWALLOW_CLOSE) && is_final(kind, type);
+	return (kind == PS_SWALLOW_PARSE || kind == PS_SWALLOW_CLOSE) && is_final(kind, h->type);
 }
 
 /* An ErrorResponse: the server skips to the next Sync. Statements whose
@@ -447,7 +664,8 @@ static void skip_to_sync(Server *s)
 	}
 }
 
-/* The head entry got its final answer: a Parse's statement is there now. */
+/* The head entry got its final answer: a Parse's statement is there now.
+ * A kept request is past its first answer: it will not be replayed. */
 static void queue_finish_head(Server *s, PsExpect *e)
 {
 	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
@@ -455,6 +673,8 @@ static void queue_finish_head(Server *s, PsExpect *e)
 		if (st)
 			st->confirmed = true;
 	}
+	if (s->replay.active)
+		replay_drop(s);
 	queue_pop(s);
 }
 
@@ -468,7 +688,7 @@ bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
 		return false;
 	queue_finish_head(s, e);
 	e = queue_head(s);
-	*end_run = e && (e->kind == PS_SYNTH_PARSE || e->kind == PS_SYNTH_CLOSE);
+	*end_run = e && e->kind == PS_SYNTH_CLOSE;
 	return true;
 }
 
@@ -478,7 +698,9 @@ void ps_server_after(Server *s, uint8_t type)
 	if (!e)
 		return;
 	if (type == PROTO_BE_ERROR_RESPONSE) {
-		if (e->kind != PS_EXPECT_QUERY)
+		if (s->replay.retry_due)
+			replay_run(s);
+		else if (e->kind != PS_EXPECT_QUERY)
 			skip_to_sync(s);
 		return;
 	}

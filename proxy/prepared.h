@@ -16,6 +16,7 @@ typedef struct PsClientStmt {
 	uint8_t *body;
 	uint32_t len;
 	uint64_t hash;
+	uint64_t born;     /* proxy.ps_clock at its Parse */
 } PsClientStmt;
 
 /* A statement prepared on one server connection, as pgflip_<id>, for one
@@ -27,7 +28,9 @@ typedef struct PsServerStmt {
 	uint32_t len;
 	uint64_t hash;
 	uint64_t last_used;
+	uint64_t born;     /* proxy.ps_clock at its Parse */
 	bool confirmed;    /* ParseComplete seen */
+	bool stale;        /* refused with 0A000 (older than a DDL): prepare again before use */
 } PsServerStmt;
 
 /* What the server will answer to each extended-protocol message sent, in
@@ -43,14 +46,32 @@ typedef enum {
 	PS_EXPECT_QUERY,       /* ... ReadyForQuery (Query, FunctionCall) */
 	PS_SWALLOW_PARSE,      /* a Parse pgflip sent itself: swallow ParseComplete */
 	PS_SWALLOW_CLOSE,      /* an eviction Close: swallow CloseComplete */
-	PS_SYNTH_PARSE,        /* answer ParseComplete ourselves when reached */
 	PS_SYNTH_CLOSE,        /* answer CloseComplete ourselves when reached */
 } PsExpectKind;
 
 typedef struct PsExpect {
 	PsExpectKind kind;
-	uint64_t stmt_id;      /* PARSE kinds: the server statement */
+	uint64_t stmt_id;      /* PARSE kinds: the server statement; BIND/DESCRIBE:
+				* the server statement pgflip named, when it is older
+				* than the client's Parse (else 0) */
 } PsExpect;
+
+/* The client messages of a request that starts a transaction with a
+ * statement pgflip reuses, older than the client's own Parse of it, kept
+ * until its first answer: if that is 0A000 (the statement is older than a
+ * DDL), pgflip prepares it again and sends the request once more
+ * (prepared.c). */
+typedef struct PsReplay {
+	uint8_t *data;         /* whole messages, as the client sent them */
+	size_t len;
+	size_t cap;
+	bool active;           /* a request is kept */
+	bool complete;         /* its Sync is in */
+	bool described;        /* a Describe came before any Execute */
+	bool executed;         /* an Execute is in */
+	bool retry_due;        /* its error was swallowed: replay it */
+	bool replaying;        /* sending it again (not kept again) */
+} PsReplay;
 
 typedef struct PsQueue {
 	PsExpect *items;
@@ -79,9 +100,12 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 /* ps_server_final: with answers expected, does a message of TYPE end the
  * current one (so the caller must see it whole)? */
 bool ps_server_final(const Server *s, uint8_t type);
-/* ps_server_swallow: should this server message be dropped (an answer to
- * pgflip's own Parse/Close)? */
-bool ps_server_swallow(const Server *s, uint8_t type);
+/* ps_server_swallow: should the server message MSG (whole, header H) be
+ * dropped? True for an answer to pgflip's own Parse/Close, and for an
+ * ErrorResponse that pgflip answers itself by retrying the request
+ * (ps_server_after then sends it again). An ErrorResponse 0A000 for a
+ * statement pgflip reused marks that statement stale. */
+bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_after: the message of TYPE went to the client (or was dropped):
  * advance the queue, make up answers that are now due. */
 void ps_server_after(Server *s, uint8_t type);

@@ -210,6 +210,7 @@ struct Server {
 	uint64_t ps_next_id;
 	uint64_t ps_tick;
 	PsQueue expect;                 /* answers still to come, in order */
+	PsReplay replay;                /* the request a stale statement may make pgflip retry */
 };
 
 struct Pool {
@@ -277,6 +278,7 @@ typedef struct Proxy {
 	uint64_t shutdown_deadline_ms;
 	uint64_t n_transactions;
 	uint64_t n_clients_total;
+	uint64_t ps_clock;              /* orders the Parses of clients and of pgflip (prepared.c) */
 } Proxy;
 
 extern Proxy proxy;

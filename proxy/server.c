@@ -621,7 +621,7 @@ static bool server_step_inspect(Server *s, Sock *out, const ProtoHeader *h, size
 	bool forward = server_inspect(s, h, msg, swallow);
 	if (s->state == SV_CLOSING)
 		return false;
-	if (ps_final && ps_server_swallow(s, h->type))
+	if (ps_final && ps_server_swallow(s, h, msg))
 		forward = false;
 	if (forward && out)
 		sock_write_buffer(out, in, total);
