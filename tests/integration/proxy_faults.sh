@@ -227,3 +227,37 @@ pgflip_start "$T_DIR/dns.ini" || not_ok "pgflip starts (host=localhost)"
 expect_eq "host=localhost: served" "$(fpsql "$port" -c "SELECT 'resolved'")" "resolved"
 check "... resolved by pgflip, not by libpq" grep -q "localhost is 127.0.0.1" "$T_DIR/pgflip.log"
 pgflip_stop
+
+# file descriptors run out: pgflip stops accepting for a while (no busy
+# loop, one log line per pause) and serves again once some are free
+write_conf "$T_DIR/fd.ini" "$port" "log_level = info
+client_login_timeout = 1.5"
+sh -c "ulimit -n 48; exec \"$TOP/$PGFLIP\" serve -c \"$T_DIR/fd.ini\"" >>"$T_DIR/pgflip.log" 2>&1 &
+PGFLIP_PID=$!
+T_PIDS="$T_PIDS $PGFLIP_PID"
+i=0; while [ $i -lt 50 ] && ! ctl status >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
+check "fd limit: pgflip warns at start that the limit is below what it may need" grep -q "file descriptor limit (48)" "$T_DIR/pgflip.log"
+cpu() { awk '{ print $14 + $15 }' "/proc/$PGFLIP_PID/stat"; }
+python3 - "$port" >"$T_DIR/fd.out" 2>&1 <<'PY' &
+import socket, sys, time
+socks = []
+for i in range(80):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1))
+    except OSError:
+        pass
+print(len(socks))
+time.sleep(3)
+PY
+held=$!
+sleep 0.5
+t0=$(cpu)
+sleep 2
+t1=$(cpu)
+wait $held
+check "fd limit reached: no busy loop (pgflip used $((t1 - t0)) ticks of CPU in 2 s)" test $((t1 - t0)) -lt 50
+n=$(grep -c "not accepting for" "$T_DIR/pgflip.log")
+check "fd limit reached: logged once per pause ($n lines)" test "$n" -ge 1 -a "$n" -le 5
+sleep 1.5
+expect_eq "fd limit: served again once descriptors are free" "$(fpsql "$port" -c "SELECT 'again'")" "again"
+pgflip_stop
