@@ -945,6 +945,27 @@ static bool client_step_forward(Client *c, Server *s, size_t avail, size_t total
 	return true;
 }
 
+/* A named Parse past max_prepared_statements: its request is answered with
+ * 53400 and dropped to its Sync. When the client already sent other
+ * messages of that cycle, which the server is running, its Sync must reach
+ * the server: then the client is closed instead (a clear error; a driver
+ * pipelines that many statements by mistake). */
+static bool client_refuse_parse(Client *c, Server *s, const ProtoHeader *h, size_t avail, size_t total)
+{
+	char text[200];
+	snprintf(text, sizeof(text),
+		 "too many prepared statements for this client (max_prepared_statements = %d): close or "
+		 "deallocate some first",
+		 proxy.conf->max_prepared_statements);
+	if (s->open_cycle) {
+		client_close(c, "53400", "%s", text);
+		return false;
+	}
+	clog_info(c, "Parse refused: %s", text);
+	client_discard_request(c, "53400", text);
+	return client_step_discard(c, h, avail, total);
+}
+
 /* Feeds the scanner the next N input bytes (from offset OFF) of a Query
  * that streams, before they move. */
 static void client_scan_input(Client *c, size_t off, size_t n)
@@ -1038,6 +1059,8 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 	}
 	if (bind_check)
 		client_scan_sql(c, s, client_bind_flags(c, h, msg));
+	if (ps && h->type == PROTO_FE_PARSE && ps_client_full(c, h, msg))
+		return client_refuse_parse(c, s, h, avail, total);
 	client_count_request(c, s, h->type);
 	if (ps) {
 		if (!ps_client_message(c, s, h, msg)) {

@@ -427,6 +427,16 @@ static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *bo
 	return cs;
 }
 
+bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg)
+{
+	ProtoReader r;
+	const char *name;
+	if (c->n_ps < (size_t)proxy.conf->max_prepared_statements)
+		return false;
+	proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
+	return proto_get_cstring(&r, &name) && *name && !client_find(c, name);
+}
+
 /* ---- client messages ---- */
 
 /* Bind or Describe/Close naming statement NAME: rewritten for S into B. */

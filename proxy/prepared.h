@@ -97,6 +97,10 @@ bool ps_needs_whole(uint8_t type);
  * false when they are consumed (drain them).
  */
 bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg);
+/* ps_client_full: the whole Parse MSG (header H) would give C one named
+ * statement more than max_prepared_statements (a new name; re-preparing a
+ * name it has is fine). The caller refuses it. */
+bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_final: with answers expected, does a message of TYPE end the
  * current one (so the caller must see it whole)? */
 bool ps_server_final(const Server *s, uint8_t type);

@@ -261,3 +261,26 @@ check "fd limit reached: logged once per pause ($n lines)" test "$n" -ge 1 -a "$
 sleep 1.5
 expect_eq "fd limit: served again once descriptors are free" "$(fpsql "$port" -c "SELECT 'again'")" "again"
 pgflip_stop
+
+# named prepared statements per client are bounded by max_prepared_statements
+write_conf "$T_DIR/ps.ini" "$port" "pool_mode = transaction
+max_prepared_statements = 5"
+pgflip_start "$T_DIR/ps.ini" || not_ok "pgflip starts (max_prepared_statements = 5)"
+steps=""
+for i in 1 2 3 4 5 6; do steps="$steps p:s$i|SELECT $i"; done
+got=$(python3 "$TOP/tests/lib/pgwire.py" "$port" "$T_DB" -- $steps "e:s5" "p:s1|SELECT 11" "e:s1" 2>&1 | tr '\n' ' ')
+expect_match "the 6th named statement of a client: 53400, the others still work, re-preparing a name is fine" "$got" \
+	"     E 53400 too many prepared statements for this client (max_prepared_statements = 5)* 5  11 "
+rss0=$(rss_kb)
+python3 - "$port" "$T_DB" <<'PY'
+import sys
+sys.argv = [sys.argv[0], sys.argv[1], sys.argv[2]]
+exec(open(__import__("os").environ["TOP"] + "/tests/lib/pgwire.py").read().split("\ndef main")[0])
+c = Conn(int(sys.argv[1]), {"user": "app", "database": sys.argv[2]})
+c.login()
+for i in range(10000):
+    c.prepare("n%d" % i, "SELECT %d, '%s'" % (i, "x" * 8000))
+PY
+rss1=$(rss_kb)
+check "10,000 named Parses of 8 kB from one client: RSS grows by less than 16 MB ($rss0 -> $rss1 kB)" test $((rss1 - rss0)) -lt 16384
+pgflip_stop
