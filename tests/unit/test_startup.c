@@ -371,6 +371,19 @@ static void test_collect_packet_beats_options(void **state)
 	               "TimeZone=Europe/Paris;", false);
 }
 
+/* "options" given twice: the last one is read, as the server keeps the
+ * last (ProcessStartupPacket, src/backend/tcop/backend_startup.c). */
+static void test_collect_options_twice(void **state)
+{
+	(void)state;
+	assert_collect(plain_conf,
+	               (const char *const[]){"options", "-c role=admin", "options", "-c DateStyle=ISO", NULL},
+	               "DateStyle=ISO;", false);
+	assert_refused(plain_conf,
+	               (const char *const[]){"options", "-c DateStyle=ISO", "options", "-c role=admin", NULL}, "role",
+	               "unsupported startup parameter in options: role" CARRIES);
+}
+
 static void test_collect_options_refused(void **state)
 {
 	(void)state;
@@ -419,6 +432,7 @@ int main(void)
 	        cmocka_unit_test(test_collect_packet_refused),
 	        cmocka_unit_test(test_collect_options),
 	        cmocka_unit_test(test_collect_packet_beats_options),
+	        cmocka_unit_test(test_collect_options_twice),
 	        cmocka_unit_test(test_collect_options_refused),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
