@@ -283,6 +283,15 @@ static int cmd_start(Cli *c, Exec *e, const char *path, bool complete)
 	MigFile f;
 	if (!migfile_load(path, &f, err, sizeof err))
 		return fail("%s", err);
+	/* a version schema that could not be a route stops here, before the
+	 * state schema or anything else is touched (plan_build says the same) */
+	char *vschema = plan_vschema_name(&f, e->schema);
+	bool vschema_ok = vschema && plan_vschema_check(&f, e->schema, vschema, err, sizeof err);
+	free(vschema);
+	if (!vschema_ok) {
+		migfile_free(&f);
+		return fail("%s", err[0] ? err : "out of memory");
+	}
 	int rc = 1;
 	MigState active = {0}, latest = {0}, existing = {0};
 	bool has_active = false, has_latest = false, has_existing = false;

@@ -11,6 +11,7 @@
  * renamed, and rollback drops everything the old version cannot see.
  */
 #include "migrate/plan.h"
+#include "conf/conf.h"
 #include "migrate/plan_int.h"
 
 #include <stdarg.h>
@@ -918,11 +919,42 @@ static bool steps_move(StepList *dst, StepList *src, bool reverse)
 
 char *plan_vschema_name(const MigFile *f, const char *schema)
 {
-	if (f->version_schema)
+	if (f->version_schema && f->version_schema[0])
 		return strdup(f->version_schema);
-	char buf[128];
-	snprintf(buf, sizeof buf, "%s_%s", schema, f->name);
-	return strdup(buf);
+	size_t n = strlen(schema) + 1 + strlen(f->name) + 1;
+	char *name = malloc(n);
+	if (name)
+		snprintf(name, n, "%s_%s", schema, f->name);
+	return name;
+}
+
+bool plan_vschema_check(const MigFile *f, const char *schema, const char *vschema, char *err, size_t errlen)
+{
+	char why[256];
+	bool explicit = f->version_schema && f->version_schema[0];
+	if (!conf_route_schema_check(vschema, why, sizeof why)) {
+		if (explicit)
+			snprintf(err, errlen, "%s: version_schema \"%s\" cannot be a route: %s", f->path, vschema, why);
+		else
+			snprintf(err, errlen,
+				 "%s: version schema \"%s\" (schema \"%s\" + \"_\" + migration name \"%s\") cannot be a "
+				 "route: %s; set version_schema or rename the migration",
+				 f->path, vschema, schema, f->name, why);
+		return false;
+	}
+	if (strcmp(vschema, schema) == 0) {
+		snprintf(err, errlen,
+			 "%s: version_schema \"%s\" is the schema of the tables: starting the migration would drop it",
+			 f->path, vschema);
+		return false;
+	}
+	if (strcmp(vschema, MIGRATE_STATE_SCHEMA) == 0) {
+		snprintf(err, errlen,
+			 "%s: version_schema \"%s\" is pgflip's state schema: starting the migration would drop it",
+			 f->path, vschema);
+		return false;
+	}
+	return true;
 }
 
 Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, const char *prev_vschema, char *err,
@@ -954,8 +986,8 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		pl_fail(&pl, "out of memory");
 		goto out;
 	}
-	if (strlen(p->vschema) > 63) {
-		pl_fail(&pl, "version schema name \"%s\" is longer than 63 bytes", p->vschema);
+	if (!plan_vschema_check(f, schema, p->vschema, err, errlen)) {
+		pl.failed = true;
 		goto out;
 	}
 	if (prev_vschema && strcmp(prev_vschema, p->vschema) == 0) {

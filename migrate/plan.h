@@ -49,6 +49,9 @@
 #define PLAN_BACKFILL_GUC "pgflip.backfill"
 /* Dollar-quote tag of trigger bodies; an up/down expression may not contain it. */
 #define PLAN_DOLLAR "$pgflip$"
+/* The schema of pgflip's own state (state.c): no version schema may take
+ * its name. */
+#define MIGRATE_STATE_SCHEMA "pgflip"
 
 typedef enum StepKind {
 	STEP_SQL = 0,     /* transactional; adjacent STEP_SQL steps share one transaction */
@@ -105,8 +108,22 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		 size_t errlen) __attribute__((warn_unused_result));
 void plan_free(Plan *p);
 
-/* Version schema of migration F in SCHEMA: F's version_schema or SCHEMA_NAME. */
+/* Version schema of migration F in SCHEMA: F's version_schema, or (when it
+ * has none, or an empty one, as in pgroll) SCHEMA_NAME with the migration's
+ * name as written. Caller frees; NULL when out of memory. */
 char *plan_vschema_name(const MigFile *f, const char *schema);
+
+/*
+ * plan_vschema_check: whether VSCHEMA, the version schema of F in SCHEMA
+ * (plan_vschema_name), may be built. Clients are routed to it by name, so it
+ * must pass conf_route_schema_check (pgroll would quote a name that does not,
+ * and no route could then match it: refused, never altered); and it must be
+ * neither SCHEMA nor pgflip's state schema, which start would drop (its views
+ * step begins with DROP SCHEMA IF EXISTS ... CASCADE). plan_build checks it;
+ * the CLI asks first, before it touches the database. Returns true, or false
+ * with ERR (ERRLEN bytes) "FILE: version schema NAME ...: why".
+ */
+bool plan_vschema_check(const MigFile *f, const char *schema, const char *vschema, char *err, size_t errlen);
 
 /* Printable plan: "-- start" / "-- complete" / "-- rollback" sections, each
  * step a statement list ending in ';' with its flags as comments. Caller frees. */

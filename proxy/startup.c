@@ -99,16 +99,27 @@ static bool startup_options(const Conf *conf, const char *options, ParamList *ou
 	return ok;
 }
 
+/*
+ * As the server does (process_startup_options in postinit.c): the options
+ * first, then the packet's own settings, so that a setting given both ways
+ * gets the packet's value wherever "options" sits in the packet. Given twice,
+ * the last "options" is the one read (ProcessStartupPacket keeps the last).
+ */
 bool startup_collect(const Conf *conf, const ProtoStartup *st, ParamList *out, StartupResult *res)
 {
 	memset(res, 0, sizeof(*res));
+	const char *options = NULL;
+	for (size_t i = 0; i < st->n_params; i++)
+		if (strcmp(st->names[i], "options") == 0)
+			options = st->values[i];
+	if (options && !startup_options(conf, options, out, res))
+		return false;
 	for (size_t i = 0; i < st->n_params; i++) {
 		const char *name = st->names[i];
-		if (!strcmp(name, "user") || !strcmp(name, "database") || !strncmp(name, "_pq_.", 5))
+		if (!strcmp(name, "user") || !strcmp(name, "database") || !strcmp(name, "options") ||
+		    !strncmp(name, "_pq_.", 5))
 			continue;
-		bool ok = strcmp(name, "options") == 0 ? startup_options(conf, st->values[i], out, res)
-						       : startup_take(conf, name, st->values[i], "", out, res);
-		if (!ok)
+		if (!startup_take(conf, name, st->values[i], "", out, res))
 			return false;
 	}
 	return true;

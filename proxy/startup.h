@@ -42,8 +42,8 @@ typedef enum {
  * startup_verdict: what to do with the setting NAME (case-insensitive, as
  * PostgreSQL's GUC names) under CONF. When the verdict is STARTUP_APPLY,
  * *CANON (if not NULL) gets the name as pgflip carries it (the tracked
- * list's spelling, e.g. "DateStyle" for "datestyle"; NAME itself for an
- * extra one).
+ * list's spelling, e.g. "DateStyle" for "datestyle"; for an extra one,
+ * its spelling in track_extra_parameters).
  */
 StartupVerdict startup_verdict(const Conf *conf, const char *name, const char **canon);
 
@@ -63,7 +63,9 @@ typedef struct StartupResult {
  * startup_collect: the settings of the StartupMessage ST to carry for the
  * client, added to OUT (application_name among them when given). Parameters
  * user and database, and names starting with "_pq_.", are skipped. The
- * "options" value is parsed with proto_options_parse.
+ * "options" value is parsed with proto_options_parse and read first, as
+ * the server does, so that the packet's own parameters win over it; of two
+ * "options", the last counts.
  * Returns true, or false with RES->why set (OUT may then hold some settings:
  * the caller closes the client anyway).
  */

@@ -48,6 +48,27 @@ out=$(PGHOST=/nonexistent PGPORT=1 mig status 2>&1); rc=$?
 expect_eq "no server: exit 1" "$rc" 1
 expect_eq "no server: one line" "$(echo "$out" | wc -l)" 1
 
+# a version schema that could not be a route (conf_route_schema_check):
+# refused before the database is touched, in plan and in start
+cat >"$T_DIR/03-Bad.yaml" <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}]
+EOF
+{ echo "version_schema: public"; cat "$T_DIR/03-Bad.yaml"; } >"$T_DIR/04_public.yaml"
+why_bad="$T_DIR/03-Bad.yaml: version schema \"public_03-Bad\" (schema \"public\" + \"_\" + migration name \"03-Bad\") cannot be a route: invalid schema name \"public_03-Bad\": a route must be a lower-case identifier ([a-z_][a-z0-9_\$]*, at most 63 bytes); set version_schema or rename the migration"
+out=$(mig --no-chain plan "$T_DIR/03-Bad.yaml" 2>&1); rc=$?
+expect_eq "plan: version schema not a route" "$rc:$out" "1:pgflip migrate: $why_bad"
+mig_db mig_cli_vschema
+out=$(mig start "$T_DIR/03-Bad.yaml" 2>&1); rc=$?
+expect_eq "start: version schema not a route: refused" "$rc:$out" "1:pgflip migrate: $why_bad"
+out=$(mig start "$T_DIR/04_public.yaml" 2>&1); rc=$?
+expect_eq "start: version_schema = the tables' schema: refused" "$rc:$out" \
+	"1:pgflip migrate: $T_DIR/04_public.yaml: version_schema \"public\" is the schema of the tables: starting the migration would drop it"
+expect_eq "start: version schema refused: nothing created" \
+	"$(q "SELECT count(*) FROM pg_namespace WHERE nspname IN ('pgflip', 'public_03-Bad')")" 0
+
 mig_db mig_cli
 step "init" mig init
 step "init is idempotent" mig init

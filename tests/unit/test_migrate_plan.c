@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -508,6 +509,160 @@ static void test_sql_helpers(void **state)
 	assert_true(sql_mentions("\"n\" + 1", "n"));
 }
 
+/* ---- version schema names ---------------------------------------------- */
+
+#define ROUTE_RULE "a route must be a lower-case identifier ([a-z_][a-z0-9_$]*, at most 63 bytes)"
+#define ONE_OP "operations:\n  - add_column: {table: users, column: {name: n2, type: text, nullable: true}}\n"
+
+/* Plans TEXT, loaded from PATH, in table schema SCHEMA after version schema
+ * public_001_base. NULL with err set when the planner refuses it. */
+static Plan *plan_file(const char *path, const char *text, const char *schema)
+{
+	if (!migfile_parse(path, text, strlen(text), false, &file, err, sizeof err))
+		fail_msg("load: %s", err);
+	Snapshot *s = base_snapshot();
+	Plan *p = plan_build(&file, s, schema, "public_001_base", err, sizeof err);
+	snapshot_free(s);
+	migfile_free(&file);
+	return p;
+}
+
+/* PATH with TEXT plans, with version schema WANT (also in the SQL). */
+static void vschema_ok(const char *path, const char *text, const char *schema, const char *want)
+{
+	Plan *p = plan_file(path, text, schema);
+	if (!p)
+		fail_msg("%s refused: %s", path, err);
+	assert_string_equal(p->vschema, want);
+	char create[200];
+	snprintf(create, sizeof create, "CREATE SCHEMA \"%s\"", want);
+	contains(kind_step(&p->start, STEP_VIEWS)->sql, create);
+	plan_free(p);
+}
+
+/* PATH with TEXT is refused with exactly WANT. */
+static void vschema_refused(const char *path, const char *text, const char *schema, const char *want)
+{
+	Plan *p = plan_file(path, text, schema);
+	if (p) {
+		char got[128];
+		snprintf(got, sizeof got, "%s", p->vschema);
+		plan_free(p);
+		fail_msg("%s planned with version schema %s, want error\n  %s", path, got, want);
+	}
+	if (strcmp(err, want) != 0)
+		fail_msg("got  '%s'\nwant '%s'", err, want);
+}
+
+/* The version schema of a migration is a route (clients get it as their
+ * search_path), so it follows conf_route_schema_check, as pgroll builds it
+ * (SCHEMA_NAME, the name kept as written) but refused where pgroll would
+ * quote it. */
+static void test_version_schema_names(void **state)
+{
+	(void)state;
+	vschema_ok("m/002_add.yaml", ONE_OP, "public", "public_002_add");
+	vschema_ok("m/x.yaml", "name: 002_named\n" ONE_OP, "public", "public_002_named");
+	vschema_ok("m/x.yaml", "version_schema: v2$b\n" ONE_OP, "public", "v2$b");
+	vschema_ok("m/x.yaml", "version_schema: _v2\n" ONE_OP, "shop", "_v2");
+	vschema_ok("m/002_add.yaml", ONE_OP, "shop", "shop_002_add");
+	/* an empty version_schema is no version_schema, as in pgroll */
+	vschema_ok("m/002_add.yaml", "version_schema: ''\n" ONE_OP, "public", "public_002_add");
+
+	/* from the migration name */
+	vschema_refused("m/002-Add.yaml", ONE_OP, "public",
+	                "m/002-Add.yaml: version schema \"public_002-Add\" (schema \"public\" + \"_\" + migration name "
+	                "\"002-Add\") cannot be a route: invalid schema name \"public_002-Add\": " ROUTE_RULE
+	                "; set version_schema or rename the migration");
+	vschema_refused("m/x.yaml", "name: 002 add\n" ONE_OP, "public",
+	                "m/x.yaml: version schema \"public_002 add\" (schema \"public\" + \"_\" + migration name "
+	                "\"002 add\") cannot be a route: invalid schema name \"public_002 add\": " ROUTE_RULE
+	                "; set version_schema or rename the migration");
+	/* from the table schema */
+	vschema_refused("m/002_add.yaml", ONE_OP, "Shop",
+	                "m/002_add.yaml: version schema \"Shop_002_add\" (schema \"Shop\" + \"_\" + migration name "
+	                "\"002_add\") cannot be a route: invalid schema name \"Shop_002_add\": " ROUTE_RULE
+	                "; set version_schema or rename the migration");
+	vschema_refused("m/002_add.yaml", ONE_OP, "pg_x",
+	                "m/002_add.yaml: version schema \"pg_x_002_add\" (schema \"pg_x\" + \"_\" + migration name "
+	                "\"002_add\") cannot be a route: schema \"pg_x_002_add\" is a system schema: it cannot be a "
+	                "route; set version_schema or rename the migration");
+	/* 63 bytes pass, 64 do not */
+	char name[80], text[400], want[1024], vs[100];
+	memset(name, 'n', 56);
+	name[56] = '\0';
+	snprintf(text, sizeof text, "name: %s\n" ONE_OP, name);
+	snprintf(vs, sizeof vs, "public_%s", name);
+	assert_int_equal(strlen(vs), 63);
+	vschema_ok("m/x.yaml", text, "public", vs);
+	strcat(name, "n");
+	snprintf(text, sizeof text, "name: %s\n" ONE_OP, name);
+	snprintf(want, sizeof want,
+	         "m/x.yaml: version schema \"public_%s\" (schema \"public\" + \"_\" + migration name \"%s\") cannot be "
+	         "a route: invalid schema name \"public_%s\": " ROUTE_RULE
+	         "; set version_schema or rename the migration",
+	         name, name, name);
+	vschema_refused("m/x.yaml", text, "public", want);
+
+	/* from version_schema */
+	vschema_refused("m/x.yaml", "version_schema: V2\n" ONE_OP, "public",
+	                "m/x.yaml: version_schema \"V2\" cannot be a route: invalid schema name \"V2\": " ROUTE_RULE);
+	vschema_refused("m/x.yaml", "version_schema: 'a,b'\n" ONE_OP, "public",
+	                "m/x.yaml: version_schema \"a,b\" cannot be a route: invalid schema name \"a,b\": " ROUTE_RULE);
+	vschema_refused("m/x.yaml", "version_schema: pg_catalog\n" ONE_OP, "public",
+	                "m/x.yaml: version_schema \"pg_catalog\" cannot be a route: schema \"pg_catalog\" is a system "
+	                "schema: it cannot be a route");
+	vschema_refused(
+	        "m/x.yaml", "version_schema: information_schema\n" ONE_OP, "public",
+	        "m/x.yaml: version_schema \"information_schema\" cannot be a route: schema \"information_schema\" "
+	        "is a system schema: it cannot be a route");
+	/* a valid name that start would destroy: its first step is DROP SCHEMA
+	 * IF EXISTS ... CASCADE */
+	vschema_refused("m/x.yaml", "version_schema: public\n" ONE_OP, "public",
+	                "m/x.yaml: version_schema \"public\" is the schema of the tables: starting the migration would "
+	                "drop it");
+	vschema_refused("m/x.yaml", "version_schema: shop\n" ONE_OP, "shop",
+	                "m/x.yaml: version_schema \"shop\" is the schema of the tables: starting the migration would "
+	                "drop it");
+	vschema_refused(
+	        "m/x.yaml", "version_schema: pgflip\n" ONE_OP, "public",
+	        "m/x.yaml: version_schema \"pgflip\" is pgflip's state schema: starting the migration would drop "
+	        "it");
+	/* the previous version's name */
+	vschema_refused("m/x.yaml", "version_schema: public_001_base\n" ONE_OP, "public",
+	                "m/x.yaml: version schema \"public_001_base\" is already the current version");
+}
+
+/* plan_vschema_check on its own: what cli.c asks before it touches the
+ * database. */
+static void test_version_schema_check(void **state)
+{
+	(void)state;
+	MigFile f;
+	const char *text = ONE_OP;
+	assert_true(migfile_parse("m/003-X.yaml", text, strlen(text), false, &f, err, sizeof err));
+	char *vs = plan_vschema_name(&f, "public");
+	assert_string_equal(vs, "public_003-X");
+	err[0] = '\0';
+	assert_false(plan_vschema_check(&f, "public", vs, err, sizeof err));
+	assert_string_equal(err, "m/003-X.yaml: version schema \"public_003-X\" (schema \"public\" + \"_\" + migration "
+	                         "name \"003-X\") cannot be a route: invalid schema name \"public_003-X\": " ROUTE_RULE
+	                         "; set version_schema or rename the migration");
+	assert_true(plan_vschema_check(&f, "public", "public_003_x", err, sizeof err));
+	free(vs);
+	migfile_free(&f);
+	/* a long table schema: the name is not cut to fit a buffer */
+	char schema[200];
+	memset(schema, 's', 150);
+	schema[150] = '\0';
+	assert_true(migfile_parse("m/004_y.yaml", text, strlen(text), false, &f, err, sizeof err));
+	vs = plan_vschema_name(&f, schema);
+	assert_int_equal(strlen(vs), 150 + strlen("_004_y"));
+	assert_false(plan_vschema_check(&f, schema, vs, err, sizeof err));
+	free(vs);
+	migfile_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +680,8 @@ int main(void)
 		cmocka_unit_test(test_expression_checks),
 		cmocka_unit_test(test_steps_round_trip),
 		cmocka_unit_test(test_sql_helpers),
+		cmocka_unit_test(test_version_schema_names),
+		cmocka_unit_test(test_version_schema_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
