@@ -16,9 +16,17 @@
 # with the pgbench processes (PostgreSQL's backends each have their own
 # session already). Each run starts two pgbench processes at
 # once with half the clients each, PGAPPNAME=v1-bench and PGAPPNAME=v2-bench,
-# and adds their TPS; the three targets get the same split. The targets take
+# and adds their TPS; all targets get the same split. The targets take
 # turns (alternating rounds, the order rotated every round). A failed or hung
 # run is recorded as FAIL and the benchmark goes on.
+#
+# Two more targets compare pgflip with itself in the same run, on the same
+# machine minutes apart: `base` is a second pgflip binary (BENCH_PGFLIP_BASE,
+# e.g. a build of the code before the change under test) with the same
+# config, for before/after figures; `always` is PGFLIP started a second time
+# with `server_check_search_path = always`, for the cost of that setting.
+# Each runs like pgflip: its own port, admin socket and log, setsid, a
+# private copy of its binary, the routing check at start.
 #
 # Environment (defaults in brackets):
 #   BENCH_SCALE        pgbench -i scale factor                          [10]
@@ -30,7 +38,11 @@
 #   BENCH_POOL_MODE    pool_mode of both: transaction or session        [transaction]
 #   BENCH_MODES        modes to run, among: select-simple select-extended
 #                      select-prepared tpcb select-connect              [all five]
-#   BENCH_TARGETS      among: direct pgflip pgbouncer                   [all three]
+#   BENCH_TARGETS      among: direct pgflip pgbouncer base always
+#                      [direct pgflip pgbouncer, + base if BENCH_PGFLIP_BASE is
+#                      set, + always if BENCH_ALWAYS=1]
+#   BENCH_PGFLIP_BASE  the pgflip binary of target base (pgflip/base ratios) [none]
+#   BENCH_ALWAYS       1: add target always to the default targets      [0]
 #   BENCH_WARMUP       seconds of -S warm-up per target before round 1  [2]
 #   BENCH_IDLE_CLIENTS idle clients for the memory measurement; 0 = skip [1000]
 #   BENCH_TIMEOUT      seconds before a run counts as hung               [BENCH_SECONDS + 30]
@@ -48,7 +60,8 @@
 #
 # Targets printed beside the figures: pgflip >= 1.15 x PgBouncer's TPS in
 # every mode where PgBouncer works; pgflip >= 0.85 x direct in the -S modes;
-# 1,000 idle clients cost pgflip <= 32 MB of RSS.
+# 1,000 idle clients cost pgflip <= 32 MB of RSS. pgflip/base and
+# always/pgflip are printed without a target.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 TOP=$(pwd)
@@ -61,7 +74,13 @@ BENCH_JOBS=${BENCH_JOBS:-2}
 BENCH_POOL=${BENCH_POOL:-20}
 BENCH_POOL_MODE=${BENCH_POOL_MODE:-transaction}
 BENCH_MODES=${BENCH_MODES:-"select-simple select-extended select-prepared tpcb select-connect"}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct pgflip pgbouncer"}
+BENCH_PGFLIP_BASE=${BENCH_PGFLIP_BASE:-}
+BENCH_ALWAYS=${BENCH_ALWAYS:-0}
+if [ -z "${BENCH_TARGETS:-}" ]; then
+	BENCH_TARGETS="direct pgflip pgbouncer"
+	[ -n "$BENCH_PGFLIP_BASE" ] && BENCH_TARGETS="$BENCH_TARGETS base"
+	[ "$BENCH_ALWAYS" = 1 ] && BENCH_TARGETS="$BENCH_TARGETS always"
+fi
 BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-1000}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-$((BENCH_SECONDS + 30))}
@@ -78,17 +97,27 @@ note() { echo "# $*" >&2; }
 case $BENCH_PG_AUTH in trust | scram-sha-256) ;; *) die "BENCH_PG_AUTH must be trust or scram-sha-256" ;; esac
 case $BENCH_UPSTREAM in unix | tcp) ;; *) die "BENCH_UPSTREAM must be unix or tcp" ;; esac
 case $BENCH_POOL_MODE in transaction | session) ;; *) die "BENCH_POOL_MODE must be transaction or session" ;; esac
+case $BENCH_ALWAYS in 0 | 1) ;; *) die "BENCH_ALWAYS must be 0 or 1" ;; esac
 for m in $BENCH_MODES; do
 	case $m in select-simple | select-extended | select-prepared | tpcb | select-connect) ;;
 	*) die "unknown mode '$m' in BENCH_MODES" ;; esac
 done
 for t in $BENCH_TARGETS; do
-	case $t in direct | pgflip | pgbouncer) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
+	case $t in direct | pgflip | pgbouncer | base | always) ;; *) die "unknown target '$t' in BENCH_TARGETS" ;; esac
 done
+has_target() { case " $BENCH_TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+# the pgflip-like targets to start: pgflip always (the routing check and the
+# memory figures need it), base and always when they are run
+FLIP_TARGETS=pgflip
+for t in base always; do has_target "$t" && FLIP_TARGETS="$FLIP_TARGETS $t"; done
 [ "$BENCH_CLIENTS" -ge 2 ] || die "BENCH_CLIENTS must be at least 2 (two halves)"
 [ -x "$PGFLIP" ] || make -s "$PGFLIP" || die "no pgflip binary at $PGFLIP"
 [ -x "$PGBENCH" ] || die "no pgbench at $PGBENCH"
-case " $BENCH_TARGETS " in *" pgbouncer "*) [ -x "$PGBOUNCER" ] || die "no PgBouncer at $PGBOUNCER (or leave it out of BENCH_TARGETS)" ;; esac
+has_target pgbouncer && { [ -x "$PGBOUNCER" ] || die "no PgBouncer at $PGBOUNCER (or leave it out of BENCH_TARGETS)"; }
+if has_target base; then
+	[ -n "$BENCH_PGFLIP_BASE" ] || die "target base needs BENCH_PGFLIP_BASE (a pgflip binary)"
+	[ -x "$BENCH_PGFLIP_BASE" ] || die "no pgflip binary at BENCH_PGFLIP_BASE=$BENCH_PGFLIP_BASE"
+fi
 
 # 1,000 idle clients need 1,000+ descriptors in pgflip (which inherits this).
 ulimit -n 8192 2>/dev/null || note "ulimit -n 8192 refused; open files limit is $(ulimit -n)"
@@ -96,8 +125,12 @@ ulimit -n 8192 2>/dev/null || note "ulimit -n 8192 refused; open files limit is 
 # ---------------------------------------------------------------- cleanup ----
 
 BG_PIDS=""      # pgbench runs and helpers in flight
-FLIP_PID=""
 PB_PID=""
+# each pgflip-like target NAME (pgflip, base, always) keeps its pid, port
+# and number of starts in pid_NAME, port_NAME, starts_NAME
+flip_pid() { eval "echo \"\${pid_$1:-}\""; }
+flip_port() { eval "echo \"\${port_$1:-}\""; }
+flip_starts() { eval "echo \"\${starts_$1:-0}\""; }
 work=""
 cleaned=""
 
@@ -119,7 +152,7 @@ cleanup() {
 	[ -n "$cleaned" ] && return
 	cleaned=1
 	for p in $BG_PIDS; do stop_pid "$p" TERM; done
-	stop_pid "$FLIP_PID" INT    # SIGINT: pgflip exits at once
+	for t in $FLIP_TARGETS; do stop_pid "$(flip_pid "$t")" INT; done   # SIGINT: pgflip exits at once
 	stop_pid "$PB_PID" TERM     # SIGTERM: PgBouncer's immediate shutdown
 	if [ -n "$work" ] && [ -d "$work" ]; then
 		[ -f "$work/bouncer/pgbouncer.log" ] && cp "$work/bouncer/pgbouncer.log" "$RES/pgbouncer.log" 2>/dev/null
@@ -154,9 +187,9 @@ jobs2=$((BENCH_JOBS / 2)); [ "$jobs2" -ge 1 ] || jobs2=1
 [ "$jobs1" -le "$half1" ] || jobs1=$half1
 [ "$jobs2" -le "$half2" ] || jobs2=$half2
 
-# servers: pgflip's pool + PgBouncer's pool + direct clients, with room for
-# backends of -C runs that are still exiting
-max_conn=$((2 * BENCH_POOL + 2 * BENCH_CLIENTS + 50))
+# servers: the pools of the pgflip-like targets + PgBouncer's pool + direct
+# clients, with room for backends of -C runs that are still exiting
+max_conn=$(($(echo $FLIP_TARGETS | wc -w) * BENCH_POOL + BENCH_POOL + 2 * BENCH_CLIENTS + 50))
 [ "$max_conn" -ge 200 ] || max_conn=200
 
 # ------------------------------------------------------------- PostgreSQL ----
@@ -199,31 +232,66 @@ pg_psql -d bench -c "ANALYZE" || die "ANALYZE failed"
 # how both proxies reach PostgreSQL (direct clients always use TCP)
 if [ "$BENCH_UPSTREAM" = unix ]; then upstream_host=$PG_SOCK; else upstream_host=127.0.0.1; fi
 
-# ----------------------------------------------------------------- pgflip ----
+# ----------------------------------------------------- pgflip, base, always ----
 
-# Run a private copy: a rebuild of build/pgflip during the run (the checkout
-# may be shared) must not change what is measured halfway.
-cp "$PGFLIP" "$work/pgflip" || die "cannot copy $PGFLIP"
-flip_id="$PGFLIP, $(stat -c '%y' "$PGFLIP" | cut -c1-19), sha256 $(sha256sum "$work/pgflip" | cut -c1-12)"
-git_id=$(git -C "$TOP" log -1 --format=%h 2>/dev/null) &&
-	{ git -C "$TOP" diff --quiet HEAD -- proxy protocol conf 2>/dev/null || git_id="$git_id + uncommitted changes"; }
-echo "pgflip: $flip_id, checkout ${git_id:-?}"
-PGFLIP=$work/pgflip
+# pgflip-like targets: pgflip (PGFLIP), base (BENCH_PGFLIP_BASE, the same
+# config) and always (PGFLIP again, with server_check_search_path = always;
+# never given to base, which may not know the key). Each has its own folder
+# $work/NAME (unix_socket_dir, admin socket, binary), port, config and logs
+# ($RES/pgflip*, see flip_file).
+flip_file() { case $1 in pgflip) echo "$RES/pgflip" ;; *) echo "$RES/pgflip-$1" ;; esac; }
+flip_bin() { case $1 in always) echo "$work/pgflip/pgflip" ;; *) echo "$work/$1/pgflip" ;; esac; }
+flip_ctl() { # NAME ARGS...: pgflip ctl on NAME's admin socket
+	_fc=$1; shift
+	"$(flip_bin "$_fc")" ctl -s "$work/$_fc/admin.sock" "$@"
+}
 
-flip_port=$(free_port)
-mkdir -p "$work/flip"
-cat >"$RES/pgflip.ini" <<CONF
-[pgflip]
+# new_port: sets NEW_PORT to a free port that no other target got
+# (free_port asks the kernel for one, and nothing holds it until the target
+# starts)
+USED_PORTS=$pg_port
+new_port() {
+	NEW_PORT=$(free_port) _i=0
+	while case " $USED_PORTS " in *" $NEW_PORT "*) [ $_i -lt 20 ] ;; *) false ;; esac; do
+		NEW_PORT=$(free_port); _i=$((_i + 1))
+	done
+	USED_PORTS="$USED_PORTS $NEW_PORT"
+}
+
+# checkout_id DIR: the commit of the git checkout holding DIR, and whether
+# its pgflip sources differ from it
+checkout_id() {
+	_top=$(git --no-optional-locks -C "$1" rev-parse --show-toplevel 2>/dev/null) &&
+		_cid=$(git --no-optional-locks -C "$_top" log -1 --format=%h 2>/dev/null) || { echo "?"; return; }
+	git --no-optional-locks -C "$_top" diff --quiet HEAD -- proxy protocol conf 2>/dev/null ||
+		_cid="$_cid + uncommitted changes"
+	echo "$_cid"
+}
+
+# flip_prepare NAME SOURCE_BINARY: the private copy of the binary, the port,
+# the config. Run a private copy: a rebuild of the binary during the run (the
+# checkout may be shared) must not change what is measured halfway.
+flip_prepare() {
+	mkdir -p "$work/$1"
+	if [ "$1" != always ]; then
+		cp "$2" "$(flip_bin "$1")" || die "cannot copy $2"
+	fi
+	new_port
+	eval "port_$1=\$NEW_PORT"
+	{
+		echo "[pgflip]"
+		[ "$1" = always ] && echo "server_check_search_path = always"
+		cat <<CONF
 listen_addr = 127.0.0.1
-listen_port = $flip_port
-unix_socket_dir = $work/flip
-admin_socket = $work/flip/admin.sock
+listen_port = $(flip_port "$1")
+unix_socket_dir = $work/$1
+admin_socket = $work/$1/admin.sock
 pool_mode = $BENCH_POOL_MODE
 default_pool_size = $BENCH_POOL
 max_client_conn = 2000
 shutdown_timeout = 2
 log_level = $BENCH_LOG_LEVEL
-logfile = $RES/pgflip.log
+logfile = $(flip_file "$1").log
 
 [databases]
 bench = host=$upstream_host port=$pg_port dbname=bench user=app password=app_pw
@@ -232,38 +300,57 @@ bench = host=$upstream_host port=$pg_port dbname=bench user=app password=app_pw
 default = v1
 app.v2-* = v2
 CONF
-chmod 600 "$RES/pgflip.ini"
+	} >"$(flip_file "$1").ini"
+	chmod 600 "$(flip_file "$1").ini"
+}
 
-flip_ctl() { "$PGFLIP" ctl -s "$work/flip/admin.sock" "$@"; }
-FLIP_STARTS=0
+# flip_start NAME: start it, wait for its admin socket; sets pid_NAME
 flip_start() {
+	_fb=$(flip_bin "$1") _ff=$(flip_file "$1")
 	# setsid execs (this background job is no process group leader), so $!
 	# is pgflip itself
-	setsid "$PGFLIP" serve -c "$RES/pgflip.ini" >>"$RES/pgflip.stderr" 2>&1 &
-	FLIP_PID=$!
-	FLIP_STARTS=$((FLIP_STARTS + 1))
+	setsid "$_fb" serve -c "$_ff.ini" >>"$_ff.stderr" 2>&1 &
+	eval "pid_$1=\$! starts_$1=\$((\${starts_$1:-0} + 1))"
 	_i=0
 	while [ $_i -lt 100 ]; do
-		flip_ctl status >/dev/null 2>&1 && return 0
-		alive "$FLIP_PID" || { tail -n 20 "$RES/pgflip.stderr" "$RES/pgflip.log" >&2 2>/dev/null; return 1; }
+		flip_ctl "$1" status >/dev/null 2>&1 && return 0
+		alive "$(flip_pid "$1")" || { tail -n 20 "$_ff.stderr" "$_ff.log" >&2 2>/dev/null; return 1; }
 		sleep 0.1; _i=$((_i + 1))
 	done
 	return 1
 }
-note "starting pgflip on 127.0.0.1:$flip_port ($BENCH_POOL_MODE, pool $BENCH_POOL)"
-flip_start || die "pgflip did not start"
 
-# the split must really reach both version schemas
-r1=$(PGAPPNAME=v1-bench psql -X -At -h 127.0.0.1 -p "$flip_port" -U app -d bench -c "SHOW search_path" 2>&1)
-r2=$(PGAPPNAME=v2-bench psql -X -At -h 127.0.0.1 -p "$flip_port" -U app -d bench -c "SHOW search_path" 2>&1)
-echo "routing check through pgflip: v1-bench -> $r1, v2-bench -> $r2"
-[ "$r1" = v1 ] && [ "$r2" = v2 ] || note "WARNING: routing is not as expected (want v1 and v2)"
+flip_prepare pgflip "$PGFLIP"
+flip_id="$PGFLIP, $(stat -c '%y' "$PGFLIP" | cut -c1-19), sha256 $(sha256sum "$(flip_bin pgflip)" | cut -c1-12)"
+git_id=$(checkout_id "$TOP")
+echo "pgflip: $flip_id, checkout $git_id"
+if has_target base; then
+	flip_prepare base "$BENCH_PGFLIP_BASE"
+	base_id="$BENCH_PGFLIP_BASE, $(stat -c '%y' "$BENCH_PGFLIP_BASE" | cut -c1-19), sha256 $(sha256sum "$(flip_bin base)" | cut -c1-12)"
+	base_id="$base_id, checkout $(checkout_id "$(dirname "$BENCH_PGFLIP_BASE")")"
+	echo "base: $base_id"
+fi
+if has_target always; then
+	flip_prepare always
+	echo "always: the pgflip binary above, with server_check_search_path = always"
+fi
+
+for t in $FLIP_TARGETS; do
+	note "starting $t on 127.0.0.1:$(flip_port "$t") ($BENCH_POOL_MODE, pool $BENCH_POOL)"
+	flip_start "$t" || die "$t did not start"
+	# the split must really reach both version schemas
+	r1=$(PGAPPNAME=v1-bench psql -X -At -h 127.0.0.1 -p "$(flip_port "$t")" -U app -d bench -c "SHOW search_path" 2>&1)
+	r2=$(PGAPPNAME=v2-bench psql -X -At -h 127.0.0.1 -p "$(flip_port "$t")" -U app -d bench -c "SHOW search_path" 2>&1)
+	echo "routing check through $t: v1-bench -> $r1, v2-bench -> $r2"
+	[ "$r1" = v1 ] && [ "$r2" = v2 ] || note "WARNING: routing through $t is not as expected (want v1 and v2)"
+done
 
 # -------------------------------------------------------------- PgBouncer ----
 
 pb_port=""
-case " $BENCH_TARGETS " in *" pgbouncer "*)
-	pb_port=$(free_port)
+if has_target pgbouncer; then
+	new_port
+	pb_port=$NEW_PORT
 	pbdir=$work/bouncer
 	mkdir -p "$pbdir"
 	echo '"app" "app_pw"' >"$pbdir/userlist.txt"
@@ -304,8 +391,7 @@ CONF
 		}
 		sleep 0.1; _i=$((_i + 1))
 	done
-	;;
-esac
+fi
 
 # ---------------------------------------------------------------- pgbench ----
 
@@ -318,31 +404,32 @@ mode_args() {
 	select-connect) echo "-S -C" ;;
 	esac
 }
+is_flip() { case $1 in pgflip | base | always) return 0 ;; esac; return 1; }
 target_port() {
-	case $1 in direct) echo "$pg_port" ;; pgflip) echo "$flip_port" ;; pgbouncer) echo "$pb_port" ;; esac
+	case $1 in direct) echo "$pg_port" ;; pgbouncer) echo "$pb_port" ;; *) flip_port "$1" ;; esac
 }
 
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks
 cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null
 }
-target_pid() {
-	case $1 in pgflip) echo "$FLIP_PID" ;; pgbouncer) echo "$PB_PID" ;; esac
+target_pid() { # the proxy's pid; none for direct
+	case $1 in direct) ;; pgbouncer) echo "$PB_PID" ;; *) flip_pid "$1" ;; esac
 }
 
 # run_one ROUND MODE TARGET SECONDS: both halves at once; appends to runs.tsv
 # ROUND MODE TARGET HALF RC TPS FAILED ABORTED FILE, and sets RUN_OUT to the summed
 # TPS or FAIL. (Not called in $(...): the pids must stay in this shell for the
-# trap, and a restarted pgflip's pid too.)
+# trap, and a restarted pgflip-like target's pid too.)
 run_one() {
 	_round=$1 _mode=$2 _target=$3 _secs=$4
 	_port=$(target_port "$_target")
 	_args=$(mode_args "$_mode")
-	if [ "$_target" = pgflip ] && ! alive "$FLIP_PID"; then
-		note "pgflip is not running (see $RES/pgflip.log); restarting it"
-		echo "round $_round $_mode: pgflip found dead, restarted" >>"$RES/events.txt"
-		wait "$FLIP_PID" 2>/dev/null
-		flip_start || note "pgflip did not restart"
+	if is_flip "$_target" && ! alive "$(flip_pid "$_target")"; then
+		note "$_target is not running (see $(flip_file "$_target").log); restarting it"
+		echo "round $_round $_mode: $_target found dead, restarted" >>"$RES/events.txt"
+		wait "$(flip_pid "$_target")" 2>/dev/null
+		flip_start "$_target" || note "$_target did not restart"
 	fi
 	_ppid=$(target_pid "$_target")
 	_t0=""
@@ -382,9 +469,9 @@ run_one() {
 		[ -n "$_t1" ] && [ "$_x" -gt 0 ] &&
 			printf '%s\t%s\t%s\t%s\t%s\n' "$_round" "$_mode" "$_target" "$((_t1 - _t0))" "$_x" >>"$RES/cpu.tsv"
 	fi
-	if [ -n "$_bad" ] && [ "$_target" = pgflip ]; then
-		{ echo "== round $_round $_mode: pgflip status after the failure"; flip_ctl status 2>&1; flip_ctl pools 2>&1; } \
-			>>"$RES/pgflip-failures.txt" 2>&1
+	if [ -n "$_bad" ] && is_flip "$_target"; then
+		{ echo "== round $_round $_mode: $_target status after the failure"
+			flip_ctl "$_target" status 2>&1; flip_ctl "$_target" pools 2>&1; } >>"$(flip_file "$_target")-failures.txt" 2>&1
 	fi
 	if [ -n "$_bad" ]; then RUN_OUT=FAIL; else RUN_OUT=$_sum; fi
 }
@@ -421,8 +508,16 @@ done
 status_kb() { # PID FIELD: e.g. VmHWM, in kB
 	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
 }
-flip_hwm=""
-alive "$FLIP_PID" && flip_hwm=$(status_kb "$FLIP_PID" VmHWM)
+# flip_hwm PREFIX: sets PREFIX_NAME to the peak RSS (VmHWM, kB) of each
+# pgflip-like target NAME, empty if it is not running
+flip_hwm() {
+	for _t in $FLIP_TARGETS; do
+		_k=""
+		alive "$(flip_pid "$_t")" && _k=$(status_kb "$(flip_pid "$_t")" VmHWM)
+		eval "${1}_$_t=\$_k"
+	done
+}
+flip_hwm hwm    # after the rounds
 
 # ------------------------------------------------------------ idle clients ----
 
@@ -513,7 +608,7 @@ idle_rss() {
 	sleep 1
 	IDLE_WITH=$(status_kb "$2" VmRSS)
 	IDLE_OK=$(sed -n 's/^READY ok=\([0-9]*\).*/\1/p' "$RES/idle-$1.txt")
-	[ "$1" = pgflip ] && flip_ctl status >"$RES/idle-pgflip-status.txt" 2>&1
+	[ "$1" = pgflip ] && flip_ctl pgflip status >"$RES/idle-pgflip-status.txt" 2>&1
 	touch "$work/release"
 	stop_pid "$_ip" TERM
 	BG_PIDS=""
@@ -522,17 +617,16 @@ idle_rss() {
 
 flip_idle="" pb_idle=""
 if [ "$BENCH_IDLE_CLIENTS" -gt 0 ]; then
-	case " $BENCH_TARGETS " in *" pgflip "*)
+	if has_target pgflip; then
 		note "idle clients: $BENCH_IDLE_CLIENTS to pgflip"
-		idle_rss pgflip "$FLIP_PID" "$flip_port" && flip_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}" ;;
-	esac
-	case " $BENCH_TARGETS " in *" pgbouncer "*)
+		idle_rss pgflip "$(flip_pid pgflip)" "$(flip_port pgflip)" && flip_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}"
+	fi
+	if has_target pgbouncer; then
 		note "idle clients: $BENCH_IDLE_CLIENTS to PgBouncer (reference)"
-		idle_rss pgbouncer "$PB_PID" "$pb_port" && pb_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}" ;;
-	esac
+		idle_rss pgbouncer "$PB_PID" "$pb_port" && pb_idle="$IDLE_BEFORE $IDLE_WITH ${IDLE_OK:-0}"
+	fi
 fi
-flip_hwm_end=""
-alive "$FLIP_PID" && flip_hwm_end=$(status_kb "$FLIP_PID" VmHWM)
+flip_hwm hwm_end
 
 # ---------------------------------------------------------------- summary ----
 
@@ -544,6 +638,15 @@ function median(list,   a, n, i, j, t) {
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }'
 
+# the summary's columns: TPS of every target (direct, pgflip and pgbouncer
+# always, base and always when they ran), the proxies' CPU time, and the
+# extra ratios, as NUMERATOR DENOMINATOR pairs
+SUM_COLS="direct pgflip" SUM_EXTRA=""
+has_target base && SUM_COLS="$SUM_COLS base" SUM_EXTRA="$SUM_EXTRA pgflip base"
+has_target always && SUM_COLS="$SUM_COLS always" SUM_EXTRA="$SUM_EXTRA always pgflip"
+SUM_COLS="$SUM_COLS pgbouncer"
+CPU_COLS=${SUM_COLS#direct }
+
 summary() {
 	echo
 	echo "pgflip proxy benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -551,9 +654,11 @@ summary() {
 		"$BENCH_SECONDS s x $BENCH_ROUNDS rounds, pool $BENCH_POOL, pool_mode $BENCH_POOL_MODE, PostgreSQL auth $BENCH_PG_AUTH," \
 		"proxies reach PostgreSQL over $BENCH_UPSTREAM"
 	echo "pgflip: $flip_id, checkout ${git_id:-?}"
+	has_target base && echo "base: $base_id"
+	has_target always && echo "always: the pgflip binary above, with server_check_search_path = always"
 	echo "$("$PGBENCH" --version 2>/dev/null); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -n 1 | awk '{print $2}')"
 	echo
-	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" "$AWK_MEDIAN"'
+	awk -F '\t' -v modes="$BENCH_MODES" -v rounds="$BENCH_ROUNDS" -v cols="$SUM_COLS" -v extra="$SUM_EXTRA" "$AWK_MEDIAN"'
 	function label(m) {
 		if (m == "select-simple") return "-S -M simple"
 		if (m == "select-extended") return "-S -M extended"
@@ -562,18 +667,23 @@ summary() {
 		if (m == "select-connect") return "-S -C"
 		return m
 	}
-	# pgflip / OTHER within each round where both worked: runs minutes
-	# apart see the same machine, so this spread shows the noise
-	function per_round(m, other,   r, k1, k2, x, list, lo, hi, n) {
+	# NUM / DEN within each round where both worked: runs minutes apart see
+	# the same machine, so this spread shows the noise
+	function per_round(m, num, den,   r, k1, k2, x, list, lo, hi, n) {
 		list = ""; n = 0
 		for (r = 1; r <= rounds; r++) {
-			k1 = r SUBSEP m SUBSEP "pgflip"; k2 = r SUBSEP m SUBSEP other
+			k1 = r SUBSEP m SUBSEP num; k2 = r SUBSEP m SUBSEP den
 			if (!(k1 in seen) || !(k2 in seen) || (k1 in bad) || (k2 in bad) || tps[k2] <= 0) continue
 			x = tps[k1] / tps[k2]; list = list " " x; n++
 			if (n == 1 || x < lo) lo = x
 			if (n == 1 || x > hi) hi = x
 		}
 		return n ? sprintf("%.2f, %.2f..%.2f", median(list), lo, hi) : "-"
+	}
+	# NUM / DEN of the medians, given only when neither had a failed round
+	function ratio(m, num, den) {
+		if (med[m, num] == "" || med[m, den] == "" || nfail[m, num] || nfail[m, den] || med[m, den] <= 0) return "-"
+		return sprintf("%.2f", med[m, num] / med[m, den])
 	}
 	NR > 1 {
 		k = $1 SUBSEP $2 SUBSEP $3
@@ -583,7 +693,8 @@ summary() {
 	}
 	END {
 		nm = split(modes, M, " ")
-		nt = split("direct pgflip pgbouncer", T, " ")
+		nt = split(cols, T, " ")
+		nx = split(extra, X, " ")
 		for (i = 1; i <= nm; i++) for (j = 1; j <= nt; j++) {
 			list = ""; ok = 0; fails = 0
 			for (r = 1; r <= rounds; r++) {
@@ -596,15 +707,22 @@ summary() {
 			nfail[M[i], T[j]] = fails
 			if (fails) anyfail = 1
 		}
-		printf "%-16s %10s %10s %10s %12s %13s  %s\n", "mode", "direct", "pgflip", "pgbouncer", "pgflip/direct", "pgflip/pgbouncer", "failed xacts/aborted clients"
+		line = sprintf("%-16s", "mode")
+		for (j = 1; j <= nt; j++) line = line sprintf(" %10s", T[j])
+		line = line sprintf(" %12s %13s", "pgflip/direct", "pgflip/pgbouncer")
+		for (x = 1; x < nx; x += 2) line = line sprintf(" %13s", X[x] "/" X[x + 1])
+		print line "  failed xacts/aborted clients"
 		for (i = 1; i <= nm; i++) {
-			m = M[i]; d = med[m, "direct"]; f = med[m, "pgflip"]; b = med[m, "pgbouncer"]
-			rd = (d != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "direct"] == 0) ? sprintf("%.2f", f / d) : "-"
-			rb = (b != "" && f != "" && nfail[m, "pgflip"] == 0 && nfail[m, "pgbouncer"] == 0) ? sprintf("%.2f", f / b) : "-"
+			m = M[i]
+			rd = ratio(m, "pgflip", "direct"); rb = ratio(m, "pgflip", "pgbouncer")
 			ft = ""
 			for (j = 1; j <= nt; j++) if (failed[m, T[j]] + aborted[m, T[j]] > 0)
 				ft = ft sprintf("%s %d/%d  ", T[j], failed[m, T[j]], aborted[m, T[j]])
-			printf "%-16s %10s %10s %10s %12s %13s  %s\n", label(m), cell[m, "direct"], cell[m, "pgflip"], cell[m, "pgbouncer"], rd, rb, ft
+			line = sprintf("%-16s", label(m))
+			for (j = 1; j <= nt; j++) line = line sprintf(" %10s", cell[m, T[j]])
+			line = line sprintf(" %12s %13s", rd, rb)
+			for (x = 1; x < nx; x += 2) line = line sprintf(" %13s", ratio(m, X[x], X[x + 1]))
+			print line "  " ft
 			ratio_d[m] = rd; ratio_b[m] = rb
 		}
 		print "(TPS: median over rounds of the two halves added; FAIL = every round failed;"
@@ -621,28 +739,55 @@ summary() {
 		for (i = 1; i <= nm; i++) {
 			m = M[i]
 			if (cell[m, "pgbouncer"] ~ /^[0-9]+$/) {
-				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %-6s  [%s]\n", label(m), ratio_b[m], (ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED"), per_round(m, "pgbouncer")
+				if (ratio_b[m] != "-") printf "  %-16s pgflip/pgbouncer %5s  (target >= 1.15)  %-6s  [%s]\n", label(m), ratio_b[m], (ratio_b[m] + 0 >= 1.15 ? "met" : "MISSED"), per_round(m, "pgflip", "pgbouncer")
 				else printf "  %-16s pgflip/pgbouncer     -  (target >= 1.15)  MISSED (pgflip failed)\n", label(m)
 			} else if (cell[m, "pgbouncer"] != "-")
 				printf "  %-16s pgflip/pgbouncer     -  (PgBouncer failed this mode: no target)\n", label(m)
 			if (m ~ /^select/ && cell[m, "direct"] != "-" && cell[m, "pgflip"] != "-") {
-				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %-6s  [%s]\n", label(m), ratio_d[m], (ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED"), per_round(m, "direct")
+				if (ratio_d[m] != "-") printf "  %-16s pgflip/direct    %5s  (target >= 0.85)  %-6s  [%s]\n", label(m), ratio_d[m], (ratio_d[m] + 0 >= 0.85 ? "met" : "MISSED"), per_round(m, "pgflip", "direct")
 				else printf "  %-16s pgflip/direct        -  (target >= 0.85)  MISSED (pgflip or direct failed)\n", label(m)
+			}
+		}
+		# with base or always: their ratios, and pgflip/direct where it has
+		# no target, so that every mode gets every ratio per round
+		if (nx) {
+			print ""
+			print "ratios without a target (ratio of the medians; in brackets, within each round: median, lowest..highest):"
+			for (i = 1; i <= nm; i++) {
+				m = M[i]
+				for (x = 1; x < nx; x += 2)
+					printf "  %-16s %-16s %5s  [%s]\n", label(m), X[x] "/" X[x + 1], ratio(m, X[x], X[x + 1]), per_round(m, X[x], X[x + 1])
+				if (m !~ /^select/ && cell[m, "direct"] != "-" && cell[m, "pgflip"] != "-")
+					printf "  %-16s %-16s %5s  [%s]\n", label(m), "pgflip/direct", ratio_d[m], per_round(m, "pgflip", "direct")
 			}
 		}
 	}' "$RES/runs.tsv"
 	echo
 	echo "proxy CPU time per transaction (user + system, median over rounds; lower is better):"
-	awk -F '\t' -v modes="$BENCH_MODES" -v hz="$(getconf CLK_TCK)" "$AWK_MEDIAN"'
+	awk -F '\t' -v modes="$BENCH_MODES" -v hz="$(getconf CLK_TCK)" -v cols="$CPU_COLS" -v extra="$SUM_EXTRA" "$AWK_MEDIAN"'
+	function ratio(m, a, b) {
+		return (us_med[m, a] != "" && us_med[m, b] != "" && us_med[m, b] > 0) ? sprintf("%.2f", us_med[m, a] / us_med[m, b]) : "-"
+	}
 	NR > 1 && $5 > 0 { us[$2, $3] = us[$2, $3] " " ($4 / hz * 1e6 / $5) }
 	END {
-		printf "  %-16s %10s %10s %16s\n", "mode", "pgflip", "pgbouncer", "pgflip/pgbouncer"
 		nm = split(modes, M, " ")
+		nt = split(cols, T, " ")
+		nx = split(extra, X, " ")
+		line = sprintf("  %-16s", "mode")
+		for (j = 1; j <= nt; j++) line = line sprintf(" %10s", T[j])
+		line = line sprintf(" %16s", "pgflip/pgbouncer")
+		for (x = 1; x < nx; x += 2) line = line sprintf(" %13s", X[x] "/" X[x + 1])
+		print line
 		for (i = 1; i <= nm; i++) {
-			f = (M[i], "pgflip") in us ? median(us[M[i], "pgflip"]) : ""
-			b = (M[i], "pgbouncer") in us ? median(us[M[i], "pgbouncer"]) : ""
-			printf "  %-16s %10s %10s %16s\n", M[i], f == "" ? "-" : sprintf("%.1f us", f),
-				b == "" ? "-" : sprintf("%.1f us", b), (f != "" && b != "" && b > 0) ? sprintf("%.2f", f / b) : "-"
+			line = sprintf("  %-16s", M[i])
+			for (j = 1; j <= nt; j++) {
+				v = (M[i], T[j]) in us ? median(us[M[i], T[j]]) : ""
+				us_med[M[i], T[j]] = v
+				line = line sprintf(" %10s", v == "" ? "-" : sprintf("%.1f us", v))
+			}
+			line = line sprintf(" %16s", ratio(M[i], "pgflip", "pgbouncer"))
+			for (x = 1; x < nx; x += 2) line = line sprintf(" %13s", ratio(M[i], X[x], X[x + 1]))
+			print line
 		}
 	}' "$RES/cpu.tsv"
 	mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -654,15 +799,21 @@ summary() {
 		echo "  $BENCH_IDLE_CLIENTS idle clients: pgflip RSS +$delta MB  (target <= 32 MB)  $verdict"
 	fi
 	echo
-	echo "memory (pgflip pid $FLIP_PID${FLIP_STARTS:+, started $FLIP_STARTS time(s)}):"
-	[ -n "$flip_hwm" ] && echo "  peak RSS (VmHWM) after the pgbench rounds: $(mb "$flip_hwm") MB"
+	echo "memory (pgflip pid $(flip_pid pgflip), started $(flip_starts pgflip) time(s)):"
+	[ -n "$hwm_pgflip" ] && echo "  peak RSS (VmHWM) after the pgbench rounds: $(mb "$hwm_pgflip") MB"
 	if [ -n "$flip_idle" ]; then
 		set -- $flip_idle
 		echo "  $BENCH_IDLE_CLIENTS idle clients to pgflip ($3 reached ReadyForQuery): VmRSS $(mb "$1") MB before," \
 			"$(mb "$2") MB with them, delta $(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1024 }') MB" \
 			"($(awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", n ? (b - a) / n : 0 }') kB per client)"
 	fi
-	[ -n "$flip_hwm_end" ] && echo "  peak RSS (VmHWM) at the end: $(mb "$flip_hwm_end") MB"
+	[ -n "$hwm_end_pgflip" ] && echo "  peak RSS (VmHWM) at the end: $(mb "$hwm_end_pgflip") MB"
+	for t in $FLIP_TARGETS; do
+		[ "$t" = pgflip ] && continue
+		eval "_a=\$hwm_$t"
+		echo "  $t (pid $(flip_pid "$t"), started $(flip_starts "$t") time(s)): peak RSS (VmHWM) after the pgbench rounds:" \
+			"$([ -n "$_a" ] && echo "$(mb "$_a") MB" || echo "- (not running)")"
+	done
 	if [ -n "$pb_idle" ]; then
 		set -- $pb_idle
 		echo "  reference: PgBouncer, $3 idle clients: VmRSS $(mb "$1") MB before, $(mb "$2") MB with them," \
