@@ -217,7 +217,8 @@ static void step_message(Server *s, const uint8_t *p, size_t total)
 		return;
 	}
 	bool forward = true;
-	if (type != PROTO_BE_READY_FOR_QUERY && ps_final && ps_server_swallow(s, type))
+	ProtoHeader h = {.type = type, .len = (uint32_t)(total - 1)};
+	if (type != PROTO_BE_READY_FOR_QUERY && ps_final && ps_server_swallow(s, &h, p))
 		forward = false;
 	if (forward && out)
 		sock_write(out, p, total);
