@@ -131,9 +131,11 @@ case " $DRIVERS_SUITES " in *" node-postgres "*)
 esac
 case " $DRIVERS_SUITES " in *" postgres.js "*)
 	mkdir -p "$pjdir" && cp -R "$PJ_TREE/src" "$PJ_TREE/tests" "$PJ_TREE/package.json" "$pjdir/"
-	# the harness skips every test after the first failure, and reports
-	# only the first failure: run and report them all
+	# the harness skips every test after the first failure, reports only
+	# the first failure, and waits for the suite's last handles once done:
+	# run and report them all, and exit 2 s after the report
 	sed -i -e 's/^    failed$/    false/' -e 's/Object.values(tests).every((x) => {/Object.values(tests).forEach((x) => {/' \
+		-e 's/(process.exitCode = 1)$/(process.exitCode = 1); setTimeout(() => process.exit(), 2000).unref()/' \
 		"$pjdir/tests/test.js"
 	grep -q '^    false$' "$pjdir/tests/test.js" && grep -q 'values(tests).forEach' "$pjdir/tests/test.js" ||
 		note "postgres.js harness not patched: counts stop at the first failure"
