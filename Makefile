@@ -37,6 +37,10 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openss
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=$(SANITIZE)
+# ASan's shadow memory and valgrind's cannot share one process.
+ifneq ($(filter-out 0,$(VALGRIND)),)
+$(error VALGRIND=1 needs a build without SANITIZE)
+endif
 endif
 
 # One static library per module folder; link order follows the arrows of
