@@ -7,11 +7,11 @@
  * (ASan's LeakSanitizer, on by default) runs after inputs that allocated, so
  * a Conf or a half-built one that is not freed on some path is a finding.
  * Checked besides memory safety: NULL comes with a "PATH:LINE: " error; a
- * snapshot has what conf.h promises (a default route, one database at least,
- * a NULL-terminated admin_users of non-empty names, pins with keys and
- * schemas, keyword arrays).
- * Seeds: tests/fuzz/corpus/conf/ (every .ini of tests/data/conf/, conf/pgflip.ini and
- * a few written for the routes).
+ * file holding a NUL byte is refused; a snapshot has what conf.h promises (a
+ * default route, one database at least, a NULL-terminated admin_users of
+ * non-empty names, pins with keys and schemas, keyword arrays).
+ * Seeds: tests/fuzz/corpus/conf/ (every .ini of tests/data/conf/,
+ * conf/pgflip.ini and a few written for the routes).
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -102,6 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char err[512];
 	Conf *conf = conf_load(path, err, sizeof(err));
+	/* a NUL byte makes no text file: refused wherever it is, even in a
+	 * comment (the reader cannot see past it) */
+	if (memchr(data, '\0', size))
+		FUZZ_CHECK(conf == NULL);
 	if (!conf) {
 		FUZZ_CHECK(strnlen(err, sizeof(err)) < sizeof(err));
 		FUZZ_CHECK(strncmp(err, path, strlen(path)) == 0 && err[strlen(path)] == ':');
