@@ -9,7 +9,7 @@
 #   make bench      proxy benchmark (bench/proxy.sh)
 #   make format     clang-format every C file
 #   make fuzz       each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) s;
-#                   FUZZ=options runs one
+#                   FUZZ=options runs one; FUZZ_FLAGS adds libFuzzer flags
 #   make VALGRIND=1 test    integration tests run pgflip under valgrind
 
 CC       ?= cc
@@ -37,6 +37,10 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openss
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=$(SANITIZE)
+# ASan's shadow memory and valgrind's cannot share one process.
+ifneq ($(filter-out 0,$(VALGRIND)),)
+$(error VALGRIND=1 needs a build without SANITIZE)
+endif
 endif
 
 # One static library per module folder; link order follows the arrows of
@@ -109,6 +113,7 @@ install: $(BIN)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ         ?=
+FUZZ_FLAGS   ?=
 FUZZ_DIR     := build/fuzz
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
@@ -144,7 +149,7 @@ fuzz-bins: $(FUZZ_BIN)
 	@:
 
 fuzz: fuzz-build
-	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZ_NAMES)
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) FUZZ_FLAGS="$(FUZZ_FLAGS)" sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_DIR) $(FUZZ_NAMES)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -8,6 +8,7 @@
  * numbers for handlers (INI_HANDLER_LINENO=0) and with a fixed line buffer.
  * The reader therefore:
  *   - counts lines, so "lines read so far" is the line the handler is on;
+ *   - refuses a NUL byte anywhere (fgets would hide what follows it);
  *   - reports a line that does not fit inih's buffer instead of letting inih
  *     cut it in two (long comment lines are simply skipped);
  *   - strips leading blanks, so an indented line is an ordinary KEY = VALUE
@@ -895,6 +896,11 @@ static char *conf_read_line(char *buf, int size, void *stream)
 	ConfLoad *ld = stream;
 	if (ld->failed)
 		return NULL;
+	/* fgets ends what it read with a NUL, and the bytes it read may hold
+	 * NULs of their own, which strlen cannot tell from the end. With the
+	 * buffer filled beforehand with a byte that is not NUL, the last NUL is
+	 * the end, and one before it a NUL in the file. */
+	memset(buf, '\n', (size_t)size);
 	if (!fgets(buf, size, ld->file)) {
 		if (ferror(ld->file))
 			ld->read_errno = errno ? errno : EIO;
@@ -902,6 +908,12 @@ static char *conf_read_line(char *buf, int size, void *stream)
 	}
 	ld->line++;
 	size_t len = strlen(buf);
+	if ((char *)memrchr(buf, '\0', (size_t)size) != buf + len) {
+		/* refused even in a comment: the rest of the line would be
+		 * lost, and the skip of a long comment would eat the next line */
+		conf_fail(ld, ld->line, "NUL byte (a config file is text)");
+		return NULL;
+	}
 	if (ld->line == 1 && conf_has_prefix(buf, "\xEF\xBB\xBF")) {
 		memmove(buf, buf + 3, len - 3 + 1);
 		len -= 3;
@@ -915,8 +927,12 @@ static char *conf_read_line(char *buf, int size, void *stream)
 			return NULL;
 		}
 		int c;
-		while ((c = getc(ld->file)) != EOF && c != '\n')
-			;
+		while ((c = getc(ld->file)) != EOF && c != '\n') {
+			if (c == '\0') {
+				conf_fail(ld, ld->line, "NUL byte (a config file is text)");
+				return NULL;
+			}
+		}
 	}
 	if (comment)
 		return buf;

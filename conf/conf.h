@@ -128,7 +128,8 @@ typedef struct Conf {
  * the file as a whole, e.g. a missing required key or an unreadable file).
  * Errors: unknown section or key, bad value (number out of range, bad enum,
  * bad CIDR, bad conninfo), missing [routes] default, no [databases] entry,
- * line longer than inih's buffer.
+ * line longer than inih's buffer, a control character outside a comment, a
+ * NUL byte anywhere.
  */
 Conf *conf_load(const char *path, char *err, size_t errlen) CONF_MUSTCHECK;
 

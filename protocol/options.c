@@ -92,10 +92,11 @@ static void options_show(char **at, size_t *avail, const char *s)
 }
 
 /* options_refuse: writes `options: "SWITCH ARG" WHAT` (ARG may be NULL) as
- * the reason and returns PROTO_BAD. */
-static ProtoStatus options_refuse(OptionsCursor *cur, const char **why, const char *word, const char *arg,
+ * the reason, drops the settings found so far (*N = 0) and returns PROTO_BAD. */
+static ProtoStatus options_refuse(OptionsCursor *cur, const char **why, size_t *n, const char *word, const char *arg,
 				  const char *what)
 {
+	*n = 0;
 	char *at = cur->why;
 	size_t avail = PROTO_OPTIONS_WHY_MAX;
 	/* The fixed parts fit: the longest WHAT is under 64 bytes and each shown
@@ -131,30 +132,24 @@ ProtoStatus proto_options_parse(const char *options, char *work, size_t worklen,
 				setting = word + 2;
 			} else {
 				setting = options_next_word(&cur);
-				if (!setting) {
-					*n = 0;
-					return options_refuse(&cur, why, word, NULL, "needs an argument (-c name=value)");
-				}
+				if (!setting)
+					return options_refuse(&cur, why, n, word, NULL,
+							      "needs an argument (-c name=value)");
 				arg = setting;
 			}
 		} else if (word[0] == '-' && word[1] == '-' && word[2] != '\0') {
 			setting = word + 2;
 		} else {
-			*n = 0;
-			return options_refuse(&cur, why, word, NULL,
+			return options_refuse(&cur, why, n, word, NULL,
 					      word[0] == '-' ? "is not a setting (only -c name=value and --name=value)"
 							     : "is not a switch (only -c name=value and --name=value)");
 		}
 		char *eq = strchr(setting, '=');
-		if (!eq || eq == setting) {
-			*n = 0;
-			return options_refuse(&cur, why, word, arg,
+		if (!eq || eq == setting)
+			return options_refuse(&cur, why, n, word, arg,
 					      !eq ? "has no value (name=value)" : "has an empty setting name");
-		}
-		if (*n == max) {
-			*n = 0;
-			return options_refuse(&cur, why, word, arg, "is past the most settings allowed");
-		}
+		if (*n == max)
+			return options_refuse(&cur, why, n, word, arg, "is past the most settings allowed");
 		*eq = '\0';
 		for (char *p = setting; *p != '\0'; p++)
 			if (*p == '-')

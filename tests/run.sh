@@ -59,7 +59,7 @@ if [ -z "$UNIT_ONLY" ]; then
 fi
 
 if [ -z "$UNIT_ONLY" ]; then
-	echo "== integration tests (PostgreSQL cluster in $work/pg)"
+	echo "== integration tests (PostgreSQL cluster in $work/pg)${VALGRIND:+, pgflip under valgrind (VALGRIND=$VALGRIND)}"
 	. tests/lib/pg.sh
 	cleanup() { pg_stop "$work/pg"; }
 	trap cleanup EXIT INT TERM

@@ -266,6 +266,8 @@ CONFS = {
     "bad-key": "[pgflip]\nno_such_key = 1\n",
     "bad-section": "[nope]\n",
     "bad-cidr": "[databases]\nx = dbname=x\n[routes]\ndefault = s\naddr.10.0.0.0/33 = t\n",
+    "addr-pins": "[databases]\n* = host=/tmp\n[routes]\ndefault = s\naddr.192.168.1.77/20 = a\n"
+                 "addr.::ffff:10.1.2.3/120 = b\naddr.10.1.2.3 = c\naddr.fe80::1/10 = d\naddr.0.0.0.0/0 = e\n",
 }
 
 

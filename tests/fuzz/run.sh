@@ -15,7 +15,8 @@
 # whether a crash was found, and exits 1 when any harness found one. --tap
 # (tests/run.sh's fuzz smoke) prints "ok - fuzz_NAME: N runs in S s" or
 # "not ok - ..." instead. A harness that was not built, or a clang that cannot
-# link -fsanitize=fuzzer, is a failure in both modes.
+# link -fsanitize=fuzzer, is a failure in both modes. FUZZ_FLAGS adds libFuzzer
+# flags (FUZZ_FLAGS=-use_value_profile=1, say).
 FUZZ_DIR=${FUZZ_DIR:-build/fuzz}
 FUZZ_CC=${FUZZ_CC:-clang}
 tap=
@@ -72,7 +73,7 @@ for name in "$@"; do
 	# libFuzzer allows by default, as two harnesses may share the machine.
 	start=$(date +%s)
 	"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
-		-artifact_prefix="$work/fuzz_$name-" "$corpus" >"$log" 2>&1
+		-artifact_prefix="$work/fuzz_$name-" $FUZZ_FLAGS "$corpus" >"$log" 2>&1
 	rc=$?
 	took=$(($(date +%s) - start))
 	runs=$(fz_stat number_of_executed_units "$log")

@@ -1,16 +1,29 @@
 # Helpers for integration tests: TAP output, pgflip start/stop, psql wrappers.
 # Sourced by tests/integration/*.sh, which run/tests.sh starts with PG_PORT,
 # PG_SOCK (a running cluster), PGFLIP (the binary) and T_DIR (a scratch folder).
+#
+# VALGRIND=1 (make VALGRIND=1 test): pgflip_start runs pgflip under valgrind's
+# memcheck, one log per process ($T_DIR/valgrind.PID.log). The log is read
+# once that pgflip has ended, at pgflip_stop or at the cleanup when the script
+# exits (whoever stopped it): invalid reads or writes, bad frees or definitely
+# lost bytes give a "not ok - valgrind: ..." line, a clean log an "ok" line.
 . "$TOP/tests/lib/pg.sh"
+
+case "${VALGRIND:-0}" in 0 | "") T_VG="" ;; *) T_VG=1 ;; esac
+# Tenths of a second pgflip gets to start and to stop: valgrind runs it some
+# twenty times slower, and the leak check at exit takes a moment more.
+if [ -n "$T_VG" ]; then T_WAIT=300; else T_WAIT=100; fi
+T_VG_PIDS="" # run under valgrind, log not read yet
 
 T_PIDS=""
 t_cleanup() {
 	for p in $T_PIDS; do kill "$p" 2>/dev/null; done
 	for p in $T_PIDS; do
-		i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt "$T_WAIT" ]; do sleep 0.1; i=$((i + 1)); done
 		kill -9 "$p" 2>/dev/null
 	done
 	T_PIDS=""
+	for p in $T_VG_PIDS; do valgrind_check "$p"; done
 }
 trap t_cleanup EXIT INT TERM
 
@@ -36,11 +49,18 @@ expect_match() {
 # pgflip_start CONF: starts `pgflip serve -c CONF` in the background, waits
 # until the admin socket answers; sets PGFLIP_PID.
 pgflip_start() {
-	"$TOP/$PGFLIP" serve -c "$1" >>"$T_DIR/pgflip.log" 2>&1 &
+	if [ -n "$T_VG" ]; then
+		set -- valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+			--track-fds=no --log-file="$T_DIR/valgrind.%p.log" "$TOP/$PGFLIP" serve -c "$1"
+	else
+		set -- "$TOP/$PGFLIP" serve -c "$1"
+	fi
+	"$@" >>"$T_DIR/pgflip.log" 2>&1 &
 	PGFLIP_PID=$!
 	T_PIDS="$T_PIDS $PGFLIP_PID"
+	[ -n "$T_VG" ] && T_VG_PIDS="$T_VG_PIDS $PGFLIP_PID"
 	i=0
-	while [ $i -lt 100 ]; do
+	while [ $i -lt "$T_WAIT" ]; do
 		"$TOP/$PGFLIP" ctl -s "$T_DIR/admin.sock" status >/dev/null 2>&1 && return 0
 		kill -0 "$PGFLIP_PID" 2>/dev/null || { echo "# pgflip died:"; sed 's/^/# /' "$T_DIR/pgflip.log"; return 1; }
 		sleep 0.1; i=$((i + 1))
@@ -50,7 +70,38 @@ pgflip_start() {
 
 pgflip_stop() {
 	kill "$PGFLIP_PID" 2>/dev/null
-	i=0; while kill -0 "$PGFLIP_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	i=0; while kill -0 "$PGFLIP_PID" 2>/dev/null && [ $i -lt "$T_WAIT" ]; do sleep 0.1; i=$((i + 1)); done
+	case " $T_VG_PIDS " in *" $PGFLIP_PID "*)
+		kill -9 "$PGFLIP_PID" 2>/dev/null
+		valgrind_check "$PGFLIP_PID" ;;
+	esac
+}
+
+# valgrind_check PID: reads the valgrind log of the ended pgflip PID and prints
+# one TAP line; the first errors follow as comments.
+valgrind_check() {
+	vg_log=$T_DIR/valgrind.$1.log
+	T_VG_PIDS=$(echo " $T_VG_PIDS " | sed "s/ $1 / /")
+	wait "$1" 2>/dev/null
+	if [ ! -f "$vg_log" ]; then
+		not_ok "valgrind: pgflip $1 left no log ($vg_log)"
+		return
+	fi
+	vg_r=$(grep -c 'Invalid read' "$vg_log") vg_w=$(grep -c 'Invalid write' "$vg_log")
+	vg_f=$(grep -c -E 'Invalid free|Mismatched free' "$vg_log")
+	vg_lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$vg_log" | tail -n 1 | tr -d ,)
+	vg_lost=${vg_lost:-0}
+	if [ "$vg_r$vg_w$vg_f" = 000 ] && [ "$vg_lost" = 0 ]; then
+		if grep -q -E 'LEAK SUMMARY|All heap blocks were freed' "$vg_log"; then
+			ok "valgrind: pgflip $1: no invalid access, no definite leak"
+		else
+			ok "valgrind: pgflip $1: no invalid access (killed before exit: leaks not checked)"
+		fi
+		return
+	fi
+	not_ok "valgrind: pgflip $1: $vg_r invalid reads, $vg_w invalid writes, $vg_f bad frees, $vg_lost bytes definitely lost ($vg_log)"
+	awk '/Invalid (read|write|free)|Mismatched free|definitely lost in/ { show = 1 } show { print "    # " $0 }
+		/^==[0-9]+== $/ { if (show) n++; show = 0 } n >= 3 { exit }' "$vg_log"
 }
 
 ctl() { "$TOP/$PGFLIP" ctl -s "$T_DIR/admin.sock" "$@"; }

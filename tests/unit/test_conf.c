@@ -1038,6 +1038,48 @@ static void test_free_null(void **state)
 	conf_free(NULL);
 }
 
+/* Loads the LEN bytes of TEXT (NULs included) and checks that it fails with
+ * "PATH:" followed by EXPECTED. */
+static void assert_bytes_error(const char *text, size_t len, const char *expected)
+{
+	char path[256], err[512], want[800];
+	write_bytes(path, sizeof(path), text, len);
+	Conf *conf = conf_load(path, err, sizeof(err));
+	if (conf) {
+		conf_free(conf);
+		fail_msg("loaded, expected error %s", expected);
+	}
+	snprintf(want, sizeof(want), "%s:%s", path, expected);
+	assert_string_equal(err, want);
+}
+
+/* Found by fuzz_conf: fgets hides what follows a NUL byte, so a NUL in a
+ * comment made the reader skip the next line as the comment's rest (here
+ * listen_port, silently), and a NUL in the last line, with no newline after
+ * it, cut the line there. A NUL is refused wherever it is, in the part of a
+ * long comment that is skipped too. */
+static void test_nul_byte_refused(void **state)
+{
+	(void)state;
+	static const char in_comment[] = "[pgflip]\n; a comment\0x\nlisten_port = 1\n" DATABASES ROUTES;
+	assert_bytes_error(in_comment, sizeof(in_comment) - 1, "2: NUL byte (a config file is text)");
+	static const char last_line[] = DATABASES "[routes]\ndefault = s\0junk";
+	assert_bytes_error(last_line, sizeof(last_line) - 1, "4: NUL byte (a config file is text)");
+	static const char line_start[] = "[pgflip]\n\0listen_port = 1\n" DATABASES ROUTES;
+	assert_bytes_error(line_start, sizeof(line_start) - 1, "2: NUL byte (a config file is text)");
+	/* a comment longer than the reader's buffer, the NUL in the part skipped */
+	static const char tail[] = "\0\nlisten_port = 1\n" DATABASES ROUTES;
+	char long_comment[512];
+	size_t n = (size_t)snprintf(long_comment, sizeof(long_comment), "[pgflip]\n; %0300d", 0);
+	assert_true(n + sizeof(tail) <= sizeof(long_comment));
+	memcpy(long_comment + n, tail, sizeof(tail));
+	assert_bytes_error(long_comment, n + sizeof(tail) - 1, "2: NUL byte (a config file is text)");
+	/* and the same files without the NUL load, the line after the comment included */
+	Conf *conf = load_text("[pgflip]\n; a commentx\nlisten_port = 1\n" DATABASES ROUTES);
+	assert_int_equal(conf->listen_port, 1);
+	conf_free(conf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1065,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_schema_name_ok),
 		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_nul_byte_refused),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
