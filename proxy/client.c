@@ -354,11 +354,12 @@ static bool client_login(Client *c, const ProtoStartup *st)
 	StartupResult res;
 	const char *user = proto_startup_get(st, "user");
 	const char *db = proto_startup_get(st, "database");
-	const char *app = proto_startup_get(st, "application_name");
 	c->user = proxy_strdup(user);
 	c->database = proxy_strdup(db && *db ? db : user);
-	c->app_name = proxy_strdup(app ? app : "");
 	bool ok = startup_collect(proxy.conf, st, &c->params, &res);
+	/* from the packet, or from options (-c application_name=x) */
+	const char *app = params_get(&c->params, "application_name");
+	c->app_name = proxy_strdup(app ? app : "");
 	params_set(&c->params, "application_name", c->app_name);
 	client_negotiate(c, st);
 	if (!ok) {

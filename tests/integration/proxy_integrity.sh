@@ -67,6 +67,8 @@ app.v2-* = v2"
 	got=$(PGOPTIONS='-c statement_timeout=5s --default-transaction-read-only=on' fpsql "$port" \
 		-c "SELECT current_setting('statement_timeout') || ' ' || current_setting('default_transaction_read_only') || ' ' || w FROM who")
 	expect_eq "$mode: PGOPTIONS settings applied, route kept" "$got" "5s on v1"
+	got=$(wire "options=-c application_name=v2-opt" -- "q:SELECT current_setting('application_name') || ' ' || w FROM who")
+	expect_eq "$mode: application_name from options: shown and routed by" "$got" "v2-opt v2"
 	after "PGOPTIONS settings"
 
 	# startup settings stay with their client
