@@ -153,7 +153,6 @@ void ps_server_clear(Server *s)
 	replay_drop(s); /* it names statements that are gone */
 	free(s->replay.data);
 	s->replay.data = NULL;
-	s->replay.len = 0;
 	s->replay.cap = 0;
 }
 
@@ -251,24 +250,15 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
  * few parameters fit, bulk Binds are not worth a copy per transaction. */
 #define PS_REPLAY_MAX (64 * 1024)
 
-/* A request is being kept (not yet answered, not given up). */
-static bool replay_kept(const Server *s)
-{
-	return s->replay.state == PS_REPLAY_TAKING || s->replay.state == PS_REPLAY_WHOLE;
-}
-
-/* Gives up the kept request (its bytes stay until the next one is kept:
- * server_error may still send them again). */
 static void replay_drop(Server *s)
 {
-	s->replay.state = PS_REPLAY_OFF;
+	s->replay.active = false;
+	s->replay.len = 0;
 }
 
 static void replay_append(Server *s, const uint8_t *p, size_t n)
 {
 	PsReplay *r = &s->replay;
-	if (r->state != PS_REPLAY_TAKING)
-		return;
 	if (r->len + n > PS_REPLAY_MAX) {
 		replay_drop(s);
 		return;
@@ -300,14 +290,16 @@ static void replay_append(Server *s, const uint8_t *p, size_t n)
 static void replay_start(Server *s, const PsServerStmt *st, const PsClientStmt *cs, const ProtoHeader *h,
 			 const uint8_t *msg)
 {
-	if (s->expect.count != 0 || s->tx_status != 'I' || s->replay.state == PS_REPLAY_SENDING ||
-	    !st->confirmed || st->born > cs->born)
+	if (s->expect.count != 0 || s->tx_status != 'I' || s->replay.replaying || !st->confirmed ||
+	    st->born > cs->born)
 		return; /* (born values are never equal: one clock) */
 	PsReplay *r = &s->replay;
-	r->state = PS_REPLAY_TAKING;
 	r->len = 0;
+	r->active = true;
+	r->complete = false;
 	r->described = h->type == PROTO_FE_DESCRIBE;
 	r->executed = false;
+	r->retry_due = false;
 	replay_append(s, msg, (size_t)h->len + 1);
 }
 
@@ -319,7 +311,7 @@ static void replay_take(Server *s, const ProtoHeader *h, const uint8_t *msg)
 	static const uint8_t sync[5] = {PROTO_FE_SYNC, 0, 0, 0, 4};
 	static const uint8_t flush[5] = {PROTO_FE_FLUSH, 0, 0, 0, 4};
 	PsReplay *r = &s->replay;
-	if (r->state == PS_REPLAY_WHOLE) {
+	if (r->complete) {
 		replay_drop(s);
 		return;
 	}
@@ -342,8 +334,7 @@ static void replay_take(Server *s, const ProtoHeader *h, const uint8_t *msg)
 		return;
 	case PROTO_FE_SYNC:
 		replay_append(s, sync, sizeof(sync));
-		if (r->state == PS_REPLAY_TAKING) /* (not dropped for its size) */
-			r->state = PS_REPLAY_WHOLE;
+		r->complete = true;
 		return;
 	default:
 		replay_drop(s);
@@ -362,6 +353,8 @@ static void replay_run(Server *s)
 {
 	PsReplay *r = &s->replay;
 	Client *c = s->client;
+	r->retry_due = false;
+	r->active = false;
 	while (s->expect.count) {
 		PsExpect *e = queue_head(s);
 		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
@@ -373,7 +366,7 @@ static void replay_run(Server *s)
 	}
 	s->swallow_rfq++;
 	slog_debug(s, "retrying a request whose statement was stale (%zu bytes)", r->len);
-	r->state = PS_REPLAY_SENDING;
+	r->replaying = true;
 	for (size_t off = 0; c && off + PROTO_HEADER_SIZE <= r->len;) {
 		ProtoHeader h;
 		const char *why = "";
@@ -384,7 +377,8 @@ static void replay_run(Server *s)
 			sock_write(&s->sock, msg, (size_t)h.len + 1);
 		off += (size_t)h.len + 1;
 	}
-	replay_drop(s);
+	r->replaying = false;
+	r->len = 0;
 }
 
 /* ---- per-client statements ---- */
@@ -478,7 +472,7 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	ProtoBuf b;
 	bool forward = true;
 	uint8_t space[512];
-	if (replay_kept(s)) /* (not while replay_run sends it again) */
+	if (s->replay.active) /* (never while replay_run sends it again) */
 		replay_take(s, h, msg);
 	if (msg)
 		proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
@@ -635,9 +629,8 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 {
 	PsExpect *e = queue_head(s);
 	PsReplay *r = &s->replay;
-	bool whole = r->state == PS_REPLAY_WHOLE;
-	if (replay_kept(s))
-		replay_drop(s); /* unless it is sent again, below */
+	bool kept = r->active;
+	r->active = false;
 	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)
 		return false;
 	ProtoErrorFields f;
@@ -649,9 +642,10 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 		return false;
 	st->stale = true;
 	slog_debug(s, "statement pgflip_%llu is stale: %s", (unsigned long long)st->id, f.message ? f.message : "");
-	if (!whole || !r->described || !s->client)
+	if (!kept || !r->complete || !r->described || !s->client)
 		return false;
-	r->state = PS_REPLAY_DUE;
+	r->active = true;
+	r->retry_due = true;
 	return true;
 }
 
@@ -689,7 +683,7 @@ static void queue_finish_head(Server *s, PsExpect *e)
 		if (st)
 			st->confirmed = true;
 	}
-	if (replay_kept(s))
+	if (s->replay.active)
 		replay_drop(s);
 	queue_pop(s);
 }
@@ -714,7 +708,7 @@ void ps_server_after(Server *s, uint8_t type)
 	if (!e)
 		return;
 	if (type == PROTO_BE_ERROR_RESPONSE) {
-		if (s->replay.state == PS_REPLAY_DUE)
+		if (s->replay.retry_due)
 			replay_run(s);
 		else if (e->kind != PS_EXPECT_QUERY)
 			skip_to_sync(s);

@@ -61,21 +61,16 @@ typedef struct PsExpect {
  * until its first answer: if that is 0A000 (the statement is older than a
  * DDL), pgflip prepares it again and sends the request once more
  * (prepared.c). */
-typedef enum {
-	PS_REPLAY_OFF = 0,     /* nothing kept */
-	PS_REPLAY_TAKING,      /* keeping the messages of a request, up to its Sync */
-	PS_REPLAY_WHOLE,       /* its Sync is in: it can be sent again */
-	PS_REPLAY_DUE,         /* its 0A000 was swallowed: send it again now */
-	PS_REPLAY_SENDING,     /* sending it again (what is sent is not kept) */
-} PsReplayState;
-
 typedef struct PsReplay {
-	PsReplayState state;
 	uint8_t *data;         /* whole messages, as the client sent them */
 	size_t len;
 	size_t cap;
+	bool active;           /* a request is kept */
+	bool complete;         /* its Sync is in */
 	bool described;        /* a Describe came before any Execute */
 	bool executed;         /* an Execute is in */
+	bool retry_due;        /* its error was swallowed: replay it */
+	bool replaying;        /* sending it again (not kept again) */
 } PsReplay;
 
 typedef struct PsQueue {
