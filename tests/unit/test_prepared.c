@@ -153,9 +153,11 @@ static void fixture_init(void)
 	sock_init_out(&fx.c.sock);
 	fx.s1.id = 1;
 	fx.s1.pool = &fx.pool;
+	fx.s1.tx_status = 'I'; /* logged in, idle */
 	sock_init_out(&fx.s1.sock);
 	fx.s2.id = 2;
 	fx.s2.pool = &fx.pool;
+	fx.s2.tx_status = 'I';
 	sock_init_out(&fx.s2.sock);
 	set_route("public_v1");
 	link_to(&fx.s1);
@@ -203,27 +205,38 @@ static size_t plain_run(Server *s, const uint8_t *p, size_t len)
 	return off;
 }
 
-/* server_step_message and server_step_inspect, for one whole message. */
+/* server_step_message and server_step_inspect, for one whole message.
+ * While swallow_rfq is set (a request pgflip retries: its first answers
+ * are not the client's), everything up to that ReadyForQuery is dropped
+ * and the queue is not looked at, as in server.c; a ReadyForQuery records
+ * the transaction status (server_ready). */
 static void step_message(Server *s, const uint8_t *p, size_t total)
 {
 	uint8_t type = p[0];
 	Sock *out = s->client ? &s->client->sock : NULL;
-	bool ps_final = out && s->expect.count > 0 && ps_server_final(s, type);
+	bool swallow = s->swallow_rfq > 0 || !out;
+	bool ps_final = !swallow && s->expect.count > 0 && ps_server_final(s, type);
 	bool inspect = type == PROTO_BE_READY_FOR_QUERY || type == PROTO_BE_PARAMETER_STATUS ||
 	               type == PROTO_BE_ERROR_RESPONSE || ps_final;
 	if (!inspect) {
-		if (out)
+		if (!swallow)
 			sock_write(out, p, total);
 		return;
 	}
-	bool forward = true;
+	bool forward = !swallow;
 	ProtoHeader h = {.type = type, .len = (uint32_t)(total - 1)};
 	if (type != PROTO_BE_READY_FOR_QUERY && ps_final && ps_server_swallow(s, &h, p))
 		forward = false;
-	if (forward && out)
+	if (forward)
 		sock_write(out, p, total);
 	if (ps_final)
 		ps_server_after(s, type);
+	if (type == PROTO_BE_READY_FOR_QUERY) {
+		assert_int_equal(total, 6);
+		s->tx_status = (char)p[5];
+		if (s->swallow_rfq > 0)
+			s->swallow_rfq--; /* server_own_ready */
+	}
 }
 
 /* server_pump over the messages at P (LEN bytes, whole messages). */
@@ -232,7 +245,8 @@ static void pump_bytes(Server *s, const uint8_t *p, size_t len)
 	size_t off = 0;
 	while (off < len) {
 		size_t n;
-		if (feed != FEED_STEPS && s->client && (n = plain_run(s, p + off, len - off)) > 0) {
+		if (feed != FEED_STEPS && s->client && s->swallow_rfq == 0 &&
+		    (n = plain_run(s, p + off, len - off)) > 0) {
 			sock_write(&s->client->sock, p + off, n);
 			ps_server_emit_due(s);
 			off += n;
@@ -665,11 +679,12 @@ static void expect_text(const char *got, const char *want, const char *who, int 
 
 /* The kinds of S's expect queue, head first, as letters: p PARSE, b BIND,
  * d DESCRIBE, e EXECUTE, c CLOSE, s SYNC, q QUERY, P SWALLOW_PARSE,
- * C SWALLOW_CLOSE, 1 SYNTH_PARSE, 3 SYNTH_CLOSE. */
+ * C SWALLOW_CLOSE, 3 SYNTH_CLOSE (in PsExpectKind's order). */
 static const char *queue_str(const Server *s)
 {
 	static char out[256];
-	static const char letters[] = "pbdecsqPC13";
+	static const char letters[] = "pbdecsqPC3";
+	_Static_assert(sizeof(letters) - 1 == PS_SYNTH_CLOSE + 1, "one letter per PsExpectKind");
 	size_t n = 0;
 	for (size_t i = 0; i < s->expect.count && n + 1 < sizeof(out); i++)
 		out[n++] = letters[s->expect.items[(s->expect.head + i) % s->expect.cap].kind];
@@ -780,9 +795,13 @@ static void test_enabled(void **state)
 	fx.c.pool = &fx.pool;
 	fixture_free();
 
-	static const uint8_t whole[] = {PROTO_FE_PARSE, PROTO_FE_BIND, PROTO_FE_DESCRIBE, PROTO_FE_CLOSE};
-	static const uint8_t streamed[] = {PROTO_FE_EXECUTE, PROTO_FE_SYNC,      PROTO_FE_FLUSH,
-	                                   PROTO_FE_QUERY,   PROTO_FE_COPY_DATA, PROTO_FE_FUNCTION_CALL};
+	/* Execute is held whole too (since 77bb2b4): a request that may meet a
+	 * stale statement is kept, message by message, to be sent again
+	 * (PsReplay), and an Execute is small (a portal name, a row count) */
+	static const uint8_t whole[] = {PROTO_FE_PARSE, PROTO_FE_BIND, PROTO_FE_DESCRIBE, PROTO_FE_CLOSE,
+	                                PROTO_FE_EXECUTE};
+	static const uint8_t streamed[] = {PROTO_FE_SYNC, PROTO_FE_FLUSH, PROTO_FE_QUERY, PROTO_FE_COPY_DATA,
+	                                   PROTO_FE_FUNCTION_CALL};
 	for (size_t i = 0; i < sizeof(whole); i++)
 		assert_true(ps_needs_whole(whole[i]));
 	for (size_t i = 0; i < sizeof(streamed); i++)
@@ -866,15 +885,29 @@ static void test_named_parse_describe_bind(void **state)
 
 		/* the next transaction uses it without a Parse */
 		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
-		/* a Parse of the same text under another name: answered by pgflip
-		 * at once (nothing is ahead of it), the server's statement shared */
+		/* a Parse of the same text under another name reaches the server
+		 * (77bb2b4): the server gets a new pgflip_2, and pgflip_1 is closed
+		 * in the same write, so that the client's plan is as fresh as on a
+		 * direct connection (pgflip_1 may be older than a DDL). The client
+		 * gets the server's own ParseComplete, the CloseComplete is
+		 * pgflip's and swallowed. Both of the client's names now use
+		 * pgflip_2: one statement per route and text. */
 		assert_false(c_parse_typed("s2", "SELECT $1::int", 1, int4));
-		SERVER_GOT(&fx.s1, "");
+		SERVER_GOT(&fx.s1, "Close(S,pgflip_1) Parse(pgflip_2,SELECT $1::int,[23])");
+		CLIENT_GOT("");
+		QUEUE_IS(&fx.s1, "Cp");
+		STMTS_ARE(&fx.s1, "2");
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		pump(&fx.s1, &a);
 		CLIENT_GOT("ParseComplete");
-		run_bound("s2", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
-		/* the same text with other parameter types is another statement */
-		run_parse("s3", "SELECT $1::int", "Parse(pgflip_2,SELECT $1::int,[]) Sync");
-		STMTS_ARE(&fx.s1, "1,2");
+		QUEUE_IS(&fx.s1, "");
+		run_bound("s2", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		run_bound("s1", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		/* the same text with other parameter types is another statement:
+		 * nothing to close */
+		run_parse("s3", "SELECT $1::int", "Parse(pgflip_3,SELECT $1::int,[]) Sync");
+		STMTS_ARE(&fx.s1, "2,3");
 		CLIENT_STMTS_ARE("s1,s2,s3");
 		/* a long Parse, past prepared.c's stack buffer */
 		char sql[3000];
@@ -882,7 +915,7 @@ static void test_named_parse_describe_bind(void **state)
 		memcpy(sql, "SELECT 1", 8);
 		sql[sizeof(sql) - 1] = '\0';
 		char want[3100];
-		snprintf(want, sizeof(want), "Parse(pgflip_3,%s,[]) Sync", sql);
+		snprintf(want, sizeof(want), "Parse(pgflip_4,%s,[]) Sync", sql);
 		run_parse("long", sql, want);
 		protobuf_free(&a);
 		fixture_free();
@@ -898,16 +931,25 @@ static void test_made_up_answers_in_order(void **state)
 		fixture_init();
 		ProtoBuf a;
 		protobuf_init(&a);
+		/* The second Parse of the same text reaches the server too
+		 * (77bb2b4), as pgflip_2, and pgflip_1, still in flight, is closed
+		 * before it: the server runs Parse, Close, Parse in order, so that
+		 * is fine. Its CloseComplete is swallowed (C); the client gets the
+		 * server's two ParseCompletes; only the CloseCompletes of the
+		 * client's own Closes are made up (3), each in its turn. */
 		assert_false(c_parse("a", "SELECT 1"));
-		assert_false(c_parse("b", "SELECT 1")); /* same text: ParseComplete made up */
+		assert_false(c_parse("b", "SELECT 1"));
 		assert_false(c_bind("", "b", NULL));
 		assert_false(c_close('S', "nosuch")); /* CloseComplete made up */
 		assert_true(c_execute("", 0));
 		assert_false(c_close('S', "a"));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELECT 1,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELECT 1,[]) Close(S,pgflip_1) Parse(pgflip_2,SELECT 1,[]) "
+		                   "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
 		CLIENT_GOT(""); /* nothing may overtake the first ParseComplete */
-		QUEUE_IS(&fx.s1, "p1b3e3s");
+		QUEUE_IS(&fx.s1, "pCpb3e3s");
+		a_parse_complete(&a);
+		a_close_complete(&a);
 		a_parse_complete(&a);
 		a_bind_complete(&a);
 		a_data_row(&a, "1");
@@ -919,21 +961,24 @@ static void test_made_up_answers_in_order(void **state)
 		        "CloseComplete ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
 		CLIENT_STMTS_ARE("b");
-		STMTS_ARE(&fx.s1, "1"); /* closing a only forgot the client's name */
+		STMTS_ARE(&fx.s1, "2"); /* closing a only forgot the client's name */
 
 		/* notices and parameter reports in between change nothing */
 		assert_false(c_parse("c", "SELECT 2"));
 		assert_false(c_parse("d", "SELECT 2"));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Parse(pgflip_2,SELECT 2,[]) Sync");
+		SERVER_GOT(&fx.s1, "Parse(pgflip_3,SELECT 2,[]) Close(S,pgflip_3) Parse(pgflip_4,SELECT 2,[]) Sync");
 		proto_put_notice(&a, "WARNING", "01000", "careful");
 		a_parse_complete(&a);
 		proto_put_parameter_status(&a, "TimeZone", "UTC");
+		a_close_complete(&a);
+		a_parse_complete(&a);
 		a_rfq(&a, 'I');
 		pump(&fx.s1, &a);
-		CLIENT_GOT("NoticeResponse(01000) ParseComplete ParseComplete ParameterStatus(TimeZone=UTC) "
+		CLIENT_GOT("NoticeResponse(01000) ParseComplete ParameterStatus(TimeZone=UTC) ParseComplete "
 		           "ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
+		STMTS_ARE(&fx.s1, "2,4");
 		protobuf_free(&a);
 		fixture_free();
 	}
@@ -985,9 +1030,12 @@ static void test_other_server(void **state)
 		/* and still on the first server, under its names */
 		link_to(&fx.s1);
 		run_bound("s2", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
-		/* a Parse answered by pgflip on one server, needed on another */
-		assert_false(c_parse("s3", "SELECT 1"));
-		CLIENT_GOT("ParseComplete");
+		/* a Parse of a text the first server has reaches it (77bb2b4: its
+		 * pgflip_1 of that text is closed, the client's Parse is pgflip_3
+		 * there); on the other server, the statement pgflip prepared
+		 * there for s1 serves s3 too */
+		run_parse("s3", "SELECT 1", "Close(S,pgflip_1) Parse(pgflip_3,SELECT 1,[]) Sync");
+		STMTS_ARE(&fx.s1, "2,3");
 		link_to(&fx.s2);
 		run_bound("s3", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
 		protobuf_free(&a);
@@ -1039,15 +1087,17 @@ static void test_close(void **state)
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
-		/* the same text again: the server still has it */
-		assert_false(c_parse("s1", "SELECT 1"));
-		CLIENT_GOT("ParseComplete");
-		SERVER_GOT(&fx.s1, "");
+		/* the same text again: the server still has pgflip_1, but the
+		 * client's Parse reaches the server (77bb2b4) as pgflip_2, with
+		 * pgflip_1 closed first; the client gets the server's
+		 * ParseComplete */
+		run_parse("s1", "SELECT 1", "Close(S,pgflip_1) Parse(pgflip_2,SELECT 1,[]) Sync");
+		STMTS_ARE(&fx.s1, "2");
 		/* Close of a portal goes to the server, its answer back */
 		assert_false(c_bind("p", "s1", NULL));
 		assert_true(c_close('P', "p"));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Bind(p,pgflip_1,[],[],[1]) Close(P,p) Sync");
+		SERVER_GOT(&fx.s1, "Bind(p,pgflip_2,[],[],[1]) Close(P,p) Sync");
 		QUEUE_IS(&fx.s1, "bcs");
 		a_bind_complete(&a);
 		a_close_complete(&a);
@@ -1157,36 +1207,45 @@ static void test_error_skips_to_sync(void **state)
 		fixture_init();
 		ProtoBuf a;
 		protobuf_init(&a);
-		/* the first Parse fails: the rest of the pipeline is skipped */
+		/* the first Parse fails: the rest of the pipeline is skipped. The
+		 * second Parse of the same text reaches the server (77bb2b4), after
+		 * a Close of the first one: both are skipped, and the made-up
+		 * CloseComplete is not sent */
 		assert_false(c_parse("bad", "SELEC 1"));
 		assert_false(c_bind("", "bad", NULL));
-		assert_false(c_parse("bad2", "SELEC 1")); /* made-up ParseComplete: skipped too */
-		assert_false(c_close('S', "nosuch"));     /* made-up CloseComplete: skipped */
+		assert_false(c_parse("bad2", "SELEC 1"));
+		assert_false(c_close('S', "nosuch")); /* made-up CloseComplete: skipped */
 		assert_true(c_execute("", 0));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELEC 1,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
-		QUEUE_IS(&fx.s1, "pb13es");
+		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELEC 1,[]) Bind(,pgflip_1,[],[],[1]) Close(S,pgflip_1) "
+		                   "Parse(pgflip_2,SELEC 1,[]) Execute(,0) Sync");
+		QUEUE_IS(&fx.s1, "pbCp3es");
 		proto_put_error(&a, "ERROR", "42601", "syntax error at or near \"SELEC\"");
 		a_rfq(&a, 'I');
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ErrorResponse(42601) ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
-		STMTS_ARE(&fx.s1, ""); /* the failed statement is not on the server */
+		STMTS_ARE(&fx.s1, ""); /* the failed statement is not on the server, nor the skipped one */
 
-		/* an error after a good Parse: that one stays */
+		/* an error after a good Parse: that one stays. The next Parse of
+		 * its text, after the error, comes with a Close of it: the server
+		 * skips both, so it still has pgflip_3, and pgflip must know it
+		 * (else it is never closed again and the server holds more than
+		 * max_prepared_statements) */
 		assert_false(c_parse("s1", "SELECT 1"));
 		assert_true(c_bind("", "nosuch", NULL));
 		assert_false(c_parse("s2", "SELECT 1"));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Parse(pgflip_2,SELECT 1,[]) Bind(,nosuch,[],[],[1]) Sync");
-		QUEUE_IS(&fx.s1, "pb1s");
+		SERVER_GOT(&fx.s1, "Parse(pgflip_3,SELECT 1,[]) Bind(,nosuch,[],[],[1]) Close(S,pgflip_3) "
+		                   "Parse(pgflip_4,SELECT 1,[]) Sync");
+		QUEUE_IS(&fx.s1, "pbCps");
 		a_parse_complete(&a);
 		proto_put_error(&a, "ERROR", "26000", "prepared statement \"nosuch\" does not exist");
 		a_rfq(&a, 'I');
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ParseComplete ErrorResponse(26000) ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
-		STMTS_ARE(&fx.s1, "2");
+		STMTS_ARE(&fx.s1, "3");
 		assert_true(fx.s1.ps[0].confirmed);
 
 		/* the error of a Query does not skip anything: its ReadyForQuery ends it */
@@ -1202,11 +1261,11 @@ static void test_error_skips_to_sync(void **state)
 		CLIENT_GOT("ErrorResponse(42703) ReadyForQuery(I)");
 
 		/* an error at the Sync itself (a deferred constraint at commit) */
-		run_bound("s1", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		run_bound("s1", "Bind(,pgflip_3,[],[],[1]) Execute(,0) Sync");
 		assert_false(c_bind("", "s1", NULL));
 		assert_true(c_execute("", 0));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		SERVER_GOT(&fx.s1, "Bind(,pgflip_3,[],[],[1]) Execute(,0) Sync");
 		a_bind_complete(&a);
 		a_command_complete(&a, "INSERT 0 1");
 		proto_put_error(&a, "ERROR", "23503", "violates foreign key constraint");
@@ -1231,6 +1290,272 @@ static void test_error_skips_to_sync(void **state)
 		STMTS_ARE(&fx.s2, "");
 		/* the next use tries again */
 		run_bound("s1", "Parse(pgflip_2,SELECT 1,[]) Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
+/* A client's Parse of a text its server already has reaches the server
+ * (77bb2b4): a new pgflip_N, the older one closed in the same write, and
+ * the client hears the server's own ParseComplete, or its error. So a
+ * statement the client prepares again after a DDL gets a plan as fresh as
+ * on a direct connection, where pgflip used to answer ParseComplete itself
+ * and reuse the old statement. */
+static void test_repeated_parse_reaches_server(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		ProtoBuf a;
+		protobuf_init(&a);
+		run_parse("s1", "SELECT * FROM t", "Parse(pgflip_1,SELECT * FROM t,[]) Sync");
+		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		/* the client closes it and prepares it again, as a driver does
+		 * after an ALTER TABLE: nothing is made up, the client waits for
+		 * the server */
+		assert_false(c_close('S', "s1"));
+		CLIENT_GOT("CloseComplete");
+		assert_false(c_parse("s1", "SELECT * FROM t"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Sync");
+		CLIENT_GOT("");
+		QUEUE_IS(&fx.s1, "Cps");
+		STMTS_ARE(&fx.s1, "2");
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ParseComplete ReadyForQuery(I)");
+		run_bound("s1", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+
+		/* another name for the same text, in the pipeline right after the
+		 * first Parse: it reaches the server too, after a Close of the
+		 * statement still in flight */
+		assert_false(c_parse("s2", "SELECT 2"));
+		assert_false(c_parse("s3", "SELECT 2"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_3,SELECT 2,[]) Close(S,pgflip_3) Parse(pgflip_4,SELECT 2,[]) Sync");
+		QUEUE_IS(&fx.s1, "pCps");
+		a_parse_complete(&a);
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ParseComplete ParseComplete ReadyForQuery(I)");
+		STMTS_ARE(&fx.s1, "2,4");
+		run_bound("s2", "Bind(,pgflip_4,[],[],[1]) Execute(,0) Sync");
+
+		/* the server refuses the Parse (the table is gone): the client
+		 * hears it, where a made-up ParseComplete would have hidden it
+		 * until the first Bind */
+		assert_false(c_parse("s4", "SELECT * FROM t"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Close(S,pgflip_2) Parse(pgflip_5,SELECT * FROM t,[]) Sync");
+		a_close_complete(&a);
+		proto_put_error(&a, "ERROR", "42P01", "relation \"t\" does not exist");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(42P01) ReadyForQuery(I)");
+		QUEUE_IS(&fx.s1, "");
+		STMTS_ARE(&fx.s1, "4"); /* pgflip_2 closed, pgflip_5 never made */
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
+/* The client prepares S on server 1 and uses it on server 2 (pgflip_1
+ * there); a DDL changes the result type of its text; the client then
+ * prepares the text again on server 1, as S2, and binds S2 on server 2:
+ * pgflip reuses server 2's pgflip_1, older than the client's Parse of S2,
+ * and PostgreSQL refuses it with 0A000 where the client's own statement on
+ * a direct connection would run. Returns with the client on server 2 and
+ * nothing sent there yet. */
+static void stale_setup(void)
+{
+	run_parse("s", "SELECT * FROM t", "Parse(pgflip_1,SELECT * FROM t,[]) Sync");
+	link_to(&fx.s2);
+	run_bound("s", "Parse(pgflip_1,SELECT * FROM t,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+	/* ALTER TABLE t ... */
+	link_to(&fx.s1);
+	run_parse("s2", "SELECT * FROM t", "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Sync");
+	link_to(&fx.s2);
+}
+
+static void a_stale(ProtoBuf *a)
+{
+	proto_put_error(a, "ERROR", "0A000", "cached plan must not change result type");
+}
+
+/* The stale statement at the start of a transaction, in a request that
+ * describes what it executes (libpq's and node-postgres's Bind, Describe,
+ * Execute, Sync): pgflip swallows the 0A000 and its ReadyForQuery, closes
+ * and prepares the statement again and sends the request once more. The
+ * server sees both tries; the client sees only the second one's answers,
+ * with the new RowDescription. */
+static void test_stale_retry(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		ProtoBuf a;
+		protobuf_init(&a);
+		stale_setup();
+		assert_false(c_bind("", "s2", "1"));
+		assert_true(c_describe('P', ""));
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Bind(,pgflip_1,[],[1],[1]) Describe(P,) Execute(,0) Sync");
+		QUEUE_IS(&fx.s2, "bdes");
+		/* the server skips to the Sync */
+		a_stale(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("");
+		SERVER_GOT(&fx.s2, "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Bind(,pgflip_2,[],[1],[1]) "
+		                   "Describe(P,) Execute(,0) Sync");
+		QUEUE_IS(&fx.s2, "CPbdes");
+		assert_int_equal(fx.s2.swallow_rfq, 0); /* the first try's ReadyForQuery was swallowed */
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_bind_complete(&a);
+		a_row_description(&a, "x");
+		a_data_row(&a, "1");
+		a_command_complete(&a, "SELECT 1");
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("BindComplete RowDescription DataRow(1) CommandComplete(SELECT 1) ReadyForQuery(I)");
+		QUEUE_IS(&fx.s2, "");
+		STMTS_ARE(&fx.s2, "2");
+		/* from now on both names use the fresh statement */
+		run_bound("s", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		run_bound("s2", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+
+		/* a Describe of the statement itself starts the request as well */
+		fixture_init();
+		stale_setup();
+		assert_false(c_describe('S', "s2"));
+		assert_false(c_bind("", "s2", NULL));
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Describe(S,pgflip_1) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		a_stale(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("");
+		SERVER_GOT(&fx.s2, "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Describe(S,pgflip_2) "
+		                   "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_parameter_description(&a, 0);
+		a_row_description(&a, "x");
+		a_bind_complete(&a);
+		a_command_complete(&a, "SELECT 0");
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ParameterDescription RowDescription BindComplete CommandComplete(SELECT 0) "
+		           "ReadyForQuery(I)");
+		QUEUE_IS(&fx.s2, "");
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
+/* When pgflip cannot retry, the client gets the 0A000, as PostgreSQL gives
+ * it; a statement pgflip reused that was older than the client's Parse is
+ * marked stale all the same, and prepared again at its next use. */
+static void test_stale_not_retried(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		ProtoBuf a;
+		protobuf_init(&a);
+		/* inside a transaction: what ran before cannot be run again */
+		stale_setup();
+		assert_true(c_query("BEGIN"));
+		a_command_complete(&a, "BEGIN");
+		a_rfq(&a, 'T');
+		SERVER_GOT(&fx.s2, "Query(BEGIN)");
+		pump(&fx.s2, &a);
+		CLIENT_GOT("CommandComplete(BEGIN) ReadyForQuery(T)");
+		assert_false(c_bind("", "s2", NULL));
+		assert_true(c_describe('P', ""));
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Bind(,pgflip_1,[],[],[1]) Describe(P,) Execute(,0) Sync");
+		a_stale(&a);
+		a_rfq(&a, 'E');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ErrorResponse(0A000) ReadyForQuery(E)");
+		QUEUE_IS(&fx.s2, "");
+		assert_true(fx.s2.ps[0].stale);
+		assert_true(c_query("ROLLBACK"));
+		a_command_complete(&a, "ROLLBACK");
+		a_rfq(&a, 'I');
+		SERVER_GOT(&fx.s2, "Query(ROLLBACK)");
+		pump(&fx.s2, &a);
+		CLIENT_GOT("CommandComplete(ROLLBACK) ReadyForQuery(I)");
+		/* the next use closes and prepares it again */
+		run_bound("s2", "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Bind(,pgflip_2,[],[],[1]) "
+		                "Execute(,0) Sync");
+
+		/* a request that does not describe what it executes: a retry would
+		 * give the client rows of a shape it does not know */
+		fixture_init();
+		stale_setup();
+		assert_false(c_bind("", "s2", NULL));
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		a_stale(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ErrorResponse(0A000) ReadyForQuery(I)");
+		SERVER_GOT(&fx.s2, "");
+		run_bound("s2", "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Bind(,pgflip_2,[],[],[1]) "
+		                "Execute(,0) Sync");
+
+		/* a request whose Sync is not in yet (a Flush): not whole, not kept */
+		fixture_init();
+		stale_setup();
+		assert_false(c_bind("", "s2", NULL));
+		assert_true(c_describe('P', ""));
+		assert_true(c_flush());
+		SERVER_GOT(&fx.s2, "Bind(,pgflip_1,[],[],[1]) Describe(P,) Flush");
+		a_stale(&a);
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ErrorResponse(0A000)");
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Sync");
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ReadyForQuery(I)");
+		QUEUE_IS(&fx.s2, "");
+
+		/* the statement pgflip reused is as new as the client's Parse (s
+		 * was prepared before the DDL, server 2's pgflip_1 after it): a
+		 * direct connection refuses the client's statement too, so the
+		 * error stays and the statement is not marked */
+		fixture_init();
+		run_parse("s", "SELECT * FROM t", "Parse(pgflip_1,SELECT * FROM t,[]) Sync");
+		link_to(&fx.s2);
+		run_bound("s", "Parse(pgflip_1,SELECT * FROM t,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		/* ALTER TABLE t ... */
+		assert_false(c_bind("", "s", NULL));
+		assert_true(c_describe('P', ""));
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Bind(,pgflip_1,[],[],[1]) Describe(P,) Execute(,0) Sync");
+		a_stale(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ErrorResponse(0A000) ReadyForQuery(I)");
+		SERVER_GOT(&fx.s2, "");
+		assert_false(fx.s2.ps[0].stale);
+		run_bound("s", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
 		protobuf_free(&a);
 		fixture_free();
 	}
@@ -1365,8 +1690,14 @@ static void test_deallocate(void **state)
 	fixture_init();
 	char tag[32];
 	static const char *const names[] = {"s1", "s2", "S3", "all", "prepare", "x y"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		run_parse(names[i], "SELECT 1", i == 0 ? "Parse(pgflip_1,SELECT 1,[]) Sync" : "Sync");
+	/* each Parse reaches the server (77bb2b4), the previous statement of
+	 * that text closed: the six names share pgflip_6 in the end */
+	run_parse(names[0], "SELECT 1", "Parse(pgflip_1,SELECT 1,[]) Sync");
+	for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+		char want[128];
+		snprintf(want, sizeof(want), "Close(S,pgflip_%zu) Parse(pgflip_%zu,SELECT 1,[]) Sync", i, i + 1);
+		run_parse(names[i], "SELECT 1", want);
+	}
 	CLIENT_STMTS_ARE("S3,all,prepare,s1,s2,x y");
 
 	/* not DEALLOCATE, or not only: the server's business */
@@ -1403,20 +1734,30 @@ static void test_deallocate(void **state)
 	/* "DEALLOCATE prepare" names the statement prepare (as in PostgreSQL's grammar) */
 	assert_true(ps_deallocate(&fx.c, "DEALLOCATE prepare", tag, sizeof(tag)));
 	CLIENT_STMTS_ARE("");
-	/* the server keeps pgflip_1 for whoever needs it next */
-	STMTS_ARE(&fx.s1, "1");
+	/* the server keeps pgflip_6 for whoever needs it next */
+	STMTS_ARE(&fx.s1, "6");
 
-	/* ALL, with or without PREPARE, in any case */
+	/* ALL, with or without PREPARE, in any case; each round's Parses reach
+	 * the server and replace the previous round's statements */
 	static const char *const all[] = {"DEALLOCATE ALL", "deallocate prepare all;", "DeAllocate All"};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		run_parse("a", "SELECT 1", "Sync");
-		run_parse("b", "SELECT 2", i == 0 ? "Parse(pgflip_2,SELECT 2,[]) Sync" : "Sync");
+		char want_a[128], want_b[128];
+		snprintf(want_a, sizeof(want_a), "Close(S,pgflip_%zu) Parse(pgflip_%zu,SELECT 1,[]) Sync",
+		         i == 0 ? 6 : 5 + 2 * i, 7 + 2 * i);
+		if (i == 0)
+			snprintf(want_b, sizeof(want_b), "Parse(pgflip_8,SELECT 2,[]) Sync");
+		else
+			snprintf(want_b, sizeof(want_b), "Close(S,pgflip_%zu) Parse(pgflip_%zu,SELECT 2,[]) Sync",
+			         6 + 2 * i, 8 + 2 * i);
+		run_parse("a", "SELECT 1", want_a);
+		run_parse("b", "SELECT 2", want_b);
 		strcpy(tag, "unset");
 		assert_true(ps_deallocate(&fx.c, all[i], tag, sizeof(tag)));
 		assert_string_equal(tag, "DEALLOCATE ALL");
 		CLIENT_STMTS_ARE("");
 		assert_null(fx.c.ps);
 	}
+	STMTS_ARE(&fx.s1, "11,12");
 	/* ALL with nothing prepared is still pgflip's answer */
 	assert_true(ps_deallocate(&fx.c, "DEALLOCATE ALL", tag, sizeof(tag)));
 	/* and the statements are gone for Bind: forwarded as they are */
@@ -1511,6 +1852,9 @@ int main(void)
 	        cmocka_unit_test_teardown(test_lru_eviction, test_teardown),
 	        cmocka_unit_test_teardown(test_lru_spares_unconfirmed, test_teardown),
 	        cmocka_unit_test_teardown(test_error_skips_to_sync, test_teardown),
+	        cmocka_unit_test_teardown(test_repeated_parse_reaches_server, test_teardown),
+	        cmocka_unit_test_teardown(test_stale_retry, test_teardown),
+	        cmocka_unit_test_teardown(test_stale_not_retried, test_teardown),
 	        cmocka_unit_test_teardown(test_query_flush_portal, test_teardown),
 	        cmocka_unit_test_teardown(test_long_pipeline, test_teardown),
 	        cmocka_unit_test_teardown(test_deallocate, test_teardown),
