@@ -34,7 +34,10 @@
  * entry in the server's expect queue, and answers are matched to it in
  * order. After an ErrorResponse the server skips to the next Sync: so do we,
  * dropping the made-up answers of the skipped messages, as the server would
- * have sent nothing for them.
+ * have sent nothing for them, and undoing what their sending recorded
+ * (queue_skip_head): a statement is known to be on a server from its
+ * ParseComplete, and gone from its CloseComplete; until then a Close only
+ * hides it from what is sent after.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,33 @@ static void queue_pop(Server *s)
 	s->expect.count--;
 }
 
+static PsServerStmt *server_find_id(Server *s, uint64_t id);
+static void server_stmt_remove(Server *s, size_t i);
+
+/* The head entry's message was skipped by the server (after an error, up
+ * to the Sync) or failed: what pgflip recorded when it was sent is
+ * undone. A statement whose Parse did not run is not there; one whose
+ * Close did not run still is. */
+static void queue_skip_head(Server *s)
+{
+	PsExpect *e = queue_head(s);
+	PsServerStmt *st = e->stmt_id ? server_find_id(s, e->stmt_id) : NULL;
+	switch (e->kind) {
+	case PS_EXPECT_PARSE:
+	case PS_SWALLOW_PARSE:
+		if (st && !st->confirmed)
+			server_stmt_remove(s, (size_t)(st - s->ps));
+		break;
+	case PS_SWALLOW_CLOSE:
+		if (st)
+			st->closing = false;
+		break;
+	default:
+		break;
+	}
+	queue_pop(s);
+}
+
 /* Made-up answers at the head of the queue are due now. */
 void ps_server_emit_due(Server *s)
 {
@@ -117,16 +147,27 @@ void ps_server_emit_due(Server *s)
 
 /* ---- per-server statements ---- */
 
-/* The statement of ROUTE and BODY on S (maybe stale), or NULL. */
+/* The statement of ROUTE and BODY on S (maybe stale, not one being
+ * closed), or NULL. */
 static PsServerStmt *server_find(Server *s, const char *route, const uint8_t *body, uint32_t len, uint64_t hash)
 {
 	for (size_t i = 0; i < s->n_ps; i++) {
 		PsServerStmt *st = &s->ps[i];
-		if (st->hash == hash && st->len == len && memcmp(st->body, body, len) == 0 &&
+		if (!st->closing && st->hash == hash && st->len == len && memcmp(st->body, body, len) == 0 &&
 		    strcmp(st->route, route) == 0)
 			return st;
 	}
 	return NULL;
+}
+
+/* How many statements S will have when what was sent is done: those
+ * being closed do not count. */
+static size_t server_live(const Server *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_ps; i++)
+		n += !s->ps[i].closing;
+	return n;
 }
 
 static PsServerStmt *server_find_id(Server *s, uint64_t id)
@@ -172,28 +213,34 @@ static void send_buf(Server *s, ProtoBuf *b)
 		sock_write(&s->sock, b->data, b->len);
 }
 
-/* Closes statement I of S: the Close goes into B, its answer is swallowed,
- * and the statement is forgotten at once (what is sent after B names
- * others). */
+/* Closes statement I of S: the Close goes into B, its answer is swallowed.
+ * What is sent after B must not use it, so it is marked closing at once;
+ * but it is gone only when the server says so (CloseComplete): after an
+ * error the server skips the Close, and the statement stays there
+ * (queue_skip_head), to be counted and closed later. */
 static void server_stmt_close(Server *s, size_t i, ProtoBuf *b)
 {
 	size_t m = proto_msg_begin(b, PROTO_FE_CLOSE);
 	proto_put_uint8(b, 'S');
 	put_stmt_name(b, s->ps[i].id);
 	proto_msg_end(b, m);
-	queue_push(s, PS_SWALLOW_CLOSE, 0);
-	server_stmt_remove(s, i);
+	s->ps[i].closing = true;
+	queue_push(s, PS_SWALLOW_CLOSE, s->ps[i].id);
 }
 
-/* Closes the least recently used confirmed statement to make room. */
-static void server_evict(Server *s, ProtoBuf *b)
+/* Closes the least recently used confirmed statement to make room. False
+ * when there is none (the others are in flight or being closed). */
+static bool server_evict(Server *s, ProtoBuf *b)
 {
 	size_t victim = s->n_ps;
 	for (size_t i = 0; i < s->n_ps; i++)
-		if (s->ps[i].confirmed && (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
+		if (s->ps[i].confirmed && !s->ps[i].closing &&
+		    (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
 			victim = i;
-	if (victim < s->n_ps)
-		server_stmt_close(s, victim, b);
+	if (victim == s->n_ps)
+		return false;
+	server_stmt_close(s, victim, b);
+	return true;
 }
 
 /* A new server statement for CS, prepared on S: its Parse goes into B,
@@ -202,8 +249,8 @@ static void server_evict(Server *s, ProtoBuf *b)
  * Describe). */
 static PsServerStmt *ps_prepare_on(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, PsExpectKind kind)
 {
-	if (s->n_ps >= (size_t)proxy.conf->max_prepared_statements)
-		server_evict(s, b);
+	if (server_live(s) >= (size_t)proxy.conf->max_prepared_statements)
+		(void)server_evict(s, b);
 	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
 	PsServerStmt *st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));
@@ -355,15 +402,8 @@ static void replay_run(Server *s)
 	Client *c = s->client;
 	r->retry_due = false;
 	r->active = false;
-	while (s->expect.count) {
-		PsExpect *e = queue_head(s);
-		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-			PsServerStmt *st = server_find_id(s, e->stmt_id);
-			if (st && !st->confirmed)
-				server_stmt_remove(s, (size_t)(st - s->ps));
-		}
-		queue_pop(s);
-	}
+	while (s->expect.count)
+		queue_skip_head(s); /* the Sync's too: its ReadyForQuery is swallowed */
 	s->swallow_rfq++;
 	slog_debug(s, "retrying a request whose statement was stale (%zu bytes)", r->len);
 	r->replaying = true;
@@ -664,25 +704,20 @@ bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg)
 static void skip_to_sync(Server *s)
 {
 	PsExpect *e;
-	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY) {
-		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-			PsServerStmt *st = server_find_id(s, e->stmt_id);
-			if (st && !st->confirmed)
-				server_stmt_remove(s, (size_t)(st - s->ps));
-		}
-		queue_pop(s);
-	}
+	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY)
+		queue_skip_head(s);
 }
 
-/* The head entry got its final answer: a Parse's statement is there now.
- * A kept request is past its first answer: it will not be replayed. */
+/* The head entry got its final answer: a Parse's statement is there now,
+ * a Close's is gone. A kept request is past its first answer: it will not
+ * be replayed. */
 static void queue_finish_head(Server *s, PsExpect *e)
 {
-	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-		PsServerStmt *st = server_find_id(s, e->stmt_id);
-		if (st)
-			st->confirmed = true;
-	}
+	PsServerStmt *st = e->stmt_id ? server_find_id(s, e->stmt_id) : NULL;
+	if (st && (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE))
+		st->confirmed = true;
+	if (st && e->kind == PS_SWALLOW_CLOSE)
+		server_stmt_remove(s, (size_t)(st - s->ps));
 	if (s->replay.active)
 		replay_drop(s);
 	queue_pop(s);

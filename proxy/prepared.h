@@ -31,6 +31,8 @@ typedef struct PsServerStmt {
 	uint64_t born;     /* proxy.ps_clock at its Parse */
 	bool confirmed;    /* ParseComplete seen */
 	bool stale;        /* refused with 0A000 (older than a DDL): prepare again before use */
+	bool closing;      /* pgflip's Close of it is on its way: not used or counted any more;
+			    * forgotten at its CloseComplete, kept if the server skips the Close */
 } PsServerStmt;
 
 /* What the server will answer to each extended-protocol message sent, in
@@ -45,15 +47,16 @@ typedef enum {
 	PS_EXPECT_SYNC,        /* ReadyForQuery */
 	PS_EXPECT_QUERY,       /* ... ReadyForQuery (Query, FunctionCall) */
 	PS_SWALLOW_PARSE,      /* a Parse pgflip sent itself: swallow ParseComplete */
-	PS_SWALLOW_CLOSE,      /* an eviction Close: swallow CloseComplete */
+	PS_SWALLOW_CLOSE,      /* pgflip's Close (eviction, an older or stale statement):
+				* swallow CloseComplete */
 	PS_SYNTH_CLOSE,        /* answer CloseComplete ourselves when reached */
 } PsExpectKind;
 
 typedef struct PsExpect {
 	PsExpectKind kind;
-	uint64_t stmt_id;      /* PARSE kinds: the server statement; BIND/DESCRIBE:
-				* the server statement pgflip named, when it is older
-				* than the client's Parse (else 0) */
+	uint64_t stmt_id;      /* PARSE kinds, SWALLOW_CLOSE: the server statement;
+				* BIND/DESCRIBE: the server statement pgflip named, when
+				* it is older than the client's Parse (else 0) */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a
