@@ -75,7 +75,7 @@ bool ps_needs_whole(uint8_t type)
 
 /* ---- the expect queue ---- */
 
-static void queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
+static PsExpect *queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
 {
 	PsQueue *q = &s->expect;
 	if (q->count == q->cap) {
@@ -90,8 +90,10 @@ static void queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
 		q->head = 0;
 		q->cap = cap;
 	}
-	q->items[(q->head + q->count) % q->cap] = (PsExpect){kind, stmt_id};
+	PsExpect *e = &q->items[(q->head + q->count) % q->cap];
+	*e = (PsExpect){.kind = kind, .stmt_id = stmt_id};
 	q->count++;
+	return e;
 }
 
 static PsExpect *queue_head(Server *s)
@@ -107,6 +109,8 @@ static void queue_pop(Server *s)
 
 static PsServerStmt *server_find_id(Server *s, uint64_t id);
 static void server_stmt_remove(Server *s, size_t i);
+static PsClientStmt *client_find_born(Client *c, uint64_t born);
+static void client_stmt_remove(Client *c, PsClientStmt *cs);
 
 /* The head entry's message was skipped by the server (after an error, up
  * to the Sync) or failed: what pgflip recorded when it was sent is
@@ -126,19 +130,30 @@ static void queue_skip_head(Server *s)
 		if (st)
 			st->closing = false;
 		break;
+	case PS_SYNTH_CLOSE: {
+		PsClientStmt *cs = s->client && e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
+		if (cs)
+			cs->closing = false;
+		break;
+	}
 	default:
 		break;
 	}
 	queue_pop(s);
 }
 
-/* Made-up answers at the head of the queue are due now. */
+/* Made-up answers at the head of the queue are due now: the server got
+ * past the client's Close (everything before it is answered), so the
+ * client's statement is gone. */
 void ps_server_emit_due(Server *s)
 {
 	PsExpect *e;
 	while ((e = queue_head(s)) && e->kind == PS_SYNTH_CLOSE) {
 		if (s->client) {
 			static const uint8_t close_complete[5] = {PROTO_BE_CLOSE_COMPLETE, 0, 0, 0, 4};
+			PsClientStmt *cs = e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
+			if (cs)
+				client_stmt_remove(s->client, cs);
 			sock_write(&s->client->sock, close_complete, 5);
 		}
 		queue_pop(s);
@@ -423,12 +438,31 @@ static void replay_run(Server *s)
 
 /* ---- per-client statements ---- */
 
+/* The statement NAME of C, for a message the client sends now (one whose
+ * Close is on its way is gone), or NULL. */
 static PsClientStmt *client_find(Client *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_ps; i++)
-		if (strcmp(c->ps[i].name, name) == 0)
+		if (!c->ps[i].closing && strcmp(c->ps[i].name, name) == 0)
 			return &c->ps[i];
 	return NULL;
+}
+
+static PsClientStmt *client_find_born(Client *c, uint64_t born)
+{
+	for (size_t i = 0; i < c->n_ps; i++)
+		if (c->ps[i].born == born)
+			return &c->ps[i];
+	return NULL;
+}
+
+/* How many statements C has for what it sends now. */
+static size_t client_live(const Client *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_ps; i++)
+		n += !c->ps[i].closing;
+	return n;
 }
 
 static void client_stmt_remove(Client *c, PsClientStmt *cs)
@@ -456,6 +490,7 @@ static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *bo
 		c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
 		cs = &c->ps[c->n_ps++];
 		cs->name = proxy_strdup(name);
+		cs->closing = false;
 	}
 	cs->body = malloc(len ? len : 1);
 	if (!cs->body)
@@ -471,7 +506,7 @@ bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg)
 {
 	ProtoReader r;
 	const char *name;
-	if (c->n_ps < (size_t)proxy.conf->max_prepared_statements)
+	if (client_live(c) < (size_t)proxy.conf->max_prepared_statements)
 		return false;
 	proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
 	return proto_get_cstring(&r, &name) && *name && !client_find(c, name);
@@ -553,11 +588,13 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 		break;
 	case PROTO_FE_CLOSE:
 		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name) {
+			/* the server keeps it for others; the client is answered in
+			 * turn, and forgets it then: a Close the server skips after an
+			 * error leaves the statement to the client, as in PostgreSQL */
 			PsClientStmt *cs = client_find(c, name);
 			if (cs)
-				client_stmt_remove(c, cs);
-			/* the server keeps it for others; the client is answered in turn */
-			queue_push(s, PS_SYNTH_CLOSE, 0);
+				cs->closing = true;
+			queue_push(s, PS_SYNTH_CLOSE, 0)->client_stmt = cs ? cs->born : 0;
 			forward = false;
 		} else {
 			queue_push(s, PS_EXPECT_CLOSE, 0);

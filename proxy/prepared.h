@@ -16,7 +16,11 @@ typedef struct PsClientStmt {
 	uint8_t *body;
 	uint32_t len;
 	uint64_t hash;
-	uint64_t born;     /* proxy.ps_clock at its Parse */
+	uint64_t born;     /* proxy.ps_clock at its Parse; unique, so it also names the
+			    * statement in the expect queue */
+	bool closing;      /* the client's Close of it is on its way: gone for what the
+			    * client sends after; forgotten when the server gets past the
+			    * Close, kept if the server skips it */
 } PsClientStmt;
 
 /* A statement prepared on one server connection, as pgflip_<id>, for one
@@ -49,7 +53,8 @@ typedef enum {
 	PS_SWALLOW_PARSE,      /* a Parse pgflip sent itself: swallow ParseComplete */
 	PS_SWALLOW_CLOSE,      /* pgflip's Close (eviction, an older or stale statement):
 				* swallow CloseComplete */
-	PS_SYNTH_CLOSE,        /* answer CloseComplete ourselves when reached */
+	PS_SYNTH_CLOSE,        /* the client's Close of a statement: answer CloseComplete
+				* ourselves when reached */
 } PsExpectKind;
 
 typedef struct PsExpect {
@@ -57,6 +62,8 @@ typedef struct PsExpect {
 	uint64_t stmt_id;      /* PARSE kinds, SWALLOW_CLOSE: the server statement;
 				* BIND/DESCRIBE: the server statement pgflip named, when
 				* it is older than the client's Parse (else 0) */
+	uint64_t client_stmt;  /* SYNTH_CLOSE: the client's statement it closes (its
+				* born), 0 for a name the client does not have */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a

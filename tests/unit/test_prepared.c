@@ -22,9 +22,6 @@
  *
  * Sockets are Socks with only their output evbuffer (no fd, no event loop):
  * sock_write queues there and nothing is flushed.
- *
- * Tests of behaviour that prepared.c gets wrong today (see the report in
- * known_bug_tests) run only with PGFLIP_KNOWN_BUGS=1 in the environment.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -730,25 +727,27 @@ static const char *server_stmts(const Server *s)
 
 #define STMTS_ARE(s, want) expect_text(server_stmts(s), want, "statement list", __LINE__)
 
-/* The client's statement names, in ascending order. */
+/* The client's statement names, in ascending order; one whose Close is on
+ * its way, not yet answered, in parentheses: "(s1),s2". */
 static const char *client_stmts(void)
 {
 	static char out[512];
-	const char *names[32];
+	const PsClientStmt *sts[32];
 	size_t n = fx.c.n_ps;
 	assert_true(n <= 32);
 	for (size_t i = 0; i < n; i++)
-		names[i] = fx.c.ps[i].name;
+		sts[i] = &fx.c.ps[i];
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-			const char *x = names[j];
-			names[j] = names[j - 1];
-			names[j - 1] = x;
+		for (size_t j = i; j > 0 && strcmp(sts[j - 1]->name, sts[j]->name) > 0; j--) {
+			const PsClientStmt *x = sts[j];
+			sts[j] = sts[j - 1];
+			sts[j - 1] = x;
 		}
 	size_t k = 0;
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		k += (size_t)snprintf(out + k, sizeof(out) - k, "%s%s", i ? "," : "", names[i]);
+		k += (size_t)snprintf(out + k, sizeof(out) - k, sts[i]->closing ? "%s(%s)" : "%s%s", i ? "," : "",
+		                      sts[i]->name);
 	return out;
 }
 
@@ -1815,19 +1814,13 @@ static void test_skipped_eviction_close(void **state)
 	}
 }
 
-/* ---- behaviour prepared.c gets wrong today ---------------------------------
- *
- * It comes from state that pgflip changes when a message is sent, not when
- * the server carries it out: after an ErrorResponse the server skips every
- * message up to the Sync, Close included, but pgflip has already dropped the
- * statement from its lists. Run with PGFLIP_KNOWN_BUGS=1.
- */
 
-/* A Close skipped by the server after an error: in PostgreSQL the statement
- * is still there, so the client's next Bind of it must work. pgflip forgot
- * the name when the Close went by and forwards the Bind as it is: the
- * server answers 26000 "prepared statement does not exist". */
-static void test_bug_skipped_close_forgets_statement(void **state)
+/* The client's Close of a statement: answered by pgflip in its turn, and
+ * the statement forgotten only then. A Close that the server skips after
+ * an error leaves the statement to the client, as in PostgreSQL, so its
+ * next Bind works. pgflip used to forget the name when the Close went by:
+ * the next Bind was forwarded as it was, and the server answered 26000. */
+static void test_skipped_close_keeps_statement(void **state)
 {
 	(void)state;
 	FOR_EACH_FEED
@@ -1840,12 +1833,34 @@ static void test_bug_skipped_close_forgets_statement(void **state)
 		assert_false(c_close('S', "s1"));
 		assert_true(c_sync());
 		SERVER_GOT(&fx.s1, "Bind(,nosuch,[],[],[1]) Sync");
+		QUEUE_IS(&fx.s1, "b3s");
+		CLIENT_STMTS_ARE("(s1)");
 		proto_put_error(&a, "ERROR", "26000", "prepared statement \"nosuch\" does not exist");
 		a_rfq(&a, 'I');
 		pump(&fx.s1, &a);
-		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)"); /* no CloseComplete: right */
-		CLIENT_STMTS_ARE("s1");                              /* fails: "" */
+		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)"); /* no CloseComplete */
+		CLIENT_STMTS_ARE("s1");
 		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+
+		/* not skipped: gone for what follows the Close at once (a Bind of
+		 * it goes to the server as it is, which refuses it as PostgreSQL
+		 * would), gone for good when the server got past it */
+		assert_false(c_bind("", "s1", NULL));
+		assert_true(c_execute("", 0));
+		assert_false(c_close('S', "s1"));
+		assert_true(c_bind("", "s1", NULL));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Bind(,pgflip_1,[],[],[1]) Execute(,0) Bind(,s1,[],[],[1]) Sync");
+		QUEUE_IS(&fx.s1, "be3bs");
+		CLIENT_STMTS_ARE("(s1)");
+		a_bind_complete(&a);
+		a_command_complete(&a, "SELECT 1");
+		proto_put_error(&a, "ERROR", "26000", "prepared statement \"s1\" does not exist");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("BindComplete CommandComplete(SELECT 1) CloseComplete ErrorResponse(26000) ReadyForQuery(I)");
+		CLIENT_STMTS_ARE("");
+		STMTS_ARE(&fx.s1, "1"); /* the server's statement stays for others */
 		protobuf_free(&a);
 		fixture_free();
 	}
@@ -1878,12 +1893,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_long_pipeline, test_teardown),
 	        cmocka_unit_test_teardown(test_deallocate, test_teardown),
 	        cmocka_unit_test_teardown(test_skipped_eviction_close, test_teardown),
+	        cmocka_unit_test_teardown(test_skipped_close_keeps_statement, test_teardown),
 	};
-	const struct CMUnitTest known_bug_tests[] = {
-	        cmocka_unit_test_teardown(test_bug_skipped_close_forgets_statement, test_teardown),
-	};
-	const char *kb = getenv("PGFLIP_KNOWN_BUGS");
-	if (kb && strcmp(kb, "1") == 0)
-		return cmocka_run_group_tests(known_bug_tests, group_setup, group_teardown);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
