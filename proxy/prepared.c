@@ -11,7 +11,9 @@
  *   Parse name      always reaches the server, as a new pgflip_<n> (an older
  *                   statement of the same text there is closed in the same
  *                   write): the client gets a plan as fresh as on a direct
- *                   connection, and the server's own ParseComplete;
+ *                   connection, and the server's own ParseComplete; for a
+ *                   name the client has, the server's 42P05, as PostgreSQL
+ *                   refuses it (parse_refuse);
  *   Bind/Describe   prepare it first if this server lacks it (its
  *                   ParseComplete is swallowed), then rename: across clients
  *                   and servers, pgflip reuses its own statements;
@@ -258,11 +260,12 @@ static bool server_evict(Server *s, ProtoBuf *b)
 	return true;
 }
 
-/* A new server statement for CS, prepared on S: its Parse goes into B,
- * with the expect entry KIND (PS_EXPECT_PARSE when the client's own Parse
- * is answered by it, PS_SWALLOW_PARSE when pgflip prepares it for a Bind or
- * Describe). */
-static PsServerStmt *ps_prepare_on(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, PsExpectKind kind)
+/* A new server statement of the Parse body BODY (LEN bytes, hash HASH)
+ * for C's route, prepared on S: its Parse goes into B, with the expect
+ * entry KIND (PS_EXPECT_PARSE when the client's own Parse is answered by
+ * it, PS_SWALLOW_PARSE when pgflip prepares it itself). */
+static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, uint32_t len, uint64_t hash,
+				   ProtoBuf *b, PsExpectKind kind)
 {
 	if (server_live(s) >= (size_t)proxy.conf->max_prepared_statements)
 		(void)server_evict(s, b);
@@ -271,17 +274,17 @@ static PsServerStmt *ps_prepare_on(Client *c, Server *s, const PsClientStmt *cs,
 	memset(st, 0, sizeof(*st));
 	st->id = ++s->ps_next_id;
 	st->route = proxy_strdup(c->route);
-	st->body = malloc(cs->len ? cs->len : 1);
+	st->body = malloc(len ? len : 1);
 	if (!st->body)
 		abort();
-	memcpy(st->body, cs->body, cs->len);
-	st->len = cs->len;
-	st->hash = cs->hash;
+	memcpy(st->body, body, len);
+	st->len = len;
+	st->hash = hash;
 	st->last_used = ++s->ps_tick;
 	st->born = ++proxy.ps_clock;
 	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
 	put_stmt_name(b, st->id);
-	proto_put_bytes(b, cs->body, cs->len);
+	proto_put_bytes(b, body, len);
 	proto_msg_end(b, m);
 	queue_push(s, kind, st->id);
 	return st;
@@ -303,7 +306,7 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	if (st)
 		server_stmt_close(s, (size_t)(st - s->ps), b);
 	*sent = true;
-	return ps_prepare_on(c, s, cs, b, PS_SWALLOW_PARSE);
+	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE);
 }
 
 /* ---- replay of a request that met a stale statement ---- */
@@ -481,17 +484,13 @@ void ps_client_clear(Client *c)
 	c->cap_ps = 0;
 }
 
-static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *body, uint32_t len)
+/* A new statement NAME of C (it has none of that name). */
+static PsClientStmt *client_add(Client *c, const char *name, const uint8_t *body, uint32_t len)
 {
-	PsClientStmt *cs = client_find(c, name);
-	if (cs) {
-		free(cs->body);
-	} else {
-		c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
-		cs = &c->ps[c->n_ps++];
-		cs->name = proxy_strdup(name);
-		cs->closing = false;
-	}
+	c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
+	PsClientStmt *cs = &c->ps[c->n_ps++];
+	cs->name = proxy_strdup(name);
+	cs->closing = false;
 	cs->body = malloc(len ? len : 1);
 	if (!cs->body)
 		abort();
@@ -513,6 +512,46 @@ bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg)
 }
 
 /* ---- client messages ---- */
+
+/* The client's Parse of NAME, new to it, body BODY (LEN bytes): a new
+ * server statement, answered by the server; an older one of the same text
+ * there is closed first, so that the client's plan is as fresh as on a
+ * direct connection. Into B. */
+static void parse_new(Client *c, Server *s, const char *name, const uint8_t *body, uint32_t len, ProtoBuf *b)
+{
+	PsClientStmt *cs = client_add(c, name, body, len);
+	PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
+	if (old)
+		server_stmt_close(s, (size_t)(old - s->ps), b);
+	ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_EXPECT_PARSE);
+}
+
+/*
+ * The client's Parse of a name it has (HAVE), with the body BODY (LEN
+ * bytes). PostgreSQL refuses it with 42P05 "prepared statement ... already
+ * exists" once it has parsed and analysed the text (exec_parse_message,
+ * then StorePreparedStatement), so a syntax error, a missing table or
+ * 25P02 in a failed transaction comes first; the error fails the
+ * transaction and the server skips to the Sync. To give the same answer,
+ * at the same place of the stream, with the same effect, pgflip sends the
+ * new text under a name the server has: a statement of that text (prepared
+ * first, as pgflip's own, if there is none). The server refuses it for the
+ * same reasons, and its 42P05 reaches the client under the client's name
+ * (refuse_answer). The client keeps its statement.
+ */
+static void parse_refuse(Client *c, Server *s, const PsClientStmt *have, const uint8_t *body, uint32_t len,
+			 ProtoBuf *b)
+{
+	uint64_t hash = hash_bytes(HASH_SEED, body, len);
+	PsServerStmt *st = server_find(s, c->route, body, len, hash);
+	if (!st)
+		st = ps_prepare_on(c, s, body, len, hash, b, PS_SWALLOW_PARSE);
+	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
+	put_stmt_name(b, st->id);
+	proto_put_bytes(b, body, len);
+	proto_msg_end(b, m);
+	queue_push(s, PS_REFUSE_PARSE, st->id)->client_stmt = have->born;
+}
 
 /* Bind or Describe/Close naming statement NAME: rewritten for S into B. */
 static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, const char *name,
@@ -559,15 +598,13 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 			break;
 		}
 		{
-			/* the client's own Parse: always a new server statement, as
-			 * fresh as on a direct connection; an older one of the same
-			 * text is closed first */
 			const uint8_t *body = r.p;
-			PsClientStmt *cs = client_store(c, name, body, (uint32_t)(r.end - body));
-			PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
-			if (old)
-				server_stmt_close(s, (size_t)(old - s->ps), &b);
-			ps_prepare_on(c, s, cs, &b, PS_EXPECT_PARSE);
+			uint32_t len = (uint32_t)(r.end - body);
+			PsClientStmt *have = client_find(c, name);
+			if (have)
+				parse_refuse(c, s, have, body, len, &b);
+			else
+				parse_new(c, s, name, body, len, &b);
 			send_buf(s, &b);
 			forward = false;
 		}
@@ -682,6 +719,7 @@ static bool is_final(PsExpectKind kind, uint8_t type)
 	case PS_EXPECT_SYNC:
 	case PS_EXPECT_QUERY: return type == PROTO_BE_READY_FOR_QUERY;
 	case PS_SYNTH_CLOSE: return false;
+	case PS_REFUSE_PARSE: return type == PROTO_BE_PARSE_COMPLETE; /* cannot be: the server has the name */
 	}
 	return false;
 }
@@ -691,6 +729,51 @@ bool ps_server_final(const Server *s, uint8_t type)
 	if (!s->expect.count)
 		return false;
 	return type == PROTO_BE_ERROR_RESPONSE || is_final(s->expect.items[s->expect.head].kind, type);
+}
+
+/* The ErrorResponse MSG (header H) for a PS_REFUSE_PARSE entry E: when it
+ * is the server's 42P05 for pgflip's name, the same message with the
+ * client's name in its place is written to the client, and the caller
+ * drops MSG (true). Any other error (the text did not parse, the
+ * transaction had failed) is the client's as it is, since PostgreSQL would
+ * have given it first. Fields are copied in order; in the message, the
+ * quoted "pgflip_<id>" (in whatever language the server speaks) becomes
+ * the quoted client name. */
+static bool refuse_answer(Server *s, const PsExpect *e, const ProtoHeader *h, const uint8_t *msg)
+{
+	const uint8_t *p = msg + PROTO_HEADER_SIZE, *end = p + proto_body_len(h);
+	ProtoErrorFields f;
+	PsClientStmt *cs = s->client ? client_find_born(s->client, e->client_stmt) : NULL;
+	if (!cs || !proto_error_parse(p, (size_t)(end - p), &f) || !f.sqlstate || strcmp(f.sqlstate, "42P05") != 0)
+		return false;
+	char digits[24], ours[40];
+	snprintf(ours, sizeof(ours), "\"pgflip_%s\"", proxy_u64_str(digits, e->stmt_id));
+	size_t ours_len = strlen(ours);
+	ProtoBuf b;
+	protobuf_init(&b);
+	size_t m = proto_msg_begin(&b, PROTO_BE_ERROR_RESPONSE);
+	while (p < end && *p) {
+		uint8_t code = *p++;
+		const char *v = (const char *)p;
+		size_t n = strlen(v); /* terminated within the body: proto_error_parse */
+		const char *at = code == 'M' ? strstr(v, ours) : NULL;
+		proto_put_uint8(&b, code);
+		if (at) {
+			proto_put_bytes(&b, v, (size_t)(at - v) + 1); /* up to the opening quote */
+			proto_put_bytes(&b, cs->name, strlen(cs->name));
+			proto_put_cstring(&b, at + ours_len - 1);     /* from the closing quote */
+		} else {
+			proto_put_cstring(&b, v);
+		}
+		p += n + 1;
+	}
+	proto_put_uint8(&b, 0);
+	proto_msg_end(&b, m);
+	bool ok = protobuf_ok(&b);
+	if (ok)
+		sock_write(&s->client->sock, b.data, b.len);
+	protobuf_free(&b);
+	return ok;
 }
 
 /* An ErrorResponse for the head of the queue. 0A000 for a Bind or Describe
@@ -708,6 +791,8 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 	PsReplay *r = &s->replay;
 	bool kept = r->active;
 	r->active = false;
+	if (e && e->kind == PS_REFUSE_PARSE)
+		return refuse_answer(s, e, h, msg);
 	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)
 		return false;
 	ProtoErrorFields f;

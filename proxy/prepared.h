@@ -55,6 +55,8 @@ typedef enum {
 				* swallow CloseComplete */
 	PS_SYNTH_CLOSE,        /* the client's Close of a statement: answer CloseComplete
 				* ourselves when reached */
+	PS_REFUSE_PARSE,       /* the client's Parse of a name it has, sent so that the
+				* server refuses it: ErrorResponse 42P05, renamed */
 } PsExpectKind;
 
 typedef struct PsExpect {
@@ -63,7 +65,8 @@ typedef struct PsExpect {
 				* BIND/DESCRIBE: the server statement pgflip named, when
 				* it is older than the client's Parse (else 0) */
 	uint64_t client_stmt;  /* SYNTH_CLOSE: the client's statement it closes (its
-				* born), 0 for a name the client does not have */
+				* born), 0 for a name the client does not have;
+				* REFUSE_PARSE: the client's statement of that name */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a
@@ -108,17 +111,20 @@ bool ps_needs_whole(uint8_t type);
  */
 bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg);
 /* ps_client_full: the whole Parse MSG (header H) would give C one named
- * statement more than max_prepared_statements (a new name; re-preparing a
- * name it has is fine). The caller refuses it. */
+ * statement more than max_prepared_statements (a new name: a Parse of a
+ * name it has is refused with 42P05 by ps_client_message, as PostgreSQL
+ * does). The caller refuses it. */
 bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_final: with answers expected, does a message of TYPE end the
  * current one (so the caller must see it whole)? */
 bool ps_server_final(const Server *s, uint8_t type);
 /* ps_server_swallow: should the server message MSG (whole, header H) be
- * dropped? True for an answer to pgflip's own Parse/Close, and for an
+ * dropped? True for an answer to pgflip's own Parse/Close, for an
  * ErrorResponse that pgflip answers itself by retrying the request
- * (ps_server_after then sends it again). An ErrorResponse 0A000 for a
- * statement pgflip reused marks that statement stale. */
+ * (ps_server_after then sends it again), and for the 42P05 of a client's
+ * Parse of a name it has, which it replaces (written to the client here)
+ * by the same error naming the client's statement. An ErrorResponse 0A000
+ * for a statement pgflip reused marks that statement stale. */
 bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_after: the message of TYPE went to the client (or was dropped):
  * advance the queue, make up answers that are now due. */

@@ -99,6 +99,10 @@ typedef struct Fixture {
 
 static Fixture fx;
 
+/* Errors and notices are shown by SQLSTATE, or with all their fields
+ * (decode_be). */
+static bool error_fields;
+
 static void sock_init_out(Sock *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -142,6 +146,7 @@ static void fixture_free(void)
 static void fixture_init(void)
 {
 	fixture_free();
+	error_fields = false;
 	fx.pool.mode = CONF_POOL_TRANSACTION;
 	fx.pool.database = "demo";
 	fx.pool.user = "alice";
@@ -609,9 +614,20 @@ static void decode_be(Text *t, uint8_t type, ProtoReader *r)
 		ProtoErrorFields ef;
 		if (!proto_error_parse(r->p, (size_t)(r->end - r->p), &ef))
 			fail_msg("[%s] bad ErrorResponse", feed_names[feed]);
-		text_add(t, "%s(%s)", type == PROTO_BE_ERROR_RESPONSE ? "ErrorResponse" : "NoticeResponse",
-		         ef.sqlstate);
-		r->p = r->end;
+		const char *what = type == PROTO_BE_ERROR_RESPONSE ? "ErrorResponse" : "NoticeResponse";
+		if (!error_fields) {
+			text_add(t, "%s(%s)", what, ef.sqlstate);
+			r->p = r->end;
+			break;
+		}
+		/* every field, in order: "ErrorResponse(S=ERROR|C=42P05|M=...)" */
+		text_add(t, "%s(", what);
+		uint8_t code = 0;
+		for (int i = 0; proto_get_uint8(r, &code) && code; i++)
+			text_add(t, "%s%c=%s", i ? "|" : "", code, get_str(r));
+		if (code)
+			fail_msg("[%s] ErrorResponse without its terminator", feed_names[feed]);
+		text_add(t, ")");
 		break;
 	}
 	case PROTO_BE_PARAMETER_STATUS: {
@@ -676,12 +692,12 @@ static void expect_text(const char *got, const char *want, const char *who, int 
 
 /* The kinds of S's expect queue, head first, as letters: p PARSE, b BIND,
  * d DESCRIBE, e EXECUTE, c CLOSE, s SYNC, q QUERY, P SWALLOW_PARSE,
- * C SWALLOW_CLOSE, 3 SYNTH_CLOSE (in PsExpectKind's order). */
+ * C SWALLOW_CLOSE, 3 SYNTH_CLOSE, R REFUSE_PARSE (in PsExpectKind's order). */
 static const char *queue_str(const Server *s)
 {
 	static char out[256];
-	static const char letters[] = "pbdecsqPC3";
-	_Static_assert(sizeof(letters) - 1 == PS_SYNTH_CLOSE + 1, "one letter per PsExpectKind");
+	static const char letters[] = "pbdecsqPC3R";
+	_Static_assert(sizeof(letters) - 1 == PS_REFUSE_PARSE + 1, "one letter per PsExpectKind");
 	size_t n = 0;
 	for (size_t i = 0; i < s->expect.count && n + 1 < sizeof(out); i++)
 		out[n++] = letters[s->expect.items[(s->expect.head + i) % s->expect.cap].kind];
@@ -1565,6 +1581,163 @@ static void test_stale_not_retried(void **state)
 	}
 }
 
+/* The server's 42P05 for a Parse of pgflip_N, with the fields PostgreSQL
+ * sends (StorePreparedStatement). */
+static void a_duplicate(ProtoBuf *a, const char *server_name)
+{
+	size_t m = proto_msg_begin(a, PROTO_BE_ERROR_RESPONSE);
+	proto_put_uint8(a, 'S');
+	proto_put_cstring(a, "ERROR");
+	proto_put_uint8(a, 'V');
+	proto_put_cstring(a, "ERROR");
+	proto_put_uint8(a, 'C');
+	proto_put_cstring(a, "42P05");
+	proto_put_uint8(a, 'M');
+	char text[128];
+	snprintf(text, sizeof(text), "prepared statement \"%s\" already exists", server_name);
+	proto_put_cstring(a, text);
+	proto_put_uint8(a, 'F');
+	proto_put_cstring(a, "prepare.c");
+	proto_put_uint8(a, 'L');
+	proto_put_cstring(a, "409");
+	proto_put_uint8(a, 'R');
+	proto_put_cstring(a, "StorePreparedStatement");
+	proto_put_uint8(a, 0);
+	proto_msg_end(a, m);
+}
+
+#define DUPLICATE_S1 \
+	"ErrorResponse(S=ERROR|V=ERROR|C=42P05|M=prepared statement \"s1\" already exists|F=prepare.c|L=409|" \
+	"R=StorePreparedStatement)"
+
+/* A Parse of a name the client has: PostgreSQL refuses it with 42P05 (after
+ * parsing and analysing the text), the transaction fails, the rest of the
+ * request is skipped, and the client keeps its statement. pgflip used to
+ * replace the client's statement silently. Now it sends the new text under
+ * a name the server has, so that the server refuses it for the same
+ * reasons and at the same place, and passes the 42P05 on under the
+ * client's name, every other field as the server sent it. */
+static void test_duplicate_parse_refused(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		error_fields = true;
+		ProtoBuf a;
+		protobuf_init(&a);
+		run_parse("s1", "SELECT 1", "Parse(pgflip_1,SELECT 1,[]) Sync");
+		/* the same text: pgflip_1 is there to be refused */
+		assert_false(c_parse("s1", "SELECT 1"));
+		assert_false(c_bind("", "s1", NULL)); /* skipped after the error */
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELECT 1,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		QUEUE_IS(&fx.s1, "Rbes");
+		a_duplicate(&a, "pgflip_1");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT(DUPLICATE_S1 " ReadyForQuery(I)");
+		QUEUE_IS(&fx.s1, "");
+		CLIENT_STMTS_ARE("s1");
+		STMTS_ARE(&fx.s1, "1");
+
+		/* another text, which the server has no statement of: pgflip
+		 * prepares it first (its ParseComplete swallowed), then has it
+		 * refused; the client keeps its SELECT 1 */
+		assert_false(c_parse("s1", "SELECT 2"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_2,SELECT 2,[]) Parse(pgflip_2,SELECT 2,[]) Sync");
+		QUEUE_IS(&fx.s1, "PRs");
+		a_parse_complete(&a);
+		a_duplicate(&a, "pgflip_2");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT(DUPLICATE_S1 " ReadyForQuery(I)");
+		STMTS_ARE(&fx.s1, "1,2");
+		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+
+		/* a text that does not parse: PostgreSQL says so before it looks
+		 * for the name, and so does the server, at pgflip's first Parse */
+		assert_false(c_parse("s1", "SELEC"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_3,SELEC,[]) Parse(pgflip_3,SELEC,[]) Sync");
+		proto_put_error(&a, "ERROR", "42601", "syntax error at or near \"SELEC\"");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(S=ERROR|V=ERROR|C=42601|M=syntax error at or near \"SELEC\") "
+		           "ReadyForQuery(I)");
+		QUEUE_IS(&fx.s1, "");
+		STMTS_ARE(&fx.s1, "1,2");
+		CLIENT_STMTS_ARE("s1");
+
+		/* in a failed transaction the server answers 25P02 to the text,
+		 * as PostgreSQL would: passed on as it is */
+		assert_true(c_query("BEGIN"));
+		a_command_complete(&a, "BEGIN");
+		a_rfq(&a, 'T');
+		pump(&fx.s1, &a);
+		assert_true(c_query("SELECT 1/0"));
+		proto_put_error(&a, "ERROR", "22012", "division by zero");
+		a_rfq(&a, 'E');
+		pump(&fx.s1, &a);
+		SERVER_GOT(&fx.s1, "Query(BEGIN) Query(SELECT 1/0)");
+		CLIENT_GOT("CommandComplete(BEGIN) ReadyForQuery(T) ErrorResponse(S=ERROR|V=ERROR|C=22012|M=division "
+		           "by zero) ReadyForQuery(E)");
+		assert_false(c_parse("s1", "SELECT 1"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_1,SELECT 1,[]) Sync");
+		proto_put_error(&a, "ERROR", "25P02", "current transaction is aborted");
+		a_rfq(&a, 'E');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(S=ERROR|V=ERROR|C=25P02|M=current transaction is aborted) "
+		           "ReadyForQuery(E)");
+		assert_true(c_query("ROLLBACK"));
+		a_command_complete(&a, "ROLLBACK");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		SERVER_GOT(&fx.s1, "Query(ROLLBACK)");
+		CLIENT_GOT("CommandComplete(ROLLBACK) ReadyForQuery(I)");
+		QUEUE_IS(&fx.s1, "");
+
+		/* the same new name twice in a pipeline: the first is the
+		 * client's, the second refused under the first one's pgflip name */
+		assert_false(c_parse("s2", "SELECT 5"));
+		assert_false(c_parse("s2", "SELECT 6"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Parse(pgflip_4,SELECT 5,[]) Close(S,pgflip_2) Parse(pgflip_5,SELECT 6,[]) "
+		                   "Parse(pgflip_5,SELECT 6,[]) Sync");
+		QUEUE_IS(&fx.s1, "pCPRs"); /* pgflip_2 makes room: the limit is 3 */
+		a_parse_complete(&a);
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_duplicate(&a, "pgflip_5");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ParseComplete ErrorResponse(S=ERROR|V=ERROR|C=42P05|M=prepared statement \"s2\" already "
+		           "exists|F=prepare.c|L=409|R=StorePreparedStatement) ReadyForQuery(I)");
+		CLIENT_STMTS_ARE("s1,s2");
+		STMTS_ARE(&fx.s1, "1,4,5");
+		run_bound("s2", "Bind(,pgflip_4,[],[],[1]) Execute(,0) Sync");
+
+		/* a Close of the name before it in the pipeline: no duplicate */
+		assert_false(c_close('S', "s2"));
+		assert_false(c_parse("s2", "SELECT 7"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Close(S,pgflip_1) Parse(pgflip_6,SELECT 7,[]) Sync");
+		CLIENT_GOT("CloseComplete");
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ParseComplete ReadyForQuery(I)");
+		CLIENT_STMTS_ARE("s1,s2");
+		run_bound("s2", "Bind(,pgflip_6,[],[],[1]) Execute(,0) Sync");
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
 /* Simple Query, FunctionCall and Flush: answers counted, nothing changed. */
 static void test_query_flush_portal(void **state)
 {
@@ -1889,6 +2062,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_repeated_parse_reaches_server, test_teardown),
 	        cmocka_unit_test_teardown(test_stale_retry, test_teardown),
 	        cmocka_unit_test_teardown(test_stale_not_retried, test_teardown),
+	        cmocka_unit_test_teardown(test_duplicate_parse_refused, test_teardown),
 	        cmocka_unit_test_teardown(test_query_flush_portal, test_teardown),
 	        cmocka_unit_test_teardown(test_long_pipeline, test_teardown),
 	        cmocka_unit_test_teardown(test_deallocate, test_teardown),
