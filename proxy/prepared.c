@@ -116,14 +116,19 @@ static void client_stmt_remove(Client *c, PsClientStmt *cs);
 
 /* The head entry's message was skipped by the server (after an error, up
  * to the Sync) or failed: what pgflip recorded when it was sent is
- * undone. A statement whose Parse did not run is not there; one whose
- * Close did not run still is. */
+ * undone. A statement whose Parse did not run is not there, neither on
+ * the server nor for the client (whose next Bind of it then fails, as in
+ * PostgreSQL); one whose Close did not run still is. */
 static void queue_skip_head(Server *s)
 {
 	PsExpect *e = queue_head(s);
 	PsServerStmt *st = e->stmt_id ? server_find_id(s, e->stmt_id) : NULL;
+	PsClientStmt *cs = s->client && e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
 	switch (e->kind) {
 	case PS_EXPECT_PARSE:
+		if (cs)
+			client_stmt_remove(s->client, cs);
+		/* fall through */
 	case PS_SWALLOW_PARSE:
 		if (st && !st->confirmed)
 			server_stmt_remove(s, (size_t)(st - s->ps));
@@ -132,12 +137,10 @@ static void queue_skip_head(Server *s)
 		if (st)
 			st->closing = false;
 		break;
-	case PS_SYNTH_CLOSE: {
-		PsClientStmt *cs = s->client && e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
+	case PS_SYNTH_CLOSE:
 		if (cs)
 			cs->closing = false;
 		break;
-	}
 	default:
 		break;
 	}
@@ -262,10 +265,11 @@ static bool server_evict(Server *s, ProtoBuf *b)
 
 /* A new server statement of the Parse body BODY (LEN bytes, hash HASH)
  * for C's route, prepared on S: its Parse goes into B, with the expect
- * entry KIND (PS_EXPECT_PARSE when the client's own Parse is answered by
- * it, PS_SWALLOW_PARSE when pgflip prepares it itself). */
+ * entry KIND: PS_EXPECT_PARSE when it answers the client's own Parse of
+ * its statement CLIENT_STMT (a born tick), PS_SWALLOW_PARSE (CLIENT_STMT
+ * 0) when pgflip prepares it itself. */
 static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, uint32_t len, uint64_t hash,
-				   ProtoBuf *b, PsExpectKind kind)
+				   ProtoBuf *b, PsExpectKind kind, uint64_t client_stmt)
 {
 	if (server_live(s) >= (size_t)proxy.conf->max_prepared_statements)
 		(void)server_evict(s, b);
@@ -286,7 +290,7 @@ static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, ui
 	put_stmt_name(b, st->id);
 	proto_put_bytes(b, body, len);
 	proto_msg_end(b, m);
-	queue_push(s, kind, st->id);
+	queue_push(s, kind, st->id)->client_stmt = client_stmt;
 	return st;
 }
 
@@ -306,7 +310,7 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	if (st)
 		server_stmt_close(s, (size_t)(st - s->ps), b);
 	*sent = true;
-	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE);
+	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE, 0);
 }
 
 /* ---- replay of a request that met a stale statement ---- */
@@ -523,7 +527,7 @@ static void parse_new(Client *c, Server *s, const char *name, const uint8_t *bod
 	PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
 	if (old)
 		server_stmt_close(s, (size_t)(old - s->ps), b);
-	ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_EXPECT_PARSE);
+	ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_EXPECT_PARSE, cs->born);
 }
 
 /*
@@ -545,7 +549,7 @@ static void parse_refuse(Client *c, Server *s, const PsClientStmt *have, const u
 	uint64_t hash = hash_bytes(HASH_SEED, body, len);
 	PsServerStmt *st = server_find(s, c->route, body, len, hash);
 	if (!st)
-		st = ps_prepare_on(c, s, body, len, hash, b, PS_SWALLOW_PARSE);
+		st = ps_prepare_on(c, s, body, len, hash, b, PS_SWALLOW_PARSE, 0);
 	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
 	put_stmt_name(b, st->id);
 	proto_put_bytes(b, body, len);

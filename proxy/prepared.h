@@ -64,9 +64,10 @@ typedef struct PsExpect {
 	uint64_t stmt_id;      /* PARSE kinds, SWALLOW_CLOSE: the server statement;
 				* BIND/DESCRIBE: the server statement pgflip named, when
 				* it is older than the client's Parse (else 0) */
-	uint64_t client_stmt;  /* SYNTH_CLOSE: the client's statement it closes (its
-				* born), 0 for a name the client does not have;
-				* REFUSE_PARSE: the client's statement of that name */
+	uint64_t client_stmt;  /* the client's statement (its born), or 0: EXPECT_PARSE:
+				* the one it prepares; SYNTH_CLOSE: the one it closes
+				* (0: a name the client does not have); REFUSE_PARSE:
+				* the one of that name */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a

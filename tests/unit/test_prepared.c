@@ -1246,6 +1246,17 @@ static void test_error_skips_to_sync(void **state)
 		CLIENT_GOT("ErrorResponse(42601) ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
 		STMTS_ARE(&fx.s1, ""); /* the failed statement is not on the server, nor the skipped one */
+		/* nor are they the client's: in PostgreSQL a failed or skipped
+		 * Parse prepares nothing, so a Bind of the name fails (pgflip used
+		 * to keep both names, and bound them to whatever it prepared) */
+		CLIENT_STMTS_ARE("");
+		assert_true(c_bind("", "bad2", NULL));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Bind(,bad2,[],[],[1]) Sync");
+		proto_put_error(&a, "ERROR", "26000", "prepared statement \"bad2\" does not exist");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)");
 
 		/* an error after a good Parse: that one stays. The next Parse of
 		 * its text, after the error, comes with a Close of it: the server
@@ -1267,6 +1278,7 @@ static void test_error_skips_to_sync(void **state)
 		QUEUE_IS(&fx.s1, "");
 		STMTS_ARE(&fx.s1, "3");
 		assert_true(fx.s1.ps[0].confirmed);
+		CLIENT_STMTS_ARE("s1"); /* s2's Parse was skipped */
 
 		/* the error of a Query does not skip anything: its ReadyForQuery ends it */
 		assert_true(c_query("SELECT nosuch"));
@@ -1969,8 +1981,10 @@ static void test_skipped_eviction_close(void **state)
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)");
 		QUEUE_IS(&fx.s1, "");
-		/* the server still has pgflip_1..3, and pgflip knows it */
+		/* the server still has pgflip_1..3, and pgflip knows it; d's
+		 * Parse was skipped too */
 		STMTS_ARE(&fx.s1, "1,2,3");
+		CLIENT_STMTS_ARE("a,b,c");
 		/* the next statement makes room again, by the same Close */
 		assert_false(c_parse("e", "SELECT 'e'"));
 		assert_true(c_sync());
@@ -2013,6 +2027,23 @@ static void test_skipped_close_keeps_statement(void **state)
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)"); /* no CloseComplete */
 		CLIENT_STMTS_ARE("s1");
+		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+
+		/* a Close and a Parse of the name, both skipped: the client keeps
+		 * the statement it had, not the new text */
+		assert_true(c_bind("", "nosuch", NULL));
+		assert_false(c_close('S', "s1"));
+		assert_false(c_parse("s1", "SELECT 2"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Bind(,nosuch,[],[],[1]) Parse(pgflip_2,SELECT 2,[]) Sync");
+		QUEUE_IS(&fx.s1, "b3ps");
+		CLIENT_STMTS_ARE("(s1),s1");
+		proto_put_error(&a, "ERROR", "26000", "prepared statement \"nosuch\" does not exist");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)");
+		CLIENT_STMTS_ARE("s1");
+		STMTS_ARE(&fx.s1, "1");
 		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
 
 		/* not skipped: gone for what follows the Close at once (a Bind of
