@@ -271,8 +271,11 @@ static bool server_evict(Server *s, ProtoBuf *b)
 static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, uint32_t len, uint64_t hash,
 				   ProtoBuf *b, PsExpectKind kind, uint64_t client_stmt)
 {
-	if (server_live(s) >= (size_t)proxy.conf->max_prepared_statements)
-		(void)server_evict(s, b);
+	/* as many as it takes: a pipeline of Parses can leave S above the
+	 * limit (statements in flight are not closed), and one Close per new
+	 * statement would keep it there */
+	while (server_live(s) >= (size_t)proxy.conf->max_prepared_statements && server_evict(s, b))
+		;
 	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
 	PsServerStmt *st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));

@@ -1186,7 +1186,8 @@ static void test_lru_eviction(void **state)
 }
 
 /* Statements not yet confirmed are never closed to make room: a pipeline of
- * Parses goes past the limit rather than close what is in flight. */
+ * Parses goes past the limit rather than close what is in flight; the next
+ * statement brings the server back to the limit. */
 static void test_lru_spares_unconfirmed(void **state)
 {
 	(void)state;
@@ -1209,8 +1210,14 @@ static void test_lru_spares_unconfirmed(void **state)
 		pump(&fx.s1, &a);
 		CLIENT_GOT("ParseComplete ParseComplete ParseComplete ParseComplete ReadyForQuery(I)");
 		STMTS_ARE(&fx.s1, "1,2,3,4");
-		/* with all confirmed, the next one closes the oldest */
-		run_parse("e", "SELECT 'e'", "Close(S,pgflip_1) Parse(pgflip_5,SELECT 'e',[]) Sync");
+		/* with all confirmed, the next one closes the two oldest, so that
+		 * the server is back at the limit (closing only one, pgflip kept
+		 * it above the limit for good: each Parse then made room for
+		 * itself alone) */
+		run_parse("e", "SELECT 'e'", "Close(S,pgflip_1) Close(S,pgflip_2) Parse(pgflip_5,SELECT 'e',[]) Sync");
+		STMTS_ARE(&fx.s1, "3,4,5");
+		run_parse("f", "SELECT 'f'", "Close(S,pgflip_3) Parse(pgflip_6,SELECT 'f',[]) Sync");
+		STMTS_ARE(&fx.s1, "4,5,6");
 		protobuf_free(&a);
 		fixture_free();
 	}
