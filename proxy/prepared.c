@@ -211,6 +211,7 @@ void ps_server_clear(Server *s)
 {
 	while (s->n_ps)
 		server_stmt_remove(s, s->n_ps - 1);
+	s->expect.skipping = false;
 	replay_drop(s); /* it names statements that are gone */
 	free(s->replay.data);
 	s->replay.data = NULL;
@@ -593,6 +594,16 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	ProtoBuf b;
 	bool forward = true;
 	uint8_t space[512];
+	if (s->expect.skipping) {
+		/* the server skips it, answering nothing, up to the Sync: it goes
+		 * as it is, and nothing is recorded (a Close forgets nothing, a
+		 * Parse adds nothing) */
+		if (h->type == PROTO_FE_SYNC) {
+			s->expect.skipping = false;
+			queue_push(s, PS_EXPECT_SYNC, 0);
+		}
+		return true;
+	}
 	if (s->replay.active) /* (never while replay_run sends it again) */
 		replay_take(s, h, msg);
 	if (msg)
@@ -835,6 +846,9 @@ static void skip_to_sync(Server *s)
 	PsExpect *e;
 	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY)
 		queue_skip_head(s);
+	/* no Sync sent yet (the client sent a Flush): the server goes on
+	 * skipping what comes up to it (ps_client_message) */
+	s->expect.skipping = !e;
 }
 
 /* The head entry got its final answer: a Parse's statement is there now,

@@ -92,6 +92,8 @@ typedef struct PsQueue {
 	size_t head;
 	size_t count;
 	size_t cap;
+	bool skipping;         /* an error came before the Sync was sent: the server
+				* skips (answers nothing) up to the next Sync */
 } PsQueue;
 
 typedef struct Client Client;

@@ -2077,6 +2077,66 @@ static void test_skipped_close_keeps_statement(void **state)
 	}
 }
 
+/* An error can arrive before the client sent its Sync (after a Flush):
+ * the server then skips every message up to the Sync still to come, and
+ * answers none of them. What the client sends meanwhile must get no made-up
+ * answer and change nothing: a Close does not forget the statement, a Bind
+ * prepares nothing (pgflip used to queue answers that never came, and the
+ * queue lost step with the server). */
+static void test_error_before_sync(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		ProtoBuf a;
+		protobuf_init(&a);
+		run_parse("s1", "SELECT 1", "Parse(pgflip_1,SELECT 1,[]) Sync");
+		assert_true(c_bind("", "nosuch", NULL));
+		assert_true(c_flush());
+		SERVER_GOT(&fx.s1, "Bind(,nosuch,[],[],[1]) Flush");
+		proto_put_error(&a, "ERROR", "26000", "prepared statement \"nosuch\" does not exist");
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ErrorResponse(26000)");
+		QUEUE_IS(&fx.s1, "");
+		/* skipped by the server: forwarded as they are, nothing recorded */
+		assert_true(c_close('S', "s1"));
+		assert_true(c_parse("s2", "SELECT 2"));
+		assert_true(c_bind("", "s1", NULL));
+		assert_true(c_execute("", 0));
+		SERVER_GOT(&fx.s1, "Close(S,s1) Parse(s2,SELECT 2,[]) Bind(,s1,[],[],[1]) Execute(,0)");
+		CLIENT_GOT("");
+		QUEUE_IS(&fx.s1, "");
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Sync");
+		QUEUE_IS(&fx.s1, "s");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ReadyForQuery(I)");
+		CLIENT_STMTS_ARE("s1");
+		STMTS_ARE(&fx.s1, "1");
+		/* the next request is answered in step */
+		run_bound("s1", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+
+		/* on a server that lacks the statement */
+		link_to(&fx.s2);
+		assert_true(c_bind("", "nosuch", NULL));
+		assert_true(c_flush());
+		proto_put_error(&a, "ERROR", "26000", "prepared statement \"nosuch\" does not exist");
+		pump(&fx.s2, &a);
+		assert_true(c_bind("", "s1", NULL));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s2, "Bind(,nosuch,[],[],[1]) Flush Bind(,s1,[],[],[1]) Sync");
+		a_rfq(&a, 'I');
+		pump(&fx.s2, &a);
+		CLIENT_GOT("ErrorResponse(26000) ReadyForQuery(I)");
+		STMTS_ARE(&fx.s2, "");
+		run_bound("s1", "Parse(pgflip_1,SELECT 1,[]) Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
 static int test_teardown(void **state)
 {
 	(void)state;
@@ -2106,6 +2166,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_deallocate, test_teardown),
 	        cmocka_unit_test_teardown(test_skipped_eviction_close, test_teardown),
 	        cmocka_unit_test_teardown(test_skipped_close_keeps_statement, test_teardown),
+	        cmocka_unit_test_teardown(test_error_before_sync, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
