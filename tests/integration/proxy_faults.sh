@@ -267,10 +267,11 @@ write_conf "$T_DIR/ps.ini" "$port" "pool_mode = transaction
 max_prepared_statements = 5"
 pgflip_start "$T_DIR/ps.ini" || not_ok "pgflip starts (max_prepared_statements = 5)"
 steps=""
-for i in 1 2 3 4 5 6; do steps="$steps p:s$i|SELECT $i"; done
+# (no spaces in the steps: $steps is split into words)
+for i in 1 2 3 4 5 6; do steps="$steps p:s$i|SELECT($i)"; done
 got=$(python3 "$TOP/tests/lib/pgwire.py" "$port" "$T_DB" -- $steps "e:s5" "p:s1|SELECT 11" "e:s1" 2>&1 | tr '\n' ' ')
-expect_match "the 6th named statement of a client: 53400, the others still work, re-preparing a name is fine" "$got" \
-	"     E 53400 too many prepared statements for this client (max_prepared_statements = 5)* 5  11 "
+expect_match "the 6th named statement of a client: 53400, the others still work, re-preparing a name: 42P05 as in PostgreSQL" "$got" \
+	"     E 53400 too many prepared statements for this client (max_prepared_statements = 5)* 5 E 42P05 prepared statement \"s1\" already exists 1 "
 rss0=$(rss_kb)
 python3 - "$port" "$T_DB" <<'PY'
 import sys
