@@ -211,7 +211,6 @@ void ps_server_clear(Server *s)
 {
 	while (s->n_ps)
 		server_stmt_remove(s, s->n_ps - 1);
-	s->expect.skipping = false;
 	replay_drop(s); /* it names statements that are gone */
 	free(s->replay.data);
 	s->replay.data = NULL;
