@@ -11,7 +11,9 @@
  *   Parse name      always reaches the server, as a new pgflip_<n> (an older
  *                   statement of the same text there is closed in the same
  *                   write): the client gets a plan as fresh as on a direct
- *                   connection, and the server's own ParseComplete;
+ *                   connection, and the server's own ParseComplete; for a
+ *                   name the client has, the server's 42P05, as PostgreSQL
+ *                   refuses it (parse_refuse);
  *   Bind/Describe   prepare it first if this server lacks it (its
  *                   ParseComplete is swallowed), then rename: across clients
  *                   and servers, pgflip reuses its own statements;
@@ -34,7 +36,10 @@
  * entry in the server's expect queue, and answers are matched to it in
  * order. After an ErrorResponse the server skips to the next Sync: so do we,
  * dropping the made-up answers of the skipped messages, as the server would
- * have sent nothing for them.
+ * have sent nothing for them, and undoing what their sending recorded
+ * (queue_skip_head): a statement is known to be on a server from its
+ * ParseComplete, and gone from its CloseComplete; until then a Close only
+ * hides it from what is sent after.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +77,7 @@ bool ps_needs_whole(uint8_t type)
 
 /* ---- the expect queue ---- */
 
-static void queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
+static PsExpect *queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
 {
 	PsQueue *q = &s->expect;
 	if (q->count == q->cap) {
@@ -87,8 +92,10 @@ static void queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
 		q->head = 0;
 		q->cap = cap;
 	}
-	q->items[(q->head + q->count) % q->cap] = (PsExpect){kind, stmt_id};
+	PsExpect *e = &q->items[(q->head + q->count) % q->cap];
+	*e = (PsExpect){.kind = kind, .stmt_id = stmt_id};
 	q->count++;
+	return e;
 }
 
 static PsExpect *queue_head(Server *s)
@@ -102,13 +109,56 @@ static void queue_pop(Server *s)
 	s->expect.count--;
 }
 
-/* Made-up answers at the head of the queue are due now. */
+static PsServerStmt *server_find_id(Server *s, uint64_t id);
+static void server_stmt_remove(Server *s, size_t i);
+static PsClientStmt *client_find_born(Client *c, uint64_t born);
+static void client_stmt_remove(Client *c, PsClientStmt *cs);
+
+/* The head entry's message was skipped by the server (after an error, up
+ * to the Sync) or failed: what pgflip recorded when it was sent is
+ * undone. A statement whose Parse did not run is not there, neither on
+ * the server nor for the client (whose next Bind of it then fails, as in
+ * PostgreSQL); one whose Close did not run still is. */
+static void queue_skip_head(Server *s)
+{
+	PsExpect *e = queue_head(s);
+	PsServerStmt *st = e->stmt_id ? server_find_id(s, e->stmt_id) : NULL;
+	PsClientStmt *cs = s->client && e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
+	switch (e->kind) {
+	case PS_EXPECT_PARSE:
+		if (cs)
+			client_stmt_remove(s->client, cs);
+		/* fall through */
+	case PS_SWALLOW_PARSE:
+		if (st && !st->confirmed)
+			server_stmt_remove(s, (size_t)(st - s->ps));
+		break;
+	case PS_SWALLOW_CLOSE:
+		if (st)
+			st->closing = false;
+		break;
+	case PS_SYNTH_CLOSE:
+		if (cs)
+			cs->closing = false;
+		break;
+	default:
+		break;
+	}
+	queue_pop(s);
+}
+
+/* Made-up answers at the head of the queue are due now: the server got
+ * past the client's Close (everything before it is answered), so the
+ * client's statement is gone. */
 void ps_server_emit_due(Server *s)
 {
 	PsExpect *e;
 	while ((e = queue_head(s)) && e->kind == PS_SYNTH_CLOSE) {
 		if (s->client) {
 			static const uint8_t close_complete[5] = {PROTO_BE_CLOSE_COMPLETE, 0, 0, 0, 4};
+			PsClientStmt *cs = e->client_stmt ? client_find_born(s->client, e->client_stmt) : NULL;
+			if (cs)
+				client_stmt_remove(s->client, cs);
 			sock_write(&s->client->sock, close_complete, 5);
 		}
 		queue_pop(s);
@@ -117,16 +167,27 @@ void ps_server_emit_due(Server *s)
 
 /* ---- per-server statements ---- */
 
-/* The statement of ROUTE and BODY on S (maybe stale), or NULL. */
+/* The statement of ROUTE and BODY on S (maybe stale, not one being
+ * closed), or NULL. */
 static PsServerStmt *server_find(Server *s, const char *route, const uint8_t *body, uint32_t len, uint64_t hash)
 {
 	for (size_t i = 0; i < s->n_ps; i++) {
 		PsServerStmt *st = &s->ps[i];
-		if (st->hash == hash && st->len == len && memcmp(st->body, body, len) == 0 &&
+		if (!st->closing && st->hash == hash && st->len == len && memcmp(st->body, body, len) == 0 &&
 		    strcmp(st->route, route) == 0)
 			return st;
 	}
 	return NULL;
+}
+
+/* How many statements S will have when what was sent is done: those
+ * being closed do not count. */
+static size_t server_live(const Server *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_ps; i++)
+		n += !s->ps[i].closing;
+	return n;
 }
 
 static PsServerStmt *server_find_id(Server *s, uint64_t id)
@@ -172,56 +233,67 @@ static void send_buf(Server *s, ProtoBuf *b)
 		sock_write(&s->sock, b->data, b->len);
 }
 
-/* Closes statement I of S: the Close goes into B, its answer is swallowed,
- * and the statement is forgotten at once (what is sent after B names
- * others). */
+/* Closes statement I of S: the Close goes into B, its answer is swallowed.
+ * What is sent after B must not use it, so it is marked closing at once;
+ * but it is gone only when the server says so (CloseComplete): after an
+ * error the server skips the Close, and the statement stays there
+ * (queue_skip_head), to be counted and closed later. */
 static void server_stmt_close(Server *s, size_t i, ProtoBuf *b)
 {
 	size_t m = proto_msg_begin(b, PROTO_FE_CLOSE);
 	proto_put_uint8(b, 'S');
 	put_stmt_name(b, s->ps[i].id);
 	proto_msg_end(b, m);
-	queue_push(s, PS_SWALLOW_CLOSE, 0);
-	server_stmt_remove(s, i);
+	s->ps[i].closing = true;
+	queue_push(s, PS_SWALLOW_CLOSE, s->ps[i].id);
 }
 
-/* Closes the least recently used confirmed statement to make room. */
-static void server_evict(Server *s, ProtoBuf *b)
+/* Closes the least recently used confirmed statement to make room. False
+ * when there is none (the others are in flight or being closed). */
+static bool server_evict(Server *s, ProtoBuf *b)
 {
 	size_t victim = s->n_ps;
 	for (size_t i = 0; i < s->n_ps; i++)
-		if (s->ps[i].confirmed && (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
+		if (s->ps[i].confirmed && !s->ps[i].closing &&
+		    (victim == s->n_ps || s->ps[i].last_used < s->ps[victim].last_used))
 			victim = i;
-	if (victim < s->n_ps)
-		server_stmt_close(s, victim, b);
+	if (victim == s->n_ps)
+		return false;
+	server_stmt_close(s, victim, b);
+	return true;
 }
 
-/* A new server statement for CS, prepared on S: its Parse goes into B,
- * with the expect entry KIND (PS_EXPECT_PARSE when the client's own Parse
- * is answered by it, PS_SWALLOW_PARSE when pgflip prepares it for a Bind or
- * Describe). */
-static PsServerStmt *ps_prepare_on(Client *c, Server *s, const PsClientStmt *cs, ProtoBuf *b, PsExpectKind kind)
+/* A new server statement of the Parse body BODY (LEN bytes, hash HASH)
+ * for C's route, prepared on S: its Parse goes into B, with the expect
+ * entry KIND: PS_EXPECT_PARSE when it answers the client's own Parse of
+ * its statement CLIENT_STMT (a born tick), PS_SWALLOW_PARSE (CLIENT_STMT
+ * 0) when pgflip prepares it itself. */
+static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, uint32_t len, uint64_t hash,
+				   ProtoBuf *b, PsExpectKind kind, uint64_t client_stmt)
 {
-	if (s->n_ps >= (size_t)proxy.conf->max_prepared_statements)
-		server_evict(s, b);
+	/* as many as it takes: a pipeline of Parses can leave S above the
+	 * limit (statements in flight are not closed), and one Close per new
+	 * statement would keep it there */
+	while (server_live(s) >= (size_t)proxy.conf->max_prepared_statements && server_evict(s, b))
+		;
 	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
 	PsServerStmt *st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));
 	st->id = ++s->ps_next_id;
 	st->route = proxy_strdup(c->route);
-	st->body = malloc(cs->len ? cs->len : 1);
+	st->body = malloc(len ? len : 1);
 	if (!st->body)
 		abort();
-	memcpy(st->body, cs->body, cs->len);
-	st->len = cs->len;
-	st->hash = cs->hash;
+	memcpy(st->body, body, len);
+	st->len = len;
+	st->hash = hash;
 	st->last_used = ++s->ps_tick;
 	st->born = ++proxy.ps_clock;
 	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
 	put_stmt_name(b, st->id);
-	proto_put_bytes(b, cs->body, cs->len);
+	proto_put_bytes(b, body, len);
 	proto_msg_end(b, m);
-	queue_push(s, kind, st->id);
+	queue_push(s, kind, st->id)->client_stmt = client_stmt;
 	return st;
 }
 
@@ -241,7 +313,7 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	if (st)
 		server_stmt_close(s, (size_t)(st - s->ps), b);
 	*sent = true;
-	return ps_prepare_on(c, s, cs, b, PS_SWALLOW_PARSE);
+	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE, 0);
 }
 
 /* ---- replay of a request that met a stale statement ---- */
@@ -355,15 +427,8 @@ static void replay_run(Server *s)
 	Client *c = s->client;
 	r->retry_due = false;
 	r->active = false;
-	while (s->expect.count) {
-		PsExpect *e = queue_head(s);
-		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-			PsServerStmt *st = server_find_id(s, e->stmt_id);
-			if (st && !st->confirmed)
-				server_stmt_remove(s, (size_t)(st - s->ps));
-		}
-		queue_pop(s);
-	}
+	while (s->expect.count)
+		queue_skip_head(s); /* the Sync's too: its ReadyForQuery is swallowed */
 	s->swallow_rfq++;
 	slog_debug(s, "retrying a request whose statement was stale (%zu bytes)", r->len);
 	r->replaying = true;
@@ -383,12 +448,31 @@ static void replay_run(Server *s)
 
 /* ---- per-client statements ---- */
 
+/* The statement NAME of C, for a message the client sends now (one whose
+ * Close is on its way is gone), or NULL. */
 static PsClientStmt *client_find(Client *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_ps; i++)
-		if (strcmp(c->ps[i].name, name) == 0)
+		if (!c->ps[i].closing && strcmp(c->ps[i].name, name) == 0)
 			return &c->ps[i];
 	return NULL;
+}
+
+static PsClientStmt *client_find_born(Client *c, uint64_t born)
+{
+	for (size_t i = 0; i < c->n_ps; i++)
+		if (c->ps[i].born == born)
+			return &c->ps[i];
+	return NULL;
+}
+
+/* How many statements C has for what it sends now. */
+static size_t client_live(const Client *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_ps; i++)
+		n += !c->ps[i].closing;
+	return n;
 }
 
 static void client_stmt_remove(Client *c, PsClientStmt *cs)
@@ -407,16 +491,13 @@ void ps_client_clear(Client *c)
 	c->cap_ps = 0;
 }
 
-static PsClientStmt *client_store(Client *c, const char *name, const uint8_t *body, uint32_t len)
+/* A new statement NAME of C (it has none of that name). */
+static PsClientStmt *client_add(Client *c, const char *name, const uint8_t *body, uint32_t len)
 {
-	PsClientStmt *cs = client_find(c, name);
-	if (cs) {
-		free(cs->body);
-	} else {
-		c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
-		cs = &c->ps[c->n_ps++];
-		cs->name = proxy_strdup(name);
-	}
+	c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
+	PsClientStmt *cs = &c->ps[c->n_ps++];
+	cs->name = proxy_strdup(name);
+	cs->closing = false;
 	cs->body = malloc(len ? len : 1);
 	if (!cs->body)
 		abort();
@@ -431,13 +512,53 @@ bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg)
 {
 	ProtoReader r;
 	const char *name;
-	if (c->n_ps < (size_t)proxy.conf->max_prepared_statements)
+	if (client_live(c) < (size_t)proxy.conf->max_prepared_statements)
 		return false;
 	proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
 	return proto_get_cstring(&r, &name) && *name && !client_find(c, name);
 }
 
 /* ---- client messages ---- */
+
+/* The client's Parse of NAME, new to it, body BODY (LEN bytes): a new
+ * server statement, answered by the server; an older one of the same text
+ * there is closed first, so that the client's plan is as fresh as on a
+ * direct connection. Into B. */
+static void parse_new(Client *c, Server *s, const char *name, const uint8_t *body, uint32_t len, ProtoBuf *b)
+{
+	PsClientStmt *cs = client_add(c, name, body, len);
+	PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
+	if (old)
+		server_stmt_close(s, (size_t)(old - s->ps), b);
+	ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_EXPECT_PARSE, cs->born);
+}
+
+/*
+ * The client's Parse of a name it has (HAVE), with the body BODY (LEN
+ * bytes). PostgreSQL refuses it with 42P05 "prepared statement ... already
+ * exists" once it has parsed and analysed the text (exec_parse_message,
+ * then StorePreparedStatement), so a syntax error, a missing table or
+ * 25P02 in a failed transaction comes first; the error fails the
+ * transaction and the server skips to the Sync. To give the same answer,
+ * at the same place of the stream, with the same effect, pgflip sends the
+ * new text under a name the server has: a statement of that text (prepared
+ * first, as pgflip's own, if there is none). The server refuses it for the
+ * same reasons, and its 42P05 reaches the client under the client's name
+ * (refuse_answer). The client keeps its statement.
+ */
+static void parse_refuse(Client *c, Server *s, const PsClientStmt *have, const uint8_t *body, uint32_t len,
+			 ProtoBuf *b)
+{
+	uint64_t hash = hash_bytes(HASH_SEED, body, len);
+	PsServerStmt *st = server_find(s, c->route, body, len, hash);
+	if (!st)
+		st = ps_prepare_on(c, s, body, len, hash, b, PS_SWALLOW_PARSE, 0);
+	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
+	put_stmt_name(b, st->id);
+	proto_put_bytes(b, body, len);
+	proto_msg_end(b, m);
+	queue_push(s, PS_REFUSE_PARSE, st->id)->client_stmt = have->born;
+}
 
 /* Bind or Describe/Close naming statement NAME: rewritten for S into B. */
 static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, const char *name,
@@ -472,6 +593,16 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	ProtoBuf b;
 	bool forward = true;
 	uint8_t space[512];
+	if (s->expect.skipping) {
+		/* the server skips it, answering nothing, up to the Sync: it goes
+		 * as it is, and nothing is recorded (a Close forgets nothing, a
+		 * Parse adds nothing) */
+		if (h->type == PROTO_FE_SYNC) {
+			s->expect.skipping = false;
+			queue_push(s, PS_EXPECT_SYNC, 0);
+		}
+		return true;
+	}
 	if (s->replay.active) /* (never while replay_run sends it again) */
 		replay_take(s, h, msg);
 	if (msg)
@@ -484,15 +615,13 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 			break;
 		}
 		{
-			/* the client's own Parse: always a new server statement, as
-			 * fresh as on a direct connection; an older one of the same
-			 * text is closed first */
 			const uint8_t *body = r.p;
-			PsClientStmt *cs = client_store(c, name, body, (uint32_t)(r.end - body));
-			PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
-			if (old)
-				server_stmt_close(s, (size_t)(old - s->ps), &b);
-			ps_prepare_on(c, s, cs, &b, PS_EXPECT_PARSE);
+			uint32_t len = (uint32_t)(r.end - body);
+			PsClientStmt *have = client_find(c, name);
+			if (have)
+				parse_refuse(c, s, have, body, len, &b);
+			else
+				parse_new(c, s, name, body, len, &b);
 			send_buf(s, &b);
 			forward = false;
 		}
@@ -513,11 +642,13 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 		break;
 	case PROTO_FE_CLOSE:
 		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name) {
+			/* the server keeps it for others; the client is answered in
+			 * turn, and forgets it then: a Close the server skips after an
+			 * error leaves the statement to the client, as in PostgreSQL */
 			PsClientStmt *cs = client_find(c, name);
 			if (cs)
-				client_stmt_remove(c, cs);
-			/* the server keeps it for others; the client is answered in turn */
-			queue_push(s, PS_SYNTH_CLOSE, 0);
+				cs->closing = true;
+			queue_push(s, PS_SYNTH_CLOSE, 0)->client_stmt = cs ? cs->born : 0;
 			forward = false;
 		} else {
 			queue_push(s, PS_EXPECT_CLOSE, 0);
@@ -605,6 +736,7 @@ static bool is_final(PsExpectKind kind, uint8_t type)
 	case PS_EXPECT_SYNC:
 	case PS_EXPECT_QUERY: return type == PROTO_BE_READY_FOR_QUERY;
 	case PS_SYNTH_CLOSE: return false;
+	case PS_REFUSE_PARSE: return type == PROTO_BE_PARSE_COMPLETE; /* cannot be: the server has the name */
 	}
 	return false;
 }
@@ -614,6 +746,51 @@ bool ps_server_final(const Server *s, uint8_t type)
 	if (!s->expect.count)
 		return false;
 	return type == PROTO_BE_ERROR_RESPONSE || is_final(s->expect.items[s->expect.head].kind, type);
+}
+
+/* The ErrorResponse MSG (header H) for a PS_REFUSE_PARSE entry E: when it
+ * is the server's 42P05 for pgflip's name, the same message with the
+ * client's name in its place is written to the client, and the caller
+ * drops MSG (true). Any other error (the text did not parse, the
+ * transaction had failed) is the client's as it is, since PostgreSQL would
+ * have given it first. Fields are copied in order; in the message, the
+ * quoted "pgflip_<id>" (in whatever language the server speaks) becomes
+ * the quoted client name. */
+static bool refuse_answer(Server *s, const PsExpect *e, const ProtoHeader *h, const uint8_t *msg)
+{
+	const uint8_t *p = msg + PROTO_HEADER_SIZE, *end = p + proto_body_len(h);
+	ProtoErrorFields f;
+	PsClientStmt *cs = s->client ? client_find_born(s->client, e->client_stmt) : NULL;
+	if (!cs || !proto_error_parse(p, (size_t)(end - p), &f) || !f.sqlstate || strcmp(f.sqlstate, "42P05") != 0)
+		return false;
+	char digits[24], ours[40];
+	snprintf(ours, sizeof(ours), "\"pgflip_%s\"", proxy_u64_str(digits, e->stmt_id));
+	size_t ours_len = strlen(ours);
+	ProtoBuf b;
+	protobuf_init(&b);
+	size_t m = proto_msg_begin(&b, PROTO_BE_ERROR_RESPONSE);
+	while (p < end && *p) {
+		uint8_t code = *p++;
+		const char *v = (const char *)p;
+		size_t n = strlen(v); /* terminated within the body: proto_error_parse */
+		const char *at = code == 'M' ? strstr(v, ours) : NULL;
+		proto_put_uint8(&b, code);
+		if (at) {
+			proto_put_bytes(&b, v, (size_t)(at - v) + 1); /* up to the opening quote */
+			proto_put_bytes(&b, cs->name, strlen(cs->name));
+			proto_put_cstring(&b, at + ours_len - 1);     /* from the closing quote */
+		} else {
+			proto_put_cstring(&b, v);
+		}
+		p += n + 1;
+	}
+	proto_put_uint8(&b, 0);
+	proto_msg_end(&b, m);
+	bool ok = protobuf_ok(&b);
+	if (ok)
+		sock_write(&s->client->sock, b.data, b.len);
+	protobuf_free(&b);
+	return ok;
 }
 
 /* An ErrorResponse for the head of the queue. 0A000 for a Bind or Describe
@@ -631,6 +808,8 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 	PsReplay *r = &s->replay;
 	bool kept = r->active;
 	r->active = false;
+	if (e && e->kind == PS_REFUSE_PARSE)
+		return refuse_answer(s, e, h, msg);
 	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)
 		return false;
 	ProtoErrorFields f;
@@ -664,25 +843,23 @@ bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg)
 static void skip_to_sync(Server *s)
 {
 	PsExpect *e;
-	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY) {
-		if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-			PsServerStmt *st = server_find_id(s, e->stmt_id);
-			if (st && !st->confirmed)
-				server_stmt_remove(s, (size_t)(st - s->ps));
-		}
-		queue_pop(s);
-	}
+	while ((e = queue_head(s)) && e->kind != PS_EXPECT_SYNC && e->kind != PS_EXPECT_QUERY)
+		queue_skip_head(s);
+	/* no Sync sent yet (the client sent a Flush): the server goes on
+	 * skipping what comes up to it (ps_client_message) */
+	s->expect.skipping = !e;
 }
 
-/* The head entry got its final answer: a Parse's statement is there now.
- * A kept request is past its first answer: it will not be replayed. */
+/* The head entry got its final answer: a Parse's statement is there now,
+ * a Close's is gone. A kept request is past its first answer: it will not
+ * be replayed. */
 static void queue_finish_head(Server *s, PsExpect *e)
 {
-	if (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE) {
-		PsServerStmt *st = server_find_id(s, e->stmt_id);
-		if (st)
-			st->confirmed = true;
-	}
+	PsServerStmt *st = e->stmt_id ? server_find_id(s, e->stmt_id) : NULL;
+	if (st && (e->kind == PS_EXPECT_PARSE || e->kind == PS_SWALLOW_PARSE))
+		st->confirmed = true;
+	if (st && e->kind == PS_SWALLOW_CLOSE)
+		server_stmt_remove(s, (size_t)(st - s->ps));
 	if (s->replay.active)
 		replay_drop(s);
 	queue_pop(s);

@@ -16,7 +16,11 @@ typedef struct PsClientStmt {
 	uint8_t *body;
 	uint32_t len;
 	uint64_t hash;
-	uint64_t born;     /* proxy.ps_clock at its Parse */
+	uint64_t born;     /* proxy.ps_clock at its Parse; unique, so it also names the
+			    * statement in the expect queue */
+	bool closing;      /* the client's Close of it is on its way: gone for what the
+			    * client sends after; forgotten when the server gets past the
+			    * Close, kept if the server skips it */
 } PsClientStmt;
 
 /* A statement prepared on one server connection, as pgflip_<id>, for one
@@ -31,6 +35,8 @@ typedef struct PsServerStmt {
 	uint64_t born;     /* proxy.ps_clock at its Parse */
 	bool confirmed;    /* ParseComplete seen */
 	bool stale;        /* refused with 0A000 (older than a DDL): prepare again before use */
+	bool closing;      /* pgflip's Close of it is on its way: not used or counted any more;
+			    * forgotten at its CloseComplete, kept if the server skips the Close */
 } PsServerStmt;
 
 /* What the server will answer to each extended-protocol message sent, in
@@ -45,15 +51,23 @@ typedef enum {
 	PS_EXPECT_SYNC,        /* ReadyForQuery */
 	PS_EXPECT_QUERY,       /* ... ReadyForQuery (Query, FunctionCall) */
 	PS_SWALLOW_PARSE,      /* a Parse pgflip sent itself: swallow ParseComplete */
-	PS_SWALLOW_CLOSE,      /* an eviction Close: swallow CloseComplete */
-	PS_SYNTH_CLOSE,        /* answer CloseComplete ourselves when reached */
+	PS_SWALLOW_CLOSE,      /* pgflip's Close (eviction, an older or stale statement):
+				* swallow CloseComplete */
+	PS_SYNTH_CLOSE,        /* the client's Close of a statement: answer CloseComplete
+				* ourselves when reached */
+	PS_REFUSE_PARSE,       /* the client's Parse of a name it has, sent so that the
+				* server refuses it: ErrorResponse 42P05, renamed */
 } PsExpectKind;
 
 typedef struct PsExpect {
 	PsExpectKind kind;
-	uint64_t stmt_id;      /* PARSE kinds: the server statement; BIND/DESCRIBE:
-				* the server statement pgflip named, when it is older
-				* than the client's Parse (else 0) */
+	uint64_t stmt_id;      /* PARSE kinds, SWALLOW_CLOSE: the server statement;
+				* BIND/DESCRIBE: the server statement pgflip named, when
+				* it is older than the client's Parse (else 0) */
+	uint64_t client_stmt;  /* the client's statement (its born), or 0: EXPECT_PARSE:
+				* the one it prepares; SYNTH_CLOSE: the one it closes
+				* (0: a name the client does not have); REFUSE_PARSE:
+				* the one of that name */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a
@@ -78,6 +92,8 @@ typedef struct PsQueue {
 	size_t head;
 	size_t count;
 	size_t cap;
+	bool skipping;         /* an error came before the Sync was sent: the server
+				* skips (answers nothing) up to the next Sync */
 } PsQueue;
 
 typedef struct Client Client;
@@ -98,17 +114,20 @@ bool ps_needs_whole(uint8_t type);
  */
 bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg);
 /* ps_client_full: the whole Parse MSG (header H) would give C one named
- * statement more than max_prepared_statements (a new name; re-preparing a
- * name it has is fine). The caller refuses it. */
+ * statement more than max_prepared_statements (a new name: a Parse of a
+ * name it has is refused with 42P05 by ps_client_message, as PostgreSQL
+ * does). The caller refuses it. */
 bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_final: with answers expected, does a message of TYPE end the
  * current one (so the caller must see it whole)? */
 bool ps_server_final(const Server *s, uint8_t type);
 /* ps_server_swallow: should the server message MSG (whole, header H) be
- * dropped? True for an answer to pgflip's own Parse/Close, and for an
+ * dropped? True for an answer to pgflip's own Parse/Close, for an
  * ErrorResponse that pgflip answers itself by retrying the request
- * (ps_server_after then sends it again). An ErrorResponse 0A000 for a
- * statement pgflip reused marks that statement stale. */
+ * (ps_server_after then sends it again), and for the 42P05 of a client's
+ * Parse of a name it has, which it replaces (written to the client here)
+ * by the same error naming the client's statement. An ErrorResponse 0A000
+ * for a statement pgflip reused marks that statement stale. */
 bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg);
 /* ps_server_after: the message of TYPE went to the client (or was dropped):
  * advance the queue, make up answers that are now due. */

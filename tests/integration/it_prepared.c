@@ -65,6 +65,20 @@ static int prepare(PGconn *c, const char *name, const char *sql)
 	return ok;
 }
 
+/* "ok", or the error of preparing NAME as SQL: "SQLSTATE message". */
+static const char *prepare_result(PGconn *c, const char *name, const char *sql)
+{
+	static char out[256];
+	PGresult *r = PQprepare(c, name, sql, 0, NULL);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		snprintf(out, sizeof(out), "ok");
+	else
+		snprintf(out, sizeof(out), "%s %s", PQresultErrorField(r, PG_DIAG_SQLSTATE),
+			 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+	PQclear(r);
+	return out;
+}
+
 static int exec_ok(PGconn *c, const char *sql)
 {
 	PGresult *r = PQexec(c, sql);
@@ -97,13 +111,17 @@ int main(int argc, char **argv)
 			report(1, "alternating clients keep their own statement (50 rounds)");
 	}
 
-	/* max_prepared_statements = 2: a third and fourth statement evict older ones,
-	 * which come back transparently */
+	/* max_prepared_statements = 2, for the server and for each client: a
+	 * third statement on the server evicts the least recently used one,
+	 * which comes back transparently */
 	report(prepare(a, "r", "SELECT name FROM items WHERE id = $1 + 1"), "prepare r");
-	report(prepare(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "prepare s");
-	report(!strcmp(run(a, "s", "1"), "name=n3"), "s runs (%s)", run(a, "s", "1"));
-	report(!strcmp(run(a, "r", "1"), "name=n2"), "r runs after eviction pressure (%s)", run(a, "r", "1"));
+	report(!strcmp(run(a, "r", "1"), "name=n2"), "r runs (%s)", run(a, "r", "1"));
+	report(!strcmp(run(b, "q", "3"), "title=t3"), "v2's q runs after eviction pressure (%s)", run(b, "q", "3"));
 	report(!strcmp(run(a, "q", "4"), "name=n4"), "q re-prepared after LRU eviction (%s)", run(a, "q", "4"));
+	report(!strcmp(run(a, "r", "1"), "name=n2"), "r re-prepared after LRU eviction (%s)", run(a, "r", "1"));
+	/* a client's third statement is refused (987359f) */
+	report(!strncmp(prepare_result(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "53400 ", 6),
+	       "a client's third statement: 53400 (%s)", prepare_result(a, "s", "SELECT 2"));
 
 	/* a statement used inside a transaction */
 	report(exec_ok(a, "BEGIN") && !strcmp(run(a, "q", "5"), "name=n5") && exec_ok(a, "COMMIT"),
@@ -112,8 +130,19 @@ int main(int argc, char **argv)
 	/* an error inside the extended protocol: the next request still works */
 	report(!strncmp(run(a, "nosuch", "1"), "error 26000", 11), "unknown statement: error 26000 from the server");
 	report(!strcmp(run(a, "q", "6"), "name=n6"), "the client goes on after the error");
-	report(!prepare(a, "bad", "SELECT nosuchcolumn FROM items"), "a Parse that fails reports its error");
-	report(!strcmp(run(a, "q", "7"), "name=n7"), "and the client goes on after it");
+	report(!strncmp(prepare_result(b, "bad", "SELECT nosuchcolumn FROM items"), "42703 ", 6),
+	       "a Parse that fails reports its error (%s)", prepare_result(b, "bad", "SELECT nosuchcolumn FROM items"));
+	report(!strncmp(run(b, "bad", "1"), "error 26000", 11), "and prepares nothing (%s)", run(b, "bad", "1"));
+	report(!strcmp(run(b, "q", "7"), "title=t7"), "and the client goes on after it");
+	report(!strcmp(run(a, "q", "7"), "name=n7"), "so does the other one");
+	/* a Parse of a name the client has: refused as PostgreSQL refuses it,
+	 * and the client keeps its statement */
+	report(!strcmp(prepare_result(a, "q", "SELECT 1"), "42P05 prepared statement \"q\" already exists"),
+	       "preparing q again: 42P05 under the client's name (%s)", prepare_result(a, "q", "SELECT 1"));
+	report(!strcmp(run(a, "q", "7"), "name=n7"), "q is still the client's first statement");
+	report(!strcmp(prepare_result(a, "q", "SELEC 1"), "42601 syntax error at or near \"SELEC\""),
+	       "preparing q again with a text that does not parse: the syntax error first (%s)",
+	       prepare_result(a, "q", "SELEC 1"));
 
 	/* DEALLOCATE and DISCARD ALL from the client are honoured */
 	report(exec_ok(a, "DEALLOCATE q"), "DEALLOCATE q");

@@ -272,9 +272,9 @@ write_conf "$T_DIR/ps.ini" "$port" "pool_mode = transaction
 max_prepared_statements = 5"
 pgflip_start "$T_DIR/ps.ini" || not_ok "pgflip starts (max_prepared_statements = 5)"
 got=$(python3 "$TOP/tests/lib/pgwire.py" "$port" "$T_DB" -- "p:s1|SELECT 1" "p:s2|SELECT 2" "p:s3|SELECT 3" \
-	"p:s4|SELECT 4" "p:s5|SELECT 5" "p:s6|SELECT 6" "e:s5" "q:DEALLOCATE s1" "p:s1|SELECT 11" "e:s1" 2>&1 | tr '\n' ' ')
-expect_match "the 6th named statement of a client: 53400; the others still work; after DEALLOCATE a new one fits" "$got" \
-	"     E 53400 too many prepared statements for this client (max_prepared_statements = 5)* 5   11 "
+	"p:s4|SELECT 4" "p:s5|SELECT 5" "p:s6|SELECT 6" "e:s5" "p:s1|SELECT 11" "e:s1" "q:DEALLOCATE s1" "p:s1|SELECT 11" "e:s1" 2>&1 | tr '\n' ' ')
+expect_match "the 6th named statement of a client: 53400; the others work; re-preparing a name: 42P05 as in PostgreSQL; after DEALLOCATE it fits" "$got" \
+	"     E 53400 too many prepared statements for this client (max_prepared_statements = 5)* 5 E 42P05 prepared statement \"s1\" already exists 1   11 "
 rss0=$(rss_kb)
 python3 - "$port" "$T_DB" <<'PY'
 import sys
