@@ -269,6 +269,7 @@ pgflip_stop
 
 # named prepared statements per client are bounded by max_prepared_statements
 write_conf "$T_DIR/ps.ini" "$port" "pool_mode = transaction
+log_level = info
 max_prepared_statements = 5"
 pgflip_start "$T_DIR/ps.ini" || not_ok "pgflip starts (max_prepared_statements = 5)"
 got=$(python3 "$TOP/tests/lib/pgwire.py" "$port" "$T_DB" -- "p:s1|SELECT 1" "p:s2|SELECT 2" "p:s3|SELECT 3" \
