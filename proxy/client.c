@@ -1144,7 +1144,8 @@ void client_pump(Client *c)
 static void client_on_read(void *arg)
 {
 	Client *c = arg;
-	c->active_ms = proxy_now_ms();
+	if (proxy.conf->client_idle_timeout_ms > 0) /* the clock only when it is used */
+		c->active_ms = proxy_now_ms();
 	client_pump(c);
 }
 

@@ -262,6 +262,13 @@ bool proxy_reload(char *err, size_t errlen)
 		log_warning("reload: cannot open logfile %s, logging to stderr", conf->logfile);
 	log_set_level(conf->log_level);
 	proxy.conf = conf;
+	if (old->client_idle_timeout_ms == 0 && conf->client_idle_timeout_ms > 0) {
+		/* activity was not timed while the timeout was off: count from now */
+		uint64_t now = proxy_now_ms();
+		Client *c;
+		TAILQ_FOREACH(c, &proxy.clients, link)
+			c->active_ms = now;
+	}
 	conf_free(old);
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link) {

@@ -401,12 +401,6 @@ void server_release(Server *s)
 		server_close(s, "client left in the middle of a request");
 		return;
 	}
-	if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
-		/* a function may have changed it unseen: set it again for the
-		 * next transaction, whoever runs it */
-		free(s->search_path);
-		s->search_path = NULL;
-	}
 	bool session_end = !c || c->state == CL_CLOSING;
 	if (session_end && p->mode == CONF_POOL_SESSION) {
 		server_set_state(s, SV_RESETTING);
@@ -535,12 +529,15 @@ static void server_ready(Server *s, char status)
 	c->n_transactions++;
 	pool_count_transaction(s->pool, c->route);
 	proxy.n_transactions++;
+	if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
+		/* a function may have changed it unseen: set it again at the next
+		 * transaction start, whoever runs it */
+		free(s->search_path);
+		s->search_path = NULL;
+	}
 	if (s->pool->mode == CONF_POOL_TRANSACTION) {
 		server_release(s);
 		client_pump(c); /* a pipelined next request may be waiting */
-	} else if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
-		free(s->search_path);
-		s->search_path = NULL;
 	}
 }
 

@@ -38,23 +38,12 @@
 #include <event2/buffer.h>
 
 #include "proxy/proxy.h"
+#include "tests/unit/conf_text.h"
 
 static char test_dir[] = "/tmp/pgflip-test-prepared-XXXXXX";
 static char conf_path[2][256];
 static Conf *conf_tx;  /* pool_mode = transaction, max_prepared_statements = 3 */
 static Conf *conf_off; /* max_prepared_statements = 0 */
-
-static Conf *load_text(const char *path, const char *text)
-{
-	char err[512];
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		return NULL;
-	Conf *c = conf_load(path, err, sizeof(err));
-	if (!c)
-		fprintf(stderr, "conf_load: %s\n", err);
-	return c;
-}
 
 static int group_setup(void **state)
 {

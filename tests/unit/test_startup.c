@@ -21,23 +21,12 @@
 #include <unistd.h>
 
 #include "proxy/startup.h"
+#include "tests/unit/conf_text.h"
 
 static char test_dir[] = "/tmp/pgflip-test-startup-XXXXXX";
 static char conf_path[256];
 static Conf *conf;       /* with extra and ignored names */
 static Conf *plain_conf; /* with neither */
-
-static Conf *load_text(const char *path, const char *text)
-{
-	char err[512];
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		return NULL;
-	Conf *c = conf_load(path, err, sizeof(err));
-	if (!c)
-		fprintf(stderr, "conf_load: %s\n", err);
-	return c;
-}
 
 static int group_setup(void **state)
 {
