@@ -20,16 +20,23 @@
  *     handler swaps it back; a line with no '=' becomes a syntax error;
  *   - checks [section] headers, so an unknown section is reported at its
  *     header even when it holds no key.
+ * The NUL and long-line checks are conf_line_read's, the one line reader of
+ * conf/ (auth.c reads auth_file and auth_hba_file with it too).
  * The handler (conf_handle) dispatches on the section. [pgflip] keys are one
  * table (conf_settings) read by one setter; [databases] values are libpq
  * conninfo strings from which the PgBouncer-style pool_mode=/pool_size= pairs
  * are taken out before PQconninfoParse() checks the rest.
+ *
+ * After the last line, conf_finish checks the keys that depend on each other
+ * (TLS mode and its files, auth_type and its sources) and has auth.c read the
+ * auth files into the snapshot.
  *
  * Errors: the first one wins and stops the reader; it is written as
  * "FILE:LINE: what" into the caller's buffer, and the half-built Conf is
  * freed with conf_free(), which copes with any partly filled state.
  */
 #include "conf/conf.h"
+#include "conf/conf_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -118,27 +125,58 @@ static const ConfWord conf_check_modes[] = {
 	{NULL, 0},
 };
 
+/* auth_type: PgBouncer's methods; reject, password and peer are methods of
+ * auth_hba_file lines only (auth.c). */
 static const ConfWord conf_auth_types[] = {
 	{"trust", CONF_AUTH_TRUST},
+	{"md5", CONF_AUTH_MD5},
+	{"scram-sha-256", CONF_AUTH_SCRAM},
+	{"cert", CONF_AUTH_CERT},
+	{"hba", CONF_AUTH_HBA},
 	{"any", -1},
 	{"plain", -1},
-	{"md5", -1},
-	{"scram-sha-256", -1},
-	{"cert", -1},
-	{"hba", -1},
 	{"pam", -1},
 	{"ldap", -1},
 	{NULL, 0},
 };
 
+/* client_tls_sslmode, server_tls_sslmode: libpq's sslmode words, in the order
+ * of ConfTlsMode (conf_tls_mode_to_str reads them back from here). */
+static const ConfWord conf_tls_modes[] = {
+	{"disable", CONF_TLS_DISABLE},
+	{"allow", CONF_TLS_ALLOW},
+	{"prefer", CONF_TLS_PREFER},
+	{"require", CONF_TLS_REQUIRE},
+	{"verify-ca", CONF_TLS_VERIFY_CA},
+	{"verify-full", CONF_TLS_VERIFY_FULL},
+	{NULL, 0},
+};
+
+/* client_tls_protocols: PgBouncer's words (libusual's
+ * tls_config_parse_protocols, plus "legacy" that its documentation names),
+ * each a set of CONF_TLS_V1_* bits. */
+static const ConfWord conf_tls_protocols[] = {
+	{"tlsv1.0", CONF_TLS_V1_0},
+	{"tlsv1.1", CONF_TLS_V1_1},
+	{"tlsv1.2", CONF_TLS_V1_2},
+	{"tlsv1.3", CONF_TLS_V1_3},
+	{"all", CONF_TLS_ALL},
+	{"secure", CONF_TLS_SECURE},
+	{"legacy", CONF_TLS_ALL},
+	{"default", CONF_TLS_SECURE},
+	{NULL, 0},
+};
+
 typedef enum {
 	CONF_KIND_STR,        /* char *, "" kept */
-	CONF_KIND_PATH,       /* char *, "" becomes NULL */
+	CONF_KIND_PATH,       /* char *, "" becomes NULL (not set): paths, optional names */
 	CONF_KIND_INT,        /* int in [min, max] */
+	CONF_KIND_OCTAL,      /* int in [min, max], written in octal with a leading 0 (a file mode) */
 	CONF_KIND_MS,         /* seconds in the file, int milliseconds in Conf */
 	CONF_KIND_BYTES,      /* uint32_t, kB/MB/GB suffixes allowed */
 	CONF_KIND_LIST,       /* char **, comma separated */
 	CONF_KIND_WORD,       /* int-sized enum, one of words */
+	CONF_KIND_WORD_SET,   /* unsigned, the union of words' bits (list, '!' removes) */
 } ConfKind;
 
 /* One [pgflip] key. For CONF_KIND_MS, min/max are milliseconds. */
@@ -191,6 +229,24 @@ static const ConfSetting conf_settings[] = {
 	{"ignore_startup_parameters", CONF_KIND_LIST, CONF_AT(ignore_startup_parameters), 0, 0, NULL},
 	{"server_check_search_path", CONF_KIND_WORD, CONF_AT(server_check_search_path), 0, 0,
 	 conf_check_modes},
+	{"auth_file", CONF_KIND_PATH, CONF_AT(auth_file), 0, 0, NULL},
+	{"auth_hba_file", CONF_KIND_PATH, CONF_AT(auth_hba_file), 0, 0, NULL},
+	{"auth_query", CONF_KIND_STR, CONF_AT(auth_query), 0, 0, NULL},
+	{"auth_user", CONF_KIND_PATH, CONF_AT(auth_user), 0, 0, NULL},
+	{"stats_users", CONF_KIND_LIST, CONF_AT(stats_users), 0, 0, NULL},
+	{"unix_socket_mode", CONF_KIND_OCTAL, CONF_AT(unix_socket_mode), 0, 0777, NULL},
+	{"unix_socket_group", CONF_KIND_PATH, CONF_AT(unix_socket_group), 0, 0, NULL},
+	{"client_tls_sslmode", CONF_KIND_WORD, CONF_AT(client_tls_sslmode), 0, 0, conf_tls_modes},
+	{"client_tls_cert_file", CONF_KIND_PATH, CONF_AT(client_tls_cert_file), 0, 0, NULL},
+	{"client_tls_key_file", CONF_KIND_PATH, CONF_AT(client_tls_key_file), 0, 0, NULL},
+	{"client_tls_ca_file", CONF_KIND_PATH, CONF_AT(client_tls_ca_file), 0, 0, NULL},
+	{"client_tls_protocols", CONF_KIND_WORD_SET, CONF_AT(client_tls_protocols), 0, 0,
+	 conf_tls_protocols},
+	{"client_tls_ciphers", CONF_KIND_STR, CONF_AT(client_tls_ciphers), 0, 0, NULL},
+	{"server_tls_sslmode", CONF_KIND_WORD, CONF_AT(server_tls_sslmode), 0, 0, conf_tls_modes},
+	{"server_tls_ca_file", CONF_KIND_PATH, CONF_AT(server_tls_ca_file), 0, 0, NULL},
+	{"server_tls_cert_file", CONF_KIND_PATH, CONF_AT(server_tls_cert_file), 0, 0, NULL},
+	{"server_tls_key_file", CONF_KIND_PATH, CONF_AT(server_tls_key_file), 0, 0, NULL},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -199,6 +255,17 @@ static const ConfSetting conf_settings[] = {
 static void conf_fail(ConfLoad *ld, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+void conf_error_v(char *err, size_t errlen, const char *file, int line, const char *fmt,
+		  va_list ap)
+{
+	if (errlen == 0)
+		return;
+	int n = snprintf(err, errlen, "%s:%d: ", file, line);
+	if (n < 0 || (size_t)n >= errlen)
+		return;
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+}
+
 /* Records the first error as "FILE:LINE: message"; later ones are dropped. */
 static void conf_fail(ConfLoad *ld, int line, const char *fmt, ...)
 {
@@ -206,14 +273,9 @@ static void conf_fail(ConfLoad *ld, int line, const char *fmt, ...)
 		return;
 	ld->failed = true;
 	ld->err_line = line;
-	if (ld->errlen == 0)
-		return;
-	int n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->conf->path, line);
-	if (n < 0 || (size_t)n >= ld->errlen)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	conf_error_v(ld->err, ld->errlen, ld->conf->path, line, fmt, ap);
 	va_end(ap);
 }
 
@@ -242,12 +304,12 @@ static bool conf_has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static bool conf_is_control(unsigned char c)
+bool conf_is_control(unsigned char c)
 {
 	return c < 0x20 || c == 0x7f;
 }
 
-static void conf_free_strv(char **v)
+void conf_strv_free(char **v)
 {
 	if (!v)
 		return;
@@ -316,6 +378,83 @@ static bool conf_parse_int(ConfLoad *ld, const char *label, const char *text, lo
 		return false;
 	}
 	*out = (int)v;
+	return true;
+}
+
+/*
+ * Parses a file mode written in octal with a leading 0 ("0777", "0660", or
+ * "0") into [MIN, MAX]. PgBouncer reads unix_socket_mode with strtol(..., 0),
+ * so "0660" is octal there too, but "660" would be decimal 660 (octal 01224):
+ * a number without the leading 0 is refused rather than read either way.
+ */
+static bool conf_parse_octal(ConfLoad *ld, const char *label, const char *text, long min,
+			     long max, int *out)
+{
+	size_t digits = strspn(text, "01234567");
+	if (text[0] != '0' || text[digits] != '\0') {
+		conf_fail(ld, ld->line,
+			  "%s: '%s' is not an octal mode (write it with a leading 0, such as 0660)",
+			  label, text);
+		return false;
+	}
+	long v = 0;
+	for (const char *p = text; *p; p++) {
+		v = v * 8 + (*p - '0');
+		if (v > max)
+			break;
+	}
+	if (v < min || v > max) {
+		conf_fail(ld, ld->line, "%s: %s is out of range (%#lo..%#lo)", label, text, min, max);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+/*
+ * Parses a set of WORDS as PgBouncer's client_tls_protocols: items separated
+ * by ',' or ':', blanks around them dropped, empty items skipped, words
+ * compared without case ("TLSv1.2" is tlsv1.2); "!WORD" takes WORD's bits
+ * out (starting from every bit when it comes first: "!tlsv1.0"). The
+ * result must hold a bit.
+ */
+static bool conf_parse_word_set(ConfLoad *ld, const char *label, const ConfWord *words,
+				const char *text, unsigned *out)
+{
+	unsigned all = 0, set = 0;
+	bool any = false;
+	for (const ConfWord *w = words; w->name; w++)
+		all |= (unsigned)w->value;
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, ",:");
+		const char *next = p[len] ? p + len + 1 : p + len;
+		while (len > 0 && isspace((unsigned char)*p))
+			p++, len--;
+		while (len > 0 && isspace((unsigned char)p[len - 1]))
+			len--;
+		bool negate = len > 0 && *p == '!';
+		if (negate)
+			p++, len--;
+		const ConfWord *w = words;
+		while (w->name && !(strlen(w->name) == len && strncasecmp(w->name, p, len) == 0))
+			w++;
+		if ((len > 0 || negate) && !w->name) {
+			conf_fail(ld, ld->line, "%s: '%.*s' is not a TLS protocol (tlsv1.0, tlsv1.1, "
+				  "tlsv1.2, tlsv1.3, all, secure or legacy)", label, (int)len, p);
+			return false;
+		}
+		if (len > 0 && negate)
+			set = (any ? set : all) & ~(unsigned)w->value;
+		else if (len > 0)
+			set |= (unsigned)w->value;
+		any = any || len > 0;
+		p = next;
+	}
+	if (set == 0) {
+		conf_fail(ld, ld->line, "%s: '%s' leaves no TLS protocol", label, text);
+		return false;
+	}
+	*out = set;
 	return true;
 }
 
@@ -437,14 +576,14 @@ static bool conf_parse_list(ConfLoad *ld, const char *label, const char *text, c
 		if (len > CONF_MAX_IDENT) {
 			conf_fail(ld, ld->line, "%s: '%.*s' is longer than %d bytes", label,
 				  (int)len, p, CONF_MAX_IDENT);
-			conf_free_strv(v);
+			conf_strv_free(v);
 			return false;
 		}
 		if (len > 0) {
 			v[n] = strndup(p, len);
 			if (!v[n]) {
 				conf_fail(ld, ld->line, "out of memory");
-				conf_free_strv(v);
+				conf_strv_free(v);
 				return false;
 			}
 			n++;
@@ -453,7 +592,7 @@ static bool conf_parse_list(ConfLoad *ld, const char *label, const char *text, c
 			break;
 		p = comma + 1;
 	}
-	conf_free_strv(*out);
+	conf_strv_free(*out);
 	*out = v;
 	return true;
 }
@@ -487,6 +626,8 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		return conf_set_string(ld, (char **)(void *)field, value);
 	case CONF_KIND_INT:
 		return conf_parse_int(ld, key, value, s->min, s->max, (int *)(void *)field);
+	case CONF_KIND_OCTAL:
+		return conf_parse_octal(ld, key, value, s->min, s->max, (int *)(void *)field);
 	case CONF_KIND_MS:
 		return conf_parse_ms(ld, key, value, s->min, s->max, (int *)(void *)field);
 	case CONF_KIND_BYTES:
@@ -501,13 +642,25 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		memcpy(field, &v, sizeof(v));
 		return true;
 	}
+	case CONF_KIND_WORD_SET:
+		return conf_parse_word_set(ld, key, s->words, value, (unsigned *)(void *)field);
 	}
 	return false;
 }
 
 _Static_assert(sizeof(ConfPoolMode) == sizeof(int) && sizeof(ConfLogLevel) == sizeof(int) &&
-		       sizeof(ConfAuthType) == sizeof(int),
+		       sizeof(ConfAuthType) == sizeof(int) && sizeof(ConfTlsMode) == sizeof(int) &&
+		       sizeof(ConfCheckSearchPath) == sizeof(int),
 	       "conf_set_setting stores enum keys as int");
+
+const char *conf_tls_mode_to_str(ConfTlsMode mode)
+{
+	for (const ConfWord *w = conf_tls_modes; w->name; w++) {
+		if (w->value == (int)mode)
+			return w->name;
+	}
+	return "unknown";
+}
 
 /* ---- [databases] ---- */
 
@@ -517,8 +670,8 @@ static void conf_database_clear(ConfDatabase *db)
 	free(db->conninfo);
 	free(db->user);
 	free(db->dbname);
-	conf_free_strv(db->keywords);
-	conf_free_strv(db->values);
+	conf_strv_free(db->keywords);
+	conf_strv_free(db->values);
 	memset(db, 0, sizeof(*db));
 }
 
@@ -886,29 +1039,62 @@ static bool conf_line_ends(FILE *f)
 	return false;
 }
 
+ConfLineStatus conf_line_read(FILE *f, char *buf, int size, size_t *len)
+{
+	/* fgets ends what it read with a NUL, and the bytes it read may hold
+	 * NULs of their own, which strlen cannot tell from the end. With the
+	 * buffer filled beforehand with a byte that is not NUL, the last NUL is
+	 * the end, and one before it a NUL in the file. */
+	memset(buf, '\n', (size_t)size);
+	errno = 0;
+	if (!fgets(buf, size, f)) {
+		if (!ferror(f))
+			return CONF_LINE_EOF;
+		errno = errno ? errno : EIO;
+		return CONF_LINE_ERROR;
+	}
+	*len = strlen(buf);
+	if ((char *)memrchr(buf, '\0', (size_t)size) != buf + *len)
+		return CONF_LINE_NUL;
+	if ((*len == 0 || buf[*len - 1] != '\n') && !conf_line_ends(f))
+		return CONF_LINE_LONG;
+	return CONF_LINE_OK;
+}
+
+ConfLineStatus conf_line_skip(FILE *f)
+{
+	int c;
+	errno = 0;
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0')
+			return CONF_LINE_NUL;
+	}
+	if (c == EOF && ferror(f)) {
+		errno = errno ? errno : EIO;
+		return CONF_LINE_ERROR;
+	}
+	return CONF_LINE_OK;
+}
+
 /*
- * ini_reader: fgets with the checks of the file header. Returns BUF with one
- * line, or NULL at end of file, on a read error (read_errno set) or once an
- * error is recorded (which ends the parse early).
+ * ini_reader: one line from conf_line_read with the checks of the file
+ * header. Returns BUF with one line, or NULL at end of file, on a read error
+ * (read_errno set) or once an error is recorded (which ends the parse early).
  */
 static char *conf_read_line(char *buf, int size, void *stream)
 {
 	ConfLoad *ld = stream;
 	if (ld->failed)
 		return NULL;
-	/* fgets ends what it read with a NUL, and the bytes it read may hold
-	 * NULs of their own, which strlen cannot tell from the end. With the
-	 * buffer filled beforehand with a byte that is not NUL, the last NUL is
-	 * the end, and one before it a NUL in the file. */
-	memset(buf, '\n', (size_t)size);
-	if (!fgets(buf, size, ld->file)) {
-		if (ferror(ld->file))
-			ld->read_errno = errno ? errno : EIO;
+	size_t len = 0;
+	ConfLineStatus st = conf_line_read(ld->file, buf, size, &len);
+	if (st == CONF_LINE_EOF || st == CONF_LINE_ERROR) {
+		if (st == CONF_LINE_ERROR)
+			ld->read_errno = errno;
 		return NULL;
 	}
 	ld->line++;
-	size_t len = strlen(buf);
-	if ((char *)memrchr(buf, '\0', (size_t)size) != buf + len) {
+	if (st == CONF_LINE_NUL) {
 		/* refused even in a comment: the rest of the line would be
 		 * lost, and the skip of a long comment would eat the next line */
 		conf_fail(ld, ld->line, "NUL byte (a config file is text)");
@@ -920,18 +1106,20 @@ static char *conf_read_line(char *buf, int size, void *stream)
 	}
 	size_t lead = strspn(buf, " \t");
 	bool comment = buf[lead] == ';' || buf[lead] == '#';
-	if ((len == 0 || buf[len - 1] != '\n') && !conf_line_ends(ld->file)) {
+	if (st == CONF_LINE_LONG) {
 		if (!comment) {
 			/* fgets keeps SIZE - 1 bytes: the longest line, '\n' not counted. */
 			conf_fail(ld, ld->line, "line too long (max %d bytes)", size - 1);
 			return NULL;
 		}
-		int c;
-		while ((c = getc(ld->file)) != EOF && c != '\n') {
-			if (c == '\0') {
-				conf_fail(ld, ld->line, "NUL byte (a config file is text)");
-				return NULL;
-			}
+		st = conf_line_skip(ld->file);
+		if (st == CONF_LINE_NUL) {
+			conf_fail(ld, ld->line, "NUL byte (a config file is text)");
+			return NULL;
+		}
+		if (st == CONF_LINE_ERROR) {
+			ld->read_errno = errno;
+			return NULL;
 		}
 	}
 	if (comment)
@@ -1032,9 +1220,59 @@ static bool conf_set_defaults(Conf *conf)
 	conf->track_extra_parameters = calloc(1, sizeof(char *));
 	conf->ignore_startup_parameters = calloc(1, sizeof(char *));
 	conf->server_check_search_path = CONF_CHECK_AUTO;
+	/* PgBouncer's defaults (its auth_query as documented up to 1.22; newer
+	 * releases read pg_authid, which needs a superuser) */
+	conf->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
+	conf->stats_users = calloc(1, sizeof(char *));
+	conf->unix_socket_mode = 0777;
+	conf->client_tls_sslmode = CONF_TLS_DISABLE;
+	conf->client_tls_protocols = CONF_TLS_SECURE;
+	conf->client_tls_ciphers = strdup("default");
+	conf->server_tls_sslmode = CONF_TLS_PREFER;
 	return conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
 	       conf->server_reset_query && conf->track_extra_parameters &&
-	       conf->ignore_startup_parameters;
+	       conf->ignore_startup_parameters && conf->auth_query && conf->stats_users &&
+	       conf->client_tls_ciphers;
+}
+
+/*
+ * The [pgflip] keys that need each other, as PgBouncer's documentation of
+ * each states them ("TLS settings", "Authentication settings"). The files
+ * are not opened here: TLS files are the proxy's to load. Errors are of the
+ * file as a whole (line 0).
+ */
+static bool conf_check_auth_keys(ConfLoad *ld)
+{
+	const Conf *c = ld->conf;
+	const char *mode = conf_tls_mode_to_str(c->client_tls_sslmode);
+	bool verify = c->client_tls_sslmode >= CONF_TLS_VERIFY_CA;
+	const char *auth = conf_auth_type_to_str(c->auth_type);
+	if (c->client_tls_sslmode != CONF_TLS_DISABLE && !c->client_tls_cert_file)
+		conf_fail(ld, 0, "client_tls_sslmode = %s needs client_tls_cert_file", mode);
+	else if (c->client_tls_sslmode != CONF_TLS_DISABLE && !c->client_tls_key_file)
+		conf_fail(ld, 0, "client_tls_sslmode = %s needs client_tls_key_file", mode);
+	else if (verify && !c->client_tls_ca_file)
+		conf_fail(ld, 0,
+			  "client_tls_sslmode = %s needs client_tls_ca_file (to verify client "
+			  "certificates)",
+			  mode);
+	else if (c->auth_type == CONF_AUTH_CERT && !verify)
+		conf_fail(ld, 0,
+			  "auth_type = cert needs client_tls_sslmode = verify-ca or verify-full "
+			  "(only then is a client certificate asked for and verified), not %s",
+			  mode);
+	else if (c->auth_type == CONF_AUTH_HBA && !c->auth_hba_file)
+		conf_fail(ld, 0, "auth_type = hba needs auth_hba_file");
+	else if ((c->auth_type == CONF_AUTH_MD5 || c->auth_type == CONF_AUTH_SCRAM ||
+		  c->auth_type == CONF_AUTH_HBA) &&
+		 !c->auth_file && !c->auth_user)
+		conf_fail(ld, 0, "auth_type = %s needs auth_file or auth_user (where the users' "
+			  "secrets come from)", auth);
+	else if (!c->server_tls_cert_file != !c->server_tls_key_file)
+		conf_fail(ld, 0, "%s needs %s",
+			  c->server_tls_cert_file ? "server_tls_cert_file" : "server_tls_key_file",
+			  c->server_tls_cert_file ? "server_tls_key_file" : "server_tls_cert_file");
+	return !ld->failed;
 }
 
 /* Checks of the file as a whole, and values derived from several keys. */
@@ -1070,6 +1308,12 @@ static bool conf_finish(ConfLoad *ld)
 		conf_fail(ld, line,
 			  "admin_socket: '%s' is longer than a Unix socket path may be (%zu bytes)",
 			  conf->admin_socket, CONF_SUN_PATH_SIZE - 1);
+		return false;
+	}
+	if (!conf_check_auth_keys(ld))
+		return false;
+	if (!conf_auth_load(conf, ld->err, ld->errlen)) {
+		ld->failed = true;
 		return false;
 	}
 	return true;
@@ -1123,9 +1367,9 @@ void conf_free(Conf *conf)
 	free(conf->admin_socket);
 	free(conf->logfile);
 	free(conf->pidfile);
-	conf_free_strv(conf->admin_users);
-	conf_free_strv(conf->track_extra_parameters);
-	conf_free_strv(conf->ignore_startup_parameters);
+	conf_strv_free(conf->admin_users);
+	conf_strv_free(conf->track_extra_parameters);
+	conf_strv_free(conf->ignore_startup_parameters);
 	free(conf->server_reset_query);
 	for (size_t i = 0; i < conf->n_databases; i++)
 		conf_database_clear(&conf->databases[i]);
@@ -1137,6 +1381,20 @@ void conf_free(Conf *conf)
 	free(conf->routes.pins);
 	free(conf->routes.default_schema);
 	free(conf->routes.canary_schema);
+	free(conf->auth_file);
+	free(conf->auth_hba_file);
+	free(conf->auth_query);
+	free(conf->auth_user);
+	conf_strv_free(conf->stats_users);
+	free(conf->unix_socket_group);
+	free(conf->client_tls_cert_file);
+	free(conf->client_tls_key_file);
+	free(conf->client_tls_ca_file);
+	free(conf->client_tls_ciphers);
+	free(conf->server_tls_ca_file);
+	free(conf->server_tls_cert_file);
+	free(conf->server_tls_key_file);
+	conf_auth_clear(conf);
 	free(conf);
 }
 

@@ -13,6 +13,10 @@
  *                per-database keys pool_mode= and pool_size=
  *   [routes]     default = SCHEMA; app.GLOB = SCHEMA; user.NAME = SCHEMA;
  *                addr.CIDR = SCHEMA; canary = SCHEMA PERCENT
+ *
+ * The files that [pgflip] auth_file and auth_hba_file name are read by
+ * conf_load into the same snapshot (conf/auth.c), so a reload re-reads them
+ * too and a snapshot never mixes an old user list with new settings.
  */
 #ifndef PGFLIP_CONF_H
 #define PGFLIP_CONF_H
@@ -30,7 +34,62 @@ typedef enum { CONF_POOL_SESSION = 0, CONF_POOL_TRANSACTION = 1 } ConfPoolMode;
 
 typedef enum { CONF_LOG_ERROR = 0, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_DEBUG } ConfLogLevel;
 
-typedef enum { CONF_AUTH_TRUST = 0 } ConfAuthType;
+/*
+ * How a client logs in to pgflip. auth_type takes TRUST .. HBA; REJECT,
+ * PASSWORD and PEER are methods that only appear on auth_hba_file lines
+ * (PostgreSQL's "reject", "password" and "peer"), and conf_hba_match never
+ * returns HBA. The text of each is conf_auth_type_to_str().
+ */
+typedef enum {
+	CONF_AUTH_TRUST = 0,   /* trust: no password asked */
+	CONF_AUTH_MD5,         /* md5 (SCRAM is used for a user whose secret is SCRAM, as PgBouncer) */
+	CONF_AUTH_SCRAM,       /* scram-sha-256 */
+	CONF_AUTH_CERT,        /* cert: a verified TLS client certificate, CN = user name */
+	CONF_AUTH_HBA,         /* hba: the method of the matching auth_hba_file line */
+	CONF_AUTH_REJECT,      /* hba lines only: refused */
+	CONF_AUTH_PASSWORD,    /* hba lines only: clear-text password */
+	CONF_AUTH_PEER,        /* hba lines only, local lines only: the peer's Unix user */
+} ConfAuthType;
+
+/* client_tls_sslmode and server_tls_sslmode, in libpq's order and spelling
+ * (conf_tls_mode_to_str). For clients, as in PgBouncer: allow and prefer
+ * take TLS when the client asks for it, require refuses plain connections,
+ * verify-ca and verify-full also ask for a client certificate and verify it
+ * against client_tls_ca_file (the two are the same on the client side). */
+typedef enum {
+	CONF_TLS_DISABLE = 0,
+	CONF_TLS_ALLOW,
+	CONF_TLS_PREFER,
+	CONF_TLS_REQUIRE,
+	CONF_TLS_VERIFY_CA,
+	CONF_TLS_VERIFY_FULL,
+} ConfTlsMode;
+
+/* client_tls_protocols: a set of these bits. */
+#define CONF_TLS_V1_0 0x1u
+#define CONF_TLS_V1_1 0x2u
+#define CONF_TLS_V1_2 0x4u
+#define CONF_TLS_V1_3 0x8u
+#define CONF_TLS_SECURE (CONF_TLS_V1_2 | CONF_TLS_V1_3) /* "secure", the default */
+#define CONF_TLS_ALL (CONF_TLS_V1_0 | CONF_TLS_V1_1 | CONF_TLS_V1_2 | CONF_TLS_V1_3) /* "all", "legacy" */
+
+/* The shape of a secret in auth_file (PostgreSQL's pg_authid.rolpassword). */
+typedef enum {
+	CONF_SECRET_PLAIN = 0,  /* the password itself */
+	CONF_SECRET_MD5,        /* "md5" + 32 lower-case hex digits: md5(password || user) */
+	CONF_SECRET_SCRAM,      /* SCRAM-SHA-256$<iterations>:<salt>$<storedkey>:<serverkey> (RFC 5803) */
+} ConfSecretKind;
+
+/* One user of auth_file. */
+typedef struct ConfUser {
+	char *name;             /* 1 to CONF_MAX_IDENT bytes */
+	char *secret;           /* never empty; never log it */
+	ConfSecretKind kind;    /* its shape: only the shape is checked, not the base64 or the hex */
+	int line;               /* its line in auth_file */
+} ConfUser;
+
+/* The connection type of an auth_hba_file line. */
+typedef enum { CONF_HBA_LOCAL = 0, CONF_HBA_HOST, CONF_HBA_HOSTSSL, CONF_HBA_HOSTNOSSL } ConfHbaType;
 
 /* server_check_search_path: how pgflip knows a server's search_path (see
  * the README, "Route integrity"). */
@@ -42,6 +101,24 @@ typedef struct ConfCidr {
 	uint8_t addr[16];  /* network byte order; 4 bytes used for AF_INET */
 	int prefix_len;    /* 0..32 or 0..128 */
 } ConfCidr;
+
+/*
+ * One line of auth_hba_file. A client matches it when the connection type,
+ * the database, the user and (for host lines) the address all match; the
+ * first line that matches decides (conf_hba_match).
+ */
+typedef struct ConfHbaRule {
+	ConfHbaType type;
+	bool all_databases;     /* "all" */
+	bool sameuser;          /* "sameuser": the database named as the user */
+	char **databases;       /* the other names, NULL-terminated, never NULL (maybe empty) */
+	bool all_users;         /* "all" */
+	char **users;           /* the names, NULL-terminated, never NULL (maybe empty) */
+	bool all_addresses;     /* "all", and every local line */
+	ConfCidr address;       /* host lines: ADDR/LEN, or ADDR with its NETMASK */
+	ConfAuthType method;    /* TRUST, REJECT, MD5, PASSWORD, SCRAM, CERT or PEER */
+	int line;               /* its line in auth_hba_file */
+} ConfHbaRule;
 
 typedef struct ConfDatabase {
 	char *name;          /* the key: what clients give as `database` */
@@ -94,7 +171,35 @@ typedef struct Conf {
 	char *pidfile;                /* default NULL = none */
 	char **admin_users;           /* comma-separated list, NULL-terminated array (maybe empty) */
 	ConfLogLevel log_level;       /* default info */
-	ConfAuthType auth_type;       /* default trust */
+	ConfAuthType auth_type;       /* default trust; TRUST, MD5, SCRAM, CERT or HBA */
+	/* client authentication, keys of pgbouncer.ini. Paths are as written: a
+	 * relative one is taken from pgflip's working directory, as PgBouncer
+	 * does. NULL = not set. */
+	char *auth_file;              /* userlist.txt, read into users */
+	char *auth_hba_file;          /* a pg_hba.conf subset, read into hba */
+	char *auth_query;             /* default "SELECT usename, passwd FROM pg_shadow WHERE usename=$1" */
+	char *auth_user;              /* default NULL: user that runs auth_query */
+	char **stats_users;           /* like admin_users: read-only admin console users */
+	int unix_socket_mode;         /* default 0777: mode of the Unix socket, 0..0777 */
+	char *unix_socket_group;      /* default NULL: group of the Unix socket (a name, not resolved here) */
+	/* TLS between clients and pgflip. The files are not read here (the
+	 * proxy loads them with OpenSSL); conf only checks that the keys a mode
+	 * needs are given. */
+	ConfTlsMode client_tls_sslmode;  /* default disable */
+	char *client_tls_cert_file;      /* needed unless client_tls_sslmode is disable */
+	char *client_tls_key_file;       /* needed unless client_tls_sslmode is disable */
+	char *client_tls_ca_file;        /* needed by verify-ca and verify-full */
+	unsigned client_tls_protocols;   /* CONF_TLS_V1_* bits, never 0; default CONF_TLS_SECURE */
+	/* OpenSSL cipher list (TLS 1.2 and older) as written; PgBouncer's
+	 * shortcuts are kept as words for the proxy to map: default, secure,
+	 * fast, normal (OpenSSL's defaults), all. Default "default". */
+	char *client_tls_ciphers;
+	/* TLS between pgflip and its servers (libpq's sslmode, sslrootcert,
+	 * sslcert, sslkey for a database whose conninfo does not set them). */
+	ConfTlsMode server_tls_sslmode;  /* default prefer, as PgBouncer and libpq */
+	char *server_tls_ca_file;
+	char *server_tls_cert_file;      /* given together with server_tls_key_file */
+	char *server_tls_key_file;
 	/* times in milliseconds; the file gives seconds (decimals allowed), as pgbouncer.ini */
 	int server_connect_timeout_ms;   /* default 15 s */
 	int server_login_retry_ms;       /* default 15 s */
@@ -118,6 +223,14 @@ typedef struct Conf {
 	size_t n_databases;
 
 	ConfRoutes routes;
+
+	/* auth_file, read by conf_load: sorted by name (bytewise), no name twice */
+	ConfUser *users;
+	size_t n_users;
+	bool have_auth_file;          /* auth_file is set (and was read) */
+	/* auth_hba_file, read by conf_load when set: in file order */
+	ConfHbaRule *hba;
+	size_t n_hba;
 } Conf;
 
 /*
@@ -129,7 +242,16 @@ typedef struct Conf {
  * Errors: unknown section or key, bad value (number out of range, bad enum,
  * bad CIDR, bad conninfo), missing [routes] default, no [databases] entry,
  * line longer than inih's buffer, a control character outside a comment, a
- * NUL byte anywhere.
+ * NUL byte anywhere; keys that do not go together (LINE 0): a
+ * client_tls_sslmode other than disable without client_tls_cert_file and
+ * client_tls_key_file, verify-ca/verify-full without client_tls_ca_file,
+ * auth_type = cert without client_tls_sslmode verify-ca or verify-full,
+ * md5/scram-sha-256/hba without auth_file or auth_user, hba without
+ * auth_hba_file, server_tls_cert_file without server_tls_key_file or the
+ * reverse. Then auth_file and auth_hba_file are read (see conf/auth.c); their
+ * errors name that file instead: "AUTHFILE:LINE: what" (LINE 0: cannot open
+ * or read it, not a regular file, no rules in auth_hba_file). Secrets never
+ * appear in a message.
  */
 Conf *conf_load(const char *path, char *err, size_t errlen) CONF_MUSTCHECK;
 
@@ -170,5 +292,40 @@ bool conf_name_ok(const char *name);
  * with ERR (ERRLEN bytes, NUL-terminated) saying why.
  */
 bool conf_route_schema_check(const char *name, char *err, size_t errlen);
+
+/* conf_auth_type_to_str: "trust", "md5", "scram-sha-256", "cert", "hba",
+ * "reject", "password", "peer" (the words of pgbouncer.ini and
+ * pg_hba.conf); "unknown" for any other value. */
+const char *conf_auth_type_to_str(ConfAuthType type);
+
+/* conf_tls_mode_to_str: libpq's sslmode keyword for MODE ("disable",
+ * "allow", "prefer", "require", "verify-ca", "verify-full"); "unknown" for
+ * any other value. */
+const char *conf_tls_mode_to_str(ConfTlsMode mode);
+
+/*
+ * conf_find_user: the auth_file entry of the user NAME (exact, bytewise, as
+ * PostgreSQL compares role names), or NULL when there is none, when no
+ * auth_file is set, or when CONF or NAME is NULL. Binary search: O(log n).
+ */
+const ConfUser *conf_find_user(const Conf *conf, const char *name);
+
+/*
+ * conf_hba_match: the method of the first auth_hba_file line that matches a
+ * client, as PostgreSQL picks a pg_hba.conf record (Client Authentication,
+ * "The pg_hba.conf File": first match wins, no fall-through).
+ *   IS_UNIX   the client came in on the Unix socket: only local lines match;
+ *             otherwise only host, hostssl (when TLS) and hostnossl (when not);
+ *   TLS       the client's link is TLS;
+ *   DATABASE, USER  the names of its StartupMessage (exact, bytewise);
+ *   FAMILY, ADDR    its address as conf_cidr_match takes it (ignored when
+ *             IS_UNIX; an ADDR of NULL matches only lines with address all).
+ * Returns that line's method (never CONF_AUTH_HBA) and puts its line number
+ * in *LINE; when no line matches, or CONF, DATABASE or USER is NULL, returns
+ * CONF_AUTH_REJECT with *LINE = 0 (PostgreSQL: "no pg_hba.conf entry for
+ * host ..."). LINE may be NULL.
+ */
+ConfAuthType conf_hba_match(const Conf *conf, bool is_unix, bool tls, const char *database,
+			    const char *user, int family, const uint8_t *addr, int *line);
 
 #endif

@@ -253,7 +253,6 @@ static void test_every_key(void **state)
 	assert_string_equal(conf->admin_users[2], "admin");
 	assert_null(conf->admin_users[3]);
 	assert_int_equal(conf->log_level, CONF_LOG_DEBUG);
-	assert_int_equal(conf->auth_type, CONF_AUTH_TRUST);
 	assert_int_equal(conf->server_connect_timeout_ms, 2500);
 	assert_int_equal(conf->server_login_retry_ms, 250);
 	assert_int_equal(conf->server_idle_timeout_ms, 0);
@@ -270,6 +269,41 @@ static void test_every_key(void **state)
 	assert_string_equal(conf->ignore_startup_parameters[0], "extra_float_digits");
 	assert_null(conf->ignore_startup_parameters[1]);
 	assert_int_equal(conf->server_check_search_path, CONF_CHECK_ALWAYS);
+	assert_int_equal(conf->auth_type, CONF_AUTH_HBA);
+	assert_string_equal(conf->auth_file, "tests/data/conf/userlist.txt");
+	assert_string_equal(conf->auth_hba_file, "tests/data/conf/pg_hba.conf");
+	assert_string_equal(conf->auth_query, "SELECT usename, passwd FROM pgflip.user_lookup($1)");
+	assert_string_equal(conf->auth_user, "pgflip_auth");
+	assert_string_equal(conf->stats_users[0], "grafana");
+	assert_string_equal(conf->stats_users[1], "nagios");
+	assert_null(conf->stats_users[2]);
+	assert_int_equal(conf->unix_socket_mode, 0660);
+	assert_string_equal(conf->unix_socket_group, "pgflip");
+	assert_int_equal(conf->client_tls_sslmode, CONF_TLS_VERIFY_FULL);
+	assert_string_equal(conf->client_tls_cert_file, "/etc/pgflip/server.crt");
+	assert_string_equal(conf->client_tls_key_file, "/etc/pgflip/server.key");
+	assert_string_equal(conf->client_tls_ca_file, "/etc/pgflip/client-ca.crt");
+	assert_int_equal(conf->client_tls_protocols, CONF_TLS_V1_3);
+	assert_string_equal(conf->client_tls_ciphers, "HIGH:!aNULL");
+	assert_int_equal(conf->server_tls_sslmode, CONF_TLS_VERIFY_CA);
+	assert_string_equal(conf->server_tls_ca_file, "/etc/pgflip/server-ca.crt");
+	assert_string_equal(conf->server_tls_cert_file, "/etc/pgflip/pgflip.crt");
+	assert_string_equal(conf->server_tls_key_file, "/etc/pgflip/pgflip.key");
+	/* the fixtures it names (test_conf_auth.c tests the formats) */
+	assert_true(conf->have_auth_file);
+	assert_int_equal(conf->n_users, 3);
+	assert_int_equal(conf_find_user(conf, "pgflip_auth")->kind, CONF_SECRET_MD5);
+	assert_int_equal(conf_find_user(conf, "app")->kind, CONF_SECRET_SCRAM);
+	assert_int_equal(conf_find_user(conf, "report")->kind, CONF_SECRET_PLAIN);
+	assert_int_equal(conf->n_hba, 4);
+	uint8_t addr[16] = {10, 1, 2, 3};
+	int line;
+	assert_int_equal(conf_hba_match(conf, false, true, "main", "app", AF_INET, addr, &line),
+			 CONF_AUTH_CERT);
+	assert_int_equal(line, 4);
+	assert_int_equal(conf_hba_match(conf, false, false, "main", "app", AF_INET, addr, &line),
+			 CONF_AUTH_SCRAM);
+	assert_int_equal(line, 6);
 	assert_string_equal(conf->routes.default_schema, "public_001");
 	conf_free(conf);
 }
@@ -392,10 +426,11 @@ static void test_enum_keys(void **state)
 	assert_setting_error("pool_mode = statement", "2: pool_mode statement is not supported yet");
 	assert_setting_error("log_level = verbose",
 			     "2: log_level: 'verbose' is not one of error, warning, info, debug");
-	assert_setting_error("auth_type = md5", "2: auth_type md5 is not supported yet");
-	assert_setting_error("auth_type = scram-sha-256",
-			     "2: auth_type scram-sha-256 is not supported yet");
-	assert_setting_error("auth_type = password", "2: auth_type: 'password' is not one of trust");
+	/* the other auth_type values and the TLS modes: test_conf_auth.c */
+	assert_setting_error("auth_type = plain", "2: auth_type plain is not supported yet");
+	assert_setting_error("auth_type = password",
+			     "2: auth_type: 'password' is not one of trust, md5, scram-sha-256, cert, "
+			     "hba");
 }
 
 static void test_max_packet_size(void **state)
