@@ -268,6 +268,28 @@ CONFS = {
     "bad-cidr": "[databases]\nx = dbname=x\n[routes]\ndefault = s\naddr.10.0.0.0/33 = t\n",
     "addr-pins": "[databases]\n* = host=/tmp\n[routes]\ndefault = s\naddr.192.168.1.77/20 = a\n"
                  "addr.::ffff:10.1.2.3/120 = b\naddr.10.1.2.3 = c\naddr.fe80::1/10 = d\naddr.0.0.0.0/0 = e\n",
+    # fuzz_conf.c: INI, "\n%%\n", the userlist, "\n%%\n", the hba file;
+    # @USERLIST@ and @HBA@ stand for the paths of the last two
+    "tls-keys": "[pgflip]\nclient_tls_sslmode = verify-ca\nclient_tls_cert_file = c.crt\n"
+                "client_tls_key_file = c.key\nclient_tls_ca_file = ca.crt\nauth_type = cert\n"
+                "client_tls_protocols = all,!tlsv1.0:TLSv1.3\nclient_tls_ciphers = HIGH\n"
+                "server_tls_sslmode = verify-full\nserver_tls_cert_file = s.crt\nserver_tls_key_file = s.key\n"
+                "unix_socket_mode = 0660\nunix_socket_group = pg\nstats_users = a, b\n"
+                "[databases]\nx = dbname=x\n[routes]\ndefault = s\n",
+    "auth-userlist": "[pgflip]\nauth_type = md5\nauth_file = @USERLIST@\n"
+                     "[databases]\nx = dbname=x\n[routes]\ndefault = s\n"
+                     "%%\n; users\n\"admin\" \"md545f2603610af569b6155c45067268c6b\"\n"
+                     "\"app\" \"SCRAM-SHA-256$4096:QSXCR+Q6sek8bf92$6v4YTVbOVTWuCqTHNdxCbBlvEoFqkj1hd4bx3bHJhYw=:"
+                     "Sq+fEJnuKB0HTpPRIMu8ICNYWZAqDxIxUnyvYsdnbM0=\"\n"
+                     "\"say \"\"hi\"\"\" \"pa ss\" ignored\n# comment\n",
+    "auth-hba": "[pgflip]\nauth_type = hba\nauth_file = @USERLIST@\nauth_hba_file = @HBA@\n"
+                "client_tls_sslmode = verify-full\nclient_tls_cert_file = c\nclient_tls_key_file = k\n"
+                "client_tls_ca_file = ca\n[databases]\nx = dbname=x\n[routes]\ndefault = s\n"
+                "%%\n\"bob\" \"secret\"\n"
+                "%%\n# TYPE DATABASE USER ADDRESS METHOD\nlocal all postgres peer\nlocal sameuser all md5\n"
+                "host db1,\"Db Two\" alice,\"bob\" 10.0.0.0/8 scram-sha-256\nhostssl all all ::1/128 cert\n"
+                "hostnossl all all 192.168.1.0 255.255.255.0 password\nhost \"all\" all all reject\n"
+                "host all all 0.0.0.0/0 trust\nhost all all ::/0 md5\n",
 }
 
 
