@@ -161,6 +161,60 @@ void proto_put_auth_ok(ProtoBuf *b)
 	proto_msg_end(b, m);
 }
 
+/* put_auth: an Authentication message with CODE and DATA[0..N) after it. */
+static void put_auth(ProtoBuf *b, ProtoAuthCode code, const void *data, size_t n)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_AUTHENTICATION);
+	proto_put_uint32(b, (uint32_t)code);
+	proto_put_bytes(b, data, n);
+	proto_msg_end(b, m);
+}
+
+void proto_put_auth_cleartext(ProtoBuf *b) { put_auth(b, PROTO_AUTH_CLEARTEXT_PASSWORD, NULL, 0); }
+
+void proto_put_auth_md5(ProtoBuf *b, const uint8_t salt[4]) { put_auth(b, PROTO_AUTH_MD5_PASSWORD, salt, 4); }
+
+void proto_put_auth_sasl(ProtoBuf *b, const char *const *mechanisms, size_t n)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_AUTHENTICATION);
+	proto_put_uint32(b, PROTO_AUTH_SASL);
+	for (size_t i = 0; i < n; i++)
+		proto_put_cstring(b, mechanisms[i]);
+	proto_put_uint8(b, 0); /* the list's terminator */
+	proto_msg_end(b, m);
+}
+
+void proto_put_auth_sasl_continue(ProtoBuf *b, const uint8_t *data, size_t n)
+{
+	put_auth(b, PROTO_AUTH_SASL_CONTINUE, data, n);
+}
+
+void proto_put_auth_sasl_final(ProtoBuf *b, const uint8_t *data, size_t n) { put_auth(b, PROTO_AUTH_SASL_FINAL, data, n); }
+
+void proto_put_sasl_initial_response(ProtoBuf *b, const char *mech, const uint8_t *data, size_t n)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_PASSWORD);
+	proto_put_cstring(b, mech);
+	proto_put_uint32(b, data ? (uint32_t)n : UINT32_MAX); /* -1: no initial response */
+	if (data)
+		proto_put_bytes(b, data, n);
+	proto_msg_end(b, m);
+}
+
+void proto_put_sasl_response(ProtoBuf *b, const uint8_t *data, size_t n)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_PASSWORD);
+	proto_put_bytes(b, data, n);
+	proto_msg_end(b, m);
+}
+
+void proto_put_password(ProtoBuf *b, const char *text)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_PASSWORD);
+	proto_put_cstring(b, text);
+	proto_msg_end(b, m);
+}
+
 void proto_put_parameter_status(ProtoBuf *b, const char *name, const char *value)
 {
 	size_t m = proto_msg_begin(b, PROTO_BE_PARAMETER_STATUS);

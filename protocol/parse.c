@@ -328,3 +328,104 @@ bool proto_command_complete_parse(const uint8_t *body, size_t len, const char **
 {
 	return proto_query_parse(body, len, tag);
 }
+
+ProtoStatus proto_read_password(const uint8_t *body, size_t len, const char **text, const char **why)
+{
+	ProtoReader r;
+	proto_reader_init(&r, body, len);
+	if (!proto_get_cstring(&r, text) || !proto_reader_done(&r)) {
+		*why = "invalid password packet size";
+		return PROTO_BAD;
+	}
+	return PROTO_OK;
+}
+
+ProtoStatus proto_read_sasl_initial(const uint8_t *body, size_t len, const char **mech, const uint8_t **data,
+				    size_t *n, const char **why)
+{
+	ProtoReader r;
+	uint32_t dlen;
+	proto_reader_init(&r, body, len);
+	if (!proto_get_cstring(&r, mech) || !proto_get_uint32(&r, &dlen)) {
+		*why = "malformed SASLInitialResponse";
+		return PROTO_BAD;
+	}
+	size_t left = (size_t)(r.end - r.p);
+	if (dlen == UINT32_MAX && left == 0) { /* -1: no initial response */
+		*data = NULL;
+		*n = 0;
+		return PROTO_OK;
+	}
+	if ((size_t)dlen != left) {
+		*why = "SASLInitialResponse contents do not agree with length";
+		return PROTO_BAD;
+	}
+	*data = r.p;
+	*n = left;
+	return PROTO_OK;
+}
+
+ProtoStatus proto_read_sasl_response(const uint8_t *body, size_t len, const uint8_t **data, size_t *n,
+				     const char **why)
+{
+	*data = body;
+	*n = len;
+	return PROTO_OK;
+}
+
+/* auth_sasl_list_ok: one or more non-empty NUL-terminated names, then an
+ * empty one, ending exactly at P + N. */
+static bool auth_sasl_list_ok(const uint8_t *p, size_t n)
+{
+	size_t count = 0;
+	const uint8_t *end = p + n;
+	while (p < end) {
+		const uint8_t *nul = memchr(p, '\0', (size_t)(end - p));
+		if (!nul)
+			return false;
+		if (nul == p) /* the empty name that ends the list */
+			return p + 1 == end && count > 0;
+		count++;
+		p = nul + 1;
+	}
+	return false;
+}
+
+ProtoStatus proto_read_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **rest, size_t *n,
+			    const char **why)
+{
+	if (len < 4) {
+		*why = "Authentication message under 4 bytes";
+		return PROTO_BAD;
+	}
+	*code = get_be32(body);
+	*rest = body + 4;
+	*n = len - 4;
+	bool ok;
+	switch (*code) {
+	case PROTO_AUTH_OK:
+	case PROTO_AUTH_KERBEROS_V5:
+	case PROTO_AUTH_CLEARTEXT_PASSWORD:
+	case PROTO_AUTH_GSS:
+	case PROTO_AUTH_SSPI: ok = *n == 0; break;
+	case PROTO_AUTH_MD5_PASSWORD: ok = *n == 4; break;
+	case PROTO_AUTH_SASL: ok = auth_sasl_list_ok(*rest, *n); break;
+	default: ok = true; break; /* SASLContinue, SASLFinal, GSSContinue, unknown */
+	}
+	if (!ok) {
+		*why = "Authentication message contents do not agree with its request code";
+		return PROTO_BAD;
+	}
+	return PROTO_OK;
+}
+
+bool proto_auth_sasl_has(const uint8_t *rest, size_t n, const char *mechanism)
+{
+	ProtoReader r;
+	const char *name;
+	proto_reader_init(&r, rest, n);
+	while (proto_get_cstring(&r, &name) && *name)
+		if (strcmp(name, mechanism) == 0)
+			return true;
+	return false;
+}

@@ -195,6 +195,70 @@ typedef struct ProtoSetting {
 ProtoStatus proto_options_parse(const char *options, char *work, size_t worklen, ProtoSetting *out, size_t max,
 				size_t *n, const char **why) PROTO_MUSTCHECK;
 
+/* ---- authentication ------------------------------------------------------ */
+
+/* The request codes of an Authentication message ('R'), the int32 after the
+ * length (section "Message Formats"). */
+typedef enum {
+	PROTO_AUTH_OK = 0,
+	PROTO_AUTH_KERBEROS_V5 = 2,
+	PROTO_AUTH_CLEARTEXT_PASSWORD = 3,
+	PROTO_AUTH_MD5_PASSWORD = 5,
+	PROTO_AUTH_GSS = 7,
+	PROTO_AUTH_GSS_CONTINUE = 8,
+	PROTO_AUTH_SSPI = 9,
+	PROTO_AUTH_SASL = 10,
+	PROTO_AUTH_SASL_CONTINUE = 11,
+	PROTO_AUTH_SASL_FINAL = 12,
+} ProtoAuthCode;
+
+/*
+ * proto_read_password: a PasswordMessage body ('p', answering
+ * AuthenticationCleartextPassword or AuthenticationMD5Password): one
+ * NUL-terminated string that fills the body exactly; *TEXT points into BODY.
+ * PROTO_OK, or PROTO_BAD with *WHY (no NUL, or bytes after it).
+ */
+ProtoStatus proto_read_password(const uint8_t *body, size_t len, const char **text, const char **why) PROTO_MUSTCHECK;
+
+/*
+ * proto_read_sasl_initial: a SASLInitialResponse body ('p', answering
+ * AuthenticationSASL): the mechanism name (NUL-terminated), an int32 length
+ * and that many bytes of initial response. A length of -1 means no initial
+ * response: *DATA NULL, *N 0, and the body must end there. Any other length
+ * must be exactly the rest of the body. PROTO_OK with *MECH and *DATA
+ * pointing into BODY, or PROTO_BAD with *WHY.
+ */
+ProtoStatus proto_read_sasl_initial(const uint8_t *body, size_t len, const char **mech, const uint8_t **data,
+				    size_t *n, const char **why) PROTO_MUSTCHECK;
+
+/*
+ * proto_read_sasl_response: a SASLResponse body ('p', answering
+ * AuthenticationSASLContinue): the whole body is the mechanism's data
+ * (*DATA = BODY, *N = LEN, maybe 0). Always PROTO_OK; *WHY is untouched. It
+ * exists so that every 'p' body goes through a reader (the SCRAM functions
+ * bound and check the bytes).
+ */
+ProtoStatus proto_read_sasl_response(const uint8_t *body, size_t len, const uint8_t **data, size_t *n,
+				     const char **why) PROTO_MUSTCHECK;
+
+/*
+ * proto_read_auth: an Authentication message body ('R'): the int32 request
+ * code in *CODE (ProtoAuthCode), the bytes after it in *REST, *N. The shape
+ * of the codes pgflip knows is checked: Ok, KerberosV5, CleartextPassword,
+ * GSS and SSPI carry nothing; MD5Password exactly a 4-byte salt; SASL one or
+ * more non-empty NUL-terminated mechanism names, then an empty one, ending at
+ * the body's end; SASLContinue, SASLFinal and GSSContinue any bytes. Other
+ * codes are PROTO_OK with their bytes: unsupported is the caller's verdict.
+ * PROTO_BAD with *WHY for a body under 4 bytes or a known code of the wrong
+ * shape.
+ */
+ProtoStatus proto_read_auth(const uint8_t *body, size_t len, uint32_t *code, const uint8_t **rest, size_t *n,
+			    const char **why) PROTO_MUSTCHECK;
+
+/* proto_auth_sasl_has: whether the mechanism list REST[0..N) of an
+ * AuthenticationSASL (as proto_read_auth gives it) names MECHANISM. */
+bool proto_auth_sasl_has(const uint8_t *rest, size_t n, const char *mechanism);
+
 /* ---- readers for message bodies ---------------------------------------- */
 
 /* A bounds-checked cursor over a message body. Every get fails (returns
@@ -300,6 +364,23 @@ void proto_put_ready_for_query(ProtoBuf *b, char status);            /* 'I', 'T'
 /* NegotiateProtocolVersion: the newest minor version of major 3 we speak,
  * and the protocol options (_pq_.*) we did not recognise. */
 void proto_put_negotiate_protocol_version(ProtoBuf *b, uint32_t minor, const char *const *options, size_t n);
+/* Authentication requests ('R', section "Message Formats"):
+ * AuthenticationCleartextPassword (3); AuthenticationMD5Password (5) with its
+ * 4-byte SALT; AuthenticationSASL (10) with MECHANISMS[0..N) (each
+ * NUL-terminated, then an empty one); AuthenticationSASLContinue (11) and
+ * AuthenticationSASLFinal (12) with the mechanism's DATA[0..N). */
+void proto_put_auth_cleartext(ProtoBuf *b);
+void proto_put_auth_md5(ProtoBuf *b, const uint8_t salt[4]);
+void proto_put_auth_sasl(ProtoBuf *b, const char *const *mechanisms, size_t n);
+void proto_put_auth_sasl_continue(ProtoBuf *b, const uint8_t *data, size_t n);
+void proto_put_auth_sasl_final(ProtoBuf *b, const uint8_t *data, size_t n);
+/* Frontend 'p' messages: SASLInitialResponse with MECH and DATA[0..N) (DATA
+ * NULL: length -1, no initial response), SASLResponse with DATA[0..N), and
+ * PasswordMessage with TEXT (a password or an md5 response). N must be
+ * under 2^31; the caller bounds it (SCRAM messages are a few hundred bytes). */
+void proto_put_sasl_initial_response(ProtoBuf *b, const char *mech, const uint8_t *data, size_t n);
+void proto_put_sasl_response(ProtoBuf *b, const uint8_t *data, size_t n);
+void proto_put_password(ProtoBuf *b, const char *text);
 void proto_put_query(ProtoBuf *b, const char *sql);                  /* frontend Query */
 void proto_put_terminate(ProtoBuf *b);                               /* frontend Terminate */
 
