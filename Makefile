@@ -7,6 +7,7 @@
 #   make SANITIZE=address,undefined test    the whole suite under sanitizers
 #   make install PREFIX=/usr/local
 #   make bench      proxy benchmark (bench/proxy.sh)
+#   make bench-tls  what client TLS costs direct, PgBouncer and pgflip (bench/tls.sh)
 #   make format     clang-format every C file
 #   make fuzz       each libFuzzer harness (tests/fuzz/) for FUZZ_SECONDS (60) s;
 #                   FUZZ=options runs one; FUZZ_FLAGS adds libFuzzer flags
@@ -56,7 +57,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 IT_SRC   := $(wildcard tests/integration/*.c)
 IT_BIN   := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(IT_SRC))
 
-.PHONY: all deps test unit run install bench format clean check-deps fuzz fuzz-build fuzz-bins
+.PHONY: all deps test unit run install bench bench-tls format clean check-deps fuzz fuzz-build fuzz-bins
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -98,6 +99,10 @@ run: deps
 bench: deps
 	$(MAKE) $(BIN)
 	PGFLIP=$(BIN) sh bench/proxy.sh
+
+bench-tls: deps
+	$(MAKE) $(BIN)
+	PGFLIP=$(BIN) sh bench/tls.sh
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pgflip

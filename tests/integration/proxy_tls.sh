@@ -2,24 +2,18 @@
 # then pgflip relays on libpq's SSL object. Large results and COPY in check
 # the buffered paths (SSL_pending, partial writes).
 . "$TOP/tests/lib/check.sh"
+. "$TOP/tests/lib/certs.sh"
 
 command -v openssl >/dev/null || { ok "openssl CLI missing: TLS test skipped # SKIP"; exit 0; }
 make_db tls
 certdir="$PG_DIR/tls"
-mkdir -p "$certdir"
-openssl req -x509 -nodes -newkey rsa:2048 -days 2 -subj "/CN=localhost" \
-	-keyout "$certdir/server.key" -out "$certdir/server.crt" >/dev/null 2>&1
-chmod 600 "$certdir/server.key"
-[ "$(id -u)" = 0 ] && chown -R postgres "$certdir"
-pg_psql -c "ALTER SYSTEM SET ssl = on" -c "ALTER SYSTEM SET ssl_cert_file = '$certdir/server.crt'" \
-	-c "ALTER SYSTEM SET ssl_key_file = '$certdir/server.key'" -c "SELECT pg_reload_conf()" >/dev/null
+make_certs "$certdir" || { not_ok "make_certs $certdir"; exit 1; }
 restore() {
-	pg_psql -c "ALTER SYSTEM RESET ssl" -c "ALTER SYSTEM RESET ssl_cert_file" -c "ALTER SYSTEM RESET ssl_key_file" \
-		-c "SELECT pg_reload_conf()" >/dev/null
+	pg_ssl_off
 	t_cleanup
 }
 trap restore EXIT INT TERM
-sleep 0.5
+pg_ssl_on "$certdir" || { not_ok "PostgreSQL serves TLS"; exit 1; }
 
 port=$(free_port)
 write_conf "$T_DIR/pgflip.ini" "$port" "log_level = info"

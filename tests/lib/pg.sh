@@ -6,6 +6,10 @@
 #                       an ordinary role app / app_pw owns nothing in particular.
 #   pg_stop DIR         fast shutdown
 #   pg_psql ARGS...     psql as postgres over the Unix socket, quiet, stop on error
+#   pg_ssl_on CERTDIR   ssl = on with CERTDIR's server.crt, server.key and ca.crt (the
+#                       CA of client certificates; tests/lib/certs.sh makes all three),
+#                       by ALTER SYSTEM and a reload; returns once a TLS login works
+#   pg_ssl_off          ALTER SYSTEM RESET of the same, and a reload
 #   free_port           prints a free loopback TCP port
 # The server refuses to run as root: as root, every server command runs as the
 # `postgres` OS user, which owns DIR.
@@ -58,4 +62,24 @@ pg_stop() {
 
 pg_psql() {
 	psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres "$@"
+}
+
+pg_ssl_on() {
+	pg_psql -c "ALTER SYSTEM SET ssl = on" -c "ALTER SYSTEM SET ssl_cert_file = '$1/server.crt'" \
+		-c "ALTER SYSTEM SET ssl_key_file = '$1/server.key'" -c "ALTER SYSTEM SET ssl_ca_file = '$1/ca.crt'" \
+		-c "SELECT pg_reload_conf()" >/dev/null || return 1
+	# The postmaster rereads its config when it gets to the SIGHUP, and keeps
+	# TLS off if it cannot load the files: wait for a login over TLS (over
+	# TCP, where postgres logs in with its password, see pg_start).
+	_ps_i=0
+	until PGPASSWORD=postgres psql -X -q -At -c "SELECT 1" \
+		"host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres sslmode=require" >/dev/null 2>&1; do
+		[ $_ps_i -lt 50 ] || { echo "pg_ssl_on: no TLS login after 5 s; see $PG_DIR/server.log" >&2; return 1; }
+		sleep 0.1; _ps_i=$((_ps_i + 1))
+	done
+}
+
+pg_ssl_off() {
+	pg_psql -c "ALTER SYSTEM RESET ssl" -c "ALTER SYSTEM RESET ssl_cert_file" -c "ALTER SYSTEM RESET ssl_key_file" \
+		-c "ALTER SYSTEM RESET ssl_ca_file" -c "SELECT pg_reload_conf()" >/dev/null
 }
