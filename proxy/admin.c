@@ -3,14 +3,23 @@
  *
  * One command a line, one JSON object a line in reply, always with "ok".
  * admin_command() is the command layer: it knows nothing of sockets, so a
- * second front end (an admin console database, say) can reuse it. The
- * socket is created with mode 0600: only its owner (and root) may flip
- * routes.
+ * second front end (an admin console database, say) can reuse it.
+ *
+ * Who may ask: the peer of each connection is read with SO_PEERCRED. Root,
+ * the uid pgflip runs as and the OS users named in admin_users may send
+ * every command; stats_users may send the read-only ones (status, routes,
+ * clients, pools); anyone else gets "permission denied", and is logged.
+ * Every command that changes something is logged with the uid and user
+ * name that sent it. The socket is created 0600; only when admin_users or
+ * stats_users name other OS users is it opened to them (0666), and then
+ * the peer check is what keeps everyone else out.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -21,7 +30,7 @@
 #include "proxy/proxy.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
-#include "proxy/admin.h"
+#include "proxy/log.h"
 
 /* A command line longer than this is refused: commands are short. */
 #define ADMIN_MAX_LINE 4096
@@ -241,6 +250,33 @@ static json_t *cmd_unroute(int argc, char **argv)
 	return r;
 }
 
+/* Commands a stats_users peer may send: they change nothing. */
+static bool admin_read_only(const char *cmd)
+{
+	static const char *const ro[] = {"status", "routes", "clients", "pools"};
+	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
+		if (!strcmp(cmd, ro[i]))
+			return true;
+	return false;
+}
+
+static bool name_listed(char *const *list, const char *name)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
+AdminAccess admin_access(uid_t uid, const char *name)
+{
+	if (uid == 0 || uid == geteuid() || (name && name_listed(proxy.conf->admin_users, name)))
+		return ADMIN_ACCESS_ALL;
+	if (name && name_listed(proxy.conf->stats_users, name))
+		return ADMIN_ACCESS_STATS;
+	return ADMIN_ACCESS_NONE;
+}
+
 static json_t *admin_dispatch(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -287,7 +323,7 @@ static json_t *admin_dispatch(int argc, char **argv)
 			   cmd);
 }
 
-char *admin_command(const char *line)
+char *admin_command(const AdminPeer *peer, const char *line)
 {
 	char buf[ADMIN_MAX_LINE + 1];
 	char *argv[ADMIN_MAX_ARGS];
@@ -306,8 +342,15 @@ char *admin_command(const char *line)
 		reply = reply_error("too many arguments");
 	else if (argc == 0)
 		reply = reply_error("empty command");
-	else
+	else if (peer->access == ADMIN_ACCESS_NONE ||
+		 (peer->access == ADMIN_ACCESS_STATS && !admin_read_only(argv[0]))) {
+		log_warning("admin: permission denied for uid %u (%s): %s", (unsigned)peer->uid, peer->name, argv[0]);
+		reply = reply_error("permission denied: %s", argv[0]);
+	} else {
+		if (!admin_read_only(argv[0]))
+			log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
 		reply = admin_dispatch(argc, argv);
+	}
 	char *text = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);
 	return text;
@@ -317,12 +360,12 @@ char *admin_command(const char *line)
 
 static void admin_read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
+	AdminPeer *peer = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	char *line;
 	size_t len;
 	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF))) {
-		char *reply = admin_command(line);
+		char *reply = admin_command(peer, line);
 		sock_mem_free(line);
 		if (reply) {
 			bufferevent_write(bev, reply, strlen(reply));
@@ -339,9 +382,28 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 
 static void admin_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)arg;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
 		bufferevent_free(bev);
+		free(arg);
+	}
+}
+
+/* The peer's uid and OS user name, and what it may do (SO_PEERCRED). */
+static void admin_peer_identify(evutil_socket_t fd, AdminPeer *peer)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	peer->uid = (uid_t)-1;
+	snprintf(peer->name, sizeof(peer->name), "?");
+	peer->access = ADMIN_ACCESS_NONE;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return;
+	peer->uid = cred.uid;
+	char buf[4096];
+	struct passwd pw, *found = NULL;
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) == 0 && found)
+		snprintf(peer->name, sizeof(peer->name), "%s", found->pw_name);
+	peer->access = admin_access(cred.uid, found ? peer->name : NULL);
 }
 
 static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,
@@ -351,13 +413,33 @@ static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct
 	(void)addr;
 	(void)socklen;
 	(void)arg;
-	struct bufferevent *bev = bufferevent_socket_new(proxy.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	AdminPeer *peer = calloc(1, sizeof(*peer));
+	struct bufferevent *bev = peer ? bufferevent_socket_new(proxy.base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
 	if (!bev) {
+		free(peer);
 		evutil_closesocket(fd);
 		return;
 	}
-	bufferevent_setcb(bev, admin_read_cb, NULL, admin_event_cb, NULL);
+	admin_peer_identify(fd, peer);
+	bufferevent_setcb(bev, admin_read_cb, NULL, admin_event_cb, peer);
 	bufferevent_enable(bev, EV_READ);
+}
+
+/* Whether admin_users or stats_users name an OS user other than root and
+ * the one pgflip runs as: then the socket must let them connect. */
+static bool admin_others_listed(const Conf *conf)
+{
+	char *const *lists[2] = {conf->admin_users, conf->stats_users};
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; lists[k] && lists[k][i]; i++) {
+			char buf[4096];
+			struct passwd pw, *found = NULL;
+			if (getpwnam_r(lists[k][i], &pw, buf, sizeof(buf), &found) == 0 && found && found->pw_uid != 0 &&
+			    found->pw_uid != geteuid())
+				return true;
+		}
+	}
+	return false;
 }
 
 bool admin_listen(const char *path, char *err, size_t errlen)
@@ -381,8 +463,12 @@ bool admin_listen(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on admin_socket %s: %s", path, strerror(errno));
 		return false;
 	}
+	bool open_up = admin_others_listed(proxy.conf);
+	if (open_up && chmod(path, 0666) != 0)
+		log_warning("admin socket %s: chmod: %s", path, strerror(errno));
 	admin_path = strdup(path);
-	log_info("admin socket %s", path);
+	log_info("admin socket %s (%s)", path,
+		 open_up ? "0666: admin_users/stats_users name other OS users; the peer check decides" : "0600");
 	return true;
 }
 

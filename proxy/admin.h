@@ -6,11 +6,33 @@
 #define PGFLIP_ADMIN_H
 
 
+#include <sys/types.h>
+
+/* What an admin peer may do. */
+typedef enum {
+	ADMIN_ACCESS_NONE = 0, /* nothing: every command answers "permission denied" */
+	ADMIN_ACCESS_STATS,    /* read-only commands (stats_users) */
+	ADMIN_ACCESS_ALL,      /* every command (root, pgflip's own uid, admin_users) */
+} AdminAccess;
+
+typedef struct AdminPeer {
+	uid_t uid;             /* (uid_t)-1 when unknown */
+	char name[64];         /* OS user name, "?" when unknown */
+	AdminAccess access;
+} AdminPeer;
+
+/* admin_listen: the admin socket at PATH, 0600 (0666 when admin_users or
+ * stats_users name other OS users). False with ERR when it cannot listen. */
 bool admin_listen(const char *path, char *err, size_t errlen) PROXY_MUSTCHECK;
 void admin_close(void);
-/* admin_command: runs one command line; returns the JSON reply (caller
- * frees with free()), always an object with "ok". */
-char *admin_command(const char *line);
+/* admin_access: what the OS user UID (NAME, or NULL when it has none) may
+ * do, by the running config's admin_users and stats_users. */
+AdminAccess admin_access(uid_t uid, const char *name);
+/* admin_command: runs one command line sent by PEER; returns the JSON reply
+ * (caller frees with free()), always an object with "ok"; a command PEER
+ * may not send answers ok: false, "permission denied: CMD". Commands that
+ * change something are logged with PEER's uid and name. */
+char *admin_command(const AdminPeer *peer, const char *line);
 
 /* ---- ctl.c ------------------------------------------------------------- */
 

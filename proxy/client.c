@@ -40,12 +40,14 @@
 #include <pthread.h>
 
 #include "proxy/proxy.h"
+#include "proxy/auth.h"
 #include "proxy/client.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
 
 #include "proxy/sqlscan.h"
 #include "proxy/startup.h"
+#include "proxy/tls.h"
 
 static void client_on_read(void *arg);
 static void client_on_drain(void *arg);
@@ -75,6 +77,7 @@ const char *client_state_to_str(ClientState st)
 {
 	switch (st) {
 	case CL_STARTUP: return "startup";
+	case CL_AUTH: return "auth";
 	case CL_WAIT_LOGIN: return "login";
 	case CL_IDLE: return "idle";
 	case CL_WAITING: return "waiting";
@@ -84,11 +87,15 @@ const char *client_state_to_str(ClientState st)
 	return "?";
 }
 
+/* Connected but not logged in: no max_client_conn slot, client_login_timeout runs. */
+static bool client_logging_in(ClientState st) { return st == CL_STARTUP || st == CL_AUTH; }
+
 void client_set_state(Client *c, ClientState st)
 {
 	ClientState old = c->state;
 	switch (st) {
 	case CL_STARTUP:
+	case CL_AUTH:
 	case CL_WAIT_LOGIN:
 	case CL_IDLE:
 	case CL_WAITING:
@@ -104,7 +111,7 @@ void client_set_state(Client *c, ClientState st)
 	clog_debug(c, "state %s -> %s", client_state_to_str(old), client_state_to_str(st));
 	if (old == CL_WAITING || old == CL_WAIT_LOGIN)
 		pool_waiting_remove(c->pool, c);
-	if (old == CL_STARTUP)
+	if (client_logging_in(old) && !client_logging_in(st))
 		proxy.n_startup--;
 	c->state = st;
 	if (st == CL_WAITING || st == CL_WAIT_LOGIN)
@@ -137,6 +144,7 @@ static bool client_may_read(const Client *c)
 		return false; /* the janitor asks again */
 	switch (c->state) {
 	case CL_STARTUP:
+	case CL_AUTH:
 		return true;
 	case CL_IDLE:
 		return !proxy.paused;
@@ -179,7 +187,7 @@ static void client_evict_startup(void)
 {
 	Client *c;
 	TAILQ_FOREACH(c, &proxy.clients, link) {
-		if (c->state == CL_STARTUP) {
+		if (client_logging_in(c->state)) {
 			client_close(c, NULL, "too many connections logging in: the oldest is closed");
 			return;
 		}
@@ -242,6 +250,7 @@ void client_free(Client *c)
 	sock_close(&c->sock);
 	params_clear(&c->params);
 	ps_client_clear(c);
+	auth_free(c);
 	free(c->user);
 	free(c->database);
 	free(c->app_name);
@@ -270,8 +279,11 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 		protobuf_free(&b);
 		clog_info(c, "closing: %s", text);
 	} else {
-		clog(c->state == CL_STARTUP ? CONF_LOG_DEBUG : CONF_LOG_INFO, c, "closing: %s", text);
+		/* a connection that never logged in is noise, unless its TLS failed */
+		bool quiet = c->state == CL_STARTUP && !c->sock.ssl_error;
+		clog(quiet ? CONF_LOG_DEBUG : CONF_LOG_INFO, c, "closing: %s", text);
 	}
+	auth_free(c); /* secrets of an unfinished exchange go now */
 	Server *s = c->server;
 	client_set_state(c, CL_CLOSING);
 	if (s)
@@ -347,35 +359,11 @@ static bool client_random(void *out, size_t n)
 	return true;
 }
 
-/* The StartupMessage was read: checks that may refuse the login, then the
- * pool. Returns false when the client was closed. */
-static bool client_login(Client *c, const ProtoStartup *st)
+/* Authenticated: the database entry, the pool, the cancel key, then the
+ * login's answer (from the pool's cached server parameters) or a wait for
+ * the first server login. Returns false when the client was closed. */
+static bool client_enter(Client *c)
 {
-	StartupResult res;
-	const char *user = proto_startup_get(st, "user");
-	const char *db = proto_startup_get(st, "database");
-	c->user = proxy_strdup(user);
-	c->database = proxy_strdup(db && *db ? db : user);
-	bool ok = startup_collect(proxy.conf, st, &c->params, &res);
-	/* from the packet, or from options (-c application_name=x) */
-	const char *app = params_get(&c->params, "application_name");
-	c->app_name = proxy_strdup(app ? app : "");
-	params_set(&c->params, "application_name", c->app_name);
-	client_negotiate(c, st);
-	if (!ok) {
-		client_close(c, "08P01", "%s", res.why);
-		return false;
-	}
-	if (res.route_ignored)
-		clog_info(c, "search_path given at startup is ignored: the route decides it");
-	if (proxy.shutting_down) {
-		client_close(c, "57P03", "pgflip is shutting down");
-		return false;
-	}
-	if (proxy.n_clients - proxy.n_startup >= proxy.conf->max_client_conn) {
-		client_close(c, "53300", "no more connections allowed (max_client_conn)");
-		return false;
-	}
 	const ConfDatabase *entry = conf_find_database(proxy.conf, c->database);
 	if (!entry) {
 		client_close(c, "3D000", "no such database: %s", c->database);
@@ -403,6 +391,93 @@ static bool client_login(Client *c, const ProtoStartup *st)
 		client_set_state(c, CL_WAIT_LOGIN);
 	}
 	return c->state != CL_CLOSING;
+}
+
+/* After the StartupMessage: what the exchange of auth.c answered. */
+static bool client_authenticate(Client *c)
+{
+	switch (auth_start(c)) {
+	case AUTH_DONE:
+		return client_enter(c);
+	case AUTH_WAIT:
+		client_set_state(c, CL_AUTH);
+		return true;
+	case AUTH_FAILED:
+		break;
+	}
+	return false;
+}
+
+/* The StartupMessage was read: checks that may refuse the login, then the
+ * authentication. Returns false when the client was closed. */
+static bool client_login(Client *c, const ProtoStartup *st)
+{
+	StartupResult res;
+	const char *user = proto_startup_get(st, "user");
+	const char *db = proto_startup_get(st, "database");
+	c->user = proxy_strdup(user);
+	c->database = proxy_strdup(db && *db ? db : user);
+	bool ok = startup_collect(proxy.conf, st, &c->params, &res);
+	/* from the packet, or from options (-c application_name=x) */
+	const char *app = params_get(&c->params, "application_name");
+	c->app_name = proxy_strdup(app ? app : "");
+	params_set(&c->params, "application_name", c->app_name);
+	client_negotiate(c, st);
+	if (!ok) {
+		client_close(c, "08P01", "%s", res.why);
+		return false;
+	}
+	if (res.route_ignored)
+		clog_info(c, "search_path given at startup is ignored: the route decides it");
+	if (proxy.shutting_down) {
+		client_close(c, "57P03", "pgflip is shutting down");
+		return false;
+	}
+	if (proxy.tls && proxy.tls->mode >= CONF_TLS_REQUIRE && !c->sock.ssl && !c->is_unix) {
+		client_close(c, "28000", "SSL required (client_tls_sslmode = %s)",
+			     conf_tls_mode_to_str(proxy.tls->mode));
+		return false;
+	}
+	if (proxy.n_clients - proxy.n_startup >= proxy.conf->max_client_conn) {
+		client_close(c, "53300", "no more connections allowed (max_client_conn)");
+		return false;
+	}
+	return client_authenticate(c);
+}
+
+/* SSLRequest: 'S' and a TLS handshake when client_tls_sslmode allows it
+ * (TCP clients only, as PgBouncer), else 'N' and plain text. Bytes already
+ * behind the SSLRequest were sent before the client could have read our
+ * answer: a man in the middle's, so the client is closed (PostgreSQL does
+ * the same since CVE-2021-23214). */
+static bool client_start_tls(Client *c)
+{
+	if (c->sock.ssl) {
+		client_close(c, "08P01", "SSLRequest inside TLS");
+		return false;
+	}
+	if (!proxy.tls || c->is_unix) {
+		sock_write(&c->sock, "N", 1);
+		return true;
+	}
+	if (evbuffer_get_length(c->sock.in) > 0) {
+		client_close(c, "08P01", "received unencrypted data after SSLRequest");
+		return false;
+	}
+	SSL *ssl = tls_accept(proxy.tls, c->sock.fd);
+	if (!ssl) {
+		client_close(c, "53200", "out of memory starting TLS");
+		return false;
+	}
+	sock_write(&c->sock, "S", 1);
+	sock_flush(&c->sock);
+	if (sock_out_len(&c->sock) > 0 || c->sock.failed) {
+		SSL_free(ssl);
+		client_close(c, NULL, "cannot send the SSLRequest answer");
+		return false;
+	}
+	sock_start_tls(&c->sock, ssl);
+	return true;
 }
 
 /* Reads the first packet(s). Returns false when the pump must stop. */
@@ -434,9 +509,13 @@ static bool client_step_startup(Client *c)
 	case PROTO_OK:
 		break;
 	}
-	if (st.kind == PROTO_SSL_REQUEST || st.kind == PROTO_GSSENC_REQUEST) {
+	if (st.kind == PROTO_SSL_REQUEST) {
 		evbuffer_drain(in, st.packet_len);
-		sock_write(&c->sock, "N", 1); /* no TLS/GSS yet: go on in the clear */
+		return client_start_tls(c);
+	}
+	if (st.kind == PROTO_GSSENC_REQUEST) {
+		evbuffer_drain(in, st.packet_len);
+		sock_write(&c->sock, "N", 1); /* no GSSAPI encryption: go on */
 		return true;
 	}
 	if (st.kind == PROTO_CANCEL_REQUEST) {
@@ -449,6 +528,46 @@ static bool client_step_startup(Client *c)
 	if (c->state != CL_CLOSING)
 		evbuffer_drain(in, st.packet_len);
 	return ok;
+}
+
+/* CL_AUTH: one whole authentication message ('p'), to auth.c. */
+static bool client_step_auth(Client *c, size_t avail)
+{
+	uint8_t hdr[PROTO_HEADER_SIZE];
+	ProtoHeader h;
+	const char *why = "";
+	if (evbuffer_copyout(c->sock.in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr)) {
+		c->need = PROTO_HEADER_SIZE;
+		return false;
+	}
+	if (proto_header_parse(hdr, sizeof(hdr), AUTH_MESSAGE_MAX, &h, &why) == PROTO_BAD) {
+		client_close(c, "08P01", "bad authentication message: %s", why);
+		return false;
+	}
+	if (h.type == PROTO_FE_TERMINATE) {
+		client_close(c, NULL, "client close request during authentication");
+		return false;
+	}
+	if (h.type != PROTO_FE_PASSWORD) {
+		client_close(c, "08P01", "expected a password message, got %s", proto_fe_type_to_str(h.type));
+		return false;
+	}
+	size_t total = (size_t)h.len + 1;
+	if (avail < total) {
+		c->need = total;
+		return false;
+	}
+	const uint8_t *msg = evbuffer_pullup(c->sock.in, (ev_ssize_t)total);
+	if (!msg) {
+		client_close(c, "53200", "out of memory reading an authentication message");
+		return false;
+	}
+	AuthStatus st = auth_message(c, msg + PROTO_HEADER_SIZE, total - PROTO_HEADER_SIZE);
+	if (c->state != CL_CLOSING)
+		evbuffer_drain(c->sock.in, total);
+	if (st == AUTH_WAIT)
+		return true;
+	return st == AUTH_DONE && client_enter(c);
 }
 
 void client_linked(Client *c, Server *s)
@@ -1088,6 +1207,8 @@ static bool client_step(Client *c)
 		return false;
 	if (c->state == CL_STARTUP)
 		return client_step_startup(c);
+	if (c->state == CL_AUTH)
+		return client_step_auth(c, avail);
 	if (c->fwd_left > 0)
 		return client_step_stream(c, avail);
 	uint8_t hdr[PROTO_HEADER_SIZE];
@@ -1168,6 +1289,8 @@ static void client_on_close(void *arg, int err)
 	Client *c = arg;
 	if (err == 0)
 		client_close(c, NULL, "client disconnected");
+	else if (c->sock.ssl_error)
+		client_close(c, NULL, "TLS error: %s", tls_error_string(c->sock.ssl_error));
 	else
 		client_close(c, NULL, "client socket error: %s", strerror(err));
 }
@@ -1177,7 +1300,7 @@ void client_janitor(Client *c, uint64_t now)
 	const Conf *conf = proxy.conf;
 	if (c->need > CLIENT_INPUT_CAP)
 		client_update_read(c); /* the whole-message budget may have room now */
-	if (c->state == CL_STARTUP) {
+	if (client_logging_in(c->state)) {
 		if (conf->client_login_timeout_ms > 0 && now - c->connect_ms > (uint64_t)conf->client_login_timeout_ms) {
 			clog_info(c, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);
 			client_close(c, NULL, "client_login_timeout");

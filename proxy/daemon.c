@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,15 @@
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
+#include <openssl/rand.h>
 
 #include "proxy/proxy.h"
 #include "proxy/client.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
 #include "proxy/admin.h"
+#include "proxy/auth.h"
+#include "proxy/tls.h"
 
 Proxy proxy;
 
@@ -222,10 +226,42 @@ static bool listen_unix(const Conf *conf)
 		return false;
 	}
 	unlink(sun.sun_path); /* a stale socket of an earlier run */
-	if (!listen_on((struct sockaddr *)&sun, (int)sizeof(sun), true, sun.sun_path))
+	/* created with no permission for anyone, then given unix_socket_mode
+	 * and unix_socket_group: no window with wider access */
+	mode_t old = umask(0777);
+	bool ok = listen_on((struct sockaddr *)&sun, (int)sizeof(sun), true, sun.sun_path);
+	umask(old);
+	if (!ok)
 		return false;
-	chmod(sun.sun_path, 0777); /* like PostgreSQL's default unix_socket_permissions */
 	proxy.unix_path = strdup(sun.sun_path);
+	if (conf->unix_socket_group) {
+		char buf[4096];
+		struct group gr, *found = NULL;
+		if (getgrnam_r(conf->unix_socket_group, &gr, buf, sizeof(buf), &found) != 0 || !found) {
+			fprintf(stderr, "pgflip: unix_socket_group: no such group: %s\n", conf->unix_socket_group);
+			return false;
+		}
+		if (chown(sun.sun_path, (uid_t)-1, found->gr_gid) != 0) {
+			fprintf(stderr, "pgflip: unix_socket_group %s: %s\n", conf->unix_socket_group, strerror(errno));
+			return false;
+		}
+	}
+	if (chmod(sun.sun_path, (mode_t)conf->unix_socket_mode) != 0) {
+		fprintf(stderr, "pgflip: unix_socket_mode: %s\n", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* The client TLS context of CONF into proxy.tls: kept as it is when CONF's
+ * files cannot be used (false, ERR says why). */
+static bool proxy_load_tls(const Conf *conf, char *err, size_t errlen)
+{
+	TlsServer *t = tls_server_new(conf, err, errlen);
+	if (!t && err[0])
+		return false;
+	tls_server_free(proxy.tls);
+	proxy.tls = t;
 	return true;
 }
 
@@ -249,6 +285,11 @@ bool proxy_reload(char *err, size_t errlen)
 		log_error("reload failed, keeping the running config: %s", err);
 		return false;
 	}
+	if (!proxy_load_tls(conf, err, errlen)) {
+		log_error("reload failed, keeping the running config and certificates: %s", err);
+		conf_free(conf);
+		return false;
+	}
 	Conf *old = proxy.conf;
 	if (strcmp(old->listen_addr ? old->listen_addr : "", conf->listen_addr ? conf->listen_addr : "") != 0 ||
 	    old->listen_port != conf->listen_port)
@@ -261,6 +302,8 @@ bool proxy_reload(char *err, size_t errlen)
 	    !log_open(conf->logfile))
 		log_warning("reload: cannot open logfile %s, logging to stderr", conf->logfile);
 	log_set_level(conf->log_level);
+	auth_verifiers_free(proxy.auth_verifiers);
+	proxy.auth_verifiers = auth_verifiers_new(conf);
 	proxy.conf = conf;
 	if (old->client_idle_timeout_ms == 0 && conf->client_idle_timeout_ms > 0) {
 		/* activity was not timed while the timeout was off: count from now */
@@ -390,6 +433,10 @@ static void proxy_cleanup(void)
 	event_free(proxy.sig_term);
 	event_free(proxy.sig_int);
 	router_free(&proxy.router);
+	tls_server_free(proxy.tls);
+	proxy.tls = NULL;
+	auth_verifiers_free(proxy.auth_verifiers);
+	proxy.auth_verifiers = NULL;
 	if (proxy.dns)
 		evdns_base_free(proxy.dns, 0);
 	sock_module_free();
@@ -417,6 +464,14 @@ int proxy_serve(const char *conf_path)
 		return 2;
 	}
 	log_set_level(conf->log_level);
+	if (!proxy_load_tls(conf, err, sizeof(err)) ||
+	    RAND_bytes(proxy.auth_mock_key, sizeof(proxy.auth_mock_key)) != 1) {
+		fprintf(stderr, "pgflip: %s\n", err[0] ? err : "no random bytes");
+		log_error("%s", err[0] ? err : "no random bytes");
+		conf_free(proxy.conf);
+		return 2;
+	}
+	proxy.auth_verifiers = auth_verifiers_new(conf);
 	signal(SIGPIPE, SIG_IGN);
 	proxy.start_time = time(NULL);
 	sock_mem_init();

@@ -137,6 +137,60 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 	}
 }
 
+/* Keywords of one login: the entry's (libpq 15 knows about 45), plus at
+ * most 9 that pgflip adds. */
+#define SERVER_MAX_KEYWORDS 96
+#define SERVER_ADDED_KEYWORDS 9
+
+static bool db_has(const ConfDatabase *db, const char *keyword)
+{
+	for (size_t i = 0; db->keywords[i]; i++)
+		if (!strcmp(db->keywords[i], keyword))
+			return true;
+	return false;
+}
+
+/*
+ * The libpq keywords and values of a login to P's upstream (NULL-terminated,
+ * pointing into DB, P and the config): the entry's own options, then what
+ * the entry leaves open: user and dbname (the client's), server_tls_* as
+ * sslmode/sslrootcert/sslcert/sslkey, the password of an auth_file user
+ * when the entry gives none, the address evdns found (ADDR, or NULL).
+ * False when the entry has too many keywords.
+ */
+static bool server_login_params(Pool *p, const ConfDatabase *db, const char *addr, const char **kw, const char **val)
+{
+	const Conf *conf = proxy.conf;
+	size_t k = 0;
+	for (size_t i = 0; db->keywords[i]; i++, k++) {
+		if (k == SERVER_MAX_KEYWORDS - SERVER_ADDED_KEYWORDS)
+			return false;
+		kw[k] = db->keywords[i];
+		val[k] = db->values[i];
+	}
+#define ADD(key, value)                                                                                                \
+	do {                                                                                                           \
+		if ((value) && !db_has(db, key)) {                                                                     \
+			kw[k] = key;                                                                                   \
+			val[k++] = value;                                                                              \
+		}                                                                                                      \
+	} while (0)
+	ADD("user", p->user);
+	ADD("dbname", p->database);
+	ADD("fallback_application_name", "pgflip");
+	ADD("sslmode", conf_tls_mode_to_str(conf->server_tls_sslmode));
+	ADD("sslrootcert", conf->server_tls_ca_file);
+	ADD("sslcert", conf->server_tls_cert_file);
+	ADD("sslkey", conf->server_tls_key_file);
+	const ConfUser *u = conf_find_user(conf, p->user);
+	if (u && u->kind == CONF_SECRET_PLAIN)
+		ADD("password", u->secret);
+	ADD("hostaddr", addr);
+#undef ADD
+	kw[k] = val[k] = NULL;
+	return true;
+}
+
 ServerConnectResult server_connect(Pool *p)
 {
 	const ConfDatabase *db = pool_conf(p);
@@ -150,39 +204,10 @@ ServerConnectResult server_connect(Pool *p)
 		else if (!p->dns_addr || strcmp(p->dns_host, host) != 0)
 			return SERVER_CONNECT_CANNOT;
 	}
-	/* the entry's options, then what the entry leaves to the client */
-	size_t n = 0;
-	while (db->keywords[n])
-		n++;
-	const char **kw = calloc(n + 5, sizeof(char *));
-	const char **val = calloc(n + 5, sizeof(char *));
-	if (!kw || !val) {
-		free(kw);
-		free(val);
+	const char *kw[SERVER_MAX_KEYWORDS + 1], *val[SERVER_MAX_KEYWORDS + 1];
+	if (!server_login_params(p, db, host ? p->dns_addr : NULL, kw, val))
 		return SERVER_CONNECT_CANNOT;
-	}
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++, k++) {
-		kw[k] = db->keywords[i];
-		val[k] = db->values[i];
-	}
-	if (!db->user) {
-		kw[k] = "user";
-		val[k++] = p->user;
-	}
-	if (!db->dbname) {
-		kw[k] = "dbname";
-		val[k++] = p->database;
-	}
-	kw[k] = "fallback_application_name";
-	val[k++] = "pgflip";
-	if (host) {
-		kw[k] = "hostaddr";
-		val[k++] = p->dns_addr;
-	}
 	PGconn *pg = PQconnectStartParams(kw, val, 0);
-	free(kw);
-	free(val);
 	if (!pg)
 		return SERVER_CONNECT_CANNOT;
 	Server *s = calloc(1, sizeof(*s));

@@ -93,12 +93,59 @@ static void sock_fail(Sock *s, int err)
 	s->cb->on_close(s->arg, err);
 }
 
+/* One read into VEC: bytes read (> 0), 0 at the peer's end, or -1 with
+ * *ERR (EAGAIN when nothing is there yet). */
+static ssize_t sock_read_some(Sock *s, struct evbuffer_iovec *vec, int *err)
+{
+	if (!s->ssl) {
+		ssize_t n = read(s->fd, vec->iov_base, vec->iov_len);
+		*err = errno;
+		return n;
+	}
+	ERR_clear_error();
+	int r = SSL_read(s->ssl, vec->iov_base, (int)vec->iov_len);
+	if (r > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_WANT_READ:
+		*err = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		/* the handshake has bytes for a full kernel buffer: read again
+		 * once the socket is writable */
+		s->read_wants_write = true;
+		if (!s->write_waiting && event_add(s->wev, NULL) == 0)
+			s->write_waiting = true;
+		*err = EAGAIN;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		s->ssl_error = ERR_peek_error();
+		*err = errno ? errno : EPROTO;
+		return r == 0 ? 0 : -1;
+	default:
+		s->ssl_error = ERR_peek_error();
+		*err = EPROTO;
+		return -1;
+	}
+}
+
+static void sock_do_write(Sock *s);
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	Sock *s = arg;
+	(void)fd;
 	(void)what;
 	if (s->failed)
 		return;
+	if (s->write_wants_read) {
+		s->write_wants_read = false;
+		sock_do_write(s);
+		if (s->failed)
+			return;
+	}
 	for (;;) {
 		struct evbuffer_iovec vec;
 		size_t have = evbuffer_get_length(s->in);
@@ -110,22 +157,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			sock_fail(s, ENOMEM);
 			return;
 		}
-		ssize_t n;
 		int err = 0;
-		if (s->ssl) {
-			ERR_clear_error();
-			int r = SSL_read(s->ssl, vec.iov_base, (int)vec.iov_len);
-			if (r > 0) {
-				n = r;
-			} else {
-				int e = SSL_get_error(s->ssl, r);
-				n = e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
-				err = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EPROTO;
-			}
-		} else {
-			n = read(fd, vec.iov_base, vec.iov_len);
-			err = errno;
-		}
+		ssize_t n = sock_read_some(s, &vec, &err);
 		if (n > 0) {
 			vec.iov_len = (size_t)n;
 			evbuffer_commit_space(s->in, &vec, 1);
@@ -139,8 +172,11 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 			sock_fail(s, 0);
 			return;
 		}
-		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+		if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+			if (evbuffer_get_length(s->in) > have)
+				break; /* what TLS gave before it ran dry */
 			return;
+		}
 		sock_fail(s, err);
 		return;
 	}
@@ -167,7 +203,16 @@ static void sock_do_write(Sock *s)
 			} else {
 				int e = SSL_get_error(s->ssl, r);
 				n = -1;
-				err = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : EPIPE;
+				err = e == SSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
+				if (e == SSL_ERROR_WANT_READ) {
+					/* renegotiation is off, so only a handshake
+					 * still running needs this: the next read
+					 * event writes again */
+					s->write_wants_read = true;
+					return;
+				}
+				if (err == EPIPE)
+					s->ssl_error = ERR_peek_error();
 			}
 			if (n > 0)
 				evbuffer_drain(s->out, (size_t)n);
@@ -190,7 +235,7 @@ static void sock_do_write(Sock *s)
 		sock_fail(s, n == 0 ? EPIPE : err);
 		return;
 	}
-	if (s->write_waiting) {
+	if (s->write_waiting && !s->read_wants_write) {
 		event_del(s->wev);
 		s->write_waiting = false;
 	}
@@ -202,9 +247,12 @@ static void sock_do_write(Sock *s)
 
 static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
-	sock_do_write(arg);
+	Sock *s = arg;
+	sock_do_write(s);
+	if (s->read_wants_write && !s->failed) {
+		s->read_wants_write = false;
+		read_cb(fd, what, s);
+	}
 }
 
 void sock_flush(Sock *s)
@@ -296,6 +344,16 @@ void sock_read(Sock *s, bool on)
 	if (!on)
 		event_del(s->rev);
 	s->reading = on;
+	/* decrypted bytes OpenSSL holds raise no read event of their own */
+	if (on && s->ssl && SSL_pending(s->ssl) > 0)
+		event_active(s->rev, EV_READ, 0);
+}
+
+void sock_start_tls(Sock *s, SSL *ssl)
+{
+	s->ssl = ssl;
+	s->own_ssl = true;
+	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
 }
 
 bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
@@ -339,6 +397,14 @@ void sock_close(Sock *s)
 		evbuffer_free(s->in);
 	if (s->out)
 		evbuffer_free(s->out);
+	if (s->own_ssl && s->ssl) {
+		if (!s->failed && SSL_is_init_finished(s->ssl)) {
+			ERR_clear_error();
+			(void)SSL_shutdown(s->ssl); /* close_notify, if the kernel takes it now */
+		}
+		SSL_free(s->ssl);
+		ERR_clear_error();
+	}
 	if (s->own_fd && s->fd >= 0)
 		evutil_closesocket(s->fd);
 	memset(s, 0, sizeof(*s));

@@ -10,8 +10,13 @@
  * in an evbuffer and flushed once per loop turn, straight with writev(), and
  * a write event is registered only while the kernel refuses bytes.
  *
- * The socket may carry TLS (an OpenSSL SSL* already connected, e.g. by
- * libpq): then reads and writes go through SSL_read/SSL_write.
+ * The socket may carry TLS: an OpenSSL SSL* already connected (libpq's, on
+ * server connections; not owned), or one whose handshake is still to come
+ * (sock_start_tls, on client connections; owned): reads and writes then go
+ * through SSL_read/SSL_write, which run the handshake first. The input cap
+ * holds for TLS as for plain sockets: it is checked before every SSL_read, so
+ * TLS can overrun it by one read (SOCK_READ_CHUNK) at most; decrypted bytes
+ * that OpenSSL still holds when reading stops are read as soon as it resumes.
  */
 #ifndef PGFLIP_SOCK_H
 #define PGFLIP_SOCK_H
@@ -36,7 +41,8 @@ typedef struct SockCallbacks {
 
 struct Sock {
 	evutil_socket_t fd;
-	SSL *ssl;                 /* not owned */
+	SSL *ssl;                 /* owned only when own_ssl */
+	unsigned long ssl_error;  /* OpenSSL's error code when TLS failed (on_close got EPROTO), else 0 */
 	struct event *rev;
 	struct event *wev;
 	struct evbuffer *in;
@@ -51,6 +57,9 @@ struct Sock {
 	bool want_drain;
 	bool failed;
 	bool own_fd;
+	bool own_ssl;
+	bool read_wants_write;    /* SSL_read needs the socket writable (TLS handshake) */
+	bool write_wants_read;    /* SSL_write needs the socket readable */
 };
 
 /* sock_open: sets up S on FD, which must be non-blocking already (accept4
@@ -59,6 +68,11 @@ struct Sock {
  * libevent cannot allocate (S is then left closed and safe to sock_close). */
 bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, bool own_fd,
 	       const SockCallbacks *cb, void *arg) __attribute__((warn_unused_result));
+/* sock_start_tls: from now on S speaks TLS through SSL (set up by the caller
+ * on S's fd, in accept or connect state, with no bytes exchanged yet); S owns
+ * it: sock_close sends a close_notify if it can, then frees it. Nothing may
+ * be queued in S's output (flush the plain-text answer first). */
+void sock_start_tls(Sock *s, SSL *ssl);
 /* sock_close: frees events and buffers, closes the fd if owned. Pending
  * output is dropped: flush first if it matters. Safe on a zeroed Sock. */
 void sock_close(Sock *s);

@@ -8,6 +8,7 @@
 #     client.crt, client.key      CN=$CERT_USER, signed by the CA, for clientAuth
 #     other-ca.crt, other-ca.key  a second CA that has nothing to do with the first
 #     other-client.crt, other-client.key   CN=$CERT_USER, signed by the other CA
+#   make_server_cert DIR   a new server.key/server.crt from the same CA (a renewal)
 #   Returns 0 when they are there, 1 with a message on stderr when not (no
 #   openssl CLI, openssl failed). Quiet when all goes well.
 #
@@ -119,4 +120,15 @@ make_certs() {
 	if [ "$(id -u)" = 0 ]; then
 		chown -R postgres "$1" && chmod 755 "$1" && chmod o+x "$(dirname "$1")" || return 1
 	fi
+}
+
+# make_server_cert DIR: a new server.key and server.crt (same names, a new
+# key) signed by DIR's CA, as a certificate renewal does: tests of a reload
+# that must pick up the new one.
+make_server_cert() {
+	printf '%s' "$CERTS_CNF" >"$1/.certs.cnf" &&
+		certs_issue "$1" server ca "/CN=localhost" ext_server || return 1
+	rm -f "$1/.certs.cnf" "$1/.openssl.out"
+	chmod 600 "$1/server.key" && chmod 644 "$1/server.crt" || return 1
+	[ "$(id -u)" != 0 ] || chown postgres "$1/server.key" "$1/server.crt"
 }
