@@ -276,29 +276,32 @@ static bool conf_scram_shape_ok(const char *s)
 	       conf_base64_ok(colon + 1, strlen(colon + 1));
 }
 
+bool conf_secret_classify(const char *secret, ConfSecretKind *kind)
+{
+	static const char scram[] = "SCRAM-SHA-256$";
+	if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
+	    strspn(secret + 3, "0123456789abcdef") == 32)
+		*kind = CONF_SECRET_MD5;
+	else if (strncmp(secret, scram, sizeof(scram) - 1) == 0)
+		*kind = CONF_SECRET_SCRAM;
+	else
+		*kind = CONF_SECRET_PLAIN;
+	return *kind != CONF_SECRET_SCRAM || conf_scram_shape_ok(secret + sizeof(scram) - 1);
+}
+
 /* The kind of SECRET, or false (with the error recorded) for a malformed
  * SCRAM secret. */
 static bool conf_secret_kind(ConfAuthLoad *al, const char *user, const char *secret,
 			     ConfSecretKind *kind)
 {
-	static const char scram[] = "SCRAM-SHA-256$";
-	if (strlen(secret) == 35 && strncmp(secret, "md5", 3) == 0 &&
-	    strspn(secret + 3, "0123456789abcdef") == 32) {
-		*kind = CONF_SECRET_MD5;
-	} else if (strncmp(secret, scram, sizeof(scram) - 1) == 0) {
-		if (!conf_scram_shape_ok(secret + sizeof(scram) - 1)) {
-			auth_fail(al, al->line,
-				  "user '%s': malformed SCRAM-SHA-256 secret (expected "
-				  "SCRAM-SHA-256$<iterations>:<salt>$<storedkey>:<serverkey>, base64 "
-				  "parts)",
-				  user);
-			return false;
-		}
-		*kind = CONF_SECRET_SCRAM;
-	} else {
-		*kind = CONF_SECRET_PLAIN;
-	}
-	return true;
+	if (conf_secret_classify(secret, kind))
+		return true;
+	auth_fail(al, al->line,
+		  "user '%s': malformed SCRAM-SHA-256 secret (expected "
+		  "SCRAM-SHA-256$<iterations>:<salt>$<storedkey>:<serverkey>, base64 "
+		  "parts)",
+		  user);
+	return false;
 }
 
 /* A token that is one double-quoted field and nothing else. */

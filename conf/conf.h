@@ -304,6 +304,15 @@ const char *conf_auth_type_to_str(ConfAuthType type);
 const char *conf_tls_mode_to_str(ConfTlsMode mode);
 
 /*
+ * conf_secret_classify: the kind of SECRET (PostgreSQL's rolpassword shapes:
+ * "md5" + 32 lower-case hex, "SCRAM-SHA-256$<iter>:<salt>$<stored>:<server>",
+ * anything else plain) into *KIND; false when it starts as a SCRAM secret
+ * but is malformed (*KIND is then CONF_SECRET_SCRAM). For auth_file lines and
+ * for what auth_query returns.
+ */
+bool conf_secret_classify(const char *secret, ConfSecretKind *kind) CONF_MUSTCHECK;
+
+/*
  * conf_find_user: the auth_file entry of the user NAME (exact, bytewise, as
  * PostgreSQL compares role names), or NULL when there is none, when no
  * auth_file is set, or when CONF or NAME is NULL. Binary search: O(log n).

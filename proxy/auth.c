@@ -31,6 +31,7 @@
 #include "protocol/protocol.h"
 #include "protocol/scram.h"
 #include "proxy/auth.h"
+#include "proxy/authq.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -243,40 +244,89 @@ static AuthStatus auth_scram_begin(Client *c, AuthState *a)
 	return c->state == CL_CLOSING ? AUTH_FAILED : AUTH_WAIT;
 }
 
-/* md5, password, scram-sha-256: the secret, then the first request. */
-static AuthStatus auth_password_begin(Client *c, ConfAuthType method)
+/* The first request of A's method, A's secret known (or A->mock). */
+static AuthStatus auth_password_request(Client *c, AuthState *a)
 {
-	const ConfUser *u = conf_find_user(proxy.conf, c->user);
-	AuthState *a = calloc(1, sizeof(*a));
-	if (!a) {
-		client_close(c, "53200", "out of memory");
-		return AUTH_FAILED;
-	}
-	c->auth = a;
-	if (u) {
-		a->secret = strdup(u->secret);
-		a->kind = u->kind;
-		if (!a->secret)
-			a->mock = "out of memory";
-	} else {
-		a->mock = proxy.conf->have_auth_file ? "no such user in auth_file" : "no auth_file";
-	}
-	if (method == CONF_AUTH_MD5 && a->kind == CONF_SECRET_SCRAM && !a->mock)
-		method = CONF_AUTH_SCRAM; /* as PostgreSQL: a SCRAM verifier cannot answer md5 */
-	a->method = method;
-	if (method == CONF_AUTH_SCRAM)
+	if (a->method == CONF_AUTH_MD5 && a->kind == CONF_SECRET_SCRAM && !a->mock)
+		a->method = CONF_AUTH_SCRAM; /* as PostgreSQL: a SCRAM verifier cannot answer md5 */
+	if (a->method == CONF_AUTH_SCRAM)
 		return auth_scram_begin(c, a);
 	ProtoBuf b;
 	protobuf_init(&b);
-	if (method == CONF_AUTH_MD5) {
-		if (RAND_bytes(a->md5_salt, sizeof(a->md5_salt)) != 1)
+	if (a->method == CONF_AUTH_MD5) {
+		if (RAND_bytes(a->md5_salt, sizeof(a->md5_salt)) != 1) {
+			protobuf_free(&b);
 			return auth_refuse(c, "58000", "no random bytes for the md5 salt", "internal error");
+		}
 		proto_put_auth_md5(&b, a->md5_salt);
 	} else {
 		proto_put_auth_cleartext(&b);
 	}
 	auth_send(c, &b);
 	return c->state == CL_CLOSING ? AUTH_FAILED : AUTH_WAIT;
+}
+
+/* A's secret from TEXT (auth_file's or auth_query's), or a mock when it is
+ * NULL or unusable (WHY_NONE says why, for the log). */
+static void auth_take_secret(AuthState *a, const char *text, const char *why_none)
+{
+	if (!text) {
+		a->mock = why_none;
+		return;
+	}
+	if (!conf_secret_classify(text, &a->kind)) {
+		a->mock = "its SCRAM verifier is malformed";
+		return;
+	}
+	a->secret = strdup(text);
+	if (!a->secret)
+		a->mock = "out of memory";
+}
+
+/* md5, password, scram-sha-256: the secret (auth_file, else auth_query),
+ * then the first request. */
+static AuthStatus auth_password_begin(Client *c, ConfAuthType method)
+{
+	const Conf *conf = proxy.conf;
+	const ConfUser *u = conf_find_user(conf, c->user);
+	AuthState *a = calloc(1, sizeof(*a));
+	if (!a) {
+		client_close(c, "53200", "out of memory");
+		return AUTH_FAILED;
+	}
+	c->auth = a;
+	a->method = method;
+	if (!u && conf->auth_user && conf->auth_query && *conf->auth_query) {
+		const char *secret;
+		switch (authq_lookup(c, &secret)) {
+		case AUTHQ_WAIT:
+			return AUTH_LOOKUP;
+		case AUTHQ_HIT:
+			auth_take_secret(a, secret, "auth_query knows no password for it");
+			return auth_password_request(c, a);
+		case AUTHQ_FAIL:
+			break;
+		}
+		return auth_refuse(c, "28000", "auth_query cannot run", "authentication failed");
+	}
+	auth_take_secret(a, u ? u->secret : NULL, conf->have_auth_file ? "no such user in auth_file" : "no auth_file");
+	return auth_password_request(c, a);
+}
+
+void auth_lookup_done(Client *c, const char *secret)
+{
+	AuthState *a = c->auth;
+	if (!a || c->state != CL_AUTH_LOOKUP)
+		return;
+	auth_take_secret(a, secret, "auth_query knows no password for it");
+	client_auth_continue(c, auth_password_request(c, a));
+}
+
+void auth_lookup_failed(Client *c, const char *reason)
+{
+	if (c->state != CL_AUTH_LOOKUP)
+		return;
+	auth_refuse(c, "28000", reason, "authentication failed: the auth_query lookup failed");
 }
 
 AuthStatus auth_start(Client *c)

@@ -16,6 +16,7 @@ typedef enum {
 	AUTH_DONE = 0, /* the client is who it says: go on with the login */
 	AUTH_WAIT,     /* a request went out: the client's next message goes to auth_message */
 	AUTH_FAILED,   /* refused: the client got its FATAL and is closing */
+	AUTH_LOOKUP,   /* its secret is being looked up (auth_query): auth_lookup_done follows */
 } AuthStatus;
 
 /* auth_start: C's StartupMessage was read (user, database, address, TLS
@@ -40,6 +41,13 @@ AuthStatus auth_message(Client *c, const uint8_t *body, size_t len);
  * CONF: proxy.auth_verifiers is swapped with proxy.conf. */
 AuthVerifiers *auth_verifiers_new(const Conf *conf);
 void auth_verifiers_free(AuthVerifiers *v);
+
+/* auth_lookup_done / auth_lookup_failed: the answer to C's auth_query
+ * lookup (authq.c): SECRET (NULL = no such user, or no password; copied),
+ * or REASON (for the log) when the lookup could not run. The exchange goes
+ * on (client_auth_continue), or C is closed. */
+void auth_lookup_done(Client *c, const char *secret);
+void auth_lookup_failed(Client *c, const char *reason);
 
 /* auth_free: wipes and frees C's exchange state (NULL-safe: C may have none). */
 void auth_free(Client *c);

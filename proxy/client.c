@@ -41,6 +41,7 @@
 
 #include "proxy/proxy.h"
 #include "proxy/auth.h"
+#include "proxy/authq.h"
 #include "proxy/client.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
@@ -78,6 +79,7 @@ const char *client_state_to_str(ClientState st)
 	switch (st) {
 	case CL_STARTUP: return "startup";
 	case CL_AUTH: return "auth";
+	case CL_AUTH_LOOKUP: return "auth_lookup";
 	case CL_WAIT_LOGIN: return "login";
 	case CL_IDLE: return "idle";
 	case CL_WAITING: return "waiting";
@@ -88,7 +90,7 @@ const char *client_state_to_str(ClientState st)
 }
 
 /* Connected but not logged in: no max_client_conn slot, client_login_timeout runs. */
-static bool client_logging_in(ClientState st) { return st == CL_STARTUP || st == CL_AUTH; }
+static bool client_logging_in(ClientState st) { return st == CL_STARTUP || st == CL_AUTH || st == CL_AUTH_LOOKUP; }
 
 void client_set_state(Client *c, ClientState st)
 {
@@ -96,6 +98,7 @@ void client_set_state(Client *c, ClientState st)
 	switch (st) {
 	case CL_STARTUP:
 	case CL_AUTH:
+	case CL_AUTH_LOOKUP:
 	case CL_WAIT_LOGIN:
 	case CL_IDLE:
 	case CL_WAITING:
@@ -154,6 +157,7 @@ static bool client_may_read(const Client *c)
 			return false;
 		return !(proxy.paused && server_at_boundary(s));
 	}
+	case CL_AUTH_LOOKUP:
 	case CL_WAIT_LOGIN:
 	case CL_WAITING:
 	case CL_CLOSING:
@@ -283,6 +287,7 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 		bool quiet = c->state == CL_STARTUP && !c->sock.ssl_error;
 		clog(quiet ? CONF_LOG_DEBUG : CONF_LOG_INFO, c, "closing: %s", text);
 	}
+	authq_forget(c);
 	auth_free(c); /* secrets of an unfinished exchange go now */
 	Server *s = c->server;
 	client_set_state(c, CL_CLOSING);
@@ -402,10 +407,23 @@ static bool client_authenticate(Client *c)
 	case AUTH_WAIT:
 		client_set_state(c, CL_AUTH);
 		return true;
+	case AUTH_LOOKUP:
+		client_set_state(c, CL_AUTH_LOOKUP);
+		return false;
 	case AUTH_FAILED:
 		break;
 	}
 	return false;
+}
+
+void client_auth_continue(Client *c, AuthStatus st)
+{
+	if (st == AUTH_WAIT) {
+		client_set_state(c, CL_AUTH);
+		client_pump(c); /* its answer may be there already */
+	} else if (st == AUTH_DONE && client_enter(c)) {
+		client_pump(c);
+	}
 }
 
 /* The StartupMessage was read: checks that may refuse the login, then the

@@ -6,6 +6,7 @@
 #define PGFLIP_CLIENT_H
 
 #include "proxy/proxy.h"
+#include "proxy/auth.h"
 
 void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen, bool is_unix);
 /* client_close: one teardown path; REASON goes to the log. SQLSTATE, when
@@ -33,6 +34,10 @@ const char *client_route(Client *c);
  * SV_ACTIVE again) has its answer in S's prep_* fields. */
 void client_prepared(Client *c, Server *s);
 void client_cancel_request(uint32_t pid, uint32_t key);
+/* client_auth_continue: C's auth_query lookup was answered and auth.c went
+ * on with status ST (AUTH_WAIT: a request went out; AUTH_DONE: trusted;
+ * AUTH_FAILED: C is closed already). */
+void client_auth_continue(Client *c, AuthStatus st);
 /* client_janitor: login, idle and partial-message timeouts of C at NOW_MS. */
 void client_janitor(Client *c, uint64_t now_ms);
 

@@ -33,6 +33,7 @@
 #include "proxy/pool.h"
 #include "proxy/admin.h"
 #include "proxy/auth.h"
+#include "proxy/authq.h"
 #include "proxy/tls.h"
 
 Proxy proxy;
@@ -81,6 +82,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link)
 		pool_janitor(p, now);
+	authq_janitor(now);
 	Client *c, *cnext;
 	for (c = TAILQ_FIRST(&proxy.clients); c; c = cnext) {
 		cnext = TAILQ_NEXT(c, link);
@@ -312,6 +314,7 @@ bool proxy_reload(char *err, size_t errlen)
 		TAILQ_FOREACH(c, &proxy.clients, link)
 			c->active_ms = now;
 	}
+	authq_reset(); /* auth_user, auth_query or the entries may have changed */
 	conf_free(old);
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link) {
@@ -392,6 +395,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void proxy_cleanup(void)
 {
+	authq_reset(); /* its waiting clients are closed, then freed below */
 	Client *c;
 	while ((c = TAILQ_FIRST(&proxy.clients))) {
 		TAILQ_REMOVE(&proxy.clients, c, link);
@@ -452,6 +456,7 @@ int proxy_serve(const char *conf_path)
 	TAILQ_INIT(&proxy.graveyard);
 	TAILQ_INIT(&proxy.server_graveyard);
 	TAILQ_INIT(&proxy.pools);
+	TAILQ_INIT(&proxy.lookups);
 	proxy.conf = conf_load(conf_path, err, sizeof(err));
 	if (!proxy.conf) {
 		fprintf(stderr, "%s\n", err);

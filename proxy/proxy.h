@@ -62,10 +62,12 @@
 typedef struct Pool Pool;
 typedef struct AuthState AuthState;
 typedef struct AuthVerifiers AuthVerifiers;
+typedef struct AuthLookup AuthLookup;
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest (TLS handshake inside) */
 	CL_AUTH,         /* startup read; authenticating: waits for its PasswordMessage / SASL messages */
+	CL_AUTH_LOOKUP,  /* startup read; waits for auth_query to give its secret (authq.c); not read */
 	CL_WAIT_LOGIN,   /* startup read; waiting for a server to finish the login (in pool->waiting) */
 	CL_IDLE,         /* logged in, no server (transaction mode, between transactions) */
 	CL_WAITING,      /* has a request and waits for a server (in pool->waiting) */
@@ -107,7 +109,9 @@ struct Client {
 	char *route;                    /* its version schema, owned copy */
 	uint64_t route_gen;             /* router generation route was computed at */
 
-	struct AuthState *auth;         /* the exchange while CL_AUTH (auth.c), else NULL */
+	struct AuthState *auth;         /* the exchange while CL_AUTH / CL_AUTH_LOOKUP (auth.c), else NULL */
+	AuthLookup *lookup;             /* the auth_query lookup it waits for (authq.c), else NULL */
+	TAILQ_ENTRY(Client) lookup_link; /* in that lookup's queue */
 
 	uint32_t cancel_pid;            /* BackendKeyData we gave it */
 	uint32_t cancel_key;
@@ -271,7 +275,7 @@ typedef struct Proxy {
 	TAILQ_HEAD(, Server) server_graveyard;
 	TAILQ_HEAD(, Pool) pools;
 	int n_clients;                  /* connected (not closing), logging in or not */
-	int n_startup;                  /* of them, still in CL_STARTUP or CL_AUTH (no max_client_conn slot) */
+	int n_startup;                  /* of them, not logged in yet: CL_STARTUP, CL_AUTH* (no max_client_conn slot) */
 	size_t whole_bytes;             /* client input held beyond each one's cap (whole messages) */
 	struct event *accept_resume;    /* re-enables the listeners after EMFILE */
 	struct evdns_base *dns;         /* resolves [databases] host names (resolve.c) */
@@ -285,6 +289,7 @@ typedef struct Proxy {
 	uint64_t n_clients_total;
 	uint64_t ps_clock;              /* orders the Parses of clients and of pgflip (prepared.c) */
 	struct TlsServer *tls;          /* client_tls_* context (tls.c), NULL when client_tls_sslmode = disable */
+	TAILQ_HEAD(, AuthLookup) lookups; /* auth_query connections and caches (authq.c) */
 	AuthVerifiers *auth_verifiers;  /* of proxy.conf's plain auth_file passwords (auth.c) */
 	uint8_t auth_mock_key[32];      /* random per process: the salts of made-up SCRAM verifiers (auth.c) */
 } Proxy;
