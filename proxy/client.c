@@ -131,10 +131,12 @@ void client_set_state(Client *c, ClientState st)
 
 /*
  * The reading predicate: the one place that decides whether pgflip reads
- * from a client. Not while it waits for a server or a login, not while its
- * server runs pgflip's route query or has a full output, not at a
- * transaction boundary while the proxy is paused, and never past the input
- * cap (CLIENT_INPUT_CAP, or the whole message the pump waits for).
+ * from a client. Not before it logged in past its StartupMessage while a
+ * lookup or a server login runs, not while its server runs pgflip's route
+ * query or has a full output, not at a transaction boundary (or waiting)
+ * while the proxy is paused, and never past the input cap
+ * (CLIENT_INPUT_CAP, or the whole message the pump waits for). A client
+ * waiting for a server is read up to the cap: it may queue its request.
  */
 static bool client_may_read(const Client *c)
 {
@@ -150,6 +152,9 @@ static bool client_may_read(const Client *c)
 	case CL_AUTH:
 		return true;
 	case CL_IDLE:
+	case CL_WAITING:
+		/* a waiting client may queue its request: the input cap bounds
+		 * it, and reading on saves two epoll_ctl per transaction */
 		return !proxy.paused;
 	case CL_ACTIVE: {
 		const Server *s = c->server;
@@ -159,7 +164,6 @@ static bool client_may_read(const Client *c)
 	}
 	case CL_AUTH_LOOKUP:
 	case CL_WAIT_LOGIN:
-	case CL_WAITING:
 	case CL_CLOSING:
 		return false;
 	}

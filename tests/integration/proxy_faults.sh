@@ -41,10 +41,9 @@ check "... at once (${took} ms)" test "$took" -lt 2000
 wait $idle
 check "connections that never log in are closed after client_login_timeout" grep -q "client_login_timeout" "$T_DIR/pgflip.log"
 
-# 500 MB sent while paused does not grow pgflip's memory
-rss0=$(rss_kb)
-ctl pause >/dev/null
-python3 - "$port" "$T_DB" >"$T_DIR/flood.out" 2>&1 <<'PY'
+# flood: a client logs in, then sends 500 MB of Query messages (50 MB each)
+# as fast as pgflip takes them, for 6 s at most
+cat >"$T_DIR/flood.py" <<'PY'
 import socket, struct, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 body = struct.pack("!I", 196608) + b"user\0app\0database\0" + sys.argv[2].encode() + b"\0\0"
@@ -54,7 +53,6 @@ while b"Z\0\0\0\x05" not in s.recv(65536):
 s.setblocking(False)
 chunk = b"x" * (1 << 20)
 sent, deadline = 0, time.time() + 6
-# Query messages of 50 MB each, 500 MB in all, as fast as pgflip takes them
 msg_left = 0
 while sent < 500 * (1 << 20) and time.time() < deadline:
     try:
@@ -69,12 +67,33 @@ while sent < 500 * (1 << 20) and time.time() < deadline:
 print("sent", sent)
 s.close()
 PY
+
+# 500 MB sent while paused does not grow pgflip's memory
+rss0=$(rss_kb)
+ctl pause >/dev/null
+python3 "$T_DIR/flood.py" "$port" "$T_DB" >"$T_DIR/flood.out" 2>&1
 rss1=$(rss_kb)
 ctl resume >/dev/null
 echo "# RSS before $rss0 kB, after the flood $rss1 kB; $(cat "$T_DIR/flood.out")"
 check "a client sending while paused: pgflip's RSS grows by less than 8 MB ($rss0 -> $rss1 kB)" \
 	test $((rss1 - rss0)) -lt 8192
 expect_eq "pgflip serves after the flood" "$(fpsql "$port" -c "SELECT 'after'")" "after"
+
+# the same while it waits for a server (both held in transactions): a
+# waiting client is read, but only up to its input cap
+fpsql "$port" -c "BEGIN" -c "SELECT pg_sleep(7)" -c "COMMIT" >/dev/null 2>&1 &
+hold1=$!
+fpsql "$port" -c "BEGIN" -c "SELECT pg_sleep(7)" -c "COMMIT" >/dev/null 2>&1 &
+hold2=$!
+sleep 0.5
+rss0=$(rss_kb)
+python3 "$T_DIR/flood.py" "$port" "$T_DB" >"$T_DIR/flood2.out" 2>&1
+rss1=$(rss_kb)
+wait $hold1 $hold2
+echo "# RSS before $rss0 kB, after the flood $rss1 kB; $(cat "$T_DIR/flood2.out")"
+check "a client sending while it waits for a server: RSS grows by less than 8 MB ($rss0 -> $rss1 kB)" \
+	test $((rss1 - rss0)) -lt 8192
+expect_eq "pgflip serves after that flood" "$(fpsql "$port" -c "SELECT 'after'")" "after"
 
 # five clients each send a 60 MB Query but its last byte: it streams to the
 # server instead of piling up in pgflip
