@@ -173,8 +173,18 @@ static void authq_result_cb(evutil_socket_t fd, short what, void *arg)
 	AuthLookup *l = arg;
 	(void)fd;
 	(void)what;
-	if (!PQconsumeInput(l->pg)) {
+	if (!PQconsumeInput(l->pg) || PQstatus(l->pg) == CONNECTION_BAD) {
 		authq_fail(l, PQerrorMessage(l->pg));
+		return;
+	}
+	if (l->state != AQ_BUSY) {
+		/* input while idle: the backend's last words (a terminate, an
+		 * idle_session_timeout), or a notice */
+		PGresult *res;
+		while (!PQisBusy(l->pg) && (res = PQgetResult(l->pg)))
+			PQclear(res);
+		if (PQstatus(l->pg) == CONNECTION_BAD)
+			authq_fail(l, PQerrorMessage(l->pg));
 		return;
 	}
 	if (PQisBusy(l->pg))
@@ -192,7 +202,10 @@ static void authq_result_cb(evutil_socket_t fd, short what, void *arg)
 		first = false;
 		PQclear(res);
 	}
+	if (first && !reason[0])
+		snprintf(reason, sizeof(reason), "auth_query: no result (%s)", PQerrorMessage(l->pg));
 	if (reason[0]) {
+		free(secret);
 		authq_fail(l, reason);
 		return;
 	}
@@ -239,6 +252,14 @@ static void authq_next(AuthLookup *l)
 	}
 }
 
+/* libpq's notices (and the text of a FATAL that ends the connection) go
+ * to pgflip's log, not to stderr. */
+static void authq_notice(void *arg, const char *message)
+{
+	const AuthLookup *l = arg;
+	log_info("auth_query connection for database %s: %.*s", l->database, (int)strcspn(message, "\n"), message);
+}
+
 static void authq_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	AuthLookup *l = arg;
@@ -246,6 +267,7 @@ static void authq_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (PQconnectPoll(l->pg)) {
 	case PGRES_POLLING_OK:
+		PQsetNoticeProcessor(l->pg, authq_notice, l);
 		if (PQsetnonblocking(l->pg, 1) != 0) {
 			authq_fail(l, "cannot make the auth_query connection non-blocking");
 			return;

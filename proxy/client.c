@@ -615,28 +615,11 @@ void client_linked(Client *c, Server *s)
 
 void client_server_failed(Client *c, const char *sqlstate, const char *message)
 {
-	Server *s = c->server;
+	/* In both modes, as a direct connection and PgBouncer: the backend's
+	 * FATAL (its SQLSTATE and message) ends the client's session too. A
+	 * transaction-mode client keeping its session would see its
+	 * transaction vanish under a terminate that meant to end it. */
 	c->server = NULL;
-	if (c->state == CL_ACTIVE && c->pool->mode == CONF_POOL_TRANSACTION) {
-		/* the transaction is lost, the session is not: the request under
-		 * way, or else the client's next one, gets the error */
-		char text[600];
-		snprintf(text, sizeof(text), "server connection lost, transaction rolled back: %s", message);
-		c->fwd_left = 0;
-		c->scanning = false;
-		client_set_state(c, CL_IDLE);
-		if (s && s->pending > 0) {
-			ProtoBuf b;
-			protobuf_init(&b);
-			proto_put_error(&b, "ERROR", sqlstate, "%s", text);
-			proto_put_ready_for_query(&b, 'I');
-			client_send(c, &b);
-			protobuf_free(&b);
-		} else {
-			client_discard_request(c, sqlstate, text);
-		}
-		return;
-	}
 	client_close(c, sqlstate, "%s", message);
 }
 

@@ -193,11 +193,26 @@ static void sock_do_write(Sock *s)
 		ssize_t n;
 		int err = 0;
 		if (s->ssl) {
+			/* small pieces go as one record, up to a record's size:
+			 * an answer queued as rows + ReadyForQuery would
+			 * otherwise cost two records and two writes; bulk
+			 * chunks go as they are (no copy) */
 			struct evbuffer_iovec vec;
 			if (evbuffer_peek(s->out, -1, NULL, &vec, 1) < 1)
 				break;
+			size_t len = evbuffer_get_length(s->out);
+			size_t take = vec.iov_len;
+			unsigned char *p = vec.iov_base;
+			if (take < SOCK_TLS_COALESCE && len > take) {
+				take = len < SOCK_TLS_RECORD ? len : SOCK_TLS_RECORD;
+				p = evbuffer_pullup(s->out, (ev_ssize_t)take);
+			}
+			if (!p) {
+				sock_fail(s, ENOMEM);
+				return;
+			}
 			ERR_clear_error();
-			int r = SSL_write(s->ssl, vec.iov_base, (int)vec.iov_len);
+			int r = SSL_write(s->ssl, p, (int)take);
 			if (r > 0) {
 				n = r;
 			} else {

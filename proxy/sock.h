@@ -103,6 +103,12 @@ void sock_mem_init(void);
  * evbuffer_readln), which plain free() must not see. */
 void sock_mem_free(void *p);
 
+/* Bytes given to one SSL_write: TLS's largest record (RFC 8446, 5.1). */
+#define SOCK_TLS_RECORD 16384
+/* Queued pieces shorter than this are copied together into one record; a
+ * longer one is a record of its own, without a copy. */
+#define SOCK_TLS_COALESCE 4096
+
 /* Output level at which a paused peer may send again (bytes). */
 #define SOCK_LOW_WATERMARK (64 * 1024)
 /* Bytes read per read call: a few TCP segments' worth of small messages.

@@ -110,7 +110,10 @@ TlsServer *tls_server_new(const Conf *conf, char *err, size_t errlen)
 	t->ctx = ctx;
 	t->mode = conf->client_tls_sslmode;
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF); /* PostgreSQL does not resume sessions either */
+	/* PostgreSQL does not resume sessions either: no cache, and no TLS 1.3
+	 * tickets that nobody would use (about 20 us a handshake) */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
 	if (!tls_set_protocols(ctx, conf->client_tls_protocols, err, errlen) ||
 	    !tls_set_ciphers(ctx, conf->client_tls_ciphers, err, errlen) || !tls_load_files(ctx, conf, err, errlen)) {
 		tls_server_free(t);

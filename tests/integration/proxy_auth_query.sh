@@ -63,6 +63,15 @@ sleep 5.5
 expect_eq "after it, the new password works" "$(try q_scram newpw)" "OK app"
 expect_eq "and the old one fails" "$(try q_scram scrampw)" "$(fail28p01 q_scram)"
 
+# the lookup connection's backend is terminated while idle: pgflip notices,
+# logs it, and the next lookup opens a new connection
+pg_psql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgflip auth_query'" >/dev/null
+sleep 0.5
+check "pgflip survives the lookup connection's backend being terminated" kill -0 "$PGFLIP_PID"
+check "... and logs the backend's words" grep -q "auth_query connection for database authq: FATAL:  terminating connection" "$T_DIR/pgflip.log"
+sleep 5 # past the cache
+expect_eq "the next lookup opens a new connection" "$(try q_scram newpw)" "OK app"
+
 # ---- an ordinary role running PgBouncer's SECURITY DEFINER function
 conf lookup "SELECT username, password FROM pgflip_auth.get_auth(\$1)"
 ctl reload >/dev/null
