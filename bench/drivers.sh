@@ -21,6 +21,27 @@
 # bootstrap's psql/createdb/dropdb reach PostgreSQL directly as postgres
 # (small wrappers first on PATH), whatever the target.
 #
+# How the targets are set up, so that a proxy is asked for what the server
+# is asked for (see bench/README.md, "bench/drivers.sh"):
+# - PostgreSQL has TLS on (tests/lib/certs.sh) and pg_hba.conf lines like the
+#   suites' CI: md5 or SCRAM for their password roles, trust for the rest.
+#   The proxies get TLS to clients with the same certificate
+#   (client_tls_sslmode = allow) and authenticate clients with the same
+#   rules (auth_type = hba, the same host lines) and the server's own
+#   secrets (auth_file made from pg_shadow); they log in upstream over the
+#   Unix socket, where PostgreSQL trusts them.
+# - authentication_timeout and the proxies' client_login_timeout are 10 s:
+#   node-postgres's SCRAM file leaves a login half done, and its process
+#   exits only when the server closes it.
+# - pgflip carries the startup settings the suites send
+#   (track_extra_parameters); PgBouncer 1.18 has no such setting and drops
+#   `options` (ignore_startup_parameters).
+# - Both proxies serve template1 too (a node-postgres test runs psql there),
+#   so postgres.js's createdb copies template0.
+# - postgres.js runs with --unhandled-rejections=warn: a test that awaits a
+#   refused LISTEN inside a Promise executor would otherwise end the whole
+#   suite.
+#
 # Counts: node-postgres runs one process per test file, and a file stops at
 # its first failure, so it is counted in files (passed / failed) and in
 # tests passed (its ✔ marks). postgres.js is counted in tests: ✅ passed,
@@ -70,6 +91,7 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node a
 case " $DRIVERS_TARGETS " in *" pgbouncer"*) [ -x "$PGBOUNCER" ] || die "no PgBouncer at $PGBOUNCER" ;; esac
 
 . tests/lib/pg.sh
+. tests/lib/certs.sh
 work=$(mktemp -d /tmp/pgflip-drivers.XXXXXX)
 chmod 755 "$work"
 PIDS=""
@@ -83,34 +105,55 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_start "$work/pg" "$(free_port)" || die "PostgreSQL did not start"
-# both suites try two-phase commit
-echo "max_prepared_transactions = 10" >>"$work/pg/data/postgresql.conf"
+# both suites try two-phase commit; a login left half done ends after 10 s
+printf 'max_prepared_transactions = 10\nauthentication_timeout = 10s\n' >>"$work/pg/data/postgresql.conf"
 pg_stop "$work/pg"
 pg_start "$work/pg" "$PG_PORT" || die "PostgreSQL did not restart"
-# the suites' roles: trust over TCP, but for the ones that test md5/SCRAM
-cat >"$work/pg/data/pg_hba.conf" <<HBA
-local all all trust
+# the suites' roles: trust over TCP, but for the ones that test md5/SCRAM;
+# the proxies use the same host lines (hba.conf)
+cat >"$work/hba.conf" <<HBA
 host all postgres_js_test_md5 127.0.0.1/32 md5
 host all postgres_js_test_scram 127.0.0.1/32 scram-sha-256
 host all scram_test 127.0.0.1/32 scram-sha-256
 host all scram_unicode_test 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 trust
 HBA
+{ echo "local all all trust"; cat "$work/hba.conf"; } >"$work/pg/data/pg_hba.conf"
 pg_psql -c "SELECT pg_reload_conf()" \
 	-c "SET password_encryption = 'scram-sha-256'" \
 	-c "CREATE ROLE scram_test LOGIN PASSWORD 'test4scram'" \
 	-c "CREATE ROLE scram_unicode_test LOGIN PASSWORD U&'IX-\\2168'" \
 	-c "CREATE DATABASE ci_db_test" >/dev/null || die "cannot set up the suites' roles"
 # postgres.js's bootstrap makes its own roles and database; create them now
-# too, so that the proxies can be started before its first run
-pg_psql -c "CREATE ROLE postgres_js_test LOGIN" -c "CREATE DATABASE postgres_js_test OWNER postgres_js_test" >/dev/null
+# too (as it does: md5, then SCRAM), so that the proxies' auth_file has
+# their secrets and the proxies can be started before its first run. It
+# makes them again with the same passwords: the secrets stay good.
+pg_psql -c "CREATE ROLE postgres_js_test LOGIN" -c "CREATE DATABASE postgres_js_test OWNER postgres_js_test" \
+	-c "SET password_encryption = 'md5'" \
+	-c "CREATE ROLE postgres_js_test_md5 LOGIN PASSWORD 'postgres_js_test_md5'" \
+	-c "SET password_encryption = 'scram-sha-256'" \
+	-c "CREATE ROLE postgres_js_test_scram LOGIN PASSWORD 'postgres_js_test_scram'" >/dev/null ||
+	die "cannot set up postgres.js's roles"
+# the proxies' auth_file: every role and its secret as PostgreSQL stores it
+# (md5 or SCRAM verifier). A role without one (a trust line only needs the
+# name) gets an md5 secret that no password matches: pgflip refuses an
+# empty secret, which PgBouncer takes.
+pg_psql -At -c "SELECT format('\"%s\" \"%s\"', replace(usename, '\"', '\"\"'), replace(coalesce(passwd, 'md5' || repeat('0', 32)), '\"', '\"\"')) FROM pg_shadow ORDER BY 1" \
+	>"$work/userlist.txt" || die "cannot read pg_shadow"
+chmod 600 "$work/userlist.txt"
+# TLS: the suites' SSL tests (node-postgres's ssl-tests, gh-issues/2085;
+# postgres.js's "Connect using SSL"...) connect with rejectUnauthorized: false
+make_certs "$work/certs" && pg_ssl_on "$work/certs" || die "cannot turn TLS on in PostgreSQL"
 
 # psql, createdb and dropdb for postgres.js's bootstrap: straight to
-# PostgreSQL as postgres; dropdb forces out the proxies' server connections
+# PostgreSQL as postgres; dropdb forces out the proxies' server connections;
+# createdb copies template0, as the proxies may hold a server connection to
+# template1 (which would make a copy of it fail)
 mkdir -p "$work/bin"
 for cmd in psql createdb dropdb; do
 	extra=""
 	[ "$cmd" = psql ] && extra="-d postgres"
+	[ "$cmd" = createdb ] && extra="--template=template0"
 	[ "$cmd" = dropdb ] && extra="--force"
 	cat >"$work/bin/$cmd" <<SH
 #!/bin/sh
@@ -160,13 +203,17 @@ wait_port() { # PORT PID NAME
 		sleep 0.1; _i=$((_i + 1))
 	done
 }
-dbs="ci_db_test postgres_js_test postgres"
+dbs="ci_db_test postgres_js_test postgres template1"
 start_pgflip() { # MODE
 	{
 		printf '[pgflip]\nlisten_addr = 127.0.0.1\nlisten_port = %s\nunix_socket_dir = %s\n' "$flip_port" "$work"
 		printf 'admin_socket = %s/pgflip.admin\nlogfile = %s/pgflip-%s.log\nlog_level = info\n' "$work" "$work" "$1"
-		printf 'pool_mode = %s\ndefault_pool_size = %s\nmax_client_conn = 1000\n\n[databases]\n' "$1" "$DRIVERS_POOL"
-		for d in $dbs; do printf '%s = host=127.0.0.1 port=%s dbname=%s\n' "$d" "$PG_PORT" "$d"; done
+		printf 'pool_mode = %s\ndefault_pool_size = %s\nmax_client_conn = 1000\n' "$1" "$DRIVERS_POOL"
+		printf 'auth_type = hba\nauth_hba_file = %s/hba.conf\nauth_file = %s/userlist.txt\nclient_login_timeout = 10\n' "$work" "$work"
+		printf 'client_tls_sslmode = allow\nclient_tls_cert_file = %s/certs/server.crt\nclient_tls_key_file = %s/certs/server.key\n' "$work" "$work"
+		printf 'track_extra_parameters = statement_timeout, idle_in_transaction_session_timeout, default_transaction_isolation, some.var\n'
+		printf '\n[databases]\n'
+		for d in $dbs; do printf '%s = host=%s port=%s dbname=%s\n' "$d" "$PG_SOCK" "$PG_PORT" "$d"; done
 		printf '\n[routes]\ndefault = public\n'
 	} >"$work/pgflip-$1.ini"
 	"$PGFLIP" serve -c "$work/pgflip-$1.ini" >>"$work/pgflip-$1.log" 2>&1 &
@@ -177,18 +224,14 @@ start_pgflip() { # MODE
 start_pgbouncer() {
 	pbdir=$work/bouncer
 	mkdir -p "$pbdir"
-	cat >"$pbdir/userlist.txt" <<USERS
-"postgres" ""
-"postgres_js_test" ""
-"postgres_js_test_md5" "postgres_js_test_md5"
-"postgres_js_test_scram" "postgres_js_test_scram"
-"scram_test" "test4scram"
-USERS
+	cp "$work/userlist.txt" "$work/hba.conf" "$pbdir/"
 	{
 		printf '[databases]\n'
-		for d in $dbs; do printf '%s = host=127.0.0.1 port=%s dbname=%s\n' "$d" "$PG_PORT" "$d"; done
+		for d in $dbs; do printf '%s = host=%s port=%s dbname=%s\n' "$d" "$PG_SOCK" "$PG_PORT" "$d"; done
 		printf '\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %s\nunix_socket_dir =\n' "$pb_port"
-		printf 'auth_type = trust\nauth_file = %s/userlist.txt\npool_mode = transaction\n' "$pbdir"
+		printf 'auth_type = hba\nauth_hba_file = %s/hba.conf\nauth_file = %s/userlist.txt\npool_mode = transaction\n' "$pbdir" "$pbdir"
+		printf 'client_login_timeout = 10\n'
+		printf 'client_tls_sslmode = allow\nclient_tls_cert_file = %s/certs/server.crt\nclient_tls_key_file = %s/certs/server.key\n' "$work" "$work"
 		printf 'default_pool_size = %s\nmax_client_conn = 1000\n' "$DRIVERS_POOL"
 		printf 'ignore_startup_parameters = extra_float_digits, options\n'
 		printf 'logfile = %s/pgbouncer.log\npidfile = %s/pgbouncer.pid\n' "$pbdir" "$pbdir"
@@ -214,7 +257,8 @@ run_node_postgres() {
 	for f in $(cd "$npdir" && find test/integration -name '*-tests.js' | sort); do
 		out=$log/$(echo "$f" | tr / _).out
 		(cd "$npdir" && PGHOST=127.0.0.1 PGPORT=$2 PGUSER=postgres PGPASSWORD=postgres PGDATABASE=ci_db_test \
-			PGTESTNOSSL=true SCRAM_TEST_PGUSER=scram_test SCRAM_TEST_PGPASSWORD=test4scram \
+			SCRAM_TEST_PGUSER=scram_test SCRAM_TEST_PGPASSWORD=test4scram \
+			SCRAM_TEST_PGUSER_UNICODE=scram_unicode_test SCRAM_TEST_PGPASSWORD_UNICODE='IX-Ⅸ' \
 			NODE_PATH="$work/npm/node_modules:$TOP/tests/node/node_modules" \
 			timeout "$DRIVERS_FILE_TIMEOUT" node "$f" >"$out" 2>&1)
 		if [ $? = 0 ]; then fp=$((fp + 1)); else ff=$((ff + 1)); echo "$f" >>"$log/failed-files"; fi
@@ -228,7 +272,7 @@ run_postgres_js() {
 	log=$work/logs/$1
 	mkdir -p "$log"
 	(cd "$pjdir/tests" && PATH="$work/bin:$PATH" PGHOST=127.0.0.1 PGPORT=$2 PGUSER=postgres_js_test \
-		PGDATABASE=postgres_js_test timeout "$DRIVERS_SUITE_TIMEOUT" node index.js >"$log/postgres.js.out" 2>&1)
+		PGDATABASE=postgres_js_test timeout "$DRIVERS_SUITE_TIMEOUT" node --unhandled-rejections=warn index.js >"$log/postgres.js.out" 2>&1)
 	echo "$(grep -o '✅' "$log/postgres.js.out" | wc -l) $(grep -c '⛔️' "$log/postgres.js.out")"
 }
 
