@@ -3,7 +3,8 @@
 # [databases] entry names a user or a password. Roles with SCRAM passwords;
 # auth_file holds their verifiers from pg_authid. A client that logged in
 # with SCRAM runs as itself upstream, over TCP, TLS (require, verify-full)
-# and the Unix socket, in session and transaction mode with several server
+# (verify-full by address and by name, prefer and allow trying the other
+# way as libpq) and the Unix socket, in session and transaction mode with several server
 # connections; a wrong password never reaches the server; a verifier that
 # is not the server's, an md5 or cleartext demand, a server whose SCRAM
 # signature is wrong and a server that never answers are clean errors;
@@ -23,7 +24,8 @@ restore() {
 	pg_ssl_off
 	# the roles go, and the database that holds their grants, for the tests after this one
 	pg_psql -c "DROP DATABASE IF EXISTS pass WITH (FORCE)" \
-		-c "DROP ROLE IF EXISTS pt_alice, pt_bob, pt_carol, pt_resalted, pt_src, pt_md5, pt_cleartext" >/dev/null
+		-c "DROP ROLE IF EXISTS pt_alice, pt_bob, pt_carol, pt_resalted, pt_src, pt_md5, pt_cleartext, pt_plain, pt_tls" \
+		>/dev/null
 }
 trap restore EXIT INT TERM
 
@@ -40,7 +42,9 @@ DROP ROLE IF EXISTS pt_resalted; CREATE ROLE pt_resalted LOGIN PASSWORD 'same-pw
 DROP ROLE IF EXISTS pt_src; CREATE ROLE pt_src PASSWORD 'same-pw';
 DROP ROLE IF EXISTS pt_md5; CREATE ROLE pt_md5 LOGIN PASSWORD 'md5-pw';
 DROP ROLE IF EXISTS pt_cleartext; CREATE ROLE pt_cleartext LOGIN PASSWORD 'cleartext-pw';
-GRANT CONNECT ON DATABASE pass TO pt_alice, pt_bob, pt_carol, pt_resalted, pt_md5, pt_cleartext;
+DROP ROLE IF EXISTS pt_plain; CREATE ROLE pt_plain LOGIN PASSWORD 'plain-pw';
+DROP ROLE IF EXISTS pt_tls; CREATE ROLE pt_tls LOGIN PASSWORD 'tls-pw';
+GRANT CONNECT ON DATABASE pass TO pt_alice, pt_bob, pt_carol, pt_resalted, pt_md5, pt_cleartext, pt_plain, pt_tls;
 SQL
 verifier() { pg_psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$1'"; }
 cat >"$T_DIR/userlist.txt" <<EOF
@@ -50,12 +54,16 @@ cat >"$T_DIR/userlist.txt" <<EOF
 "pt_resalted" "$(verifier pt_src)"
 "pt_md5" "$(verifier pt_md5)"
 "pt_cleartext" "$(verifier pt_cleartext)"
+"pt_plain" "$(verifier pt_plain)"
+"pt_tls" "$(verifier pt_tls)"
 EOF
 pg_psql -c "SET password_encryption = 'md5'" -c "ALTER ROLE pt_md5 PASSWORD 'md5-pw'" >/dev/null
 {
 	echo "local pass pt_alice scram-sha-256"
 	echo "host all pt_md5 127.0.0.1/32 md5"
 	echo "host all pt_cleartext 127.0.0.1/32 password"
+	echo "hostssl all pt_plain 127.0.0.1/32 reject"
+	echo "hostnossl all pt_tls 127.0.0.1/32 reject"
 	cat "$T_DIR/pg_hba.conf.orig"
 } >"$T_DIR/pg_hba.conf.new"
 cat "$T_DIR/pg_hba.conf.new" >"$hba"
@@ -140,6 +148,10 @@ passtx = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=disable pool_mode=tran
 passtls = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=require
 passfull = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=verify-full sslrootcert=$certdir/ca.crt
 passwrongca = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=verify-full sslrootcert=$certdir/other-ca.crt
+passname = host=localhost hostaddr=127.0.0.1 port=$PG_PORT dbname=pass sslmode=verify-full sslrootcert=$certdir/ca.crt
+passbadname = host=pgflip.invalid hostaddr=127.0.0.1 port=$PG_PORT dbname=pass sslmode=verify-full sslrootcert=$certdir/ca.crt
+passprefer = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=prefer
+passallow = host=127.0.0.1 port=$PG_PORT dbname=pass sslmode=allow
 passunix = host=$PG_SOCK port=$PG_PORT dbname=pass
 passforced = host=127.0.0.1 port=$PG_PORT dbname=pass user=app sslmode=disable
 silent = host=127.0.0.1 port=$silent_port dbname=pass sslmode=disable
@@ -210,6 +222,17 @@ if [ -n "$tls" ]; then
 		"$(q passfull pt_alice pt_alice-pw "SELECT ssl::text || ' ' || current_user FROM pg_stat_ssl WHERE pid = pg_backend_pid()")" "true pt_alice"
 	expect_match "verify-full against another CA: a clean error" "$(q passwrongca pt_alice pt_alice-pw "SELECT 1")" \
 		"*certificate verify failed*"
+	expect_eq "verify-full with a host name (DNS in subjectAltName)" \
+		"$(q passname pt_alice pt_alice-pw "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")" "t"
+	expect_match "verify-full with a name the certificate does not have: a clean error" \
+		"$(q passbadname pt_alice pt_alice-pw "SELECT 1")" "*certificate verify failed: hostname mismatch*"
+	ssl_of() { q "$1" "$2" "$3" "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"; }
+	expect_eq "sslmode=prefer: TLS when the server takes it" "$(ssl_of passprefer pt_alice pt_alice-pw)" "t"
+	expect_eq "sslmode=prefer: refused over TLS (hostssl reject), tried again in plain text" \
+		"$(ssl_of passprefer pt_plain plain-pw)" "f"
+	expect_eq "sslmode=allow: plain text first" "$(ssl_of passallow pt_alice pt_alice-pw)" "f"
+	expect_eq "sslmode=allow: refused in plain text (hostnossl reject), tried again with TLS" \
+		"$(ssl_of passallow pt_tls tls-pw)" "t"
 	out=$(dd if=/dev/zero bs=1000 count=5000 2>/dev/null | tr '\0' x | fold -w 1000 |
 		PGPASSWORD=pt_alice-pw psql -X -q -At -h 127.0.0.1 -p "$port" -U pt_alice -d passtls \
 			-c "CREATE TEMP TABLE t (v text)" -c "COPY t FROM STDIN" -c "SELECT count(*), sum(length(v)) FROM t" 2>&1)
