@@ -101,17 +101,21 @@ size_t proto_msg_begin(ProtoBuf *b, uint8_t type)
 	return start;
 }
 
-void proto_msg_end(ProtoBuf *b, size_t start)
+/* patch_len: writes the length of what follows offset AT (a length field
+ * counts itself) into the 4 bytes at AT. */
+static void patch_len(ProtoBuf *b, size_t at)
 {
 	if (b->oom)
 		return;
-	uint32_t len = (uint32_t)(b->len - start - 1);
-	uint8_t *p = b->data + start + 1;
+	uint32_t len = (uint32_t)(b->len - at);
+	uint8_t *p = b->data + at;
 	p[0] = (uint8_t)(len >> 24);
 	p[1] = (uint8_t)(len >> 16);
 	p[2] = (uint8_t)(len >> 8);
 	p[3] = (uint8_t)len;
 }
+
+void proto_msg_end(ProtoBuf *b, size_t start) { patch_len(b, start + 1); }
 
 static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
 			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
@@ -253,6 +257,40 @@ void proto_put_query(ProtoBuf *b, const char *sql)
 	size_t m = proto_msg_begin(b, PROTO_FE_QUERY);
 	proto_put_cstring(b, sql);
 	proto_msg_end(b, m);
+}
+
+/* put_startup_begin / put_startup_end: a packet without a type byte, whose
+ * length counts itself (section "Message Formats": StartupMessage,
+ * SSLRequest, CancelRequest), starting with the version or request CODE. */
+static size_t put_startup_begin(ProtoBuf *b, uint32_t code)
+{
+	size_t start = b->len;
+	proto_put_uint32(b, 0); /* patched by put_startup_end */
+	proto_put_uint32(b, code);
+	return start;
+}
+
+static void put_startup_end(ProtoBuf *b, size_t start) { patch_len(b, start); }
+
+void proto_put_startup_message(ProtoBuf *b, const char *const *names, const char *const *values, size_t n)
+{
+	size_t m = put_startup_begin(b, PROTO_VERSION_3_0);
+	for (size_t i = 0; i < n; i++) {
+		proto_put_cstring(b, names[i]);
+		proto_put_cstring(b, values[i]);
+	}
+	proto_put_uint8(b, 0); /* the list's terminator */
+	put_startup_end(b, m);
+}
+
+void proto_put_ssl_request(ProtoBuf *b) { put_startup_end(b, put_startup_begin(b, PROTO_SSL_REQUEST_CODE)); }
+
+void proto_put_cancel_request(ProtoBuf *b, uint32_t pid, uint32_t key)
+{
+	size_t m = put_startup_begin(b, PROTO_CANCEL_REQUEST_CODE);
+	proto_put_uint32(b, pid);
+	proto_put_uint32(b, key);
+	put_startup_end(b, m);
 }
 
 void proto_put_terminate(ProtoBuf *b)

@@ -329,6 +329,29 @@ bool proto_command_complete_parse(const uint8_t *body, size_t len, const char **
 	return proto_query_parse(body, len, tag);
 }
 
+bool proto_backend_key_data_parse(const uint8_t *body, size_t len, uint32_t *pid, uint32_t *key)
+{
+	ProtoReader r;
+	proto_reader_init(&r, body, len);
+	return proto_get_uint32(&r, pid) && proto_get_uint32(&r, key) && proto_reader_done(&r);
+}
+
+bool proto_negotiate_protocol_version_parse(const uint8_t *body, size_t len, uint32_t *version, uint32_t *n_options)
+{
+	ProtoReader r;
+	const char *name;
+	proto_reader_init(&r, body, len);
+	if (!proto_get_uint32(&r, version) || !proto_get_uint32(&r, n_options))
+		return false;
+	/* each name takes at least its NUL: a count past the bytes left is a lie */
+	if (*n_options > (size_t)(r.end - r.p))
+		return false;
+	for (uint32_t i = 0; i < *n_options; i++)
+		if (!proto_get_cstring(&r, &name))
+			return false;
+	return proto_reader_done(&r);
+}
+
 ProtoStatus proto_read_password(const uint8_t *body, size_t len, const char **text, const char **why)
 {
 	ProtoReader r;

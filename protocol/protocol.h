@@ -313,6 +313,20 @@ bool proto_parameter_status_parse(const uint8_t *body, size_t len, const char **
 /* proto_command_complete_parse: reads the command tag ("SELECT 1", "SET"). */
 bool proto_command_complete_parse(const uint8_t *body, size_t len, const char **tag) PROTO_MUSTCHECK;
 
+/* proto_backend_key_data_parse: reads a BackendKeyData body (protocol 3.0:
+ * the backend's process id and secret key, int32 each, exactly 8 bytes);
+ * what a CancelRequest for that backend carries. False for any other length. */
+bool proto_backend_key_data_parse(const uint8_t *body, size_t len, uint32_t *pid, uint32_t *key) PROTO_MUSTCHECK;
+
+/* proto_negotiate_protocol_version_parse: reads a NegotiateProtocolVersion
+ * body: the newest protocol version the server speaks (major << 16 | minor)
+ * in *VERSION, and the count of protocol options (_pq_.*) it did not
+ * recognise in *N_OPTIONS, followed by that many NUL-terminated names, which
+ * must fill the body exactly. The count is checked against the bytes at
+ * hand before any name is read. False for anything malformed. */
+bool proto_negotiate_protocol_version_parse(const uint8_t *body, size_t len, uint32_t *version,
+					    uint32_t *n_options) PROTO_MUSTCHECK;
+
 /* ---- builders ----------------------------------------------------------- */
 
 /*
@@ -382,6 +396,15 @@ void proto_put_sasl_initial_response(ProtoBuf *b, const char *mech, const uint8_
 void proto_put_sasl_response(ProtoBuf *b, const uint8_t *data, size_t n);
 void proto_put_password(ProtoBuf *b, const char *text);
 void proto_put_query(ProtoBuf *b, const char *sql);                  /* frontend Query */
+/* Frontend startup packets (no type byte; section "Message Formats"):
+ * StartupMessage for protocol 3.0 with the parameters NAMES[i] = VALUES[i],
+ * i < N (names non-empty), then the list's terminator: the caller keeps the
+ * whole under PROTO_STARTUP_MAX, which PostgreSQL enforces; SSLRequest;
+ * CancelRequest for the backend PID with its secret KEY (from
+ * BackendKeyData), sent on a connection of its own. */
+void proto_put_startup_message(ProtoBuf *b, const char *const *names, const char *const *values, size_t n);
+void proto_put_ssl_request(ProtoBuf *b);
+void proto_put_cancel_request(ProtoBuf *b, uint32_t pid, uint32_t key);
 void proto_put_terminate(ProtoBuf *b);                               /* frontend Terminate */
 
 /* ---- SQL text helpers --------------------------------------------------- */

@@ -17,6 +17,13 @@
  *
  * The exchange state lives in Client.auth only between auth_start and the
  * end of the exchange; client_free wipes it if the client leaves midway.
+ *
+ * SCRAM passthrough: a SCRAM exchange that ends DONE against a verifier of
+ * auth_file (not a made-up one, not one pgflip made from a plain password,
+ * whose salt no server has) leaves the client's ClientKey and the
+ * verifier's ServerKey in Client.scram_keys; client_enter hands them to
+ * the client's pool, whose server logins can then prove the same identity
+ * upstream (login.c), and wipes them.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -106,6 +113,8 @@ struct AuthState {
 	uint8_t md5_salt[4];
 	ScramStep step;
 	ProtoScramServer scram;
+	bool keep_keys;        /* the verifier is auth_file's own: keep what the client proves */
+	uint8_t server_key[PROTO_SCRAM_KEY_LEN]; /* ... its ServerKey */
 };
 
 static void auth_send(Client *c, ProtoBuf *b)
@@ -230,6 +239,10 @@ static AuthStatus auth_scram_begin(Client *c, AuthState *a)
 {
 	ProtoScramSecret sec;
 	auth_scram_secret(a, c->user, &sec);
+	if (!a->mock && a->kind == CONF_SECRET_SCRAM) {
+		a->keep_keys = true;
+		memcpy(a->server_key, sec.server_key, sizeof(a->server_key));
+	}
 	uint8_t cbind[EVP_MAX_MD_SIZE];
 	size_t cbind_len = 0;
 	bool plus = c->sock.ssl && tls_end_point(c->sock.ssl, cbind, &cbind_len);
@@ -389,6 +402,16 @@ static bool auth_password_ok(const AuthState *a, const char *user, const char *g
 	return false;
 }
 
+/* The exchange proved C against auth_file's verifier: its keys, for the
+ * pool's server logins (SCRAM passthrough). Out of memory: none kept. */
+static void auth_keep_keys(Client *c, const AuthState *a)
+{
+	if (!a->keep_keys || c->scram_keys || !(c->scram_keys = malloc(sizeof(*c->scram_keys))))
+		return;
+	memcpy(c->scram_keys->client_key, a->scram.client_key, sizeof(c->scram_keys->client_key));
+	memcpy(c->scram_keys->server_key, a->server_key, sizeof(c->scram_keys->server_key));
+}
+
 static AuthStatus auth_scram_message(Client *c, AuthState *a, const uint8_t *body, size_t len)
 {
 	const char *why = "";
@@ -426,6 +449,7 @@ static AuthStatus auth_scram_message(Client *c, AuthState *a, const uint8_t *bod
 	a->step = STEP_FINAL;
 	if (st == PROTO_SCRAM_CONTINUE)
 		return AUTH_WAIT;
+	auth_keep_keys(c, a);
 	auth_free(c);
 	return AUTH_DONE;
 }

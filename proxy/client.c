@@ -37,7 +37,6 @@
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 
 #include "proxy/proxy.h"
 #include "proxy/auth.h"
@@ -251,6 +250,13 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 	clog_debug(c, "connection accepted");
 }
 
+/* The SCRAM keys C proved go: handed to its pool, or not needed. */
+static void client_drop_keys(Client *c)
+{
+	login_keys_free(c->scram_keys);
+	c->scram_keys = NULL;
+}
+
 void client_free(Client *c)
 {
 	if (!c)
@@ -259,6 +265,7 @@ void client_free(Client *c)
 	params_clear(&c->params);
 	ps_client_clear(c);
 	auth_free(c);
+	client_drop_keys(c);
 	free(c->user);
 	free(c->database);
 	free(c->app_name);
@@ -383,6 +390,12 @@ static bool client_enter(Client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
+	/* SCRAM passthrough: what C proved logs the pool in upstream as C,
+	 * when the pool's user is C and the login has no password of its own;
+	 * newer keys replace older ones (a changed verifier) */
+	if (c->scram_keys && strcmp(c->pool->user, c->user) == 0 && !server_login_has_password(c->pool))
+		pool_set_scram_keys(c->pool, c->scram_keys);
+	client_drop_keys(c);
 	uint32_t key[2];
 	if (!client_random(key, sizeof(key))) {
 		client_close(c, "58000", "no random bytes for the cancel key");
@@ -1325,16 +1338,6 @@ void client_janitor(Client *c, uint64_t now)
 
 /* ---- cancel ------------------------------------------------------------ */
 
-static void *cancel_thread(void *arg)
-{
-	PGcancel *cancel = arg;
-	char err[256];
-	if (!PQcancel(cancel, err, sizeof(err)))
-		log_warning("cancel request failed: %s", err);
-	PQfreeCancel(cancel);
-	return NULL;
-}
-
 void client_cancel_request(uint32_t pid, uint32_t key)
 {
 	Client *c;
@@ -1342,23 +1345,14 @@ void client_cancel_request(uint32_t pid, uint32_t key)
 		if (c->cancel_pid != pid || c->cancel_key != key)
 			continue;
 		Server *s = c->server;
-		if (!s || !s->pg || (s->pending == 0 && !s->open_cycle)) {
+		if (!s || (s->pending == 0 && !s->open_cycle)) {
 			clog_debug(c, "cancel request for an idle client dropped");
 			return;
 		}
-		PGcancel *cancel = PQgetCancel(s->pg);
-		if (!cancel)
-			return;
-		/* PQcancel blocks (connect + send), so it gets its own short thread
-		 * rather than stall the event loop. */
-		pthread_t t;
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, cancel_thread, cancel) != 0)
-			PQfreeCancel(cancel);
-		pthread_attr_destroy(&attr);
-		clog_info(c, "cancel request forwarded to backend %d", s->backend_pid);
+		if (server_cancel(s))
+			clog_info(c, "cancel request forwarded to backend %d", s->backend_pid);
+		else
+			clog_warning(c, "cancel request for backend %d could not be sent", s->backend_pid);
 		return;
 	}
 	log_debug("cancel request with an unknown key dropped");

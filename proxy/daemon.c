@@ -441,6 +441,7 @@ static void proxy_cleanup(void)
 	proxy.tls = NULL;
 	auth_verifiers_free(proxy.auth_verifiers);
 	proxy.auth_verifiers = NULL;
+	login_cancel_free_all();
 	if (proxy.dns)
 		evdns_base_free(proxy.dns, 0);
 	sock_module_free();

@@ -78,9 +78,17 @@ void pool_free(Pool *p)
 		free(p->route_counts[i].route);
 	free(p->route_counts);
 	free(p->last_error);
+	login_keys_free(p->scram_keys);
 	free(p->database);
 	free(p->user);
 	free(p);
+}
+
+void pool_set_scram_keys(Pool *p, const ScramKeys *keys)
+{
+	if (!p->scram_keys && !(p->scram_keys = malloc(sizeof(*p->scram_keys))))
+		return; /* out of memory: logins go on without keys (libpq's) */
+	memcpy(p->scram_keys, keys, sizeof(*keys));
 }
 
 void pool_waiting_add(Pool *p, Client *c)
@@ -286,10 +294,9 @@ void pool_janitor(Pool *p, uint64_t now)
 	Server *s, *snext;
 	for (s = TAILQ_FIRST(&p->servers); s; s = snext) {
 		snext = TAILQ_NEXT(s, link);
-		if (s->state == SV_CONNECTING && now - s->connect_start_ms > (uint64_t)conf->server_connect_timeout_ms) {
+		if (s->state == SV_CONNECTING && now - s->connect_start_ms > (uint64_t)s->connect_timeout_ms) {
 			char msg[128];
-			snprintf(msg, sizeof(msg), "server_connect_timeout: no login within %d ms",
-				 conf->server_connect_timeout_ms);
+			snprintf(msg, sizeof(msg), "server_connect_timeout: no login within %d ms", s->connect_timeout_ms);
 			server_close(s, "%s", msg);
 			pool_login_failed(p, msg);
 			continue;

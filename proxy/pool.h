@@ -18,6 +18,10 @@ void pool_waiting_remove(Pool *p, Client *c);
  * logins, from a deferred event of the pool (never inside the caller). */
 void pool_dispatch_soon(Pool *p);
 void pool_login_failed(Pool *p, const char *message);
+/* pool_set_scram_keys: P's logins use KEYS (copied) from now on (SCRAM
+ * passthrough, server_connect); the older ones are wiped. They live in
+ * memory only, and are wiped when P goes (pool_free). */
+void pool_set_scram_keys(Pool *p, const ScramKeys *keys);
 bool pool_route_verified(Pool *p, const char *schema);
 void pool_route_verified_add(Pool *p, const char *schema);
 void pool_janitor(Pool *p, uint64_t now_ms);

@@ -8,7 +8,8 @@
  *   Proxy   the daemon: config snapshot, listeners, router, pools, clients;
  *   Client  one application connection (state enum ClientState);
  *   Server  one upstream connection, logged in with libpq's non-blocking
- *           connect, then carrying raw protocol messages (ServerState);
+ *           connect, or by login.c with a SCRAM client's keys (SCRAM
+ *           passthrough), then carrying raw protocol messages (ServerState);
  *   Pool    the servers of one (database, user) pair and its waiting clients.
  *
  * A client is linked to a server for its session (pool_mode = session) or
@@ -38,6 +39,7 @@
 #include "conf/conf.h"
 #include "protocol/protocol.h"
 #include "proxy/log.h"
+#include "proxy/login.h"
 #include "proxy/params.h"
 #include "proxy/sock.h"
 #include "proxy/prepared.h"
@@ -112,6 +114,7 @@ struct Client {
 	struct AuthState *auth;         /* the exchange while CL_AUTH / CL_AUTH_LOOKUP (auth.c), else NULL */
 	AuthLookup *lookup;             /* the auth_query lookup it waits for (authq.c), else NULL */
 	TAILQ_ENTRY(Client) lookup_link; /* in that lookup's queue */
+	ScramKeys *scram_keys;          /* what it proved with SCRAM, until client_enter hands them to its pool */
 
 	uint32_t cancel_pid;            /* BackendKeyData we gave it */
 	uint32_t cancel_key;
@@ -155,7 +158,7 @@ typedef struct FlaggedStmt {
 } FlaggedStmt;
 
 typedef enum {
-	SV_CONNECTING = 0,  /* libpq login in progress */
+	SV_CONNECTING = 0,  /* login in progress: libpq's, or login.c's (SCRAM passthrough) */
 	SV_IDLE,            /* logged in, in pool->idle */
 	SV_PREPARING,       /* linked to a client: pgflip's query that gives it the client's route and
 			     * settings is running; the client's request waits for its answer */
@@ -172,10 +175,16 @@ struct Server {
 	ServerState state;
 	uint64_t id;
 	Pool *pool;
-	PGconn *pg;                     /* owns the socket */
+	/* The link: libpq's (pg owns the socket and the SSL object; PQfinish
+	 * says Terminate) or login.c's (login until it is done; then sock owns
+	 * both, and cancel_key says where a CancelRequest goes). */
+	PGconn *pg;
 	struct event *connect_ev;       /* PQconnectPoll driver */
-	Sock sock;                      /* after login (sock.in != NULL) */
+	Login *login;                   /* an own login under way, else NULL */
+	LoginCancelKey cancel_key;      /* own logins, once logged in */
+	Sock sock;                      /* after login (sock.in != NULL); own logins: during it too */
 	uint64_t connect_start_ms;
+	int connect_timeout_ms;         /* the login's deadline: server_connect_timeout, or the entry's connect_timeout */
 	uint64_t login_ms;              /* when the login finished */
 	uint64_t idle_since_ms;
 	int backend_pid;
@@ -245,6 +254,7 @@ struct Pool {
 	size_t cap_verified;
 	uint64_t verified_gen;          /* router generation the list is valid for */
 	char *last_error;               /* last login error, for clients and `pools` */
+	ScramKeys *scram_keys;          /* SCRAM passthrough: the last keys a client of this pool proved, or NULL */
 	uint64_t n_transactions;
 	uint64_t n_route_sets;      /* injected SETs of search_path (route changes on a server) */
 	uint64_t last_connect_fail_ms;
@@ -292,6 +302,7 @@ typedef struct Proxy {
 	TAILQ_HEAD(, AuthLookup) lookups; /* auth_query connections and caches (authq.c) */
 	AuthVerifiers *auth_verifiers;  /* of proxy.conf's plain auth_file passwords (auth.c) */
 	uint8_t auth_mock_key[32];      /* random per process: the salts of made-up SCRAM verifiers (auth.c) */
+	LIST_HEAD(, LoginCancel) cancels; /* CancelRequests to own-login backends under way (login.c) */
 } Proxy;
 
 extern Proxy proxy;

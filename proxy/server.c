@@ -8,6 +8,13 @@
  * messages; the PGconn stays alive only to own the socket, to make cancel
  * requests (PQgetCancel) and to say Terminate at the end (PQfinish).
  *
+ * The one exception is SCRAM passthrough: when the pool holds the SCRAM
+ * keys a client proved and the login has no password, login.c logs in
+ * with them (libpq 15 cannot), on the server's own Sock, which then owns
+ * the socket and the SSL object. Both paths end in server_login_finish or
+ * server_login_failed; afterwards only server_disconnect and server_cancel
+ * tell them apart.
+ *
  * Reading: server_pump() streams the server's messages to the linked client
  * and looks at a few: ReadyForQuery (transaction status, end of a request),
  * ParameterStatus (settings we track), ErrorResponse (a FATAL ends the
@@ -23,11 +30,13 @@
 
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 
 #include "proxy/proxy.h"
 #include "proxy/server.h"
 #include "proxy/client.h"
 #include "proxy/pool.h"
+#include "proxy/login.h"
 #include "proxy/resolve.h"
 
 #include "proxy/sqlscan.h"
@@ -110,19 +119,25 @@ static bool is_reported(const char *name)
 	return false;
 }
 
-/* The login failed: libpq's message (trailing newlines cut) closes the
- * server and counts as a failed login of the pool. */
-static void server_login_error(Server *s)
+/* ---- login: libpq's, or login.c's with a SCRAM client's keys ------------ */
+
+/* The login failed with MESSAGE: S closes, and the pool counts a failed
+ * login (server_login_retry), whichever path logged in. */
+static void server_login_failed(Server *s, const char *message)
 {
-	char msg[512];
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(s->pg));
-	size_t len = strlen(msg);
-	while (len && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		msg[--len] = '\0';
 	Pool *p = s->pool;
-	server_close(s, "login failed: %s", msg);
+	server_close(s, "login failed: %s", message);
 	resolve_forget(p); /* the host may have moved */
-	pool_login_failed(p, msg);
+	pool_login_failed(p, message);
+}
+
+/* libpq's message of PG, trailing newlines and spaces cut, into BUF. */
+static void server_pq_error(PGconn *pg, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", PQerrorMessage(pg));
+	size_t len = strlen(buf);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = '\0';
 }
 
 static void server_wait(Server *s, PostgresPollingStatusType st)
@@ -131,10 +146,8 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 		event_free(s->connect_ev);
 	short what = st == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
 	s->connect_ev = event_new(proxy.base, PQsocket(s->pg), what, server_connect_cb, s);
-	if (!s->connect_ev || event_add(s->connect_ev, NULL) != 0) {
-		server_close(s, "cannot watch the login socket");
-		pool_login_failed(s->pool, "internal error: cannot watch the login socket");
-	}
+	if (!s->connect_ev || event_add(s->connect_ev, NULL) != 0)
+		server_login_failed(s, "internal error: cannot watch the login socket");
 }
 
 /* Keywords of one login: the entry's (libpq 15 knows about 45), plus at
@@ -150,13 +163,20 @@ static bool db_has(const ConfDatabase *db, const char *keyword)
 	return false;
 }
 
+bool server_login_has_password(const Pool *p)
+{
+	const ConfDatabase *db = pool_conf(p);
+	const ConfUser *u = conf_find_user(proxy.conf, p->user);
+	return (db && db_has(db, "password")) || (u && u->kind == CONF_SECRET_PLAIN);
+}
+
 /*
  * The libpq keywords and values of a login to P's upstream (NULL-terminated,
  * pointing into DB, P and the config): the entry's own options, then what
  * the entry leaves open: user and dbname (the client's), server_tls_* as
  * sslmode/sslrootcert/sslcert/sslkey, the password of an auth_file user
  * when the entry gives none, the address evdns found (ADDR, or NULL).
- * False when the entry has too many keywords.
+ * False when the entry has too many keywords. Both login paths read them.
  */
 static bool server_login_params(Pool *p, const ConfDatabase *db, const char *addr, const char **kw, const char **val)
 {
@@ -191,6 +211,129 @@ static bool server_login_params(Pool *p, const ConfDatabase *db, const char *add
 	return true;
 }
 
+/* What both paths do once logged in: S carries raw messages from now on. */
+static void server_login_finish(Server *s)
+{
+	Pool *p = s->pool;
+	server_lexing(s);
+	sock_read(&s->sock, true);
+	s->login_ms = proxy_now_ms();
+	slog_info(s, "login done in %llu ms%s%s", (unsigned long long)(s->login_ms - s->connect_start_ms),
+		  s->sock.ssl ? " (TLS)" : "", s->pg ? "" : " (SCRAM passthrough)");
+	free(p->last_error);
+	p->last_error = NULL;
+	if (!p->have_params) {
+		params_copy(&p->server_params, &s->params);
+		p->have_params = true;
+	}
+	server_set_state(s, SV_IDLE);
+	if (evbuffer_get_length(s->sock.in) > 0)
+		server_pump(s); /* what the server sent behind its ReadyForQuery */
+}
+
+/* libpq: PQconnectPoll said OK. */
+static void server_login_done(Server *s)
+{
+	int fd = PQsocket(s->pg);
+	s->backend_pid = PQbackendPID(s->pg);
+	event_free(s->connect_ev);
+	s->connect_ev = NULL;
+	for (size_t i = 0; i < N_REPORTED; i++) {
+		const char *v = PQparameterStatus(s->pg, reported_params[i]);
+		if (v)
+			params_set(&s->params, reported_params[i], v);
+	}
+	SSL *ssl = PQsslInUse(s->pg) ? PQsslStruct(s->pg, "OpenSSL") : NULL;
+	/* libpq keeps the socket and the SSL object: PQfinish closes them */
+	if (!sock_open(&s->sock, proxy.base, fd, ssl, false, &server_sock_cb, s)) {
+		server_login_failed(s, "internal error: out of memory for the socket after login");
+		return;
+	}
+	server_login_finish(s);
+}
+
+static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	Server *s = arg;
+	(void)fd;
+	(void)what;
+	char msg[512];
+	PostgresPollingStatusType st = PQconnectPoll(s->pg);
+	switch (st) {
+	case PGRES_POLLING_READING:
+	case PGRES_POLLING_WRITING:
+		server_wait(s, st);
+		return;
+	case PGRES_POLLING_OK:
+		server_login_done(s);
+		return;
+	case PGRES_POLLING_FAILED:
+	default:
+		server_pq_error(s->pg, msg, sizeof(msg));
+		server_login_failed(s, msg);
+		return;
+	}
+}
+
+/* login.c: ReadyForQuery came; the Sock it opened is S's link now. */
+static void server_own_done(void *arg)
+{
+	Server *s = arg;
+	s->cancel_key = *login_cancel_key(s->login);
+	s->backend_pid = (int)s->cancel_key.pid;
+	login_free(s->login); /* its last act was to call us */
+	s->login = NULL;
+	sock_set_callbacks(&s->sock, &server_sock_cb, s);
+	s->sock.in_cap = 0; /* the login's bound; the pump's watermarks rule now */
+	server_login_finish(s);
+}
+
+static void server_own_failed(void *arg, const char *message) { server_login_failed(arg, message); }
+
+static const LoginCallbacks server_login_cb = {server_own_done, server_own_failed};
+
+/* The libpq path: PQconnectStartParams. */
+static ServerConnectResult server_start_libpq(Server *s, const char **kw, const char **val, char *err, size_t n)
+{
+	s->pg = PQconnectStartParams(kw, val, 0);
+	if (!s->pg)
+		return SERVER_CONNECT_CANNOT;
+	if (PQstatus(s->pg) == CONNECTION_BAD) {
+		server_pq_error(s->pg, err, n);
+		return SERVER_CONNECT_FAILED;
+	}
+	return SERVER_CONNECT_STARTED;
+}
+
+/* SCRAM passthrough: login.c with the pool's keys. */
+static ServerConnectResult server_start_own(Server *s, const char **kw, const char **val, char *err, size_t n)
+{
+	int t = login_connect_timeout_ms(kw, val);
+	if (t > 0 && t < s->connect_timeout_ms)
+		s->connect_timeout_ms = t;
+	switch (login_start(&s->login, &s->sock, kw, val, s->pool->scram_keys, &s->params, &server_login_cb, s, err, n)) {
+	case LOGIN_STARTED: return SERVER_CONNECT_STARTED;
+	case LOGIN_FAILED: return SERVER_CONNECT_FAILED;
+	case LOGIN_CANNOT: break;
+	}
+	return SERVER_CONNECT_CANNOT;
+}
+
+/* Which path P's next login takes: login.c when P holds a client's SCRAM
+ * keys and the login has no password of its own (and login.c knows every
+ * keyword of the entry); libpq otherwise. */
+static bool server_use_keys(const Pool *p, const char *const *kw, const char *const *val)
+{
+	const char *why = "";
+	if (!p->scram_keys || server_login_has_password(p))
+		return false;
+	if (login_supported(kw, val, &why))
+		return true;
+	log_warning("pool %s/%s: SCRAM passthrough cannot honour the keyword %s; libpq logs in, without a password",
+		    p->database, p->user, why);
+	return false;
+}
+
 ServerConnectResult server_connect(Pool *p)
 {
 	const ConfDatabase *db = pool_conf(p);
@@ -207,84 +350,53 @@ ServerConnectResult server_connect(Pool *p)
 	const char *kw[SERVER_MAX_KEYWORDS + 1], *val[SERVER_MAX_KEYWORDS + 1];
 	if (!server_login_params(p, db, host ? p->dns_addr : NULL, kw, val))
 		return SERVER_CONNECT_CANNOT;
-	PGconn *pg = PQconnectStartParams(kw, val, 0);
-	if (!pg)
-		return SERVER_CONNECT_CANNOT;
 	Server *s = calloc(1, sizeof(*s));
-	if (!s) {
-		PQfinish(pg);
+	if (!s)
 		return SERVER_CONNECT_CANNOT;
-	}
 	s->id = ++proxy.next_id;
 	s->pool = p;
-	s->pg = pg;
 	s->tx_status = 'I';
+	s->connect_start_ms = proxy_now_ms();
+	s->connect_timeout_ms = proxy.conf->server_connect_timeout_ms;
+	char err[1024] = "";
+	bool own = server_use_keys(p, kw, val);
+	ServerConnectResult r = own ? server_start_own(s, kw, val, err, sizeof(err))
+				    : server_start_libpq(s, kw, val, err, sizeof(err));
+	if (r == SERVER_CONNECT_CANNOT) {
+		server_free(s);
+		return r;
+	}
 	s->state = SV_CONNECTING;
 	p->n_connecting++;
-	s->connect_start_ms = proxy_now_ms();
 	TAILQ_INSERT_TAIL(&p->servers, s, link);
 	p->n_servers++;
-	if (PQstatus(pg) == CONNECTION_BAD) {
-		server_login_error(s);
-		return SERVER_CONNECT_FAILED;
+	if (r == SERVER_CONNECT_FAILED) {
+		server_login_failed(s, err);
+		return r;
 	}
-	slog_debug(s, "login started");
-	server_wait(s, PGRES_POLLING_WRITING);
+	slog_debug(s, "login started%s", own ? " (SCRAM passthrough)" : "");
+	if (s->pg)
+		server_wait(s, PGRES_POLLING_WRITING);
 	return s->state == SV_CONNECTING ? SERVER_CONNECT_STARTED : SERVER_CONNECT_FAILED;
 }
 
-static void server_login_done(Server *s)
+/* The end of the link. libpq's PQfinish says Terminate and closes its
+ * socket and SSL object; an own login's link is the Sock's, which says
+ * Terminate itself when nothing else is queued, then closes. */
+static void server_disconnect(Server *s)
 {
-	Pool *p = s->pool;
-	int fd = PQsocket(s->pg);
-	s->backend_pid = PQbackendPID(s->pg);
-	event_free(s->connect_ev);
-	s->connect_ev = NULL;
-	for (size_t i = 0; i < N_REPORTED; i++) {
-		const char *v = PQparameterStatus(s->pg, reported_params[i]);
-		if (v)
-			params_set(&s->params, reported_params[i], v);
+	if (!s->pg && s->login_ms && !s->sock.failed && sock_out_len(&s->sock) == 0) {
+		uint8_t space[8];
+		ProtoBuf b;
+		protobuf_init_on(&b, space, sizeof(space));
+		proto_put_terminate(&b);
+		sock_write(&s->sock, b.data, b.len);
+		protobuf_free(&b);
+		sock_flush(&s->sock);
 	}
-	server_lexing(s);
-	SSL *ssl = PQsslInUse(s->pg) ? PQsslStruct(s->pg, "OpenSSL") : NULL;
-	/* libpq keeps the socket and the SSL object: PQfinish closes them */
-	if (!sock_open(&s->sock, proxy.base, fd, ssl, false, &server_sock_cb, s)) {
-		server_close(s, "out of memory for the socket");
-		pool_login_failed(p, "internal error after login");
-		return;
-	}
-	sock_read(&s->sock, true);
-	s->login_ms = proxy_now_ms();
-	slog_info(s, "login done in %llu ms%s", (unsigned long long)(s->login_ms - s->connect_start_ms),
-		  ssl ? " (TLS)" : "");
-	free(p->last_error);
-	p->last_error = NULL;
-	if (!p->have_params) {
-		params_copy(&p->server_params, &s->params);
-		p->have_params = true;
-	}
-	server_set_state(s, SV_IDLE);
-}
-
-static void server_connect_cb(evutil_socket_t fd, short what, void *arg)
-{
-	Server *s = arg;
-	(void)fd;
-	(void)what;
-	PostgresPollingStatusType st = PQconnectPoll(s->pg);
-	switch (st) {
-	case PGRES_POLLING_READING:
-	case PGRES_POLLING_WRITING:
-		server_wait(s, st);
-		return;
-	case PGRES_POLLING_OK:
-		server_login_done(s);
-		return;
-	case PGRES_POLLING_FAILED:
-	default:
-		server_login_error(s);
-		return;
-	}
+	sock_close(&s->sock);
+	if (s->pg)
+		PQfinish(s->pg);
 }
 
 void server_free(Server *s)
@@ -293,9 +405,8 @@ void server_free(Server *s)
 		return;
 	if (s->connect_ev)
 		event_free(s->connect_ev);
-	sock_close(&s->sock);
-	if (s->pg)
-		PQfinish(s->pg); /* says Terminate when the link is up, closes the socket */
+	login_free(s->login);
+	server_disconnect(s);
 	params_clear(&s->params);
 	ps_server_clear(s);
 	free(s->ps);
@@ -304,6 +415,36 @@ void server_free(Server *s)
 	free(s->prep_route);
 	free(s->prep_error);
 	free(s);
+}
+
+/* PQcancel blocks (connect, send, wait for the close), so libpq's cancel
+ * runs on a short detached thread of its own. */
+static void *server_cancel_thread(void *arg)
+{
+	PGcancel *cancel = arg;
+	char err[256];
+	if (!PQcancel(cancel, err, sizeof(err)))
+		log_warning("cancel request failed: %s", err);
+	PQfreeCancel(cancel);
+	return NULL;
+}
+
+bool server_cancel(Server *s)
+{
+	if (!s->pg)
+		return login_cancel(&s->cancel_key, proxy.conf->server_connect_timeout_ms);
+	PGcancel *cancel = PQgetCancel(s->pg);
+	if (!cancel)
+		return false;
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	bool ok = pthread_create(&t, &attr, server_cancel_thread, cancel) == 0;
+	if (!ok)
+		PQfreeCancel(cancel);
+	pthread_attr_destroy(&attr);
+	return ok;
 }
 
 /* The one teardown path: the linked client hears SQLSTATE and TEXT. */
@@ -321,6 +462,7 @@ static void server_teardown(Server *s, const char *sqlstate, const char *text)
 	TAILQ_INSERT_TAIL(&proxy.server_graveyard, s, link);
 	if (s->connect_ev)
 		event_del(s->connect_ev);
+	login_abort(s->login);
 	sock_read(&s->sock, false);
 	proxy_reap_soon();
 	if (c)

@@ -7,11 +7,27 @@
 
 #include "proxy/proxy.h"
 
-/* What server_connect did: STARTED (a login is under way), FAILED (libpq
- * refused at once: counted as a failed login, server_login_retry applies),
- * CANNOT (no config entry or no memory: nothing was tried). */
+/* What server_connect did: STARTED (a login is under way), FAILED (refused
+ * at once: counted as a failed login, server_login_retry applies), CANNOT
+ * (no config entry or no memory: nothing was tried). */
 typedef enum { SERVER_CONNECT_STARTED = 0, SERVER_CONNECT_FAILED, SERVER_CONNECT_CANNOT } ServerConnectResult;
+/* server_connect: starts one login for POOL, on one of two paths: login.c
+ * (SCRAM passthrough) when the pool holds a client's SCRAM keys and the
+ * login has no password of its own (server_login_has_password), libpq's
+ * non-blocking connect otherwise. Either way the outcome is the same:
+ * SV_IDLE when logged in; a failure closes the server and counts as a
+ * failed login of the pool (pool_login_failed); server_connect_timeout
+ * (or the entry's connect_timeout, for own logins) ends it in the janitor. */
 ServerConnectResult server_connect(Pool *pool) PROXY_MUSTCHECK;
+/* server_login_has_password: POOL's upstream login has a password of its
+ * own: the [databases] entry's password=, or a plain auth_file password
+ * of the pool's user. Then SCRAM keys are neither kept nor used. */
+bool server_login_has_password(const Pool *pool);
+/* server_cancel: sends a CancelRequest for S's backend (PostgreSQL docs,
+ * "Canceling Requests in Progress") without blocking the loop: libpq's
+ * PQcancel on a short thread for libpq logins, login_cancel for own ones.
+ * False when it could not be started. */
+bool server_cancel(Server *s);
 /* server_close: one teardown path; REASON goes to the log and, as a lost
  * connection (08006), to the linked client. */
 void server_close(Server *s, const char *reason, ...) __attribute__((format(printf, 2, 3)));

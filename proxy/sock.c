@@ -393,6 +393,12 @@ bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, b
 	return true;
 }
 
+void sock_set_callbacks(Sock *s, const SockCallbacks *cb, void *arg)
+{
+	s->cb = cb;
+	s->arg = arg;
+}
+
 void sock_close(Sock *s)
 {
 	if (s->dirty) {

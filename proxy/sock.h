@@ -11,8 +11,9 @@
  * a write event is registered only while the kernel refuses bytes.
  *
  * The socket may carry TLS: an OpenSSL SSL* already connected (libpq's, on
- * server connections; not owned), or one whose handshake is still to come
- * (sock_start_tls, on client connections; owned): reads and writes then go
+ * server connections libpq logged in; not owned), or one whose handshake is
+ * still to come (sock_start_tls, on client connections and on pgflip's own
+ * server logins, login.c; owned): reads and writes then go
  * through SSL_read/SSL_write, which run the handshake first. The input cap
  * holds for TLS as for plain sockets: it is checked before every SSL_read, so
  * TLS can overrun it by one read (SOCK_READ_CHUNK) at most; decrypted bytes
@@ -73,6 +74,9 @@ bool sock_open(Sock *s, struct event_base *base, evutil_socket_t fd, SSL *ssl, b
  * it: sock_close sends a close_notify if it can, then frees it. Nothing may
  * be queued in S's output (flush the plain-text answer first). */
 void sock_start_tls(Sock *s, SSL *ssl);
+/* sock_set_callbacks: S's events go to CB with ARG from now on (pgflip's
+ * own server login hands the link it made to the server). */
+void sock_set_callbacks(Sock *s, const SockCallbacks *cb, void *arg);
 /* sock_close: frees events and buffers, closes the fd if owned. Pending
  * output is dropped: flush first if it matters. Safe on a zeroed Sock. */
 void sock_close(Sock *s);

@@ -1,5 +1,6 @@
 /*
- * proxy/tls.c: the TLS server context for client connections.
+ * proxy/tls.c: the TLS server context for client connections, and the
+ * client contexts of pgflip's own server logins (login.c).
  *
  * One SSL_CTX per config snapshot. A reload builds a new one first; when a
  * certificate, key or CA file cannot be used, the reload is refused and the
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -168,4 +171,76 @@ bool tls_end_point(SSL *ssl, uint8_t *out, size_t *len)
 {
 	X509 *cert = ssl ? SSL_get_certificate(ssl) : NULL;
 	return cert && proto_tls_server_end_point(cert, out, len);
+}
+
+/* ---- towards servers ------------------------------------------------------- */
+
+SSL_CTX *tls_client_ctx(const char *rootcert, bool verify, const char *cert, const char *key, char *err,
+			size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		tls_fail(err, errlen, "server TLS", "");
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 || tls_fail(err, errlen, "server TLS", "");
+	if (ok && verify) {
+		if (!rootcert) {
+			snprintf(err, errlen, "sslrootcert (server_tls_ca_file) is needed to verify the server");
+			ok = false;
+		} else if (SSL_CTX_load_verify_locations(ctx, rootcert, NULL) != 1)
+			ok = tls_fail(err, errlen, "sslrootcert", rootcert);
+		else
+			SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	if (ok && cert && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		ok = tls_fail(err, errlen, "sslcert", cert);
+	if (ok && cert && key &&
+	    (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1))
+		ok = tls_fail(err, errlen, "sslkey", key);
+	if (!ok) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* An IPv4 or IPv6 address rather than a host name. */
+static bool tls_is_address(const char *host)
+{
+	struct in6_addr a;
+	return inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1;
+}
+
+SSL *tls_connect(SSL_CTX *ctx, int fd, const char *host, bool sni, bool check_name)
+{
+	if (check_name && (!host || !*host))
+		return NULL;
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	bool ok = SSL_set_fd(ssl, fd) == 1;
+	bool address = host && tls_is_address(host);
+	if (ok && sni && host && *host && !address)
+		ok = SSL_set_tlsext_host_name(ssl, host) == 1;
+	if (ok && check_name && address)
+		ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+	else if (ok && check_name) {
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = SSL_set1_host(ssl, host) == 1;
+	}
+	if (!ok) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+const char *tls_verify_error(const SSL *ssl)
+{
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }

@@ -5,7 +5,9 @@
  * they were accepted with: OpenSSL counts its references).
  *
  * Server connections use TLS through libpq (server_tls_* become libpq
- * keywords in server.c); nothing here is about them.
+ * keywords in server.c), except pgflip's own logins (login.c, SCRAM
+ * passthrough), whose client contexts and SSL objects come from the
+ * tls_client_* functions at the end of this header.
  */
 #ifndef PGFLIP_TLS_H
 #define PGFLIP_TLS_H
@@ -52,5 +54,39 @@ bool tls_end_point(SSL *ssl, uint8_t *out, size_t *len);
 
 /* tls_error_string: OpenSSL's reason for error code E, for logs. */
 const char *tls_error_string(unsigned long e);
+
+/* ---- towards servers: pgflip's own logins (login.c) ------------------------ */
+
+/*
+ * tls_client_ctx: a client context for server logins, as libpq 15 makes
+ * one: TLS 1.2 or newer (its ssl_min_protocol_version), no compression, no
+ * renegotiation. VERIFY: the server's certificate must chain to ROOTCERT
+ * (a PEM file; required then), else the handshake fails. CERT and KEY (PEM
+ * files, both or neither): the certificate pgflip presents. NULL with ERR
+ * (ERRLEN bytes, "sslrootcert FILE: OpenSSL's reason") when a file cannot be
+ * used or OpenSSL cannot allocate. Free with SSL_CTX_free; SSL objects made
+ * from it hold their own reference.
+ */
+SSL_CTX *tls_client_ctx(const char *rootcert, bool verify, const char *cert, const char *key, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * tls_connect: an SSL object on FD in connect state, from CTX, no bytes
+ * exchanged yet (give it to sock_start_tls). HOST (may be NULL) is sent as
+ * SNI when SNI is set and HOST is a name rather than an IP address (libpq's
+ * sslsni); with CHECK_NAME the certificate must be for HOST (verify-full:
+ * X509_check_host rules for a name, X509_check_ip_asc for an address),
+ * checked by OpenSSL inside the handshake, so that a server with another
+ * name fails before the login sends anything. NULL when OpenSSL cannot
+ * allocate, or CHECK_NAME without HOST.
+ */
+SSL *tls_connect(SSL_CTX *ctx, int fd, const char *host, bool sni, bool check_name);
+
+/* tls_verify_error: why the peer's certificate was refused in the
+ * handshake (X509_verify_cert_error_string: "certificate has expired",
+ * "hostname mismatch"...), or NULL when it was not. Meaningful only for an
+ * SSL whose context verifies (tls_client_ctx with VERIFY): OpenSSL records
+ * a result even when it was told not to act on it. */
+const char *tls_verify_error(const SSL *ssl);
 
 #endif

@@ -9,6 +9,7 @@
  *   'Q' Query            'P' Parse            'S' ParameterStatus
  *   'C' CommandComplete  'r' ProtoReader driven by a small program
  *   'q' proto_quote_literal                   'v' NegotiateProtocolVersion
+ *   'K' BackendKeyData
  * Any other byte picks one of these by its value. Where a builder writes the
  * message, a body that parses is rebuilt, framed, parsed again and compared.
  * Seeds: tests/fuzz/corpus/messages/ (captured by tests/fuzz/capture.py).
@@ -215,6 +216,9 @@ static void fuzz_quote(const uint8_t *body, size_t len)
 static void fuzz_negotiate(const uint8_t *body, size_t len)
 {
 	enum { MAX_OPTIONS = 16 };
+	uint32_t version0, count0;
+	if (proto_negotiate_protocol_version_parse(body, len, &version0, &count0))
+		FUZZ_CHECK(count0 <= len - 8); /* each name holds at least its NUL */
 	char *text = malloc(len + 1);
 	FUZZ_CHECK(text != NULL);
 	if (len)
@@ -240,11 +244,30 @@ static void fuzz_negotiate(const uint8_t *body, size_t len)
 		FUZZ_CHECK(proto_get_cstring(&r, &s) && strcmp(s, opts[i]) == 0);
 	}
 	FUZZ_CHECK(proto_reader_done(&r));
+	FUZZ_CHECK(proto_negotiate_protocol_version_parse(got, blen, &version, &count));
+	FUZZ_CHECK(version == PROTO_VERSION(3, minor) && count == n);
 	protobuf_free(&b);
 	free(text);
 }
 
-static const uint8_t selectors[] = {'Z', 'E', 'N', 'Q', 'P', 'S', 'C', 'r', 'q', 'v'};
+/* BackendKeyData: exactly 8 bytes parse, and rebuild to the same body. */
+static void fuzz_backend_key_data(const uint8_t *body, size_t len)
+{
+	uint32_t pid, key;
+	bool ok = proto_backend_key_data_parse(body, len, &pid, &key);
+	FUZZ_CHECK(ok == (len == 8));
+	if (!ok)
+		return;
+	ProtoBuf b;
+	protobuf_init(&b);
+	proto_put_backend_key_data(&b, pid, key);
+	uint32_t n;
+	const uint8_t *again = reframe(&b, PROTO_BE_BACKEND_KEY_DATA, &n);
+	FUZZ_CHECK(n == len && memcmp(again, body, len) == 0);
+	protobuf_free(&b);
+}
+
+static const uint8_t selectors[] = {'Z', 'E', 'N', 'Q', 'P', 'S', 'C', 'r', 'q', 'v', 'K'};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -268,6 +291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'r': fuzz_reader(body, len); break;
 	case 'q': fuzz_quote(body, len); break;
 	case 'v': fuzz_negotiate(body, len); break;
+	case 'K': fuzz_backend_key_data(body, len); break;
 	default: FUZZ_CHECK(!"selector");
 	}
 	free(body);

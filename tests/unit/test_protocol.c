@@ -1187,6 +1187,91 @@ static void test_command_complete_parse_malformed_false(void **state)
 	free(unterminated);
 }
 
+static void test_backend_key_data_parse_ok(void **state)
+{
+	Pkt p = {.len = 0};
+	pkt_u32(&p, 4242);
+	pkt_u32(&p, 0xDEADBEEF);
+	uint8_t *body = heap_copy(p.data, p.len);
+	uint32_t pid = 0, key = 0;
+	assert_true(proto_backend_key_data_parse(body, p.len, &pid, &key));
+	assert_int_equal(pid, 4242);
+	assert_int_equal(key, 0xDEADBEEF);
+	free(body);
+}
+
+/* Protocol 3.0 keys are exactly 4 bytes: shorter, longer and empty bodies fail. */
+static void test_backend_key_data_parse_wrong_length_false(void **state)
+{
+	static const uint8_t bytes[9] = {0, 0, 0, 1, 0, 0, 0, 2, 3};
+	const size_t lens[] = {0, 4, 7, 9};
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint8_t *body = heap_copy(bytes, lens[i]);
+		uint32_t pid, key;
+		assert_false(proto_backend_key_data_parse(body, lens[i], &pid, &key));
+		free(body);
+	}
+}
+
+/* The builder's output reads back through the reader. */
+static void test_negotiate_protocol_version_parse_ok(void **state)
+{
+	ProtoBuf b;
+	const char *const options[] = {"_pq_.foo", "_pq_.bar"};
+	protobuf_init(&b);
+	proto_put_negotiate_protocol_version(&b, 0, options, 2);
+	size_t len;
+	uint8_t *body = only_message_body(&b, 'v', &len);
+	uint32_t version = 0, n = 0;
+	assert_true(proto_negotiate_protocol_version_parse(body, len, &version, &n));
+	assert_int_equal(version, PROTO_VERSION_3_0);
+	assert_int_equal(n, 2);
+	free(body);
+	protobuf_free(&b);
+}
+
+static void test_negotiate_protocol_version_parse_no_options_ok(void **state)
+{
+	Pkt p = {.len = 0};
+	pkt_u32(&p, PROTO_VERSION(3, 1));
+	pkt_u32(&p, 0);
+	uint8_t *body = heap_copy(p.data, p.len);
+	uint32_t version, n = 7;
+	assert_true(proto_negotiate_protocol_version_parse(body, p.len, &version, &n));
+	assert_int_equal(version, PROTO_VERSION(3, 1));
+	assert_int_equal(n, 0);
+	free(body);
+}
+
+/* A count past the body, an unterminated name, bytes after the last name,
+ * a body cut inside the count: all malformed. */
+static void test_negotiate_protocol_version_parse_malformed_false(void **state)
+{
+	Pkt p[5];
+	for (size_t i = 0; i < 5; i++) {
+		p[i].len = 0;
+		pkt_u32(&p[i], PROTO_VERSION_3_0);
+	}
+	pkt_u32(&p[0], 0x7fffffff); /* a count no body can hold */
+	pkt_str(&p[0], "_pq_.a");
+	pkt_u32(&p[1], 2);          /* says two, has one */
+	pkt_str(&p[1], "_pq_.a");
+	pkt_u32(&p[2], 1);
+	pkt_raw(&p[2], "_pq_.a");   /* no NUL */
+	pkt_u32(&p[3], 1);
+	pkt_str(&p[3], "_pq_.a");
+	pkt_u8(&p[3], 'x');         /* trailing */
+	pkt_u8(&p[4], 0);           /* a third of the count */
+	pkt_u8(&p[4], 0);
+	for (size_t i = 0; i < 5; i++) {
+		uint8_t *body = heap_copy(p[i].data, p[i].len);
+		uint32_t version, n;
+		if (proto_negotiate_protocol_version_parse(body, p[i].len, &version, &n))
+			fail_msg("case %zu parsed", i);
+		free(body);
+	}
+}
+
 /* ---- builders: exact encodings ------------------------------------------ */
 
 static void test_put_auth_ok_bytes(void **state)
@@ -1320,6 +1405,70 @@ static void test_put_negotiate_protocol_version_bytes(void **state)
 	pkt_str(&want, "_pq_.foo");
 	pkt_str(&want, "_pq_.bar");
 	assert_buf_equals(&b, &want);
+	protobuf_free(&b);
+}
+
+/* What pgflip's own server login sends first; it reads back as the same
+ * parameters through the server-side parser. */
+static void test_put_startup_message_bytes(void **state)
+{
+	ProtoBuf b;
+	Pkt want = {.len = 0};
+	const char *const names[] = {"user", "database"};
+	const char *const values[] = {"alice", "shop"};
+	protobuf_init(&b);
+	proto_put_startup_message(&b, names, values, 2);
+	pkt_u32(&want, 34); /* 4 + version 4 + "user\0alice\0" 11 + "database\0shop\0" 14 + terminator 1 */
+	pkt_u32(&want, 196608);
+	pkt_str(&want, "user");
+	pkt_str(&want, "alice");
+	pkt_str(&want, "database");
+	pkt_str(&want, "shop");
+	pkt_u8(&want, 0);
+	assert_buf_equals(&b, &want);
+	StartupResult r;
+	Pkt got = {.len = 0};
+	pkt_bytes(&got, b.data, b.len);
+	startup_parse_all(&got, &r);
+	assert_int_equal(r.status, PROTO_OK);
+	assert_int_equal(r.st.kind, PROTO_STARTUP_MESSAGE);
+	assert_int_equal(r.st.n_params, 2);
+	assert_string_equal(proto_startup_get(&r.st, "user"), "alice");
+	assert_string_equal(proto_startup_get(&r.st, "database"), "shop");
+	startup_result_free(&r);
+	protobuf_free(&b);
+}
+
+static void test_put_ssl_request_bytes(void **state)
+{
+	ProtoBuf b;
+	Pkt want = {.len = 0};
+	protobuf_init(&b);
+	proto_put_ssl_request(&b);
+	pkt_u32(&want, 8); /* 4 + code 4 */
+	pkt_u32(&want, 80877103); /* 1234 << 16 | 5679 */
+	assert_buf_equals(&b, &want);
+	protobuf_free(&b);
+}
+
+static void test_put_cancel_request_bytes(void **state)
+{
+	ProtoBuf b;
+	Pkt want = {.len = 0};
+	protobuf_init(&b);
+	proto_put_cancel_request(&b, 4242, 0xA0B0C0D0);
+	pkt_u32(&want, 16); /* 4 + code 4 + pid 4 + key 4 */
+	pkt_u32(&want, 80877102); /* 1234 << 16 | 5678 */
+	pkt_u32(&want, 4242);
+	pkt_u32(&want, 0xA0B0C0D0);
+	assert_buf_equals(&b, &want);
+	StartupResult r;
+	startup_parse_all(&want, &r);
+	assert_int_equal(r.status, PROTO_OK);
+	assert_int_equal(r.st.kind, PROTO_CANCEL_REQUEST);
+	assert_int_equal(r.st.cancel_pid, 4242);
+	assert_int_equal(r.st.cancel_key, 0xA0B0C0D0);
+	startup_result_free(&r);
 	protobuf_free(&b);
 }
 
@@ -2070,6 +2219,11 @@ int main(void)
 		cmocka_unit_test(test_parameter_status_parse_trailing_false),
 		cmocka_unit_test(test_command_complete_parse_ok),
 		cmocka_unit_test(test_command_complete_parse_malformed_false),
+		cmocka_unit_test(test_backend_key_data_parse_ok),
+		cmocka_unit_test(test_backend_key_data_parse_wrong_length_false),
+		cmocka_unit_test(test_negotiate_protocol_version_parse_ok),
+		cmocka_unit_test(test_negotiate_protocol_version_parse_no_options_ok),
+		cmocka_unit_test(test_negotiate_protocol_version_parse_malformed_false),
 		/* builders */
 		cmocka_unit_test(test_put_auth_ok_bytes),
 		cmocka_unit_test(test_put_parameter_status_bytes),
@@ -2079,6 +2233,9 @@ int main(void)
 		cmocka_unit_test(test_put_notice_bytes),
 		cmocka_unit_test(test_put_verror_same_as_put_error),
 		cmocka_unit_test(test_put_negotiate_protocol_version_bytes),
+		cmocka_unit_test(test_put_startup_message_bytes),
+		cmocka_unit_test(test_put_ssl_request_bytes),
+		cmocka_unit_test(test_put_cancel_request_bytes),
 		cmocka_unit_test(test_put_query_bytes),
 		cmocka_unit_test(test_put_terminate_bytes),
 		cmocka_unit_test(test_builders_append_messages),
