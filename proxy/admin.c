@@ -391,19 +391,11 @@ static void admin_event_cb(struct bufferevent *bev, short what, void *arg)
 /* The peer's uid and OS user name, and what it may do (SO_PEERCRED). */
 static void admin_peer_identify(evutil_socket_t fd, AdminPeer *peer)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	peer->uid = (uid_t)-1;
-	snprintf(peer->name, sizeof(peer->name), "?");
-	peer->access = ADMIN_ACCESS_NONE;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-		return;
-	peer->uid = cred.uid;
-	char buf[4096];
-	struct passwd pw, *found = NULL;
-	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) == 0 && found)
-		snprintf(peer->name, sizeof(peer->name), "%s", found->pw_name);
-	peer->access = admin_access(cred.uid, found ? peer->name : NULL);
+	int got = sock_peer_user(fd, &peer->uid, peer->name, sizeof(peer->name));
+	if (got <= 0)
+		snprintf(peer->name, sizeof(peer->name), "?");
+	peer->access = got < 0 ? ADMIN_ACCESS_NONE : admin_access(peer->uid, got > 0 ? peer->name : NULL);
 }
 
 static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,

@@ -183,18 +183,17 @@ static ConfAuthType auth_method(const Client *c, int *line)
 /* peer: the OS user at the other end of the Unix socket must be the user. */
 static AuthStatus auth_peer(Client *c)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	char buf[4096], why[160];
-	struct passwd pw, *found = NULL;
-	if (!c->is_unix || getsockopt(c->sock.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+	uid_t uid;
+	char name[256], why[400];
+	int got = c->is_unix ? sock_peer_user(c->sock.fd, &uid, name, sizeof(name)) : -1;
+	if (got < 0)
 		return auth_refuse(c, "28000", "peer: no peer credentials", "peer authentication failed");
-	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) != 0 || !found) {
-		snprintf(why, sizeof(why), "peer: uid %u has no user name", (unsigned)cred.uid);
+	if (got == 0) {
+		snprintf(why, sizeof(why), "peer: uid %u has no user name", (unsigned)uid);
 		return auth_refuse(c, "28000", why, "peer authentication failed");
 	}
-	if (strcmp(found->pw_name, c->user) != 0) {
-		snprintf(why, sizeof(why), "peer: OS user %s is not %s", found->pw_name, c->user);
+	if (strcmp(name, c->user) != 0) {
+		snprintf(why, sizeof(why), "peer: OS user %s is not %s", name, c->user);
 		return auth_refuse(c, "28000", why, "peer authentication failed");
 	}
 	return AUTH_DONE;

@@ -330,16 +330,11 @@ static void authq_resolved(int result, struct evutil_addrinfo *res, void *arg)
 		return;
 	AuthLookup *l = arg;
 	l->dns_req = NULL;
-	if (result != 0 || !res) {
-		if (res)
-			evutil_freeaddrinfo(res);
+	resolve_answer(result, res, l->addr, sizeof(l->addr));
+	if (!l->addr[0]) {
 		authq_fail(l, "cannot resolve the host of the [databases] entry");
 		return;
 	}
-	const void *sa = res->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-						    : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-	evutil_inet_ntop(res->ai_family, sa, l->addr, sizeof(l->addr));
-	evutil_freeaddrinfo(res);
 	authq_connect(l);
 }
 

@@ -42,6 +42,20 @@ const char *resolve_host(const ConfDatabase *db)
 	return host;
 }
 
+void resolve_answer(int result, struct evutil_addrinfo *res, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (result == 0 && res) {
+		const void *sa = res->ai_family == AF_INET6
+					 ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+					 : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+		if (!evutil_inet_ntop(res->ai_family, sa, out, n))
+			out[0] = '\0';
+	}
+	if (res)
+		evutil_freeaddrinfo(res);
+}
+
 static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	if (result == EVUTIL_EAI_CANCEL)
@@ -49,14 +63,7 @@ static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 	Pool *p = arg;
 	p->dns_req = NULL;
 	char addr[INET6_ADDRSTRLEN] = "";
-	if (result == 0 && res) {
-		const void *sa = res->ai_family == AF_INET6
-					 ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-					 : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-		evutil_inet_ntop(res->ai_family, sa, addr, sizeof(addr));
-	}
-	if (res)
-		evutil_freeaddrinfo(res);
+	resolve_answer(result, res, addr, sizeof(addr));
 	if (!addr[0]) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "could not resolve host name \"%s\": %s", p->dns_host,

@@ -15,6 +15,10 @@ const char *resolve_host(const ConfDatabase *db);
  * P->dns_addr (or fails P's waiting logins) and schedules a dispatch. False
  * when there is no resolver. */
 bool resolve_start(Pool *p, const char *host);
+/* resolve_answer: the first address of an evdns_getaddrinfo answer (RESULT,
+ * RES) as text into OUT (N bytes; "" when there is none), and RES freed. */
+struct evutil_addrinfo;
+void resolve_answer(int result, struct evutil_addrinfo *res, char *out, size_t n);
 /* resolve_forget: the address is stale (a login failed): look it up again. */
 void resolve_forget(Pool *p);
 /* resolve_cancel: P goes away. */

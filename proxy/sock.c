@@ -8,9 +8,12 @@
  * writev() per socket.
  */
 #include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -430,4 +433,20 @@ void sock_close(Sock *s)
 		evutil_closesocket(s->fd);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
+}
+
+int sock_peer_user(evutil_socket_t fd, uid_t *uid, char *name, size_t n)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	name[0] = '\0';
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return -1;
+	*uid = cred.uid;
+	char buf[4096];
+	struct passwd pw, *found = NULL;
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+		return 0;
+	snprintf(name, n, "%s", found->pw_name);
+	return 1;
 }

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -99,6 +100,11 @@ void sock_flush_all(void);
 /* sock_module_init: the per-loop flush event. */
 bool sock_module_init(struct event_base *base) __attribute__((warn_unused_result));
 void sock_module_free(void);
+
+/* sock_peer_user: the OS user at the other end of the Unix socket FD
+ * (SO_PEERCRED): 1 with *UID and its NAME (N bytes), 0 with *UID only (a
+ * uid without a user name; NAME is ""), -1 when the peer is unknown. */
+int sock_peer_user(evutil_socket_t fd, uid_t *uid, char *name, size_t n);
 
 /* sock_mem_init: libevent's allocator with a free list for read chunks;
  * call before any other libevent call (sock.c says why). */

@@ -31,6 +31,9 @@ import ssl
 import struct
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pgwire import Wire  # noqa: E402  (the message reader both tools share)
+
 
 def parse_args(argv):
     opts = {"host": "127.0.0.1", "tls": False, "ca": None, "cert": None, "key": None,
@@ -55,32 +58,7 @@ def parse_args(argv):
     return opts, rest
 
 
-class Wire:
-    def __init__(self, sock):
-        self.s = sock
-        self.buf = b""
-
-    def send(self, data):
-        self.s.sendall(data)
-
-    def msg(self):
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError()
-            self.buf += chunk
-        n = struct.unpack("!I", self.buf[1:5])[0]
-        t, body = self.buf[:1], self.buf[5:1 + n]
-        self.buf = self.buf[1 + n:]
-        return t, body
-
-
-def error_text(body):
-    f = {}
-    for part in body.split(b"\0"):
-        if part:
-            f[chr(part[0])] = part[1:].decode(errors="replace")
-    return "E %s %s" % (f.get("C", "?"), f.get("M", "?"))
+error_text = Wire.error
 
 
 def password_msg(data):

@@ -22,15 +22,16 @@ import struct
 import sys
 
 
-class Conn:
-    def __init__(self, port, params):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=20)
-        body = struct.pack("!I", 196608)
-        for k, v in params.items():
-            body += k.encode() + b"\0" + v.encode() + b"\0"
-        body += b"\0"
-        self.s.sendall(struct.pack("!I", len(body) + 4) + body)
+class Wire:
+    """Backend messages off a connected socket (plain or TLS): msg() gives
+    (type, body) one at a time. tests/lib/pgauth.py uses it too."""
+
+    def __init__(self, sock):
+        self.s = sock
         self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
 
     def msg(self):
         while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!I", self.buf[1:5])[0]:
@@ -45,11 +46,22 @@ class Conn:
 
     @staticmethod
     def error(body):
+        """ "E SQLSTATE MESSAGE" of an ErrorResponse body."""
         f = {}
         for part in body.split(b"\0"):
             if part:
                 f[chr(part[0])] = part[1:].decode(errors="replace")
         return "E %s %s" % (f.get("C", "?"), f.get("M", "?"))
+
+
+class Conn(Wire):
+    def __init__(self, port, params):
+        Wire.__init__(self, socket.create_connection(("127.0.0.1", port), timeout=20))
+        body = struct.pack("!I", 196608)
+        for k, v in params.items():
+            body += k.encode() + b"\0" + v.encode() + b"\0"
+        body += b"\0"
+        self.send(struct.pack("!I", len(body) + 4) + body)
 
     def until_ready(self):
         """Reads to ReadyForQuery: the first columns of the rows, or the first error."""
@@ -155,4 +167,5 @@ def main():
     c.send(b"X", b"")
 
 
-main()
+if __name__ == "__main__":
+    main()
