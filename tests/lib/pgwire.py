@@ -61,7 +61,7 @@ class Conn(Wire):
         for k, v in params.items():
             body += k.encode() + b"\0" + v.encode() + b"\0"
         body += b"\0"
-        self.send(struct.pack("!I", len(body) + 4) + body)
+        Wire.send(self, struct.pack("!I", len(body) + 4) + body)
 
     def until_ready(self):
         """Reads to ReadyForQuery: the first columns of the rows, or the first error."""
