@@ -157,7 +157,7 @@ static bool client_may_read(const Client *c)
 		return !proxy.paused;
 	case CL_ACTIVE: {
 		const Server *s = c->server;
-		if (!s || s->state == SV_PREPARING || server_output_full(s))
+		if (!s || s->state == SV_PREPARING || server_output_full(s) || ps_holding(s))
 			return false;
 		return !(proxy.paused && server_at_boundary(s));
 	}
@@ -1160,7 +1160,7 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 {
 	Server *s = c->server;
 	size_t total = (size_t)h->len + 1;
-	if (s->state == SV_PREPARING || server_output_full(s))
+	if (s->state == SV_PREPARING || server_output_full(s) || ps_holding(s))
 		return false;
 	if (c->discard_error)
 		return client_step_discard(c, h, avail, total);
@@ -1195,6 +1195,8 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 		if (evbuffer_get_length(c->sock.in) != before)
 			return true; /* the message was replaced: read it again */
 	}
+	if (ps && ps_client_hold(c, s, h, msg))
+		return false; /* it comes again once pgflip's Describe is answered */
 	if (bind_check)
 		client_scan_sql(c, s, client_bind_flags(c, h, msg));
 	if (ps && h->type == PROTO_FE_PARSE && ps_client_full(c, h, msg))

@@ -64,6 +64,43 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
 }
 #define HASH_SEED 0xcbf29ce484222325ULL
 
+/*
+ * The result columns of a RowDescription body (BODY, LEN bytes; NULL for
+ * NoData) as PostgreSQL compares them before it refuses a statement with
+ * 0A000 (RevalidateCachedQuery: names, types, type modifiers; not the table
+ * a column comes from, nor the format, which is 0 for a statement): a hash,
+ * never 0; 0 for a malformed body. Protocol section "Message Formats",
+ * RowDescription.
+ */
+static uint64_t shape_hash(const uint8_t *body, size_t len)
+{
+	ProtoReader r;
+	uint16_t n = 0;
+	proto_reader_init(&r, body, body ? len : 0);
+	if (body && !proto_get_uint16(&r, &n))
+		return 0;
+	uint64_t h = hash_bytes(HASH_SEED, &n, sizeof(n));
+	for (uint16_t i = 0; i < n; i++) {
+		const char *name;
+		uint32_t table, type, typmod;
+		uint16_t attnum, typlen, format;
+		if (!proto_get_cstring(&r, &name) || !proto_get_uint32(&r, &table) || !proto_get_uint16(&r, &attnum) ||
+		    !proto_get_uint32(&r, &type) || !proto_get_uint16(&r, &typlen) || !proto_get_uint32(&r, &typmod) ||
+		    !proto_get_uint16(&r, &format))
+			return 0;
+		h = hash_bytes(h, name, strlen(name) + 1);
+		h = hash_bytes(h, &type, sizeof(type));
+		h = hash_bytes(h, &typmod, sizeof(typmod));
+	}
+	return h ? h : 1;
+}
+
+/* A statement name no client can have made on a server: longer than
+ * NAMEDATALEN, so SQL's PREPARE (which truncates identifiers) cannot make
+ * it, and every named Parse of a client is renamed. A Bind or Describe of it
+ * fails with 26000, which is what PS_SHAPE_ERROR needs. */
+static const char PS_NO_SUCH_STMT[] = "pgflip_result_columns_changed_since_the_client_was_told_them_000000";
+
 bool ps_enabled(const Client *c)
 {
 	return c->pool && c->pool->mode == CONF_POOL_TRANSACTION && proxy.conf->max_prepared_statements > 0;
@@ -103,12 +140,7 @@ static PsExpect *queue_head(Server *s)
 	return s->expect.count ? &s->expect.items[s->expect.head] : NULL;
 }
 
-static void queue_pop(Server *s)
-{
-	s->expect.head = (s->expect.head + 1) % s->expect.cap;
-	s->expect.count--;
-}
-
+static void queue_pop(Server *s);
 static PsServerStmt *server_find_id(Server *s, uint64_t id);
 static void server_stmt_remove(Server *s, size_t i);
 static PsClientStmt *client_find_born(Client *c, uint64_t born);
@@ -145,6 +177,19 @@ static void queue_skip_head(Server *s)
 		break;
 	}
 	queue_pop(s);
+}
+
+/* Takes the head entry off; the end of pgflip's Describe lets the held
+ * client message go (ps_server_after pumps the client). */
+static void queue_pop(Server *s)
+{
+	PsExpect *e = queue_head(s);
+	if (e->kind == PS_SWALLOW_DESCRIBE && s->expect.hold) {
+		s->expect.hold = false;
+		s->expect.released = true;
+	}
+	s->expect.head = (s->expect.head + 1) % s->expect.cap;
+	s->expect.count--;
 }
 
 /* Made-up answers at the head of the queue are due now: the server got
@@ -496,8 +541,8 @@ static PsClientStmt *client_add(Client *c, const char *name, const uint8_t *body
 {
 	c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
 	PsClientStmt *cs = &c->ps[c->n_ps++];
+	memset(cs, 0, sizeof(*cs));
 	cs->name = proxy_strdup(name);
-	cs->closing = false;
 	cs->body = malloc(len ? len : 1);
 	if (!cs->body)
 		abort();
@@ -560,7 +605,40 @@ static void parse_refuse(Client *c, Server *s, const PsClientStmt *have, const u
 	queue_push(s, PS_REFUSE_PARSE, st->id)->client_stmt = have->born;
 }
 
-/* Bind or Describe/Close naming statement NAME: rewritten for S into B. */
+/* The statement name of a Bind or a Describe of a statement (MSG whole,
+ * header H): *NAME, and *NAME_END just past its terminator. False for other
+ * messages, a Describe of a portal, the unnamed statement, or a malformed
+ * body (which the server refuses). */
+static bool message_stmt(const ProtoHeader *h, const uint8_t *msg, const char **name, const uint8_t **name_end)
+{
+	ProtoReader r;
+	const char *portal;
+	uint8_t what;
+	if (!msg)
+		return false;
+	proto_reader_init(&r, msg + PROTO_HEADER_SIZE, proto_body_len(h));
+	if (h->type == PROTO_FE_BIND) {
+		if (!proto_get_cstring(&r, &portal) || !proto_get_cstring(&r, name))
+			return false;
+	} else if (h->type == PROTO_FE_DESCRIBE) {
+		if (!proto_get_uint8(&r, &what) || what != 'S' || !proto_get_cstring(&r, name))
+			return false;
+	} else {
+		return false;
+	}
+	*name_end = r.p;
+	return **name != '\0';
+}
+
+/*
+ * Bind or Describe naming statement NAME (ending at NAME_END): rewritten
+ * for S into B, naming pgflip's statement. When the client was told other
+ * result columns than that statement has (it is newer than the client's
+ * Parse: ps_client_hold prepared it afresh, or another client did after a
+ * DDL), the message names a statement no server has instead: the server
+ * fails the transaction as PostgreSQL fails the client's own statement, and
+ * its error reaches the client as that 0A000 (PS_SHAPE_ERROR).
+ */
 static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, const char *name,
 			      const uint8_t *name_end, ProtoBuf *b, PsExpectKind kind)
 {
@@ -569,26 +647,85 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 		return false; /* not ours: the server answers (with an error) */
 	bool sent;
 	PsServerStmt *st = server_ensure(c, s, cs, b, &sent);
-	if (!sent)
+	bool refuse = cs->shape && st->shape && st->shape != cs->shape;
+	if (!sent && !refuse)
 		replay_start(s, st, cs, h, msg);
 	const uint8_t *body = msg + PROTO_HEADER_SIZE;
 	const uint8_t *end = body + proto_body_len(h);
 	size_t m = proto_msg_begin(b, h->type);
 	proto_put_bytes(b, body, (size_t)((const uint8_t *)name - body)); /* portal name or 'S' */
-	put_stmt_name(b, st->id);
+	if (refuse)
+		proto_put_cstring(b, PS_NO_SUCH_STMT);
+	else
+		put_stmt_name(b, st->id);
 	proto_put_bytes(b, name_end, (size_t)(end - name_end));
 	proto_msg_end(b, m);
-	/* a 0A000 for it can be pgflip's doing only if it is older than the
-	 * client's Parse (server_error) */
-	queue_push(s, kind, st->born < cs->born ? st->id : 0);
+	if (refuse) {
+		slog_debug(s, "statement %s of client %llu: its result columns changed", cs->name,
+			   (unsigned long long)c->id);
+		queue_push(s, PS_SHAPE_ERROR, 0);
+	} else {
+		/* a 0A000 for it can be pgflip's doing only if it is older than
+		 * the client's Parse (server_error) */
+		PsExpect *e = queue_push(s, kind, st->born < cs->born ? st->id : 0);
+		if (kind == PS_EXPECT_DESCRIBE) {
+			e->client_stmt = cs->born;
+			e->shape_of = st->id;
+		}
+	}
 	send_buf(s, b);
+	return true;
+}
+
+bool ps_holding(const Server *s) { return s->expect.hold; }
+
+bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg)
+{
+	const char *name;
+	const uint8_t *name_end;
+	if (s->expect.skipping || s->replay.replaying || !message_stmt(h, msg, &name, &name_end))
+		return false;
+	PsClientStmt *cs = client_find(c, name);
+	if (!cs || !cs->shape)
+		return false;
+	PsServerStmt *st = server_find(s, c->route, cs->body, cs->len, cs->hash);
+	if (st && !st->stale && st->shape && (st->shape == cs->shape || st->born > cs->born))
+		return false; /* known: used, or refused, by rewrite_with_stmt */
+	ProtoBuf b;
+	uint8_t space[512];
+	protobuf_init_on(&b, space, sizeof(space));
+	if (st && !st->stale && st->shape)
+		/* older than the client's Parse, and of other columns: a DDL came
+		 * between them, and the client's own statement is the newer one */
+		server_stmt_close(s, (size_t)(st - s->ps), &b);
+	bool sent;
+	st = server_ensure(c, s, cs, &b, &sent);
+	static const uint8_t flush[5] = {PROTO_FE_FLUSH, 0, 0, 0, 4};
+	size_t m = proto_msg_begin(&b, PROTO_FE_DESCRIBE);
+	proto_put_uint8(&b, 'S');
+	put_stmt_name(&b, st->id);
+	proto_msg_end(&b, m);
+	proto_put_bytes(&b, flush, sizeof(flush));
+	queue_push(s, PS_SWALLOW_DESCRIBE, st->id);
+	s->expect.hold = true;
+	bool ok = protobuf_ok(&b);
+	if (ok)
+		sock_write(&s->sock, b.data, b.len);
+	protobuf_free(&b);
+	if (!ok) {
+		/* what the queue expects never went */
+		client_close(c, "53200", "out of memory describing statement %s", name);
+		return true;
+	}
+	slog_debug(s, "describing statement pgflip_%llu for client %llu before its use", (unsigned long long)st->id,
+		   (unsigned long long)c->id);
 	return true;
 }
 
 bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg)
 {
 	ProtoReader r;
-	const char *name = NULL, *portal = NULL;
+	const char *name = NULL;
 	uint8_t what = 0;
 	ProtoBuf b;
 	bool forward = true;
@@ -627,19 +764,15 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 		}
 		break;
 	case PROTO_FE_BIND:
-		if (proto_get_cstring(&r, &portal) && proto_get_cstring(&r, &name) && *name &&
-		    rewrite_with_stmt(c, s, h, msg, name, r.p, &b, PS_EXPECT_BIND))
+	case PROTO_FE_DESCRIBE: {
+		PsExpectKind kind = h->type == PROTO_FE_BIND ? PS_EXPECT_BIND : PS_EXPECT_DESCRIBE;
+		const uint8_t *name_end;
+		if (message_stmt(h, msg, &name, &name_end) && rewrite_with_stmt(c, s, h, msg, name, name_end, &b, kind))
 			forward = false;
 		else
-			queue_push(s, PS_EXPECT_BIND, 0);
+			queue_push(s, kind, 0);
 		break;
-	case PROTO_FE_DESCRIBE:
-		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name &&
-		    rewrite_with_stmt(c, s, h, msg, name, r.p, &b, PS_EXPECT_DESCRIBE))
-			forward = false;
-		else
-			queue_push(s, PS_EXPECT_DESCRIBE, 0);
-		break;
+	}
 	case PROTO_FE_CLOSE:
 		if (proto_get_uint8(&r, &what) && proto_get_cstring(&r, &name) && what == 'S' && *name) {
 			/* the server keeps it for others; the client is answered in
@@ -737,6 +870,8 @@ static bool is_final(PsExpectKind kind, uint8_t type)
 	case PS_EXPECT_QUERY: return type == PROTO_BE_READY_FOR_QUERY;
 	case PS_SYNTH_CLOSE: return false;
 	case PS_REFUSE_PARSE: return type == PROTO_BE_PARSE_COMPLETE; /* cannot be: the server has the name */
+	case PS_SWALLOW_DESCRIBE: return type == PROTO_BE_ROW_DESCRIPTION || type == PROTO_BE_NO_DATA;
+	case PS_SHAPE_ERROR: return false; /* only its ErrorResponse ends it */
 	}
 	return false;
 }
@@ -745,7 +880,58 @@ bool ps_server_final(const Server *s, uint8_t type)
 {
 	if (!s->expect.count)
 		return false;
-	return type == PROTO_BE_ERROR_RESPONSE || is_final(s->expect.items[s->expect.head].kind, type);
+	PsExpectKind kind = s->expect.items[s->expect.head].kind;
+	/* pgflip's Describe: its ParameterDescription is swallowed too */
+	return type == PROTO_BE_ERROR_RESPONSE || is_final(kind, type) || kind == PS_SWALLOW_DESCRIBE;
+}
+
+/* Does the answer of TYPE to the head entry E give a statement's result
+ * columns, so that it must be read whole (ps_server_swallow records them)? */
+static bool gives_shape(const PsExpect *e, uint8_t type)
+{
+	return (e->kind == PS_SWALLOW_DESCRIBE || (e->kind == PS_EXPECT_DESCRIBE && e->shape_of)) &&
+	       (type == PROTO_BE_ROW_DESCRIPTION || type == PROTO_BE_NO_DATA);
+}
+
+/* The result columns of a RowDescription or NoData MSG (header H), the
+ * answer to E: kept for the server statement and, for the client's own
+ * Describe, for the client's statement (what it was told). */
+static void record_shape(Server *s, const PsExpect *e, const ProtoHeader *h, const uint8_t *msg)
+{
+	uint64_t shape = h->type == PROTO_BE_NO_DATA ? shape_hash(NULL, 0)
+						     : shape_hash(msg + PROTO_HEADER_SIZE, proto_body_len(h));
+	PsServerStmt *st = server_find_id(s, e->kind == PS_SWALLOW_DESCRIBE ? e->stmt_id : e->shape_of);
+	if (st)
+		st->shape = shape;
+	PsClientStmt *cs = e->kind == PS_EXPECT_DESCRIBE && s->client ? client_find_born(s->client, e->client_stmt) : NULL;
+	if (cs)
+		cs->shape = shape;
+}
+
+/* 0A000 as PostgreSQL words it when a prepared statement's result columns
+ * changed (RevalidateCachedQuery in plancache.c; drivers such as postgres.js
+ * recognise it by that routine and prepare again), to the client of S. */
+static void shape_error_answer(Server *s)
+{
+	static const char *const fields[][2] = {
+		{"S", "ERROR"}, {"V", "ERROR"}, {"C", "0A000"}, {"M", "cached plan must not change result type"},
+		{"F", "plancache.c"}, {"R", "RevalidateCachedQuery"},
+	};
+	if (!s->client)
+		return;
+	ProtoBuf b;
+	uint8_t space[256];
+	protobuf_init_on(&b, space, sizeof(space));
+	size_t m = proto_msg_begin(&b, PROTO_BE_ERROR_RESPONSE);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		proto_put_uint8(&b, (uint8_t)fields[i][0][0]);
+		proto_put_cstring(&b, fields[i][1]);
+	}
+	proto_put_uint8(&b, 0);
+	proto_msg_end(&b, m);
+	if (protobuf_ok(&b))
+		sock_write(&s->client->sock, b.data, b.len);
+	protobuf_free(&b);
 }
 
 /* The ErrorResponse MSG (header H) for a PS_REFUSE_PARSE entry E: when it
@@ -810,6 +996,10 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 	r->active = false;
 	if (e && e->kind == PS_REFUSE_PARSE)
 		return refuse_answer(s, e, h, msg);
+	if (e && e->kind == PS_SHAPE_ERROR) {
+		shape_error_answer(s); /* in place of the server's 26000 */
+		return true;
+	}
 	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)
 		return false;
 	ProtoErrorFields f;
@@ -834,8 +1024,12 @@ bool ps_server_swallow(Server *s, const ProtoHeader *h, const uint8_t *msg)
 		return false;
 	if (h->type == PROTO_BE_ERROR_RESPONSE)
 		return server_error(s, h, msg);
-	PsExpectKind kind = s->expect.items[s->expect.head].kind;
-	return (kind == PS_SWALLOW_PARSE || kind == PS_SWALLOW_CLOSE) && is_final(kind, h->type);
+	const PsExpect *e = queue_head(s);
+	if (gives_shape(e, h->type))
+		record_shape(s, e, h, msg);
+	if (e->kind == PS_SWALLOW_DESCRIBE)
+		return true;
+	return (e->kind == PS_SWALLOW_PARSE || e->kind == PS_SWALLOW_CLOSE) && is_final(e->kind, h->type);
 }
 
 /* An ErrorResponse: the server skips to the next Sync. Statements whose
@@ -869,6 +1063,8 @@ bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
 {
 	PsExpect *e = queue_head(s);
 	*end_run = false;
+	if (e && (e->kind == PS_SWALLOW_DESCRIBE || gives_shape(e, type)))
+		return false; /* swallowed, or read for its columns */
 	if (!e || !is_final(e->kind, type))
 		return true;
 	if (e->kind == PS_SWALLOW_PARSE || e->kind == PS_SWALLOW_CLOSE)
@@ -879,7 +1075,7 @@ bool ps_server_pass(Server *s, uint8_t type, bool *end_run)
 	return true;
 }
 
-void ps_server_after(Server *s, uint8_t type)
+static void server_advance(Server *s, uint8_t type)
 {
 	PsExpect *e = queue_head(s);
 	if (!e)
@@ -895,4 +1091,15 @@ void ps_server_after(Server *s, uint8_t type)
 		return;
 	queue_finish_head(s, e);
 	ps_server_emit_due(s);
+}
+
+void ps_server_after(Server *s, uint8_t type)
+{
+	server_advance(s, type);
+	if (s->expect.released) {
+		/* pgflip's Describe is answered: the client message it held goes on */
+		s->expect.released = false;
+		if (s->client)
+			client_pump(s->client);
+	}
 }

@@ -21,6 +21,8 @@ typedef struct PsClientStmt {
 	bool closing;      /* the client's Close of it is on its way: gone for what the
 			    * client sends after; forgotten when the server gets past the
 			    * Close, kept if the server skips it */
+	uint64_t shape;    /* a hash of the result columns the client was last
+			    * told (its Describe of the statement), 0 = never described */
 } PsClientStmt;
 
 /* A statement prepared on one server connection, as pgflip_<id>, for one
@@ -37,6 +39,8 @@ typedef struct PsServerStmt {
 	bool stale;        /* refused with 0A000 (older than a DDL): prepare again before use */
 	bool closing;      /* pgflip's Close of it is on its way: not used or counted any more;
 			    * forgotten at its CloseComplete, kept if the server skips the Close */
+	uint64_t shape;    /* its result columns, from a Describe answer (fixed for its
+			    * life: PostgreSQL refuses it rather than change them); 0 = not known */
 } PsServerStmt;
 
 /* What the server will answer to each extended-protocol message sent, in
@@ -57,6 +61,14 @@ typedef enum {
 				* ourselves when reached */
 	PS_REFUSE_PARSE,       /* the client's Parse of a name it has, sent so that the
 				* server refuses it: ErrorResponse 42P05, renamed */
+	PS_SWALLOW_DESCRIBE,   /* pgflip's Describe of its statement, to learn its result
+				* columns: swallow ParameterDescription and RowDescription |
+				* NoData, keep the shape; the client's message waits for it
+				* (PsQueue.hold) */
+	PS_SHAPE_ERROR,        /* a message sent for the server to refuse, in place of the
+				* client's Bind or Describe of a statement whose result
+				* columns changed since the client was told them: its
+				* ErrorResponse becomes 0A000, as PostgreSQL says then */
 } PsExpectKind;
 
 typedef struct PsExpect {
@@ -68,6 +80,9 @@ typedef struct PsExpect {
 				* the one it prepares; SYNTH_CLOSE: the one it closes
 				* (0: a name the client does not have); REFUSE_PARSE:
 				* the one of that name */
+	uint64_t shape_of;     /* the client's Describe of its statement: the server
+				* statement it names (any age), whose answer gives both
+				* their shapes; else 0 */
 } PsExpect;
 
 /* The client messages of a request that starts a transaction with a
@@ -94,6 +109,9 @@ typedef struct PsQueue {
 	size_t cap;
 	bool skipping;         /* an error came before the Sync was sent: the server
 				* skips (answers nothing) up to the next Sync */
+	bool hold;             /* a PS_SWALLOW_DESCRIBE is on its way: the client's next
+				* message waits for its answer (ps_client_hold) */
+	bool released;         /* ... and was answered: pump the client again */
 } PsQueue;
 
 typedef struct Client Client;
@@ -105,6 +123,21 @@ typedef struct Server Server;
 bool ps_enabled(const Client *c);
 /* ps_needs_whole: the message type must be whole before ps_client_message. */
 bool ps_needs_whole(uint8_t type);
+/*
+ * ps_client_hold: before a client Bind or Describe of its statement (MSG
+ * whole, header H) goes to S. A client that was told the statement's result
+ * columns must meet the same columns, or 0A000 "cached plan must not change
+ * result type" as on a direct connection, where its own statement would be
+ * older than the DDL that changed them. When the statement pgflip would use
+ * on S has no known columns (pgflip prepares it there now, or nobody
+ * described it), pgflip sends its Describe and a Flush and returns true: the
+ * message waits (ps_holding) until the answer, then comes again, and
+ * ps_client_message compares. False: go on now. Costs a round trip once per
+ * statement and server, and only for clients that describe statements.
+ */
+bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg);
+/* ps_holding: the client's next message waits for pgflip's Describe on S. */
+bool ps_holding(const Server *s);
 /*
  * ps_client_message: a client message on its way to server S. MSG is the
  * whole message for the types of ps_needs_whole (else NULL). Records what

@@ -87,6 +87,45 @@ static int exec_ok(PGconn *c, const char *sql)
 	return ok;
 }
 
+/* The number of result columns of NAME as the server describes it, -1 on error. */
+static int described_columns(PGconn *c, const char *name)
+{
+	PGresult *r = PQdescribePrepared(c, name);
+	int n = PQresultStatus(r) == PGRES_COMMAND_OK ? PQnfields(r) : -1;
+	PQclear(r);
+	return n;
+}
+
+/*
+ * A client that was told a statement's result columns (Describe of the
+ * statement), then a DDL changes them, then pgflip has to prepare the
+ * statement again on a server (here: B's statements evict it, the pool has
+ * one server and room for 2): PostgreSQL would refuse the client's own
+ * statement with 0A000, and so must pgflip, rather than hand it rows of
+ * columns it was not told (postgres.js misreads them). A new statement of the
+ * same text runs, with the new columns.
+ */
+static void shape_changed(PGconn *a, PGconn *b)
+{
+	report(exec_ok(a, "CREATE TABLE shape_t (a int); INSERT INTO shape_t VALUES (1)"), "shape: table made");
+	report(prepare(a, "s", "SELECT * FROM shape_t") && described_columns(a, "s") == 1 && !strcmp(run(a, "s", NULL), "a=1"),
+	       "shape: statement s described with 1 column, runs");
+	report(exec_ok(a, "DROP TABLE shape_t; CREATE TABLE shape_t (a int, b text); INSERT INTO shape_t VALUES (2, 'x')"),
+	       "shape: table made again with 2 columns");
+	report(exec_ok(b, "DEALLOCATE ALL") && prepare(b, "e1", "SELECT 1") && prepare(b, "e2", "SELECT 2") && !strcmp(run(b, "e1", NULL), "?column?=1") &&
+		       !strcmp(run(b, "e2", NULL), "?column?=2"),
+	       "shape: another client's statements take the server's room");
+	const char *got = run(a, "s", NULL);
+	report(!strcmp(got, "error 0A000"), "shape: s prepared again by pgflip meets the new columns: 0A000 (got %s)", got);
+	got = run(a, "s", NULL);
+	report(!strcmp(got, "error 0A000"), "shape: and again on the next use, as PostgreSQL (got %s)", got);
+	report(described_columns(a, "s") == -1, "shape: a Describe of s is refused too");
+	report(exec_ok(a, "SELECT 1"), "shape: the client goes on");
+	report(prepare(a, "s2", "SELECT * FROM shape_t") && described_columns(a, "s2") == 2 && !strcmp(run(a, "s2", NULL), "b=x"),
+	       "shape: a new statement of the same text runs with 2 columns");
+	report(exec_ok(a, "DROP TABLE shape_t"), "shape: table dropped");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -153,6 +192,8 @@ int main(int argc, char **argv)
 	report(exec_ok(b, "DISCARD ALL"), "DISCARD ALL");
 	report(!strncmp(run(b, "q", "1"), "error 26000", 11), "q is gone after DISCARD ALL");
 	report(prepare(b, "q", sql) && !strcmp(run(b, "q", "8"), "title=t8"), "prepare again after DISCARD ALL");
+
+	shape_changed(a, b);
 
 	PQfinish(a);
 	PQfinish(b);
