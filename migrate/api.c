@@ -216,24 +216,27 @@ static bool guard_users(Flow *f, const char *vschema, char *why, size_t whylen)
 	return true;
 }
 
-/* Reports (and logs) that the guard waits for WHY. */
-static void guard_report(Flow *f, const char *vschema, const char *why)
+/* Reports (and logs) that step I of L, which drops VSCHEMA, waits for WHY. */
+static void guard_report(Flow *f, const StepList *l, size_t i, const char *vschema, const char *why)
 {
 	exec_log(&f->e, "waiting until version schema %s is unused: %s", vschema, why);
-	f->cur.phase = MIGRATE_PHASE_WAIT_UNUSED;
+	progress_reset(&f->cur, MIGRATE_PHASE_WAIT_UNUSED);
+	f->cur.step = i + 1;
+	f->cur.n_steps = l->n;
 	f->cur.note = why;
-	f->cur.table = NULL;
 	flow_report(f);
 	f->cur.note = NULL;
 }
 
 /*
- * The drop guard for VSCHEMA: returns true once nothing uses it (database,
- * then may_drop), asking every API_GUARD_POLL_MS; false (f->held, e->err)
- * after unused_timeout_ms, on a cancel, or when the check fails.
+ * The drop guard for step I of L, which drops VSCHEMA: returns true once
+ * nothing uses it (database, then may_drop), asking every API_GUARD_POLL_MS;
+ * false (f->held, e->err) after unused_timeout_ms, on a cancel, or when the
+ * check fails.
  */
-static bool guard_wait(Flow *f, const char *vschema)
+static bool guard_wait(Flow *f, const StepList *l, size_t i)
 {
+	const char *vschema = l->v[i].drops;
 	const MigrateRequest *rq = f->rq;
 	int64_t timeout = rq->unused_timeout_ms > 0 ? rq->unused_timeout_ms : MIGRATE_UNUSED_TIMEOUT_MS;
 	int64_t start = exec_now_ms();
@@ -250,7 +253,7 @@ static bool guard_wait(Flow *f, const char *vschema)
 			return true;
 		if (strcmp(why, shown) != 0) {
 			snprintf(shown, sizeof shown, "%s", why);
-			guard_report(f, vschema, shown);
+			guard_report(f, l, i, vschema, shown);
 		}
 		if (exec_cancelled(&f->e))
 			break;
@@ -271,7 +274,7 @@ static bool on_before(void *arg, Exec *e, const StepList *l, size_t a, size_t b)
 {
 	(void)e;
 	for (size_t i = a; i < b; i++)
-		if (l->v[i].drops && !guard_wait(arg, l->v[i].drops))
+		if (l->v[i].drops && !guard_wait(arg, l, i))
 			return false;
 	return true;
 }
@@ -372,6 +375,24 @@ static bool save_complete(Exec *e, size_t next, void *arg)
 	return state_set_done(e, e->mig_name, "complete_done", next);
 }
 
+/* Runs step list WHICH of ST from step FROM as PHASE (see exec_steps).
+ * False when the list cannot be read (e->err); else *OK is whether every
+ * step ran. */
+static bool run_list(Flow *f, const MigState *st, const char *which, MigratePhase phase, size_t from, bool best_effort,
+		     ExecProgressFn save, bool *ok)
+{
+	StepList l;
+	if (!stored_steps(f, st, which, &l))
+		return false;
+	f->e.mig_name = st->name;
+	f->list_phase = phase;
+	f->held = false;
+	*ok = exec_steps(&f->e, &l, from, best_effort, save, NULL);
+	plan_steps_free(&l);
+	progress_reset(&f->cur, f->cur.phase); /* its notes and tables are gone with L */
+	return true;
+}
+
 /* Runs the rollback steps of ST (best effort). A cancel or the drop guard
  * stops it before anything is marked: the migration stays active. */
 static MigrateStatus do_rollback(Flow *f, const MigState *st, bool force)
@@ -381,14 +402,9 @@ static MigrateStatus do_rollback(Flow *f, const MigState *st, bool force)
 	if (json_is_string(irr) && !force)
 		return flow_fail(f, "migration %s cannot be rolled back: %s (use --force to roll back the rest)", st->name,
 				 json_string_value(irr));
-	StepList rb;
-	if (!stored_steps(f, st, "rollback", &rb))
+	bool ok;
+	if (!run_list(f, st, "rollback", MIGRATE_PHASE_ROLLBACK, 0, true, NULL, &ok))
 		return flow_fail(f, "%s", e->err);
-	e->mig_name = st->name;
-	f->list_phase = MIGRATE_PHASE_ROLLBACK;
-	f->held = false;
-	bool ok = exec_steps(e, &rb, 0, true, NULL, NULL);
-	plan_steps_free(&rb);
 	if (!ok && (f->held || e->cancelled))
 		return flow_stopped(f, "rollback", st->name);
 	if (!state_set_status(e, st->name, "rolled_back"))
@@ -403,21 +419,13 @@ static MigrateStatus do_rollback(Flow *f, const MigState *st, bool force)
 static MigrateStatus do_complete(Flow *f, const MigState *st)
 {
 	Exec *e = &f->e;
-	StepList start, complete;
-	if (!stored_steps(f, st, "start", &start))
-		return flow_fail(f, "%s", e->err);
-	size_t nstart = start.n;
-	plan_steps_free(&start);
+	size_t nstart = json_array_size(json_object_get(st->plan, "start"));
 	if ((size_t)st->start_done < nstart)
 		return flow_fail(f, "start of %s has not finished (%d of %zu steps); run start again to resume", st->name,
 				 st->start_done, nstart);
-	if (!stored_steps(f, st, "complete", &complete))
+	bool ok;
+	if (!run_list(f, st, "complete", MIGRATE_PHASE_COMPLETE, (size_t)st->complete_done, false, save_complete, &ok))
 		return flow_fail(f, "%s", e->err);
-	e->mig_name = st->name;
-	f->list_phase = MIGRATE_PHASE_COMPLETE;
-	f->held = false;
-	bool ok = exec_steps(e, &complete, (size_t)st->complete_done, false, save_complete, NULL);
-	plan_steps_free(&complete);
 	if (!ok && (f->held || e->cancelled))
 		return flow_stopped(f, "complete", st->name);
 	if (!ok)
@@ -434,14 +442,9 @@ static MigrateStatus do_complete(Flow *f, const MigState *st)
 static MigrateStatus run_start_steps(Flow *f, const MigState *st)
 {
 	Exec *e = &f->e;
-	StepList start;
-	if (!stored_steps(f, st, "start", &start))
+	bool ok;
+	if (!run_list(f, st, "start", MIGRATE_PHASE_START, (size_t)st->start_done, false, save_start, &ok))
 		return flow_fail(f, "%s", e->err);
-	e->mig_name = st->name;
-	f->list_phase = MIGRATE_PHASE_START;
-	f->held = false;
-	bool ok = exec_steps(e, &start, (size_t)st->start_done, false, save_start, NULL);
-	plan_steps_free(&start);
 	if (ok) {
 		exec_log(e, "started %s: version schema %s", st->name, st->vschema);
 		return MIGRATE_OK;
@@ -548,6 +551,8 @@ static MigrateStatus start_dry_run(Flow *f, const MigFile *mf)
 	if (state_exists(&f->e) && !state_latest(&f->e, &latest, &has_latest))
 		return flow_fail(f, "%s", f->e.err);
 	Plan *p;
+	if (has_latest)
+		copy_name(f->out->previous, latest.vschema);
 	MigrateStatus rc = plan_now(f, mf, has_latest ? latest.vschema : NULL, &p);
 	migstate_free(&latest);
 	if (rc != MIGRATE_OK)

@@ -451,6 +451,7 @@ bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecP
 {
 	bool all_ok = true;
 	e->cancelled = false;
+	e->err[0] = '\0';
 	for (size_t i = from; i < l->n;) {
 		const PlanStep *s = &l->v[i];
 		size_t end = s->kind == STEP_BACKFILL ? i + 1 : group_end(l, i);
@@ -511,6 +512,18 @@ static char *qname(const char *schema, const char *name)
 	sqlbuf_init(&b);
 	sqlbuf_qname(&b, schema, name);
 	return sqlbuf_steal(&b);
+}
+
+/* SQL whose $1 is the quoted name of TABLE in e->schema (for ::regclass). */
+static PGresult *table_query(Exec *e, const char *table, const char *sql)
+{
+	char *t = qname(e->schema, table);
+	const char *params[1] = {t};
+	PGresult *r = t ? exec_query(e, sql, 1, params) : NULL;
+	if (!t)
+		set_err(e, "out of memory");
+	free(t);
+	return r;
 }
 
 /* Saves PROGRESS as backfill[TABLE] of the running migration. */
@@ -690,17 +703,11 @@ static void backfill_free(Backfill *b)
  */
 static bool backfill_estimate(Exec *e, Backfill *b)
 {
-	char *t = qname(e->schema, b->s->table);
-	const char *tp[1] = {t};
-	PGresult *r = t ? exec_query(e,
-				     "SELECT c.reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
-				     "FROM pg_class c WHERE c.oid = $1::regclass",
-				     1, tp)
-			: NULL;
-	if (!r) {
-		free(t);
+	PGresult *r = table_query(e, b->s->table,
+				  "SELECT c.reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+				  "FROM pg_class c WHERE c.oid = $1::regclass");
+	if (!r)
 		return false;
-	}
 	b->total = atoll(PQgetvalue(r, 0, 0));
 	b->end_block = atoll(PQgetvalue(r, 0, 1));
 	PQclear(r);
@@ -708,7 +715,7 @@ static bool backfill_estimate(Exec *e, Backfill *b)
 		SqlBuf q;
 		sqlbuf_init(&q);
 		sqlbuf_add(&q, "SELECT count(*) FROM ");
-		sqlbuf_add(&q, t);
+		sqlbuf_qname(&q, e->schema, b->s->table);
 		char *sql = sqlbuf_steal(&q);
 		PGresult *c = sql && begin_tx(e) ? exec_query(e, sql, 0, NULL) : NULL;
 		b->total = c ? atoll(PQgetvalue(c, 0, 0)) : -1;
@@ -717,7 +724,6 @@ static bool backfill_estimate(Exec *e, Backfill *b)
 		rollback_quietly(e);
 		e->err[0] = '\0'; /* an unknown total is no failure */
 	}
-	free(t);
 	return true;
 }
 
@@ -725,14 +731,9 @@ static bool backfill_estimate(Exec *e, Backfill *b)
  * sets to itself. */
 static bool backfill_touch(Exec *e, Backfill *b)
 {
-	char *tn = qname(e->schema, b->s->table);
-	const char *tq[1] = {tn};
-	PGresult *cr = tn ? exec_query(e,
-				       "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-				       "AND NOT attisdropped ORDER BY attnum LIMIT 1",
-				       1, tq)
-			  : NULL;
-	free(tn);
+	PGresult *cr = table_query(e, b->s->table,
+				   "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+				   "AND NOT attisdropped ORDER BY attnum LIMIT 1");
 	if (!cr || PQntuples(cr) != 1) {
 		PQclear(cr);
 		if (!e->err[0])

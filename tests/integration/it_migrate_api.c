@@ -16,34 +16,19 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "migrate/api.h"
+#include "tests/integration/it_tap.h"
 
 #define ROWS 20000
 #define BATCH 1000
 #define MAX_REPORTS 4096
 
-static int failures;
 static PGconn *db;
-
-static void check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s - ", ok ? "ok" : "not ok");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
 
 /* One value of SQL on the test connection ("" when none or on error). */
 static const char *q(const char *sql)
@@ -199,13 +184,13 @@ static void test_base(const char *dsn)
 	MigrateRequest rq = request(dsn, &s);
 	MigrateResult out;
 	MigrateStatus st = migrate_start(&rq, "01_base.yaml", BASE_YAML, strlen(BASE_YAML), true, false, &out);
-	check(st == MIGRATE_OK && out.status == MIGRATE_OK, "base from memory (YAML) started and completed: %s", out.err);
-	check(strcmp(out.migration, "01_base") == 0 && strcmp(out.vschema, "public_01_base") == 0 && !out.previous[0],
+	tap_check(st == MIGRATE_OK && out.status == MIGRATE_OK, "base from memory (YAML) started and completed: %s", out.err);
+	tap_check(strcmp(out.migration, "01_base") == 0 && strcmp(out.vschema, "public_01_base") == 0 && !out.previous[0],
 	      "base: the name comes from the file name (%s, %s, previous '%s')", out.migration, out.vschema, out.previous);
 	char sql[128];
 	snprintf(sql, sizeof sql, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, %d) g", ROWS);
 	q(sql);
-	check(atoi(q("SELECT count(*) FROM t")) == ROWS, "base: %d rows", ROWS);
+	tap_check(atoi(q("SELECT count(*) FROM t")) == ROWS, "base: %d rows", ROWS);
 }
 
 static void test_progress_and_log(const char *dsn)
@@ -216,12 +201,12 @@ static void test_progress_and_log(const char *dsn)
 	stderr_capture();
 	MigrateStatus st = migrate_start(&rq, "02_upper.json", UPPER_JSON, strlen(UPPER_JSON), false, false, &out);
 	long on_stderr = stderr_release();
-	check(st == MIGRATE_OK, "start 02_upper from memory (JSON): %s", out.err);
-	check(strcmp(out.vschema, "public_02_upper") == 0 && strcmp(out.previous, "public_01_base") == 0,
+	tap_check(st == MIGRATE_OK, "start 02_upper from memory (JSON): %s", out.err);
+	tap_check(strcmp(out.vschema, "public_02_upper") == 0 && strcmp(out.previous, "public_01_base") == 0,
 	      "result names the version schema and the previous one (%s, %s)", out.vschema, out.previous);
 	char ph[256];
 	phases(&s, ph, sizeof ph);
-	check(strcmp(ph, "plan start backfill done") == 0, "phases: '%s'", ph);
+	tap_check(strcmp(ph, "plan start backfill done") == 0, "phases: '%s'", ph);
 
 	size_t nbf = 0;
 	bool rising = true, by_batch = true;
@@ -239,20 +224,20 @@ static void test_progress_and_log(const char *dsn)
 		last = r;
 		nbf++;
 	}
-	check(first && first->rows_done == 0 && first->rows_total == ROWS,
+	tap_check(first && first->rows_done == 0 && first->rows_total == ROWS,
 	      "backfill: first report 0 of an estimate of %d rows (got %lld of %lld)", ROWS,
 	      first ? (long long)first->rows_done : -1LL, first ? (long long)first->rows_total : -1LL);
-	check(nbf >= ROWS / BATCH + 1, "backfill: a report after each batch (%zu reports)", nbf);
-	check(rising && by_batch, "backfill: rows_done rises by %d a batch", BATCH);
-	check(last && last->rows_done == ROWS && last->rows_total == ROWS && last->eta_s == 0,
+	tap_check(nbf >= ROWS / BATCH + 1, "backfill: a report after each batch (%zu reports)", nbf);
+	tap_check(rising && by_batch, "backfill: rows_done rises by %d a batch", BATCH);
+	tap_check(last && last->rows_done == ROWS && last->rows_total == ROWS && last->eta_s == 0,
 	      "backfill: last report %d of %d rows, ETA 0 (got %lld of %lld, ETA %.3f)", ROWS, ROWS,
 	      last ? (long long)last->rows_done : -1LL, last ? (long long)last->rows_total : -1LL, last ? last->eta_s : -1);
-	check(last && last->rows_per_s > 0, "backfill: rows/s measured (%.0f)", last ? last->rows_per_s : 0.0);
-	check(atoi(q("SELECT count(*) FROM t WHERE _pgflip_new_u IS DISTINCT FROM upper(v)")) == 0,
+	tap_check(last && last->rows_per_s > 0, "backfill: rows/s measured (%.0f)", last ? last->rows_per_s : 0.0);
+	tap_check(atoi(q("SELECT count(*) FROM t WHERE _pgflip_new_u IS DISTINCT FROM upper(v)")) == 0,
 	      "backfill: every row filled");
-	check(strstr(s.log, "backfilling public.t (keyset batches)\n") && strstr(s.log, "started 02_upper: version schema public_02_upper\n"),
+	tap_check(strstr(s.log, "backfilling public.t (keyset batches)\n") && strstr(s.log, "started 02_upper: version schema public_02_upper\n"),
 	      "log hook received the flow's lines");
-	check(on_stderr == 0, "log hook: nothing written to stderr (%ld bytes)", on_stderr);
+	tap_check(on_stderr == 0, "log hook: nothing written to stderr (%ld bytes)", on_stderr);
 }
 
 /* The migration's state row: "status start_done done finished". */
@@ -266,37 +251,45 @@ static const char *state_of(const char *name)
 	return q(sql);
 }
 
+/* A row of pgflip.routes, as the proxy's route store writes it. */
+static void add_route(const char *kind, const char *key, const char *schema)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "INSERT INTO pgflip.routes (kind, key, schema, position) VALUES ('%s', '%s', '%s', 1)",
+		 kind, key, schema);
+	q(sql);
+}
+
 static void test_rollback_guard(const char *dsn)
 {
 	Seen s;
 	MigrateRequest rq = request(dsn, &s);
 	rq.unused_timeout_ms = 300;
 	MigrateResult out;
-
-	q("INSERT INTO pgflip.routes (kind, key, schema, position) VALUES ('app', 'billing-*', 'public_02_upper', 1)");
+	add_route("app", "billing-*", "public_02_upper");
 	int64_t t0 = exec_now_ms();
 	MigrateStatus st = migrate_rollback(&rq, false, &out);
 	int64_t took = exec_now_ms() - t0;
-	check(st == MIGRATE_FAILED && strstr(out.err, "public_02_upper") && strstr(out.err, "app billing-*"),
+	tap_check(st == MIGRATE_FAILED && strstr(out.err, "public_02_upper") && strstr(out.err, "app billing-*"),
 	      "rollback waits for a route naming its version schema, then fails naming it: %s", out.err);
-	check(took >= 300 && took < 5000, "rollback: waited unused_timeout_ms (%lld ms)", (long long)took);
-	check(saw_note(&s, MIGRATE_PHASE_WAIT_UNUSED, "app billing-*"), "rollback: reported wait_unused with the route");
-	check(strncmp(state_of("02_upper"), "active", 6) == 0 && atoi(q("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_02_upper'")) == 1,
+	tap_check(took >= 300 && took < 5000, "rollback: waited unused_timeout_ms (%lld ms)", (long long)took);
+	tap_check(saw_note(&s, MIGRATE_PHASE_WAIT_UNUSED, "app billing-*"), "rollback: reported wait_unused with the route");
+	tap_check(strncmp(state_of("02_upper"), "active", 6) == 0 && atoi(q("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_02_upper'")) == 1,
 	      "rollback held: migration still active, version schema still there");
 
 	q("DELETE FROM pgflip.routes");
 	q("INSERT INTO pgflip.instances (id, host, pid, started_at, seen_at, clients) "
 	  "VALUES ('web-1', 'h', 1, now(), now(), '{\"public_02_upper\": 2, \"public_01_base\": 0}')");
 	st = migrate_rollback(&rq, false, &out);
-	check(st == MIGRATE_FAILED && strstr(out.err, "web-1 (2 clients)"),
+	tap_check(st == MIGRATE_FAILED && strstr(out.err, "web-1 (2 clients)"),
 	      "rollback waits for a live instance's clients, then fails naming it: %s", out.err);
 
 	q("UPDATE pgflip.instances SET seen_at = now() - interval '1 minute'");
 	st = migrate_rollback(&rq, false, &out);
-	check(st == MIGRATE_OK, "an expired instance does not hold rollback: %s", out.err);
+	tap_check(st == MIGRATE_OK, "an expired instance does not hold rollback: %s", out.err);
 	char sv[64];
 	snprintf(sv, sizeof sv, "%s", state_of("02_upper"));
-	check(strncmp(sv, "rolled_back", 11) == 0 &&
+	tap_check(strncmp(sv, "rolled_back", 11) == 0 &&
 		      atoi(q("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_02_upper'")) == 0,
 	      "rolled back: state row and version schema (%s)", sv);
 	q("DELETE FROM pgflip.instances");
@@ -330,32 +323,32 @@ static void test_cancel_resume(const char *dsn)
 	MigrateResult out;
 	MigrateStatus st = migrate_start(&rq, "02_upper.json", UPPER_JSON, strlen(UPPER_JSON), false, false, &out);
 	pthread_join(th, NULL);
-	check(st == MIGRATE_CANCELLED && out.status == MIGRATE_CANCELLED, "cancel from another thread: %d, %s", st, out.err);
+	tap_check(st == MIGRATE_CANCELLED && out.status == MIGRATE_CANCELLED, "cancel from another thread: %d, %s", st, out.err);
 	char ph[256];
 	phases(&s, ph, sizeof ph);
 	const char *lastp = strrchr(ph, ' ');
-	check(lastp && strcmp(lastp + 1, "cancelled") == 0, "cancel: last phase reported is cancelled (%s)", ph);
+	tap_check(lastp && strcmp(lastp + 1, "cancelled") == 0, "cancel: last phase reported is cancelled (%s)", ph);
 	const char *sv = state_of("02_upper");
 	long long saved = 0;
 	char status[32] = "", fin[16] = "";
 	sscanf(sv, "%31s %lld %15s", status, &saved, fin);
-	check(strcmp(status, "active") == 0 && strcmp(fin, "false") == 0, "cancel: migration still active, backfill unfinished (%s)", sv);
-	check(saved >= 3 * BATCH && saved < ROWS && saved % BATCH == 0, "cancel: stopped at a batch boundary, progress saved (%lld rows)", saved);
+	tap_check(strcmp(status, "active") == 0 && strcmp(fin, "false") == 0, "cancel: migration still active, backfill unfinished (%s)", sv);
+	tap_check(saved >= 3 * BATCH && saved < ROWS && saved % BATCH == 0, "cancel: stopped at a batch boundary, progress saved (%lld rows)", saved);
 	int left = atoi(q("SELECT count(*) FROM t WHERE _pgflip_new_u IS NULL"));
-	check(left == ROWS - saved, "cancel: the rows saved are filled, the others not (%d left)", left);
+	tap_check(left == ROWS - saved, "cancel: the rows saved are filled, the others not (%d left)", left);
 
 	rq = request(dsn, &s);
 	st = migrate_start(&rq, "02_upper.json", UPPER_JSON, strlen(UPPER_JSON), false, false, &out);
-	check(st == MIGRATE_OK, "start again resumes and finishes: %s", out.err);
-	check(strstr(s.log, "resuming start of 02_upper") != NULL, "resumed, not restarted (log)");
+	tap_check(st == MIGRATE_OK, "start again resumes and finishes: %s", out.err);
+	tap_check(strstr(s.log, "resuming start of 02_upper") != NULL, "resumed, not restarted (log)");
 	const Report *first = NULL;
 	for (size_t i = 0; i < s.n && !first; i++)
 		if (s.r[i].backfill_report)
 			first = &s.r[i];
-	check(first && first->rows_done == saved, "resumed backfill starts at the saved %lld rows (%lld)", saved,
+	tap_check(first && first->rows_done == saved, "resumed backfill starts at the saved %lld rows (%lld)", saved,
 	      first ? (long long)first->rows_done : -1LL);
-	check(atoi(q("SELECT count(*) FROM t WHERE _pgflip_new_u IS DISTINCT FROM upper(v)")) == 0, "resumed: every row filled");
-	check(strcmp(state_of("02_upper"), "active 20000 true") == 0, "resumed: backfill finished (%s)", state_of("02_upper"));
+	tap_check(atoi(q("SELECT count(*) FROM t WHERE _pgflip_new_u IS DISTINCT FROM upper(v)")) == 0, "resumed: every row filled");
+	tap_check(strcmp(state_of("02_upper"), "active 20000 true") == 0, "resumed: backfill finished (%s)", state_of("02_upper"));
 }
 
 static void test_complete_guard(const char *dsn)
@@ -363,10 +356,10 @@ static void test_complete_guard(const char *dsn)
 	Seen s;
 	MigrateRequest rq = request(dsn, &s);
 	rq.unused_timeout_ms = 300;
+	add_route("default", "", "public_01_base");
 	MigrateResult out;
-	q("INSERT INTO pgflip.routes (kind, key, schema, position) VALUES ('default', '', 'public_01_base', 0)");
 	MigrateStatus st = migrate_complete(&rq, &out);
-	check(st == MIGRATE_FAILED && strstr(out.err, "public_01_base") && strstr(out.err, "routes naming it: default"),
+	tap_check(st == MIGRATE_FAILED && strstr(out.err, "public_01_base") && strstr(out.err, "routes naming it: default"),
 	      "complete waits for the previous version's route, then fails naming it: %s", out.err);
 	q("DELETE FROM pgflip.routes");
 
@@ -375,9 +368,9 @@ static void test_complete_guard(const char *dsn)
 	rq.hooks.may_drop = on_may_drop;
 	s.may_drop_no = 1000;
 	st = migrate_complete(&rq, &out);
-	check(st == MIGRATE_FAILED && strstr(out.err, "2 clients still routed to public_01_base: 17, 18"),
+	tap_check(st == MIGRATE_FAILED && strstr(out.err, "2 clients still routed to public_01_base: 17, 18"),
 	      "may_drop refusing: complete fails with its reason: %s", out.err);
-	check(s.may_drop_calls >= 2 && strcmp(s.may_drop_vschema, "public_01_base") == 0,
+	tap_check(s.may_drop_calls >= 2 && strcmp(s.may_drop_vschema, "public_01_base") == 0,
 	      "may_drop asked again about public_01_base (%d calls)", s.may_drop_calls);
 
 	rq = request(dsn, &s);
@@ -385,10 +378,10 @@ static void test_complete_guard(const char *dsn)
 	rq.hooks.may_drop = on_may_drop;
 	s.may_drop_no = 2;
 	st = migrate_complete(&rq, &out);
-	check(st == MIGRATE_OK && s.may_drop_calls == 3, "may_drop false, false, true: complete goes on (%d calls): %s",
+	tap_check(st == MIGRATE_OK && s.may_drop_calls == 3, "may_drop false, false, true: complete goes on (%d calls): %s",
 	      s.may_drop_calls, out.err);
-	check(saw_note(&s, MIGRATE_PHASE_WAIT_UNUSED, "17, 18"), "complete: reported wait_unused with may_drop's reason");
-	check(atoi(q("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_01_base'")) == 0 &&
+	tap_check(saw_note(&s, MIGRATE_PHASE_WAIT_UNUSED, "17, 18"), "complete: reported wait_unused with may_drop's reason");
+	tap_check(atoi(q("SELECT count(*) FROM pg_namespace WHERE nspname = 'public_01_base'")) == 0 &&
 		      strncmp(state_of("02_upper"), "complete", 8) == 0,
 	      "completed: the previous version schema is gone");
 }
@@ -399,14 +392,14 @@ static void test_history_and_ddl(const char *dsn)
 	MigrateRequest rq = request(dsn, &s);
 	char err[256] = "";
 	json_t *h = migrate_history(&rq, err, sizeof err);
-	check(json_array_size(h) == 2, "history: two migrations (%s)", err);
+	tap_check(json_array_size(h) == 2, "history: two migrations (%s)", err);
 	json_t *m = json_array_get(h, 1);
-	check(strcmp(mj_str(json_array_get(h, 0), "name", ""), "01_base") == 0 &&
+	tap_check(strcmp(mj_str(json_array_get(h, 0), "name", ""), "01_base") == 0 &&
 		      strcmp(mj_str(m, "name", ""), "02_upper") == 0 && strcmp(mj_str(m, "parent", ""), "01_base") == 0 &&
 		      strcmp(mj_str(m, "status", ""), "complete") == 0 &&
 		      strcmp(mj_str(m, "version_schema", ""), "public_02_upper") == 0,
 	      "history: oldest first, with parents and status");
-	check(json_integer_value(json_object_get(m, "start_done")) == json_integer_value(json_object_get(m, "start_steps")) &&
+	tap_check(json_integer_value(json_object_get(m, "start_done")) == json_integer_value(json_object_get(m, "start_steps")) &&
 		      json_integer_value(json_object_get(m, "complete_done")) ==
 			      json_integer_value(json_object_get(m, "complete_steps")) &&
 		      json_integer_value(json_object_get(m, "start_steps")) > 0 &&
@@ -416,15 +409,15 @@ static void test_history_and_ddl(const char *dsn)
 	json_decref(h);
 	rq.schema = "nothing_here";
 	h = migrate_history(&rq, err, sizeof err);
-	check(h && json_array_size(h) == 0, "history of a schema without migrations: []");
+	tap_check(h && json_array_size(h) == 0, "history of a schema without migrations: []");
 	json_decref(h);
 
 	for (int i = 0; i < 2; i++) {
 		PGresult *r = PQexec(db, migrate_schema_ddl());
-		check(PQresultStatus(r) == PGRES_COMMAND_OK, "migrate_schema_ddl runs again (%d): %s", i + 1, PQerrorMessage(db));
+		tap_check(PQresultStatus(r) == PGRES_COMMAND_OK, "migrate_schema_ddl runs again (%d): %s", i + 1, PQerrorMessage(db));
 		PQclear(r);
 	}
-	check(strcmp(q("SELECT count(*) || ' ' || min(generation) FROM pgflip.route_state"), "1 0") == 0,
+	tap_check(strcmp(q("SELECT count(*) || ' ' || min(generation) FROM pgflip.route_state"), "1 0") == 0,
 	      "route_state: one row, generation 0");
 }
 
@@ -453,7 +446,7 @@ static void test_lock_wait(const char *dsn)
 	/* EXCLUSIVE: the catalog reader and the checks (reads) pass, the first
 	 * DDL step waits */
 	PGresult *r = PQexec(db, "BEGIN; LOCK TABLE t IN EXCLUSIVE MODE");
-	check(PQresultStatus(r) == PGRES_COMMAND_OK, "lock: t held by the test connection");
+	tap_check(PQresultStatus(r) == PGRES_COMMAND_OK, "lock: t held by the test connection");
 	PQclear(r);
 	Holder h = {1500, false};
 	pthread_t th;
@@ -461,21 +454,21 @@ static void test_lock_wait(const char *dsn)
 	MigrateResult out;
 	MigrateStatus st = migrate_start(&rq, "03_more.yaml", more, strlen(more), false, false, &out);
 	pthread_join(th, NULL);
-	check(st == MIGRATE_OK && h.ok, "lock: start waits and retries until the lock is gone: %s", out.err);
+	tap_check(st == MIGRATE_OK && h.ok, "lock: start waits and retries until the lock is gone: %s", out.err);
 	int pid = PQbackendPID(db);
 	size_t at = 0;
 	for (size_t i = 0; i < s.n && !at; i++)
 		if (s.r[i].lock_wait_ms > 0)
 			at = i + 1;
 	const Report *w = at ? &s.r[at - 1] : NULL;
-	check(w && w->blocker_pid == pid && strstr(w->blocker_query, "LOCK TABLE t"),
+	tap_check(w && w->blocker_pid == pid && strstr(w->blocker_query, "LOCK TABLE t"),
 	      "lock: progress names the blocker (pid %d, want %d; query '%s')", w ? w->blocker_pid : 0, pid,
 	      w ? w->blocker_query : "");
 	/* the blockers are looked up a quarter into the lock timeout */
-	check(w && w->lock_wait_ms >= 100 && w->lock_wait_ms < 400 && at < s.n && s.r[at].lock_wait_ms == 0,
+	tap_check(w && w->lock_wait_ms >= 100 && w->lock_wait_ms < 400 && at < s.n && s.r[at].lock_wait_ms == 0,
 	      "lock: reported after %lld ms of a 400 ms lock_timeout, and no wait in the next report",
 	      w ? (long long)w->lock_wait_ms : -1LL);
-	check(strstr(s.log, "lock_timeout on step") != NULL, "lock: the retries are logged");
+	tap_check(strstr(s.log, "lock_timeout on step") != NULL, "lock: the retries are logged");
 }
 
 static void test_bad_text(const char *dsn)
@@ -485,12 +478,12 @@ static void test_bad_text(const char *dsn)
 	MigrateResult out;
 	static const char bad[] = "operations:\n  - add_column:\n      table: t\n      column: {name: x, type: [text]}\n";
 	MigrateStatus st = migrate_start(&rq, "03_bad.yaml", bad, strlen(bad), false, false, &out);
-	check(st == MIGRATE_FAILED &&
+	tap_check(st == MIGRATE_FAILED &&
 		      strcmp(out.err, "03_bad.yaml:4: operations[0].add_column.column.type: expected string, got array") == 0,
 	      "bad text: the loader's message with the file name and line: %s", out.err);
 	char ph[256];
 	phases(&s, ph, sizeof ph);
-	check(strcmp(ph, "plan failed") == 0, "bad text: phases '%s'", ph);
+	tap_check(strcmp(ph, "plan failed") == 0, "bad text: phases '%s'", ph);
 }
 
 static void quiet_notice(void *arg, const char *msg)
@@ -520,5 +513,5 @@ int main(int argc, char **argv)
 	test_lock_wait(argv[1]);
 	test_bad_text(argv[1]);
 	PQfinish(db);
-	return failures ? 1 : 0;
+	return tap_failures ? 1 : 0;
 }
