@@ -24,6 +24,16 @@
 
 #include "migrate/exec.h"
 
+/*
+ * Errors: every call answers with a status and, when it is not MIGRATE_OK, a
+ * one-line reason in MigrateResult.err, the same line `pgflip migrate`
+ * prints after "pgflip migrate: " (a file error as "FILE:LINE: ...", a server
+ * error as its message). The drop guard's refusal names what still uses the
+ * version schema: "complete of 02_x stopped: version schema public_01_base is
+ * still in use after 60000 ms: routes naming it: default; live pgflip
+ * instances with clients on it: web-1 (3 clients)".
+ */
+
 /* What a flow is doing now (MigrateProgress.phase). */
 typedef enum MigratePhase {
 	MIGRATE_PHASE_IDLE = 0,
@@ -42,18 +52,25 @@ typedef enum MigratePhase {
  * "done", "failed", "cancelled". */
 const char *migrate_phase_name(MigratePhase phase);
 
-/* A progress report: at the start of each step, after each backfill batch,
- * and while a step waits on a lock (each time exec.c looks up the blockers). */
+/* A progress report: when a flow begins (PLAN), at the start of each step,
+ * at a backfill's start and after each of its batches, while a step waits on
+ * a lock (when exec.c looks up the blockers, and once more with lock_wait_ms
+ * 0 when that wait is over), when the drop guard starts waiting or what it
+ * waits for changes (WAIT_UNUSED), and last with DONE, FAILED or CANCELLED.
+ * Fields that do not apply are NULL, 0, or -1 where -1 means unknown. */
 typedef struct MigrateProgress {
 	MigratePhase phase;
 	const char *migration;       /* the migration's name, or NULL before it is known */
 	const char *vschema;         /* its version schema, or NULL */
 	size_t step;                 /* 1-based index of the running step in its list, 0 none */
 	size_t n_steps;              /* length of that list */
-	const char *note;            /* the step's note (what it does), or NULL */
+	const char *note;            /* the step's note (what it does); WAIT_UNUSED: what still uses the
+				      * version schema; FAILED, CANCELLED: MigrateResult.err; else NULL */
 	const char *table;           /* BACKFILL: the table being filled, else NULL */
 	int64_t rows_done;           /* BACKFILL: rows filled so far (resumed runs count earlier batches) */
-	int64_t rows_total;          /* BACKFILL: rows to fill (estimate at the backfill's start), -1 unknown */
+	int64_t rows_total;          /* BACKFILL: rows to fill (estimate at the backfill's start: reltuples,
+				      * or count(*) for a table never vacuumed or analyzed), -1 unknown;
+				      * raised to rows_done when that passes it, and equal to it at the end */
 	double rows_per_s;           /* BACKFILL: over this run's batches, 0 before the first */
 	double eta_s;                /* BACKFILL: seconds left at rows_per_s, -1 unknown */
 	int64_t lock_wait_ms;        /* the running step has waited this long on a lock (0: not waiting) */
@@ -83,6 +100,8 @@ typedef struct MigrateHooks {
 	 * flow returns MIGRATE_CANCELLED without rolling back. Polled between
 	 * batches and between steps only. NULL = cannot be cancelled. */
 	const atomic_bool *cancel;
+	/* plan: start's DRY_RUN plan text (what `plan` prints); NULL = stdout. */
+	void (*plan)(void *arg, const char *text);
 	void *arg;
 } MigrateHooks;
 
@@ -99,7 +118,8 @@ typedef struct MigrateRequest {
 typedef enum MigrateStatus {
 	MIGRATE_OK = 0,
 	MIGRATE_FAILED = 1,          /* err says why; a failed start was rolled back */
-	MIGRATE_CANCELLED = 3,       /* cancel was set; start resumes where it stopped */
+	MIGRATE_CANCELLED = 3,       /* cancel was set; start resumes where it stopped (complete too;
+				      * a rollback stopped between its steps may simply run again) */
 } MigrateStatus;
 
 #define MIGRATE_NAME_MAX 256
@@ -132,8 +152,22 @@ MigrateStatus migrate_complete(const MigrateRequest *rq, MigrateResult *out);
  * guard on its version schema. FORCE: also when the plan says irreversible. */
 MigrateStatus migrate_rollback(const MigrateRequest *rq, bool force, MigrateResult *out);
 /* migrate_dir: starts and completes, in name order, every migration file of
- * DIR not yet complete (the CLI's `migrate DIR`). */
+ * DIR (*.yaml, *.yml, *.json) not yet complete (the CLI's `migrate DIR`);
+ * stops at the first failure. OUT names the last migration it ran. */
 MigrateStatus migrate_dir(const MigrateRequest *rq, const char *dir, MigrateResult *out);
+/* migrate_init: creates the state schema (migrate_schema_ddl) if missing;
+ * `pgflip migrate init`. */
+MigrateStatus migrate_init(const MigrateRequest *rq, MigrateResult *out);
+
+/*
+ * migrate_plan: the printable plan (start, complete, rollback) of the
+ * migration file PATH, with no database: the tables are simulated from the
+ * earlier files (in name order) of PATH's folder unless !CHAIN; an earlier
+ * file the simulation cannot plan (tables made by raw SQL) is skipped with a
+ * "note:" log line. Uses rq->schema and rq->hooks.log only. Returns the text
+ * (caller frees), or NULL with OUT->err set.
+ */
+char *migrate_plan(const MigrateRequest *rq, const char *path, bool chain, MigrateResult *out);
 
 /*
  * migrate_history: every migration of rq->schema, oldest first, as a JSON

@@ -3,6 +3,10 @@
  * contract): lock_timeout + retry with backoff and jitter, blocker logging
  * through a second connection, keyset backfill with progress persisted in
  * the same transaction as each batch, and the catalog reader.
+ *
+ * No static state: everything lives in the Exec (the retry jitter's random
+ * state too), so flows may run on several threads at once. What happens is
+ * reported through e->hooks (exec.h) as well as logged.
  */
 #include "migrate/exec.h"
 
@@ -29,16 +33,16 @@ void exec_options_default(ExecOptions *o)
 	o->quiet = false;
 }
 
-static long now_ms(void)
+int64_t exec_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
+void exec_sleep_ms(int64_t ms)
 {
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
@@ -50,13 +54,32 @@ void exec_vsay(const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+/* To hooks.log when set, else on stderr (unless QUIET). */
+static void exec_vline(Exec *e, bool quiet, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void exec_vline(Exec *e, bool quiet, const char *fmt, va_list ap)
+{
+	if (e->hooks.log) {
+		char line[2048];
+		vsnprintf(line, sizeof line, fmt, ap);
+		e->hooks.log(e->hooks.arg, line);
+	} else if (!quiet) {
+		exec_vsay(fmt, ap);
+	}
+}
+
 void exec_log(Exec *e, const char *fmt, ...)
 {
-	if (e->opt.quiet)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	exec_vsay(fmt, ap);
+	exec_vline(e, e->opt.quiet, fmt, ap);
+	va_end(ap);
+}
+
+void exec_warn(Exec *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	exec_vline(e, false, fmt, ap);
 	va_end(ap);
 }
 
@@ -71,6 +94,15 @@ static void set_err(Exec *e, const char *fmt, ...)
 	for (char *p = e->err; *p; p++)
 		if (*p == '\n')
 			*p = (p[1] ? ' ' : '\0');
+}
+
+bool exec_cancelled(Exec *e)
+{
+	if (!e->hooks.cancel || !atomic_load(e->hooks.cancel))
+		return false;
+	e->cancelled = true;
+	set_err(e, "cancelled");
+	return true;
 }
 
 static void notice_quiet(void *arg, const char *msg)
@@ -89,6 +121,9 @@ bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOption
 		set_err(e, "out of memory");
 		return false;
 	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	srand48_r((long)ts.tv_nsec ^ (long)ts.tv_sec ^ (long)(uintptr_t)e, &e->rng);
 	e->conn = PQconnectdb(e->dsn);
 	if (PQstatus(e->conn) != CONNECTION_OK) {
 		set_err(e, "cannot connect: %s", PQerrorMessage(e->conn));
@@ -112,8 +147,9 @@ void exec_close(Exec *e)
 	e->dsn = e->schema = NULL;
 }
 
-/* Who blocks backend PID, as one line, from the monitor connection. */
-static void log_blockers(Exec *e, int pid, const char *what)
+/* Who blocks backend PID, as one line, from the monitor connection; reports
+ * the first blocker to hooks.lock_wait with WAITED_MS. */
+static void log_blockers(Exec *e, int pid, const char *what, long waited_ms)
 {
 	if (!e->monitor) {
 		e->monitor = PQconnectdb(e->dsn);
@@ -128,14 +164,21 @@ static void log_blockers(Exec *e, int pid, const char *what)
 	char spid[16];
 	snprintf(spid, sizeof spid, "%d", pid);
 	const char *params[1] = {spid};
+	/* blockers in pg_blocking_pids() order: the first is the one reported */
 	PGresult *r = PQexecParams(e->monitor,
 				   "SELECT coalesce(string_agg(format('pid %s (%s, %s s: %s)', a.pid, a.state, "
-				   "round(extract(epoch FROM now() - a.xact_start)::numeric, 1), left(a.query, 60)), '; '), 'none') "
-				   "FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1::int))",
+				   "round(extract(epoch FROM now() - a.xact_start)::numeric, 1), left(a.query, 60)), '; ' "
+				   "ORDER BY b.n), 'none'), (array_agg(a.pid ORDER BY b.n))[1], (array_agg(a.query ORDER BY b.n))[1] "
+				   "FROM unnest(pg_blocking_pids($1::int)) WITH ORDINALITY AS b(pid, n) "
+				   "JOIN pg_stat_activity a ON a.pid = b.pid",
 				   1, NULL, params, NULL, NULL, 0);
 	/* "none": the wait ended (timeout or grant) before the monitor looked */
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "none") != 0)
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "none") != 0;
+	if (found)
 		exec_log(e, "waiting for a lock (%s); blocked by %s", what, PQgetvalue(r, 0, 0));
+	if (e->hooks.lock_wait)
+		e->hooks.lock_wait(e->hooks.arg, waited_ms, found ? atoi(PQgetvalue(r, 0, 1)) : 0,
+				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL);
 	PQclear(r);
 }
 
@@ -151,7 +194,7 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 		set_err(e, "%s", PQerrorMessage(e->conn));
 		return NULL;
 	}
-	long start = now_ms();
+	long start = exec_now_ms();
 	bool logged = false;
 	int sock = PQsocket(e->conn);
 	/* look for blockers a quarter into the lock timeout, so the monitor's
@@ -161,18 +204,21 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 		struct pollfd pfd = {.fd = sock, .events = POLLIN};
 		int n = poll(&pfd, 1, 20);
 		if (n < 0 && errno != EINTR) {
-			set_err(e, "poll: %s", strerror(errno));
+			char buf[128];
+			set_err(e, "poll: %s", strerror_r(errno, buf, sizeof buf));
 			return NULL;
 		}
 		if (!PQconsumeInput(e->conn)) {
 			set_err(e, "%s", PQerrorMessage(e->conn));
 			return NULL;
 		}
-		if (!logged && what && now_ms() - start > look_after && PQisBusy(e->conn)) {
+		if (!logged && what && exec_now_ms() - start > look_after && PQisBusy(e->conn)) {
 			logged = true;
-			log_blockers(e, PQbackendPID(e->conn), what);
+			log_blockers(e, PQbackendPID(e->conn), what, exec_now_ms() - start);
 		}
 	}
+	if (logged && e->hooks.lock_wait)
+		e->hooks.lock_wait(e->hooks.arg, 0, 0, NULL);
 	PGresult *last = NULL, *r;
 	bool failed = false;
 	while ((r = PQgetResult(e->conn)) != NULL) {
@@ -227,8 +273,10 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 	double base = EXEC_BACKOFF_MIN_MS * pow(2.0, attempt);
 	if (base > EXEC_BACKOFF_MAX_MS)
 		base = EXEC_BACKOFF_MAX_MS;
-	long delay = (long)(base * (0.5 + 0.5 * drand48())); /* jitter: migrators must not retry in step */
-	long spent = now_ms() - start;
+	double r = 0.5;
+	drand48_r(&e->rng, &r);
+	long delay = (long)(base * (0.5 + 0.5 * r)); /* jitter: migrators must not retry in step */
+	long spent = exec_now_ms() - start;
 	if (spent + delay > e->opt.retry_total_ms) {
 		set_err(e, "gave up on %s after %d attempts in %ld ms: lock_timeout (%d ms) kept expiring", what, attempt + 1,
 			spent, e->opt.lock_timeout_ms);
@@ -243,7 +291,7 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 			e->monitor = NULL;
 		}
 	}
-	sleep_ms(delay);
+	exec_sleep_ms(delay);
 	return true;
 }
 
@@ -257,6 +305,12 @@ static bool begin_tx(Exec *e)
 	return exec_simple(e, sql);
 }
 
+static void step_started(Exec *e, const StepList *l, size_t i)
+{
+	if (e->hooks.step)
+		e->hooks.step(e->hooks.arg, l, i);
+}
+
 /* One attempt at steps [A, B) as a group. On failure *AT is the index of
  * the step that failed (the one that waited, on a lock timeout). */
 static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char sqlstate[6], size_t *at)
@@ -266,6 +320,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
 	sqlstate[0] = '\0';
 	*at = a;
 	if (first->kind == STEP_OUTSIDE_TX) {
+		step_started(e, l, a);
 		snprintf(lt, sizeof lt, "SET lock_timeout = '%dms'", e->opt.lock_timeout_ms);
 		if (!exec_simple(e, lt))
 			return false;
@@ -288,6 +343,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
 	for (size_t i = a; i < b; i++) {
 		const PlanStep *s = &l->v[i];
 		bool ok;
+		step_started(e, l, i);
 		if (s->kind == STEP_VIEWS) {
 			ok = run_views(e, s, sqlstate);
 		} else {
@@ -314,7 +370,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char s
  * log names the step that waited ("step 3 (drop the sync trigger on t)"). */
 static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 {
-	long start = now_ms();
+	long start = exec_now_ms();
 	for (int attempt = 0;; attempt++) {
 		char st[6];
 		size_t at;
@@ -333,7 +389,7 @@ bool exec_checks(Exec *e, const StepList *checks)
 {
 	if (checks->n == 0)
 		return true;
-	long start = now_ms();
+	long start = exec_now_ms();
 	for (int attempt = 0;; attempt++) {
 		char st[6] = "";
 		size_t i = 0;
@@ -363,33 +419,55 @@ bool exec_checks(Exec *e, const StepList *checks)
 
 static bool run_backfill(Exec *e, const PlanStep *s);
 
+/* End of the group that starts at step I: adjacent transactional steps
+ * share one transaction unless one wants its own. */
+static size_t group_end(const StepList *l, size_t i)
+{
+	const PlanStep *s = &l->v[i];
+	size_t end = i + 1;
+	if (s->kind == STEP_SQL || s->kind == STEP_VIEWS)
+		while (!s->own_tx && end < l->n && (l->v[end].kind == STEP_SQL || l->v[end].kind == STEP_VIEWS) &&
+		       !l->v[end].own_tx)
+			end++;
+	return end;
+}
+
+/* Best effort: the group [A, B) failed as a whole; runs its steps one by
+ * one, logging and skipping the failing ones. False when one was skipped. */
+static bool group_one_by_one(Exec *e, const StepList *l, size_t a, size_t b)
+{
+	bool all_ok = true;
+	if (b - a > 1)
+		exec_log(e, "%s; retrying the steps one by one", e->err);
+	for (size_t k = a; k < b; k++)
+		if (b - a == 1 || !group_run(e, l, k, k + 1)) {
+			exec_log(e, "skipped step %zu (%s): %s", k + 1, l->v[k].note ? l->v[k].note : "", e->err);
+			all_ok = false;
+		}
+	return all_ok;
+}
+
 bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
 {
-	size_t i = from;
 	bool all_ok = true;
-	while (i < l->n) {
+	e->cancelled = false;
+	e->err[0] = '\0';
+	for (size_t i = from; i < l->n;) {
 		const PlanStep *s = &l->v[i];
-		size_t end = i + 1;
+		size_t end = s->kind == STEP_BACKFILL ? i + 1 : group_end(l, i);
+		if (exec_cancelled(e))
+			return false;
+		if (e->hooks.before && !e->hooks.before(e->hooks.arg, e, l, i, end))
+			return false;
 		bool ok;
 		if (s->kind == STEP_BACKFILL) {
+			step_started(e, l, i);
 			ok = run_backfill(e, s);
 		} else {
-			if (s->kind != STEP_OUTSIDE_TX && !s->own_tx)
-				while (end < l->n && (l->v[end].kind == STEP_SQL || l->v[end].kind == STEP_VIEWS) &&
-				       !l->v[end].own_tx)
-					end++;
 			ok = group_run(e, l, i, end);
-			if (!ok && best_effort && end - i > 1) {
-				exec_log(e, "%s; retrying the steps one by one", e->err);
-				ok = true;
-				for (size_t k = i; k < end; k++)
-					if (!group_run(e, l, k, k + 1)) {
-						exec_log(e, "skipped step %zu (%s): %s", k + 1, l->v[k].note ? l->v[k].note : "", e->err);
-						all_ok = false;
-					}
-			} else if (!ok && best_effort) {
-				exec_log(e, "skipped step %zu (%s): %s", i + 1, s->note ? s->note : "", e->err);
-				all_ok = false;
+			if (!ok && best_effort) {
+				if (!group_one_by_one(e, l, i, end))
+					all_ok = false;
 				ok = true;
 			}
 		}
@@ -436,6 +514,18 @@ static char *qname(const char *schema, const char *name)
 	return sqlbuf_steal(&b);
 }
 
+/* SQL whose $1 is the quoted name of TABLE in e->schema (for ::regclass). */
+static PGresult *table_query(Exec *e, const char *table, const char *sql)
+{
+	char *t = qname(e->schema, table);
+	const char *params[1] = {t};
+	PGresult *r = t ? exec_query(e, sql, 1, params) : NULL;
+	if (!t)
+		set_err(e, "out of memory");
+	free(t);
+	return r;
+}
+
 /* Saves PROGRESS as backfill[TABLE] of the running migration. */
 static bool backfill_save(Exec *e, const char *table, json_t *progress)
 {
@@ -461,13 +551,13 @@ static json_t *backfill_load(Exec *e, const char *table)
 	return j ? j : json_object();
 }
 
-static void progress_bar(Exec *e, const char *table, long long done, double total, bool end)
+static void progress_bar(Exec *e, const char *table, long long done, long long total, bool end)
 {
 	if (!e->opt.progress || e->opt.quiet)
 		return;
 	if (total > 0)
-		fprintf(stderr, "\rbackfill %s: %lld / ~%.0f rows (%3.0f%%)", table, done, total,
-			done >= total ? 100.0 : 100.0 * (double)done / total);
+		fprintf(stderr, "\rbackfill %s: %lld / ~%lld rows (%3.0f%%)", table, done, total,
+			done >= total ? 100.0 : 100.0 * (double)done / (double)total);
 	else
 		fprintf(stderr, "\rbackfill %s: %lld rows", table, done);
 	if (end)
@@ -578,6 +668,227 @@ static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, b
 	return sqlbuf_steal(&b);
 }
 
+/* Most key columns a keyset backfill handles (parameters per statement). */
+#define BACKFILL_MAX_KEYS 32
+
+/* One run of a backfill step (run_backfill): where it resumes, how far it
+ * got, and what it needs for each batch. */
+typedef struct Backfill {
+	const PlanStep *s;
+	json_t *last;              /* keyset: key of the last row done (array of text), or NULL */
+	long long done, done0;     /* rows filled so far, and when this run began */
+	long long next_block;      /* ctid mode: first heap block of the next batch */
+	long long end_block;       /* ctid mode: the table's size in blocks at the run's start */
+	long long blocks_per_batch;
+	long long total;           /* rows to fill, estimated at the run's start (-1 unknown) */
+	char touch[128];           /* ctid mode: a column to set to itself when there is no assignment */
+	char *begin;               /* BEGIN + SET LOCALs of every batch */
+	long began;                /* this run's start, exec_now_ms() */
+} Backfill;
+
+typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResult;
+
+static void backfill_free(Backfill *b)
+{
+	json_decref(b->last);
+	free(b->begin);
+}
+
+/*
+ * The rows to fill, for progress: pg_class.reltuples when the table was ever
+ * vacuumed or analyzed (reltuples >= 0: free, and what the planner believes),
+ * else count(*) under lock_timeout (a table that new has not had the time to
+ * grow large); -1 when that count cannot get its lock. Also the table's size
+ * in blocks, where a ctid backfill ends. False with e->err on a failure.
+ */
+static bool backfill_estimate(Exec *e, Backfill *b)
+{
+	PGresult *r = table_query(e, b->s->table,
+				  "SELECT c.reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+				  "FROM pg_class c WHERE c.oid = $1::regclass");
+	if (!r)
+		return false;
+	b->total = atoll(PQgetvalue(r, 0, 0));
+	b->end_block = atoll(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (b->total < 0) {
+		SqlBuf q;
+		sqlbuf_init(&q);
+		sqlbuf_add(&q, "SELECT count(*) FROM ");
+		sqlbuf_qname(&q, e->schema, b->s->table);
+		char *sql = sqlbuf_steal(&q);
+		PGresult *c = sql && begin_tx(e) ? exec_query(e, sql, 0, NULL) : NULL;
+		b->total = c ? atoll(PQgetvalue(c, 0, 0)) : -1;
+		PQclear(c);
+		free(sql);
+		rollback_quietly(e);
+		e->err[0] = '\0'; /* an unknown total is no failure */
+	}
+	return true;
+}
+
+/* ctid mode: the table's first column, which a batch without assignments
+ * sets to itself. */
+static bool backfill_touch(Exec *e, Backfill *b)
+{
+	PGresult *cr = table_query(e, b->s->table,
+				   "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+				   "AND NOT attisdropped ORDER BY attnum LIMIT 1");
+	if (!cr || PQntuples(cr) != 1) {
+		PQclear(cr);
+		if (!e->err[0])
+			set_err(e, "table %s has no columns", b->s->table);
+		return false;
+	}
+	snprintf(b->touch, sizeof b->touch, "%s", PQgetvalue(cr, 0, 0));
+	PQclear(cr);
+	return true;
+}
+
+/* Fills B for a run of step S from its saved progress PROG (consumed). */
+static bool backfill_init(Exec *e, const PlanStep *s, json_t *prog, Backfill *b)
+{
+	memset(b, 0, sizeof *b);
+	b->s = s;
+	b->done = b->done0 = json_integer_value(json_object_get(prog, "done"));
+	b->last = json_incref(json_object_get(prog, "last"));
+	b->next_block = json_integer_value(json_object_get(prog, "next_block"));
+	json_decref(prog);
+	b->blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
+	if (s->nkeys > BACKFILL_MAX_KEYS) {
+		set_err(e, "backfill key of %s has more than %d columns", s->table, BACKFILL_MAX_KEYS);
+		return false;
+	}
+	if (!backfill_estimate(e, b) || (s->nkeys == 0 && !backfill_touch(e, b)))
+		return false;
+	/* up() runs as the trigger's rules do: names resolve in the tables' schema */
+	SqlBuf ltb;
+	sqlbuf_init(&ltb);
+	sqlbuf_printf(&ltb, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL " PLAN_BACKFILL_GUC " = 'on'; "
+			    "SET LOCAL search_path = ", e->opt.lock_timeout_ms);
+	sqlbuf_ident(&ltb, e->schema);
+	b->begin = sqlbuf_steal(&ltb);
+	if (!b->begin) {
+		set_err(e, "out of memory");
+		return false;
+	}
+	b->began = exec_now_ms();
+	return true;
+}
+
+/* Runs a batch's UPDATE SQL (freed here): rows updated, or -1 with e->err
+ * and SQLSTATE. */
+static long long batch_exec(Exec *e, char *sql, int np, const char *const *params, char st[6])
+{
+	if (!sql) {
+		set_err(e, "out of memory");
+		return -1;
+	}
+	PGresult *r = run_wait(e, sql, np, params, "backfill batch", st);
+	free(sql);
+	long long n = r ? atoll(PQcmdTuples(r)) : -1;
+	PQclear(r);
+	return n;
+}
+
+/* A keyset batch: its bound (the key BATCH_SIZE rows on), then the UPDATE of
+ * (last, bound]; *UPPER gets the bound, NULL when this is the final batch. */
+static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char st[6])
+{
+	const PlanStep *s = b->s;
+	const char *params[1 + 2 * BACKFILL_MAX_KEYS];
+	char off[24];
+	bool lower = json_array_size(b->last) == s->nkeys;
+	int np = 0;
+	snprintf(off, sizeof off, "%d", e->opt.batch_size - 1);
+	params[np++] = off;
+	for (size_t i = 0; lower && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(b->last, i));
+	char *bsql = backfill_bound_sql(e, s, lower);
+	PGresult *br = bsql ? run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
+	free(bsql);
+	if (!br) {
+		if (!st[0] && !e->err[0])
+			set_err(e, "out of memory");
+		return -1;
+	}
+	*upper = PQntuples(br) == 1 ? json_loads(PQgetvalue(br, 0, 0), 0, NULL) : NULL;
+	PQclear(br);
+	np = 0;
+	for (size_t i = 0; lower && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(b->last, i));
+	for (size_t i = 0; *upper && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(*upper, i));
+	return batch_exec(e, backfill_update_sql(e, s, lower, *upper != NULL, b->touch), np, params, st);
+}
+
+/* A ctid batch: BLOCKS_PER_BATCH heap blocks from NEXT_BLOCK. */
+static long long batch_ctid(Exec *e, const Backfill *b, char st[6])
+{
+	char a1[24], a2[24];
+	snprintf(a1, sizeof a1, "%lld", b->next_block);
+	snprintf(a2, sizeof a2, "%lld", b->blocks_per_batch);
+	const char *params[2] = {a1, a2};
+	return batch_exec(e, backfill_update_sql(e, b->s, false, false, b->touch), 2, params, st);
+}
+
+/*
+ * One batch in one transaction, which also saves its progress: B moves on
+ * only once that transaction committed, so a failed batch (retried on a lock
+ * timeout, SQLSTATE in ST) runs again from the same place.
+ */
+static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
+{
+	st[0] = '\0';
+	if (!exec_simple(e, b->begin))
+		return BATCH_FAILED;
+	json_t *upper = NULL;
+	long long n = b->s->nkeys ? batch_keyset(e, b, &upper, st) : batch_ctid(e, b, st);
+	long long next_block = b->next_block + (b->s->nkeys ? 0 : b->blocks_per_batch);
+	bool finished = b->s->nkeys ? upper == NULL : next_block > b->end_block;
+	json_t *last = upper ? upper : b->last;
+	json_t *prog = n >= 0 ? json_pack("{s:I, s:b}", "done", (json_int_t)(b->done + n), "finished", finished) : NULL;
+	if (prog && last)
+		json_object_set(prog, "last", last);
+	if (prog && b->s->nkeys == 0)
+		json_object_set_new(prog, "next_block", json_integer(next_block));
+	bool saved = prog && backfill_save(e, b->s->table, prog);
+	json_decref(prog);
+	PGresult *cr = saved ? run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
+	PQclear(cr);
+	if (!cr) {
+		if (n >= 0 && !prog)
+			set_err(e, "out of memory");
+		json_decref(upper);
+		rollback_quietly(e);
+		return BATCH_FAILED;
+	}
+	b->done += n;
+	b->next_block = next_block;
+	if (upper) {
+		json_decref(b->last);
+		b->last = upper;
+	}
+	return finished ? BATCH_FINISHED : BATCH_MORE;
+}
+
+/* Reports B's progress to hooks.backfill and the progress bar; at the END,
+ * the total is what was done. */
+static void backfill_report(Exec *e, const Backfill *b, bool end)
+{
+	long took = exec_now_ms() - b->began;
+	double rate = took > 0 && b->done > b->done0 ? (double)(b->done - b->done0) * 1000.0 / (double)took : 0.0;
+	long long total = b->total;
+	if (end || (total >= 0 && b->done > total))
+		total = b->done; /* the estimate was off: now the count is known, or at least this */
+	if (e->hooks.backfill) {
+		ExecBackfill p = {b->s->table, b->done, total, rate,
+				  rate > 0 && total >= 0 ? (double)(total - b->done) / rate : -1.0};
+		e->hooks.backfill(e->hooks.arg, &p);
+	}
+	progress_bar(e, b->s->table, b->done, total, end);
+}
+
 static bool run_backfill(Exec *e, const PlanStep *s)
 {
 	json_t *prog = backfill_load(e, s->table);
@@ -585,167 +896,43 @@ static bool run_backfill(Exec *e, const PlanStep *s)
 		json_decref(prog);
 		return true;
 	}
-	long long done = json_integer_value(json_object_get(prog, "done"));
-	json_t *last = json_incref(json_object_get(prog, "last"));
-	long long next_block = json_integer_value(json_object_get(prog, "next_block"));
-	json_decref(prog);
-
-	/* size estimate for the progress bar; ctid mode also needs the end block */
-	char *t = qname(e->schema, s->table);
-	const char *tp[1] = {t};
-	PGresult *r = t ? exec_query(e,
-				     "SELECT greatest(c.reltuples, 0), pg_relation_size(c.oid) / current_setting('block_size')::bigint "
-				     "FROM pg_class c WHERE c.oid = $1::regclass",
-				     1, tp)
-			: NULL;
-	free(t);
-	if (!r) {
-		json_decref(last);
+	Backfill b;
+	if (!backfill_init(e, s, prog, &b)) {
+		backfill_free(&b);
 		return false;
 	}
-	double total = atof(PQgetvalue(r, 0, 0));
-	long long end_block = atoll(PQgetvalue(r, 0, 1));
-	PQclear(r);
-
-	char touch[128] = "";
-	if (s->nkeys == 0) {
-		char *tn = qname(e->schema, s->table);
-		const char *tq[1] = {tn};
-		PGresult *cr = tn ? exec_query(e,
-					       "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-					       "AND NOT attisdropped ORDER BY attnum LIMIT 1",
-					       1, tq)
-				  : NULL;
-		free(tn);
-		if (!cr || PQntuples(cr) != 1) {
-			PQclear(cr);
-			json_decref(last);
-			if (!e->err[0])
-				set_err(e, "table %s has no columns", s->table);
-			return false;
-		}
-		snprintf(touch, sizeof touch, "%s", PQgetvalue(cr, 0, 0));
-		PQclear(cr);
-	}
-	bool ok = true;
-	long long blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
-	char lt[512];
-	/* up() runs as the trigger's rules do: names resolve in the tables' schema */
-	SqlBuf ltb;
-	sqlbuf_init(&ltb);
-	sqlbuf_printf(&ltb, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL " PLAN_BACKFILL_GUC " = 'on'; "
-			    "SET LOCAL search_path = ", e->opt.lock_timeout_ms);
-	sqlbuf_ident(&ltb, e->schema);
-	char *ltx = sqlbuf_steal(&ltb);
-	if (!ltx) {
-		json_decref(last);
-		set_err(e, "out of memory");
-		return false;
-	}
-	snprintf(lt, sizeof lt, "%s", ltx);
-	free(ltx);
-	long start = now_ms(), began = start;
-	int attempt = 0;
 	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
-	if (s->nkeys > 32) {
-		set_err(e, "backfill key of %s has more than 32 columns", s->table);
-		ok = false;
-	}
-	while (ok) {
-		if (s->nkeys == 0 && next_block > end_block)
-			break;
-		const char *params[1 + 2 * 32];
-		char a1[24], a2[24];
-		bool lower = json_array_size(last) == s->nkeys && s->nkeys > 0;
-		bool finished = false;
-		json_t *upper = NULL;
-		if (!exec_simple(e, lt)) {
+	backfill_report(e, &b, false);
+	bool ok = true;
+	int attempt = 0;
+	long start = exec_now_ms();
+	while (s->nkeys > 0 || b.next_block <= b.end_block) {
+		if (exec_cancelled(e)) {
 			ok = false;
 			break;
 		}
-		char st[6] = "";
-		PGresult *ur = NULL;
-		char *sql = NULL;
-		int np = 0;
-		if (s->nkeys == 0) {
-			snprintf(a1, sizeof a1, "%lld", next_block);
-			snprintf(a2, sizeof a2, "%lld", blocks_per_batch);
-			params[np++] = a1;
-			params[np++] = a2;
-			sql = backfill_update_sql(e, s, false, false, touch);
-		} else {
-			snprintf(a1, sizeof a1, "%d", e->opt.batch_size - 1);
-			params[np++] = a1;
-			for (size_t i = 0; lower && i < s->nkeys; i++)
-				params[np++] = json_string_value(json_array_get(last, i));
-			char *bsql = backfill_bound_sql(e, s, lower);
-			PGresult *br = bsql ? run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
-			free(bsql);
-			if (!br)
-				goto batch_failed;
-			if (PQntuples(br) == 1)
-				upper = json_loads(PQgetvalue(br, 0, 0), 0, NULL);
-			PQclear(br);
-			finished = upper == NULL;
-			np = 0;
-			for (size_t i = 0; lower && i < s->nkeys; i++)
-				params[np++] = json_string_value(json_array_get(last, i));
-			for (size_t i = 0; upper && i < s->nkeys; i++)
-				params[np++] = json_string_value(json_array_get(upper, i));
-			sql = backfill_update_sql(e, s, lower, upper != NULL, touch);
-		}
-		ur = sql ? run_wait(e, sql, np, params, "backfill batch", st) : NULL;
-		free(sql);
-		if (!ur)
-			goto batch_failed;
-		long long updated = atoll(PQcmdTuples(ur));
-		PQclear(ur);
-		done += updated;
-		if (s->nkeys == 0) {
-			next_block += blocks_per_batch;
-			finished = next_block > end_block;
-		}
-		json_t *prog_ = json_pack("{s:I, s:b}", "done", (json_int_t)done, "finished", finished);
-		if (upper) {
-			json_decref(last);
-			last = upper;
-			upper = NULL;
-		}
-		if (last)
-			json_object_set(prog_, "last", last);
-		if (s->nkeys == 0)
-			json_object_set_new(prog_, "next_block", json_integer(next_block));
-		bool saved = backfill_save(e, s->table, prog_);
-		json_decref(prog_);
-		PGresult *cr = saved ? run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
-		PQclear(cr);
-		if (!cr) {
-			rollback_quietly(e);
+		char st[6];
+		BatchResult r = backfill_batch(e, &b, st);
+		if (r == BATCH_FAILED) {
+			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && backoff(e, attempt++, start, "backfill batch"))
+				continue;
 			ok = false;
 			break;
 		}
 		attempt = 0;
-		start = now_ms();
-		progress_bar(e, s->table, done, total, finished);
-		if (finished)
+		start = exec_now_ms();
+		backfill_report(e, &b, r == BATCH_FINISHED);
+		if (r == BATCH_FINISHED)
 			break;
 		if (e->opt.batch_delay_ms > 0)
-			sleep_ms(e->opt.batch_delay_ms);
-		continue;
-	batch_failed:
-		json_decref(upper);
-		rollback_quietly(e);
-		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && backoff(e, attempt++, start, "backfill batch"))
-			continue;
-		ok = false;
-		break;
+			exec_sleep_ms(e->opt.batch_delay_ms);
 	}
-	json_decref(last);
 	if (ok) {
-		long took = now_ms() - began;
-		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", done, e->schema, s->table, took,
-			 took > 0 ? (double)done * 1000.0 / (double)took : 0.0);
+		long took = exec_now_ms() - b.began;
+		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", b.done, e->schema, s->table, took,
+			 took > 0 ? (double)b.done * 1000.0 / (double)took : 0.0);
 	}
+	backfill_free(&b);
 	return ok;
 }
 

@@ -12,13 +12,22 @@
  * asks pg_blocking_pids() who holds the lock and the wait is logged with the
  * blockers' pid, state and query. Adjacent transactional steps share one
  * transaction (retried whole); STEP_OUTSIDE_TX steps run alone.
+ *
+ * Nothing here keeps state outside the Exec: one Exec per thread, and several
+ * threads may each run their own (migrate/api.h runs flows on the daemon's
+ * worker thread). ExecHooks let the caller see what happens (log lines, step
+ * starts, backfill batches, lock waits), gate a group of steps, and cancel a
+ * backfill at a batch boundary.
  */
 #ifndef PGFLIP_MIGRATE_EXEC_H
 #define PGFLIP_MIGRATE_EXEC_H
 
 #include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "migrate/plan.h"
 #include "migrate/snapshot.h"
@@ -43,7 +52,43 @@ typedef struct ExecOptions {
 	bool quiet;         /* no informational lines */
 } ExecOptions;
 
-typedef struct Exec {
+typedef struct Exec Exec;
+
+/* A backfill's progress, reported at its start and after each batch. */
+typedef struct ExecBackfill {
+	const char *table;   /* physical table */
+	int64_t done;        /* rows filled so far, earlier (resumed) runs included */
+	int64_t total;       /* estimate taken at this run's start (see run_backfill), -1 unknown */
+	double rows_per_s;   /* over this run's batches; 0 before the first */
+	double eta_s;        /* (total - done) / rows_per_s; -1 unknown */
+} ExecBackfill;
+
+/*
+ * What the executor tells its caller, and asks it. Every member may be NULL.
+ * Called on the thread running the Exec; strings are valid during the call.
+ */
+typedef struct ExecHooks {
+	/* an informational line (no "pgflip migrate: " prefix, no newline);
+	 * NULL: stderr, unless ExecOptions.quiet */
+	void (*log)(void *arg, const char *line);
+	/* step I (0-based) of L starts (a group reports each of its steps) */
+	void (*step)(void *arg, const StepList *l, size_t i);
+	/* backfill progress */
+	void (*backfill)(void *arg, const ExecBackfill *b);
+	/* a statement has waited WAITED_MS on a lock and the monitor looked up
+	 * its blockers (first PID and QUERY, 0/NULL when unknown); once more with
+	 * WAITED_MS 0 when that wait is over */
+	void (*lock_wait)(void *arg, int64_t waited_ms, int pid, const char *query);
+	/* before exec_steps runs the group of steps [A, B) of L: false stops the
+	 * list (E->err set by the hook) and best-effort mode does not skip it */
+	bool (*before)(void *arg, Exec *e, const StepList *l, size_t a, size_t b);
+	/* set by another thread: exec_steps stops before its next group and a
+	 * backfill before its next batch, with E->cancelled and e->err set */
+	const atomic_bool *cancel;
+	void *arg;
+} ExecHooks;
+
+struct Exec {
 	PGconn *conn;
 	PGconn *monitor;    /* opened on the first long wait */
 	char *dsn;
@@ -52,11 +97,15 @@ typedef struct Exec {
 	char err[1024];     /* last failure, one line */
 	/* set by exec_steps for the state row being run */
 	const char *mig_name;
-} Exec;
+	ExecHooks hooks;    /* zeroed by exec_connect; set after it */
+	bool cancelled;     /* the last failure was hooks.cancel */
+	struct drand48_data rng;  /* retry jitter, per Exec (drand48() shares one state) */
+};
 
 void exec_options_default(ExecOptions *o);
 
-/* Connects with conninfo DSN ("" = libpq environment). False with e->err set. */
+/* Connects with conninfo DSN ("" = libpq environment). False with e->err set
+ * (one line). E is zeroed first: set e->hooks after. */
 bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt) EXEC_MUSTCHECK;
 /* Closes both connections; accepts a never-connected Exec. */
 void exec_close(Exec *e);
@@ -73,10 +122,12 @@ Snapshot *catalog_read(Exec *e, const char *schema);
 typedef bool (*ExecProgressFn)(Exec *e, size_t next, void *arg);
 
 /*
- * exec_steps: runs L->v[FROM..] in order (groups as described above). After
- * each group calls PROGRESS (may be NULL). BEST_EFFORT: a failed group is
- * re-run step by step and failing steps are logged and skipped (rollback).
- * Returns true when every step ran; false with e->err set.
+ * exec_steps: runs L->v[FROM..] in order (groups as described above). Before
+ * each group asks hooks.before and polls hooks.cancel; after each group calls
+ * PROGRESS (may be NULL). BEST_EFFORT: a failed group is re-run step by step
+ * and failing steps are logged and skipped (rollback); a refusal of
+ * hooks.before or a cancel is never skipped. Returns true when every step
+ * ran; false with e->err set (and e->cancelled when hooks.cancel stopped it).
  */
 bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecProgressFn progress, void *arg)
 	EXEC_MUSTCHECK;
@@ -106,7 +157,8 @@ typedef struct MigState {
 
 void migstate_free(MigState *s);
 
-/* Creates schema pgflip and its table if missing (idempotent). */
+/* Creates schema pgflip and its tables if missing (idempotent): runs
+ * migrate_schema_ddl() (api.h). */
 bool state_init(Exec *e) EXEC_MUSTCHECK;
 /* Session advisory lock serialising migrators of e->schema; waits up to the
  * retry budget. */
@@ -122,16 +174,29 @@ bool state_begin(Exec *e, const char *name, const char *parent, const char *vsch
 		 const json_t *plan) EXEC_MUSTCHECK;
 bool state_set_done(Exec *e, const char *name, const char *field, size_t next) EXEC_MUSTCHECK;
 bool state_set_status(Exec *e, const char *name, const char *status) EXEC_MUSTCHECK;
-/* Prints every migration of e->schema with status and backfill progress. */
-bool state_print(Exec *e, FILE *out) EXEC_MUSTCHECK;
+/* Whether pgflip.migrations exists (false also when the query fails). */
+bool state_exists(Exec *e);
+/* Every migration of e->schema as migrate_history() describes (api.h);
+ * NULL with e->err set. */
+json_t *state_history(Exec *e);
 
 /* ---- helpers shared by exec.c and state.c ---- */
 
 /* Runs SQL with text PARAMS on e->conn; returns the result when it succeeded
  * (caller PQclear()s) or NULL with e->err set. */
 PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params);
-/* Informational line on stderr unless quiet. */
+/* Informational line: to hooks.log when set, else on stderr unless quiet. */
 void exec_log(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line that is not the final error but must be seen (e.g. a rollback's own
+ * failure while a failed start is rolled back): to hooks.log when set, else
+ * on stderr whatever quiet says. */
+void exec_warn(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether hooks.cancel is set; sets e->cancelled and e->err ("cancelled")
+ * when it is. */
+bool exec_cancelled(Exec *e);
+/* Milliseconds on the monotonic clock; sleeps MS milliseconds (EINTR resumed). */
+int64_t exec_now_ms(void);
+void exec_sleep_ms(int64_t ms);
 /* exec_vsay: one line "pgflip migrate: MESSAGE" on stderr (exec_log and the
  * CLI's errors both go through it). */
 void exec_vsay(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));

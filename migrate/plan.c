@@ -52,6 +52,7 @@ static void step_free(PlanStep *s)
 	}
 	free(s->keys);
 	free(s->key_types);
+	free(s->drops);
 }
 
 void plan_steps_free(StepList *l)
@@ -1028,8 +1029,9 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
 		sqlbuf_ident(&pl.b, p->prev_vschema);
 		sqlbuf_add(&pl.b, " CASCADE");
-		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, "drop the previous version schema");
-		(void)d;
+		PlanStep *d = pl_emit(&pl, &p->complete, STEP_SQL, PLAN_NOTE_DROP_PREVIOUS);
+		if (d && !(d->drops = strdup(p->prev_vschema)))
+			pl_fail(&pl, "out of memory");
 	}
 	StepList final = {0};
 	plan_final_views(&pl, &final);
@@ -1039,7 +1041,9 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	sqlbuf_add(&pl.b, "DROP SCHEMA IF EXISTS ");
 	sqlbuf_ident(&pl.b, p->vschema);
 	sqlbuf_add(&pl.b, " CASCADE");
-	pl_emit(&pl, &rb_first, STEP_SQL, "drop the new version schema");
+	PlanStep *rd = pl_emit(&pl, &rb_first, STEP_SQL, PLAN_NOTE_DROP_NEW);
+	if (rd && !(rd->drops = strdup(p->vschema)))
+		pl_fail(&pl, "out of memory");
 	if (pl.failed) {
 		plan_steps_free(&final);
 		plan_steps_free(&rb_first);
@@ -1141,6 +1145,8 @@ json_t *plan_steps_to_json(const StepList *l)
 			json_object_set(o, "viewmap", s->viewmap);
 		if (s->assign)
 			json_object_set_new(o, "assign", json_string(s->assign));
+		if (s->drops)
+			json_object_set_new(o, "drops", json_string(s->drops));
 		if (s->table) {
 			json_object_set_new(o, "table", json_string(s->table));
 			json_t *keys = json_array(), *types = json_array();
@@ -1194,6 +1200,7 @@ bool plan_steps_from_json(const json_t *j, StepList *out, char *err, size_t errl
 		s->viewmap = json_incref(json_object_get(o, "viewmap"));
 		s->table = dup_or_null(o, "table");
 		s->assign = dup_or_null(o, "assign");
+		s->drops = dup_or_null(o, "drops");
 		json_t *keys = json_object_get(o, "keys"), *types = json_object_get(o, "key_types");
 		size_t n = json_array_size(keys);
 		if (s->table) {

@@ -73,7 +73,18 @@ typedef struct PlanStep {
 	char **keys;      /* STEP_BACKFILL: keyset columns (physical); none: by ctid */
 	char **key_types;
 	size_t nkeys;
+	/* the version schema this step drops for good (complete: the previous
+	 * one; rollback: the migration's own), or NULL. Clients may be routed
+	 * there: the flows (api.c) wait until it is unused before its group
+	 * runs. (Start's and complete's views steps drop and re-create their own
+	 * version schema in one transaction: not a drop in this sense.) */
+	char *drops;
 } PlanStep;
+
+/* Notes of the steps that drop a version schema (PlanStep.drops); plans
+ * stored before that field existed are recognised by them. */
+#define PLAN_NOTE_DROP_PREVIOUS "drop the previous version schema"
+#define PLAN_NOTE_DROP_NEW "drop the new version schema"
 
 typedef struct StepList {
 	PlanStep *v;

@@ -9,18 +9,30 @@
  * (written in the same transaction as each batch). A partial unique index
  * allows one active migration per schema; a session advisory lock
  * serialises migrators.
+ *
+ * The same schema holds what the proxy's route store shares with every
+ * pgflip instance (DESIGN.md decision 8): pgflip.routes, pgflip.route_state
+ * and pgflip.instances, described in api.h. migrate_schema_ddl() creates them
+ * all, so whichever side comes first (a migration or a proxy) makes the
+ * whole schema, in one transaction under one advisory lock.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "migrate/api.h"
 #include "migrate/exec.h"
 
 /* Advisory lock key: first half fixed ("pgfl" in ASCII), second half the
  * schema's hash. */
 #define STATE_LOCK_CLASS "1885824620" /* 0x7067666c */
 
+/* CREATE ... IF NOT EXISTS still races with itself: the transaction-level
+ * advisory lock serialises every creator of the schema (migrators of any
+ * schema, proxies). */
 static const char STATE_DDL[] =
+	"BEGIN;\n"
+	"SELECT pg_advisory_xact_lock(" STATE_LOCK_CLASS ", 0);\n"
 	"CREATE SCHEMA IF NOT EXISTS pgflip;\n"
 	"CREATE SEQUENCE IF NOT EXISTS pgflip.migrations_seq;\n"
 	"CREATE TABLE IF NOT EXISTS pgflip.migrations (\n"
@@ -38,7 +50,35 @@ static const char STATE_DDL[] =
 	"  created_at timestamptz NOT NULL DEFAULT now(),\n"
 	"  updated_at timestamptz NOT NULL DEFAULT now(),\n"
 	"  PRIMARY KEY (schema, name));\n"
-	"CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON pgflip.migrations (schema) WHERE status = 'active'";
+	"CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_active ON pgflip.migrations (schema) WHERE status = 'active';\n"
+	"CREATE TABLE IF NOT EXISTS pgflip.routes (\n"
+	"  kind text,\n"
+	"  key text,\n"
+	"  schema text,\n"
+	"  percent int,\n"
+	"  canary_key text,\n"
+	"  position int,\n"
+	"  PRIMARY KEY (kind, key));\n"
+	"CREATE TABLE IF NOT EXISTS pgflip.route_state (\n"
+	"  id boolean PRIMARY KEY DEFAULT true CHECK (id),\n"
+	"  generation bigint NOT NULL,\n"
+	"  changed_at timestamptz NOT NULL,\n"
+	"  changed_by text NOT NULL);\n"
+	"INSERT INTO pgflip.route_state (id, generation, changed_at, changed_by) VALUES (true, 0, now(), 'init')\n"
+	"  ON CONFLICT DO NOTHING;\n"
+	"CREATE TABLE IF NOT EXISTS pgflip.instances (\n"
+	"  id text PRIMARY KEY,\n"
+	"  host text,\n"
+	"  pid int,\n"
+	"  started_at timestamptz,\n"
+	"  seen_at timestamptz NOT NULL,\n"
+	"  clients jsonb NOT NULL DEFAULT '{}');\n"
+	"COMMIT;\n";
+
+const char *migrate_schema_ddl(void)
+{
+	return STATE_DDL;
+}
 
 void migstate_free(MigState *s)
 {
@@ -56,18 +96,20 @@ void migstate_free(MigState *s)
 
 bool state_init(Exec *e)
 {
-	/* CREATE ... IF NOT EXISTS still races with itself; the advisory lock
-	 * taken before this call serialises migrators of one schema, and a
-	 * transaction-level lock serialises inits across schemas */
-	PGresult *r = exec_query(e, "BEGIN; SELECT pg_advisory_xact_lock(" STATE_LOCK_CLASS ", 0)", 0, NULL);
+	PGresult *r = exec_query(e, migrate_schema_ddl(), 0, NULL);
 	PQclear(r);
-	if (!r)
-		return false;
-	r = exec_query(e, STATE_DDL, 0, NULL);
+	/* a failed statement leaves the text's transaction open and aborted */
+	if (!r && PQtransactionStatus(e->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(e->conn, "ROLLBACK"));
+	return r != NULL;
+}
+
+bool state_exists(Exec *e)
+{
+	PGresult *r = exec_query(e, "SELECT to_regclass('pgflip.migrations') IS NOT NULL", 0, NULL);
+	bool yes = r && PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
-	PGresult *c = exec_query(e, r ? "COMMIT" : "ROLLBACK", 0, NULL);
-	PQclear(c);
-	return r && c;
+	return yes;
 }
 
 bool state_lock(Exec *e)
@@ -192,25 +234,33 @@ bool state_set_status(Exec *e, const char *name, const char *status)
 	return r != NULL;
 }
 
-bool state_print(Exec *e, FILE *out)
+json_t *state_history(Exec *e)
 {
+	PGresult *x = exec_query(e, "SELECT to_regclass('pgflip.migrations') IS NOT NULL", 0, NULL);
+	if (!x)
+		return NULL;
+	bool exists = PQgetvalue(x, 0, 0)[0] == 't';
+	PQclear(x);
+	if (!exists)
+		return json_array();
 	const char *params[1] = {e->schema};
 	PGresult *r = exec_query(e,
-				 "SELECT name, status, version_schema, coalesce(parent, '-'), "
-				 "coalesce((SELECT string_agg(format('%s %s rows%s', k, v->>'done', "
-				 "CASE WHEN (v->>'finished')::bool THEN ' (finished)' ELSE ' (in progress)' END), ', ') "
-				 "FROM jsonb_each(backfill) AS b(k, v)), '-'), "
-				 "to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') "
-				 "FROM pgflip.migrations WHERE schema = $1 ORDER BY seq",
+				 "SELECT coalesce(json_agg(json_build_object('name', name, 'parent', parent, "
+				 "'version_schema', version_schema, 'status', status, 'start_done', start_done, "
+				 "'start_steps', jsonb_array_length(plan -> 'start'), 'complete_done', complete_done, "
+				 "'complete_steps', jsonb_array_length(plan -> 'complete'), 'backfill', backfill, "
+				 "'created_at', created_at, 'updated_at', updated_at) ORDER BY seq), '[]') "
+				 "FROM pgflip.migrations WHERE schema = $1",
 				 1, params);
 	if (!r)
-		return false;
-	if (PQntuples(r) == 0)
-		fprintf(out, "no migrations in schema %s\n", e->schema);
-	for (int i = 0; i < PQntuples(r); i++)
-		fprintf(out, "%s\t%s\tversion_schema=%s\tparent=%s\tbackfill=%s\tupdated=%s\n", PQgetvalue(r, i, 0),
-			PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-			PQgetvalue(r, i, 5));
+		return NULL;
+	json_error_t je;
+	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, &je);
 	PQclear(r);
-	return true;
+	if (!json_is_array(j)) {
+		json_decref(j);
+		snprintf(e->err, sizeof e->err, "cannot read the migrations' history: %s", je.text);
+		return NULL;
+	}
+	return j;
 }

@@ -5,26 +5,13 @@
  * usage: it_prepared CONNINFO   (pgflip with pool_size=1 and
  *        max_prepared_statements=2; routes app.v1-* = v1, app.v2-* = v2)
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
-static int failures;
-
-static void report(int ok, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s - ", ok ? "ok" : "not ok");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	if (!ok)
-		failures++;
-}
+#include "tests/integration/it_tap.h"
 
 static PGconn *connect_as(const char *conninfo, const char *app)
 {
@@ -136,66 +123,66 @@ int main(int argc, char **argv)
 	PGconn *b = connect_as(argv[1], "v2-b");
 	const char *sql = "SELECT * FROM items WHERE id = $1";
 
-	report(prepare(a, "q", sql), "v1 client prepares q");
-	report(prepare(b, "q", sql), "v2 client prepares q with the same name and text");
+	tap_check(prepare(a, "q", sql), "v1 client prepares q");
+	tap_check(prepare(b, "q", sql), "v2 client prepares q with the same name and text");
 	/* pool_size = 1: both run on the same server connection, one after the other */
-	report(!strcmp(run(a, "q", "1"), "name=n1"), "same text under v1 resolves to v1's view (%s)", run(a, "q", "1"));
-	report(!strcmp(run(b, "q", "1"), "title=t1"), "same text under v2 resolves to v2's view (%s)", run(b, "q", "1"));
+	tap_check(!strcmp(run(a, "q", "1"), "name=n1"), "same text under v1 resolves to v1's view (%s)", run(a, "q", "1"));
+	tap_check(!strcmp(run(b, "q", "1"), "title=t1"), "same text under v2 resolves to v2's view (%s)", run(b, "q", "1"));
 	for (int i = 0; i < 50; i++) {
 		if (strcmp(run(a, "q", "2"), "name=n2") || strcmp(run(b, "q", "2"), "title=t2")) {
-			report(0, "alternating clients keep their own statement (round %d)", i);
+			tap_check(0, "alternating clients keep their own statement (round %d)", i);
 			break;
 		}
 		if (i == 49)
-			report(1, "alternating clients keep their own statement (50 rounds)");
+			tap_check(1, "alternating clients keep their own statement (50 rounds)");
 	}
 
 	/* max_prepared_statements = 2, for the server and for each client: a
 	 * third statement on the server evicts the least recently used one,
 	 * which comes back transparently */
-	report(prepare(a, "r", "SELECT name FROM items WHERE id = $1 + 1"), "prepare r");
-	report(!strcmp(run(a, "r", "1"), "name=n2"), "r runs (%s)", run(a, "r", "1"));
-	report(!strcmp(run(b, "q", "3"), "title=t3"), "v2's q runs after eviction pressure (%s)", run(b, "q", "3"));
-	report(!strcmp(run(a, "q", "4"), "name=n4"), "q re-prepared after LRU eviction (%s)", run(a, "q", "4"));
-	report(!strcmp(run(a, "r", "1"), "name=n2"), "r re-prepared after LRU eviction (%s)", run(a, "r", "1"));
+	tap_check(prepare(a, "r", "SELECT name FROM items WHERE id = $1 + 1"), "prepare r");
+	tap_check(!strcmp(run(a, "r", "1"), "name=n2"), "r runs (%s)", run(a, "r", "1"));
+	tap_check(!strcmp(run(b, "q", "3"), "title=t3"), "v2's q runs after eviction pressure (%s)", run(b, "q", "3"));
+	tap_check(!strcmp(run(a, "q", "4"), "name=n4"), "q re-prepared after LRU eviction (%s)", run(a, "q", "4"));
+	tap_check(!strcmp(run(a, "r", "1"), "name=n2"), "r re-prepared after LRU eviction (%s)", run(a, "r", "1"));
 	/* a client's third statement is refused (987359f) */
-	report(!strncmp(prepare_result(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "53400 ", 6),
+	tap_check(!strncmp(prepare_result(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "53400 ", 6),
 	       "a client's third statement: 53400 (%s)", prepare_result(a, "s", "SELECT 2"));
 
 	/* a statement used inside a transaction */
-	report(exec_ok(a, "BEGIN") && !strcmp(run(a, "q", "5"), "name=n5") && exec_ok(a, "COMMIT"),
+	tap_check(exec_ok(a, "BEGIN") && !strcmp(run(a, "q", "5"), "name=n5") && exec_ok(a, "COMMIT"),
 	       "prepared statement inside an explicit transaction");
 
 	/* an error inside the extended protocol: the next request still works */
-	report(!strncmp(run(a, "nosuch", "1"), "error 26000", 11), "unknown statement: error 26000 from the server");
-	report(!strcmp(run(a, "q", "6"), "name=n6"), "the client goes on after the error");
-	report(!strncmp(prepare_result(b, "bad", "SELECT nosuchcolumn FROM items"), "42703 ", 6),
+	tap_check(!strncmp(run(a, "nosuch", "1"), "error 26000", 11), "unknown statement: error 26000 from the server");
+	tap_check(!strcmp(run(a, "q", "6"), "name=n6"), "the client goes on after the error");
+	tap_check(!strncmp(prepare_result(b, "bad", "SELECT nosuchcolumn FROM items"), "42703 ", 6),
 	       "a Parse that fails reports its error (%s)", prepare_result(b, "bad", "SELECT nosuchcolumn FROM items"));
-	report(!strncmp(run(b, "bad", "1"), "error 26000", 11), "and prepares nothing (%s)", run(b, "bad", "1"));
-	report(!strcmp(run(b, "q", "7"), "title=t7"), "and the client goes on after it");
-	report(!strcmp(run(a, "q", "7"), "name=n7"), "so does the other one");
+	tap_check(!strncmp(run(b, "bad", "1"), "error 26000", 11), "and prepares nothing (%s)", run(b, "bad", "1"));
+	tap_check(!strcmp(run(b, "q", "7"), "title=t7"), "and the client goes on after it");
+	tap_check(!strcmp(run(a, "q", "7"), "name=n7"), "so does the other one");
 	/* a Parse of a name the client has: refused as PostgreSQL refuses it,
 	 * and the client keeps its statement */
-	report(!strcmp(prepare_result(a, "q", "SELECT 1"), "42P05 prepared statement \"q\" already exists"),
+	tap_check(!strcmp(prepare_result(a, "q", "SELECT 1"), "42P05 prepared statement \"q\" already exists"),
 	       "preparing q again: 42P05 under the client's name (%s)", prepare_result(a, "q", "SELECT 1"));
-	report(!strcmp(run(a, "q", "7"), "name=n7"), "q is still the client's first statement");
-	report(!strcmp(prepare_result(a, "q", "SELEC 1"), "42601 syntax error at or near \"SELEC\""),
+	tap_check(!strcmp(run(a, "q", "7"), "name=n7"), "q is still the client's first statement");
+	tap_check(!strcmp(prepare_result(a, "q", "SELEC 1"), "42601 syntax error at or near \"SELEC\""),
 	       "preparing q again with a text that does not parse: the syntax error first (%s)",
 	       prepare_result(a, "q", "SELEC 1"));
 
 	/* DEALLOCATE and DISCARD ALL from the client are honoured */
-	report(exec_ok(a, "DEALLOCATE q"), "DEALLOCATE q");
-	report(!strncmp(run(a, "q", "1"), "error 26000", 11), "q is gone after DEALLOCATE (%s)", run(a, "q", "1"));
-	report(!strcmp(run(b, "q", "1"), "title=t1"), "another client's q is untouched");
-	report(exec_ok(a, "DEALLOCATE ALL"), "DEALLOCATE ALL");
-	report(!strncmp(run(a, "r", "1"), "error 26000", 11), "r is gone after DEALLOCATE ALL");
-	report(exec_ok(b, "DISCARD ALL"), "DISCARD ALL");
-	report(!strncmp(run(b, "q", "1"), "error 26000", 11), "q is gone after DISCARD ALL");
-	report(prepare(b, "q", sql) && !strcmp(run(b, "q", "8"), "title=t8"), "prepare again after DISCARD ALL");
+	tap_check(exec_ok(a, "DEALLOCATE q"), "DEALLOCATE q");
+	tap_check(!strncmp(run(a, "q", "1"), "error 26000", 11), "q is gone after DEALLOCATE (%s)", run(a, "q", "1"));
+	tap_check(!strcmp(run(b, "q", "1"), "title=t1"), "another client's q is untouched");
+	tap_check(exec_ok(a, "DEALLOCATE ALL"), "DEALLOCATE ALL");
+	tap_check(!strncmp(run(a, "r", "1"), "error 26000", 11), "r is gone after DEALLOCATE ALL");
+	tap_check(exec_ok(b, "DISCARD ALL"), "DISCARD ALL");
+	tap_check(!strncmp(run(b, "q", "1"), "error 26000", 11), "q is gone after DISCARD ALL");
+	tap_check(prepare(b, "q", sql) && !strcmp(run(b, "q", "8"), "title=t8"), "prepare again after DISCARD ALL");
 
 	shape_changed(a, b);
 
 	PQfinish(a);
 	PQfinish(b);
-	return failures ? 1 : 0;
+	return tap_failures ? 1 : 0;
 }
