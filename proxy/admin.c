@@ -31,9 +31,13 @@
 #include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/migrator.h"
 
 /* A command line longer than this is refused: commands are short. */
 #define ADMIN_MAX_LINE 4096
+/* A JSON request ({"command": [...], "file": ..., "content": ...}) may
+ * carry a migration file: up to this many bytes. */
+#define ADMIN_MAX_REQUEST (16 * 1024 * 1024)
 #define ADMIN_MAX_ARGS 8
 
 static struct evconnlistener *admin_listener;
@@ -277,9 +281,12 @@ AdminAccess admin_access(uid_t uid, const char *name)
 	return ADMIN_ACCESS_NONE;
 }
 
-static json_t *admin_dispatch(int argc, char **argv)
+static json_t *admin_dispatch(int argc, char **argv, const json_t *req)
 {
 	const char *cmd = argv[0];
+	json_t *mig = migrator_command(argc, argv, req);
+	if (mig)
+		return mig;
 	if (!strcmp(cmd, "status") && argc == 1)
 		return cmd_status();
 	if (!strcmp(cmd, "routes") && argc == 1) {
@@ -315,12 +322,48 @@ static json_t *admin_dispatch(int argc, char **argv)
 	}
 	static const char *const known[] = {"status", "routes", "route", "unroute", "clients", "pools",
 					    "pause", "resume", "reload", "shutdown"};
+	/* (migrate, versions, promote, rollback: migrator_command) */
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (!strcmp(cmd, known[i]))
 			return reply_error("%s takes no arguments", cmd);
 	return reply_error("unknown command \"%s\" (try: status, routes, route, unroute, clients, pools, pause, "
-			   "resume, reload, shutdown)",
+			   "resume, reload, shutdown, migrate, versions, promote, rollback)",
 			   cmd);
+}
+
+/* The words of a JSON request {"command": ["migrate", "start", ...], ...}
+ * into ARGV (pointing into REQ); the count, -1 when malformed or too many. */
+static int request_words(const json_t *req, char **argv)
+{
+	const json_t *words = json_object_get(req, "command");
+	size_t n = json_array_size(words);
+	if (!json_is_array(words) || n > ADMIN_MAX_ARGS)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *w = json_string_value(json_array_get(words, i));
+		if (!w)
+			return -1;
+		argv[i] = (char *)w;
+	}
+	return (int)n;
+}
+
+/* One command (ARGC words, ARGV) from PEER, as LINE was written: allowed,
+ * logged, run. */
+static json_t *admin_run(const AdminPeer *peer, int argc, char **argv, const json_t *req, const char *line)
+{
+	bool read_only = argc > 0 && (admin_read_only(argv[0]) || migrator_read_only(argc, argv));
+	if (argc < 0)
+		return reply_error("too many arguments, or a malformed request");
+	if (argc == 0)
+		return reply_error("empty command");
+	if (peer->access == ADMIN_ACCESS_NONE || (peer->access == ADMIN_ACCESS_STATS && !read_only)) {
+		log_warning("admin: permission denied for uid %u (%s): %s", (unsigned)peer->uid, peer->name, argv[0]);
+		return reply_error("permission denied: %s", argv[0]);
+	}
+	if (!read_only)
+		log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
+	return admin_dispatch(argc, argv, req);
 }
 
 char *admin_command(const AdminPeer *peer, const char *line)
@@ -329,27 +372,32 @@ char *admin_command(const AdminPeer *peer, const char *line)
 	char *argv[ADMIN_MAX_ARGS];
 	int argc = 0;
 	json_t *reply;
-	snprintf(buf, sizeof(buf), "%s", line);
-	char *save = NULL;
-	for (char *tok = strtok_r(buf, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
-		if (argc == ADMIN_MAX_ARGS) {
-			argc = -1;
-			break;
-		}
-		argv[argc++] = tok;
-	}
-	if (argc < 0)
-		reply = reply_error("too many arguments");
-	else if (argc == 0)
-		reply = reply_error("empty command");
-	else if (peer->access == ADMIN_ACCESS_NONE ||
-		 (peer->access == ADMIN_ACCESS_STATS && !admin_read_only(argv[0]))) {
-		log_warning("admin: permission denied for uid %u (%s): %s", (unsigned)peer->uid, peer->name, argv[0]);
-		reply = reply_error("permission denied: %s", argv[0]);
+	if (line[0] == '{') {
+		/* a JSON request: for what a line cannot carry (a migration file) */
+		json_error_t jerr;
+		json_t *req = json_loads(line, 0, &jerr);
+		argc = req ? request_words(req, argv) : -1;
+		char shown[ADMIN_MAX_LINE];
+		size_t n = 0;
+		for (int i = 0; i < argc && n < sizeof(shown); i++)
+			n += (size_t)snprintf(shown + n, sizeof(shown) - n, "%s%s", i ? " " : "", argv[i]);
+		if (argc < 0)
+			snprintf(shown, sizeof(shown), "(malformed JSON request)");
+		reply = admin_run(peer, argc, argv, req, shown);
+		json_decref(req);
+	} else if (strlen(line) > ADMIN_MAX_LINE) {
+		reply = reply_error("command line too long");
 	} else {
-		if (!admin_read_only(argv[0]))
-			log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
-		reply = admin_dispatch(argc, argv);
+		snprintf(buf, sizeof(buf), "%s", line);
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
+			if (argc == ADMIN_MAX_ARGS) {
+				argc = -1;
+				break;
+			}
+			argv[argc++] = tok;
+		}
+		reply = admin_run(peer, argc, argv, NULL, line);
 	}
 	char *text = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);
@@ -373,7 +421,7 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 			free(reply);
 		}
 	}
-	if (evbuffer_get_length(in) > ADMIN_MAX_LINE) {
+	if (evbuffer_get_length(in) > ADMIN_MAX_REQUEST) {
 		static const char too_long[] = "{\"ok\": false, \"error\": \"command line too long\"}\n";
 		evbuffer_drain(in, evbuffer_get_length(in));
 		bufferevent_write(bev, too_long, sizeof(too_long) - 1);

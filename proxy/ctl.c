@@ -23,6 +23,10 @@
 /* Replies are one line; this bounds what we accept from the socket. */
 #define CTL_MAX_REPLY (8 * 1024 * 1024)
 #define CTL_DEFAULT_SOCKET "/tmp/pgflip-6432.admin"
+/* A migration file sent by `migrate start` is at most this long. */
+#define CTL_MAX_FILE (16 * 1024 * 1024 - 4096)
+/* How often a waiting ctl asks for the job's status (ms). */
+#define CTL_POLL_MS 200
 
 static void ctl_usage(FILE *f)
 {
@@ -32,7 +36,11 @@ static void ctl_usage(FILE *f)
 		   "commands: status, routes, route default SCHEMA, route app GLOB SCHEMA,\n"
 		   "  route user NAME SCHEMA, route addr CIDR SCHEMA, route canary SCHEMA PERCENT,\n"
 		   "  unroute app|user|addr KEY, unroute canary, clients, pools, pause, resume,\n"
-		   "  reload, shutdown\n");
+		   "  reload, shutdown,\n"
+		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete], migrate status,\n"
+		   "  migrate complete|rollback [--db NAME] [--force], migrate cancel, versions [--db NAME],\n"
+		   "  promote SCHEMA, rollback [--db NAME]\n"
+		   "  --no-wait   do not wait for a migration job to end (it runs on in pgflip)\n");
 }
 
 static char *value_text(const json_t *v)
@@ -149,61 +157,25 @@ static int ctl_connect(const char *path)
 	return fd;
 }
 
-int ctl_main(int argc, char **argv)
+/* Sends LINE (ending in a newline) and reads the one-line reply: the JSON
+ * object, *TEXT the reply as read (caller frees both); NULL when the socket
+ * cannot be reached or the reply is not a JSON object (said on stderr). */
+static json_t *ctl_request(const char *path, const char *line, char **text)
 {
-	const char *path = getenv("PGFLIP_ADMIN_SOCKET");
-	bool raw = false;
-	int i = 1;
-	for (; i < argc; i++) {
-		if (!strcmp(argv[i], "-s") && i + 1 < argc)
-			path = argv[++i];
-		else if (!strcmp(argv[i], "--json"))
-			raw = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			ctl_usage(stdout);
-			return 0;
-		} else
-			break;
-	}
-	if (i >= argc) {
-		ctl_usage(stderr);
-		return 2;
-	}
-	if (!path)
-		path = CTL_DEFAULT_SOCKET;
-	size_t len = 1;
-	for (int j = i; j < argc; j++)
-		len += strlen(argv[j]) + 1;
-	char *line = malloc(len + 1);
-	if (!line)
-		return 2;
-	line[0] = '\0';
-	for (int j = i; j < argc; j++) {
-		if (strpbrk(argv[j], " \t\r\n")) {
-			fprintf(stderr, "pgflip ctl: arguments cannot contain white space: \"%s\"\n", argv[j]);
-			free(line);
-			return 2;
-		}
-		strcat(line, argv[j]);
-		strcat(line, j + 1 < argc ? " " : "\n");
-	}
+	*text = NULL;
 	int fd = ctl_connect(path);
-	if (fd < 0) {
-		free(line);
-		return 2;
-	}
+	if (fd < 0)
+		return NULL;
 	size_t off = 0, n = strlen(line);
 	while (off < n) {
 		ssize_t w = write(fd, line + off, n - off);
 		if (w <= 0) {
 			fprintf(stderr, "pgflip ctl: write: %s\n", strerror(errno));
 			close(fd);
-			free(line);
-			return 2;
+			return NULL;
 		}
 		off += (size_t)w;
 	}
-	free(line);
 	size_t cap = 4096, got = 0;
 	char *reply = malloc(cap);
 	while (reply) {
@@ -225,7 +197,7 @@ int ctl_main(int argc, char **argv)
 	}
 	close(fd);
 	if (!reply)
-		return 2;
+		return NULL;
 	reply[got] = '\0';
 	json_error_t jerr;
 	json_t *o = json_loads(reply, JSON_DISABLE_EOF_CHECK, &jerr);
@@ -233,9 +205,167 @@ int ctl_main(int argc, char **argv)
 		fprintf(stderr, "pgflip ctl: bad reply from %s: %s\n", path, got ? reply : "(nothing)");
 		free(reply);
 		json_decref(o);
+		return NULL;
+	}
+	*text = reply;
+	return o;
+}
+
+/* The words ARGV[0..ARGC) as one command line (with its newline), or NULL
+ * (said on stderr) when a word holds white space. */
+static char *ctl_line(int argc, char **argv)
+{
+	size_t len = 2;
+	for (int j = 0; j < argc; j++)
+		len += strlen(argv[j]) + 1;
+	char *line = malloc(len);
+	if (!line)
+		return NULL;
+	line[0] = '\0';
+	for (int j = 0; j < argc; j++) {
+		if (strpbrk(argv[j], " \t\r\n")) {
+			fprintf(stderr, "pgflip ctl: arguments cannot contain white space: \"%s\"\n", argv[j]);
+			free(line);
+			return NULL;
+		}
+		strcat(line, argv[j]);
+		strcat(line, j + 1 < argc ? " " : "\n");
+	}
+	return line;
+}
+
+/* `migrate start FILE [OPTION...]`: the request carries the file. */
+static char *ctl_migrate_start(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "pgflip ctl: usage: migrate start FILE [--db NAME] [--schema NAME] [--complete]\n");
+		return NULL;
+	}
+	const char *path = argv[2];
+	json_error_t jerr;
+	FILE *f = fopen(path, "rb");
+	char *content = NULL;
+	size_t n = 0;
+	if (f) {
+		content = malloc(CTL_MAX_FILE + 1);
+		n = content ? fread(content, 1, CTL_MAX_FILE + 1, f) : 0;
+		fclose(f);
+	}
+	if (!content || n > CTL_MAX_FILE) {
+		fprintf(stderr, "pgflip ctl: cannot read %s: %s\n", path, !f ? strerror(errno) : "too large (16 MiB at most)");
+		free(content);
+		return NULL;
+	}
+	const char *base = strrchr(path, '/');
+	json_t *words = json_array();
+	for (int j = 0; j < argc; j++)
+		if (j != 2)
+			json_array_append_new(words, json_string(argv[j]));
+	json_t *req = json_pack("{s:o, s:s, s:s%}", "command", words, "file", base ? base + 1 : path, "content", content, n);
+	free(content);
+	(void)jerr;
+	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!text) {
+		fprintf(stderr, "pgflip ctl: %s is not UTF-8 text\n", path);
+		return NULL;
+	}
+	char *line = malloc(strlen(text) + 2);
+	if (line)
+		sprintf(line, "%s\n", text);
+	free(text);
+	return line;
+}
+
+/* Is this a command whose job runs on (migrate start|complete|rollback,
+ * rollback), so that ctl waits for it? */
+static bool ctl_is_job(int argc, char **argv)
+{
+	if (!strcmp(argv[0], "rollback"))
+		return true;
+	return argc > 1 && !strcmp(argv[0], "migrate") &&
+	       (!strcmp(argv[1], "start") || !strcmp(argv[1], "complete") || !strcmp(argv[1], "rollback"));
+}
+
+/* Polls `migrate status` until the job ends, printing each change of phase
+ * or step on stdout. Returns 0 when it succeeded, 1 when it failed or was
+ * cancelled, 2 when the socket went away. */
+static int ctl_wait_job(const char *path)
+{
+	char last[1024] = "";
+	for (;;) {
+		char *text;
+		json_t *o = ctl_request(path, "migrate status\n", &text);
+		if (!o)
+			return 2;
+		free(text);
+		json_t *mg = json_object_get(o, "migration");
+		if (!json_is_true(json_object_get(mg, "running"))) {
+			json_t *res = json_object_get(mg, "result");
+			const char *st = json_string_value(json_object_get(res, "status"));
+			const char *err = json_string_value(json_object_get(res, "error"));
+			int rc = st && !strcmp(st, "ok") ? 0 : 1;
+			if (rc)
+				fprintf(stderr, "error: %s%s%s\n", st ? st : "unknown", err && *err ? ": " : "", err ? err : "");
+			else
+				printf("done: %s (version schema %s)\n", json_string_value(json_object_get(res, "migration")),
+				       json_string_value(json_object_get(res, "version_schema")));
+			json_decref(o);
+			return rc;
+		}
+		char now[1024];
+		const char *table = json_string_value(json_object_get(mg, "table"));
+		snprintf(now, sizeof(now), "%s step %lld/%lld%s%s%s", json_string_value(json_object_get(mg, "phase")),
+			 (long long)json_integer_value(json_object_get(mg, "step")),
+			 (long long)json_integer_value(json_object_get(mg, "steps")), table ? " " : "", table ? table : "",
+			 json_object_get(mg, "blocked_by") ? " (waiting on a lock)" : "");
+		if (strcmp(now, last) != 0) {
+			printf("%s\n", now);
+			fflush(stdout);
+			snprintf(last, sizeof(last), "%s", now);
+		}
+		json_decref(o);
+		usleep(CTL_POLL_MS * 1000);
+	}
+}
+
+int ctl_main(int argc, char **argv)
+{
+	const char *path = getenv("PGFLIP_ADMIN_SOCKET");
+	bool raw = false, wait = true;
+	int i = 1;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "-s") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			raw = true;
+		else if (!strcmp(argv[i], "--no-wait"))
+			wait = false;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			ctl_usage(stdout);
+			return 0;
+		} else
+			break;
+	}
+	if (i >= argc) {
+		ctl_usage(stderr);
 		return 2;
 	}
+	if (!path)
+		path = CTL_DEFAULT_SOCKET;
+	int n = argc - i;
+	char **words = argv + i;
+	bool start = n > 1 && !strcmp(words[0], "migrate") && !strcmp(words[1], "start");
+	char *line = start ? ctl_migrate_start(n, words) : ctl_line(n, words);
+	if (!line)
+		return 2;
+	char *reply;
+	json_t *o = ctl_request(path, line, &reply);
+	free(line);
+	if (!o)
+		return 2;
 	bool ok = json_is_true(json_object_get(o, "ok"));
+	size_t got = strlen(reply);
 	if (raw) {
 		fputs(reply, stdout);
 		if (got == 0 || reply[got - 1] != '\n')
@@ -250,5 +380,9 @@ int ctl_main(int argc, char **argv)
 	}
 	free(reply);
 	json_decref(o);
+	if (ok && wait && !raw && ctl_is_job(n, words)) {
+		fflush(stdout);
+		return ctl_wait_job(path);
+	}
 	return ok ? 0 : 1;
 }

@@ -35,6 +35,7 @@
 #include "proxy/auth.h"
 #include "proxy/authq.h"
 #include "proxy/tls.h"
+#include "proxy/migrator.h"
 
 Proxy proxy;
 
@@ -395,6 +396,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void proxy_cleanup(void)
 {
+	migrator_stop(); /* a running job stops at its next boundary */
 	authq_reset(); /* its waiting clients are closed, then freed below */
 	Client *c;
 	while ((c = TAILQ_FIRST(&proxy.clients))) {
@@ -523,6 +525,11 @@ int proxy_serve(const char *conf_path)
 
 	bool ok = listen_tcp(conf) && listen_unix(conf);
 	if (ok && conf->admin_socket && *conf->admin_socket && !admin_listen(conf->admin_socket, err, sizeof(err))) {
+		fprintf(stderr, "pgflip: %s\n", err);
+		log_error("%s", err);
+		ok = false;
+	}
+	if (ok && !migrator_start(err, sizeof(err))) {
 		fprintf(stderr, "pgflip: %s\n", err);
 		log_error("%s", err);
 		ok = false;

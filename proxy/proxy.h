@@ -303,6 +303,7 @@ typedef struct Proxy {
 	AuthVerifiers *auth_verifiers;  /* of proxy.conf's plain auth_file passwords (auth.c) */
 	uint8_t auth_mock_key[32];      /* random per process: the salts of made-up SCRAM verifiers (auth.c) */
 	LIST_HEAD(, LoginCancel) cancels; /* CancelRequests to own-login backends under way (login.c) */
+	struct Migrator *migrator;      /* the migration worker (migrator.c), NULL before it starts */
 } Proxy;
 
 extern Proxy proxy;

@@ -152,7 +152,7 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 
 /* Keywords of one login: the entry's (libpq 15 knows about 45), plus at
  * most 9 that pgflip adds. */
-#define SERVER_MAX_KEYWORDS 96
+#define SERVER_MAX_KEYWORDS SERVER_ENTRY_MAX_PARAMS
 #define SERVER_ADDED_KEYWORDS 9
 
 static bool db_has(const ConfDatabase *db, const char *keyword)
@@ -178,7 +178,8 @@ bool server_login_has_password(const Pool *p)
  * when the entry gives none, the address evdns found (ADDR, or NULL).
  * False when the entry has too many keywords. Both login paths read them.
  */
-static bool server_login_params(Pool *p, const ConfDatabase *db, const char *addr, const char **kw, const char **val)
+bool server_entry_params(const ConfDatabase *db, const char *user, const char *dbname, const char *addr,
+			 const char **kw, const char **val)
 {
 	const Conf *conf = proxy.conf;
 	size_t k = 0;
@@ -195,20 +196,25 @@ static bool server_login_params(Pool *p, const ConfDatabase *db, const char *add
 			val[k++] = value;                                                                              \
 		}                                                                                                      \
 	} while (0)
-	ADD("user", p->user);
-	ADD("dbname", p->database);
+	ADD("user", user);
+	ADD("dbname", dbname);
 	ADD("fallback_application_name", "pgflip");
 	ADD("sslmode", conf_tls_mode_to_str(conf->server_tls_sslmode));
 	ADD("sslrootcert", conf->server_tls_ca_file);
 	ADD("sslcert", conf->server_tls_cert_file);
 	ADD("sslkey", conf->server_tls_key_file);
-	const ConfUser *u = conf_find_user(conf, p->user);
+	const ConfUser *u = user ? conf_find_user(conf, user) : NULL;
 	if (u && u->kind == CONF_SECRET_PLAIN)
 		ADD("password", u->secret);
 	ADD("hostaddr", addr);
 #undef ADD
 	kw[k] = val[k] = NULL;
 	return true;
+}
+
+static bool server_login_params(Pool *p, const ConfDatabase *db, const char *addr, const char **kw, const char **val)
+{
+	return server_entry_params(db, p->user, p->database, addr, kw, val);
 }
 
 /* What both paths do once logged in: S carries raw messages from now on. */

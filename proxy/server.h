@@ -54,4 +54,17 @@ void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg
  * server reports are kept, search_path is unknown. */
 void server_forget_settings(Server *s);
 
+/*
+ * server_entry_params: the libpq keyword/value arrays (NULL-terminated, at
+ * most SERVER_ENTRY_MAX_PARAMS entries with the terminator) of a login to
+ * the [databases] entry DB: its own options first (they win), then USER and
+ * DBNAME when given and the entry has none, fallback_application_name, the
+ * server_tls_* defaults, the auth_file password of USER when it is a plain
+ * one, and ADDR as hostaddr (NULL: none). The strings stay owned by the
+ * config snapshot. False when the entry has too many options.
+ */
+#define SERVER_ENTRY_MAX_PARAMS 96
+bool server_entry_params(const ConfDatabase *db, const char *user, const char *dbname, const char *addr,
+			 const char **kw, const char **val) PROXY_MUSTCHECK;
+
 #endif

@@ -94,23 +94,23 @@ static int described_columns(PGconn *c, const char *name)
  */
 static void shape_changed(PGconn *a, PGconn *b)
 {
-	report(exec_ok(a, "CREATE TABLE shape_t (a int); INSERT INTO shape_t VALUES (1)"), "shape: table made");
-	report(prepare(a, "s", "SELECT * FROM shape_t") && described_columns(a, "s") == 1 && !strcmp(run(a, "s", NULL), "a=1"),
+	tap_check(exec_ok(a, "CREATE TABLE shape_t (a int); INSERT INTO shape_t VALUES (1)"), "shape: table made");
+	tap_check(prepare(a, "s", "SELECT * FROM shape_t") && described_columns(a, "s") == 1 && !strcmp(run(a, "s", NULL), "a=1"),
 	       "shape: statement s described with 1 column, runs");
-	report(exec_ok(a, "DROP TABLE shape_t; CREATE TABLE shape_t (a int, b text); INSERT INTO shape_t VALUES (2, 'x')"),
+	tap_check(exec_ok(a, "DROP TABLE shape_t; CREATE TABLE shape_t (a int, b text); INSERT INTO shape_t VALUES (2, 'x')"),
 	       "shape: table made again with 2 columns");
-	report(exec_ok(b, "DEALLOCATE ALL") && prepare(b, "e1", "SELECT 1") && prepare(b, "e2", "SELECT 2") && !strcmp(run(b, "e1", NULL), "?column?=1") &&
+	tap_check(exec_ok(b, "DEALLOCATE ALL") && prepare(b, "e1", "SELECT 1") && prepare(b, "e2", "SELECT 2") && !strcmp(run(b, "e1", NULL), "?column?=1") &&
 		       !strcmp(run(b, "e2", NULL), "?column?=2"),
 	       "shape: another client's statements take the server's room");
 	const char *got = run(a, "s", NULL);
-	report(!strcmp(got, "error 0A000"), "shape: s prepared again by pgflip meets the new columns: 0A000 (got %s)", got);
+	tap_check(!strcmp(got, "error 0A000"), "shape: s prepared again by pgflip meets the new columns: 0A000 (got %s)", got);
 	got = run(a, "s", NULL);
-	report(!strcmp(got, "error 0A000"), "shape: and again on the next use, as PostgreSQL (got %s)", got);
-	report(described_columns(a, "s") == -1, "shape: a Describe of s is refused too");
-	report(exec_ok(a, "SELECT 1"), "shape: the client goes on");
-	report(prepare(a, "s2", "SELECT * FROM shape_t") && described_columns(a, "s2") == 2 && !strcmp(run(a, "s2", NULL), "b=x"),
+	tap_check(!strcmp(got, "error 0A000"), "shape: and again on the next use, as PostgreSQL (got %s)", got);
+	tap_check(described_columns(a, "s") == -1, "shape: a Describe of s is refused too");
+	tap_check(exec_ok(a, "SELECT 1"), "shape: the client goes on");
+	tap_check(prepare(a, "s2", "SELECT * FROM shape_t") && described_columns(a, "s2") == 2 && !strcmp(run(a, "s2", NULL), "b=x"),
 	       "shape: a new statement of the same text runs with 2 columns");
-	report(exec_ok(a, "DROP TABLE shape_t"), "shape: table dropped");
+	tap_check(exec_ok(a, "DROP TABLE shape_t"), "shape: table dropped");
 }
 
 int main(int argc, char **argv)
