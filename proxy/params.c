@@ -28,15 +28,23 @@ const char *proxy_u64_str(char buf[24], uint64_t v)
 	return buf + i;
 }
 
-void *proxy_grow(void *items, size_t n, size_t *cap, size_t size)
+void *proxy_grow_try(void *items, size_t n, size_t *cap, size_t size)
 {
 	if (n < *cap)
 		return items;
 	size_t ncap = *cap ? *cap * 2 : 8;
 	void *p = realloc(items, ncap * size);
 	if (!p)
-		abort();
+		return NULL;
 	*cap = ncap;
+	return p;
+}
+
+void *proxy_grow(void *items, size_t n, size_t *cap, size_t size)
+{
+	void *p = proxy_grow_try(items, n, cap, size);
+	if (!p)
+		abort();
 	return p;
 }
 

@@ -26,6 +26,10 @@ char *proxy_strdup(const char *s);
  * paths that would otherwise call printf for one number. */
 const char *proxy_u64_str(char buf[24], uint64_t v);
 void *proxy_grow(void *items, size_t n, size_t *cap, size_t size);
+/* proxy_grow_try: the same, but NULL when the memory is not there (ITEMS
+ * and *CAP are then unchanged): for callers that close one connection
+ * instead. */
+void *proxy_grow_try(void *items, size_t n, size_t *cap, size_t size) PROXY_MUSTCHECK;
 
 /* A name = value setting (GUC), as a small growable list. */
 typedef struct Param {

@@ -120,8 +120,13 @@ static PsExpect *queue_push(Server *s, PsExpectKind kind, uint64_t stmt_id)
 	if (q->count == q->cap) {
 		size_t cap = q->cap ? q->cap * 2 : 16;
 		PsExpect *items = malloc(cap * sizeof(PsExpect));
-		if (!items)
-			abort();
+		if (!items) {
+			/* the queue no longer matches the stream: ps_client_message
+			 * closes the client, and with it the server (broken) */
+			q->oom = true;
+			q->spare = (PsExpect){.kind = kind};
+			return &q->spare;
+		}
 		for (size_t i = 0; i < q->count; i++)
 			items[i] = q->items[(q->head + i) % q->cap];
 		free(q->items);
@@ -321,14 +326,21 @@ static PsServerStmt *ps_prepare_on(Client *c, Server *s, const uint8_t *body, ui
 	 * statement would keep it there */
 	while (server_live(s) >= (size_t)proxy.conf->max_prepared_statements && server_evict(s, b))
 		;
-	s->ps = proxy_grow(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
+	PsServerStmt *grown = proxy_grow_try(s->ps, s->n_ps, &s->cap_ps, sizeof(PsServerStmt));
+	char *route = strdup(c->route);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!grown || !route || !copy) {
+		free(route);
+		free(copy);
+		s->expect.oom = true;
+		return NULL;
+	}
+	s->ps = grown;
 	PsServerStmt *st = &s->ps[s->n_ps++];
 	memset(st, 0, sizeof(*st));
 	st->id = ++s->ps_next_id;
-	st->route = proxy_strdup(c->route);
-	st->body = malloc(len ? len : 1);
-	if (!st->body)
-		abort();
+	st->route = route;
+	st->body = copy;
 	memcpy(st->body, body, len);
 	st->len = len;
 	st->hash = hash;
@@ -358,7 +370,7 @@ static PsServerStmt *server_ensure(Client *c, Server *s, const PsClientStmt *cs,
 	if (st)
 		server_stmt_close(s, (size_t)(st - s->ps), b);
 	*sent = true;
-	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE, 0);
+	return ps_prepare_on(c, s, cs->body, cs->len, cs->hash, b, PS_SWALLOW_PARSE, 0); /* NULL: out of memory */
 }
 
 /* ---- replay of a request that met a stale statement ---- */
@@ -385,8 +397,10 @@ static void replay_append(Server *s, const uint8_t *p, size_t n)
 		while (cap < r->len + n)
 			cap *= 2;
 		uint8_t *data = realloc(r->data, cap);
-		if (!data)
-			abort();
+		if (!data) {
+			replay_drop(s); /* no retry then: the client sees the refusal */
+			return;
+		}
 		r->data = data;
 		r->cap = cap;
 	}
@@ -539,13 +553,19 @@ void ps_client_clear(Client *c)
 /* A new statement NAME of C (it has none of that name). */
 static PsClientStmt *client_add(Client *c, const char *name, const uint8_t *body, uint32_t len)
 {
-	c->ps = proxy_grow(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
+	PsClientStmt *grown = proxy_grow_try(c->ps, c->n_ps, &c->cap_ps, sizeof(PsClientStmt));
+	char *copy_name = strdup(name);
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!grown || !copy_name || !copy) {
+		free(copy_name);
+		free(copy);
+		return NULL;
+	}
+	c->ps = grown;
 	PsClientStmt *cs = &c->ps[c->n_ps++];
 	memset(cs, 0, sizeof(*cs));
-	cs->name = proxy_strdup(name);
-	cs->body = malloc(len ? len : 1);
-	if (!cs->body)
-		abort();
+	cs->name = copy_name;
+	cs->body = copy;
 	memcpy(cs->body, body, len);
 	cs->len = len;
 	cs->hash = hash_bytes(HASH_SEED, body, len);
@@ -572,6 +592,10 @@ bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg)
 static void parse_new(Client *c, Server *s, const char *name, const uint8_t *body, uint32_t len, ProtoBuf *b)
 {
 	PsClientStmt *cs = client_add(c, name, body, len);
+	if (!cs) {
+		s->expect.oom = true;
+		return;
+	}
 	PsServerStmt *old = server_find(s, c->route, cs->body, cs->len, cs->hash);
 	if (old)
 		server_stmt_close(s, (size_t)(old - s->ps), b);
@@ -598,6 +622,8 @@ static void parse_refuse(Client *c, Server *s, const PsClientStmt *have, const u
 	PsServerStmt *st = server_find(s, c->route, body, len, hash);
 	if (!st)
 		st = ps_prepare_on(c, s, body, len, hash, b, PS_SWALLOW_PARSE, 0);
+	if (!st)
+		return; /* out of memory: ps_client_message closes */
 	size_t m = proto_msg_begin(b, PROTO_FE_PARSE);
 	put_stmt_name(b, st->id);
 	proto_put_bytes(b, body, len);
@@ -647,6 +673,8 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 		return false; /* not ours: the server answers (with an error) */
 	bool sent;
 	PsServerStmt *st = server_ensure(c, s, cs, b, &sent);
+	if (!st)
+		return true; /* out of memory: ps_client_message closes */
 	bool refuse = cs->shape && st->shape && st->shape != cs->shape;
 	if (!sent && !refuse)
 		replay_start(s, st, cs, h, msg);
@@ -679,6 +707,17 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 
 bool ps_holding(const Server *s) { return s->expect.hold; }
 
+/* Out of memory while recording what S will answer: the queue no longer
+ * matches the stream, so the server cannot serve anyone again (broken:
+ * closed when released) and C is closed with a reason. Returns true (the
+ * message is consumed). */
+static bool ps_out_of_memory(Client *c, Server *s, const char *doing)
+{
+	s->broken = true;
+	client_close(c, "53200", "out of memory %s", doing);
+	return true;
+}
+
 bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg)
 {
 	const char *name;
@@ -700,6 +739,10 @@ bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *m
 		server_stmt_close(s, (size_t)(st - s->ps), &b);
 	bool sent;
 	st = server_ensure(c, s, cs, &b, &sent);
+	if (!st) {
+		protobuf_free(&b);
+		return ps_out_of_memory(c, s, "preparing a statement");
+	}
 	static const uint8_t flush[5] = {PROTO_FE_FLUSH, 0, 0, 0, 4};
 	size_t m = proto_msg_begin(&b, PROTO_FE_DESCRIBE);
 	proto_put_uint8(&b, 'S');
@@ -712,11 +755,8 @@ bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *m
 	if (ok)
 		sock_write(&s->sock, b.data, b.len);
 	protobuf_free(&b);
-	if (!ok) {
-		/* what the queue expects never went */
-		client_close(c, "53200", "out of memory describing statement %s", name);
-		return true;
-	}
+	if (!ok || s->expect.oom)
+		return ps_out_of_memory(c, s, "describing a statement"); /* what the queue expects never went */
 	slog_debug(s, "describing statement pgflip_%llu for client %llu before its use", (unsigned long long)st->id,
 		   (unsigned long long)c->id);
 	return true;
@@ -800,7 +840,10 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	default:
 		break; /* Flush, CopyData/CopyDone/CopyFail: no answer of their own */
 	}
+	bool oom = s->expect.oom || !protobuf_ok(&b);
 	protobuf_free(&b);
+	if (oom)
+		return !ps_out_of_memory(c, s, "tracking prepared statements");
 	ps_server_emit_due(s);
 	return forward;
 }

@@ -112,6 +112,8 @@ typedef struct PsQueue {
 	bool hold;             /* a PS_SWALLOW_DESCRIBE is on its way: the client's next
 				* message waits for its answer (ps_client_hold) */
 	bool released;         /* ... and was answered: pump the client again */
+	bool oom;              /* an entry could not be recorded: the queue is wrong */
+	PsExpect spare;        /* what queue_push hands out then */
 } PsQueue;
 
 typedef struct Client Client;

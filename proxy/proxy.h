@@ -211,6 +211,8 @@ struct Server {
 	bool reset_role;                /* SET ROLE / SESSION AUTHORIZATION may have run */
 	bool reset_settings;            /* a session-level SET may have run */
 	bool reset_listen;              /* a LISTEN may have run (in a Query too long to hold) */
+	bool broken;                    /* what pgflip knows of it is wrong (out of memory): closed when
+					 * released, never given to another client */
 
 	/* SV_PREPARING: the query being answered */
 	char *prep_route;               /* the route it sets */

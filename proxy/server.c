@@ -570,6 +570,10 @@ void server_release(Server *s)
 	}
 	if (s->state != SV_ACTIVE && s->state != SV_PREPARING)
 		return;
+	if (s->broken) {
+		server_close(s, "its prepared-statement bookkeeping was lost (out of memory)");
+		return;
+	}
 	if (s->state == SV_PREPARING || s->pending > 0 || s->open_cycle || s->fwd_left > 0) {
 		server_close(s, "client left in the middle of a request");
 		return;

@@ -88,6 +88,11 @@ typedef struct Fixture {
 
 static Fixture fx;
 
+/* A message ps_client_hold held (it waits for pgflip's Describe), which
+ * send_held sends once the answer is in: client_pump does that. */
+static ProtoBuf held;
+static bool have_held;
+
 /* Errors and notices are shown by SQLSTATE, or with all their fields
  * (decode_be). */
 static bool error_fields;
@@ -117,6 +122,9 @@ static void set_route(const char *route)
 
 static void fixture_free(void)
 {
+	if (have_held)
+		protobuf_free(&held);
+	have_held = false;
 	ps_client_clear(&fx.c);
 	free(fx.c.route);
 	sock_close(&fx.c.sock);
@@ -266,7 +274,8 @@ static void pump(Server *s, ProtoBuf *b)
 /* ---- client messages ------------------------------------------------------ */
 
 /* The one message in B goes from the client towards its server, as
- * client_step_message moves it. Returns ps_client_message's answer. */
+ * client_step_message moves it. Returns ps_client_message's answer (false
+ * too when the message is held). */
 static bool send_msg(ProtoBuf *b)
 {
 	ProtoHeader h;
@@ -275,11 +284,28 @@ static bool send_msg(ProtoBuf *b)
 	assert_int_equal(proto_header_parse(b->data, b->len, 0x3fffffff, &h, &why), PROTO_OK);
 	assert_int_equal((size_t)h.len + 1, b->len);
 	Server *s = fx.c.server;
+	assert_false(have_held);
+	if (ps_needs_whole(h.type) && ps_client_hold(&fx.c, s, &h, b->data)) {
+		held = *b;
+		have_held = true;
+		assert_true(ps_holding(s));
+		return false;
+	}
 	bool forward = ps_client_message(&fx.c, s, &h, ps_needs_whole(h.type) ? b->data : NULL);
 	if (forward)
 		sock_write(&s->sock, b->data, b->len);
 	protobuf_free(b);
 	return forward;
+}
+
+/* The held message goes on, as the pump sends it again when pgflip's
+ * Describe is answered. */
+static bool send_held(void)
+{
+	assert_true(have_held);
+	assert_false(ps_holding(fx.c.server));
+	have_held = false;
+	return send_msg(&held);
 }
 
 static bool c_parse_typed(const char *name, const char *sql, int n_oids, const uint32_t *oids)
@@ -681,12 +707,13 @@ static void expect_text(const char *got, const char *want, const char *who, int 
 
 /* The kinds of S's expect queue, head first, as letters: p PARSE, b BIND,
  * d DESCRIBE, e EXECUTE, c CLOSE, s SYNC, q QUERY, P SWALLOW_PARSE,
- * C SWALLOW_CLOSE, 3 SYNTH_CLOSE, R REFUSE_PARSE (in PsExpectKind's order). */
+ * C SWALLOW_CLOSE, 3 SYNTH_CLOSE, R REFUSE_PARSE, D SWALLOW_DESCRIBE, X SHAPE_ERROR
+ * (in PsExpectKind's order). */
 static const char *queue_str(const Server *s)
 {
 	static char out[256];
-	static const char letters[] = "pbdecsqPC3R";
-	_Static_assert(sizeof(letters) - 1 == PS_REFUSE_PARSE + 1, "one letter per PsExpectKind");
+	static const char letters[] = "pbdecsqPC3RDX";
+	_Static_assert(sizeof(letters) - 1 == PS_SHAPE_ERROR + 1, "one letter per PsExpectKind");
 	size_t n = 0;
 	for (size_t i = 0; i < s->expect.count && n + 1 < sizeof(out); i++)
 		out[n++] = letters[s->expect.items[(s->expect.head + i) % s->expect.cap].kind];
@@ -859,6 +886,7 @@ static void test_named_parse_describe_bind(void **state)
 	FOR_EACH_FEED
 	{
 		fixture_init();
+		fx.c.state = CL_CLOSING; /* client_pump, when a hold ends, has nothing to do: send_held does it */
 		ProtoBuf a;
 		protobuf_init(&a);
 		assert_false(c_parse_typed("s1", "SELECT $1::int", 1, int4));
@@ -911,6 +939,19 @@ static void test_named_parse_describe_bind(void **state)
 		QUEUE_IS(&fx.s1, "");
 		STMTS_ARE(&fx.s1, "2");
 		run_bound("s2", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		/* s1 was described and pgflip_2 was not: pgflip learns its
+		 * columns before s1 uses it (a DDL may have come between) */
+		assert_false(c_bind("", "s1", NULL));
+		SERVER_GOT(&fx.s1, "Describe(S,pgflip_2) Flush");
+		a_parameter_description(&a, 23);
+		a_row_description(&a, "int4");
+		pump(&fx.s1, &a);
+		CLIENT_GOT("");
+		assert_false(send_held());
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT_ANSWERS(&fx.s1, "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
+		CLIENT_GOT("BindComplete CommandComplete(SELECT 0) ReadyForQuery(I)");
 		run_bound("s1", "Bind(,pgflip_2,[],[],[1]) Execute(,0) Sync");
 		/* the same text with other parameter types is another statement:
 		 * nothing to close */
@@ -2126,6 +2167,105 @@ static void test_error_before_sync(void **state)
 	}
 }
 
+/* RowDescription of two columns A (int4) and B (text). */
+static void a_row_description2(ProtoBuf *b, const char *a, const char *bname)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_ROW_DESCRIPTION);
+	proto_put_uint16(b, 2);
+	const char *names[2] = {a, bname};
+	uint32_t types[2] = {23, 25};
+	for (int i = 0; i < 2; i++) {
+		proto_put_cstring(b, names[i]);
+		proto_put_uint32(b, 0);
+		proto_put_uint16(b, 0);
+		proto_put_uint32(b, types[i]);
+		proto_put_uint16(b, i ? 0xffff : 4);
+		proto_put_uint32(b, 0xffffffffu);
+		proto_put_uint16(b, 0);
+	}
+	proto_msg_end(b, m);
+}
+
+/*
+ * A client that was told a statement's result columns (its Describe of the
+ * statement) uses it on a server where pgflip must prepare it: pgflip
+ * describes its statement first (Describe + Flush) and holds the client's
+ * Bind until the answer. The same columns: the Bind goes on. Other columns
+ * (a DDL came between): the server is made to fail the transaction by a
+ * Bind of a statement no one has, and the client gets PostgreSQL's 0A000
+ * with its routine, which drivers use to prepare again.
+ */
+static void test_shape_checked(void **state)
+{
+	(void)state;
+	FOR_EACH_FEED
+	{
+		fixture_init();
+		fx.c.state = CL_CLOSING; /* client_pump, when the hold ends, has nothing to do: send_held does it */
+		ProtoBuf a;
+		protobuf_init(&a);
+		run_parse("s", "SELECT * FROM t", "Parse(pgflip_1,SELECT * FROM t,[]) Sync");
+		assert_false(c_describe('S', "s"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Describe(S,pgflip_1) Sync");
+		a_parameter_description(&a, 0);
+		a_row_description(&a, "a");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		CLIENT_GOT("ParameterDescription RowDescription ReadyForQuery(I)");
+		/* the same columns on the other server: one round trip, then on */
+		link_to(&fx.s2);
+		assert_false(c_bind("", "s", NULL));
+		SERVER_GOT(&fx.s2, "Parse(pgflip_1,SELECT * FROM t,[]) Describe(S,pgflip_1) Flush");
+		QUEUE_IS(&fx.s2, "PD");
+		a_parse_complete(&a);
+		a_parameter_description(&a, 0);
+		a_row_description(&a, "a");
+		pump(&fx.s2, &a);
+		CLIENT_GOT("");
+		QUEUE_IS(&fx.s2, "");
+		assert_false(send_held());
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT_ANSWERS(&fx.s2, "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		CLIENT_GOT("BindComplete CommandComplete(SELECT 0) ReadyForQuery(I)");
+		/* and no second round trip there */
+		run_bound("s", "Bind(,pgflip_1,[],[],[1]) Execute(,0) Sync");
+		/* the statement leaves the first server; the table changes; pgflip
+		 * prepares it there again and meets two columns */
+		link_to(&fx.s1);
+		fx.s1.ps[0].stale = true;
+		assert_false(c_bind("", "s", NULL));
+		SERVER_GOT(&fx.s1, "Close(S,pgflip_1) Parse(pgflip_2,SELECT * FROM t,[]) Describe(S,pgflip_2) Flush");
+		a_close_complete(&a);
+		a_parse_complete(&a);
+		a_parameter_description(&a, 0);
+		a_row_description2(&a, "a", "b");
+		pump(&fx.s1, &a);
+		CLIENT_GOT("");
+		assert_false(send_held());
+		assert_true(c_execute("", 0));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Bind(,pgflip_result_columns_changed_since_the_client_was_told_them_000000,[],[],[1]) "
+				   "Execute(,0) Sync");
+		QUEUE_IS(&fx.s1, "Xes");
+		proto_put_error(&a, "ERROR", "26000", "prepared statement does not exist");
+		a_rfq(&a, 'I');
+		pump(&fx.s1, &a);
+		error_fields = true;
+		CLIENT_GOT("ErrorResponse(S=ERROR|V=ERROR|C=0A000|M=cached plan must not change result type|F=plancache.c|"
+			   "R=RevalidateCachedQuery) ReadyForQuery(I)");
+		error_fields = false;
+		QUEUE_IS(&fx.s1, "");
+		/* a Describe of it is refused the same way, with no round trip */
+		assert_false(c_describe('S', "s"));
+		assert_true(c_sync());
+		SERVER_GOT(&fx.s1, "Describe(S,pgflip_result_columns_changed_since_the_client_was_told_them_000000) Sync");
+		protobuf_free(&a);
+		fixture_free();
+	}
+}
+
 static int test_teardown(void **state)
 {
 	(void)state;
@@ -2156,6 +2296,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_skipped_eviction_close, test_teardown),
 	        cmocka_unit_test_teardown(test_skipped_close_keeps_statement, test_teardown),
 	        cmocka_unit_test_teardown(test_error_before_sync, test_teardown),
+	        cmocka_unit_test_teardown(test_shape_checked, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
