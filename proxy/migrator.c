@@ -48,6 +48,7 @@
 #define MIGRATOR_QUERY_MAX 512
 #define MIGRATOR_LOG_MAX 64          /* queued log lines beyond this are counted, not kept */
 #define MIGRATOR_DROP_WAIT_MS 2000   /* the loop answers may_drop within its next turn; past this, "no" */
+#define MIGRATOR_PROGRESS_LOG_MS 5000 /* a running backfill is logged this often */
 
 typedef enum {
 	JOB_NONE = 0,
@@ -105,6 +106,11 @@ struct Migrator {
 	bool drop_ok;
 	char drop_err[512];
 	json_t *history_new; /* handed over by the worker: {"DB": [...]} for one db */
+
+	/* worker only: what hook_progress last logged */
+	MigratePhase logged_phase;
+	size_t logged_step;
+	uint64_t logged_ms;
 
 	/* loop only */
 	json_t *history;     /* {"DB": [rows of migrate_history]} */
@@ -189,9 +195,40 @@ static char *database_conninfo(const ConfDatabase *db)
 
 /* ---- the worker thread -------------------------------------------------- */
 
+static void hook_log(void *arg, const char *line);
+
+/* A log line for a progress report worth one: a new phase or step, and a
+ * running backfill every MIGRATOR_PROGRESS_LOG_MS. Worker thread. */
+static void log_progress(Migrator *m, const MigrateProgress *p)
+{
+	uint64_t now = proxy_now_ms();
+	char line[600];
+	if (p->phase == MIGRATE_PHASE_BACKFILL && p->table) {
+		if (p->phase == m->logged_phase && p->step == m->logged_step && now - m->logged_ms < MIGRATOR_PROGRESS_LOG_MS)
+			return;
+		if (p->rows_total > 0)
+			snprintf(line, sizeof(line), "backfill of %s: %lld of %lld rows (%.0f%%), %.0f rows/s, ETA %.0f s",
+				 p->table, (long long)p->rows_done, (long long)p->rows_total,
+				 100.0 * (double)p->rows_done / (double)p->rows_total, p->rows_per_s, p->eta_s);
+		else
+			snprintf(line, sizeof(line), "backfill of %s: %lld rows, %.0f rows/s", p->table,
+				 (long long)p->rows_done, p->rows_per_s);
+	} else if (p->lock_wait_ms == 0 && (p->phase != m->logged_phase || p->step != m->logged_step) && p->step) {
+		snprintf(line, sizeof(line), "%s step %zu of %zu: %s", migrate_phase_name(p->phase), p->step, p->n_steps,
+			 p->note ? p->note : "");
+	} else {
+		return;
+	}
+	m->logged_phase = p->phase;
+	m->logged_step = p->step;
+	m->logged_ms = now;
+	hook_log(m, line);
+}
+
 static void hook_progress(void *arg, const MigrateProgress *p)
 {
 	Migrator *m = arg;
+	log_progress(m, p);
 	pthread_mutex_lock(&m->mu);
 	m->phase = p->phase;
 	if (p->migration)
