@@ -1090,18 +1090,13 @@ static bool client_step_forward(Client *c, Server *s, size_t avail, size_t total
  * pipelines that many statements by mistake). */
 static bool client_refuse_parse(Client *c, Server *s, const ProtoHeader *h, size_t avail, size_t total)
 {
-	char text[200];
-	snprintf(text, sizeof(text),
-		 "too many prepared statements for this client (max_prepared_statements = %d): close or "
-		 "deallocate some first",
-		 proxy.conf->max_prepared_statements);
-	if (s->open_cycle) {
-		client_close(c, "53400", "%s", text);
-		return false;
-	}
-	clog_info(c, "Parse refused: %s", text);
-	client_discard_request(c, "53400", text);
-	return client_step_discard(c, h, avail, total);
+	(void)avail;
+	clog_info(c, "Parse refused: too many prepared statements (max_prepared_statements = %d)",
+		  proxy.conf->max_prepared_statements);
+	client_count_request(c, s, PROTO_FE_DESCRIBE); /* what goes in its place */
+	ps_client_refuse(c, s, PS_REFUSAL_TOO_MANY);
+	evbuffer_drain(c->sock.in, total); /* whole: ps_needs_whole */
+	return c->state != CL_CLOSING;
 }
 
 /* Feeds the scanner the next N input bytes (from offset OFF) of a Query

@@ -98,7 +98,7 @@ static uint64_t shape_hash(const uint8_t *body, size_t len)
 /* A statement name no client can have made on a server: longer than
  * NAMEDATALEN, so SQL's PREPARE (which truncates identifiers) cannot make
  * it, and every named Parse of a client is renamed. A Bind or Describe of it
- * fails with 26000, which is what PS_SHAPE_ERROR needs. */
+ * fails with 26000, which is what PS_REFUSE_WITH needs. */
 static const char PS_NO_SUCH_STMT[] = "pgflip_result_columns_changed_since_the_client_was_told_them_000000";
 
 bool ps_enabled(const Client *c)
@@ -656,6 +656,34 @@ static bool message_stmt(const ProtoHeader *h, const uint8_t *msg, const char **
 	return **name != '\0';
 }
 
+static bool ps_out_of_memory(Client *c, Server *s, const char *doing);
+
+/* Into B: the message that makes S refuse (a Describe of a statement no
+ * one has), answered as WHY says (PS_REFUSE_WITH). */
+static void put_refusal(Server *s, ProtoBuf *b, PsRefusal why)
+{
+	size_t m = proto_msg_begin(b, PROTO_FE_DESCRIBE);
+	proto_put_uint8(b, 'S');
+	proto_put_cstring(b, PS_NO_SUCH_STMT);
+	proto_msg_end(b, m);
+	queue_push(s, PS_REFUSE_WITH, 0)->refusal = why;
+}
+
+void ps_client_refuse(Client *c, Server *s, PsRefusal why)
+{
+	ProtoBuf b;
+	uint8_t space[128];
+	if (s->expect.skipping)
+		return; /* an error came first: the server skips this message, and PostgreSQL refuses nothing more */
+	protobuf_init_on(&b, space, sizeof(space));
+	put_refusal(s, &b, why);
+	send_buf(s, &b);
+	bool oom = s->expect.oom || !protobuf_ok(&b);
+	protobuf_free(&b);
+	if (oom)
+		(void)ps_out_of_memory(c, s, "refusing a message");
+}
+
 /*
  * Bind or Describe naming statement NAME (ending at NAME_END): rewritten
  * for S into B, naming pgflip's statement. When the client was told other
@@ -663,7 +691,7 @@ static bool message_stmt(const ProtoHeader *h, const uint8_t *msg, const char **
  * Parse: ps_client_hold prepared it afresh, or another client did after a
  * DDL), the message names a statement no server has instead: the server
  * fails the transaction as PostgreSQL fails the client's own statement, and
- * its error reaches the client as that 0A000 (PS_SHAPE_ERROR).
+ * its error reaches the client as that 0A000 (PS_REFUSE_WITH).
  */
 static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg, const char *name,
 			      const uint8_t *name_end, ProtoBuf *b, PsExpectKind kind)
@@ -680,26 +708,24 @@ static bool rewrite_with_stmt(Client *c, Server *s, const ProtoHeader *h, const 
 		replay_start(s, st, cs, h, msg);
 	const uint8_t *body = msg + PROTO_HEADER_SIZE;
 	const uint8_t *end = body + proto_body_len(h);
-	size_t m = proto_msg_begin(b, h->type);
-	proto_put_bytes(b, body, (size_t)((const uint8_t *)name - body)); /* portal name or 'S' */
-	if (refuse)
-		proto_put_cstring(b, PS_NO_SUCH_STMT);
-	else
-		put_stmt_name(b, st->id);
-	proto_put_bytes(b, name_end, (size_t)(end - name_end));
-	proto_msg_end(b, m);
 	if (refuse) {
 		slog_debug(s, "statement %s of client %llu: its result columns changed", cs->name,
 			   (unsigned long long)c->id);
-		queue_push(s, PS_SHAPE_ERROR, 0);
-	} else {
-		/* a 0A000 for it can be pgflip's doing only if it is older than
-		 * the client's Parse (server_error) */
-		PsExpect *e = queue_push(s, kind, st->born < cs->born ? st->id : 0);
-		if (kind == PS_EXPECT_DESCRIBE) {
-			e->client_stmt = cs->born;
-			e->shape_of = st->id;
-		}
+		put_refusal(s, b, PS_REFUSAL_SHAPE);
+		send_buf(s, b);
+		return true;
+	}
+	size_t m = proto_msg_begin(b, h->type);
+	proto_put_bytes(b, body, (size_t)((const uint8_t *)name - body)); /* portal name or 'S' */
+	put_stmt_name(b, st->id);
+	proto_put_bytes(b, name_end, (size_t)(end - name_end));
+	proto_msg_end(b, m);
+	/* a 0A000 for it can be pgflip's doing only if it is older than the
+	 * client's Parse (server_error) */
+	PsExpect *e = queue_push(s, kind, st->born < cs->born ? st->id : 0);
+	if (kind == PS_EXPECT_DESCRIBE) {
+		e->client_stmt = cs->born;
+		e->shape_of = st->id;
 	}
 	send_buf(s, b);
 	return true;
@@ -914,7 +940,7 @@ static bool is_final(PsExpectKind kind, uint8_t type)
 	case PS_SYNTH_CLOSE: return false;
 	case PS_REFUSE_PARSE: return type == PROTO_BE_PARSE_COMPLETE; /* cannot be: the server has the name */
 	case PS_SWALLOW_DESCRIBE: return type == PROTO_BE_ROW_DESCRIPTION || type == PROTO_BE_NO_DATA;
-	case PS_SHAPE_ERROR: return false; /* only its ErrorResponse ends it */
+	case PS_REFUSE_WITH: return false; /* only its ErrorResponse ends it */
 	}
 	return false;
 }
@@ -951,27 +977,36 @@ static void record_shape(Server *s, const PsExpect *e, const ProtoHeader *h, con
 		cs->shape = shape;
 }
 
-/* 0A000 as PostgreSQL words it when a prepared statement's result columns
- * changed (RevalidateCachedQuery in plancache.c; drivers such as postgres.js
- * recognise it by that routine and prepare again), to the client of S. */
-static void shape_error_answer(Server *s)
+/* The ErrorResponse of refusal WHY, to the client of S, in place of the
+ * server's 26000. PS_REFUSAL_SHAPE is 0A000 as PostgreSQL words it when a
+ * prepared statement's result columns changed (RevalidateCachedQuery in
+ * plancache.c: drivers such as postgres.js recognise it by that routine and
+ * prepare again). */
+static void refusal_answer(Server *s, PsRefusal why)
 {
-	static const char *const fields[][2] = {
-		{"S", "ERROR"}, {"V", "ERROR"}, {"C", "0A000"}, {"M", "cached plan must not change result type"},
-		{"F", "plancache.c"}, {"R", "RevalidateCachedQuery"},
-	};
 	if (!s->client)
 		return;
 	ProtoBuf b;
 	uint8_t space[256];
 	protobuf_init_on(&b, space, sizeof(space));
-	size_t m = proto_msg_begin(&b, PROTO_BE_ERROR_RESPONSE);
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		proto_put_uint8(&b, (uint8_t)fields[i][0][0]);
-		proto_put_cstring(&b, fields[i][1]);
+	if (why == PS_REFUSAL_SHAPE) {
+		static const char *const fields[][2] = {
+			{"S", "ERROR"}, {"V", "ERROR"}, {"C", "0A000"}, {"M", "cached plan must not change result type"},
+			{"F", "plancache.c"}, {"R", "RevalidateCachedQuery"},
+		};
+		size_t m = proto_msg_begin(&b, PROTO_BE_ERROR_RESPONSE);
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			proto_put_uint8(&b, (uint8_t)fields[i][0][0]);
+			proto_put_cstring(&b, fields[i][1]);
+		}
+		proto_put_uint8(&b, 0);
+		proto_msg_end(&b, m);
+	} else {
+		proto_put_error(&b, "ERROR", "53400",
+				"too many prepared statements for this client (max_prepared_statements = %d): close or "
+				"deallocate some first",
+				proxy.conf->max_prepared_statements);
 	}
-	proto_put_uint8(&b, 0);
-	proto_msg_end(&b, m);
 	if (protobuf_ok(&b))
 		sock_write(&s->client->sock, b.data, b.len);
 	protobuf_free(&b);
@@ -1039,8 +1074,8 @@ static bool server_error(Server *s, const ProtoHeader *h, const uint8_t *msg)
 	r->active = false;
 	if (e && e->kind == PS_REFUSE_PARSE)
 		return refuse_answer(s, e, h, msg);
-	if (e && e->kind == PS_SHAPE_ERROR) {
-		shape_error_answer(s); /* in place of the server's 26000 */
+	if (e && e->kind == PS_REFUSE_WITH) {
+		refusal_answer(s, e->refusal); /* in place of the server's 26000 */
 		return true;
 	}
 	if (!e || !(e->kind == PS_EXPECT_BIND || e->kind == PS_EXPECT_DESCRIBE) || !e->stmt_id)

@@ -65,11 +65,18 @@ typedef enum {
 				* columns: swallow ParameterDescription and RowDescription |
 				* NoData, keep the shape; the client's message waits for it
 				* (PsQueue.hold) */
-	PS_SHAPE_ERROR,        /* a message sent for the server to refuse, in place of the
-				* client's Bind or Describe of a statement whose result
-				* columns changed since the client was told them: its
-				* ErrorResponse becomes 0A000, as PostgreSQL says then */
+	PS_REFUSE_WITH,        /* a Describe of a statement no server has, sent in place of a
+				* client message that pgflip refuses (PsRefusal), so that
+				* the server fails the transaction as PostgreSQL would and
+				* skips to the Sync: its ErrorResponse becomes pgflip's */
 } PsExpectKind;
+
+/* Why pgflip refuses a client message (PS_REFUSE_WITH). */
+typedef enum {
+	PS_REFUSAL_SHAPE = 0,  /* a Bind or Describe of a statement whose result columns changed since
+				* the client was told them: 0A000, as PostgreSQL says then */
+	PS_REFUSAL_TOO_MANY,   /* a Parse past max_prepared_statements: 53400 */
+} PsRefusal;
 
 typedef struct PsExpect {
 	PsExpectKind kind;
@@ -80,6 +87,7 @@ typedef struct PsExpect {
 				* the one it prepares; SYNTH_CLOSE: the one it closes
 				* (0: a name the client does not have); REFUSE_PARSE:
 				* the one of that name */
+	PsRefusal refusal;     /* PS_REFUSE_WITH: which error the client gets */
 	uint64_t shape_of;     /* the client's Describe of its statement: the server
 				* statement it names (any age), whose answer gives both
 				* their shapes; else 0 */
@@ -153,6 +161,15 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
  * name it has is refused with 42P05 by ps_client_message, as PostgreSQL
  * does). The caller refuses it. */
 bool ps_client_full(Client *c, const ProtoHeader *h, const uint8_t *msg);
+/*
+ * ps_client_refuse: C's current message is refused for WHY. pgflip sends S
+ * a message that fails (a Describe of a statement no one has), so that the
+ * server fails the transaction and skips to the Sync as PostgreSQL would
+ * after that error; its ErrorResponse reaches C as pgflip's. The caller
+ * drains the client's message and goes on forwarding: the rest of the
+ * request meets the server's skipping, as it would on PostgreSQL.
+ */
+void ps_client_refuse(Client *c, Server *s, PsRefusal why);
 /* ps_server_final: with answers expected, does a message of TYPE end the
  * current one (so the caller must see it whole)? */
 bool ps_server_final(const Server *s, uint8_t type);

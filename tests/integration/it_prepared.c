@@ -149,6 +149,19 @@ int main(int argc, char **argv)
 	tap_check(!strncmp(prepare_result(a, "s", "SELECT name FROM items WHERE id = $1 + 2"), "53400 ", 6),
 	       "a client's third statement: 53400 (%s)", prepare_result(a, "s", "SELECT 2"));
 
+	/* inside a transaction block the refusal fails the transaction, as
+	 * any error does on PostgreSQL: the next statement gets 25P02 */
+	{
+		bool began = exec_ok(a, "BEGIN");
+		const char *refused = prepare_result(a, "s", "SELECT 3");
+		PGresult *r = PQexec(a, "SELECT 1");
+		const char *next = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		tap_check(began && !strncmp(refused, "53400 ", 6) && next && !strcmp(next, "25P02"),
+			  "a refused Parse inside BEGIN fails the transaction (%s; then %s)", refused, next ? next : "ok");
+		PQclear(r);
+		tap_check(exec_ok(a, "ROLLBACK") && !strcmp(run(a, "q", "5"), "name=n5"), "after ROLLBACK the client goes on");
+	}
+
 	/* a statement used inside a transaction */
 	tap_check(exec_ok(a, "BEGIN") && !strcmp(run(a, "q", "5"), "name=n5") && exec_ok(a, "COMMIT"),
 	       "prepared statement inside an explicit transaction");

@@ -707,13 +707,13 @@ static void expect_text(const char *got, const char *want, const char *who, int 
 
 /* The kinds of S's expect queue, head first, as letters: p PARSE, b BIND,
  * d DESCRIBE, e EXECUTE, c CLOSE, s SYNC, q QUERY, P SWALLOW_PARSE,
- * C SWALLOW_CLOSE, 3 SYNTH_CLOSE, R REFUSE_PARSE, D SWALLOW_DESCRIBE, X SHAPE_ERROR
+ * C SWALLOW_CLOSE, 3 SYNTH_CLOSE, R REFUSE_PARSE, D SWALLOW_DESCRIBE, X REFUSE_WITH
  * (in PsExpectKind's order). */
 static const char *queue_str(const Server *s)
 {
 	static char out[256];
 	static const char letters[] = "pbdecsqPC3RDX";
-	_Static_assert(sizeof(letters) - 1 == PS_SHAPE_ERROR + 1, "one letter per PsExpectKind");
+	_Static_assert(sizeof(letters) - 1 == PS_REFUSE_WITH + 1, "one letter per PsExpectKind");
 	size_t n = 0;
 	for (size_t i = 0; i < s->expect.count && n + 1 < sizeof(out); i++)
 		out[n++] = letters[s->expect.items[(s->expect.head + i) % s->expect.cap].kind];
@@ -2246,7 +2246,7 @@ static void test_shape_checked(void **state)
 		assert_false(send_held());
 		assert_true(c_execute("", 0));
 		assert_true(c_sync());
-		SERVER_GOT(&fx.s1, "Bind(,pgflip_result_columns_changed_since_the_client_was_told_them_000000,[],[],[1]) "
+		SERVER_GOT(&fx.s1, "Describe(S,pgflip_result_columns_changed_since_the_client_was_told_them_000000) "
 				   "Execute(,0) Sync");
 		QUEUE_IS(&fx.s1, "Xes");
 		proto_put_error(&a, "ERROR", "26000", "prepared statement does not exist");
