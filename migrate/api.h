@@ -84,7 +84,10 @@ typedef struct MigrateHooks {
 	void (*progress)(void *arg, const MigrateProgress *p);
 	/* log: each informational line (what the CLI prints on stderr as
 	 * "pgflip migrate: LINE", without that prefix and without newline);
-	 * NULL = stderr as today, subject to ExecOptions.quiet. */
+	 * NULL = stderr as today, subject to ExecOptions.quiet; when set, it
+	 * gets every line whatever quiet says. Lines that are not the final
+	 * error but must be seen (a failed start's rollback that failed too)
+	 * come here as well. */
 	void (*log)(void *arg, const char *line);
 	/* may_drop: called before the steps that drop version schema VSCHEMA
 	 * (rollback: the migration's own; complete: its parent's), after the
@@ -134,9 +137,10 @@ typedef struct MigrateResult {
 
 /*
  * migrate_start: starts (expand) the migration whose file content is TEXT
- * (LEN bytes, YAML or JSON, as `pgflip migrate start FILE` reads; FILENAME
- * names it in errors and gives the migration's name when the file has none,
- * as for a file on disk). Resumes the same migration when it is active.
+ * (LEN bytes, YAML or JSON, as `pgflip migrate start FILE` reads: JSON when
+ * FILENAME ends in .json, YAML when in .yaml or .yml, else JSON when TEXT
+ * opens with '{'; FILENAME names it in errors and gives the migration's name
+ * when the file has none, as for a file on disk; NULL counts as ""). Resumes the same migration when it is active.
  * COMPLETE: complete it right after (start --complete). DRY_RUN: print the
  * plan to stdout, change nothing. Returns the status, also in OUT->status.
  */

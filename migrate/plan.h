@@ -131,7 +131,7 @@ char *plan_vschema_name(const MigFile *f, const char *schema);
  * and no route could then match it: refused, never altered); and it must be
  * neither SCHEMA nor pgflip's state schema, which start would drop (its views
  * step begins with DROP SCHEMA IF EXISTS ... CASCADE). plan_build checks it;
- * the CLI asks first, before it touches the database. Returns true, or false
+ * the start flow (api.c) asks first, before it touches the database. Returns true, or false
  * with ERR (ERRLEN bytes) "FILE: version schema NAME ...: why".
  */
 bool plan_vschema_check(const MigFile *f, const char *schema, const char *vschema, char *err, size_t errlen);

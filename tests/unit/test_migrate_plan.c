@@ -489,6 +489,51 @@ static void test_steps_round_trip(void **state)
 	plan_free(p);
 }
 
+/* Only the steps that drop a version schema for good carry PlanStep.drops:
+ * complete's drop of the previous one, rollback's of its own; the views
+ * steps (drop and re-create in one transaction) do not. */
+static void test_drops_marked(void **state)
+{
+	(void)state;
+	Plan *p = plan_ops("  - add_column: {table: users, up: name, column: {name: n2, type: text, nullable: true}}\n");
+	assert_non_null(p);
+	const StepList *lists[] = {&p->start, &p->complete, &p->rollback};
+	const char *want[] = {NULL, "public_001_base", "public_002_test"};
+	for (size_t k = 0; k < 3; k++) {
+		size_t n = 0;
+		for (size_t i = 0; i < lists[k]->n; i++) {
+			const PlanStep *st = &lists[k]->v[i];
+			if (!st->drops)
+				continue;
+			n++;
+			assert_string_equal(st->drops, want[k]);
+			assert_string_equal(st->note, k == 1 ? PLAN_NOTE_DROP_PREVIOUS : PLAN_NOTE_DROP_NEW);
+			assert_non_null(strstr(st->sql, want[k]));
+		}
+		assert_int_equal(n, want[k] ? 1 : 0);
+	}
+	json_t *j = plan_steps_to_json(&p->rollback);
+	StepList l;
+	assert_true(plan_steps_from_json(j, &l, err, sizeof err));
+	assert_string_equal(l.v[0].drops, "public_002_test");
+	assert_null(l.v[1].drops);
+	plan_steps_free(&l);
+	json_decref(j);
+	plan_free(p);
+	/* the first migration replaces the plain schema: complete drops nothing */
+	static const char first[] = "operations:\n  - add_column: {table: users, column: {name: n3, type: text, nullable: true}}\n";
+	if (!migfile_parse("m/001_first.yaml", first, strlen(first), false, &file, err, sizeof err))
+		fail_msg("load: %s", err);
+	Snapshot *s = base_snapshot();
+	p = plan_build(&file, s, "public", NULL, err, sizeof err);
+	snapshot_free(s);
+	migfile_free(&file);
+	assert_non_null(p);
+	for (size_t i = 0; i < p->complete.n; i++)
+		assert_null(p->complete.v[i].drops);
+	plan_free(p);
+}
+
 static void test_sql_helpers(void **state)
 {
 	(void)state;
@@ -679,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_replica_identity_and_sql),
 		cmocka_unit_test(test_expression_checks),
 		cmocka_unit_test(test_steps_round_trip),
+		cmocka_unit_test(test_drops_marked),
 		cmocka_unit_test(test_sql_helpers),
 		cmocka_unit_test(test_version_schema_names),
 		cmocka_unit_test(test_version_schema_check),
