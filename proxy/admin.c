@@ -331,7 +331,9 @@ static json_t *canary_set(int argc, char **argv)
 	}
 	if (!ok)
 		return reply_error("%s", err);
-	proxy.canary_since_s = proxy_now_us() / 1000000;
+	/* the verdict counts from the next second on: this one holds traffic
+	 * from before the command, of the default's clients too */
+	proxy.canary_since_s = proxy_now_us() / 1000000 + 1;
 	const Router *r = &proxy.router;
 	if (r->canary_schema)
 		log_info("admin: canary %s %d%% by %s%s", r->canary_schema, r->canary_percent,

@@ -309,7 +309,7 @@ typedef struct Proxy {
 	RouteStats rstats;              /* per route: transactions, errors, latency, the last 60 s */
 	RouterHash canary_hash;         /* keyed at start with random bytes: the canary buckets' hash */
 	uint64_t canary_check_s;        /* the monotonic second of the last canary verdict */
-	uint64_t canary_since_s;        /* the monotonic second the canary command ran: its verdict's window starts there */
+	uint64_t canary_since_s;        /* the first monotonic second a canary's verdict counts: the one after its command */
 	/* The canary failed its verdict (routestats_canary_verdict): CANARY_SCHEMA
 	 * (a copy: the hook may change the routes) and WHY, both rates. The
 	 * default, proxy_canary_rollback, ends the canary and flips every route

@@ -207,7 +207,9 @@ bool routestats_canary_verdict(const RouteStats *rs, const Router *r, uint64_t s
 		return false;
 	}
 	int seconds = chk->window_s;
-	if (since_s <= now_s && now_s - since_s + 1 < (uint64_t)seconds)
+	if (since_s > now_s)
+		seconds = 0; /* nothing counts yet */
+	else if (now_s - since_s + 1 < (uint64_t)seconds)
 		seconds = (int)(now_s - since_s + 1);
 	RouteStatsSums c = routestats_window(routestats_find(rs, r->canary_schema), now_s, seconds);
 	RouteStatsSums d = routestats_window(routestats_find(rs, r->default_schema), now_s, seconds);

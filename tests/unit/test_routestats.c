@@ -353,6 +353,9 @@ static void test_verdict_since(void **state)
 	/* a canary set after those failures does not see them */
 	assert_false(routestats_canary_verdict(&v->rs, &v->r, t + 1, t + 3, why, sizeof(why)));
 	assert_non_null(strstr(why, "0 of 0 transactions failed (0.0 %) in the last 3 s"));
+	/* before its first second, nothing counts */
+	assert_false(routestats_canary_verdict(&v->rs, &v->r, t + 1, t, why, sizeof(why)));
+	assert_non_null(strstr(why, "0 of 0 transactions failed (0.0 %) in the last 0 s"));
 	traffic(&v->rs, "v2", t + 3, 20, 20);
 	assert_true(routestats_canary_verdict(&v->rs, &v->r, t + 1, t + 3, why, sizeof(why)));
 	/* no canary, or no verdict asked: never */
