@@ -493,6 +493,39 @@ static void proxy_cleanup(void)
 	conf_free(proxy.conf);
 }
 
+/* The per-process secrets: the salt key of made-up SCRAM verifiers and the
+ * canary hash's key, from RAND_bytes. False with ERR when either fails. */
+static bool proxy_secrets_init(char *err, size_t errlen)
+{
+	uint8_t hash_key[ROUTER_HASH_KEY_LEN];
+	if (RAND_bytes(proxy.auth_mock_key, sizeof(proxy.auth_mock_key)) != 1 ||
+	    RAND_bytes(hash_key, sizeof(hash_key)) != 1) {
+		snprintf(err, errlen, "no random bytes");
+		return false;
+	}
+	bool keyed = router_hash_init(&proxy.canary_hash, hash_key);
+	OPENSSL_cleanse(hash_key, sizeof(hash_key));
+	if (!keyed)
+		snprintf(err, errlen, "OpenSSL has no SipHash (EVP_MAC \"SIPHASH\") for the canary share");
+	return keyed;
+}
+
+/* The event loop, with epoll's changelist: a read event turned off and on
+ * again within one loop turn (a client that waits for a server and gets
+ * one in the same turn, the reading predicate at each state change) costs
+ * no epoll_ctl at all. Its one caveat, fds cloned with dup(), does not
+ * apply. NULL when libevent cannot make one. */
+static struct event_base *proxy_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (cfg)
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = cfg ? event_base_new_with_config(cfg) : NULL;
+	if (cfg)
+		event_config_free(cfg);
+	return base ? base : event_base_new();
+}
+
 int proxy_serve(const char *conf_path)
 {
 	char err[1024];
@@ -514,20 +547,9 @@ int proxy_serve(const char *conf_path)
 		return 2;
 	}
 	log_set_level(conf->log_level);
-	uint8_t hash_key[ROUTER_HASH_KEY_LEN];
-	if (!proxy_load_tls(conf, err, sizeof(err)) ||
-	    RAND_bytes(proxy.auth_mock_key, sizeof(proxy.auth_mock_key)) != 1 ||
-	    RAND_bytes(hash_key, sizeof(hash_key)) != 1) {
-		fprintf(stderr, "pgflip: %s\n", err[0] ? err : "no random bytes");
-		log_error("%s", err[0] ? err : "no random bytes");
-		conf_free(proxy.conf);
-		return 2;
-	}
-	bool keyed = router_hash_init(&proxy.canary_hash, hash_key);
-	OPENSSL_cleanse(hash_key, sizeof(hash_key));
-	if (!keyed) {
-		fprintf(stderr, "pgflip: OpenSSL has no SipHash (EVP_MAC \"SIPHASH\") for the canary share\n");
-		log_error("OpenSSL has no SipHash (EVP_MAC \"SIPHASH\") for the canary share");
+	if (!proxy_load_tls(conf, err, sizeof(err)) || !proxy_secrets_init(err, sizeof(err))) {
+		fprintf(stderr, "pgflip: %s\n", err);
+		log_error("%s", err);
 		conf_free(proxy.conf);
 		return 2;
 	}
@@ -537,18 +559,7 @@ int proxy_serve(const char *conf_path)
 	signal(SIGPIPE, SIG_IGN);
 	proxy.start_time = time(NULL);
 	sock_mem_init();
-	/* epoll's changelist: a read event turned off and on again within one
-	 * loop turn (a client that waits for a server and gets one in the same
-	 * turn, the reading predicate at each state change) costs no epoll_ctl
-	 * at all. Its one caveat, fds cloned with dup(), does not apply. */
-	struct event_config *cfg = event_config_new();
-	if (cfg)
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	proxy.base = cfg ? event_base_new_with_config(cfg) : NULL;
-	if (cfg)
-		event_config_free(cfg);
-	if (!proxy.base)
-		proxy.base = event_base_new();
+	proxy.base = proxy_base_new();
 	if (!proxy.base) {
 		fprintf(stderr, "pgflip: cannot create the event loop\n");
 		return 1;

@@ -264,14 +264,14 @@ static bool verdict_at(Verdict *v, uint64_t now)
 	return failed;
 }
 
-static void test_verdict(void **state)
+/* The first failing verdict says both rates and the limit; before N
+ * canary transactions it says why there is none. */
+static void test_verdict_why(void **state)
 {
 	(void)state;
 	Verdict *v = verdict_new(2, 10, 20);
 	uint64_t t = 10000;
 	assert_false(verdict_at(v, t)); /* no traffic at all */
-
-	/* the canary fails every transaction (42P01), the default none */
 	traffic(&v->rs, "v1", t, 200, 0);
 	traffic(&v->rs, "v2", t, 19, 19);
 	assert_false(verdict_at(v, t)); /* 19 < N = 20: no verdict */
@@ -280,66 +280,63 @@ static void test_verdict(void **state)
 	assert_true(verdict_at(v, t + 1));
 	assert_string_equal(v->why, "canary v2: 20 of 20 transactions failed (100.0 %) in the last 10 s, default v1: 0 "
 				    "of 200 (0.0 %); limit 2 x max(0.0 %, floor 2.5 %) = 5.0 %");
-	/* ten seconds on, the window has forgotten it */
-	assert_false(verdict_at(v, t + 11));
 	verdict_free(v);
+}
 
-	/* one failed transaction among N, or among more, never fails */
-	v = verdict_new(2, 10, 20);
-	traffic(&v->rs, "v2", t, 20, 1);
-	assert_false(verdict_at(v, t));
-	traffic(&v->rs, "v2", t, 80, 0);
-	assert_false(verdict_at(v, t));
-	/* two among 20 would, with a default without errors */
-	verdict_free(v);
-	v = verdict_new(2, 10, 20);
-	traffic(&v->rs, "v2", t, 20, 2);
-	assert_true(verdict_at(v, t));
-	verdict_free(v);
+/* One step of a verdict case: TX transactions of ROUTE (NULL: none), FAILED
+ * of them failed, at second T0 + AT; then, unless WANT is 0, the verdict at
+ * that second must fail (1) or not (-1). */
+typedef struct VerdictStep {
+	const char *route;
+	uint64_t at;
+	int tx, failed, want;
+} VerdictStep;
 
-	/* a ratio and N where one failure among N sits exactly at the limit
-	 * in floating point: the integer check decides (3 x 1/21 = 1/7) */
-	v = verdict_new(3, 10, 7);
-	traffic(&v->rs, "v2", t, 7, 1);
-	assert_false(verdict_at(v, t));
-	verdict_free(v);
+typedef struct VerdictCase {
+	const char *what;
+	double ratio;
+	int window, min_tx;
+	VerdictStep steps[6];
+} VerdictCase;
 
-	/* the same error rate as the default never fails, with any R >= 1 */
-	v = verdict_new(1, 10, 20);
-	traffic(&v->rs, "v1", t, 1000, 300);
-	traffic(&v->rs, "v2", t, 100, 30);
-	assert_false(verdict_at(v, t));
-	traffic(&v->rs, "v2", t, 10, 4); /* 34 / 110 = 30.9 % > 1 x 30 % */
-	assert_true(verdict_at(v, t));
-	verdict_free(v);
+static const VerdictCase verdict_cases[] = {
+	{"every canary transaction fails, the default's none; the window forgets",
+	 2, 10, 20, {{"v1", 0, 200, 0, 0}, {"v2", 0, 20, 20, 1}, {NULL, 10, 0, 0, -1}}},
+	{"one failure among N, or among more, never fails",
+	 2, 10, 20, {{"v2", 0, 20, 1, -1}, {"v2", 0, 80, 0, -1}}},
+	{"two among 20 do, with a default without errors", 2, 10, 20, {{"v2", 0, 20, 2, 1}}},
+	/* one failure among N exactly at the limit in floating point: the
+	 * integer check decides (3 x 1/21 = 1/7) */
+	{"R 3, N 7: one failure among 7", 3, 10, 7, {{"v2", 0, 7, 1, -1}}},
+	{"the default's error rate never fails, with R = 1; a little more does (34/110 > 30 %)",
+	 1, 10, 20, {{"v1", 0, 1000, 300, 0}, {"v2", 0, 100, 30, -1}, {"v2", 0, 10, 4, 1}}},
+	{"R x the default's rate above the floor: 2 x 20 % = 40 %, over a 30 s window",
+	 2, 30, 20,
+	 {{"v1", 0, 100, 20, 0}, {"v2", 0, 100, 40, 0}, {NULL, 29, 0, 0, -1}, {"v2", 29, 1, 1, 1}, {NULL, 30, 0, 0, -1}}},
+	{"the floor: 2 % of failures with a perfect default is R = 2 x 1 %: no; 3 % is",
+	 2, 10, 100, {{"v1", 0, 1000, 0, 0}, {"v2", 0, 1000, 20, -1}, {"v2", 1, 1000, 40, 1}}},
+	{"a default without transactions counts as 0 %; the floor holds",
+	 2, 10, 20, {{"v2", 0, 100, 3, -1}, {"v2", 0, 10, 10, 1}}},
+};
 
-	/* R x the default's rate, above the floor: 2 x 20 % = 40 % */
-	v = verdict_new(2, 30, 20);
-	traffic(&v->rs, "v1", t, 100, 20);
-	traffic(&v->rs, "v2", t, 100, 40);
-	assert_false(verdict_at(v, t + 29));
-	traffic(&v->rs, "v2", t + 29, 1, 1);
-	assert_true(verdict_at(v, t + 29));
-	assert_false(verdict_at(v, t + 30)); /* second t left the 30 s window */
-	verdict_free(v);
-
-	/* the floor: 1 % of the canary's failures with a perfect default does
-	 * not fail with R = 2 (limit 2 %), 3 % does */
-	v = verdict_new(2, 10, 100);
-	traffic(&v->rs, "v1", t, 1000, 0);
-	traffic(&v->rs, "v2", t, 1000, 20);
-	assert_false(verdict_at(v, t));
-	traffic(&v->rs, "v2", t + 1, 1000, 40);
-	assert_true(verdict_at(v, t + 1));
-	verdict_free(v);
-
-	/* a default without transactions counts as 0 %; the floor holds */
-	v = verdict_new(2, 10, 20);
-	traffic(&v->rs, "v2", t, 100, 3);
-	assert_false(verdict_at(v, t));
-	traffic(&v->rs, "v2", t, 10, 10);
-	assert_true(verdict_at(v, t));
-	verdict_free(v);
+static void test_verdict(void **state)
+{
+	(void)state;
+	uint64_t t0 = 10000;
+	for (size_t i = 0; i < sizeof(verdict_cases) / sizeof(verdict_cases[0]); i++) {
+		const VerdictCase *vc = &verdict_cases[i];
+		print_message("# %s\n", vc->what);
+		Verdict *v = verdict_new(vc->ratio, vc->window, vc->min_tx);
+		for (size_t k = 0; k < sizeof(vc->steps) / sizeof(vc->steps[0]); k++) {
+			const VerdictStep *st = &vc->steps[k];
+			if (st->route)
+				traffic(&v->rs, st->route, t0 + st->at, st->tx, st->failed);
+			if (st->want && verdict_at(v, t0 + st->at) != (st->want > 0))
+				fail_msg("%s, step %zu: the verdict %s: %s", vc->what, k + 1,
+					 st->want > 0 ? "did not fail" : "failed", v->why);
+		}
+		verdict_free(v);
+	}
 }
 
 static void test_verdict_since(void **state)
@@ -373,7 +370,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buckets), cmocka_unit_test(test_percentiles), cmocka_unit_test(test_classes),
 		cmocka_unit_test(test_entries), cmocka_unit_test(test_window),      cmocka_unit_test(test_verdict),
-		cmocka_unit_test(test_verdict_since),
+		cmocka_unit_test(test_verdict_why), cmocka_unit_test(test_verdict_since),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
