@@ -152,6 +152,15 @@ static const ConfWord conf_tls_modes[] = {
 	{NULL, 0},
 };
 
+/* canary_key, in the order of ConfCanaryKey (conf_canary_key_to_str reads
+ * them back from here). */
+static const ConfWord conf_canary_keys[] = {
+	{"addr", CONF_CANARY_KEY_ADDR},
+	{"application_name", CONF_CANARY_KEY_APPLICATION_NAME},
+	{"connection", CONF_CANARY_KEY_CONNECTION},
+	{NULL, 0},
+};
+
 /* client_tls_protocols: PgBouncer's words (libusual's
  * tls_config_parse_protocols, plus "legacy" that its documentation names),
  * each a set of CONF_TLS_V1_* bits. */
@@ -653,6 +662,24 @@ _Static_assert(sizeof(ConfPoolMode) == sizeof(int) && sizeof(ConfLogLevel) == si
 		       sizeof(ConfCheckSearchPath) == sizeof(int),
 	       "conf_set_setting stores enum keys as int");
 
+const char *conf_canary_key_to_str(ConfCanaryKey key)
+{
+	for (const ConfWord *w = conf_canary_keys; w->name; w++) {
+		if (w->value == (int)key)
+			return w->name;
+	}
+	return "unknown";
+}
+
+bool conf_canary_key_parse(const char *word, ConfCanaryKey *key)
+{
+	int v = conf_word_value(conf_canary_keys, word);
+	if (v < 0)
+		return false;
+	*key = (ConfCanaryKey)v;
+	return true;
+}
+
 const char *conf_tls_mode_to_str(ConfTlsMode mode)
 {
 	for (const ConfWord *w = conf_tls_modes; w->name; w++) {
@@ -1003,6 +1030,13 @@ static bool conf_set_route(ConfLoad *ld, const char *key, const char *value)
 	}
 	if (strcmp(key, "canary") == 0)
 		return conf_set_canary(ld, value);
+	if (strcmp(key, "canary_key") == 0) {
+		int v;
+		if (!conf_parse_word(ld, key, conf_canary_keys, value, &v))
+			return false;
+		ld->conf->routes.canary_key = (ConfCanaryKey)v;
+		return true;
+	}
 	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
 		if (conf_has_prefix(key, pins[i].prefix)) {
 			const char *pattern = key + strlen(pins[i].prefix);
@@ -1010,8 +1044,8 @@ static bool conf_set_route(ConfLoad *ld, const char *key, const char *value)
 		}
 	}
 	conf_fail(ld, ld->line,
-		  "unknown key '%s' in [routes] (expected default, canary, app.*, user.* or "
-		  "addr.*)",
+		  "unknown key '%s' in [routes] (expected default, canary, canary_key, app.*, "
+		  "user.* or addr.*)",
 		  key);
 	return false;
 }

@@ -12,7 +12,8 @@
  *   [databases]  NAME = libpq conninfo of the upstream, plus the PgBouncer-style
  *                per-database keys pool_mode= and pool_size=
  *   [routes]     default = SCHEMA; app.GLOB = SCHEMA; user.NAME = SCHEMA;
- *                addr.CIDR = SCHEMA; canary = SCHEMA PERCENT
+ *                addr.CIDR = SCHEMA; canary = SCHEMA PERCENT;
+ *                canary_key = connection | application_name | addr
  *
  * The files that [pgflip] auth_file and auth_hba_file name are read by
  * conf_load into the same snapshot (conf/auth.c), so a reload re-reads them
@@ -144,12 +145,27 @@ typedef struct ConfPin {
 	int line;
 } ConfPin;
 
+/*
+ * canary_key: what a client's canary share is drawn from (proxy/router.c
+ * hashes it): its address without the port (Unix socket clients: their peer
+ * uid), its startup application_name, or a random value per connection.
+ * The default, addr, puts every connection of one application host on the
+ * same side. The text of each is conf_canary_key_to_str().
+ */
+typedef enum {
+	CONF_CANARY_KEY_ADDR = 0,
+	CONF_CANARY_KEY_APPLICATION_NAME,
+	CONF_CANARY_KEY_CONNECTION,
+} ConfCanaryKey;
+#define CONF_CANARY_KEYS 3
+
 typedef struct ConfRoutes {
 	char *default_schema;   /* required */
 	ConfPin *pins;          /* in file order; first match wins within a kind */
 	size_t n_pins;
 	char *canary_schema;    /* NULL when there is no canary */
 	int canary_percent;     /* 0..100: share of unpinned clients sent to canary_schema */
+	ConfCanaryKey canary_key; /* default CONF_CANARY_KEY_ADDR */
 } ConfRoutes;
 
 typedef struct Conf {
@@ -302,6 +318,15 @@ const char *conf_auth_type_to_str(ConfAuthType type);
  * "allow", "prefer", "require", "verify-ca", "verify-full"); "unknown" for
  * any other value. */
 const char *conf_tls_mode_to_str(ConfTlsMode mode);
+
+/* conf_canary_key_to_str: "addr", "application_name", "connection" (the
+ * words of canary_key); "unknown" for any other value. */
+const char *conf_canary_key_to_str(ConfCanaryKey key);
+
+/* conf_canary_key_parse: the ConfCanaryKey named WORD (a word of canary_key)
+ * into *KEY; false when WORD is none of them (*KEY untouched). For the admin
+ * command's --key, so that file and command take the same words. */
+bool conf_canary_key_parse(const char *word, ConfCanaryKey *key) CONF_MUSTCHECK;
 
 /*
  * conf_secret_classify: the kind of SECRET (PostgreSQL's rolpassword shapes:

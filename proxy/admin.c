@@ -38,7 +38,7 @@
 /* A JSON request ({"command": [...], "file": ..., "content": ...}) may
  * carry a migration file: up to this many bytes. */
 #define ADMIN_MAX_REQUEST (16 * 1024 * 1024)
-#define ADMIN_MAX_ARGS 8
+#define ADMIN_MAX_ARGS 16
 
 static struct evconnlistener *admin_listener;
 static char *admin_path;
@@ -102,6 +102,20 @@ static json_t *reply_ok(const char *message)
 	return r;
 }
 
+/* The canary: schema, share, the key in effect, its verdict (or null). */
+static json_t *canary_json(const Router *r)
+{
+	if (!r->canary_schema)
+		return json_null();
+	const RouterCanaryCheck *chk = &r->canary_check;
+	json_t *rollback = chk->max_error_ratio > 0
+				   ? json_pack("{s:f, s:i, s:i}", "max_error_ratio", chk->max_error_ratio, "window_s",
+					       chk->window_s, "min_transactions", chk->min_transactions)
+				   : json_null();
+	return json_pack("{s:s, s:i, s:s, s:o}", "schema", r->canary_schema, "percent", r->canary_percent, "key",
+			 conf_canary_key_to_str(r->canary_key), "rollback", rollback);
+}
+
 static json_t *routes_json(void)
 {
 	const Router *r = &proxy.router;
@@ -109,13 +123,56 @@ static json_t *routes_json(void)
 	for (size_t i = 0; i < r->n_pins; i++)
 		json_array_append_new(pins, json_pack("{s:s, s:s, s:s}", "kind", router_pin_kind_to_str(r->pins[i].kind),
 						      "key", r->pins[i].key, "schema", r->pins[i].schema));
-	json_t *o = json_pack("{s:s, s:o}", "default", r->default_schema, "pins", pins);
-	if (r->canary_schema)
-		json_object_set_new(o, "canary",
-				    json_pack("{s:s, s:i}", "schema", r->canary_schema, "percent", r->canary_percent));
-	else
-		json_object_set_new(o, "canary", json_null());
-	return o;
+	return json_pack("{s:s, s:o, s:o, s:s}", "default", r->default_schema, "pins", pins, "canary", canary_json(r),
+			 "canary_key", conf_canary_key_to_str(r->file_canary_key));
+}
+
+/* How long the "tps" of the route stats averages over (s): the last full
+ * seconds, so that the current, partial one does not pull it down. */
+#define ADMIN_TPS_SECONDS 5
+
+static json_t *route_stats_json(const RouteStatsEntry *e, uint64_t now_s);
+
+json_t *admin_route_stats(const char *route)
+{
+	const RouteStatsEntry *e = routestats_find(&proxy.rstats, route);
+	return e ? route_stats_json(e, proxy_now_us() / 1000000) : json_null();
+}
+
+/* One route's stats: transactions, failed ones, errors by SQLSTATE class,
+ * p50/p99 latency (us, null before the first), transactions per second. */
+static json_t *route_stats_json(const RouteStatsEntry *e, uint64_t now_s)
+{
+	json_t *errors = json_object();
+	char cls[3];
+	for (size_t i = 0; i < ROUTESTATS_CLASSES; i++)
+		if (e->errors[i])
+			json_object_set_new(errors, routestats_class_name(i, cls), json_integer((json_int_t)e->errors[i]));
+	uint64_t p50 = 0, p99 = 0;
+	bool timed = routestats_percentile(e, 0.5, &p50) && routestats_percentile(e, 0.99, &p99);
+	RouteStatsSums last = routestats_window(e, now_s - 1, ADMIN_TPS_SECONDS);
+	return json_pack("{s:I, s:I, s:o, s:o, s:o, s:f}", "transactions", (json_int_t)e->transactions,
+			 "failed_transactions", (json_int_t)e->failed, "errors", errors, "p50_us",
+			 timed ? json_integer((json_int_t)p50) : json_null(), "p99_us",
+			 timed ? json_integer((json_int_t)p99) : json_null(), "tps",
+			 (double)last.transactions / ADMIN_TPS_SECONDS);
+}
+
+/* The `routes` reply: the table, and "stats" with one object per route
+ * that served a transaction (or sent an error). */
+static json_t *cmd_routes(void)
+{
+	json_t *routes = routes_json();
+	json_t *stats = json_object();
+	uint64_t now_s = proxy_now_us() / 1000000;
+	for (size_t i = 0; i < proxy.rstats.n; i++) {
+		const RouteStatsEntry *e = proxy.rstats.entries[i];
+		json_object_set_new(stats, e->route, route_stats_json(e, now_s));
+	}
+	json_object_set_new(routes, "stats", stats);
+	json_t *r = reply_ok(NULL);
+	json_object_set_new(r, "routes", routes);
+	return r;
 }
 
 static json_t *cmd_status(void)
@@ -177,9 +234,10 @@ static json_t *cmd_pools(void)
 				other++;
 		}
 		json_t *by_route = json_object();
-		for (size_t i = 0; i < p->n_route_counts; i++)
-			json_object_set_new(by_route, p->route_counts[i].route,
-					    json_integer((json_int_t)p->route_counts[i].n));
+		for (size_t i = 0; i < p->n_route_tx && i < proxy.rstats.n; i++)
+			if (p->route_tx[i])
+				json_object_set_new(by_route, proxy.rstats.entries[i]->route,
+						    json_integer((json_int_t)p->route_tx[i]));
 		json_array_append_new(
 			rows, json_pack("{s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:o?}", "database",
 					json_text(p->database), "user", json_text(p->user), "pool_mode",
@@ -208,24 +266,117 @@ static bool pin_kind_parse(const char *s, ConfPinKind *kind)
 	return true;
 }
 
+#define CANARY_USAGE                                                                                                   \
+	"usage: canary SCHEMA PERCENT [--key connection|application_name|addr] [--max-error-ratio R --window S "     \
+	"[--min-transactions N]] | canary off"
+
+/* A whole decimal int in TEXT into *OUT; false otherwise. */
+static bool int_arg(const char *text, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < -1000000000L || v > 1000000000L)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* The options after `canary SCHEMA PERCENT` (ARGC words at ARGV) into
+ * OPTS. NULL when they are good, else the error reply. */
+static json_t *canary_opts_parse(int argc, char **argv, RouterCanaryOpts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->check.min_transactions = ROUTER_DEFAULT_MIN_TX;
+	bool window = false, min_tx = false;
+	for (int i = 0; i < argc; i += 2) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end = NULL;
+		if (!val)
+			return reply_error("canary: %s needs a value; " CANARY_USAGE, opt);
+		if (!strcmp(opt, "--key")) {
+			if (!conf_canary_key_parse(val, &opts->key))
+				return reply_error("canary: --key \"%s\" is not one of connection, application_name, addr",
+						   val);
+			opts->has_key = true;
+		} else if (!strcmp(opt, "--max-error-ratio")) {
+			opts->check.max_error_ratio = strtod(val, &end);
+			if (end == val || *end || !(opts->check.max_error_ratio > 0))
+				return reply_error("canary: --max-error-ratio \"%s\" is not a positive number", val);
+		} else if (!strcmp(opt, "--window")) {
+			if (!int_arg(val, &opts->check.window_s))
+				return reply_error("canary: --window \"%s\" is not a number of seconds", val);
+			window = true;
+		} else if (!strcmp(opt, "--min-transactions")) {
+			if (!int_arg(val, &opts->check.min_transactions))
+				return reply_error("canary: --min-transactions \"%s\" is not a number", val);
+			min_tx = true;
+		} else {
+			return reply_error("canary: unknown option \"%s\"; " CANARY_USAGE, opt);
+		}
+	}
+	if ((opts->check.max_error_ratio > 0) != window || (min_tx && !window))
+		return reply_error("canary: --max-error-ratio and --window go together (--min-transactions with "
+				   "them); " CANARY_USAGE);
+	return NULL;
+}
+
+/* `canary SCHEMA PERCENT [options]`, `canary off`; `route canary ...` and
+ * `unroute canary` are aliases. ARGV[0] is the first word after "canary". */
+static json_t *canary_set(int argc, char **argv)
+{
+	char err[256];
+	RouterCanaryOpts opts;
+	bool ok;
+	if (argc == 1 && !strcmp(argv[0], "off")) {
+		ok = router_set_canary(&proxy.router, NULL, 0, err, sizeof(err));
+	} else if (argc >= 2) {
+		int pct;
+		if (!int_arg(argv[1], &pct))
+			return reply_error("canary percent \"%s\" is not a number", argv[1]);
+		json_t *bad = canary_opts_parse(argc - 2, argv + 2, &opts);
+		if (bad)
+			return bad;
+		if (!migrator_routable(argv[0], err, sizeof(err)))
+			return reply_error("%s", err);
+		ok = router_set_canary_opts(&proxy.router, argv[0], pct, &opts, err, sizeof(err));
+	} else {
+		return reply_error(CANARY_USAGE);
+	}
+	if (!ok)
+		return reply_error("%s", err);
+	/* the verdict counts from the next second on: this one holds traffic
+	 * from before the command, of the default's clients too */
+	proxy.canary_since_s = proxy_now_us() / 1000000 + 1;
+	const Router *r = &proxy.router;
+	if (r->canary_schema)
+		log_info("admin: canary %s %d%% by %s%s", r->canary_schema, r->canary_percent,
+			 conf_canary_key_to_str(r->canary_key),
+			 r->canary_check.max_error_ratio > 0 ? ", automatic rollback on" : "");
+	else
+		log_info("admin: canary off");
+	json_t *reply = reply_ok(r->canary_schema ? "canary set; connected clients follow at their next transaction"
+						 : "canary off; its clients follow the other routes at their next transaction");
+	json_object_set_new(reply, "routes", routes_json());
+	return reply;
+}
+
 static json_t *cmd_route(int argc, char **argv)
 {
 	char err[256];
 	ConfPinKind kind;
 	bool ok;
+	if (argc >= 2 && !strcmp(argv[1], "canary"))
+		return canary_set(argc - 2, argv + 2);
+	if ((argc == 3 || argc == 4) && !migrator_routable(argv[argc - 1], err, sizeof(err)))
+		return reply_error("%s", err);
 	if (argc == 3 && !strcmp(argv[1], "default"))
 		ok = router_set_default(&proxy.router, argv[2], err, sizeof(err));
-	else if (argc == 4 && !strcmp(argv[1], "canary")) {
-		char *end;
-		long pct = strtol(argv[3], &end, 10);
-		if (*end || end == argv[3])
-			return reply_error("canary percent \"%s\" is not a number", argv[3]);
-		ok = router_set_canary(&proxy.router, argv[2], (int)pct, err, sizeof(err));
-	} else if (argc == 4 && pin_kind_parse(argv[1], &kind))
+	else if (argc == 4 && pin_kind_parse(argv[1], &kind))
 		ok = router_set_pin(&proxy.router, kind, argv[2], argv[3], err, sizeof(err));
 	else
 		return reply_error("usage: route default SCHEMA | route app|user|addr KEY SCHEMA | "
-				   "route canary SCHEMA PERCENT");
+				   "route canary SCHEMA PERCENT [options of canary]");
 	if (!ok)
 		return reply_error("%s", err);
 	log_info("admin: %s %s%s%s%s%s", argv[0], argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "",
@@ -240,9 +391,12 @@ static json_t *cmd_unroute(int argc, char **argv)
 	char err[256];
 	ConfPinKind kind;
 	bool ok;
-	if (argc == 2 && !strcmp(argv[1], "canary"))
-		ok = router_set_canary(&proxy.router, NULL, 0, err, sizeof(err));
-	else if (argc == 3 && pin_kind_parse(argv[1], &kind))
+	if (argc == 2 && !strcmp(argv[1], "canary")) {
+		char off[] = "off";
+		char *args[] = {off};
+		return canary_set(1, args);
+	}
+	if (argc == 3 && pin_kind_parse(argv[1], &kind))
 		ok = router_unset_pin(&proxy.router, kind, argv[2], err, sizeof(err));
 	else
 		return reply_error("usage: unroute app|user|addr KEY | unroute canary");
@@ -289,13 +443,12 @@ static json_t *admin_dispatch(int argc, char **argv, const json_t *req)
 		return mig;
 	if (!strcmp(cmd, "status") && argc == 1)
 		return cmd_status();
-	if (!strcmp(cmd, "routes") && argc == 1) {
-		json_t *r = reply_ok(NULL);
-		json_object_set_new(r, "routes", routes_json());
-		return r;
-	}
+	if (!strcmp(cmd, "routes") && argc == 1)
+		return cmd_routes();
 	if (!strcmp(cmd, "route"))
 		return cmd_route(argc, argv);
+	if (!strcmp(cmd, "canary"))
+		return canary_set(argc - 1, argv + 1);
 	if (!strcmp(cmd, "unroute"))
 		return cmd_unroute(argc, argv);
 	if (!strcmp(cmd, "clients") && argc == 1)
@@ -320,14 +473,14 @@ static json_t *admin_dispatch(int argc, char **argv, const json_t *req)
 		proxy_begin_shutdown();
 		return reply_ok("shutting down: waiting for clients");
 	}
-	static const char *const known[] = {"status", "routes", "route", "unroute", "clients", "pools",
-					    "pause", "resume", "reload", "shutdown"};
+	static const char *const known[] = {"status", "routes", "route", "unroute", "canary", "clients",
+					    "pools", "pause", "resume", "reload", "shutdown"};
 	/* (migrate, versions, promote, rollback: migrator_command) */
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (!strcmp(cmd, known[i]))
 			return reply_error("%s takes no arguments", cmd);
-	return reply_error("unknown command \"%s\" (try: status, routes, route, unroute, clients, pools, pause, "
-			   "resume, reload, shutdown, migrate, versions, promote, rollback)",
+	return reply_error("unknown command \"%s\" (try: status, routes, route, unroute, canary, clients, pools, "
+			   "pause, resume, reload, shutdown, migrate, versions, promote, rollback)",
 			   cmd);
 }
 

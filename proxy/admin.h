@@ -6,6 +6,7 @@
 #define PGFLIP_ADMIN_H
 
 
+#include <jansson.h>
 #include <sys/types.h>
 
 /* What an admin peer may do. */
@@ -33,6 +34,10 @@ AdminAccess admin_access(uid_t uid, const char *name);
  * may not send answers ok: false, "permission denied: CMD". Commands that
  * change something are logged with PEER's uid and name. */
 char *admin_command(const AdminPeer *peer, const char *line);
+/* admin_route_stats: the stats object of ROUTE as `routes` shows it
+ * (transactions, failed_transactions, errors, p50_us, p99_us, tps), or JSON
+ * null when it served nothing yet. Caller owns the reference. */
+json_t *admin_route_stats(const char *route);
 
 /* ---- ctl.c ------------------------------------------------------------- */
 

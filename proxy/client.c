@@ -53,6 +53,7 @@ static void client_on_read(void *arg);
 static void client_on_drain(void *arg);
 static void client_on_close(void *arg, int err);
 static const SockCallbacks client_sock_cb = {client_on_read, client_on_drain, client_on_close};
+static bool client_random(void *out, size_t n);
 
 /* Input a client may have buffered beyond the message the pump waits for
  * (bytes): enough to see the next message header and keep a pipelined
@@ -213,6 +214,8 @@ void client_accept(evutil_socket_t fd, const struct sockaddr *addr, int socklen,
 	c->is_unix = is_unix;
 	c->connect_time = time(NULL);
 	c->connect_ms = c->active_ms = proxy_now_ms();
+	if (!client_random(&c->canary_nonce, sizeof(c->canary_nonce)))
+		c->canary_nonce = c->id; /* hashed all the same: spread, only guessable */
 	if (socklen > 0 && (size_t)socklen <= sizeof(c->addr))
 		memcpy(&c->addr, addr, (size_t)socklen);
 	if (is_unix) {
@@ -300,6 +303,12 @@ void client_close(Client *c, const char *sqlstate, const char *reason, ...)
 	}
 	authq_forget(c);
 	auth_free(c); /* secrets of an unfinished exchange go now */
+	if (c->tx_start_us && (sqlstate || c->tx_failed)) {
+		/* closed inside a transaction that failed: it counts as ended */
+		if (sqlstate)
+			client_tx_error(c, sqlstate);
+		client_tx_end(c, false);
+	}
 	Server *s = c->server;
 	client_set_state(c, CL_CLOSING);
 	if (s)
@@ -443,6 +452,21 @@ void client_auth_continue(Client *c, AuthStatus st)
 	}
 }
 
+/* C's canary buckets, once, at login (router_canary_draw): from its address
+ * (a Unix socket: its peer's uid), its application_name, the nonce drawn at
+ * accept. Its canary decision follows from them for its whole life. */
+static void client_draw_canary(Client *c)
+{
+	uid_t uid;
+	RouterKeys k = {
+		.addr = c->is_unix ? NULL : (const struct sockaddr *)&c->addr,
+		.peer_uid = c->is_unix && sock_peer_uid(c->sock.fd, &uid) ? (long)uid : -1,
+		.app = c->app_name,
+		.nonce = c->canary_nonce,
+	};
+	router_canary_draw(&proxy.canary_hash, &k, c->canary_buckets);
+}
+
 /* The StartupMessage was read: checks that may refuse the login, then the
  * authentication. Returns false when the client was closed. */
 static bool client_login(Client *c, const ProtoStartup *st)
@@ -457,6 +481,7 @@ static bool client_login(Client *c, const ProtoStartup *st)
 	const char *app = params_get(&c->params, "application_name");
 	c->app_name = proxy_strdup(app ? app : "");
 	params_set(&c->params, "application_name", c->app_name);
+	client_draw_canary(c);
 	client_negotiate(c, st);
 	if (!ok) {
 		client_close(c, "08P01", "%s", res.why);
@@ -636,18 +661,50 @@ void client_server_failed(Client *c, const char *sqlstate, const char *message)
 	client_close(c, sqlstate, "%s", message);
 }
 
+/* ---- transactions: what routestats.c counts ------------------------------- */
+
+/* The stats entry of C's route, looked up at its first transaction there. */
+static RouteStatsEntry *client_stats(Client *c)
+{
+	if (!c->rstats && c->route)
+		c->rstats = routestats_get(&proxy.rstats, c->route);
+	return c->rstats;
+}
+
+void client_tx_error(Client *c, const char *sqlstate)
+{
+	c->tx_failed = true;
+	RouteStatsEntry *e = client_stats(c);
+	if (e)
+		routestats_error(e, sqlstate);
+}
+
+void client_tx_end(Client *c, bool ready)
+{
+	RouteStatsEntry *e = client_stats(c);
+	if (e)
+		routestats_end(e, proxy_now_us(), ready ? c->tx_start_us : 0, c->tx_failed);
+	c->n_transactions++;
+	if (c->pool)
+		pool_count_transaction(c->pool, e);
+	proxy.n_transactions++;
+	c->tx_start_us = 0;
+	c->tx_failed = false;
+}
+
 /* ---- routing ----------------------------------------------------------- */
 
 const char *client_route(Client *c)
 {
 	if (!c->route || c->route_gen != proxy.router.generation) {
 		const struct sockaddr *addr = c->is_unix ? NULL : (const struct sockaddr *)&c->addr;
-		const char *r = router_route(&proxy.router, c->app_name, c->user, addr, c->id);
+		const char *r = router_route(&proxy.router, c->app_name, c->user, addr, c->canary_buckets);
 		if (!c->route || strcmp(c->route, r) != 0) {
 			if (c->route)
 				clog_info(c, "route %s -> %s", c->route, r);
 			free(c->route);
 			c->route = proxy_strdup(r);
+			c->rstats = NULL; /* found again at its first transaction there */
 		}
 		c->route_gen = proxy.router.generation;
 	}
@@ -846,8 +903,13 @@ static void client_answer(Client *c, Server *s, const char *sqlstate, const char
 	proto_put_ready_for_query(&b, s->tx_status);
 	client_send(c, &b);
 	protobuf_free(&b);
-	if (server_at_boundary(s))
+	if (sqlstate && c->state != CL_CLOSING)
+		client_tx_error(c, sqlstate);
+	if (server_at_boundary(s)) {
+		if (c->state != CL_CLOSING)
+			client_tx_end(c, true);
 		server_release(s);
+	}
 }
 
 /* The statement NAME ("" = unnamed) was parsed from flagged text. */
@@ -987,11 +1049,17 @@ static void client_discard_done(Client *c)
 	ProtoBuf b;
 	protobuf_init(&b);
 	proto_put_error(&b, "ERROR", c->discard_sqlstate, "%s", c->discard_error ? c->discard_error : "request failed");
-	proto_put_ready_for_query(&b, c->server ? c->server->tx_status : 'I');
+	char status = c->server ? c->server->tx_status : 'I';
+	proto_put_ready_for_query(&b, status);
 	client_send(c, &b);
 	protobuf_free(&b);
 	free(c->discard_error);
 	c->discard_error = NULL;
+	if (c->state != CL_CLOSING) {
+		client_tx_error(c, c->discard_sqlstate);
+		if (status == 'I' && (!c->server || server_at_boundary(c->server)))
+			client_tx_end(c, true);
+	}
 	/* transaction mode: the request is over, so is its hold on the server */
 	if (c->server && c->pool->mode == CONF_POOL_TRANSACTION && server_at_boundary(c->server))
 		server_release(c->server);
@@ -1250,6 +1318,8 @@ static bool client_step(Client *c)
 		client_close(c, NULL, "client close request");
 		return false;
 	}
+	if (!c->tx_start_us)
+		c->tx_start_us = proxy_now_us(); /* the first message of a transaction */
 	if (!c->server) {
 		if (c->discard_error)
 			return client_step_discard(c, &h, avail, (size_t)h.len + 1);

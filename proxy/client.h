@@ -38,6 +38,15 @@ void client_cancel_request(uint32_t pid, uint32_t key);
  * on with status ST (AUTH_WAIT: a request went out; AUTH_DONE: trusted;
  * AUTH_FAILED: C is closed already). */
 void client_auth_continue(Client *c, AuthStatus st);
+/* client_tx_error: C received an ErrorResponse with SQLSTATE (5
+ * characters; NULL when it had none) inside its open transaction: counted
+ * by class for its route, and the transaction fails. */
+void client_tx_error(Client *c, const char *sqlstate);
+/* client_tx_end: C's open transaction ended, READY when with a
+ * ReadyForQuery 'I' (then its latency counts): counted for its route
+ * (proxy.rstats), its pool, C and the proxy. No allocation, no system
+ * call. */
+void client_tx_end(Client *c, bool ready);
 /* client_janitor: login, idle and partial-message timeouts of C at NOW_MS. */
 void client_janitor(Client *c, uint64_t now_ms);
 

@@ -34,13 +34,16 @@ static void ctl_usage(FILE *f)
 		   "  -s SOCKET   admin socket (default $PGFLIP_ADMIN_SOCKET or " CTL_DEFAULT_SOCKET ")\n"
 		   "  --json      print the raw JSON reply\n"
 		   "commands: status, routes, route default SCHEMA, route app GLOB SCHEMA,\n"
-		   "  route user NAME SCHEMA, route addr CIDR SCHEMA, route canary SCHEMA PERCENT,\n"
-		   "  unroute app|user|addr KEY, unroute canary, clients, pools, pause, resume,\n"
-		   "  reload, shutdown,\n"
+		   "  route user NAME SCHEMA, route addr CIDR SCHEMA, unroute app|user|addr KEY,\n"
+		   "  canary SCHEMA PERCENT [--key connection|application_name|addr]\n"
+		   "         [--max-error-ratio R --window S [--min-transactions N]],\n"
+		   "  canary off (route canary ... and unroute canary: the same), clients, pools,\n"
+		   "  pause, resume, reload, shutdown,\n"
 		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete], migrate status,\n"
 		   "  migrate complete|rollback [--db NAME] [--force], migrate cancel, versions [--db NAME],\n"
 		   "  promote SCHEMA, rollback [--db NAME]\n"
-		   "  --no-wait   do not wait for a migration job to end (it runs on in pgflip)\n");
+		   "  --no-wait   do not wait for a migration job to end (it runs on in pgflip)\n"
+		   "  (words after COMMAND go to pgflip as they are: -s, --json and --no-wait come first)\n");
 }
 
 static char *value_text(const json_t *v)

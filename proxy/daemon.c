@@ -1,6 +1,7 @@
 /*
  * proxy/daemon.c: the pgflip daemon's life cycle: config, listeners, signals,
- * the janitor (timeouts) and the reaper (deferred frees).
+ * the janitor (timeouts, and once a second the canary's verdict) and the
+ * reaper (deferred frees).
  *
  *   SIGHUP   reload the config file; [routes] replace the live routes only
  *            when the file's routes changed, so a reload for another reason
@@ -25,6 +26,7 @@
 #include <event2/buffer.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "proxy/proxy.h"
@@ -44,6 +46,45 @@ uint64_t proxy_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t proxy_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void proxy_canary_rollback(const char *canary_schema, const char *why)
+{
+	char to[CONF_MAX_IDENT + 1];
+	snprintf(to, sizeof(to), "%s", proxy.router.default_schema);
+	size_t n = router_flip(&proxy.router, canary_schema, to);
+	if (proxy.router.canary_schema && strcmp(proxy.router.canary_schema, canary_schema) == 0) {
+		char err[256]; /* not flipped (it was the default's schema): it ends all the same */
+		if (router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
+			n++;
+	}
+	log_warning("canary rollback: %zu route(s) of %s go to %s at each client's next transaction (%s)", n,
+		    canary_schema, to, why);
+}
+
+/* Once a second: the canary's verdict, when its command asked for one. */
+static void canary_check(uint64_t now_us)
+{
+	uint64_t second = now_us / 1000000;
+	const Router *r = &proxy.router;
+	if (second == proxy.canary_check_s || !r->canary_schema || r->canary_check.max_error_ratio <= 0)
+		return;
+	proxy.canary_check_s = second;
+	char why[600];
+	if (!routestats_canary_verdict(&proxy.rstats, r, proxy.canary_since_s, second, why, sizeof(why)))
+		return;
+	char schema[CONF_MAX_IDENT + 1];
+	snprintf(schema, sizeof(schema), "%s", r->canary_schema);
+	log_warning("canary %s failed: %s", schema, why);
+	if (proxy.on_canary_failed)
+		proxy.on_canary_failed(schema, why);
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
@@ -91,6 +132,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!TAILQ_EMPTY(&proxy.graveyard))
 		proxy_reap_soon();
+	canary_check(proxy_now_us());
 	if (proxy.shutting_down) {
 		if (proxy.n_clients == 0) {
 			log_info("shutdown: no clients left");
@@ -439,6 +481,8 @@ static void proxy_cleanup(void)
 	event_free(proxy.sig_term);
 	event_free(proxy.sig_int);
 	router_free(&proxy.router);
+	router_hash_free(&proxy.canary_hash);
+	routestats_free(&proxy.rstats);
 	tls_server_free(proxy.tls);
 	proxy.tls = NULL;
 	auth_verifiers_free(proxy.auth_verifiers);
@@ -449,6 +493,39 @@ static void proxy_cleanup(void)
 	sock_module_free();
 	event_base_free(proxy.base);
 	conf_free(proxy.conf);
+}
+
+/* The per-process secrets: the salt key of made-up SCRAM verifiers and the
+ * canary hash's key, from RAND_bytes. False with ERR when either fails. */
+static bool proxy_secrets_init(char *err, size_t errlen)
+{
+	uint8_t hash_key[ROUTER_HASH_KEY_LEN];
+	if (RAND_bytes(proxy.auth_mock_key, sizeof(proxy.auth_mock_key)) != 1 ||
+	    RAND_bytes(hash_key, sizeof(hash_key)) != 1) {
+		snprintf(err, errlen, "no random bytes");
+		return false;
+	}
+	bool keyed = router_hash_init(&proxy.canary_hash, hash_key);
+	OPENSSL_cleanse(hash_key, sizeof(hash_key));
+	if (!keyed)
+		snprintf(err, errlen, "OpenSSL has no SipHash (EVP_MAC \"SIPHASH\") for the canary share");
+	return keyed;
+}
+
+/* The event loop, with epoll's changelist: a read event turned off and on
+ * again within one loop turn (a client that waits for a server and gets
+ * one in the same turn, the reading predicate at each state change) costs
+ * no epoll_ctl at all. Its one caveat, fds cloned with dup(), does not
+ * apply. NULL when libevent cannot make one. */
+static struct event_base *proxy_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (cfg)
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = cfg ? event_base_new_with_config(cfg) : NULL;
+	if (cfg)
+		event_config_free(cfg);
+	return base ? base : event_base_new();
 }
 
 int proxy_serve(const char *conf_path)
@@ -472,29 +549,19 @@ int proxy_serve(const char *conf_path)
 		return 2;
 	}
 	log_set_level(conf->log_level);
-	if (!proxy_load_tls(conf, err, sizeof(err)) ||
-	    RAND_bytes(proxy.auth_mock_key, sizeof(proxy.auth_mock_key)) != 1) {
-		fprintf(stderr, "pgflip: %s\n", err[0] ? err : "no random bytes");
-		log_error("%s", err[0] ? err : "no random bytes");
+	if (!proxy_load_tls(conf, err, sizeof(err)) || !proxy_secrets_init(err, sizeof(err))) {
+		fprintf(stderr, "pgflip: %s\n", err);
+		log_error("%s", err);
 		conf_free(proxy.conf);
 		return 2;
 	}
+	routestats_init(&proxy.rstats);
+	proxy.on_canary_failed = proxy_canary_rollback;
 	proxy.auth_verifiers = auth_verifiers_new(conf);
 	signal(SIGPIPE, SIG_IGN);
 	proxy.start_time = time(NULL);
 	sock_mem_init();
-	/* epoll's changelist: a read event turned off and on again within one
-	 * loop turn (a client that waits for a server and gets one in the same
-	 * turn, the reading predicate at each state change) costs no epoll_ctl
-	 * at all. Its one caveat, fds cloned with dup(), does not apply. */
-	struct event_config *cfg = event_config_new();
-	if (cfg)
-		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	proxy.base = cfg ? event_base_new_with_config(cfg) : NULL;
-	if (cfg)
-		event_config_free(cfg);
-	if (!proxy.base)
-		proxy.base = event_base_new();
+	proxy.base = proxy_base_new();
 	if (!proxy.base) {
 		fprintf(stderr, "pgflip: cannot create the event loop\n");
 		return 1;

@@ -40,6 +40,7 @@
 
 #include "migrate/api.h"
 #include "proxy/proxy.h"
+#include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/migrator.h"
 #include "proxy/server.h"
@@ -485,6 +486,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		report_result(m);
 }
 
+static void canary_failed(const char *canary_schema, const char *why);
+
 bool migrator_start(char *err, size_t errlen)
 {
 	Migrator *m = calloc(1, sizeof(*m));
@@ -511,6 +514,7 @@ bool migrator_start(char *err, size_t errlen)
 	}
 	m->thread_started = true;
 	proxy.migrator = m;
+	proxy.on_canary_failed = canary_failed;
 	return true;
 }
 
@@ -736,24 +740,6 @@ static json_t *status_json(Migrator *m)
 	return r;
 }
 
-/* Moves every route that names FROM to TO (TO taking the place FROM had);
- * a canary on FROM ends. Returns how many routes moved. */
-static int flip_routes(const char *from, const char *to)
-{
-	Router *r = &proxy.router;
-	char err[256];
-	int moved = 0;
-	if (r->default_schema && !strcmp(r->default_schema, from) && router_set_default(r, to, err, sizeof(err)))
-		moved++;
-	for (size_t i = 0; i < r->n_pins; i++)
-		if (!strcmp(r->pins[i].schema, from) &&
-		    router_set_pin(r, r->pins[i].kind, r->pins[i].key, to, err, sizeof(err)))
-			moved++;
-	if (r->canary_schema && !strcmp(r->canary_schema, from) && router_set_canary(r, NULL, 0, err, sizeof(err)))
-		moved++;
-	return moved;
-}
-
 /* The instant rollback: routes first, then the rollback job. */
 static json_t *cmd_rollback(Migrator *m, const Opts *o)
 {
@@ -771,13 +757,16 @@ static json_t *cmd_rollback(Migrator *m, const Opts *o)
 	char from[MIGRATE_NAME_MAX], to[MIGRATE_NAME_MAX];
 	copy_str(from, sizeof(from), vschema);
 	copy_str(to, sizeof(to), previous_vschema(m, db->name, row, o->schema));
-	int moved = flip_routes(from, to);
-	log_info("migrate: rollback: %d route(s) moved from %s to %s", moved, from, to);
+	size_t moved = router_flip(&proxy.router, from, to);
+	if (proxy.router.canary_schema && !strcmp(proxy.router.canary_schema, from) &&
+	    router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
+		moved++;
+	log_info("migrate: rollback: %zu route(s) moved from %s to %s", moved, from, to);
 	json_t *r = queue_job(m, JOB_ROLLBACK, o, NULL);
 	if (json_is_true(json_object_get(r, "ok"))) {
 		char text[700];
 		snprintf(text, sizeof(text),
-			 "%d route(s) moved from %s to %s; clients follow at their next transaction, then the rollback "
+			 "%zu route(s) moved from %s to %s; clients follow at their next transaction, then the rollback "
 			 "runs",
 			 moved, from, to);
 		json_object_set_new(r, "message", json_string(text));
@@ -870,10 +859,10 @@ static json_t *cmd_versions(Migrator *m, int argc, char **argv)
 			char why[512] = "";
 			router_names(&proxy.router, vs, why, sizeof(why));
 			json_array_append_new(
-				rows, json_pack("{s:s, s:s, s:O, s:O, s:b, s:s, s:i}", "database", dbname, "version_schema", vs,
-						"migration", json_object_get(h, "name"), "state", json_object_get(h, "status"),
+				rows, json_pack("{s:s, s:s, s:O, s:O, s:b, s:s, s:i, s:o}", "database", dbname, "version_schema",
+						vs, "migration", json_object_get(h, "name"), "state", json_object_get(h, "status"),
 						"default", proxy.router.default_schema && !strcmp(proxy.router.default_schema, vs),
-						"routes", why, "clients", clients_on(vs)));
+						"routes", why, "clients", clients_on(vs), "stats", admin_route_stats(vs)));
 		}
 	}
 	json_t *r = json_pack("{s:b}", "ok", 1);
@@ -940,4 +929,29 @@ json_t *migrator_command(int argc, char **argv, const json_t *req)
 	if (o.bad)
 		return fail_reply("rollback: unexpected \"%s\"", o.bad);
 	return cmd_rollback(m, &o);
+}
+
+/* proxy.on_canary_failed while the migrator runs: a canary on the version
+ * schema of a database's active migration is rolled back as `rollback`
+ * does (routes, then the DDL in the background); any other canary as the
+ * proxy's default hook does. */
+static void canary_failed(const char *canary_schema, const char *why)
+{
+	Migrator *m = proxy.migrator;
+	const char *dbname;
+	json_t *hist;
+	json_object_foreach(m->history, dbname, hist) {
+		json_t *row = active_row(m, dbname);
+		const char *vs = row ? json_string_value(json_object_get(row, "version_schema")) : NULL;
+		if (!vs || strcmp(vs, canary_schema) != 0)
+			continue;
+		Opts o = {.db = dbname, .schema = "public"};
+		log_warning("migrate: the canary on %s failed (%s): rolling back its migration", vs, why);
+		json_t *r = cmd_rollback(m, &o);
+		if (!json_is_true(json_object_get(r, "ok")))
+			log_warning("migrate: rollback after the canary: %s", json_string_value(json_object_get(r, "error")));
+		json_decref(r);
+		return;
+	}
+	proxy_canary_rollback(canary_schema, why);
 }

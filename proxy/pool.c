@@ -74,9 +74,7 @@ void pool_free(Pool *p)
 	for (size_t i = 0; i < p->n_verified; i++)
 		free(p->verified[i]);
 	free(p->verified);
-	for (size_t i = 0; i < p->n_route_counts; i++)
-		free(p->route_counts[i].route);
-	free(p->route_counts);
+	free(p->route_tx);
 	free(p->last_error);
 	login_keys_free(p->scram_keys);
 	free(p->database);
@@ -255,22 +253,23 @@ void pool_route_verified_add(Pool *p, const char *schema)
 	p->verified[p->n_verified++] = proxy_strdup(schema);
 }
 
-void pool_count_transaction(Pool *p, const char *route)
+void pool_count_transaction(Pool *p, const RouteStatsEntry *e)
 {
 	p->n_transactions++;
-	if (!route)
+	if (!e)
 		return;
-	for (size_t i = 0; i < p->n_route_counts; i++) {
-		if (strcmp(p->route_counts[i].route, route) == 0) {
-			p->route_counts[i].n++;
+	if (e->index >= p->n_route_tx) {
+		/* the first transaction of a route new to this pool: the one
+		 * allocation, never one per transaction */
+		size_t n = e->index + 8;
+		uint64_t *grown = realloc(p->route_tx, n * sizeof(*grown));
+		if (!grown)
 			return;
-		}
+		memset(grown + p->n_route_tx, 0, (n - p->n_route_tx) * sizeof(*grown));
+		p->route_tx = grown;
+		p->n_route_tx = n;
 	}
-	p->route_counts = proxy_grow(p->route_counts, p->n_route_counts, &p->cap_route_counts, sizeof(RouteCount));
-	RouteCount *rc = p->route_counts;
-	rc[p->n_route_counts].route = proxy_strdup(route);
-	rc[p->n_route_counts].n = 1;
-	p->n_route_counts++;
+	p->route_tx[e->index]++;
 }
 
 void pool_janitor(Pool *p, uint64_t now)

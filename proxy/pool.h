@@ -25,8 +25,9 @@ void pool_set_scram_keys(Pool *p, const ScramKeys *keys);
 bool pool_route_verified(Pool *p, const char *schema);
 void pool_route_verified_add(Pool *p, const char *schema);
 void pool_janitor(Pool *p, uint64_t now_ms);
-/* pool_count_transaction: one more transaction ended on ROUTE. */
-void pool_count_transaction(Pool *p, const char *route);
+/* pool_count_transaction: one more transaction of P ended, on the route of
+ * E (proxy.rstats' entry; NULL: a route whose stats are not kept). */
+void pool_count_transaction(Pool *p, const RouteStatsEntry *e);
 /* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
 const ConfDatabase *pool_conf(const Pool *p);
 

@@ -44,6 +44,7 @@
 #include "proxy/sock.h"
 #include "proxy/prepared.h"
 #include "proxy/router.h"
+#include "proxy/routestats.h"
 #include "proxy/sqlscan.h"
 
 /* Output buffered towards a peer above which we stop reading from the
@@ -110,6 +111,14 @@ struct Client {
 
 	char *route;                    /* its version schema, owned copy */
 	uint64_t route_gen;             /* router generation route was computed at */
+	RouteStatsEntry *rstats;        /* proxy.rstats' entry of route, NULL until it ends a transaction there */
+	uint64_t canary_nonce;          /* random, drawn at accept: its key under canary_key = connection */
+	uint16_t canary_buckets[CONF_CANARY_KEYS]; /* its canary bucket under each key, drawn at login */
+	/* The open transaction, as the client sees it: from its first message
+	 * (tx_start_us, monotonic us; 0 = none open) to the ReadyForQuery 'I'
+	 * that ends it; tx_failed once it received an ErrorResponse in it. */
+	uint64_t tx_start_us;
+	bool tx_failed;
 
 	struct AuthState *auth;         /* the exchange while CL_AUTH / CL_AUTH_LOOKUP (auth.c), else NULL */
 	AuthLookup *lookup;             /* the auth_query lookup it waits for (authq.c), else NULL */
@@ -260,15 +269,9 @@ struct Pool {
 	uint64_t n_transactions;
 	uint64_t n_route_sets;      /* injected SETs of search_path (route changes on a server) */
 	uint64_t last_connect_fail_ms;
-	struct RouteCount *route_counts; /* transactions per route */
-	size_t n_route_counts;
-	size_t cap_route_counts;
+	uint64_t *route_tx;             /* transactions per route: [i] of proxy.rstats.entries[i] */
+	size_t n_route_tx;
 };
-
-typedef struct RouteCount {
-	char *route;
-	uint64_t n;
-} RouteCount;
 
 /* ---- the daemon -------------------------------------------------------- */
 
@@ -305,12 +308,27 @@ typedef struct Proxy {
 	AuthVerifiers *auth_verifiers;  /* of proxy.conf's plain auth_file passwords (auth.c) */
 	uint8_t auth_mock_key[32];      /* random per process: the salts of made-up SCRAM verifiers (auth.c) */
 	LIST_HEAD(, LoginCancel) cancels; /* CancelRequests to own-login backends under way (login.c) */
+	RouteStats rstats;              /* per route: transactions, errors, latency, the last 60 s */
+	RouterHash canary_hash;         /* keyed at start with random bytes: the canary buckets' hash */
+	uint64_t canary_check_s;        /* the monotonic second of the last canary verdict */
+	uint64_t canary_since_s;        /* the first monotonic second a canary's verdict counts: the one after its command */
+	/* The canary failed its verdict (routestats_canary_verdict): CANARY_SCHEMA
+	 * (a copy: the hook may change the routes) and WHY, both rates. The
+	 * default, proxy_canary_rollback, ends the canary and flips every route
+	 * of its schema to the default's. */
+	void (*on_canary_failed)(const char *canary_schema, const char *why);
 	struct Migrator *migrator;      /* the migration worker (migrator.c), NULL before it starts */
 } Proxy;
 
 extern Proxy proxy;
 
 uint64_t proxy_now_ms(void);
+/* proxy_now_us: the monotonic clock in microseconds (clock_gettime, a vDSO
+ * call on Linux: no system call). */
+uint64_t proxy_now_us(void);
+/* proxy_canary_rollback: the default on_canary_failed: router_flip of the
+ * canary schema to the default's (the canary ends), logged with WHY. */
+void proxy_canary_rollback(const char *canary_schema, const char *why);
 /* proxy_reap_soon: schedule the reaper (frees the graveyards). */
 void proxy_reap_soon(void);
 bool proxy_reload(char *err, size_t errlen) PROXY_MUSTCHECK;

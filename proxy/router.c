@@ -8,6 +8,18 @@
  * recompute at their next transaction boundary, so a flip costs nothing until
  * then and never lands inside a transaction.
  *
+ * The canary share. Each client gets, at login, one bucket per canary_key
+ * (router_canary_draw): a keyed hash (SipHash-2-4, a key random per
+ * process) of its address, of its application_name and of a random value
+ * drawn at accept, modulo ROUTER_BUCKETS. It is on the canary when its
+ * bucket under the key in effect is below percent x 100. So the decision is
+ * a function of the key: sticky for the connection, the same for every
+ * connection with the same key (with addr, every connection of a host), a
+ * larger share keeps everyone the smaller one had, and a smaller share, a
+ * new canary schema or its end move clients at their next transaction
+ * boundary like every other flip. Another pgflip process draws other
+ * buckets (its own key): the share holds, the sides of one host may differ.
+ *
  * Route names must be plain lower-case identifiers: the proxy sets
  * search_path to the name verbatim and the sync triggers compare
  * current_setting('search_path') with it literally, so a name that would need
@@ -19,6 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include "proxy/proxy.h"
 #include "proxy/router.h"
@@ -66,6 +82,7 @@ void router_load(Router *r, const ConfRoutes *routes)
 		r->canary_schema = proxy_strdup(routes->canary_schema);
 		r->canary_percent = routes->canary_percent;
 	}
+	r->canary_key = r->file_canary_key = routes->canary_key;
 	r->generation++;
 }
 
@@ -74,7 +91,7 @@ static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b 
 bool router_equal_conf(const ConfRoutes *a, const ConfRoutes *b)
 {
 	if (!str_eq(a->default_schema, b->default_schema) || !str_eq(a->canary_schema, b->canary_schema) ||
-	    a->canary_percent != b->canary_percent || a->n_pins != b->n_pins)
+	    a->canary_percent != b->canary_percent || a->canary_key != b->canary_key || a->n_pins != b->n_pins)
 		return false;
 	for (size_t i = 0; i < a->n_pins; i++)
 		if (a->pins[i].kind != b->pins[i].kind || strcmp(a->pins[i].key, b->pins[i].key) != 0 ||
@@ -95,20 +112,8 @@ static bool addr_match(const ConfCidr *cidr, const struct sockaddr *addr)
 	return false;
 }
 
-/* A 64-bit mix (splitmix64 finaliser) so that consecutive client ids spread
- * evenly over the 100 canary buckets. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 const char *router_route(const Router *r, const char *app, const char *user, const struct sockaddr *addr,
-			 uint64_t client_id)
+			 const uint16_t *buckets)
 {
 	static const ConfPinKind order[] = {CONF_PIN_APP, CONF_PIN_USER, CONF_PIN_ADDR};
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
@@ -126,7 +131,7 @@ const char *router_route(const Router *r, const char *app, const char *user, con
 				return p->schema;
 		}
 	}
-	if (r->canary_schema && (int)(mix64(client_id) % 100) < r->canary_percent)
+	if (r->canary_schema && buckets && buckets[r->canary_key] < r->canary_percent * (ROUTER_BUCKETS / 100))
 		return r->canary_schema;
 	return r->default_schema;
 }
@@ -205,7 +210,38 @@ bool router_unset_pin(Router *r, ConfPinKind kind, const char *key, char *err, s
 	return true;
 }
 
-bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen)
+/* The verdict options of a canary command: false with ERR on a bad one. */
+static bool canary_check_ok(const RouterCanaryCheck *c, char *err, size_t errlen)
+{
+	if (c->max_error_ratio == 0)
+		return true;
+	if (!(c->max_error_ratio >= 1 && c->max_error_ratio <= 1e6)) {
+		snprintf(err, errlen, "max error ratio must be 1..1000000, not %g", c->max_error_ratio);
+		return false;
+	}
+	if (c->window_s < 1 || c->window_s > ROUTER_MAX_WINDOW_S) {
+		snprintf(err, errlen, "window must be 1..%d seconds, not %d", ROUTER_MAX_WINDOW_S, c->window_s);
+		return false;
+	}
+	if (c->min_transactions < 1) {
+		snprintf(err, errlen, "min transactions must be at least 1, not %d", c->min_transactions);
+		return false;
+	}
+	return true;
+}
+
+/* No canary any more: its schema, share, key override and verdict go. */
+static void canary_end(Router *r)
+{
+	free(r->canary_schema);
+	r->canary_schema = NULL;
+	r->canary_percent = 0;
+	r->canary_key = r->file_canary_key;
+	memset(&r->canary_check, 0, sizeof(r->canary_check));
+}
+
+bool router_set_canary_opts(Router *r, const char *schema, int percent, const RouterCanaryOpts *opts, char *err,
+			    size_t errlen)
 {
 	if (percent < 0 || percent > 100) {
 		snprintf(err, errlen, "canary percent must be 0..100, not %d", percent);
@@ -213,9 +249,124 @@ bool router_set_canary(Router *r, const char *schema, int percent, char *err, si
 	}
 	if (schema && !conf_route_schema_check(schema, err, errlen))
 		return false;
-	free(r->canary_schema);
-	r->canary_schema = schema && percent > 0 ? proxy_strdup(schema) : NULL;
-	r->canary_percent = r->canary_schema ? percent : 0;
+	if (opts && !canary_check_ok(&opts->check, err, errlen))
+		return false;
+	canary_end(r);
+	if (schema && percent > 0) {
+		r->canary_schema = proxy_strdup(schema);
+		r->canary_percent = percent;
+		if (opts && opts->has_key)
+			r->canary_key = opts->key;
+		if (opts)
+			r->canary_check = opts->check;
+	}
 	r->generation++;
 	return true;
+}
+
+bool router_set_canary(Router *r, const char *schema, int percent, char *err, size_t errlen)
+{
+	return router_set_canary_opts(r, schema, percent, NULL, err, errlen);
+}
+
+/* *SLOT names FROM: it names TO instead. Returns 1 when it changed, else 0. */
+static size_t flip_one(char **slot, const char *from, const char *to)
+{
+	if (!*slot || strcmp(*slot, from) != 0)
+		return 0;
+	free(*slot);
+	*slot = proxy_strdup(to);
+	return 1;
+}
+
+size_t router_flip(Router *r, const char *from, const char *to)
+{
+	char err[256];
+	if (!from || !to || strcmp(from, to) == 0 || !conf_route_schema_check(to, err, sizeof(err)))
+		return 0;
+	size_t n = flip_one(&r->default_schema, from, to);
+	for (size_t i = 0; i < r->n_pins; i++)
+		n += flip_one(&r->pins[i].schema, from, to);
+	n += flip_one(&r->canary_schema, from, to);
+	if (r->canary_schema && r->default_schema && strcmp(r->canary_schema, r->default_schema) == 0) {
+		canary_end(r);
+		n++;
+	}
+	if (n > 0)
+		r->generation++;
+	return n;
+}
+
+/* ---- the canary hash ---------------------------------------------------- */
+
+bool router_hash_init(RouterHash *h, const uint8_t *key)
+{
+	h->mac = NULL;
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	size_t size = 8;
+	OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_END};
+	if (!ctx || EVP_MAC_init(ctx, key, ROUTER_HASH_KEY_LEN, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return false;
+	}
+	h->mac = ctx;
+	return true;
+}
+
+void router_hash_free(RouterHash *h)
+{
+	if (!h)
+		return;
+	EVP_MAC_CTX_free(h->mac);
+	h->mac = NULL;
+}
+
+uint64_t router_hash(const RouterHash *h, const void *data, size_t len)
+{
+	EVP_MAC_CTX *ctx = h->mac ? EVP_MAC_CTX_dup(h->mac) : NULL;
+	uint8_t out[8];
+	size_t outlen = 0;
+	bool ok = ctx && EVP_MAC_update(ctx, data, len) == 1 && EVP_MAC_final(ctx, out, &outlen, sizeof(out)) == 1 &&
+		  outlen == sizeof(out);
+	EVP_MAC_CTX_free(ctx);
+	if (!ok)
+		return 0;
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | out[i];
+	return v;
+}
+
+/* The text of a client's addr key into BUF (see router_canary_draw). */
+static void addr_key_text(const RouterKeys *k, char *buf, size_t n)
+{
+	const struct sockaddr *sa = k->addr;
+	if (sa && sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], buf, (socklen_t)n);
+		else
+			inet_ntop(AF_INET6, a6, buf, (socklen_t)n);
+	} else if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)n);
+	} else if (k->peer_uid >= 0) {
+		snprintf(buf, n, "uid %ld", k->peer_uid);
+	} else {
+		snprintf(buf, n, "unix");
+	}
+}
+
+void router_canary_draw(const RouterHash *h, const RouterKeys *k, uint16_t *buckets)
+{
+	char text[INET6_ADDRSTRLEN + 32] = "";
+	addr_key_text(k, text, sizeof(text));
+	uint8_t nonce[8];
+	for (int i = 0; i < 8; i++)
+		nonce[i] = (uint8_t)(k->nonce >> (8 * i));
+	const char *app = k->app ? k->app : "";
+	buckets[CONF_CANARY_KEY_ADDR] = (uint16_t)(router_hash(h, text, strlen(text)) % ROUTER_BUCKETS);
+	buckets[CONF_CANARY_KEY_APPLICATION_NAME] = (uint16_t)(router_hash(h, app, strlen(app)) % ROUTER_BUCKETS);
+	buckets[CONF_CANARY_KEY_CONNECTION] = (uint16_t)(router_hash(h, nonce, sizeof(nonce)) % ROUTER_BUCKETS);
 }

@@ -623,8 +623,11 @@ static bool server_error(Server *s, const uint8_t *body, uint32_t len, bool swal
 		}
 		return false;
 	}
-	if (!swallow)
+	if (!swallow) {
+		if (s->client)
+			client_tx_error(s->client, parsed ? f.sqlstate : NULL);
 		return true;
+	}
 	if (s->state == SV_RESETTING)
 		slog_warning(s, "reset query failed: %s", text);
 	return false;
@@ -703,9 +706,7 @@ static void server_ready(Server *s, char status)
 	Client *c = s->client;
 	if (!c || !server_at_boundary(s))
 		return;
-	c->n_transactions++;
-	pool_count_transaction(s->pool, c->route);
-	proxy.n_transactions++;
+	client_tx_end(c, true);
 	if (proxy.conf->server_check_search_path == CONF_CHECK_ALWAYS && !s->reports_search_path) {
 		/* a function may have changed it unseen: set it again at the next
 		 * transaction start, whoever runs it */

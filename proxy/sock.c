@@ -435,17 +435,24 @@ void sock_close(Sock *s)
 	s->fd = -1;
 }
 
-int sock_peer_user(evutil_socket_t fd, uid_t *uid, char *name, size_t n)
+bool sock_peer_uid(evutil_socket_t fd, uid_t *uid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	name[0] = '\0';
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-		return -1;
+		return false;
 	*uid = cred.uid;
+	return true;
+}
+
+int sock_peer_user(evutil_socket_t fd, uid_t *uid, char *name, size_t n)
+{
+	name[0] = '\0';
+	if (!sock_peer_uid(fd, uid))
+		return -1;
 	char buf[4096];
 	struct passwd pw, *found = NULL;
-	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+	if (getpwuid_r(*uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
 		return 0;
 	snprintf(name, n, "%s", found->pw_name);
 	return 1;

@@ -105,6 +105,9 @@ void sock_module_free(void);
  * (SO_PEERCRED): 1 with *UID and its NAME (N bytes), 0 with *UID only (a
  * uid without a user name; NAME is ""), -1 when the peer is unknown. */
 int sock_peer_user(evutil_socket_t fd, uid_t *uid, char *name, size_t n);
+/* sock_peer_uid: the uid at the other end of the Unix socket FD
+ * (SO_PEERCRED) into *UID; false when the peer is unknown. */
+bool sock_peer_uid(evutil_socket_t fd, uid_t *uid) __attribute__((warn_unused_result));
 
 /* sock_mem_init: libevent's allocator with a free list for read chunks;
  * call before any other libevent call (sock.c says why). */

@@ -261,6 +261,8 @@ CONFS = {
               "[routes]\ndefault = public\napp.web-* = app_v2\nuser.alice = app_v3\n"
               "addr.10.0.0.0/8 = app_v2\naddr.::1/128 = app_v3\ncanary = app_v3 10\n",
     "minimal": "[databases]\nx = dbname=x\n[routes]\ndefault = s\n",
+    "canary-key": "[databases]\nx = dbname=x\n[routes]\ndefault = s\ncanary = t 25%\ncanary_key = application_name\n"
+                  "canary_key = connection\n",
     "timeouts": "[pgflip]\nserver_connect_timeout = 0.5\nquery_wait_timeout = 0\nmax_packet_size = 1024\n"
                 "log_level = warning\nserver_reset_query =\n[databases]\nx = dbname=x\n[routes]\ndefault = s\n",
     "bad-key": "[pgflip]\nno_such_key = 1\n",

@@ -184,6 +184,8 @@ static void check_conf(const Conf *c)
 	}
 	FUZZ_CHECK(c->routes.canary_percent >= 0 && c->routes.canary_percent <= 100);
 	FUZZ_CHECK(!c->routes.canary_schema || route_ok(c->routes.canary_schema));
+	FUZZ_CHECK((int)c->routes.canary_key >= 0 && (int)c->routes.canary_key < CONF_CANARY_KEYS &&
+		   strcmp(conf_canary_key_to_str(c->routes.canary_key), "unknown") != 0);
 	FUZZ_CHECK(c->max_packet_size >= 1024 && c->max_packet_size <= 1024u * 1024u * 1024u);
 	check_keys(c);
 	check_users(c);

@@ -577,8 +577,8 @@ static void test_unknown_names(void **state)
 			  "5: unknown section [Routes] (expected [pgflip], [databases] or [routes])");
 	assert_load_error("listen_port = 1\n" DATABASES ROUTES, "1: key 'listen_port' before any [section]");
 	assert_load_error(DATABASES ROUTES "oops = 1\n",
-			  "5: unknown key 'oops' in [routes] (expected default, canary, app.*, user.* or "
-			  "addr.*)");
+			  "5: unknown key 'oops' in [routes] (expected default, canary, canary_key, "
+			  "app.*, user.* or addr.*)");
 }
 
 static void test_syntax(void **state)
@@ -868,8 +868,8 @@ static void test_route_errors(void **state)
 	assert_load_error(DATABASES "[routes]\ndefault = public\naddr.10.1.2.3/8 = x\naddr.10.0.0.0/8 = y\n",
 			  "6: addr.10.0.0.0/8 is already routed at line 5");
 	assert_load_error(DATABASES "[routes]\ndefault = public\nApp.x = y\n",
-			  "5: unknown key 'App.x' in [routes] (expected default, canary, app.*, user.* or "
-			  "addr.*)");
+			  "5: unknown key 'App.x' in [routes] (expected default, canary, canary_key, "
+			  "app.*, user.* or addr.*)");
 }
 
 static void test_canary(void **state)
@@ -905,6 +905,49 @@ static void test_canary(void **state)
 			  "canary = s234567890123456789012345678901234567890123456789012345678901234 5\n",
 			  "5: canary: invalid schema name \"s234567890123456789012345678901234567890123456789012345678901234\": "
 			  "a route must be a lower-case identifier ([a-z_][a-z0-9_$]*, at most 63 bytes)");
+}
+
+static void test_canary_key(void **state)
+{
+	(void)state;
+	Conf *conf = load_text(DATABASES ROUTES);
+	assert_int_equal(conf->routes.canary_key, CONF_CANARY_KEY_ADDR); /* the default */
+	conf_free(conf);
+	static const struct {
+		const char *word;
+		ConfCanaryKey key;
+	} ok[] = {
+		{"addr", CONF_CANARY_KEY_ADDR},
+		{"application_name", CONF_CANARY_KEY_APPLICATION_NAME},
+		{"connection", CONF_CANARY_KEY_CONNECTION},
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), DATABASES ROUTES "canary = v3 5\ncanary_key = %s\n", ok[i].word);
+		conf = load_text(text);
+		assert_int_equal(conf->routes.canary_key, ok[i].key);
+		assert_string_equal(conf_canary_key_to_str(ok[i].key), ok[i].word);
+		ConfCanaryKey parsed = CONF_CANARY_KEY_ADDR;
+		assert_true(conf_canary_key_parse(ok[i].word, &parsed));
+		assert_int_equal(parsed, ok[i].key);
+		conf_free(conf);
+	}
+	/* without a canary line too: the key waits for a canary command */
+	conf = load_text(DATABASES ROUTES "canary_key = connection\n");
+	assert_int_equal(conf->routes.canary_key, CONF_CANARY_KEY_CONNECTION);
+	assert_null(conf->routes.canary_schema);
+	conf_free(conf);
+	assert_load_error(DATABASES ROUTES "canary_key = host\n", "5: canary_key: 'host' is not one of addr, "
+							       "application_name, connection");
+	assert_load_error(DATABASES ROUTES "\ncanary_key = Addr\n", "6: canary_key: 'Addr' is not one of addr, "
+								   "application_name, connection");
+	assert_load_error(DATABASES ROUTES "canary_key =\n", "5: canary_key: '' is not one of addr, "
+							   "application_name, connection");
+	ConfCanaryKey untouched = CONF_CANARY_KEY_CONNECTION;
+	assert_false(conf_canary_key_parse("ADDR", &untouched));
+	assert_false(conf_canary_key_parse("", &untouched));
+	assert_int_equal(untouched, CONF_CANARY_KEY_CONNECTION);
+	assert_string_equal(conf_canary_key_to_str((ConfCanaryKey)7), "unknown");
 }
 
 /* ---- addresses and names ---- */
@@ -1138,6 +1181,7 @@ int main(void)
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_route_errors),
 		cmocka_unit_test(test_canary),
+		cmocka_unit_test(test_canary_key),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_schema_name_ok),

@@ -85,11 +85,13 @@ static const struct sockaddr *addr_of(Addr *a, const char *text)
 	return &a->sa;
 }
 
-/* The route of a client with APP, USER and ADDR (NULL: a Unix socket). */
-static const char *route(const Router *r, const char *app, const char *user, const char *addr, uint64_t id)
+/* The route of a client with APP, USER and ADDR (NULL: a Unix socket),
+ * whose canary bucket is BUCKET under every key. */
+static const char *route(const Router *r, const char *app, const char *user, const char *addr, uint16_t bucket)
 {
 	Addr a;
-	return router_route(r, app, user, addr ? addr_of(&a, addr) : NULL, id);
+	uint16_t b[CONF_CANARY_KEYS] = {bucket, bucket, bucket};
+	return router_route(r, app, user, addr ? addr_of(&a, addr) : NULL, b);
 }
 
 /* ---- hand-built tables -------------------------------------------------- */
@@ -230,35 +232,107 @@ static void test_precedence(void **state)
 	Addr un;
 	memset(&un, 0, sizeof(un));
 	un.un.sun_family = AF_UNIX;
-	assert_string_equal(router_route(&r, "", "bob", &un.sa, 1), "v_default");
+	assert_string_equal(router_route(&r, "", "bob", &un.sa, NULL), "v_default");
 	router_free(&r);
 }
 
-/* ID's answer is asked twice, and must not change. */
-static const char *route_stable(const Router *r, uint64_t id)
+/* ---- the canary share -------------------------------------------------- */
+
+/* SipHash-2-4's reference vectors (the paper's appendix, and the
+ * reference code's vectors.h): key 00..0f, messages 00..(len-1). */
+static void test_hash_vectors(void **state)
 {
-	const char *a = router_route(r, "app", "user", NULL, id);
-	const char *b = router_route(r, "app", "user", NULL, id);
-	assert_ptr_equal(a, b);
-	return a;
+	(void)state;
+	uint8_t key[ROUTER_HASH_KEY_LEN], msg[15];
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 15; i++)
+		msg[i] = (uint8_t)i;
+	RouterHash h;
+	assert_true(router_hash_init(&h, key));
+	assert_true(router_hash(&h, msg, 15) == 0xa129ca6149be45e5ull);
+	assert_true(router_hash(&h, msg, 0) == 0x726fdb47dd0e0e31ull);
+	assert_true(router_hash(&h, msg, 1) == 0x74f839c593dc67fdull);
+	/* the keyed context is not consumed: the same answer again */
+	assert_true(router_hash(&h, msg, 15) == 0xa129ca6149be45e5ull);
+	router_hash_free(&h);
+	router_hash_free(&h); /* twice is fine */
+	assert_null(h.mac);
 }
 
 #define CANARY_CLIENTS 10000
 
-/* Clients 1..CANARY_CLIENTS sent to the canary. */
-static int canary_count(const Router *r, bool *in)
+/* Keys of client I (0..CANARY_CLIENTS-1), all distinct in kind KIND, the
+ * same in the others: consecutive IPv4 addresses, names, nonces. */
+static RouterKeys client_keys(int i, ConfCanaryKey kind, Addr *a, char *app, size_t applen)
+{
+	int n = kind == CONF_CANARY_KEY_ADDR ? i : 0;
+	char ip[32];
+	snprintf(ip, sizeof(ip), "10.%d.%d.%d", n >> 16, (n >> 8) & 255, n & 255);
+	snprintf(app, applen, "app-%d", kind == CONF_CANARY_KEY_APPLICATION_NAME ? i : 0);
+	RouterKeys k = {addr_of(a, ip), -1, app, kind == CONF_CANARY_KEY_CONNECTION ? (uint64_t)i + 1 : 1};
+	return k;
+}
+
+/* The buckets of client I for KIND (see client_keys), drawn twice: the
+ * same keys give the same buckets. */
+static void client_buckets(const RouterHash *h, int i, ConfCanaryKey kind, uint16_t *b)
+{
+	Addr a;
+	char app[32];
+	RouterKeys k = client_keys(i, kind, &a, app, sizeof(app));
+	router_canary_draw(h, &k, b);
+	uint16_t again[CONF_CANARY_KEYS];
+	router_canary_draw(h, &k, again);
+	assert_memory_equal(b, again, sizeof(again));
+	for (int j = 0; j < CONF_CANARY_KEYS; j++)
+		assert_true(b[j] < ROUTER_BUCKETS);
+}
+
+/* How many of the CANARY_CLIENTS (distinct in KIND) R sends to "canary";
+ * IN[i] says which. Each is asked twice and must get the same answer. */
+static int canary_count(const Router *r, const RouterHash *h, ConfCanaryKey kind, bool *in)
 {
 	int n = 0;
-	for (uint64_t id = 1; id <= CANARY_CLIENTS; id++) {
-		const char *s = route_stable(r, id);
+	for (int i = 0; i < CANARY_CLIENTS; i++) {
+		uint16_t b[CONF_CANARY_KEYS];
+		client_buckets(h, i, kind, b);
+		const char *s = router_route(r, "app", "user", NULL, b);
+		assert_ptr_equal(s, router_route(r, "app", "user", NULL, b));
 		bool c = strcmp(s, "canary") == 0;
 		if (!c)
 			assert_string_equal(s, "main");
 		if (in)
-			in[id - 1] = c;
+			in[i] = c;
 		n += c;
 	}
 	return n;
+}
+
+/* Every share of SHARES (percent) lands within 2 points of its target for
+ * 10,000 clients distinct in KIND, and a larger share keeps every client
+ * of a smaller one. */
+static void check_shares(Router *r, const RouterHash *h, ConfCanaryKey kind)
+{
+	static const int shares[] = {1, 10, 50, 90};
+	static bool prev[CANARY_CLIENTS], in[CANARY_CLIENTS];
+	char err[256];
+	RouterCanaryOpts opts = {.has_key = true, .key = kind};
+	for (size_t i = 0; i < sizeof(shares) / sizeof(shares[0]); i++) {
+		assert_true(router_set_canary_opts(r, "canary", shares[i], &opts, err, sizeof(err)));
+		int n = canary_count(r, h, kind, in);
+		int want = CANARY_CLIENTS * shares[i] / 100, slack = CANARY_CLIENTS * 2 / 100;
+		print_message("# canary_key %s, %d%%: %d of %d clients\n", conf_canary_key_to_str(kind), shares[i], n,
+			      CANARY_CLIENTS);
+		if (n < want - slack || n > want + slack)
+			fail_msg("canary_key %s, %d%%: %d of %d clients, want %d +- %d", conf_canary_key_to_str(kind),
+				 shares[i], n, CANARY_CLIENTS, want, slack);
+		for (size_t c = 0; i > 0 && c < CANARY_CLIENTS; c++)
+			if (prev[c] && !in[c])
+				fail_msg("canary_key %s: client %zu left the canary when the share grew to %d%%",
+					 conf_canary_key_to_str(kind), c, shares[i]);
+		memcpy(prev, in, sizeof(in));
+	}
 }
 
 static void test_canary_share(void **state)
@@ -270,58 +344,94 @@ static void test_canary_share(void **state)
 	Router r;
 	router_init(&r);
 	router_load(&r, &cr);
+	RouterHash h;
+	uint8_t key[ROUTER_HASH_KEY_LEN] = "pgflip test key";
+	assert_true(router_hash_init(&h, key));
 	char err[256];
-	static bool in10[CANARY_CLIENTS], in50[CANARY_CLIENTS];
 
-	assert_int_equal(canary_count(&r, NULL), 0); /* no canary */
+	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_CONNECTION, NULL), 0); /* no canary */
+	check_shares(&r, &h, CONF_CANARY_KEY_ADDR);
+	check_shares(&r, &h, CONF_CANARY_KEY_APPLICATION_NAME);
+	check_shares(&r, &h, CONF_CANARY_KEY_CONNECTION);
 
-	static const int shares[] = {1, 10, 30, 50, 90, 99};
-	for (size_t i = 0; i < sizeof(shares) / sizeof(shares[0]); i++) {
-		int pct = shares[i];
-		assert_true(router_set_canary(&r, "canary", pct, err, sizeof(err)));
-		int n = canary_count(&r, pct == 10 ? in10 : pct == 50 ? in50 : NULL);
-		int want = CANARY_CLIENTS * pct / 100, slack = CANARY_CLIENTS * 2 / 100;
-		if (n < want - slack || n > want + slack)
-			fail_msg("canary %d%%: %d of %d clients, want %d +- %d", pct, n, CANARY_CLIENTS, want, slack);
+	/* clients that share the key in effect share the decision, whatever
+	 * else differs: at 50%, 200 clients with one address and distinct
+	 * names and nonces all land on one side */
+	RouterCanaryOpts by_addr = {.has_key = true, .key = CONF_CANARY_KEY_ADDR};
+	assert_true(router_set_canary_opts(&r, "canary", 50, &by_addr, err, sizeof(err)));
+	uint16_t b[CONF_CANARY_KEYS];
+	client_buckets(&h, 0, CONF_CANARY_KEY_APPLICATION_NAME, b);
+	const char *side = router_route(&r, "", "u", NULL, b);
+	for (int i = 1; i < 200; i++) {
+		client_buckets(&h, i, i % 2 ? CONF_CANARY_KEY_APPLICATION_NAME : CONF_CANARY_KEY_CONNECTION, b);
+		assert_string_equal(router_route(&r, "", "u", NULL, b), side);
 	}
-	/* a larger share keeps every client the smaller one had */
-	for (size_t i = 0; i < CANARY_CLIENTS; i++)
-		if (in10[i] && !in50[i])
-			fail_msg("client %zu left the canary when the share grew from 10%% to 50%%", i + 1);
 
+	/* 100% takes everyone, 0% nobody and ends the canary */
 	assert_true(router_set_canary(&r, "canary", 100, err, sizeof(err)));
-	assert_int_equal(canary_count(&r, NULL), CANARY_CLIENTS);
+	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), CANARY_CLIENTS);
 	assert_true(router_set_canary(&r, "canary", 0, err, sizeof(err)));
-	assert_int_equal(canary_count(&r, NULL), 0);
+	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), 0);
 	assert_null(r.canary_schema);
 
-	/* consecutive ids (a pool of connections opened at once) are spread,
-	 * not taken in runs: at 50%, every window of 20 ids has both answers */
-	assert_true(router_set_canary(&r, "canary", 50, err, sizeof(err)));
-	for (uint64_t start = 1; start <= 200; start += 20) {
-		int n = 0;
-		for (uint64_t id = start; id < start + 20; id++)
-			n += strcmp(route_stable(&r, id), "canary") == 0;
-		if (n == 0 || n == 20)
-			fail_msg("ids %llu..%llu all got the same route", (unsigned long long)start,
-			         (unsigned long long)start + 19);
-	}
+	/* another process key: other buckets, the same share */
+	uint8_t key2[ROUTER_HASH_KEY_LEN] = "another process";
+	RouterHash h2;
+	assert_true(router_hash_init(&h2, key2));
+	assert_true(router_set_canary(&r, "canary", 10, err, sizeof(err)));
+	int n = canary_count(&r, &h2, CONF_CANARY_KEY_ADDR, NULL);
+	if (n < 800 || n > 1200)
+		fail_msg("second key: %d of %d", n, CANARY_CLIENTS);
+	uint16_t b1[CONF_CANARY_KEYS], b2[CONF_CANARY_KEYS];
+	client_buckets(&h, 7, CONF_CANARY_KEY_ADDR, b1);
+	client_buckets(&h2, 7, CONF_CANARY_KEY_ADDR, b2);
+	assert_true(b1[CONF_CANARY_KEY_ADDR] != b2[CONF_CANARY_KEY_ADDR] ||
+		    b1[CONF_CANARY_KEY_CONNECTION] != b2[CONF_CANARY_KEY_CONNECTION]);
+	router_hash_free(&h2);
 
 	/* a table loaded with "canary = SCHEMA 0" sends nobody there */
 	cr.canary_schema = "canary";
 	cr.canary_percent = 0;
 	router_load(&r, &cr);
 	assert_string_equal(r.canary_schema, "canary");
-	assert_int_equal(canary_count(&r, NULL), 0);
+	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), 0);
 	cr.canary_percent = 100;
 	router_load(&r, &cr);
-	assert_int_equal(canary_count(&r, NULL), CANARY_CLIENTS);
+	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), CANARY_CLIENTS);
 
-	/* pins beat the canary, the canary beats the default */
+	/* pins beat the canary, the canary beats the default; no buckets
+	 * (NULL) is never the canary */
 	assert_true(router_set_canary(&r, "canary", 100, err, sizeof(err)));
 	assert_true(router_set_pin(&r, CONF_PIN_USER, "pinned", "elsewhere", err, sizeof(err)));
-	assert_string_equal(router_route(&r, "", "pinned", NULL, 7), "elsewhere");
-	assert_string_equal(router_route(&r, "", "other", NULL, 7), "canary");
+	uint16_t zero[CONF_CANARY_KEYS] = {0, 0, 0};
+	assert_string_equal(router_route(&r, "", "pinned", NULL, zero), "elsewhere");
+	assert_string_equal(router_route(&r, "", "other", NULL, zero), "canary");
+	assert_string_equal(router_route(&r, "", "other", NULL, NULL), "main");
+	router_hash_free(&h);
+	router_free(&r);
+}
+
+/* Bucket edges: bucket < percent x 100 is on the canary, under the key in
+ * effect only. */
+static void test_canary_buckets(void **state)
+{
+	(void)state;
+	Router r;
+	router_init(&r);
+	char err[256];
+	assert_true(router_set_default(&r, "main", err, sizeof(err)));
+	assert_true(router_set_canary(&r, "canary", 10, err, sizeof(err)));
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_ADDR); /* the file's default */
+	assert_string_equal(route(&r, "", "u", NULL, 0), "canary");
+	assert_string_equal(route(&r, "", "u", NULL, 999), "canary");
+	assert_string_equal(route(&r, "", "u", NULL, 1000), "main");
+	assert_string_equal(route(&r, "", "u", NULL, ROUTER_BUCKETS - 1), "main");
+	uint16_t b[CONF_CANARY_KEYS] = {5000, 5000, 5000};
+	b[CONF_CANARY_KEY_APPLICATION_NAME] = 3;
+	assert_string_equal(router_route(&r, "", "u", NULL, b), "main");
+	RouterCanaryOpts opts = {.has_key = true, .key = CONF_CANARY_KEY_APPLICATION_NAME};
+	assert_true(router_set_canary_opts(&r, "canary", 10, &opts, err, sizeof(err)));
+	assert_string_equal(router_route(&r, "", "u", NULL, b), "canary");
 	router_free(&r);
 }
 
@@ -575,6 +685,124 @@ static void test_set_canary(void **state)
 	router_free(&r);
 }
 
+/* The options of a canary command: checked, kept with the canary, dropped
+ * with it. */
+static void test_set_canary_opts(void **state)
+{
+	(void)state;
+	ConfRoutes cr;
+	memset(&cr, 0, sizeof(cr));
+	cr.default_schema = "main";
+	cr.canary_key = CONF_CANARY_KEY_CONNECTION;
+	Router r;
+	router_init(&r);
+	router_load(&r, &cr);
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_CONNECTION);
+	assert_int_equal(r.file_canary_key, CONF_CANARY_KEY_CONNECTION);
+	char err[256] = "";
+	uint64_t gen = r.generation;
+
+	RouterCanaryOpts o = {.has_key = true, .key = CONF_CANARY_KEY_APPLICATION_NAME,
+			      .check = {.max_error_ratio = 2, .window_s = 30, .min_transactions = 20}};
+	assert_true(router_set_canary_opts(&r, "c", 10, &o, err, sizeof(err)));
+	assert_int_equal(r.generation, ++gen);
+	assert_string_equal(r.canary_schema, "c");
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_APPLICATION_NAME);
+	assert_true(r.canary_check.max_error_ratio == 2);
+	assert_int_equal(r.canary_check.window_s, 30);
+	assert_int_equal(r.canary_check.min_transactions, 20);
+
+	/* bad options, each with its message; nothing changes */
+	static const struct {
+		RouterCanaryCheck check;
+		const char *err;
+	} bad[] = {
+		{{0.5, 30, 20}, "max error ratio must be 1..1000000, not 0.5"},
+		{{-1, 30, 20}, "max error ratio must be 1..1000000, not -1"},
+		{{2e6, 30, 20}, "max error ratio must be 1..1000000, not 2e+06"},
+		{{2, 0, 20}, "window must be 1..60 seconds, not 0"},
+		{{2, 61, 20}, "window must be 1..60 seconds, not 61"},
+		{{2, 30, 0}, "min transactions must be at least 1, not 0"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		RouterCanaryOpts b = {.check = bad[i].check};
+		assert_false(router_set_canary_opts(&r, "d", 20, &b, err, sizeof(err)));
+		assert_string_equal(err, bad[i].err);
+	}
+	assert_false(router_set_canary_opts(&r, "Bad", 20, &o, err, sizeof(err)));
+	assert_int_equal(r.generation, gen);
+	assert_string_equal(r.canary_schema, "c");
+	assert_int_equal(r.canary_percent, 10);
+
+	/* a canary command without options: the file's key, no verdict */
+	assert_true(router_set_canary(&r, "c", 20, err, sizeof(err)));
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_CONNECTION);
+	assert_true(r.canary_check.max_error_ratio == 0);
+	/* the end of a canary drops its options */
+	assert_true(router_set_canary_opts(&r, "c", 20, &o, err, sizeof(err)));
+	assert_true(router_set_canary_opts(&r, "c", 0, &o, err, sizeof(err)));
+	assert_null(r.canary_schema);
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_CONNECTION);
+	assert_true(r.canary_check.max_error_ratio == 0);
+	router_free(&r);
+}
+
+/* ---- router_flip ---------------------------------------------------------- */
+
+static void test_flip(void **state)
+{
+	(void)state;
+	Router r;
+	router_init(&r);
+	char err[256] = "";
+	assert_true(router_set_default(&r, "v1", err, sizeof(err)));
+	assert_true(router_set_pin(&r, CONF_PIN_APP, "web-*", "v2", err, sizeof(err)));
+	assert_true(router_set_pin(&r, CONF_PIN_USER, "alice", "v3", err, sizeof(err)));
+	assert_true(router_set_pin(&r, CONF_PIN_ADDR, "10.0.0.0/8", "v2", err, sizeof(err)));
+	RouterCanaryOpts o = {.has_key = true, .key = CONF_CANARY_KEY_CONNECTION,
+			      .check = {.max_error_ratio = 2, .window_s = 10, .min_transactions = 5}};
+	assert_true(router_set_canary_opts(&r, "v2", 30, &o, err, sizeof(err)));
+	uint64_t gen = r.generation;
+
+	/* nothing names FROM, FROM is TO, TO is no route: no change at all */
+	assert_int_equal(router_flip(&r, "v9", "v1"), 0);
+	assert_int_equal(router_flip(&r, "v2", "v2"), 0);
+	assert_int_equal(router_flip(&r, "v2", "Bad"), 0);
+	assert_int_equal(router_flip(&r, "v2", "pg_catalog"), 0);
+	assert_int_equal(router_flip(&r, NULL, "v1"), 0);
+	assert_int_equal(r.generation, gen);
+	assert_string_equal(r.pins[0].schema, "v2");
+
+	/* the canary's rollback: its pins and the canary go back to the
+	 * default, and a canary on the default's schema ends */
+	assert_int_equal(router_flip(&r, "v2", "v1"), 4);
+	assert_int_equal(r.generation, gen + 1);
+	assert_string_equal(r.default_schema, "v1");
+	assert_string_equal(r.pins[0].schema, "v1");
+	assert_string_equal(r.pins[1].schema, "v3");
+	assert_string_equal(r.pins[2].schema, "v1");
+	assert_null(r.canary_schema);
+	assert_int_equal(r.canary_percent, 0);
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_ADDR);
+	assert_true(r.canary_check.max_error_ratio == 0);
+	assert_string_equal(route(&r, "web-1", "bob", "10.1.1.1", 0), "v1");
+	assert_string_equal(route(&r, "x", "alice", NULL, 0), "v3");
+
+	/* the default moves too; a canary elsewhere stays, with its options */
+	assert_true(router_set_canary_opts(&r, "v4", 30, &o, err, sizeof(err)));
+	assert_int_equal(router_flip(&r, "v1", "v5"), 3);
+	assert_string_equal(r.default_schema, "v5");
+	assert_string_equal(r.pins[0].schema, "v5");
+	assert_string_equal(r.canary_schema, "v4");
+	assert_int_equal(r.canary_key, CONF_CANARY_KEY_CONNECTION);
+	/* flipping the default onto the canary's schema ends the canary */
+	assert_int_equal(router_flip(&r, "v5", "v4"), 4);
+	assert_string_equal(r.default_schema, "v4");
+	assert_null(r.canary_schema);
+	assert_string_equal(route(&r, "", "bob", NULL, 0), "v4");
+	router_free(&r);
+}
+
 /* ---- router_equal_conf -------------------------------------------------- */
 
 static void test_equal_conf(void **state)
@@ -629,6 +857,11 @@ static void test_equal_conf(void **state)
 	pb[1] = pa[1];
 	assert_true(router_equal_conf(&a, &b));
 
+	/* the canary key is part of the table */
+	b.canary_key = CONF_CANARY_KEY_CONNECTION;
+	assert_false(router_equal_conf(&a, &b));
+	b.canary_key = a.canary_key;
+
 	/* no canary on either side */
 	a.canary_schema = b.canary_schema = NULL;
 	a.canary_percent = b.canary_percent = 0;
@@ -652,6 +885,8 @@ int main(void)
 	        cmocka_unit_test(test_canary_share),   cmocka_unit_test(test_bad_schemas),
 	        cmocka_unit_test(test_set_default),    cmocka_unit_test(test_set_pin),
 	        cmocka_unit_test(test_set_canary),     cmocka_unit_test(test_equal_conf),
+	        cmocka_unit_test(test_hash_vectors),   cmocka_unit_test(test_canary_buckets),
+	        cmocka_unit_test(test_set_canary_opts), cmocka_unit_test(test_flip),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
