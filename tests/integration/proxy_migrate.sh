@@ -79,6 +79,34 @@ expect_eq "complete: exit 0 ($out)" "$rc" 0
 expect_eq "after complete, the table has name_len" "$(apsql -c "SELECT name_len FROM public.items WHERE id = 7")" 5
 expect_eq "clients on $vs still see it" "$(fpsql "$port" -c "SELECT name_len FROM items WHERE id = 7")" 5
 
+# a canary on a new version whose clients fail: the automatic rollback
+# flips the routes and rolls the migration back
+cat >"$T_DIR/03_flag.yaml" <<'YAML'
+operations:
+  - add_column:
+      table: items
+      column: {name: flag, type: boolean, nullable: true}
+YAML
+out=$(ctl migrate start "$T_DIR/03_flag.yaml" 2>&1); rc=$?
+expect_eq "start 03_flag: exit 0 ($out)" "$rc" 0
+vs3=$(apsql -c "SELECT version_schema FROM pgflip.migrations WHERE name = '03_flag'")
+ctl versions >/dev/null # the history now names 03_flag as active
+sleep 0.3
+out=$(ctl canary "$vs3" 50 --key connection --max-error-ratio 2 --window 3 --min-transactions 10 2>&1); rc=$?
+expect_eq "canary on $vs3 with automatic rollback: exit 0 ($out)" "$rc" 0
+# clients that fail on the canary only (division by zero there)
+i=0
+while [ $i -lt 150 ]; do
+	i=$((i + 1))
+	fpsql "$port" -c "SELECT 1 / (current_setting('search_path') <> '$vs3')::int" >/dev/null 2>&1
+	[ "$(apsql -c "SELECT status FROM pgflip.migrations WHERE name = '03_flag'")" = rolled_back ] && break
+done
+expect_eq "the failing canary's migration was rolled back" \
+	"$(apsql -c "SELECT status FROM pgflip.migrations WHERE name = '03_flag'")" rolled_back
+expect_eq "... and its version schema dropped" "$(apsql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$vs3'")" 0
+expect_match "the log says why, with both rates" "$(cat "$T_DIR/pgflip.log")" "*canary $vs3 failed*rolling back its migration*"
+expect_eq "the canary is over" "$(ctl --json routes | grep -c "\"canary\":null")" 1
+
 # errors: a bad file, two jobs at once, a database that is not there
 printf 'operations: [{add_column: {table: nope}}]\n' >"$T_DIR/bad.yaml"
 out=$(ctl migrate start "$T_DIR/bad.yaml" 2>&1); rc=$?
