@@ -247,8 +247,10 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 
 PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params)
 {
-	char st[6];
-	return run_wait(e, sql, nparams, params, NULL, st);
+	char st[6] = "";
+	PGresult *r = run_wait(e, sql, nparams, params, NULL, st);
+	memcpy(e->sqlstate, r ? "" : st, r ? 1 : sizeof(e->sqlstate));
+	return r;
 }
 
 static bool exec_simple(Exec *e, const char *sql)
@@ -950,7 +952,30 @@ static size_t json_strings(const char *text, const char **v, size_t max, json_t 
 	return n;
 }
 
+static Snapshot *catalog_read_once(Exec *e, const char *schema);
+
+/* The catalog read takes ACCESS SHARE on the tables it describes (through
+ * pg_get_indexdef and the like): it runs in one transaction under
+ * lock_timeout and is retried as a step is, so that a session holding a
+ * table in ACCESS EXCLUSIVE delays the plan, never stalls it for good. */
 Snapshot *catalog_read(Exec *e, const char *schema)
+{
+	long start = exec_now_ms();
+	for (int attempt = 0;; attempt++) {
+		if (!begin_tx(e))
+			return NULL;
+		Snapshot *s = catalog_read_once(e, schema);
+		if (s && exec_simple(e, "COMMIT"))
+			return s;
+		snapshot_free(s);
+		bool lock = strcmp(e->sqlstate, "55P03") == 0;
+		rollback_quietly(e);
+		if (!lock || exec_cancelled(e) || !backoff(e, attempt, start, "reading the catalog"))
+			return NULL;
+	}
+}
+
+static Snapshot *catalog_read_once(Exec *e, const char *schema)
 {
 	Snapshot *s = snapshot_new(schema);
 	if (!s) {

@@ -95,6 +95,7 @@ struct Exec {
 	char *schema;       /* schema of the tables being migrated */
 	ExecOptions opt;
 	char err[1024];     /* last failure, one line */
+	char sqlstate[6];   /* SQLSTATE of the last exec_query that failed on the server, "" otherwise */
 	/* set by exec_steps for the state row being run */
 	const char *mig_name;
 	ExecHooks hooks;    /* zeroed by exec_connect; set after it */

@@ -52,4 +52,17 @@ expect_eq "gives up after the retry budget" "$rc" 1
 expect_match "says why" "$out" "*gave up on * attempts*lock_timeout*"
 expect_eq "nothing left after giving up" "$(leftovers)" 0
 expect_eq "state: rolled back" "$(q "SELECT status FROM pgflip.migrations WHERE name = '02_add'")" "rolled_back"
+# a session holding the table in ACCESS EXCLUSIVE delays the catalog read
+# (it locks what it describes), under lock_timeout with retries, rather
+# than stalling the plan until that session ends
+psql -X -q -c "BEGIN" -c "LOCK TABLE t IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null 2>&1 &
+blocker=$!
+sleep 0.3
+t0=$(ms)
+out=$(mig start "$T_DIR/m/02_add.yaml" --lock-timeout 200 --retry-total 20000 2>&1); rc=$?
+t1=$(ms)
+wait $blocker
+expect_eq "start after an ACCESS EXCLUSIVE holder: exit 0" "$rc" 0
+expect_match "the catalog read waited under lock_timeout and retried" "$out" "*lock_timeout on reading the catalog (attempt 1)*"
+if [ $((t1 - t0)) -ge 1200 ]; then ok "it went on once the holder left ($((t1 - t0)) ms)"; else not_ok "it went on once the holder left"; echo "    # took $((t1 - t0)) ms"; fi
 mig_drop_db mig_lock
