@@ -342,7 +342,8 @@ static void client_login_reply(Client *c, const ParamList *server_params)
 	proto_put_ready_for_query(&b, 'I');
 	client_send(c, &b);
 	protobuf_free(&b);
-	clog_info(c, "login: application_name=\"%s\" route=%s pool_mode=%s", c->app_name, client_route(c),
+	const char *route = client_route(c);
+	clog_info(c, "login: application_name=\"%s\" route=%s pool_mode=%s", c->app_name, route ? route : "?",
 		  c->pool->mode == CONF_POOL_TRANSACTION ? "transaction" : "session");
 }
 
@@ -474,13 +475,17 @@ static bool client_login(Client *c, const ProtoStartup *st)
 	StartupResult res;
 	const char *user = proto_startup_get(st, "user");
 	const char *db = proto_startup_get(st, "database");
-	c->user = proxy_strdup(user);
-	c->database = proxy_strdup(db && *db ? db : user);
+	c->user = strdup(user);
+	c->database = strdup(db && *db ? db : user);
 	bool ok = startup_collect(proxy.conf, st, &c->params, &res);
 	/* from the packet, or from options (-c application_name=x) */
 	const char *app = params_get(&c->params, "application_name");
-	c->app_name = proxy_strdup(app ? app : "");
+	c->app_name = strdup(app ? app : "");
 	params_set(&c->params, "application_name", c->app_name);
+	if (!c->user || !c->database || !c->app_name || c->params.oom) {
+		client_close(c, "53200", "out of memory at login");
+		return false;
+	}
 	client_draw_canary(c);
 	client_negotiate(c, st);
 	if (!ok) {
@@ -703,7 +708,7 @@ const char *client_route(Client *c)
 			if (c->route)
 				clog_info(c, "route %s -> %s", c->route, r);
 			free(c->route);
-			c->route = proxy_strdup(r);
+			c->route = strdup(r); /* NULL: out of memory, the caller closes */
 			c->rstats = NULL; /* found again at its first transaction there */
 		}
 		c->route_gen = proxy.router.generation;
@@ -767,6 +772,10 @@ static size_t put_settings(ProtoBuf *b, const Client *c, const Server *s, bool f
 static bool client_prepare_server(Client *c, Server *s)
 {
 	const char *route = client_route(c);
+	if (!route) {
+		client_close(c, "53200", "out of memory choosing its route");
+		return false;
+	}
 	bool need_route = !s->search_path || strcmp(s->search_path, route) != 0;
 	/* the server's settings were last made to match a client with the
 	 * same ones: nothing to compare (the hot path in transaction mode) */
@@ -814,15 +823,15 @@ static bool client_prepare_server(Client *c, Server *s)
 
 void client_prepared(Client *c, Server *s)
 {
-	if (s->prep_error) {
+	if (s->prep_sqlstate[0]) {
 		/* nothing it set holds: the server's session state is unknown, and
 		 * nothing of the request runs */
 		server_forget_settings(s);
 		char text[600];
 		snprintf(text, sizeof(text), "pgflip could not set the route and settings of this client: %s",
-			 s->prep_error);
+			 s->prep_error ? s->prep_error : s->prep_sqlstate);
 		clog_warning(c, "on S-%llu: %s", (unsigned long long)s->id, text);
-		client_discard_request(c, s->prep_sqlstate[0] ? s->prep_sqlstate : "XX000", text);
+		client_discard_request(c, s->prep_sqlstate, text);
 	} else if (s->prep_check && !s->prep_found) {
 		char text[512];
 		snprintf(text, sizeof(text), "schema \"%s\" does not exist (route of this client)", s->prep_route);
@@ -833,7 +842,7 @@ void client_prepared(Client *c, Server *s)
 		if (s->prep_check)
 			pool_route_verified_add(c->pool, s->prep_route);
 		free(s->search_path);
-		s->search_path = proxy_strdup(s->prep_route);
+		s->search_path = s->prep_route ? strdup(s->prep_route) : NULL; /* NULL: unknown, set again next time */
 		for (size_t i = 0; i < s->params.n;) {
 			const char *name = s->params.items[i].name;
 			if (!params_get(&c->params, name) && startup_carried(proxy.conf, name))
@@ -925,8 +934,14 @@ static void client_flag_stmt(Client *c, const char *name, unsigned flags)
 		c->bind_flags |= flags;
 		return;
 	}
-	c->flagged = proxy_grow(c->flagged, c->n_flagged, &c->cap_flagged, sizeof(FlaggedStmt));
-	c->flagged[c->n_flagged++] = (FlaggedStmt){proxy_strdup(name), flags};
+	FlaggedStmt *grown = proxy_grow_try(c->flagged, c->n_flagged, &c->cap_flagged, sizeof(FlaggedStmt));
+	char *copy = grown ? strdup(name) : NULL;
+	if (!copy) {
+		c->bind_flags |= flags; /* out of memory: every Bind applies them, as past the limit */
+		return;
+	}
+	c->flagged = grown;
+	c->flagged[c->n_flagged++] = (FlaggedStmt){copy, flags};
 }
 
 /* A whole Bind: the flags of its statement, if its Parse was flagged. */
@@ -1039,8 +1054,10 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 void client_discard_request(Client *c, const char *sqlstate, const char *message)
 {
 	free(c->discard_error);
-	c->discard_error = proxy_strdup(message);
+	c->discard_error = strdup(message);
 	snprintf(c->discard_sqlstate, sizeof(c->discard_sqlstate), "%s", sqlstate);
+	if (!c->discard_error)
+		client_close(c, sqlstate, "%s", message); /* the error all the same, as the last word */
 }
 
 /* Ends a discarded request: its error and ReadyForQuery. */

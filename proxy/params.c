@@ -54,14 +54,27 @@ bool params_set(ParamList *l, const char *name, const char *value)
 		if (strcmp(l->items[i].name, name) == 0) {
 			if (strcmp(l->items[i].value, value) == 0)
 				return false;
+			char *copy = strdup(value);
+			if (!copy) {
+				l->oom = true;
+				params_remove(l, name);
+				return true;
+			}
 			free(l->items[i].value);
-			l->items[i].value = proxy_strdup(value);
+			l->items[i].value = copy;
 			return true;
 		}
 	}
-	l->items = proxy_grow(l->items, l->n, &l->cap, sizeof(Param));
-	l->items[l->n].name = proxy_strdup(name);
-	l->items[l->n].value = proxy_strdup(value);
+	Param *grown = proxy_grow_try(l->items, l->n, &l->cap, sizeof(Param));
+	char *n = grown ? strdup(name) : NULL, *v = n ? strdup(value) : NULL;
+	if (!v) {
+		free(n);
+		l->oom = true;
+		return false;
+	}
+	l->items = grown;
+	l->items[l->n].name = n;
+	l->items[l->n].value = v;
 	l->n++;
 	return true;
 }

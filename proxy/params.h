@@ -41,9 +41,12 @@ typedef struct ParamList {
 	Param *items;
 	size_t n;
 	size_t cap;
+	bool oom;       /* a params_set ran out of memory: the list lacks a setting it was given */
 } ParamList;
 
-/* params_set: true when NAME was added or its value changed. */
+/* params_set: true when NAME was added or its value changed. Out of
+ * memory, the setting is not there (an old value of NAME is removed, not
+ * kept) and L->oom is set: the owner closes its connection. */
 bool params_set(ParamList *l, const char *name, const char *value);
 /* params_signature: a hash of the whole list (never 0). */
 uint64_t params_signature(const ParamList *l);

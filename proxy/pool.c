@@ -46,12 +46,12 @@ Pool *pool_get(const char *database, const char *user)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->database = proxy_strdup(database);
-	p->user = proxy_strdup(user);
+	p->database = strdup(database);
+	p->user = strdup(user);
 	TAILQ_INIT(&p->servers);
 	TAILQ_INIT(&p->idle);
 	TAILQ_INIT(&p->waiting);
-	p->dispatch_ev = event_new(proxy.base, -1, 0, pool_dispatch_cb, p);
+	p->dispatch_ev = p->database && p->user ? event_new(proxy.base, -1, 0, pool_dispatch_cb, p) : NULL;
 	if (!p->dispatch_ev) {
 		free(p->database);
 		free(p->user);
@@ -222,7 +222,7 @@ static void pool_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 void pool_login_failed(Pool *p, const char *message)
 {
 	free(p->last_error);
-	p->last_error = proxy_strdup(message);
+	p->last_error = strdup(message); /* NULL: no message to show, nothing else lost */
 	p->last_connect_fail_ms = proxy_now_ms();
 	if (p->n_servers > 0)
 		return; /* other servers may still serve the waiting clients */
@@ -249,8 +249,12 @@ void pool_route_verified_add(Pool *p, const char *schema)
 {
 	if (pool_route_verified(p, schema))
 		return;
-	p->verified = proxy_grow(p->verified, p->n_verified, &p->cap_verified, sizeof(char *));
-	p->verified[p->n_verified++] = proxy_strdup(schema);
+	char **grown = proxy_grow_try(p->verified, p->n_verified, &p->cap_verified, sizeof(char *));
+	char *copy = grown && schema ? strdup(schema) : NULL;
+	if (!copy)
+		return; /* not cached: the next client checks the schema again */
+	p->verified = grown;
+	p->verified[p->n_verified++] = copy;
 }
 
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e)

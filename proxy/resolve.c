@@ -75,7 +75,9 @@ static void resolve_cb(int result, struct evutil_addrinfo *res, void *arg)
 	}
 	log_debug("pool %s/%s: %s is %s", p->database, p->user, p->dns_host, addr);
 	free(p->dns_addr);
-	p->dns_addr = proxy_strdup(addr);
+	p->dns_addr = strdup(addr);
+	if (!p->dns_addr)
+		pool_login_failed(p, "out of memory keeping a resolved address");
 	pool_dispatch_soon(p);
 }
 
@@ -86,7 +88,9 @@ bool resolve_start(Pool *p, const char *host)
 	if (!proxy.dns)
 		return false;
 	free(p->dns_host);
-	p->dns_host = proxy_strdup(host);
+	p->dns_host = strdup(host);
+	if (!p->dns_host)
+		return false;
 	struct evutil_addrinfo hints;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;

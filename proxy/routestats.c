@@ -63,11 +63,15 @@ RouteStatsEntry *routestats_get(RouteStats *rs, const char *route)
 		return NULL;
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e)
-		abort(); /* as proxy_grow: bookkeeping that cannot fail quietly */
-	e->route = proxy_strdup(route);
+	RouteStatsEntry **grown = e ? proxy_grow_try(rs->entries, rs->n, &rs->cap, sizeof(*rs->entries)) : NULL;
+	if (e)
+		e->route = grown ? strdup(route) : NULL;
+	if (!e || !e->route) {
+		free(e);
+		return NULL; /* out of memory: not counted, as past the limit */
+	}
 	e->index = rs->n;
-	rs->entries = proxy_grow(rs->entries, rs->n, &rs->cap, sizeof(*rs->entries));
+	rs->entries = grown;
 	rs->entries[rs->n++] = e;
 	return e;
 }

@@ -524,7 +524,7 @@ void server_forget_settings(Server *s)
 void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg, size_t len)
 {
 	free(s->prep_route);
-	s->prep_route = proxy_strdup(route);
+	s->prep_route = strdup(route); /* NULL (out of memory): the route is not recorded as set */
 	s->prep_check = check;
 	s->prep_found = false;
 	free(s->prep_error);
@@ -570,8 +570,8 @@ void server_release(Server *s)
 	}
 	if (s->state != SV_ACTIVE && s->state != SV_PREPARING)
 		return;
-	if (s->broken) {
-		server_close(s, "its prepared-statement bookkeeping was lost (out of memory)");
+	if (s->broken || s->params.oom) {
+		server_close(s, "what pgflip knew of its session was lost (out of memory)");
 		return;
 	}
 	if (s->state == SV_PREPARING || s->pending > 0 || s->open_cycle || s->fwd_left > 0) {
@@ -617,8 +617,10 @@ static bool server_error(Server *s, const uint8_t *body, uint32_t len, bool swal
 		return false;
 	}
 	if (s->state == SV_PREPARING) {
-		if (!s->prep_error) {
-			s->prep_error = proxy_strdup(text);
+		if (!s->prep_sqlstate[0]) {
+			/* the SQLSTATE says it failed; the text is for the client
+			 * (NULL when out of memory: the failure counts all the same) */
+			s->prep_error = strdup(text);
 			snprintf(s->prep_sqlstate, sizeof(s->prep_sqlstate), "%s", sqlstate);
 		}
 		return false;
@@ -648,7 +650,7 @@ static bool server_inspect(Server *s, const ProtoHeader *h, const uint8_t *msg, 
 			/* PostgreSQL 18 reports it: the server's word, at no cost */
 			s->reports_search_path = true;
 			free(s->search_path);
-			s->search_path = proxy_strdup(value);
+			s->search_path = strdup(value); /* NULL: unknown, set again next time */
 		} else if (params_set(&s->params, name, value)) {
 			s->params_sig = 0; /* changed behind our back (or by a client's SET) */
 			server_lexing(s);
