@@ -82,11 +82,17 @@ $(BUILD)/tests/it_%: $(BUILD)/obj/tests/integration/it_%.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
+# an LD_PRELOAD shim that makes malloc fail on demand (proxy_oom.sh)
+FAILMALLOC := $(BUILD)/tests/libfailmalloc.so
+$(FAILMALLOC): tests/lib/failmalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -fPIC -shared -o $@ $<
+
 deps:
 	@sh tests/lib/deps.sh
 
 test: deps
-	$(MAKE) $(BIN) $(UNIT_BIN) $(IT_BIN) fuzz-build
+	$(MAKE) $(BIN) $(UNIT_BIN) $(IT_BIN) $(FAILMALLOC) fuzz-build
 	BUILD=$(BUILD) PGFLIP=$(BIN) FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) VALGRIND=$(VALGRIND) sh tests/run.sh
 
 unit: $(UNIT_BIN)

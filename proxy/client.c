@@ -481,7 +481,8 @@ static bool client_login(Client *c, const ProtoStartup *st)
 	/* from the packet, or from options (-c application_name=x) */
 	const char *app = params_get(&c->params, "application_name");
 	c->app_name = strdup(app ? app : "");
-	params_set(&c->params, "application_name", c->app_name);
+	if (c->app_name)
+		params_set(&c->params, "application_name", c->app_name);
 	if (!c->user || !c->database || !c->app_name || c->params.oom) {
 		client_close(c, "53200", "out of memory at login");
 		return false;
