@@ -218,6 +218,11 @@ typedef struct Conf {
 	char **track_extra_parameters;
 	char **ignore_startup_parameters;
 	ConfCheckSearchPath server_check_search_path; /* default auto */
+	/* The [databases] entry whose database stores the routes (pgflip's
+	 * schema there, proxy/routestore.c). Unset: the first entry other than
+	 * the fallback "*"; empty: NULL, routes live in memory only. Always the
+	 * name of an entry of its own when not NULL. */
+	char *route_db;
 
 	ConfDatabase *databases;
 	size_t n_databases;

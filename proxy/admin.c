@@ -31,6 +31,7 @@
 #include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/routestore.h"
 
 /* A command line longer than this is refused: commands are short. */
 #define ADMIN_MAX_LINE 4096
@@ -135,6 +136,7 @@ static json_t *cmd_status(void)
 	json_object_set_new(r, "paused", json_boolean(proxy.paused));
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());
+	json_object_set_new(r, "route_store", routestore_status_json());
 	return r;
 }
 
@@ -204,7 +206,18 @@ static bool pin_kind_parse(const char *s, ConfPinKind *kind)
 	return true;
 }
 
-static json_t *cmd_route(int argc, char **argv)
+/* A route change made here: applied already; published to the route store
+ * (WHO: who asked, what) and the reply says where it stands. */
+static json_t *reply_routes_changed(const char *message, const char *who)
+{
+	routestore_publish(who);
+	json_t *r = reply_ok(message);
+	json_object_set_new(r, "routes", routes_json());
+	json_object_set_new(r, "route_store", routestore_status_json());
+	return r;
+}
+
+static json_t *cmd_route(int argc, char **argv, const char *who)
 {
 	char err[256];
 	ConfPinKind kind;
@@ -226,12 +239,10 @@ static json_t *cmd_route(int argc, char **argv)
 		return reply_error("%s", err);
 	log_info("admin: %s %s%s%s%s%s", argv[0], argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "",
 		 argc > 3 ? " " : "", argc > 3 ? argv[3] : "");
-	json_t *r = reply_ok("route changed; connected clients follow at their next transaction");
-	json_object_set_new(r, "routes", routes_json());
-	return r;
+	return reply_routes_changed("route changed; connected clients follow at their next transaction", who);
 }
 
-static json_t *cmd_unroute(int argc, char **argv)
+static json_t *cmd_unroute(int argc, char **argv, const char *who)
 {
 	char err[256];
 	ConfPinKind kind;
@@ -245,9 +256,7 @@ static json_t *cmd_unroute(int argc, char **argv)
 	if (!ok)
 		return reply_error("%s", err);
 	log_info("admin: unroute %s %s", argv[1], argc > 2 ? argv[2] : "");
-	json_t *r = reply_ok("route removed");
-	json_object_set_new(r, "routes", routes_json());
-	return r;
+	return reply_routes_changed("route removed", who);
 }
 
 /* Commands a stats_users peer may send: they change nothing. */
@@ -277,7 +286,7 @@ AdminAccess admin_access(uid_t uid, const char *name)
 	return ADMIN_ACCESS_NONE;
 }
 
-static json_t *admin_dispatch(int argc, char **argv)
+static json_t *admin_dispatch(int argc, char **argv, const char *who)
 {
 	const char *cmd = argv[0];
 	if (!strcmp(cmd, "status") && argc == 1)
@@ -285,12 +294,13 @@ static json_t *admin_dispatch(int argc, char **argv)
 	if (!strcmp(cmd, "routes") && argc == 1) {
 		json_t *r = reply_ok(NULL);
 		json_object_set_new(r, "routes", routes_json());
+		json_object_set_new(r, "route_store", routestore_status_json());
 		return r;
 	}
 	if (!strcmp(cmd, "route"))
-		return cmd_route(argc, argv);
+		return cmd_route(argc, argv, who);
 	if (!strcmp(cmd, "unroute"))
-		return cmd_unroute(argc, argv);
+		return cmd_unroute(argc, argv, who);
 	if (!strcmp(cmd, "clients") && argc == 1)
 		return cmd_clients();
 	if (!strcmp(cmd, "pools") && argc == 1)
@@ -347,9 +357,11 @@ char *admin_command(const AdminPeer *peer, const char *line)
 		log_warning("admin: permission denied for uid %u (%s): %s", (unsigned)peer->uid, peer->name, argv[0]);
 		reply = reply_error("permission denied: %s", argv[0]);
 	} else {
+		char who[ADMIN_MAX_LINE + 128];
+		snprintf(who, sizeof(who), "admin uid %u (%s): %s", (unsigned)peer->uid, peer->name, line);
 		if (!admin_read_only(argv[0]))
 			log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
-		reply = admin_dispatch(argc, argv);
+		reply = admin_dispatch(argc, argv, who);
 	}
 	char *text = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);

@@ -65,6 +65,7 @@ typedef struct Pool Pool;
 typedef struct AuthState AuthState;
 typedef struct AuthVerifiers AuthVerifiers;
 typedef struct AuthLookup AuthLookup;
+typedef struct RouteStore RouteStore;
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest (TLS handshake inside) */
@@ -303,6 +304,7 @@ typedef struct Proxy {
 	AuthVerifiers *auth_verifiers;  /* of proxy.conf's plain auth_file passwords (auth.c) */
 	uint8_t auth_mock_key[32];      /* random per process: the salts of made-up SCRAM verifiers (auth.c) */
 	LIST_HEAD(, LoginCancel) cancels; /* CancelRequests to own-login backends under way (login.c) */
+	RouteStore *store;              /* the routes in route_db's database (routestore.c), NULL: memory only */
 } Proxy;
 
 extern Proxy proxy;
@@ -312,6 +314,10 @@ uint64_t proxy_now_ms(void);
 void proxy_reap_soon(void);
 bool proxy_reload(char *err, size_t errlen) PROXY_MUSTCHECK;
 void proxy_begin_shutdown(void);
+/* proxy_accept_update: the listeners accept exactly when nothing holds
+ * them: not shutting down, not paused after EMFILE, not waiting for the
+ * stored routes (routestore_holding). */
+void proxy_accept_update(void);
 void proxy_pause(void);
 void proxy_resume(void);
 int proxy_serve(const char *conf_path);
