@@ -163,13 +163,28 @@ static void store_set_state(RouteStore *st, RouteStoreState s)
 	st->since_ms = proxy_now_ms();
 }
 
-/* libpq's message without its trailing newlines, into BUF. */
+/* libpq's message as one line into BUF (N > 0 bytes): its newlines and
+ * tabs ("server closed the connection unexpectedly\n\tThis probably...")
+ * become single spaces, trailing ones go. */
 static void pq_message(const char *msg, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s", msg && *msg ? msg : "unknown error");
-	size_t len = strlen(buf);
-	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-		buf[--len] = '\0';
+	const char *s = msg && *msg ? msg : "unknown error";
+	size_t o = 0;
+	for (; *s && o + 1 < n; s++) {
+		bool blank = *s == '\n' || *s == '\t' || *s == ' ';
+		if (blank && (o == 0 || buf[o - 1] == ' '))
+			continue;
+		buf[o++] = blank ? ' ' : *s;
+	}
+	while (o && buf[o - 1] == ' ')
+		o--;
+	buf[o] = '\0';
+}
+
+/* The others' rows were read within MIGRATE_INSTANCE_TTL_S. */
+static bool others_fresh(const RouteStore *st)
+{
+	return st->others_ms && proxy_now_ms() - st->others_ms <= (uint64_t)MIGRATE_INSTANCE_TTL_S * 1000;
 }
 
 static void others_clear(RouteStore *st)
@@ -1089,7 +1104,7 @@ int routestore_clients_elsewhere(const char *vschema)
 	const RouteStore *st = proxy.store;
 	if (!st)
 		return 0;
-	if (!st->others_ms || proxy_now_ms() - st->others_ms > (uint64_t)MIGRATE_INSTANCE_TTL_S * 1000)
+	if (!others_fresh(st))
 		return -1;
 	json_int_t sum = 0;
 	for (size_t i = 0; i < st->n_others; i++) {
@@ -1114,7 +1129,7 @@ json_t *routestore_instances_json(void)
 	json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:o, s:b}", "id", st ? st->id : "local", "host",
 					   st ? st->host : "", "pid", (int)getpid(), "started_at", started, "clients",
 					   routestore_clients_here(), "self", 1));
-	for (size_t i = 0; st && i < st->n_others; i++) {
+	for (size_t i = 0; st && others_fresh(st) && i < st->n_others; i++) {
 		const StoreInstance *o = &st->others[i];
 		json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:s, s:O, s:b}", "id", o->id, "host", o->host, "pid",
 						   o->pid, "started_at", o->started_at, "clients", o->clients, "self", 0));

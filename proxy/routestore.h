@@ -92,7 +92,9 @@ json_t *routestore_clients_here(void);
 int routestore_clients_elsewhere(const char *vschema);
 /* routestore_instances_json: every live instance as the last beat read
  * them, this one first: [{"id", "host", "pid", "started_at", "clients",
- * "self"}]; this one's clients are counted now. Caller decrefs. */
+ * "self"}]; this one's clients are counted now; the others are left out
+ * when they were not read within MIGRATE_INSTANCE_TTL_S (not known).
+ * Caller decrefs. */
 json_t *routestore_instances_json(void);
 
 #endif
