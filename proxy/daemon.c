@@ -322,7 +322,7 @@ bool proxy_reload(char *err, size_t errlen)
 			c->active_ms = now;
 	}
 	authq_reset(); /* auth_user, auth_query or the entries may have changed */
-	routestore_reconfigure(old);
+	routestore_reconfigure();
 	if (routes_changed)
 		routestore_publish("reload: the file's [routes] changed");
 	conf_free(old);

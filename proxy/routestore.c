@@ -240,6 +240,7 @@ static void store_close(RouteStore *st)
 static void store_fail(RouteStore *st, const char *reason)
 {
 	store_close(st);
+	st->addr[0] = '\0'; /* the host may have moved: resolve it again */
 	snprintf(st->last_error, sizeof(st->last_error), "%s", reason);
 	uint64_t now = proxy_now_ms();
 	if (!st->outage_logged) {
@@ -297,15 +298,7 @@ static void store_login_done(RouteStore *st)
 		store_fail(st, "cannot watch the connection's socket");
 		return;
 	}
-	if (st->outage_logged && st->down_since_ms)
-		log_info("route store (database %s): connected again after %llu ms", st->database,
-			 (unsigned long long)(proxy_now_ms() - st->down_since_ms));
-	else
-		log_info("route store (database %s): connected as %s", st->database, PQuser(st->pg));
-	st->outage_logged = false;
-	st->down_since_ms = 0;
-	st->backoff_ms = ROUTESTORE_RETRY_MIN_MS;
-	st->last_error[0] = '\0';
+	log_debug("route store (database %s): logged in as %s", st->database, PQuser(st->pg));
 	st->need_setup = true;
 	st->need_read = true;
 	store_set_state(st, RS_READY);
@@ -499,6 +492,17 @@ static void store_read_done(RouteStore *st, PGresult *res)
 	int64_t gen = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	Router table;
 	long n = rows_to_router(st, res, &table);
+	/* in step: the outage (if any) is over; the backoff starts again small
+	 * only now, so that a login whose setup fails keeps backing off */
+	if (st->outage_logged && st->down_since_ms)
+		log_info("route store (database %s): connected again after %llu ms", st->database,
+			 (unsigned long long)(proxy_now_ms() - st->down_since_ms));
+	else if (!st->synced)
+		log_info("route store (database %s): connected as %s", st->database, PQuser(st->pg));
+	st->outage_logged = false;
+	st->down_since_ms = 0;
+	st->backoff_ms = ROUTESTORE_RETRY_MIN_MS;
+	st->last_error[0] = '\0';
 	st->synced = true;
 	if (n == 0) {
 		/* an empty table: the running routes (the file's at a start) seed it */
@@ -698,8 +702,11 @@ static void store_send(RouteStore *st, RouteStoreJob job)
 		snprintf(ttl, sizeof(ttl), "%d", MIGRATE_INSTANCE_TTL_S);
 		snprintf(forget, sizeof(forget), "%d", ROUTESTORE_FORGET_S);
 		const char *params[7] = {st->id, st->host, pid, started, clients, ttl, forget};
-		if (clients)
-			ok = PQsendQueryParams(st->pg, STORE_BEAT_SQL, 7, NULL, params, NULL, NULL, 0);
+		if (!clients) {
+			store_fail(st, "heartbeat: out of memory");
+			return;
+		}
+		ok = PQsendQueryParams(st->pg, STORE_BEAT_SQL, 7, NULL, params, NULL, NULL, 0);
 		free(clients);
 		break;
 	}
@@ -942,7 +949,7 @@ static char *store_current_sig(const RouteStore *st)
 	return store_login_sig(kw, val);
 }
 
-void routestore_reconfigure(const Conf *old)
+void routestore_reconfigure(void)
 {
 	RouteStore *st = proxy.store;
 	const char *want = proxy.conf->route_db;
@@ -952,7 +959,6 @@ void routestore_reconfigure(const Conf *old)
 		store_free(st); /* its instance row expires (MIGRATE_INSTANCE_TTL_S) */
 		proxy.store = st = NULL;
 	}
-	(void)old;
 	if (!want)
 		return;
 	if (!st) {
@@ -962,6 +968,7 @@ void routestore_reconfigure(const Conf *old)
 			return;
 		}
 		proxy.store = st;
+		log_info("reload: route store on database %s, instance %s", st->database, st->id);
 		store_connect(st);
 		return;
 	}

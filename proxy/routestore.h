@@ -13,8 +13,6 @@
 
 #include "proxy/params.h"
 
-struct Conf;
-
 /* Reconnecting: the first retry after this long (ms), doubling at each
  * failure up to ROUTESTORE_RETRY_MAX_MS: a database restart (a few
  * seconds) is noticed within 5 s, and a long outage costs one login
@@ -45,11 +43,11 @@ struct Conf;
  * (proxy.store; none when route_db is empty), connecting from the event
  * loop. False when it cannot be set up (no memory, no event). */
 bool routestore_start(void) PROXY_MUSTCHECK;
-/* routestore_reconfigure: after a reload swapped OLD for proxy.conf: a
+/* routestore_reconfigure: after a reload swapped in a new proxy.conf: a
  * store whose database or login changed connects again (another database:
  * its table wins, as at a start); route_db emptied: the store goes, the
  * routes stay in memory. */
-void routestore_reconfigure(const struct Conf *old);
+void routestore_reconfigure(void);
 /*
  * routestore_publish: proxy.router was changed here (an admin command, a
  * reload with new [routes]); writes the whole table to the database in one
