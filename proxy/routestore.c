@@ -341,6 +341,20 @@ static bool store_login_keywords(const RouteStore *st, const ConfDatabase *db, c
 	return server_login_keywords(db, &as, kw, val);
 }
 
+/* B's bytes as a NUL-terminated string, or NULL. Caller frees. */
+static char *store_buffer_string(struct evbuffer *b)
+{
+	size_t n = evbuffer_get_length(b);
+	char *s = malloc(n + 1);
+	if (s && evbuffer_remove(b, s, n) != (int)n) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		s[n] = '\0';
+	return s;
+}
+
 /* KW=VAL pairs as one string (hostaddr left out: a moved host is no new
  * login). Caller frees. */
 static char *store_login_sig(const char *const *kw, const char *const *val)
@@ -353,12 +367,7 @@ static char *store_login_sig(const char *const *kw, const char *const *val)
 			evbuffer_free(b);
 			return NULL;
 		}
-	size_t n = evbuffer_get_length(b);
-	char *s = malloc(n + 1);
-	if (s) {
-		evbuffer_remove(b, s, n);
-		s[n] = '\0';
-	}
+	char *s = store_buffer_string(b);
 	evbuffer_free(b);
 	return s;
 }
@@ -647,12 +656,7 @@ static char *store_publish_sql(RouteStore *st)
 	     evbuffer_add_printf(b, " WHERE id RETURNING generation) SELECT generation, pg_notify('%s', "
 				    "generation::text) FROM s",
 				 MIGRATE_ROUTES_CHANNEL) >= 0;
-	size_t len = evbuffer_get_length(b);
-	char *sql = ok ? malloc(len + 1) : NULL;
-	if (sql) {
-		evbuffer_remove(b, sql, len);
-		sql[len] = '\0';
-	}
+	char *sql = ok ? store_buffer_string(b) : NULL;
 	evbuffer_free(b);
 	return sql;
 }
