@@ -8,6 +8,11 @@
  * recompute at their next transaction boundary, so a flip costs nothing until
  * then and never lands inside a transaction.
  *
+ * The route store (routestore.c) writes the table as rows (router_to_rows)
+ * and reads rows back (router_from_rows) under the same checks as the
+ * admin changes: a row that breaks them is skipped and logged, never
+ * applied; router_replace swaps a table in with one generation bump.
+ *
  * Route names must be plain lower-case identifiers: the proxy sets
  * search_path to the name verbatim and the sync triggers compare
  * current_setting('search_path') with it literally, so a name that would need

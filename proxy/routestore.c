@@ -484,6 +484,7 @@ static void store_apply(RouteStore *st, int64_t gen, Router *table)
 	bool first = !st->loaded;
 	if (!router_equal(&proxy.router, table)) {
 		router_replace(&proxy.router, table);
+		st->need_beat = true; /* the counts per route moved: say so now, not in a second */
 		if (!first)
 			log_info("routes: generation %lld from database %s applied (default %s)", (long long)gen,
 				 st->database, proxy.router.default_schema);
@@ -567,6 +568,7 @@ static void store_publish_done(RouteStore *st, PGresult *res)
 		 st->pending_who ? st->pending_who : "?");
 	st->generation = gen;
 	st->loaded = true;
+	st->need_beat = true; /* the counts per route moved: say so now, not in a second */
 	if (st->change_seq == st->publishing_seq) {
 		st->pending = false;
 		st->pending_blind = false;
