@@ -93,6 +93,7 @@ typedef struct ConfLoad {
 	bool seen_routes;     /* a [routes] header was read */
 	int admin_socket_line;
 	int unix_socket_dir_line;
+	int route_db_line;    /* where route_db was set, 0 = not set */
 	size_t db_cap;
 	size_t pin_cap;
 } ConfLoad;
@@ -256,6 +257,7 @@ static const ConfSetting conf_settings[] = {
 	{"server_tls_ca_file", CONF_KIND_PATH, CONF_AT(server_tls_ca_file), 0, 0, NULL},
 	{"server_tls_cert_file", CONF_KIND_PATH, CONF_AT(server_tls_cert_file), 0, 0, NULL},
 	{"server_tls_key_file", CONF_KIND_PATH, CONF_AT(server_tls_key_file), 0, 0, NULL},
+	{"route_db", CONF_KIND_STR, CONF_AT(route_db), 0, 0, NULL},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -621,6 +623,8 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		ld->admin_socket_line = ld->line;
 	if (strcmp(key, "unix_socket_dir") == 0)
 		ld->unix_socket_dir_line = ld->line;
+	if (strcmp(key, "route_db") == 0)
+		ld->route_db_line = ld->line;
 
 	char *field = (char *)ld->conf + s->offset;
 	switch (s->kind) {
@@ -1309,6 +1313,34 @@ static bool conf_check_auth_keys(ConfLoad *ld)
 	return !ld->failed;
 }
 
+/* route_db: unset, the first [databases] entry other than the fallback
+ * "*"; empty, none (routes in memory only); else an entry of its own. */
+static bool conf_finish_route_db(ConfLoad *ld)
+{
+	Conf *conf = ld->conf;
+	if (!ld->route_db_line) {
+		for (size_t i = 0; i < conf->n_databases; i++)
+			if (strcmp(conf->databases[i].name, "*") != 0)
+				return conf_set_string(ld, &conf->route_db, conf->databases[i].name);
+		return true;
+	}
+	if (conf->route_db[0] == '\0') {
+		free(conf->route_db);
+		conf->route_db = NULL;
+		return true;
+	}
+	if (strcmp(conf->route_db, "*") == 0) {
+		conf_fail(ld, ld->route_db_line,
+			  "route_db: '*' is the fallback entry, it names no database of its own");
+		return false;
+	}
+	for (size_t i = 0; i < conf->n_databases; i++)
+		if (strcmp(conf->databases[i].name, conf->route_db) == 0)
+			return true;
+	conf_fail(ld, ld->route_db_line, "route_db: no [databases] entry '%s'", conf->route_db);
+	return false;
+}
+
 /* Checks of the file as a whole, and values derived from several keys. */
 static bool conf_finish(ConfLoad *ld)
 {
@@ -1344,7 +1376,7 @@ static bool conf_finish(ConfLoad *ld)
 			  conf->admin_socket, CONF_SUN_PATH_SIZE - 1);
 		return false;
 	}
-	if (!conf_check_auth_keys(ld))
+	if (!conf_check_auth_keys(ld) || !conf_finish_route_db(ld))
 		return false;
 	if (!conf_auth_load(conf, ld->err, ld->errlen)) {
 		ld->failed = true;
@@ -1428,6 +1460,7 @@ void conf_free(Conf *conf)
 	free(conf->server_tls_ca_file);
 	free(conf->server_tls_cert_file);
 	free(conf->server_tls_key_file);
+	free(conf->route_db);
 	conf_auth_clear(conf);
 	free(conf);
 }

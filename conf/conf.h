@@ -234,6 +234,11 @@ typedef struct Conf {
 	char **track_extra_parameters;
 	char **ignore_startup_parameters;
 	ConfCheckSearchPath server_check_search_path; /* default auto */
+	/* The [databases] entry whose database stores the routes (pgflip's
+	 * schema there, proxy/routestore.c). Unset: the first entry other than
+	 * the fallback "*"; empty: NULL, routes live in memory only. Always the
+	 * name of an entry of its own when not NULL. */
+	char *route_db;
 
 	ConfDatabase *databases;
 	size_t n_databases;
@@ -258,7 +263,8 @@ typedef struct Conf {
  * Errors: unknown section or key, bad value (number out of range, bad enum,
  * bad CIDR, bad conninfo), missing [routes] default, no [databases] entry,
  * line longer than inih's buffer, a control character outside a comment, a
- * NUL byte anywhere; keys that do not go together (LINE 0): a
+ * NUL byte anywhere, a route_db that names no entry of its own (at its
+ * line); keys that do not go together (LINE 0): a
  * client_tls_sslmode other than disable without client_tls_cert_file and
  * client_tls_key_file, verify-ca/verify-full without client_tls_ca_file,
  * auth_type = cert without client_tls_sslmode verify-ca or verify-full,

@@ -32,6 +32,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/migrator.h"
+#include "proxy/routestore.h"
 
 /* A command line longer than this is refused: commands are short. */
 #define ADMIN_MAX_LINE 4096
@@ -172,6 +173,7 @@ static json_t *cmd_routes(void)
 	json_object_set_new(routes, "stats", stats);
 	json_t *r = reply_ok(NULL);
 	json_object_set_new(r, "routes", routes);
+	json_object_set_new(r, "route_store", routestore_status_json());
 	return r;
 }
 
@@ -196,6 +198,7 @@ static json_t *cmd_status(void)
 	json_object_set_new(r, "paused", json_boolean(proxy.paused));
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());
+	json_object_set_new(r, "route_store", routestore_status_json());
 	return r;
 }
 
@@ -321,9 +324,20 @@ static json_t *canary_opts_parse(int argc, char **argv, RouterCanaryOpts *opts)
 	return NULL;
 }
 
+/* A route change made here: applied already; published to the route store
+ * (WHO: who asked, what) and the reply says where it stands. */
+static json_t *reply_routes_changed(const char *message, const char *who)
+{
+	routestore_publish(who);
+	json_t *r = reply_ok(message);
+	json_object_set_new(r, "routes", routes_json());
+	json_object_set_new(r, "route_store", routestore_status_json());
+	return r;
+}
+
 /* `canary SCHEMA PERCENT [options]`, `canary off`; `route canary ...` and
  * `unroute canary` are aliases. ARGV[0] is the first word after "canary". */
-static json_t *canary_set(int argc, char **argv)
+static json_t *canary_set(int argc, char **argv, const char *who)
 {
 	char err[256];
 	RouterCanaryOpts opts;
@@ -355,19 +369,18 @@ static json_t *canary_set(int argc, char **argv)
 			 r->canary_check.max_error_ratio > 0 ? ", automatic rollback on" : "");
 	else
 		log_info("admin: canary off");
-	json_t *reply = reply_ok(r->canary_schema ? "canary set; connected clients follow at their next transaction"
-						 : "canary off; its clients follow the other routes at their next transaction");
-	json_object_set_new(reply, "routes", routes_json());
-	return reply;
+	return reply_routes_changed(r->canary_schema ? "canary set; connected clients follow at their next transaction"
+						     : "canary off; its clients follow the other routes at their next transaction",
+				    who);
 }
 
-static json_t *cmd_route(int argc, char **argv)
+static json_t *cmd_route(int argc, char **argv, const char *who)
 {
 	char err[256];
 	ConfPinKind kind;
 	bool ok;
 	if (argc >= 2 && !strcmp(argv[1], "canary"))
-		return canary_set(argc - 2, argv + 2);
+		return canary_set(argc - 2, argv + 2, who);
 	if ((argc == 3 || argc == 4) && !migrator_routable(argv[argc - 1], err, sizeof(err)))
 		return reply_error("%s", err);
 	if (argc == 3 && !strcmp(argv[1], "default"))
@@ -381,12 +394,10 @@ static json_t *cmd_route(int argc, char **argv)
 		return reply_error("%s", err);
 	log_info("admin: %s %s%s%s%s%s", argv[0], argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "",
 		 argc > 3 ? " " : "", argc > 3 ? argv[3] : "");
-	json_t *r = reply_ok("route changed; connected clients follow at their next transaction");
-	json_object_set_new(r, "routes", routes_json());
-	return r;
+	return reply_routes_changed("route changed; connected clients follow at their next transaction", who);
 }
 
-static json_t *cmd_unroute(int argc, char **argv)
+static json_t *cmd_unroute(int argc, char **argv, const char *who)
 {
 	char err[256];
 	ConfPinKind kind;
@@ -394,7 +405,7 @@ static json_t *cmd_unroute(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "canary")) {
 		char off[] = "off";
 		char *args[] = {off};
-		return canary_set(1, args);
+		return canary_set(1, args, who);
 	}
 	if (argc == 3 && pin_kind_parse(argv[1], &kind))
 		ok = router_unset_pin(&proxy.router, kind, argv[2], err, sizeof(err));
@@ -403,9 +414,7 @@ static json_t *cmd_unroute(int argc, char **argv)
 	if (!ok)
 		return reply_error("%s", err);
 	log_info("admin: unroute %s %s", argv[1], argc > 2 ? argv[2] : "");
-	json_t *r = reply_ok("route removed");
-	json_object_set_new(r, "routes", routes_json());
-	return r;
+	return reply_routes_changed("route removed", who);
 }
 
 /* Commands a stats_users peer may send: they change nothing. */
@@ -435,7 +444,7 @@ AdminAccess admin_access(uid_t uid, const char *name)
 	return ADMIN_ACCESS_NONE;
 }
 
-static json_t *admin_dispatch(int argc, char **argv, const json_t *req)
+static json_t *admin_dispatch(int argc, char **argv, const json_t *req, const char *who)
 {
 	const char *cmd = argv[0];
 	json_t *mig = migrator_command(argc, argv, req);
@@ -446,11 +455,11 @@ static json_t *admin_dispatch(int argc, char **argv, const json_t *req)
 	if (!strcmp(cmd, "routes") && argc == 1)
 		return cmd_routes();
 	if (!strcmp(cmd, "route"))
-		return cmd_route(argc, argv);
+		return cmd_route(argc, argv, who);
 	if (!strcmp(cmd, "canary"))
-		return canary_set(argc - 1, argv + 1);
+		return canary_set(argc - 1, argv + 1, who);
 	if (!strcmp(cmd, "unroute"))
-		return cmd_unroute(argc, argv);
+		return cmd_unroute(argc, argv, who);
 	if (!strcmp(cmd, "clients") && argc == 1)
 		return cmd_clients();
 	if (!strcmp(cmd, "pools") && argc == 1)
@@ -516,7 +525,9 @@ static json_t *admin_run(const AdminPeer *peer, int argc, char **argv, const jso
 	}
 	if (!read_only)
 		log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
-	return admin_dispatch(argc, argv, req);
+	char who[ADMIN_MAX_LINE + 128];
+	snprintf(who, sizeof(who), "admin uid %u (%s): %s", (unsigned)peer->uid, peer->name, line);
+	return admin_dispatch(argc, argv, req, who);
 }
 
 char *admin_command(const AdminPeer *peer, const char *line)

@@ -27,6 +27,7 @@
 #include "proxy/authq.h"
 #include "proxy/log.h"
 #include "proxy/resolve.h"
+#include "proxy/server.h"
 
 /* Answers kept per entry: a burst of logins of many users. */
 #define AUTHQ_CACHE_MAX 64
@@ -295,32 +296,19 @@ static void authq_poll_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The libpq options of L's connection: the entry's, with auth_user as the
- * user and its password (auth_file's, or the entry's when the entry logs in
- * as auth_user). */
+/* L's connection: the entry's options, logged in as auth_user (its
+ * password from auth_file, or the entry's when the entry logs in as
+ * auth_user), as server_login_keywords builds them. */
 static PGconn *authq_start(AuthLookup *l, const ConfDatabase *db)
 {
-	const Conf *conf = proxy.conf;
-	const char *kw[96], *val[96];
-	size_t k = 0;
-	bool same_user = db->user && !strcmp(db->user, conf->auth_user);
-	for (size_t i = 0; db->keywords[i] && k < 88; i++) {
-		const char *key = db->keywords[i];
-		if (!strcmp(key, "user") || (!strcmp(key, "password") && !same_user))
-			continue;
-		kw[k] = key;
-		val[k++] = db->values[i];
-	}
-	const ConfUser *u = conf_find_user(conf, conf->auth_user);
-	kw[k] = "user", val[k++] = conf->auth_user;
-	if (!db->dbname)
-		kw[k] = "dbname", val[k++] = l->database;
-	if (u && u->kind == CONF_SECRET_PLAIN && !same_user)
-		kw[k] = "password", val[k++] = u->secret;
-	if (l->addr[0])
-		kw[k] = "hostaddr", val[k++] = l->addr;
-	kw[k] = "fallback_application_name", val[k++] = "pgflip auth_query";
-	kw[k] = val[k] = NULL;
+	const ServerLoginAs as = {.user = proxy.conf->auth_user,
+				  .replace_user = true,
+				  .dbname = l->database,
+				  .app_name = "pgflip auth_query",
+				  .addr = l->addr[0] ? l->addr : NULL};
+	const char *kw[SERVER_MAX_KEYWORDS + 1], *val[SERVER_MAX_KEYWORDS + 1];
+	if (!server_login_keywords(db, &as, kw, val))
+		return NULL;
 	return PQconnectStartParams(kw, val, 0);
 }
 
@@ -359,7 +347,7 @@ static void authq_connect(AuthLookup *l)
 	}
 	l->pg = authq_start(l, db);
 	if (!l->pg || PQstatus(l->pg) == CONNECTION_BAD) {
-		authq_fail(l, l->pg ? PQerrorMessage(l->pg) : "out of memory");
+		authq_fail(l, l->pg ? PQerrorMessage(l->pg) : "cannot start the login (too many keywords in the entry, or out of memory)");
 		return;
 	}
 	authq_set_state(l, AQ_CONNECTING);

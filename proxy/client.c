@@ -717,6 +717,14 @@ const char *client_route(Client *c)
 	return c->route;
 }
 
+const char *client_next_route(const Client *c)
+{
+	if (c->route && c->server && !server_at_boundary(c->server))
+		return c->route; /* inside a transaction or a request: its route holds until the boundary */
+	const struct sockaddr *addr = c->is_unix ? NULL : (const struct sockaddr *)&c->addr;
+	return router_route(&proxy.router, c->app_name, c->user, addr, c->canary_buckets);
+}
+
 /* Appends "pg_catalog.set_config('NAME', VALUE, false)" to the SELECT list
  * of pgflip's query (", " first unless FIRST). VALUE is a literal, or, when
  * NULL, the setting's reset value (what RESET NAME would give). set_config

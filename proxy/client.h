@@ -30,6 +30,11 @@ void client_server_failed(Client *c, const char *sqlstate, const char *message);
 void client_discard_request(Client *c, const char *sqlstate, const char *message);
 /* client_route: the client's current route (recomputed if routes changed). */
 const char *client_route(Client *c);
+/* client_next_route: the route C's next statement runs with, changing
+ * nothing: its route while it is inside a transaction or a request on its
+ * server, else what the router gives it now (what client_route will give
+ * at its next boundary). The string is C's or the router's: copy it. */
+const char *client_next_route(const Client *c);
 /* client_prepared: the query that set C's route and settings on S (now
  * SV_ACTIVE again) has its answer in S's prep_* fields. */
 void client_prepared(Client *c, Server *s);

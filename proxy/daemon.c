@@ -4,8 +4,10 @@
  * reaper (deferred frees).
  *
  *   SIGHUP   reload the config file; [routes] replace the live routes only
- *            when the file's routes changed, so a reload for another reason
- *            does not undo a flip made with `pgflip ctl route ...`
+ *            when the file's routes changed (a flip by the operator, then
+ *            published to the route store like any other), so a reload for
+ *            another reason does not undo a flip made with `pgflip ctl
+ *            route ...` or by another instance
  *   SIGTERM  stop accepting, wait for clients up to shutdown_timeout, exit
  *   SIGINT   exit at once
  */
@@ -36,6 +38,7 @@
 #include "proxy/admin.h"
 #include "proxy/auth.h"
 #include "proxy/authq.h"
+#include "proxy/routestore.h"
 #include "proxy/tls.h"
 #include "proxy/migrator.h"
 
@@ -67,6 +70,9 @@ void proxy_canary_rollback(const char *canary_schema, const char *why)
 	}
 	log_warning("canary rollback: %zu route(s) of %s go to %s at each client's next transaction (%s)", n,
 		    canary_schema, to, why);
+	char who[700];
+	snprintf(who, sizeof(who), "canary rollback of %s: %s", canary_schema, why);
+	routestore_publish(who);
 }
 
 /* Once a second: the canary's verdict, when its command asked for one. */
@@ -125,6 +131,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 	TAILQ_FOREACH(p, &proxy.pools, link)
 		pool_janitor(p, now);
 	authq_janitor(now);
+	routestore_janitor(now);
 	Client *c, *cnext;
 	for (c = TAILQ_FIRST(&proxy.clients); c; c = cnext) {
 		cnext = TAILQ_NEXT(c, link);
@@ -154,8 +161,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
  * PgBouncer, wait for some to be freed instead of spinning on accept. */
 #define PROXY_ACCEPT_PAUSE_MS 1000
 
-static void listeners_enable(bool on)
+void proxy_accept_update(void)
 {
+	bool on = !proxy.shutting_down && !proxy.accept_paused && !routestore_holding();
 	for (int i = 0; i < proxy.n_listeners; i++) {
 		if (on)
 			evconnlistener_enable(proxy.listeners[i]);
@@ -170,8 +178,7 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	proxy.accept_paused = false;
-	if (!proxy.shutting_down)
-		listeners_enable(true);
+	proxy_accept_update();
 	log_info("accepting connections again");
 }
 
@@ -184,7 +191,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 		if (proxy.accept_paused)
 			return;
 		proxy.accept_paused = true;
-		listeners_enable(false);
+		proxy_accept_update();
 		struct timeval tv = {PROXY_ACCEPT_PAUSE_MS / 1000, (PROXY_ACCEPT_PAUSE_MS % 1000) * 1000};
 		event_add(proxy.accept_resume, &tv);
 		log_warning("accept failed: %s; not accepting for %d ms (%d clients connected)",
@@ -339,7 +346,10 @@ bool proxy_reload(char *err, size_t errlen)
 	if (strcmp(old->listen_addr ? old->listen_addr : "", conf->listen_addr ? conf->listen_addr : "") != 0 ||
 	    old->listen_port != conf->listen_port)
 		log_warning("reload: listen_addr/listen_port changes take effect at restart");
-	if (!router_equal_conf(&old->routes, &conf->routes)) {
+	/* [routes] that changed in the file are a flip by the operator: applied
+	 * here, and published (below, once the new config runs) */
+	bool routes_changed = !router_equal_conf(&old->routes, &conf->routes);
+	if (routes_changed) {
 		router_load(&proxy.router, &conf->routes);
 		log_info("reload: routes replaced by the file's (default %s)", proxy.router.default_schema);
 	}
@@ -358,6 +368,9 @@ bool proxy_reload(char *err, size_t errlen)
 			c->active_ms = now;
 	}
 	authq_reset(); /* auth_user, auth_query or the entries may have changed */
+	routestore_reconfigure();
+	if (routes_changed)
+		routestore_publish("reload: the file's [routes] changed");
 	conf_free(old);
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link) {
@@ -439,6 +452,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void proxy_cleanup(void)
 {
 	migrator_stop(); /* a running job stops at its next boundary */
+	routestore_stop(); /* deletes this instance's row while its clients still count nothing */
 	authq_reset(); /* its waiting clients are closed, then freed below */
 	Client *c;
 	while ((c = TAILQ_FIRST(&proxy.clients))) {
@@ -601,10 +615,16 @@ int proxy_serve(const char *conf_path)
 		log_error("%s", err);
 		ok = false;
 	}
+	if (ok && !routestore_start()) {
+		fprintf(stderr, "pgflip: cannot set up the route store\n");
+		log_error("cannot set up the route store");
+		ok = false;
+	}
 	if (!ok) {
 		proxy_cleanup();
 		return 1;
 	}
+	proxy_accept_update(); /* held until the stored routes are read */
 	check_fd_limit(conf);
 	write_pidfile(conf->pidfile);
 	log_info("pgflip %s started, pid %d, default route %s", PGFLIP_VERSION, (int)getpid(),

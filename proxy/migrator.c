@@ -43,6 +43,7 @@
 #include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/migrator.h"
+#include "proxy/routestore.h"
 #include "proxy/server.h"
 
 #define MIGRATOR_NOTE_MAX 256
@@ -187,9 +188,11 @@ static const ConfDatabase *pick_database(const char *name, char *err, size_t err
  * user=, else auth_user, else libpq's default user. */
 static char *database_conninfo(const ConfDatabase *db)
 {
-	const char *kw[SERVER_ENTRY_MAX_PARAMS + 1], *val[SERVER_ENTRY_MAX_PARAMS + 1];
-	const char *user = db->user ? db->user : proxy.conf->auth_user;
-	if (!server_entry_params(db, user, db->dbname ? db->dbname : db->name, NULL, kw, val))
+	const char *kw[SERVER_MAX_KEYWORDS + 1], *val[SERVER_MAX_KEYWORDS + 1];
+	const ServerLoginAs as = {.user = db->user ? db->user : proxy.conf->auth_user,
+				  .dbname = db->dbname ? db->dbname : db->name,
+				  .app_name = "pgflip migrate"};
+	if (!server_login_keywords(db, &as, kw, val))
 		return NULL;
 	return conninfo_from(kw, val);
 }
@@ -762,6 +765,12 @@ static json_t *cmd_rollback(Migrator *m, const Opts *o)
 	    router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
 		moved++;
 	log_info("migrate: rollback: %zu route(s) moved from %s to %s", moved, from, to);
+	if (moved) {
+		char who[600];
+		snprintf(who, sizeof(who), "rollback of %s: %s -> %s", json_string_value(json_object_get(row, "name")), from,
+			 to);
+		routestore_publish(who);
+	}
 	json_t *r = queue_job(m, JOB_ROLLBACK, o, NULL);
 	if (json_is_true(json_object_get(r, "ok"))) {
 		char text[700];
@@ -784,6 +793,9 @@ static json_t *cmd_promote(int argc, char **argv)
 	if (proxy.router.canary_schema && !router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
 		return fail_reply("%s", err);
 	log_info("migrate: promote %s: the default route; the canary ends", argv[1]);
+	char who[300];
+	snprintf(who, sizeof(who), "promote %s", argv[1]);
+	routestore_publish(who);
 	return ok_reply("default route changed; connected clients follow at their next transaction");
 }
 
@@ -858,11 +870,15 @@ static json_t *cmd_versions(Migrator *m, int argc, char **argv)
 				continue;
 			char why[512] = "";
 			router_names(&proxy.router, vs, why, sizeof(why));
+			int elsewhere = routestore_clients_elsewhere(vs);
 			json_array_append_new(
-				rows, json_pack("{s:s, s:s, s:O, s:O, s:b, s:s, s:i, s:o}", "database", dbname, "version_schema",
-						vs, "migration", json_object_get(h, "name"), "state", json_object_get(h, "status"),
-						"default", proxy.router.default_schema && !strcmp(proxy.router.default_schema, vs),
-						"routes", why, "clients", clients_on(vs), "stats", admin_route_stats(vs)));
+				rows, json_pack("{s:s, s:s, s:O, s:O, s:b, s:s, s:i, s:o, s:o}", "database", dbname,
+						"version_schema", vs, "migration", json_object_get(h, "name"), "state",
+						json_object_get(h, "status"), "default",
+						proxy.router.default_schema && !strcmp(proxy.router.default_schema, vs), "routes",
+						why, "clients", clients_on(vs), "clients_elsewhere",
+						elsewhere < 0 ? json_null() : json_integer(elsewhere), "stats",
+						admin_route_stats(vs)));
 		}
 	}
 	json_t *r = json_pack("{s:b}", "ok", 1);

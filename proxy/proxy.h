@@ -66,6 +66,7 @@ typedef struct Pool Pool;
 typedef struct AuthState AuthState;
 typedef struct AuthVerifiers AuthVerifiers;
 typedef struct AuthLookup AuthLookup;
+typedef struct RouteStore RouteStore;
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest (TLS handshake inside) */
@@ -318,6 +319,7 @@ typedef struct Proxy {
 	 * of its schema to the default's. */
 	void (*on_canary_failed)(const char *canary_schema, const char *why);
 	struct Migrator *migrator;      /* the migration worker (migrator.c), NULL before it starts */
+	RouteStore *store;              /* the routes in route_db's database (routestore.c), NULL: memory only */
 } Proxy;
 
 extern Proxy proxy;
@@ -333,6 +335,10 @@ void proxy_canary_rollback(const char *canary_schema, const char *why);
 void proxy_reap_soon(void);
 bool proxy_reload(char *err, size_t errlen) PROXY_MUSTCHECK;
 void proxy_begin_shutdown(void);
+/* proxy_accept_update: the listeners accept exactly when nothing holds
+ * them: not shutting down, not paused after EMFILE, not waiting for the
+ * stored routes (routestore_holding). */
+void proxy_accept_update(void);
 void proxy_pause(void);
 void proxy_resume(void);
 int proxy_serve(const char *conf_path);

@@ -19,6 +19,10 @@
  * new canary schema or its end move clients at their next transaction
  * boundary like every other flip. Another pgflip process draws other
  * buckets (its own key): the share holds, the sides of one host may differ.
+ * The route store (routestore.c) writes the table as rows (router_to_rows)
+ * and reads rows back (router_from_rows) under the same checks as the
+ * admin changes: a row that breaks them is skipped and logged, never
+ * applied; router_replace swaps a table in with one generation bump.
  *
  * Route names must be plain lower-case identifiers: the proxy sets
  * search_path to the name verbatim and the sync triggers compare
@@ -369,4 +373,114 @@ void router_canary_draw(const RouterHash *h, const RouterKeys *k, uint16_t *buck
 	buckets[CONF_CANARY_KEY_ADDR] = (uint16_t)(router_hash(h, text, strlen(text)) % ROUTER_BUCKETS);
 	buckets[CONF_CANARY_KEY_APPLICATION_NAME] = (uint16_t)(router_hash(h, app, strlen(app)) % ROUTER_BUCKETS);
 	buckets[CONF_CANARY_KEY_CONNECTION] = (uint16_t)(router_hash(h, nonce, sizeof(nonce)) % ROUTER_BUCKETS);
+}
+
+/* ---- the table as rows (the route store's shape) ------------------------ */
+
+RouteRow *router_to_rows(const Router *r, size_t *n)
+{
+	RouteRow *rows = calloc(r->n_pins + 2, sizeof(RouteRow));
+	if (!rows)
+		abort();
+	size_t k = 0;
+	if (r->default_schema)
+		rows[k++] = (RouteRow){"default", "", r->default_schema, 0, NULL};
+	for (size_t i = 0; i < r->n_pins; i++)
+		rows[k++] = (RouteRow){router_pin_kind_to_str(r->pins[i].kind), r->pins[i].key, r->pins[i].schema, 0, NULL};
+	if (r->canary_schema)
+		rows[k++] = (RouteRow){"canary", "", r->canary_schema, r->canary_percent,
+				       conf_canary_key_to_str(r->canary_key)};
+	*n = k;
+	return rows;
+}
+
+static bool pin_kind_from_str(const char *s, ConfPinKind *kind)
+{
+	static const ConfPinKind kinds[] = {CONF_PIN_APP, CONF_PIN_USER, CONF_PIN_ADDR};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(s, router_pin_kind_to_str(kinds[i]))) {
+			*kind = kinds[i];
+			return true;
+		}
+	return false;
+}
+
+/* One row into OUT (checked as an admin change is), or false with WHY. */
+static bool router_add_row(Router *out, const RouteRow *row, char *why, size_t n)
+{
+	ConfPinKind kind;
+	if (!row->kind || !row->key || !row->schema) {
+		snprintf(why, n, "a NULL kind, key or schema");
+		return false;
+	}
+	if (!strcmp(row->kind, "default") || !strcmp(row->kind, "canary")) {
+		bool is_default = row->kind[0] == 'd';
+		if (row->key[0]) {
+			snprintf(why, n, "%s takes an empty key", row->kind);
+			return false;
+		}
+		if (is_default ? out->default_schema != NULL : out->canary_schema != NULL) {
+			snprintf(why, n, "a second %s row", row->kind);
+			return false;
+		}
+		if (is_default)
+			return router_set_default(out, row->schema, why, n);
+		if (row->percent < 1 || row->percent > 100) {
+			snprintf(why, n, "canary percent must be 1..100, not %d", row->percent);
+			return false;
+		}
+		RouterCanaryOpts opts = {0};
+		opts.has_key = row->canary_key && conf_canary_key_parse(row->canary_key, &opts.key);
+		return router_set_canary_opts(out, row->schema, row->percent, &opts, why, n);
+	}
+	if (!pin_kind_from_str(row->kind, &kind)) {
+		snprintf(why, n, "unknown kind (expected default, app, user, addr or canary)");
+		return false;
+	}
+	if (find_pin(out, kind, row->key)) {
+		snprintf(why, n, "a second %s pin for the same key", row->kind);
+		return false;
+	}
+	return router_set_pin(out, kind, row->key, row->schema, why, n);
+}
+
+bool router_from_rows(Router *out, const RouteRow *rows, size_t n, const char *source, char *err, size_t errlen)
+{
+	router_init(out);
+	for (size_t i = 0; i < n; i++) {
+		char why[256];
+		if (!router_add_row(out, &rows[i], why, sizeof(why)))
+			log_warning("routes from %s: row (%s, \"%s\") -> %s skipped: %s", source,
+				    rows[i].kind ? rows[i].kind : "NULL", rows[i].key ? rows[i].key : "NULL",
+				    rows[i].schema ? rows[i].schema : "NULL", why);
+	}
+	if (!out->default_schema) {
+		snprintf(err, errlen, "routes from %s have no valid default row", source);
+		router_free(out);
+		router_init(out);
+		return false;
+	}
+	out->generation = 0;
+	return true;
+}
+
+bool router_equal(const Router *a, const Router *b)
+{
+	if (!str_eq(a->default_schema, b->default_schema) || !str_eq(a->canary_schema, b->canary_schema) ||
+	    a->canary_percent != b->canary_percent || a->canary_key != b->canary_key || a->n_pins != b->n_pins)
+		return false;
+	for (size_t i = 0; i < a->n_pins; i++)
+		if (a->pins[i].kind != b->pins[i].kind || strcmp(a->pins[i].key, b->pins[i].key) != 0 ||
+		    strcmp(a->pins[i].schema, b->pins[i].schema) != 0)
+			return false;
+	return true;
+}
+
+void router_replace(Router *r, Router *with)
+{
+	uint64_t gen = r->generation + 1;
+	router_free(r);
+	*r = *with;
+	r->generation = gen;
+	router_init(with);
 }

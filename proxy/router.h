@@ -144,5 +144,38 @@ uint64_t router_hash(const RouterHash *h, const void *data, size_t len);
  * within one process.
  */
 void router_canary_draw(const RouterHash *h, const RouterKeys *k, uint16_t *buckets);
+/*
+ * The table as rows, the shape of pgflip.routes (migrate/api.h): KIND is
+ * "default", "app", "user", "addr" or "canary"; KEY is "" for default and
+ * canary; PERCENT is the canary's share (0 for the others). The route store
+ * (routestore.c) writes and reads them.
+ */
+typedef struct RouteRow {
+	const char *kind;
+	const char *key;
+	const char *schema;
+	int percent;
+	const char *canary_key;  /* canary: its canary_key (conf_canary_key_to_str); NULL: the file's */
+} RouteRow;
+
+/* router_to_rows: R's table as rows in table order (default, the pins in
+ * their order, the canary if any) into *N rows; the array is the caller's
+ * (free()), its strings are R's (valid until R changes). */
+RouteRow *router_to_rows(const Router *r, size_t *n);
+/*
+ * router_from_rows: a new table in OUT (router_init'ed by this call) from N
+ * rows in order, under the same rules as the config file and the admin
+ * commands (conf_route_schema_check; a CIDR for addr; 0..100 for canary). A
+ * row that breaks them, or names a (kind, key) already seen, is skipped and
+ * logged with SOURCE (e.g. "database shop") and its reason; never applied.
+ * False, OUT empty and ERR filled when no valid default row is left.
+ */
+bool router_from_rows(Router *out, const RouteRow *rows, size_t n, const char *source, char *err,
+		      size_t errlen) PROXY_MUSTCHECK;
+/* router_equal: A and B route every client alike (same table, in order). */
+bool router_equal(const Router *a, const Router *b);
+/* router_replace: R takes WITH's table (WITH is left empty) and its
+ * generation is bumped, so clients recompute at their next boundary. */
+void router_replace(Router *r, Router *with);
 
 #endif

@@ -150,17 +150,23 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 		server_login_failed(s, "internal error: cannot watch the login socket");
 }
 
-/* Keywords of one login: the entry's (libpq 15 knows about 45), plus at
- * most 9 that pgflip adds. */
-#define SERVER_MAX_KEYWORDS SERVER_ENTRY_MAX_PARAMS
+/* At most this many keywords that server_login_keywords adds to an entry's. */
 #define SERVER_ADDED_KEYWORDS 9
+
+static bool kw_has(const char *const *kw, size_t n, const char *keyword)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(kw[i], keyword))
+			return true;
+	return false;
+}
 
 static bool db_has(const ConfDatabase *db, const char *keyword)
 {
-	for (size_t i = 0; db->keywords[i]; i++)
-		if (!strcmp(db->keywords[i], keyword))
-			return true;
-	return false;
+	size_t n = 0;
+	while (db->keywords[n])
+		n++;
+	return kw_has((const char *const *)db->keywords, n, keyword);
 }
 
 bool server_login_has_password(const Pool *p)
@@ -170,51 +176,49 @@ bool server_login_has_password(const Pool *p)
 	return (db && db_has(db, "password")) || (u && u->kind == CONF_SECRET_PLAIN);
 }
 
-/*
- * The libpq keywords and values of a login to P's upstream (NULL-terminated,
- * pointing into DB, P and the config): the entry's own options, then what
- * the entry leaves open: user and dbname (the client's), server_tls_* as
- * sslmode/sslrootcert/sslcert/sslkey, the password of an auth_file user
- * when the entry gives none, the address evdns found (ADDR, or NULL).
- * False when the entry has too many keywords. Both login paths read them.
- */
-bool server_entry_params(const ConfDatabase *db, const char *user, const char *dbname, const char *addr,
-			 const char **kw, const char **val)
+bool server_login_keywords(const ConfDatabase *db, const ServerLoginAs *as, const char **kw, const char **val)
 {
 	const Conf *conf = proxy.conf;
+	/* another user than the entry's: its password= is not that user's */
+	bool other_user = as->replace_user && !(db->user && as->user && !strcmp(db->user, as->user));
 	size_t k = 0;
-	for (size_t i = 0; db->keywords[i]; i++, k++) {
+	for (size_t i = 0; db->keywords[i]; i++) {
+		if (other_user && (!strcmp(db->keywords[i], "user") || !strcmp(db->keywords[i], "password")))
+			continue;
 		if (k == SERVER_MAX_KEYWORDS - SERVER_ADDED_KEYWORDS)
 			return false;
 		kw[k] = db->keywords[i];
-		val[k] = db->values[i];
+		val[k++] = db->values[i];
 	}
 #define ADD(key, value)                                                                                                \
 	do {                                                                                                           \
-		if ((value) && !db_has(db, key)) {                                                                     \
+		if ((value) && !kw_has(kw, k, key)) {                                                                  \
 			kw[k] = key;                                                                                   \
 			val[k++] = value;                                                                              \
 		}                                                                                                      \
 	} while (0)
-	ADD("user", user);
-	ADD("dbname", dbname);
-	ADD("fallback_application_name", "pgflip");
+	ADD("user", as->user);
+	ADD("dbname", as->dbname);
+	ADD("fallback_application_name", as->app_name);
 	ADD("sslmode", conf_tls_mode_to_str(conf->server_tls_sslmode));
 	ADD("sslrootcert", conf->server_tls_ca_file);
 	ADD("sslcert", conf->server_tls_cert_file);
 	ADD("sslkey", conf->server_tls_key_file);
+	const char *user = as->user ? as->user : other_user ? NULL : db->user;
 	const ConfUser *u = user ? conf_find_user(conf, user) : NULL;
 	if (u && u->kind == CONF_SECRET_PLAIN)
 		ADD("password", u->secret);
-	ADD("hostaddr", addr);
+	ADD("hostaddr", as->addr);
 #undef ADD
 	kw[k] = val[k] = NULL;
 	return true;
 }
 
+/* The keywords of a login to P's upstream: P's user and database. */
 static bool server_login_params(Pool *p, const ConfDatabase *db, const char *addr, const char **kw, const char **val)
 {
-	return server_entry_params(db, p->user, p->database, addr, kw, val);
+	const ServerLoginAs as = {.user = p->user, .dbname = p->database, .app_name = "pgflip", .addr = addr};
+	return server_login_keywords(db, &as, kw, val);
 }
 
 /* What both paths do once logged in: S carries raw messages from now on. */

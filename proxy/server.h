@@ -23,6 +23,30 @@ ServerConnectResult server_connect(Pool *pool) PROXY_MUSTCHECK;
  * own: the [databases] entry's password=, or a plain auth_file password
  * of the pool's user. Then SCRAM keys are neither kept nor used. */
 bool server_login_has_password(const Pool *pool);
+/* Keywords of one login: an entry's (libpq 15 knows about 45), plus the
+ * few that server_login_keywords adds. */
+#define SERVER_MAX_KEYWORDS 96
+/* Who a login is for: a pool's (server.c), auth_query's (authq.c), the
+ * route store's (routestore.c). */
+typedef struct ServerLoginAs {
+	const char *user;      /* the user to log in as when the entry has no user=; NULL: libpq's default */
+	bool replace_user;     /* USER replaces the entry's user= too, and its password= unless it is the same user */
+	const char *dbname;    /* when the entry has no dbname= (the [databases] key, or a client's database) */
+	const char *app_name;  /* fallback_application_name, as pg_stat_activity shows it */
+	const char *addr;      /* the host's address evdns found (hostaddr), or NULL */
+} ServerLoginAs;
+/*
+ * server_login_keywords: the libpq keywords and values of a login to DB's
+ * upstream for AS, NULL-terminated into KW and VAL (SERVER_MAX_KEYWORDS + 1
+ * each), pointing into DB, AS and the running config: the entry's own
+ * options, then what the entry leaves open: user and dbname from AS,
+ * server_tls_* as sslmode/sslrootcert/sslcert/sslkey, the plain auth_file
+ * password of the user when the entry gives none, hostaddr. False when the
+ * entry has too many keywords. Both login paths of a pool, auth_query's
+ * connections and the route store's read them.
+ */
+bool server_login_keywords(const ConfDatabase *db, const ServerLoginAs *as, const char **kw,
+			   const char **val) PROXY_MUSTCHECK;
 /* server_cancel: sends a CancelRequest for S's backend (PostgreSQL docs,
  * "Canceling Requests in Progress") without blocking the loop: libpq's
  * PQcancel on a short thread for libpq logins, login_cancel for own ones.
@@ -54,17 +78,5 @@ void server_prepare(Server *s, const char *route, bool check, const uint8_t *msg
  * server reports are kept, search_path is unknown. */
 void server_forget_settings(Server *s);
 
-/*
- * server_entry_params: the libpq keyword/value arrays (NULL-terminated, at
- * most SERVER_ENTRY_MAX_PARAMS entries with the terminator) of a login to
- * the [databases] entry DB: its own options first (they win), then USER and
- * DBNAME when given and the entry has none, fallback_application_name, the
- * server_tls_* defaults, the auth_file password of USER when it is a plain
- * one, and ADDR as hostaddr (NULL: none). The strings stay owned by the
- * config snapshot. False when the entry has too many options.
- */
-#define SERVER_ENTRY_MAX_PARAMS 96
-bool server_entry_params(const ConfDatabase *db, const char *user, const char *dbname, const char *addr,
-			 const char **kw, const char **val) PROXY_MUSTCHECK;
 
 #endif

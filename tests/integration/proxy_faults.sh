@@ -232,8 +232,12 @@ while time.time() < end:
 silent_pid=$!
 T_PIDS="$T_PIDS $silent_pid"
 sleep 0.5
+# route_db = (none): a route store on the silent database would hold
+# clients at start for up to server_connect_timeout too; this times a
+# pool's login alone
 sed -e "s/^\(\$T_DB\|$T_DB\) = .*/$T_DB = host=127.0.0.1 port=$silent dbname=x user=app/" \
-	-e "s/^server_login_retry = .*/server_connect_timeout = 1/" "$T_DIR/unix.ini" >"$T_DIR/silent.ini"
+	-e "s/^server_login_retry = .*/server_connect_timeout = 1/" -e "s/^\[databases\]/route_db =\n[databases]/" \
+	"$T_DIR/unix.ini" >"$T_DIR/silent.ini"
 pgflip_start "$T_DIR/silent.ini" || not_ok "pgflip starts (silent upstream)"
 start=$(date +%s%N)
 out=$(fpsql "$port" -c "SELECT 1" 2>&1)

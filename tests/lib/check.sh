@@ -46,9 +46,11 @@ expect_match() {
 	case "$2" in $3) ok "$1" ;; *) not_ok "$1"; echo "    # got:  '$2'"; echo "    # want: '$3'" ;; esac
 }
 
-# pgflip_start CONF: starts `pgflip serve -c CONF` in the background, waits
-# until the admin socket answers; sets PGFLIP_PID.
+# pgflip_start CONF [SOCKET]: starts `pgflip serve -c CONF` in the background,
+# waits until the admin socket (SOCKET, default $T_DIR/admin.sock) answers;
+# sets PGFLIP_PID.
 pgflip_start() {
+	_ps_sock=${2:-$T_DIR/admin.sock}
 	if [ -n "$T_VG" ]; then
 		set -- valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 			--track-fds=no --log-file="$T_DIR/valgrind.%p.log" "$TOP/$PGFLIP" serve -c "$1"
@@ -61,7 +63,7 @@ pgflip_start() {
 	[ -n "$T_VG" ] && T_VG_PIDS="$T_VG_PIDS $PGFLIP_PID"
 	i=0
 	while [ $i -lt "$T_WAIT" ]; do
-		"$TOP/$PGFLIP" ctl -s "$T_DIR/admin.sock" status >/dev/null 2>&1 && return 0
+		"$TOP/$PGFLIP" ctl -s "$_ps_sock" status >/dev/null 2>&1 && return 0
 		kill -0 "$PGFLIP_PID" 2>/dev/null || { echo "# pgflip died:"; sed 's/^/# /' "$T_DIR/pgflip.log"; return 1; }
 		sleep 0.1; i=$((i + 1))
 	done

@@ -1158,6 +1158,35 @@ static void test_nul_byte_refused(void **state)
 	conf_free(conf);
 }
 
+/* ---- route_db ---- */
+
+static void test_route_db(void **state)
+{
+	(void)state;
+	/* unset: the first entry that is not the fallback "*" */
+	Conf *conf = load_text("[databases]\n* = host=x\nshop = dbname=s\nother = dbname=o\n" ROUTES);
+	assert_string_equal(conf->route_db, "shop");
+	conf_free(conf);
+	conf = load_text("[databases]\n* = host=x\n" ROUTES);
+	assert_null(conf->route_db);
+	conf_free(conf);
+	/* empty: memory only */
+	conf = load_text("[pgflip]\nroute_db =\n" DATABASES ROUTES);
+	assert_null(conf->route_db);
+	conf_free(conf);
+	/* named; before or after [databases], the last one wins */
+	conf = load_text("[pgflip]\nroute_db = demo\n" DATABASES ROUTES);
+	assert_string_equal(conf->route_db, "demo");
+	conf_free(conf);
+	conf = load_text("[databases]\na = dbname=a\nb = dbname=b\n[pgflip]\nroute_db = a\nroute_db = b\n" ROUTES);
+	assert_string_equal(conf->route_db, "b");
+	conf_free(conf);
+	assert_load_error("[pgflip]\nlisten_port = 1\nroute_db = nosuch\n" DATABASES ROUTES,
+			  "3: route_db: no [databases] entry 'nosuch'");
+	assert_load_error("[pgflip]\nroute_db = *\n[databases]\n* = host=x\n" ROUTES,
+			  "2: route_db: '*' is the fallback entry, it names no database of its own");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1182,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_route_errors),
 		cmocka_unit_test(test_canary),
 		cmocka_unit_test(test_canary_key),
+		cmocka_unit_test(test_route_db),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_schema_name_ok),

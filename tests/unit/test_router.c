@@ -878,6 +878,94 @@ static void test_equal_conf(void **state)
 	conf_free(c3);
 }
 
+/* ---- rows (the route store's shape) ------------------------------------ */
+
+static void test_rows_round_trip(void **state)
+{
+	(void)state;
+	ConfRoutes cr = mixed_routes();
+	cr.canary_schema = "v_canary";
+	cr.canary_percent = 7;
+	Router r, back;
+	router_init(&r);
+	router_load(&r, &cr);
+	size_t n = 0;
+	RouteRow *rows = router_to_rows(&r, &n);
+	assert_int_equal(n, 8);
+	assert_string_equal(rows[0].kind, "default");
+	assert_string_equal(rows[0].key, "");
+	assert_string_equal(rows[0].schema, "v_default");
+	assert_string_equal(rows[1].kind, "addr");
+	assert_string_equal(rows[1].key, "10.0.0.0/8");
+	assert_string_equal(rows[3].kind, "app");
+	assert_string_equal(rows[7].kind, "canary");
+	assert_int_equal(rows[7].percent, 7);
+	char err[256];
+	assert_true(router_from_rows(&back, rows, n, "test", err, sizeof(err)));
+	assert_true(router_equal(&r, &back));
+	/* the same table routes alike: the shadowed pins keep their order */
+	struct sockaddr_in a4;
+	memset(&a4, 0, sizeof(a4));
+	a4.sin_family = AF_INET;
+	inet_pton(AF_INET, "10.1.2.3", &a4.sin_addr);
+	assert_string_equal(router_route(&back, "web-1", "bob", (struct sockaddr *)&a4, NULL), "v_web");
+	assert_string_equal(router_route(&back, "x", "bob", (struct sockaddr *)&a4, NULL), "v_net");
+	free(rows);
+
+	/* router_replace: the content moves, the generation goes up by one */
+	uint64_t gen = r.generation;
+	Router other;
+	router_init(&other);
+	assert_true(router_set_default(&other, "v_other", err, sizeof(err)));
+	assert_false(router_equal(&r, &other));
+	router_replace(&r, &other);
+	assert_int_equal(r.generation, gen + 1);
+	assert_string_equal(r.default_schema, "v_other");
+	assert_int_equal(r.n_pins, 0);
+	assert_null(other.default_schema);
+	router_free(&r);
+	router_free(&back);
+	router_free(&other);
+}
+
+static void test_rows_bad(void **state)
+{
+	(void)state;
+	Router r;
+	char err[256];
+	/* bad rows are skipped, the rest is applied */
+	const RouteRow rows[] = {
+		{"default", "", "v1", 0, NULL},
+		{"app", "web-*", "Bad;Name", 0, NULL},     /* the schema-name rule */
+		{"app", "ok-*", "v2", 0, NULL},
+		{"addr", "not-a-cidr", "v2", 0, NULL},
+		{"user", "", "v2", 0, NULL},               /* empty key */
+		{"nonsense", "x", "v2", 0, NULL},          /* unknown kind */
+		{"app", "ok-*", "v3", 0, NULL},            /* a second row for one pin */
+		{"default", "", "v9", 0, NULL},            /* a second default */
+		{"canary", "", "v2", 0, NULL},             /* percent 0 */
+		{"canary", "x", "v2", 5, NULL},            /* canary with a key */
+		{"user", "bob", "pg_catalog", 0, NULL},    /* a system schema */
+		{"user", "ann", NULL, 0, NULL},            /* NULL schema */
+		{"canary", "", "v3", 20, NULL},
+	};
+	assert_true(router_from_rows(&r, rows, sizeof(rows) / sizeof(rows[0]), "test", err, sizeof(err)));
+	assert_string_equal(r.default_schema, "v1");
+	assert_int_equal(r.n_pins, 1);
+	assert_string_equal(r.pins[0].key, "ok-*");
+	assert_string_equal(r.pins[0].schema, "v2");
+	assert_string_equal(r.canary_schema, "v3");
+	assert_int_equal(r.canary_percent, 20);
+	router_free(&r);
+	/* no valid default: nothing */
+	const RouteRow nodefault[] = {{"default", "", "Nope", 0, NULL}, {"app", "a", "v1", 0, NULL}};
+	assert_false(router_from_rows(&r, nodefault, 2, "database shop", err, sizeof(err)));
+	assert_string_equal(err, "routes from database shop have no valid default row");
+	assert_null(r.default_schema);
+	assert_int_equal(r.n_pins, 0);
+	router_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -887,6 +975,7 @@ int main(void)
 	        cmocka_unit_test(test_set_canary),     cmocka_unit_test(test_equal_conf),
 	        cmocka_unit_test(test_hash_vectors),   cmocka_unit_test(test_canary_buckets),
 	        cmocka_unit_test(test_set_canary_opts), cmocka_unit_test(test_flip),
+	        cmocka_unit_test(test_rows_round_trip), cmocka_unit_test(test_rows_bad),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
