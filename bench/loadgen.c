@@ -157,6 +157,8 @@ typedef struct Conn {
 	int64_t reconnect_at_us;
 	int64_t backoff_us;
 	int nulls;                /* consecutive NULL results (pipeline separators) */
+	char fatal_code[12];      /* a FATAL the server sent while no query ran (libpq */
+	char fatal_msg[256];      /* hands those to the notice receiver), e.g. 57P01 */
 	Tx tx;
 } Conn;
 
@@ -585,21 +587,19 @@ static void group_templates(Group *g)
 			die("group %s: --columns %s: expected KEY,TEXT,INT (TEXT may be empty)", g->name, g->columns);
 		if (!three)
 			text[0] = '\0';
-		char buf[1024];
+		/* without a TEXT column, the templates leave $2 out */
+		char tcol[80] = "", tset[80] = "", buf[1024];
+		if (text[0]) {
+			snprintf(tcol, sizeof(tcol), ", %s", text);
+			snprintf(tset, sizeof(tset), "%s = $2, ", text);
+		}
 		if (!g->sql[OP_INSERT]) {
-			if (text[0])
-				snprintf(buf, sizeof(buf), "INSERT INTO %s (%s, %s, %s) VALUES ($1, $2, $3)", g->table, key,
-					 text, num);
-			else
-				snprintf(buf, sizeof(buf), "INSERT INTO %s (%s, %s) VALUES ($1, $3)", g->table, key, num);
+			snprintf(buf, sizeof(buf), "INSERT INTO %s (%s%s, %s) VALUES ($1%s, $3)", g->table, key, tcol, num,
+				 text[0] ? ", $2" : "");
 			g->sql[OP_INSERT] = xstrdup(buf);
 		}
 		if (!g->sql[OP_UPDATE]) {
-			if (text[0])
-				snprintf(buf, sizeof(buf), "UPDATE %s SET %s = $2, %s = $3 WHERE %s = $1", g->table, text,
-					 num, key);
-			else
-				snprintf(buf, sizeof(buf), "UPDATE %s SET %s = $3 WHERE %s = $1", g->table, num, key);
+			snprintf(buf, sizeof(buf), "UPDATE %s SET %s%s = $3 WHERE %s = $1", g->table, tset, num, key);
 			g->sql[OP_UPDATE] = xstrdup(buf);
 		}
 		if (!g->sql[OP_READ]) {
@@ -649,6 +649,21 @@ static OpKind pick_op(Conn *c)
 static void record_tx(Loadgen *lg, Conn *c, int64_t end_us);
 static void conn_broken(Loadgen *lg, Conn *c, const char *code, const char *msg, int64_t now);
 
+/* libpq's notice receiver: keeps a FATAL (or PANIC) that came while no
+ * query ran, such as 57P01 from pg_terminate_backend, so that the end of
+ * the session is reported with its SQLSTATE and not as a lost connection;
+ * other notices are dropped. */
+static void conn_notice(void *arg, const PGresult *r)
+{
+	Conn *c = arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (!sev || (strcmp(sev, "FATAL") != 0 && strcmp(sev, "PANIC") != 0) || c->fatal_code[0])
+		return;
+	snprintf(c->fatal_code, sizeof(c->fatal_code), "%s", code ? code : "08006");
+	snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s", PQresultErrorMessage(r));
+}
+
 /* Starts C's login (libpq's non-blocking connect, application_name = the
  * group's name). */
 static void conn_connect(Loadgen *lg, Conn *c, int64_t now)
@@ -658,6 +673,9 @@ static void conn_connect(Loadgen *lg, Conn *c, int64_t now)
 	c->pg = PQconnectStartParams(kw, val, 1);
 	c->state = C_CONNECTING;
 	c->want_write = true;
+	c->fatal_code[0] = '\0';
+	if (c->pg)
+		PQsetNoticeReceiver(c->pg, conn_notice, c);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD)
 		conn_broken(lg, c, "08001", c->pg ? PQerrorMessage(c->pg) : "out of memory", now);
 }
@@ -666,6 +684,10 @@ static void conn_connect(Loadgen *lg, Conn *c, int64_t now)
  * CODE, and C reconnects after a backoff. */
 static void conn_broken(Loadgen *lg, Conn *c, const char *code, const char *msg, int64_t now)
 {
+	if (c->fatal_code[0]) {
+		code = c->fatal_code;
+		msg = c->fatal_msg;
+	}
 	if (c->state == C_BUSY) {
 		if (!c->tx.failed) {
 			c->tx.failed = true;
@@ -894,7 +916,11 @@ static void tx_result(Loadgen *lg, Conn *c, PGresult *r, int64_t now)
 /* Reads what C's socket has. */
 static void conn_read(Loadgen *lg, Conn *c, int64_t now)
 {
-	if (!PQconsumeInput(c->pg)) {
+	/* PQconsumeInput only reads; PQisBusy parses, which hands a FATAL of an
+	 * idle session to conn_notice */
+	bool read_ok = PQconsumeInput(c->pg);
+	(void)PQisBusy(c->pg);
+	if (!read_ok) {
 		conn_broken(lg, c, "08006", PQerrorMessage(c->pg), now);
 		return;
 	}
@@ -1071,13 +1097,26 @@ static bool group_should_stop(const Loadgen *lg, const Group *g, int64_t now)
 	return g->stop_file && file_exists(g->stop_file);
 }
 
-/* G's transactions that were due by its stop but never sent. */
+/* May C send its next transaction now? While G runs, when it is due; once
+ * G stopped, the ones that were due before the stop still go (the drain):
+ * a backlog at the stop is latency, not transactions lost. */
+static bool conn_may_send(const Group *g, const Conn *c, int64_t now)
+{
+	if (c->state != C_READY || c->next_due_us > now)
+		return false;
+	return g->state == G_RUNNING || (g->state == G_STOPPING && c->next_due_us < g->stop_us);
+}
+
+/* G's transactions that were due before its stop and not sent by the end of
+ * the drain. */
 static void group_count_unsent(Group *g)
 {
+	if (!g->t0_us)
+		return;
 	for (int i = 0; i < g->n_conns; i++) {
 		Conn *c = &g->conns[i];
 		uint64_t k = c->k;
-		while (conn_due(c, k) <= g->stop_us)
+		while (conn_due(c, k) < g->stop_us)
 			k++;
 		g->st.unsent += k - c->k;
 	}
@@ -1098,6 +1137,7 @@ static void flush_outputs(Loadgen *lg)
  * "group NAME stopped" can read all of G's lines. */
 static void group_close(Loadgen *lg, Group *g, int64_t now)
 {
+	group_count_unsent(g);
 	for (int i = 0; i < g->n_conns; i++) {
 		Conn *c = &g->conns[i];
 		if (c->state == C_BUSY)
@@ -1151,14 +1191,17 @@ static void group_tick(Loadgen *lg, Group *g, int64_t now, bool check_files)
 		if (check_files && group_should_stop(lg, g, now)) {
 			g->state = G_STOPPING;
 			g->stop_us = now;
-			group_count_unsent(g);
 		}
 		break;
 	case G_STOPPING: {
-		bool busy = false;
-		for (int i = 0; i < g->n_conns; i++)
-			busy |= g->conns[i].state == C_BUSY;
-		if (!busy || now - g->stop_us >= (int64_t)(lg->drain_s * 1e6))
+		/* done when no connection is in a transaction or owes one due before
+		 * the stop (a broken one owes nothing more: it is not reopened) */
+		bool pending = false;
+		for (int i = 0; i < g->n_conns; i++) {
+			const Conn *c = &g->conns[i];
+			pending |= c->state == C_BUSY || (c->state == C_READY && conn_due(c, c->k) < g->stop_us);
+		}
+		if (!pending || now - g->stop_us >= (int64_t)(lg->drain_s * 1e6))
 			group_close(lg, g, now);
 		break;
 	}
@@ -1173,11 +1216,10 @@ static void conns_tick(Loadgen *lg, Group *g, int64_t now)
 		Conn *c = &g->conns[i];
 		if (c->state == C_BROKEN && now >= c->reconnect_at_us && (g->state == G_RUNNING || g->state == G_CONNECTING))
 			conn_connect(lg, c, now);
-		if (g->state == G_RUNNING && c->state == C_READY) {
+		if (c->state == C_READY)
 			c->next_due_us = conn_due(c, c->k);
-			if (c->next_due_us <= now)
-				tx_send(lg, c, c->next_due_us, now);
-		}
+		if ((g->state == G_RUNNING || g->state == G_STOPPING) && conn_may_send(g, c, now))
+			tx_send(lg, c, c->next_due_us, now);
 	}
 }
 
@@ -1197,7 +1239,8 @@ static int64_t next_wakeup(const Loadgen *lg, int64_t now)
 		const Group *g = lg->groups[i];
 		for (int j = 0; j < g->n_conns; j++) {
 			const Conn *c = &g->conns[j];
-			if (g->state == G_RUNNING && c->state == C_READY && c->next_due_us < t)
+			bool owes = g->state == G_RUNNING || (g->state == G_STOPPING && c->next_due_us < g->stop_us);
+			if (owes && c->state == C_READY && c->next_due_us < t)
 				t = c->next_due_us;
 			if (c->state == C_BROKEN && c->reconnect_at_us < t)
 				t = c->reconnect_at_us;
