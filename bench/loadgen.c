@@ -24,7 +24,10 @@
  * --mix weights) and, with --route, `SELECT current_setting('search_path')`,
  * both sent as one pipeline that ends in one Sync. PostgreSQL runs the
  * statements before a Sync as one implicit transaction, so the route read
- * is the route that the statement ran on, and it costs no round trip.
+ * is the route that the statement ran on, and it costs no round trip. With
+ * --prepared, the statement is a named prepared statement (lg_insert,
+ * lg_update, lg_read), which each connection prepares in the pipeline of
+ * its first use, and again after a reconnect, as drivers do.
  *
  * Templates take three parameters, always sent, typed: $1 the key (bigint),
  * $2 a text value, $3 an integer value; a template may leave any of them
@@ -99,6 +102,9 @@ static const char lg_route_sql[] = "SELECT pg_catalog.current_setting('search_pa
 typedef enum { OP_INSERT, OP_UPDATE, OP_READ, OP_COUNT } OpKind;
 static const char *const op_names[OP_COUNT] = {"insert", "update", "read"};
 
+/* What each result of a transaction's pipeline answers, in order. */
+typedef enum { R_PREPARE, R_STATEMENT, R_ROUTE } ResultRole;
+
 typedef enum { G_WAITING, G_CONNECTING, G_RUNNING, G_STOPPING, G_DONE } GroupState;
 typedef enum { C_OFF, C_CONNECTING, C_READY, C_BUSY, C_BROKEN, C_CLOSED } ConnState;
 
@@ -138,7 +144,9 @@ typedef struct Tx {
 	char code[12];
 	char msg[256];
 	char route[64];
-	int results;              /* statements answered so far */
+	ResultRole roles[3];      /* what the pipeline's results answer, in order */
+	int n_roles;
+	int results;              /* results seen so far */
 } Tx;
 
 typedef struct Conn {
@@ -157,6 +165,7 @@ typedef struct Conn {
 	int64_t reconnect_at_us;
 	int64_t backoff_us;
 	int nulls;                /* consecutive NULL results (pipeline separators) */
+	bool prepared[OP_COUNT];  /* --prepared: lg_<op> exists on this session */
 	char fatal_code[12];      /* a FATAL the server sent while no query ran (libpq */
 	char fatal_msg[256];      /* hands those to the notice receiver), e.g. 57P01 */
 	Tx tx;
@@ -187,6 +196,7 @@ struct Group {
 	double start_after_s, stop_after_s; /* < 0: not set */
 	char *start_file, *stop_file;
 	bool check;
+	bool prepared;            /* named prepared statements (Parse once per connection) */
 	GroupState state;
 	int64_t t0_us, begin_us, stop_us; /* schedule start, start condition met, stop */
 	Conn *conns;
@@ -435,6 +445,8 @@ static void usage(FILE *f)
 	      "  --insert SQL --update SQL --read SQL   templates: $1 key (bigint), $2 text, $3 integer\n"
 	      "  --check              an update or insert must change 1 row; a read must return 1 row whose\n"
 	      "                       first two columns (text, integer; NULL: not compared) equal the last write\n"
+	      "  --prepared           named prepared statements (lg_insert...), prepared by each connection\n"
+	      "                       in the pipeline of its first use, as drivers do (default: unnamed)\n"
 	      "  --start-after S      start S seconds after launch     --start-file PATH  start when PATH exists\n"
 	      "  --stop-after S       stop S seconds after launch      --group-stop-file PATH  stop when PATH exists\n"
 	      "\n"
@@ -504,6 +516,10 @@ static void parse_args(Loadgen *lg, int argc, char **argv)
 		}
 		if (!strcmp(o, "--check")) {
 			g->check = true;
+			continue;
+		}
+		if (!strcmp(o, "--prepared")) {
+			g->prepared = true;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -674,6 +690,7 @@ static void conn_connect(Loadgen *lg, Conn *c, int64_t now)
 	c->state = C_CONNECTING;
 	c->want_write = true;
 	c->fatal_code[0] = '\0';
+	memset(c->prepared, 0, sizeof(c->prepared));
 	if (c->pg)
 		PQsetNoticeReceiver(c->pg, conn_notice, c);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD)
@@ -772,9 +789,23 @@ static void tx_send(Loadgen *lg, Conn *c, int64_t sched, int64_t now)
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, t->id);
 	snprintf(numbuf, sizeof(numbuf), "%" PRId32, t->num);
 	const char *params[3] = {idbuf, t->text, numbuf};
-	bool ok = PQsendQueryParams(c->pg, g->sql[t->op], 3, lg_param_types, params, NULL, NULL, 0);
-	if (ok && lg->route)
+	bool ok = true;
+	if (g->prepared) {
+		char name[16];
+		snprintf(name, sizeof(name), "lg_%s", op_names[t->op]);
+		if (!c->prepared[t->op]) {
+			ok = PQsendPrepare(c->pg, name, g->sql[t->op], 3, lg_param_types);
+			t->roles[t->n_roles++] = R_PREPARE;
+		}
+		ok = ok && PQsendQueryPrepared(c->pg, name, 3, params, NULL, NULL, 0);
+	} else {
+		ok = PQsendQueryParams(c->pg, g->sql[t->op], 3, lg_param_types, params, NULL, NULL, 0);
+	}
+	t->roles[t->n_roles++] = R_STATEMENT;
+	if (ok && lg->route) {
 		ok = PQsendQueryParams(c->pg, lg_route_sql, 0, NULL, NULL, NULL, NULL, 0);
+		t->roles[t->n_roles++] = R_ROUTE;
+	}
 	ok = ok && PQpipelineSync(c->pg);
 	g->st.sent++;
 	c->k++;
@@ -893,12 +924,15 @@ static void tx_check(Conn *c, const PGresult *r)
 static void tx_result(Loadgen *lg, Conn *c, PGresult *r, int64_t now)
 {
 	Tx *t = &c->tx;
+	ResultRole role = t->results < t->n_roles ? t->roles[t->results] : R_ROUTE;
 	switch (PQresultStatus(r)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
-		if (t->results == 0 && c->g->check)
+		if (role == R_PREPARE)
+			c->prepared[t->op] = true;
+		else if (role == R_STATEMENT && c->g->check)
 			tx_check(c, r);
-		else if (t->results == 1 && PQntuples(r) == 1)
+		else if (role == R_ROUTE && PQntuples(r) == 1)
 			snprintf(t->route, sizeof(t->route), "%s", PQgetvalue(r, 0, 0));
 		t->results++;
 		break;

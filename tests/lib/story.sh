@@ -58,9 +58,12 @@ ANALYZE items;"
 #   app-v2        STORY_RATE_V2 (50), v2 columns (title, and score, which
 #                 v2 writes itself as qty * 10 + 7), from DIR/go-v2 to DIR/stop-v2
 #   app-any       STORY_RATE_ANY (50), unpinned, code that works on both
-#                 versions (updates and reads of qty only), from DIR/go-any
-#   app-v2-again  as app-v2, from DIR/go-v2-again (after the second start)
-# Every group stops at DIR/stop.
+#                 versions (updates and reads of qty only), from DIR/go-any;
+#                 named prepared statements, which cross every route flip
+#   app-v2-again  as app-v2, from DIR/go-v2-again (after the second start),
+#                 named prepared statements (complete rebuilds their views)
+# Every group stops at DIR/stop. With STORY_V2_SQL=v1, the v2 groups run
+# v1's SQL (a load of the same shape where there is no v2).
 story_loadgen() {
 	_sd=$1 _sdsn=$2 _sldsn=$3
 	shift 3
@@ -68,6 +71,11 @@ story_loadgen() {
 	_v2_ins='INSERT INTO items (id, title, qty, score) VALUES ($1, $2, $3, $3 * 10 + 7)'
 	_v2_upd='UPDATE items SET title = $2, qty = $3, score = $3 * 10 + 7 WHERE id = $1'
 	_v2_read='SELECT title, qty FROM items WHERE id = $1'
+	if [ "${STORY_V2_SQL:-v2}" = v1 ]; then
+		_v2_ins='INSERT INTO items (id, name, qty) VALUES ($1, $2, $3)'
+		_v2_upd='UPDATE items SET name = $2, qty = $3 WHERE id = $1'
+		_v2_read='SELECT name, qty FROM items WHERE id = $1'
+	fi
 	rm -f "$_sd"/go-* "$_sd"/stop*
 	"$TOP/$LOADGEN" --dsn "$_sdsn" --lock-dsn "$_sldsn" --route --check --stop-file "$_sd/stop" \
 		--csv "$_sd/txn.csv" --ledger "$_sd/ledger.csv" --lock-csv "$_sd/locks.csv" --summary "$_sd/summary.txt" "$@" \
@@ -75,8 +83,8 @@ story_loadgen() {
 		--group "app-v1:$_sc" --rate "${STORY_RATE_V1:-100}" --group-stop-file "$_sd/stop-v1" \
 		--group "app-v2:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2" --group-stop-file "$_sd/stop-v2" \
 		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" \
-		--group "app-any:$_sc" --rate "${STORY_RATE_ANY:-50}" --start-file "$_sd/go-any" --columns id,,qty --mix 0:1:1 \
-		--group "app-v2-again:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2-again" \
+		--group "app-any:$_sc" --rate "${STORY_RATE_ANY:-50}" --start-file "$_sd/go-any" --columns id,,qty --mix 0:1:1 --prepared \
+		--group "app-v2-again:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2-again" --prepared \
 		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" \
 		>"$_sd/loadgen.out" 2>"$_sd/loadgen.err" &
 	STORY_LG_PID=$!
