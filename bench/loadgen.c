@@ -56,7 +56,9 @@
  *
  * The lock sampler (--lock-dsn CONNINFO, straight to PostgreSQL) queries
  * pg_locks every --lock-every ms for locks not granted, with their
- * waitstart and pg_blocking_pids(), and keeps the longest wait per
+ * waitstart and pg_blocking_pids() (each blocker named by its
+ * application_name, else its backend_type, which every user may read, so
+ * that an autovacuum worker is named too), and keeps the longest wait per
  * application_name: a group's (pgflip carries the client's
  * application_name to the backend) and every other session's, such as a
  * migrator's. It sees waits of at least the sampling period, and is low by
@@ -981,8 +983,9 @@ static void conn_read(Loadgen *lg, Conn *c, int64_t now)
 static const char lg_lock_sql[] =
 	"SELECT a.application_name, l.pid, "
 	"(extract(epoch FROM clock_timestamp() - l.waitstart) * 1000000)::bigint, "
-	"l.locktype || ' ' || l.mode || coalesce(' on ' || l.relation::regclass::text, '') "
-	"|| ' blocked by ' || pg_catalog.pg_blocking_pids(l.pid)::text "
+	"l.locktype || ' ' || l.mode || coalesce(' on ' || l.relation::regclass::text, '') || ' blocked by ' || "
+	"coalesce((SELECT string_agg(b.pid || ' (' || coalesce(nullif(b.application_name, ''), b.backend_type) || ')', ', ') "
+	"FROM pg_catalog.pg_stat_activity b WHERE b.pid = ANY (pg_catalog.pg_blocking_pids(l.pid))), '?') "
 	"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
 	"WHERE NOT l.granted AND l.waitstart IS NOT NULL";
 

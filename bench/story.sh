@@ -18,13 +18,17 @@
 #   baseline  through pgflip, no migration: the same groups started and
 #             stopped at the same moments of the run as in `story` (v2's
 #             groups run v1's SQL: there is no v2 without a migration).
-#   direct-backfill  app-v1 alone straight to PostgreSQL while `pgflip
-#             migrate start` (the CLI, another process) backfills the table.
+#   cli-backfill     app-v1 alone through pgflip while `pgflip migrate
+#             start` (the CLI, another process) backfills the table.
+#   direct-backfill  the same straight to PostgreSQL.
 #   direct-idle      the same, at the same moments, with no migration.
-# So the latency while a backfill runs is given twice: through pgflip (the
-# backfill on pgflip's worker thread) against `baseline`, and direct
-# against `direct-idle`. The second ratio is PostgreSQL's own work; what the
-# first adds to it is pgflip's.
+# So the latency while a backfill runs is given three times, each against
+# the same moments of a run without one: through pgflip with the backfill
+# on pgflip's worker thread (story against baseline), through pgflip with
+# the backfill in another process (cli-backfill against baseline), and
+# direct (direct-backfill against direct-idle). The last is PostgreSQL's
+# own work (and the machine's); the second adds the proxy's hop under that
+# load; what the first adds to the second is the worker thread's.
 #
 # Flip latency: every transaction of the load generator also reads
 # current_setting('search_path') in its own pipeline (--route), so the CSV
@@ -135,7 +139,7 @@ steps_story() {
 	go stop
 }
 
-# app-v1 straight to PostgreSQL, a CLI backfill in the middle (run
+# app-v1 alone, a CLI backfill in the middle (runs "cli-backfill",
 # "direct-backfill")
 steps_direct_backfill() {
 	sleep "$STORY_HOLD"
@@ -193,6 +197,7 @@ rows_bad=$(story_bad_rows bq app-v1,app-v2,app-any,app-v2-again public title app
 rows_untouched=$(story_untouched_bad bq "$STORY_ROWS")
 STORY_V2_SQL=v1 # no v2 without a migration: v2's groups run v1's SQL
 run baseline "$FLIP_DSN" replay story
+run cli-backfill "$FLIP_DSN" steps_direct_backfill
 run direct-backfill "host=127.0.0.1 port=$pg_port dbname=bench user=app" steps_direct_backfill
 run direct-idle "host=127.0.0.1 port=$pg_port dbname=bench user=app" replay direct-backfill
 
@@ -238,10 +243,12 @@ log_us() {
 }
 # the first backfill: through pgflip from its log, direct from the CLI's lines
 bf_p0=$(log_us "$RES/story/pgflip.log" "migrate: backfilling") bf_p1=$(log_us "$RES/story/pgflip.log" "migrate: backfilled")
-bf_d0=$(awk '/backfilling/ { print $1; exit }' "$RES/direct-backfill/cli.log")
-bf_d1=$(awk '/backfilled/ { print $1; exit }' "$RES/direct-backfill/cli.log")
 bf_prate=$(grep -m 1 'migrate: backfilled' "$RES/story/pgflip.log" | sed -n 's/.*(\([0-9]*\) rows\/s).*/\1/p')
-bf_drate=$(grep -m 1 'backfilled' "$RES/direct-backfill/cli.log" | sed -n 's/.*(\([0-9]*\) rows\/s).*/\1/p')
+# cli_window RUN: "FROM TO ROWS/S" of the CLI's backfill in RUN
+cli_window() {
+	awk '/backfilling/ && !a { a = $1 } /backfilled/ && !b { b = $1; r = $0; sub(/.*\(/, "", r); sub(/ rows\/s.*/, "", r) }
+		END { print a, b, r }' "$RES/$1/cli.log"
+}
 # the same moments of the runs without a migration
 launch() { sed -n 2p "$RES/$1/txn.csv" | cut -d, -f6; } # the first scheduled transaction: the runs' common origin
 on_base() { echo $(($1 - $(launch "$2") + $(launch "$3"))); } # T FROM_RUN TO_RUN
@@ -286,7 +293,8 @@ summary() {
 	echo "3. app-v1's latency while the first backfill of $STORY_ROWS rows runs, against the same moments with no migration"
 	printf '%-8s %-28s %6s %8s | %-22s | %-22s | %s\n' target "backfill by" secs "rows/s" "without: p50/p99/max" "during: p50/p99/max" "p50, p99 ratio"
 	echo "target,window_s,rows_per_s,base_n,base_p50_ms,base_p99_ms,base_max_ms,during_n,during_p50_ms,during_p99_ms,during_max_ms" >"$RES/backfill.csv"
-	for t in "pgflip story baseline $bf_p0 $bf_p1 ${bf_prate:--} worker-thread" "direct direct-backfill direct-idle $bf_d0 $bf_d1 ${bf_drate:--} CLI"; do
+	for t in "pgflip story baseline $bf_p0 $bf_p1 ${bf_prate:--} worker-thread" \
+		"pgflip cli-backfill baseline $(cli_window cli-backfill) CLI" "direct direct-backfill direct-idle $(cli_window direct-backfill) CLI"; do
 		set -- $t
 		b=$(lat_stats "$3" app-v1 "$(on_base "$4" "$2" "$3")" "$(on_base "$5" "$2" "$3")")
 		d=$(lat_stats "$2" app-v1 "$4" "$5")
