@@ -50,15 +50,24 @@
  * committed write (a write whose connection died before its answer is
  * listed with status `unknown`: it may or may not have committed). The
  * summary (stdout, and --summary FILE) per group: sent, ok, failed with
- * their SQLSTATEs and first messages, transactions never sent (still due at
- * the stop), p50/p99/max latency, seconds of its running time with zero
- * commits, and, with --lock-dsn, the longest lock wait of its backends.
+ * their SQLSTATEs and first messages (failed transactions, and also logins
+ * that failed and sessions that the server ended between transactions:
+ * 08001 for a login, the FATAL's SQLSTATE such as 57P01, else 08006),
+ * transactions never sent (due before the stop, still not sent when the
+ * drain ended), p50/p99/max latency of every finished transaction, the
+ * longest lag (a due transaction that its connection could not send yet,
+ * because its previous one was still running, or because this process did
+ * not run: a lag on every connection at once is the generator's, not the
+ * target's), seconds
+ * of its running time with zero commits, and, with --lock-dsn, the longest
+ * lock wait of its backends.
  *
  * The lock sampler (--lock-dsn CONNINFO, straight to PostgreSQL) queries
  * pg_locks every --lock-every ms for locks not granted, with their
  * waitstart and pg_blocking_pids() (each blocker named by its
- * application_name, else its backend_type, which every user may read, so
- * that an autovacuum worker is named too), and keeps the longest wait per
+ * application_name, else its backend_type, else, where pg_stat_activity
+ * hides both from this user, by the locks it holds on that relation), and
+ * keeps the longest wait per
  * application_name: a group's (pgflip carries the client's
  * application_name to the backend) and every other session's, such as a
  * migrator's. It sees waits of at least the sampling period, and is low by
@@ -179,6 +188,7 @@ typedef struct Stats {
 	size_t n_errs;
 	uint64_t other_errs;
 	uint32_t *lat;            /* latency (us) of every finished transaction */
+	int64_t max_lag_us;       /* the longest a due transaction waited to be sent */
 	size_t n_lat, cap_lat;
 	uint32_t *per_sec;        /* commits per second since t0 */
 	size_t n_sec;
@@ -400,13 +410,18 @@ static void stats_commit_at(Stats *st, int64_t sec)
 	st->per_sec[sec]++;
 }
 
+/* A longer wait than M's replaces it. Its detail is kept from an earlier
+ * sample when this one names no blocker: the last sample of a wait often
+ * comes after the blocker let go and before the waiter got the lock. */
 static void lockmax_note(LockMax *m, const char *app, int64_t wait_us, const char *detail)
 {
 	if (wait_us <= m->wait_us)
 		return;
 	snprintf(m->app, sizeof(m->app), "%s", app);
 	m->wait_us = wait_us;
-	snprintf(m->detail, sizeof(m->detail), "%s", detail);
+	size_t n = strlen(detail);
+	if (!m->detail[0] || n < 2 || strcmp(detail + n - 2, " ?") != 0)
+		snprintf(m->detail, sizeof(m->detail), "%s", detail);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -846,6 +861,8 @@ static void record_tx(Loadgen *lg, Conn *c, int64_t end_us)
 	Stats *st = &g->st;
 	int64_t lat = end_us - t->sched_us;
 	stats_latency(st, lat);
+	if (t->sent_us - t->sched_us > st->max_lag_us)
+		st->max_lag_us = t->sent_us - t->sched_us;
 	if (t->failed) {
 		st->failed++;
 		st->iv_failed++;
@@ -984,8 +1001,11 @@ static const char lg_lock_sql[] =
 	"SELECT a.application_name, l.pid, "
 	"(extract(epoch FROM clock_timestamp() - l.waitstart) * 1000000)::bigint, "
 	"l.locktype || ' ' || l.mode || coalesce(' on ' || l.relation::regclass::text, '') || ' blocked by ' || "
-	"coalesce((SELECT string_agg(b.pid || ' (' || coalesce(nullif(b.application_name, ''), b.backend_type) || ')', ', ') "
-	"FROM pg_catalog.pg_stat_activity b WHERE b.pid = ANY (pg_catalog.pg_blocking_pids(l.pid))), '?') "
+	"coalesce((SELECT string_agg(b.pid || ' (' || coalesce(nullif(s.application_name, ''), s.backend_type, "
+	"'holds ' || (SELECT string_agg(DISTINCT h.mode, '+') FROM pg_catalog.pg_locks h "
+	"WHERE h.pid = b.pid AND h.granted AND h.relation = l.relation), '?') || ')', ', ') "
+	"FROM unnest(pg_catalog.pg_blocking_pids(l.pid)) b(pid) "
+	"LEFT JOIN pg_catalog.pg_stat_activity s ON s.pid = b.pid), '?') "
 	"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
 	"WHERE NOT l.granted AND l.waitstart IS NOT NULL";
 
@@ -1460,8 +1480,8 @@ static void summary_print(const Loadgen *lg, FILE *f, int64_t end)
 		(double)(end - lg->mono0_us) / 1e6);
 	if (lg->lock.dsn)
 		fprintf(f, "lock sampler: every %.0f ms, %" PRIu64 " samples\n", lg->lock.every_us / 1000.0, lg->lock.samples);
-	fprintf(f, "%-16s %5s %8s %9s %9s %7s %7s %9s %9s %9s %6s %10s  %s\n", "group", "conns", "rate/s", "sent", "ok",
-		"failed", "unsent", "p50_ms", "p99_ms", "max_ms", "zero_s", "lockw_ms", "errors");
+	fprintf(f, "%-16s %5s %8s %9s %9s %7s %7s %9s %9s %9s %8s %6s %10s  %s\n", "group", "conns", "rate/s", "sent", "ok",
+		"failed", "unsent", "p50_ms", "p99_ms", "max_ms", "lag_ms", "zero_s", "lockw_ms", "errors");
 	for (int i = 0; i < lg->n_groups; i++) {
 		const Group *g = lg->groups[i];
 		const Stats *st = &g->st;
@@ -1479,11 +1499,11 @@ static void summary_print(const Loadgen *lg, FILE *f, int64_t end)
 		char lockw[16] = "-";
 		if (lg->lock.dsn)
 			snprintf(lockw, sizeof(lockw), "%.1f", st->lock.wait_us / 1000.0);
-		fprintf(f, "%-16s %5d %8.1f %9" PRIu64 " %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %9.3f %9.3f %9.3f %6" PRIu64
+		fprintf(f, "%-16s %5d %8.1f %9" PRIu64 " %9" PRIu64 " %7" PRIu64 " %7" PRIu64 " %9.3f %9.3f %9.3f %8.1f %6" PRIu64
 			   " %10s  %s\n",
 			g->name, g->n_conns, g->rate, st->sent, st->ok, st->failed, st->unsent + st->unfinished,
 			pct_ms(sorted, st->n_lat, 0.50), pct_ms(sorted, st->n_lat, 0.99),
-			st->n_lat ? sorted[st->n_lat - 1] / 1000.0 : 0.0, zero_seconds(g), lockw, errs);
+			st->n_lat ? sorted[st->n_lat - 1] / 1000.0 : 0.0, st->max_lag_us / 1000.0, zero_seconds(g), lockw, errs);
 		free(sorted);
 	}
 	for (int i = 0; i < lg->n_groups; i++) {

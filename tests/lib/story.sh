@@ -102,10 +102,10 @@ story_wait_stopped() {
 }
 
 # story_summary DIR GROUP FIELD: FIELD (sent ok failed unsent p50 p99 max
-# zero lockw errors) of GROUP's line in DIR/summary.txt
+# lag zero lockw errors) of GROUP's line in DIR/summary.txt
 story_summary() {
 	awk -v g="$2" -v f="$3" '
-		BEGIN { split("group conns rate sent ok failed unsent p50 p99 max zero lockw errors", n, " "); for (i in n) col[n[i]] = i }
+		BEGIN { split("group conns rate sent ok failed unsent p50 p99 max lag zero lockw errors", n, " "); for (i in n) col[n[i]] = i }
 		$1 == g { print $(col[f]); exit }' "$1/summary.txt"
 }
 
