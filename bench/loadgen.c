@@ -199,6 +199,7 @@ typedef struct Stats {
 
 struct Group {
 	char *name;               /* also its application_name */
+	char *dsn;                /* the target (a group may have its own: a control group straight to PostgreSQL) */
 	int index;
 	int n_conns;
 	double rate;              /* transactions per second, whole group */
@@ -230,7 +231,6 @@ typedef struct Sampler {
 } Sampler;
 
 typedef struct Loadgen {
-	char *dsn;
 	double duration_s;        /* < 0: none */
 	char *stop_file;
 	bool route;
@@ -439,7 +439,8 @@ static void usage(FILE *f)
 	      "and its latency counts from then, so a stall shows as latency.\n"
 	      "\n"
 	      "Run options:\n"
-	      "  --dsn CONNINFO       libpq conninfo of the target (each group sets application_name)\n"
+	      "  --dsn CONNINFO       libpq conninfo of the target (each group sets application_name); also a\n"
+	      "                       group option: a group with a target of its own (a control group)\n"
 	      "  --duration S         stop after S seconds             --stop-file PATH  stop when PATH exists\n"
 	      "  --csv FILE           one line per transaction: group,conn,seq,op,id,sched_us,lag_us,\n"
 	      "                       latency_us,outcome,route (sched_us: wall clock, us since the epoch)\n"
@@ -543,7 +544,7 @@ static void parse_args(Loadgen *lg, int argc, char **argv)
 			die("%s: unknown option, or its value is missing (see --help)", o);
 		const char *v = argv[++i];
 		if (!strcmp(o, "--dsn"))
-			lg->dsn = xstrdup(v);
+			g->dsn = xstrdup(v);
 		else if (!strcmp(o, "--duration"))
 			lg->duration_s = parse_num(o, v, 0);
 		else if (!strcmp(o, "--stop-file"))
@@ -601,8 +602,9 @@ static void parse_args(Loadgen *lg, int argc, char **argv)
 		else
 			die("%s: unknown option (see --help)", o);
 	}
-	if (!lg->dsn)
-		die("--dsn CONNINFO is required (see --help)");
+	for (int i = 0; i < lg->n_groups; i++)
+		if (!lg->groups[i]->dsn)
+			die("group %s: --dsn CONNINFO is required (see --help)", lg->groups[i]->name);
 	if (!lg->n_groups)
 		die("at least one --group NAME:CONNS is required (see --help)");
 	if (lg->n_keys >= LG_GROUP_SPAN)
@@ -702,7 +704,7 @@ static void conn_notice(void *arg, const PGresult *r)
 static void conn_connect(Loadgen *lg, Conn *c, int64_t now)
 {
 	const char *kw[] = {"dbname", "application_name", NULL};
-	const char *val[] = {lg->dsn, c->g->name, NULL};
+	const char *val[] = {c->g->dsn, c->g->name, NULL};
 	c->pg = PQconnectStartParams(kw, val, 1);
 	c->state = C_CONNECTING;
 	c->want_write = true;

@@ -22,6 +22,11 @@
 #             start` (the CLI, another process) backfills the table.
 #   direct-backfill  the same straight to PostgreSQL.
 #   direct-idle      the same, at the same moments, with no migration.
+# Every run also has the group `probe`: reads by key straight to
+# PostgreSQL, from the same load generator, at the same moments. Where the
+# groups through pgflip are slow and the probe is not, the time was spent
+# in pgflip; where both are, in PostgreSQL or the machine.
+#
 # So the latency while a backfill runs is given three times, each against
 # the same moments of a run without one: through pgflip with the backfill
 # on pgflip's worker thread (story against baseline), through pgflip with
@@ -83,6 +88,7 @@ DIRECT_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw"
 # the lock sampler logs in as the superuser: pg_stat_activity shows other
 # users' backend_type (an autovacuum worker) only to those who may see them
 LOCK_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=postgres password=postgres"
+export STORY_PROBE_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app"
 
 # ------------------------------------------------------------------ steps ----
 
@@ -266,7 +272,7 @@ summary() {
 	printf '%-13s %-9s %7s %7s %-14s %8s %8s %9s %8s %6s %9s\n' group run sent failed sqlstates p50_ms p99_ms max_ms lag_ms \
 		zero_s lockw_ms
 	echo "run,group,sent,failed,sqlstates,p50_ms,p99_ms,max_ms,lag_ms,zero_s,lockw_ms" >"$RES/groups.csv"
-	for g in app-v1 app-v2 app-any app-v2-again; do
+	for g in app-v1 app-v2 app-any app-v2-again probe; do
 		for r in story baseline; do
 			set -- $(story_summary "$RES/$r" $g sent) $(story_summary "$RES/$r" $g failed) \
 				$(story_summary "$RES/$r" $g errors) $(story_summary "$RES/$r" $g p50) $(story_summary "$RES/$r" $g p99) \
@@ -276,7 +282,8 @@ summary() {
 			echo "$r,$g,$1,$2,$3,$4,$5,$6,$7,$8,$9" >>"$RES/groups.csv"
 		done
 	done
-	echo "(lag: the longest a due transaction waited to be sent: its connection was busy, or the load generator did not run)"
+	echo "(probe: reads straight to PostgreSQL, the control; lag: the longest a due transaction waited to be sent:" \
+		"its connection was busy, or the load generator did not run)"
 	echo "rows lost or wrong at the end of the story (the ledger against the table): $rows_bad (missing wrong);" \
 		"rows nobody wrote that changed, rows from nowhere: $rows_untouched"
 	echo
@@ -297,18 +304,22 @@ summary() {
 		"start: $((($(ev story start1-done) - $(ev story start1)) / 1000)) ms, again $((($(ev story start2-done) - $(ev story start2)) / 1000)) ms"
 	echo
 	echo "3. app-v1's latency while the first backfill of $STORY_ROWS rows runs, against the same moments with no migration"
-	printf '%-8s %-28s %6s %8s | %-22s | %-22s | %s\n' target "backfill by" secs "rows/s" "without: p50/p99/max" "during: p50/p99/max" "p50, p99 ratio"
-	echo "target,window_s,rows_per_s,base_n,base_p50_ms,base_p99_ms,base_max_ms,during_n,during_p50_ms,during_p99_ms,during_max_ms" >"$RES/backfill.csv"
+	printf '%-8s %-28s %6s %8s | %-22s | %-22s | %-14s | %s\n' target "backfill by" secs "rows/s" "without: p50/p99/max" \
+		"during: p50/p99/max" "p50, p99 ratio" "probe during: p99/max"
+	echo "target,window_s,rows_per_s,base_n,base_p50_ms,base_p99_ms,base_max_ms,during_n,during_p50_ms,during_p99_ms,during_max_ms,probe_p99_ms,probe_max_ms" \
+		>"$RES/backfill.csv"
 	for t in "pgflip story baseline $bf_p0 $bf_p1 ${bf_prate:--} worker-thread" \
 		"pgflip cli-backfill baseline $(cli_window cli-backfill) CLI" "direct direct-backfill direct-idle $(cli_window direct-backfill) CLI"; do
 		set -- $t
 		b=$(lat_stats "$3" app-v1 "$(on_base "$4" "$2" "$3")" "$(on_base "$5" "$2" "$3")")
 		d=$(lat_stats "$2" app-v1 "$4" "$5")
-		set -- "$@" $b $d
+		p=$(lat_stats "$2" probe "$4" "$5")
+		set -- "$@" $b $d $p
 		secs=$(awk -v a="$4" -v b="$5" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')
-		printf '%-8s %-28s %6s %8s | %-22s | %-22s | %s\n' "$1" "$7 (${2})" "$secs" "$6" "$9/${10}/${11}" "${13}/${14}/${15}" \
-			"$(awk -v a="$9" -v b="${10}" -v c="${13}" -v d="${14}" 'BEGIN { printf "%.2f, %.2f", c / a, d / b }')"
-		echo "$1,$secs,$6,$8,$9,${10},${11},${12},${13},${14},${15}" >>"$RES/backfill.csv"
+		printf '%-8s %-28s %6s %8s | %-22s | %-22s | %-14s | %s\n' "$1" "$7 (${2})" "$secs" "$6" "$9/${10}/${11}" \
+			"${13}/${14}/${15}" "$(awk -v a="$9" -v b="${10}" -v c="${13}" -v d="${14}" 'BEGIN { printf "%.2f, %.2f", c / a, d / b }')" \
+			"${18}/${19}"
+		echo "$1,$secs,$6,$8,$9,${10},${11},${12},${13},${14},${15},${18},${19}" >>"$RES/backfill.csv"
 	done
 	echo "(ms; the windows are the backfill's, from the log lines of pgflip and of the CLI; the runs without a" \
 		"migration are read at the same moments after their start)"

@@ -50,9 +50,9 @@ ANALYZE items;"
 
 # story_loadgen DIR DSN LOCK_DSN [ARGS...]: the load generator in the
 # background (STORY_LG_PID), writing DIR/txn.csv, DIR/ledger.csv,
-# DIR/locks.csv, DIR/summary.txt and DIR/loadgen.err; ARGS go before the
-# groups (--keys, --duration...). Four groups of STORY_CONNS (4)
-# connections, each transaction reading its route:
+# DIR/locks.csv, DIR/summary.txt and DIR/loadgen.err; ARGS are run options
+# (--keys, --duration...). Four groups of STORY_CONNS (4) connections, each
+# transaction reading its route:
 #   app-v1        STORY_RATE_V1 (100) tx/s from the start, v1 columns (name),
 #                 until DIR/stop-v1
 #   app-v2        STORY_RATE_V2 (50), v2 columns (title, and score, which
@@ -63,7 +63,10 @@ ANALYZE items;"
 #   app-v2-again  as app-v2, from DIR/go-v2-again (after the second start),
 #                 named prepared statements (complete rebuilds their views)
 # Every group stops at DIR/stop. With STORY_V2_SQL=v1, the v2 groups run
-# v1's SQL (a load of the same shape where there is no v2).
+# v1's SQL (a load of the same shape where there is no v2). With
+# STORY_PROBE_DSN, a fifth group, `probe`, reads qty by key there (straight
+# to PostgreSQL) at STORY_RATE_PROBE (50) on 2 connections from the start:
+# a control for the moments when the others are slow.
 story_loadgen() {
 	_sd=$1 _sdsn=$2 _sldsn=$3
 	shift 3
@@ -76,16 +79,18 @@ story_loadgen() {
 		_v2_upd='UPDATE items SET name = $2, qty = $3 WHERE id = $1'
 		_v2_read='SELECT name, qty FROM items WHERE id = $1'
 	fi
+	[ -z "${STORY_PROBE_DSN:-}" ] ||
+		set -- "$@" --group probe:2 --dsn "$STORY_PROBE_DSN" --rate "${STORY_RATE_PROBE:-50}" --columns id,,qty --mix 0:0:1
 	rm -f "$_sd"/go-* "$_sd"/stop*
 	"$TOP/$LOADGEN" --dsn "$_sdsn" --lock-dsn "$_sldsn" --route --check --stop-file "$_sd/stop" \
-		--csv "$_sd/txn.csv" --ledger "$_sd/ledger.csv" --lock-csv "$_sd/locks.csv" --summary "$_sd/summary.txt" "$@" \
+		--csv "$_sd/txn.csv" --ledger "$_sd/ledger.csv" --lock-csv "$_sd/locks.csv" --summary "$_sd/summary.txt" \
 		--table items --columns id,name,qty \
 		--group "app-v1:$_sc" --rate "${STORY_RATE_V1:-100}" --group-stop-file "$_sd/stop-v1" \
 		--group "app-v2:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2" --group-stop-file "$_sd/stop-v2" \
 		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" \
 		--group "app-any:$_sc" --rate "${STORY_RATE_ANY:-50}" --start-file "$_sd/go-any" --columns id,,qty --mix 0:1:1 --prepared \
 		--group "app-v2-again:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2-again" --prepared \
-		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" \
+		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" "$@" \
 		>"$_sd/loadgen.out" 2>"$_sd/loadgen.err" &
 	STORY_LG_PID=$!
 }
