@@ -140,6 +140,10 @@ done
 expect_eq "app-v1 ran every transaction on public (its pin)" "$(story_routes "$T_DIR" app-v1 0 "$t_end")" public
 expect_eq "app-v2 ran every transaction on $VS (its pin)" "$(story_routes "$T_DIR" app-v2 0 "$t_end")" "$VS"
 expect_eq "app-v2-again ran every transaction on $VS" "$(story_routes "$T_DIR" app-v2-again 0 "$t_end")" "$VS"
+# pgflip draws the canary share per connection today (a hash of the client
+# id). With canary_key = addr (issue 10, under way), all four connections
+# come from 127.0.0.1 and land on one side: this check then needs
+# canary_key = connection in the config above.
 expect_eq "canary 50: the unpinned clients ran on both versions" \
 	"$(story_routes "$T_DIR" app-any "$t_canary" "$t_promote")" "public $VS"
 expect_eq "promote: the unpinned clients were all on $VS within $FLIP_MS ms" \
