@@ -1,6 +1,6 @@
 # pgflip: a version-routing PostgreSQL proxy with expand/contract migrations.
 #
-#   make            build build/pgflip
+#   make            build build/pgflip and build/loadgen (bench/loadgen.c)
 #   make test       install missing deps, build, run every test (what .ci/run calls)
 #   make run        throwaway PostgreSQL + demo database + pgflip on 127.0.0.1:6432
 #   make deps       install the Debian packages the build and tests need
@@ -52,13 +52,15 @@ objs      = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs,$(1)))
 LIBS     := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 
 BIN      := $(BUILD)/pgflip
+# the fixed-rate load generator of bench/ and the story test: libpq only
+LOADGEN  := $(BUILD)/loadgen
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 IT_SRC   := $(wildcard tests/integration/*.c)
 IT_BIN   := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(IT_SRC))
 
 .PHONY: all deps test unit run install bench bench-tls format clean check-deps fuzz fuzz-build fuzz-bins
-all: $(BIN)
+all: $(BIN) $(LOADGEN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -73,6 +75,9 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 
 $(BIN): $(BUILD)/obj/proxy/main.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(LOADGEN): $(BUILD)/obj/bench/loadgen.o
+	$(CC) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libpq 2>/dev/null || echo -lpq) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBS)
 	@mkdir -p $(dir $@)
@@ -92,8 +97,8 @@ deps:
 	@sh tests/lib/deps.sh
 
 test: deps
-	$(MAKE) $(BIN) $(UNIT_BIN) $(IT_BIN) $(FAILMALLOC) fuzz-build
-	BUILD=$(BUILD) PGFLIP=$(BIN) FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) VALGRIND=$(VALGRIND) sh tests/run.sh
+	$(MAKE) $(BIN) $(LOADGEN) $(UNIT_BIN) $(IT_BIN) $(FAILMALLOC) fuzz-build
+	BUILD=$(BUILD) PGFLIP=$(BIN) LOADGEN=$(LOADGEN) FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) VALGRIND=$(VALGRIND) sh tests/run.sh
 
 unit: $(UNIT_BIN)
 	BUILD=$(BUILD) PGFLIP=$(BIN) UNIT_ONLY=1 sh tests/run.sh
@@ -110,7 +115,7 @@ bench-tls: deps
 	$(MAKE) $(BIN)
 	PGFLIP=$(BIN) sh bench/tls.sh
 
-install: $(BIN)
+install: $(BIN) $(LOADGEN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pgflip
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgflip
 	install -m 0644 conf/pgflip.ini $(DESTDIR)$(PREFIX)/share/pgflip/pgflip.ini.example

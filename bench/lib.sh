@@ -6,9 +6,11 @@
 #   bench_results               RES: the results folder (BENCH_RESULTS or a new one)
 #   bench_pg_setup MAX_CONN     a throwaway PostgreSQL in $work/pg with `bench`:
 #                               pgbench's tables behind version schemas v1 and v2
+#   bench_pg_start MAX_CONN     the same cluster, with no database of its own
 #   direct_target NAME ENV      target NAME: PostgreSQL itself
 #   flip_prepare NAME BINARY ENV [LINES]   target NAME: a pgflip (private copy of
-#                               BINARY; LINES go into its [pgflip] section)
+#                               BINARY; LINES go into its [pgflip] section, FLIP_ROUTES
+#                               replace its [routes])
 #   flip_start NAME             start it; 1 if it died or did not come up
 #   bouncer_start NAME ENV [LINES]         target NAME: a PgBouncer, started
 #   bench_tsv_init              runs.tsv, cpu.tsv, events.txt
@@ -154,11 +156,11 @@ bench_results() {
 
 . tests/lib/pg.sh
 
-# bench_pg_setup MAX_CONN: a throwaway PostgreSQL in $work/pg (a new mktemp
-# folder) with max_connections = MAX_CONN and a database `bench` owned by
-# app, filled by `pgbench -i`, with version schemas v1 and v2 over its
-# tables. Sets work, pg_port and upstream_host (how the proxies reach it).
-bench_pg_setup() {
+# bench_pg_start MAX_CONN: a throwaway PostgreSQL in $work/pg (a new mktemp
+# folder) with max_connections = MAX_CONN, where app logs in over TCP to
+# `bench` with BENCH_PG_AUTH. Sets work, pg_port and upstream_host (how the
+# proxies reach it).
+bench_pg_start() {
 	work=$(mktemp -d /tmp/pgflip-bench.XXXXXX) || die "mktemp failed"
 	note "starting PostgreSQL ($PG_BINDIR) in $work/pg, max_connections = $1"
 	pg_port=$(free_port)
@@ -174,7 +176,15 @@ bench_pg_setup() {
 	fi
 	pg_stop "$work/pg"
 	pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not restart"
+	# how both proxies reach PostgreSQL (direct clients always use TCP)
+	if [ "$BENCH_UPSTREAM" = unix ]; then upstream_host=$PG_SOCK; else upstream_host=127.0.0.1; fi
+}
 
+# bench_pg_setup MAX_CONN: bench_pg_start, then a database `bench` owned by
+# app, filled by `pgbench -i`, with version schemas v1 and v2 over its
+# tables.
+bench_pg_setup() {
+	bench_pg_start "$1"
 	pg_psql -c "CREATE DATABASE bench OWNER app" || die "CREATE DATABASE failed"
 	note "pgbench -i -s $BENCH_SCALE"
 	PGPASSWORD=app_pw "$PGBENCH" -i -q -s "$BENCH_SCALE" -h 127.0.0.1 -p "$pg_port" -U app bench \
@@ -195,9 +205,6 @@ bench_pg_setup() {
 	} | PGPASSWORD=app_pw psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app bench ||
 		die "creating the version schemas failed"
 	pg_psql -d bench -c "ANALYZE" || die "ANALYZE failed"
-
-	# how both proxies reach PostgreSQL (direct clients always use TCP)
-	if [ "$BENCH_UPSTREAM" = unix ]; then upstream_host=$PG_SOCK; else upstream_host=127.0.0.1; fi
 }
 
 # direct_target NAME ENV: PostgreSQL itself, its clients with ENV
@@ -274,8 +281,8 @@ ${4:-}
 bench = host=$upstream_host port=$pg_port dbname=bench user=app password=app_pw
 
 [routes]
-default = v1
-app.v2-* = v2
+${FLIP_ROUTES:-default = v1
+app.v2-* = v2}
 CONF
 	chmod 600 "$(flip_file "$1").ini"
 }
