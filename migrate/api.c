@@ -360,6 +360,18 @@ static bool stored_steps(Flow *f, const MigState *st, const char *which, StepLis
 			return false;
 		}
 	}
+	/* complete contracts the previous version (it drops its columns and
+	 * triggers before any version schema): every step of it waits until
+	 * nothing uses that version, the tables' own schema for a first
+	 * migration, as the drop of a version schema does */
+	const char *previous = f->out->previous[0] ? f->out->previous : f->e.schema;
+	for (size_t i = 0; strcmp(which, "complete") == 0 && i < out->n; i++) {
+		if (!out->v[i].drops && !(out->v[i].drops = strdup(previous))) {
+			plan_steps_free(out);
+			snprintf(f->e.err, sizeof f->e.err, "out of memory");
+			return false;
+		}
+	}
 	return true;
 }
 

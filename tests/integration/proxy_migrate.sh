@@ -74,8 +74,17 @@ expect_match "versions: rolled back" "$v" '*"state":"rolled_back"*'
 out=$(ctl migrate start "$T_DIR/02_len.yaml" 2>&1); rc=$?
 expect_eq "start again: exit 0" "$rc" 0
 ctl promote "$vs" >/dev/null
-out=$(ctl migrate complete 2>&1); rc=$?
-expect_eq "complete: exit 0 ($out)" "$rc" 0
+# complete contracts the previous version (public): it waits while a route
+# names it (the rollback moved the v2 pin there) or a client is on it
+ctl --no-wait migrate complete >/dev/null
+sleep 1
+expect_match "complete waits while a pin names public" "$(ctl --json migrate status)" '*"phase":"wait_unused"*"note":"routes naming it: app v2-\**'
+ctl route app 'v2-*' "$vs" >/dev/null
+i=0
+while ctl --json migrate status | grep -q '"running":true' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+out=$(ctl --json migrate status)
+expect_match "complete went on once the pin moved, and finished" "$out" '*"running":false*"result":{"status":"ok"*'
+expect_match "the log says what complete waited for" "$(cat "$T_DIR/pgflip.log")" "*waiting until version schema public is unused: routes naming it: app v2-\**"
 expect_eq "after complete, the table has name_len" "$(apsql -c "SELECT name_len FROM public.items WHERE id = 7")" 5
 expect_eq "clients on $vs still see it" "$(fpsql "$port" -c "SELECT name_len FROM items WHERE id = 7")" 5
 
