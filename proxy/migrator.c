@@ -916,6 +916,11 @@ bool migrator_routable(const char *schema, char *err, size_t errlen)
 					 (long long)steps);
 				ok = false;
 			}
+			if (ok && vs && st && !strcmp(vs, schema) && !strcmp(st, "rolled_back")) {
+				snprintf(err, errlen, "%s is not routable: its migration %s was rolled back (start it again first)",
+					 schema, json_string_value(json_object_get(h, "name")));
+				ok = false;
+			}
 		}
 	}
 	return ok;

@@ -69,6 +69,8 @@ expect_eq "plain clients are back on public" "$(fpsql "$port" -c "SELECT current
 expect_eq "so are the pinned ones" "$(PGAPPNAME=v2-a fpsql "$port" -c "SELECT current_setting('search_path')")" public
 v=$(ctl --json versions)
 expect_match "versions: rolled back" "$v" '*"state":"rolled_back"*'
+expect_match "a route to the rolled-back version is refused" "$(ctl route app 'v3-*' "$vs" 2>&1)" \
+	"*not routable: its migration 02_len was rolled back*"
 
 # start again, promote, complete
 out=$(ctl migrate start "$T_DIR/02_len.yaml" 2>&1); rc=$?
