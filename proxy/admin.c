@@ -583,6 +583,9 @@ static void admin_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_write(bev, reply, strlen(reply));
 			bufferevent_write(bev, "\n", 1);
 			free(reply);
+		} else {
+			static const char oom[] = "{\"ok\": false, \"error\": \"out of memory building the reply\"}\n";
+			bufferevent_write(bev, oom, sizeof(oom) - 1);
 		}
 	}
 	if (evbuffer_get_length(in) > ADMIN_MAX_REQUEST) {

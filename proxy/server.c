@@ -151,7 +151,7 @@ static void server_wait(Server *s, PostgresPollingStatusType st)
 }
 
 /* At most this many keywords that server_login_keywords adds to an entry's. */
-#define SERVER_ADDED_KEYWORDS 9
+#define SERVER_ADDED_KEYWORDS 10
 
 static bool kw_has(const char *const *kw, size_t n, const char *keyword)
 {
@@ -200,6 +200,10 @@ bool server_login_keywords(const ConfDatabase *db, const ServerLoginAs *as, cons
 	ADD("user", as->user);
 	ADD("dbname", as->dbname);
 	ADD("fallback_application_name", as->app_name);
+	/* pgflip logs in with passwords, SCRAM or certificates; libpq's default,
+	 * prefer, would first try GSSAPI encryption (a Kerberos credential
+	 * lookup per login, and a round trip when the server has GSS) */
+	ADD("gssencmode", "disable");
 	ADD("sslmode", conf_tls_mode_to_str(conf->server_tls_sslmode));
 	ADD("sslrootcert", conf->server_tls_ca_file);
 	ADD("sslcert", conf->server_tls_cert_file);
