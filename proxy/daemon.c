@@ -349,10 +349,10 @@ bool proxy_reload(char *err, size_t errlen)
 	/* [routes] that changed in the file are a flip by the operator: applied
 	 * here, and published (below, once the new config runs) */
 	bool routes_changed = !router_equal_conf(&old->routes, &conf->routes);
-	if (routes_changed) {
-		router_load(&proxy.router, &conf->routes);
+	if (routes_changed && router_load(&proxy.router, &conf->routes))
 		log_info("reload: routes replaced by the file's (default %s)", proxy.router.default_schema);
-	}
+	else if (routes_changed)
+		log_warning("reload: the file's routes could not be loaded; the running routes are kept");
 	if (strcmp(old->logfile ? old->logfile : "", conf->logfile ? conf->logfile : "") != 0 &&
 	    !log_open(conf->logfile))
 		log_warning("reload: cannot open logfile %s, logging to stderr", conf->logfile);
@@ -585,7 +585,10 @@ int proxy_serve(const char *conf_path)
 		return 1;
 	}
 	router_init(&proxy.router);
-	router_load(&proxy.router, &conf->routes);
+	if (!router_load(&proxy.router, &conf->routes)) {
+		fprintf(stderr, "pgflip: cannot load the routes\n");
+		return 1;
+	}
 
 	proxy.reaper = event_new(proxy.base, -1, 0, reap_cb, NULL);
 	proxy.accept_resume = evtimer_new(proxy.base, accept_resume_cb, NULL);

@@ -67,27 +67,33 @@ void router_free(Router *r)
 	r->generation = gen;
 }
 
-void router_load(Router *r, const ConfRoutes *routes)
+static bool router_oom(char *err, size_t errlen);
+
+bool router_load(Router *r, const ConfRoutes *routes)
 {
-	router_free(r);
-	r->default_schema = proxy_strdup(routes->default_schema);
-	r->cap_pins = routes->n_pins ? routes->n_pins : 1;
-	r->pins = calloc(r->cap_pins, sizeof(RoutePin));
-	if (!r->pins)
-		abort();
-	for (size_t i = 0; i < routes->n_pins; i++) {
-		r->pins[i].kind = routes->pins[i].kind;
-		r->pins[i].key = proxy_strdup(routes->pins[i].key);
-		r->pins[i].schema = proxy_strdup(routes->pins[i].schema);
-		r->pins[i].cidr = routes->pins[i].cidr;
+	/* built aside with the admin setters, swapped in whole: out of
+	 * memory, R stays as it was */
+	Router t;
+	router_init(&t);
+	char err[256];
+	bool ok = router_set_default(&t, routes->default_schema, err, sizeof(err));
+	for (size_t i = 0; ok && i < routes->n_pins; i++)
+		ok = router_set_pin(&t, routes->pins[i].kind, routes->pins[i].key, routes->pins[i].schema, err,
+				    sizeof(err));
+	if (ok && routes->canary_schema) {
+		/* kept as the file has it, a share of 0 included */
+		t.canary_schema = strdup(routes->canary_schema);
+		t.canary_percent = routes->canary_percent;
+		ok = t.canary_schema != NULL || router_oom(err, sizeof(err));
 	}
-	r->n_pins = routes->n_pins;
-	if (routes->canary_schema) {
-		r->canary_schema = proxy_strdup(routes->canary_schema);
-		r->canary_percent = routes->canary_percent;
+	if (!ok) {
+		log_error("routes: %s", err);
+		router_free(&t);
+		return false;
 	}
-	r->canary_key = r->file_canary_key = routes->canary_key;
-	r->generation++;
+	t.canary_key = t.file_canary_key = routes->canary_key;
+	router_replace(r, &t);
+	return true;
 }
 
 static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
@@ -150,12 +156,22 @@ const char *router_pin_kind_to_str(ConfPinKind kind)
 	return "?";
 }
 
+/* An admin change that could not get its memory: refused, nothing changed. */
+static bool router_oom(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "out of memory: the route table is unchanged");
+	return false;
+}
+
 bool router_set_default(Router *r, const char *schema, char *err, size_t errlen)
 {
 	if (!conf_route_schema_check(schema, err, errlen))
 		return false;
+	char *copy = strdup(schema);
+	if (!copy)
+		return router_oom(err, errlen);
 	free(r->default_schema);
-	r->default_schema = proxy_strdup(schema);
+	r->default_schema = copy;
 	r->generation++;
 	return true;
 }
@@ -183,15 +199,24 @@ bool router_set_pin(Router *r, ConfPinKind kind, const char *key, const char *sc
 	if (!conf_route_schema_check(schema, err, errlen))
 		return false;
 	RoutePin *p = find_pin(r, kind, key);
+	char *copy = strdup(schema);
+	if (!copy)
+		return router_oom(err, errlen);
 	if (p) {
 		free(p->schema);
-		p->schema = proxy_strdup(schema);
+		p->schema = copy;
 	} else {
-		r->pins = proxy_grow(r->pins, r->n_pins, &r->cap_pins, sizeof(RoutePin));
+		RoutePin *grown = proxy_grow_try(r->pins, r->n_pins, &r->cap_pins, sizeof(RoutePin));
+		char *key_copy = grown ? strdup(key) : NULL;
+		if (!key_copy) {
+			free(copy);
+			return router_oom(err, errlen);
+		}
+		r->pins = grown;
 		p = &r->pins[r->n_pins++];
 		p->kind = kind;
-		p->key = proxy_strdup(key);
-		p->schema = proxy_strdup(schema);
+		p->key = key_copy;
+		p->schema = copy;
 		p->cidr = cidr;
 	}
 	r->generation++;
@@ -255,9 +280,12 @@ bool router_set_canary_opts(Router *r, const char *schema, int percent, const Ro
 		return false;
 	if (opts && !canary_check_ok(&opts->check, err, errlen))
 		return false;
+	char *copy = schema && percent > 0 ? strdup(schema) : NULL;
+	if (schema && percent > 0 && !copy)
+		return router_oom(err, errlen);
 	canary_end(r);
-	if (schema && percent > 0) {
-		r->canary_schema = proxy_strdup(schema);
+	if (copy) {
+		r->canary_schema = copy;
 		r->canary_percent = percent;
 		if (opts && opts->has_key)
 			r->canary_key = opts->key;
@@ -278,8 +306,11 @@ static size_t flip_one(char **slot, const char *from, const char *to)
 {
 	if (!*slot || strcmp(*slot, from) != 0)
 		return 0;
+	char *copy = strdup(to);
+	if (!copy)
+		return 0; /* out of memory: this route stays; the caller logs how many moved */
 	free(*slot);
-	*slot = proxy_strdup(to);
+	*slot = copy;
 	return 1;
 }
 
@@ -380,8 +411,9 @@ void router_canary_draw(const RouterHash *h, const RouterKeys *k, uint16_t *buck
 RouteRow *router_to_rows(const Router *r, size_t *n)
 {
 	RouteRow *rows = calloc(r->n_pins + 2, sizeof(RouteRow));
+	*n = 0;
 	if (!rows)
-		abort();
+		return NULL; /* out of memory */
 	size_t k = 0;
 	if (r->default_schema)
 		rows[k++] = (RouteRow){"default", "", r->default_schema, 0, NULL};

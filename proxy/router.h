@@ -83,7 +83,7 @@ typedef struct RouterKeys {
 void router_init(Router *r);
 void router_free(Router *r);
 /* router_load: replaces the whole table with the one of a config snapshot. */
-void router_load(Router *r, const ConfRoutes *routes);
+bool router_load(Router *r, const ConfRoutes *routes) PROXY_MUSTCHECK;
 /* router_equal_conf: true when the table equals that of ROUTES. */
 bool router_equal_conf(const ConfRoutes *a, const ConfRoutes *b);
 /*
@@ -160,7 +160,8 @@ typedef struct RouteRow {
 
 /* router_to_rows: R's table as rows in table order (default, the pins in
  * their order, the canary if any) into *N rows; the array is the caller's
- * (free()), its strings are R's (valid until R changes). */
+ * (free()), its strings are R's (valid until R changes); NULL (and *N 0) when out of
+ * memory. */
 RouteRow *router_to_rows(const Router *r, size_t *n);
 /*
  * router_from_rows: a new table in OUT (router_init'ed by this call) from N

@@ -449,8 +449,10 @@ static long rows_to_router(const RouteStore *st, PGresult *res, Router *out)
 {
 	int n = PQntuples(res);
 	RouteRow *rows = calloc((size_t)n + 1, sizeof(RouteRow));
-	if (!rows)
-		abort();
+	if (!rows) {
+		log_error("routes: out of memory reading them; the running routes are kept");
+		return -1;
+	}
 	size_t k = 0;
 	for (int i = 0; i < n; i++) {
 		if (PQgetisnull(res, i, 1))
@@ -523,7 +525,7 @@ static void store_read_done(RouteStore *st, PGresult *res)
 			st->pending = true;
 			st->change_seq++;
 			free(st->pending_who);
-			st->pending_who = proxy_strdup("seed");
+			st->pending_who = strdup("seed"); /* NULL: shown as "?" */
 		}
 		st->pending_blind = false;
 		st->generation = gen;
@@ -582,9 +584,12 @@ static void store_beat_done(RouteStore *st, PGresult *res)
 {
 	others_clear(st);
 	int n = PQntuples(res);
+	bool lost = false;
 	st->others = calloc((size_t)n + 1, sizeof(StoreInstance));
-	if (!st->others)
-		abort();
+	if (!st->others) {
+		st->others_ms = 0; /* stale: routestore_clients_elsewhere says -1, and the guards wait */
+		return;
+	}
 	for (int i = 0; i < n; i++) {
 		StoreInstance *o = &st->others[st->n_others];
 		json_error_t jerr;
@@ -595,13 +600,24 @@ static void store_beat_done(RouteStore *st, PGresult *res)
 			json_decref(o->clients);
 			o->clients = json_object();
 		}
-		o->id = proxy_strdup(PQgetvalue(res, i, 0));
-		o->host = proxy_strdup(PQgetvalue(res, i, 1));
+		o->id = strdup(PQgetvalue(res, i, 0));
+		o->host = strdup(PQgetvalue(res, i, 1));
 		o->pid = PQgetisnull(res, i, 2) ? 0 : atoi(PQgetvalue(res, i, 2));
-		o->started_at = proxy_strdup(PQgetvalue(res, i, 3));
+		o->started_at = strdup(PQgetvalue(res, i, 3));
+		if (!o->id || !o->host || !o->started_at || !o->clients) {
+			/* out of memory: this instance is not listed; its clients
+			 * are unknown, and the guards treat unknown as in use */
+			free(o->id);
+			free(o->host);
+			free(o->started_at);
+			json_decref(o->clients);
+			memset(o, 0, sizeof(*o));
+			lost = true;
+			continue;
+		}
 		st->n_others++;
 	}
-	st->others_ms = proxy_now_ms();
+	st->others_ms = lost ? 0 : proxy_now_ms(); /* 0: stale, routestore_clients_elsewhere says -1 */
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -638,6 +654,10 @@ static char *store_publish_sql(RouteStore *st)
 		return NULL;
 	size_t n = 0;
 	RouteRow *rows = router_to_rows(&proxy.router, &n);
+	if (!rows) {
+		evbuffer_free(b);
+		return NULL;
+	}
 	bool ok = evbuffer_add_printf(b, "SELECT generation FROM pgflip.route_state WHERE id FOR UPDATE;\n"
 					 "DELETE FROM pgflip.routes;\n"
 					 "INSERT INTO pgflip.routes (kind, key, schema, percent, canary_key, position) VALUES ") >= 0;
@@ -1005,7 +1025,7 @@ void routestore_publish(const char *who)
 	st->pending = true;
 	st->change_seq++;
 	free(st->pending_who);
-	st->pending_who = proxy_strdup(who ? who : "?");
+	st->pending_who = strdup(who ? who : "?"); /* NULL: shown as "?" */
 	if (st->pending_blind)
 		log_info("routes: database %s is out of reach: the change is applied here and published when it "
 			 "answers (if its routes have not moved meanwhile)",

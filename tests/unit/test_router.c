@@ -144,7 +144,7 @@ static void test_load_from_conf(void **state)
 	Router r;
 	router_init(&r);
 	assert_int_equal(r.generation, 0);
-	router_load(&r, &conf->routes);
+	assert_true(router_load(&r, &conf->routes));
 	assert_int_equal(r.generation, 1);
 	assert_string_equal(r.default_schema, "public_001_init");
 	assert_ptr_not_equal(r.default_schema, conf->routes.default_schema); /* a copy */
@@ -177,7 +177,7 @@ static void test_load_from_conf(void **state)
 	ConfRoutes only_default;
 	memset(&only_default, 0, sizeof(only_default));
 	only_default.default_schema = "solo";
-	router_load(&r, &only_default);
+	assert_true(router_load(&r, &only_default));
 	assert_int_equal(r.generation, 2);
 	assert_int_equal(r.n_pins, 0);
 	assert_null(r.canary_schema);
@@ -197,7 +197,7 @@ static void test_precedence(void **state)
 	ConfRoutes cr = mixed_routes();
 	Router r;
 	router_init(&r);
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 
 	/* app beats user beats addr, whatever the table order */
 	assert_string_equal(route(&r, "web-1", "alice", "10.1.2.3", 1), "v_web");
@@ -343,7 +343,7 @@ static void test_canary_share(void **state)
 	cr.default_schema = "main";
 	Router r;
 	router_init(&r);
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	RouterHash h;
 	uint8_t key[ROUTER_HASH_KEY_LEN] = "pgflip test key";
 	assert_true(router_hash_init(&h, key));
@@ -392,11 +392,11 @@ static void test_canary_share(void **state)
 	/* a table loaded with "canary = SCHEMA 0" sends nobody there */
 	cr.canary_schema = "canary";
 	cr.canary_percent = 0;
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	assert_string_equal(r.canary_schema, "canary");
 	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), 0);
 	cr.canary_percent = 100;
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	assert_int_equal(canary_count(&r, &h, CONF_CANARY_KEY_ADDR, NULL), CANARY_CLIENTS);
 
 	/* pins beat the canary, the canary beats the default; no buckets
@@ -503,7 +503,7 @@ static void test_bad_schemas(void **state)
 	ConfRoutes cr = mixed_routes();
 	Router r;
 	router_init(&r);
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	check_bad_schemas(&r, change_default);
 	check_bad_schemas(&r, change_pin_app);
 	check_bad_schemas(&r, change_pin_addr);
@@ -696,7 +696,7 @@ static void test_set_canary_opts(void **state)
 	cr.canary_key = CONF_CANARY_KEY_CONNECTION;
 	Router r;
 	router_init(&r);
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	assert_int_equal(r.canary_key, CONF_CANARY_KEY_CONNECTION);
 	assert_int_equal(r.file_canary_key, CONF_CANARY_KEY_CONNECTION);
 	char err[256] = "";
@@ -888,7 +888,7 @@ static void test_rows_round_trip(void **state)
 	cr.canary_percent = 7;
 	Router r, back;
 	router_init(&r);
-	router_load(&r, &cr);
+	assert_true(router_load(&r, &cr));
 	size_t n = 0;
 	RouteRow *rows = router_to_rows(&r, &n);
 	assert_int_equal(n, 8);
