@@ -166,8 +166,15 @@ static void log_blockers(Exec *e, int pid, const char *what, long waited_ms)
 	const char *params[1] = {spid};
 	/* blockers in pg_blocking_pids() order: the first is the one reported */
 	PGresult *r = PQexecParams(e->monitor,
-				   "SELECT coalesce(string_agg(format('pid %s (%s, %s s: %s)', a.pid, a.state, "
-				   "round(extract(epoch FROM now() - a.xact_start)::numeric, 1), left(a.query, 60)), '; ' "
+				   /* what a role without pg_read_all_stats may see of another
+				    * role's session is its user, application_name or backend
+				    * type and its locks (state, query and times read NULL or
+				    * "<insufficient privilege>"): all are shown */
+				   "SELECT coalesce(string_agg(format('pid %s (%s, %s, %s, %s s, holds %s: %s)', a.pid, "
+				   "coalesce(a.usename, '?'), coalesce(nullif(a.application_name, ''), a.backend_type, '?'), "
+				   "coalesce(a.state, '?'), coalesce(round(extract(epoch FROM now() - a.xact_start)::numeric, 1)::text, '?'), "
+				   "coalesce((SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
+				   "AND l.locktype = 'relation'), 'no table lock'), coalesce(left(a.query, 60), '?')), '; ' "
 				   "ORDER BY b.n), 'none'), (array_agg(a.pid ORDER BY b.n))[1], (array_agg(a.query ORDER BY b.n))[1] "
 				   "FROM unnest(pg_blocking_pids($1::int)) WITH ORDINALITY AS b(pid, n) "
 				   "JOIN pg_stat_activity a ON a.pid = b.pid",
