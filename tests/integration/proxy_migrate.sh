@@ -23,6 +23,17 @@ default_pool_size = 4
 log_level = info" ""
 pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
 
+# mig_wait PATTERN: polls `migrate status` (30 s at most) until its JSON
+# matches PATTERN (a case pattern)
+mig_wait() {
+	i=0
+	while [ $i -lt 300 ]; do
+		case "$(ctl --json migrate status)" in $1) return 0 ;; esac
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
 # a client that keeps working through all of it
 ( i=0; while [ ! -f "$T_DIR/stop" ]; do
 	i=$((i + 1))
@@ -79,11 +90,10 @@ ctl promote "$vs" >/dev/null
 # complete contracts the previous version (public): it waits while a route
 # names it (the rollback moved the v2 pin there) or a client is on it
 ctl --no-wait migrate complete >/dev/null
-sleep 1
+mig_wait '*"phase":"wait_unused"*'
 expect_match "complete waits while a pin names public" "$(ctl --json migrate status)" '*"phase":"wait_unused"*"note":"routes naming it: app v2-\**'
 ctl route app 'v2-*' "$vs" >/dev/null
-i=0
-while ctl --json migrate status | grep -q '"running":true' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+mig_wait '*"running":false*'
 out=$(ctl --json migrate status)
 expect_match "complete went on once the pin moved, and finished" "$out" '*"running":false*"result":{"status":"ok"*'
 expect_match "the log says what complete waited for" "$(cat "$T_DIR/pgflip.log")" "*waiting until version schema public is unused: routes naming it: app v2-\**"
@@ -117,6 +127,7 @@ expect_eq "the failing canary's migration was rolled back" \
 expect_eq "... and its version schema dropped" "$(apsql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$vs3'")" 0
 expect_match "the log says why, with both rates" "$(cat "$T_DIR/pgflip.log")" "*canary $vs3 failed*rolling back its migration*"
 expect_eq "the canary is over" "$(ctl --json routes | grep -c "\"canary\":null")" 1
+mig_wait '*"running":false*' # the rollback job ends after its state row says so
 
 # errors: a bad file, two jobs at once, a database that is not there
 printf 'operations: [{add_column: {table: nope}}]\n' >"$T_DIR/bad.yaml"
