@@ -788,6 +788,26 @@ bool ps_client_hold(Client *c, Server *s, const ProtoHeader *h, const uint8_t *m
 	return true;
 }
 
+/* A Parse (its body at R): a named one is pgflip's to send (into B, sent
+ * here; true), the unnamed one goes as it is (false). */
+static bool parse_named(Client *c, Server *s, ProtoReader *r, ProtoBuf *b)
+{
+	const char *name;
+	if (!proto_get_cstring(r, &name) || !*name) {
+		queue_push(s, PS_EXPECT_PARSE, 0);
+		return false;
+	}
+	const uint8_t *body = r->p;
+	uint32_t len = (uint32_t)(r->end - body);
+	PsClientStmt *have = client_find(c, name);
+	if (have)
+		parse_refuse(c, s, have, body, len, b);
+	else
+		parse_new(c, s, name, body, len, b);
+	send_buf(s, b);
+	return true;
+}
+
 bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t *msg)
 {
 	ProtoReader r;
@@ -813,21 +833,7 @@ bool ps_client_message(Client *c, Server *s, const ProtoHeader *h, const uint8_t
 	protobuf_init_on(&b, space, sizeof(space));
 	switch (h->type) {
 	case PROTO_FE_PARSE:
-		if (!proto_get_cstring(&r, &name) || !*name) {
-			queue_push(s, PS_EXPECT_PARSE, 0);
-			break;
-		}
-		{
-			const uint8_t *body = r.p;
-			uint32_t len = (uint32_t)(r.end - body);
-			PsClientStmt *have = client_find(c, name);
-			if (have)
-				parse_refuse(c, s, have, body, len, &b);
-			else
-				parse_new(c, s, name, body, len, &b);
-			send_buf(s, &b);
-			forward = false;
-		}
+		forward = !parse_named(c, s, &r, &b);
 		break;
 	case PROTO_FE_BIND:
 	case PROTO_FE_DESCRIBE: {
