@@ -195,6 +195,8 @@ static json_t *cmd_status(void)
 	json_object_set_new(r, "pools", json_integer(n_pools));
 	json_object_set_new(r, "servers", json_integer(n_servers));
 	json_object_set_new(r, "transactions", json_integer((json_int_t)proxy.n_transactions));
+	json_object_set_new(r, "loop_lag_ms", json_pack("{s:I, s:I}", "max", (json_int_t)proxy.loop_lag_max_ms, "last_10s",
+						      (json_int_t)proxy_loop_lag_recent_ms()));
 	json_object_set_new(r, "paused", json_boolean(proxy.paused));
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());

@@ -121,12 +121,41 @@ void proxy_reap_soon(void)
 		event_active(proxy.reaper, 0, 0);
 }
 
+/* How late the janitor runs, against PROXY_JANITOR_MS after its last run. */
+static void loop_lag_note(uint64_t now)
+{
+	if (proxy.janitor_last_ms) {
+		uint64_t due = proxy.janitor_last_ms + PROXY_JANITOR_MS;
+		uint64_t lag = now > due ? now - due : 0;
+		size_t slot = (size_t)((now / 1000) % PROXY_LAG_SLOTS);
+		if (proxy.lag_slot_s[slot] != now / 1000) {
+			proxy.lag_slot_s[slot] = now / 1000;
+			proxy.lag_slot_ms[slot] = 0;
+		}
+		if (lag > proxy.lag_slot_ms[slot])
+			proxy.lag_slot_ms[slot] = lag;
+		if (lag > proxy.loop_lag_max_ms)
+			proxy.loop_lag_max_ms = lag;
+	}
+	proxy.janitor_last_ms = now;
+}
+
+uint64_t proxy_loop_lag_recent_ms(void)
+{
+	uint64_t now_s = proxy_now_ms() / 1000, worst = 0;
+	for (size_t i = 0; i < PROXY_LAG_SLOTS; i++)
+		if (proxy.lag_slot_s[i] + PROXY_LAG_SLOTS > now_s && proxy.lag_slot_ms[i] > worst)
+			worst = proxy.lag_slot_ms[i];
+	return worst;
+}
+
 static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
 	uint64_t now = proxy_now_ms();
+	loop_lag_note(now);
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link)
 		pool_janitor(p, now);

@@ -60,6 +60,8 @@
 /* A closing client whose last bytes cannot be written within this time is
  * dropped anyway (ms). */
 #define PROXY_CLOSE_FLUSH_MS 5000
+/* Seconds of event-loop lag kept for `status` (loop_lag_ms.last_10s). */
+#define PROXY_LAG_SLOTS 10
 
 
 typedef struct Pool Pool;
@@ -303,6 +305,13 @@ typedef struct Proxy {
 	uint64_t shutdown_deadline_ms;
 	uint64_t n_transactions;
 	uint64_t n_clients_total;
+	/* The event loop's lag: how much later than due the janitor ran (ms),
+	 * the longest since start and per second for the last PROXY_LAG_SLOTS
+	 * seconds (`status`). A loop that something blocks shows it here. */
+	uint64_t janitor_last_ms;
+	uint64_t loop_lag_max_ms;
+	uint64_t lag_slot_s[PROXY_LAG_SLOTS];
+	uint64_t lag_slot_ms[PROXY_LAG_SLOTS];
 	uint64_t ps_clock;              /* orders the Parses of clients and of pgflip (prepared.c) */
 	struct TlsServer *tls;          /* client_tls_* context (tls.c), NULL when client_tls_sslmode = disable */
 	TAILQ_HEAD(, AuthLookup) lookups; /* auth_query connections and caches (authq.c) */
@@ -325,6 +334,9 @@ typedef struct Proxy {
 extern Proxy proxy;
 
 uint64_t proxy_now_ms(void);
+/* proxy_loop_lag_recent_ms: the event loop's worst lag (ms) over the last
+ * PROXY_LAG_SLOTS seconds, as the janitor measured it. */
+uint64_t proxy_loop_lag_recent_ms(void);
 /* proxy_now_us: the monotonic clock in microseconds (clock_gettime, a vDSO
  * call on Linux: no system call). */
 uint64_t proxy_now_us(void);
