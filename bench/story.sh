@@ -81,7 +81,8 @@ bench_pg_start 200
 pg_psql -c "CREATE DATABASE bench OWNER app" >/dev/null || die "CREATE DATABASE failed"
 bq() { PGPASSWORD=app_pw psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app -d bench "$@"; }
 FLIP_ROUTES="default = public
-app.app-v1* = public"
+app.app-v1* = public
+canary_key = connection"
 flip_prepare pgflip "$PGFLIP" ""
 story_migration "$work"
 DIRECT_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw"
@@ -143,6 +144,8 @@ steps_story() {
 	sleep "$STORY_HOLD"
 	go stop-v1
 	story_wait_stopped "$D" app-v1 60
+	# complete contracts public: it waits until no route names it
+	flip_ctl pgflip unroute app 'app-v1*' >/dev/null
 	event complete flip_ctl pgflip migrate complete
 	half
 	go stop
@@ -194,6 +197,7 @@ run() {
 	"$@"
 	wait "$STORY_LG_PID"
 	BG_PIDS=""
+	flip_ctl pgflip --json status >"$D/status.json" 2>/dev/null # its loop_lag_ms covers this run (pgflip was restarted)
 	cp "$(flip_file pgflip).log" "$D/pgflip.log" 2>/dev/null
 	sed 's/^/  /' "$D/summary.txt" >&2
 }
@@ -287,8 +291,8 @@ summary() {
 	echo "rows lost or wrong at the end of the story (the ledger against the table): $rows_bad (missing wrong);" \
 		"rows nobody wrote that changed, rows from nowhere: $rows_untouched"
 	echo
-	echo "2. flips of the unpinned clients (app-any, $STORY_CONNS connections, a transaction every" \
-		"$(awk -v c="$STORY_CONNS" -v r="$STORY_RATE_ANY" 'BEGIN { printf "%.0f", c / r * 1000 }') ms each), on the $STORY_ROWS-row table"
+	echo "2. flips of the unpinned clients (app-any, ${STORY_CONNS_ANY:-12} connections, a transaction every" \
+		"$(awk -v c="${STORY_CONNS_ANY:-12}" -v r="$STORY_RATE_ANY" 'BEGIN { printf "%.0f", c / r * 1000 }') ms each), on the $STORY_ROWS-row table"
 	printf '%-10s %-24s %8s %9s %9s %9s %6s\n' flip "routes" ctl_ms switched first_ms last_ms stale
 	echo "flip,from,to,ctl_ms,switched,eligible,first_ms,last_ms,stale" >"$RES/flips.csv"
 	for f in "canary public $VS promote" "promote public $VS rollback" "rollback $VS public start2" \
@@ -323,6 +327,12 @@ summary() {
 	done
 	echo "(ms; the windows are the backfill's, from the log lines of pgflip and of the CLI; the runs without a" \
 		"migration are read at the same moments after their start)"
+	echo
+	echo "4. pgflip's event loop over each run: how late its 100 ms timer ran at worst (status loop_lag_ms.max;" \
+		"pgflip is restarted per run, and the direct runs do not go through it)"
+	for r in story baseline cli-backfill; do
+		printf '%-14s %s ms\n' "$r" "$(sed -n 's/.*"loop_lag_ms":{"max":\([0-9]*\).*/\1/p' "$RES/$r/status.json" 2>/dev/null)"
+	done
 	if [ -s "$RES/events.txt" ]; then
 		echo
 		echo "events:"
