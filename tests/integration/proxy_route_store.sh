@@ -286,9 +286,13 @@ expect_eq "two live instance rows" "$n" "2"
 kill -9 "$B_PID"
 start=$(date +%s)
 gone() { ! "$TOP/$PGFLIP" ctl -s "$T_DIR/a.sock" --json status | grep -q "\"pid\":$B_PID,"; }
-wait_for 100 gone
+wait_for 300 gone; gone_rc=$?
 took=$(($(date +%s) - start))
-check "SIGKILLed B leaves A's list after the TTL ($took s)" test "$took" -ge 3 -a "$took" -le 8
+expect_eq "SIGKILLed B leaves A's list" "$gone_rc" 0
+# the TTL is 5 s; A drops B at its next beat after that, later when A itself
+# is in a reconnect backoff or the machine is loaded (17 s seen under a full
+# make test beside other work): the bound says "expires", not how fast
+check "SIGKILLed B leaves A's list after the TTL ($took s)" test "$took" -ge 3 -a "$took" -le 30
 expect_eq "... its row stays, stale" "$(apsql -c "SELECT count(*) FROM pgflip.instances WHERE pid = $B_PID AND seen_at < now() - interval '5 s'")" "1"
 rm -f "$T_DIR/b.sock"
 
