@@ -44,10 +44,9 @@
 static struct evconnlistener *admin_listener;
 static char *admin_path;
 
-static json_t *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *reply_error(const char *fmt, ...)
+json_t *reply_error(const char *fmt, ...)
 {
-	char text[512];
+	char text[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
@@ -95,7 +94,7 @@ static json_t *json_text(const char *s)
 	return j ? j : json_string("?");
 }
 
-static json_t *reply_ok(const char *message)
+json_t *reply_ok(const char *message)
 {
 	json_t *r = json_pack("{s:b}", "ok", 1);
 	if (message)

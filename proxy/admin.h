@@ -38,6 +38,11 @@ char *admin_command(const AdminPeer *peer, const char *line);
  * (transactions, failed_transactions, errors, p50_us, p99_us, tps), or JSON
  * null when it served nothing yet. Caller owns the reference. */
 json_t *admin_route_stats(const char *route);
+/* reply_ok / reply_error: the two shapes of every reply of the command
+ * layer: {"ok": true[, "message": MESSAGE]} (MESSAGE may be NULL) and
+ * {"ok": false, "error": TEXT} (printf, cut at 1 KiB). Caller owns them. */
+json_t *reply_ok(const char *message);
+json_t *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- ctl.c ------------------------------------------------------------- */
 

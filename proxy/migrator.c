@@ -396,14 +396,13 @@ static bool router_names(const Router *r, const char *schema, char *why, size_t 
 }
 
 /* Is client C still on SCHEMA: inside a transaction there, or routed there
- * by the router's current table? A client between transactions whose route
- * is older takes the new one at its next transaction. */
+ * by the router's current table (client_next_route)? A client between
+ * transactions whose route is older takes the new one at its next
+ * transaction. */
 static bool client_on(const Client *c, const char *schema)
 {
-	if (c->state == CL_CLOSING || !c->route || strcmp(c->route, schema) != 0)
-		return false;
-	bool in_tx = c->server && !server_at_boundary(c->server);
-	return in_tx || c->route_gen == proxy.router.generation;
+	const char *route = c->state == CL_CLOSING || !c->route ? NULL : client_next_route(c); /* !route: not logged in */
+	return route && strcmp(route, schema) == 0;
 }
 
 /* The loop's answer to may_drop: into m->drop_ok/drop_err. */
@@ -550,22 +549,6 @@ void migrator_stop(void)
 
 /* ---- commands ------------------------------------------------------------ */
 
-static json_t *fail_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *fail_reply(const char *fmt, ...)
-{
-	char text[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
-}
-
-static json_t *ok_reply(const char *message)
-{
-	return json_pack("{s:b, s:s}", "ok", 1, "message", message);
-}
-
 typedef struct Opts {
 	const char *db;
 	const char *schema;
@@ -680,7 +663,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	char err[512];
 	const ConfDatabase *db = pick_database(o->db, err, sizeof(err));
 	if (!db)
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	Job j = {.kind = kind, .complete = o->complete, .force = o->force};
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
@@ -690,7 +673,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 		json_t *content = json_object_get(req, "content");
 		if (!file || !json_is_string(content)) {
 			job_free(&j);
-			return fail_reply("migrate start needs the file: pgflip ctl migrate start FILE");
+			return reply_error("migrate start needs the file: pgflip ctl migrate start FILE");
 		}
 		j.filename = mstrdup(file);
 		j.len = json_string_length(content);
@@ -700,16 +683,16 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	}
 	if (!j.db || !j.schema || !j.conninfo || (kind == JOB_START && (!j.filename || !j.text))) {
 		job_free(&j);
-		return fail_reply("out of memory");
+		return reply_error("out of memory");
 	}
 	char what[600];
 	snprintf(what, sizeof(what), "%s%s of %s on database %s: running (see migrate status)", job_names[kind],
 		 kind == JOB_START && o->complete ? " --complete" : "", kind == JOB_START ? j.filename : "the active migration",
 		 j.db);
 	if (!submit(m, &j, err, sizeof(err)))
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	log_info("migrate: %s", what);
-	return ok_reply(what);
+	return reply_ok(what);
 }
 
 static json_t *status_json(Migrator *m)
@@ -749,21 +732,18 @@ static json_t *cmd_rollback(Migrator *m, const Opts *o)
 	char err[512];
 	const ConfDatabase *db = pick_database(o->db, err, sizeof(err));
 	if (!db)
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	json_t *row = active_row(m, db->name);
 	const char *vschema = row ? json_string_value(json_object_get(row, "version_schema")) : NULL;
 	if (!vschema) {
 		if (busy_now(m))
-			return fail_reply("a migration job is running: `migrate cancel` it first");
-		return fail_reply("no active migration known on database %s", db->name);
+			return reply_error("a migration job is running: `migrate cancel` it first");
+		return reply_error("no active migration known on database %s", db->name);
 	}
 	char from[MIGRATE_NAME_MAX], to[MIGRATE_NAME_MAX];
 	copy_str(from, sizeof(from), vschema);
 	copy_str(to, sizeof(to), previous_vschema(m, db->name, row, o->schema));
-	size_t moved = router_flip(&proxy.router, from, to);
-	if (proxy.router.canary_schema && !strcmp(proxy.router.canary_schema, from) &&
-	    router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
-		moved++;
+	size_t moved = router_flip(&proxy.router, from, to); /* a canary on FROM moves, or ends on the default */
 	log_info("migrate: rollback: %zu route(s) moved from %s to %s", moved, from, to);
 	if (moved) {
 		char who[600];
@@ -787,16 +767,16 @@ static json_t *cmd_promote(int argc, char **argv)
 {
 	char err[512];
 	if (argc != 2)
-		return fail_reply("usage: promote SCHEMA");
+		return reply_error("usage: promote SCHEMA");
 	if (!migrator_routable(argv[1], err, sizeof(err)) || !router_set_default(&proxy.router, argv[1], err, sizeof(err)))
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	if (proxy.router.canary_schema && !router_set_canary(&proxy.router, NULL, 0, err, sizeof(err)))
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	log_info("migrate: promote %s: the default route; the canary ends", argv[1]);
 	char who[300];
 	snprintf(who, sizeof(who), "promote %s", argv[1]);
 	routestore_publish(who);
-	return ok_reply("default route changed; connected clients follow at their next transaction");
+	return reply_ok("default route changed; connected clients follow at their next transaction");
 }
 
 static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req)
@@ -804,7 +784,7 @@ static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req
 	const char *sub = argc > 1 ? argv[1] : "";
 	Opts o = parse_opts(argc, argv, 2);
 	if (o.bad)
-		return fail_reply("migrate %s: unexpected \"%s\"", sub, o.bad);
+		return reply_error("migrate %s: unexpected \"%s\"", sub, o.bad);
 	if (!strcmp(sub, "start"))
 		return queue_job(m, JOB_START, &o, req);
 	if (!strcmp(sub, "complete"))
@@ -815,12 +795,12 @@ static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req
 		return status_json(m);
 	if (!strcmp(sub, "cancel")) {
 		if (!busy_now(m))
-			return fail_reply("no migration job is running");
+			return reply_error("no migration job is running");
 		atomic_store(&m->cancel, true);
 		log_info("migrate: cancel asked: the job stops at its next batch or step");
-		return ok_reply("cancelling: the job stops at its next batch or step; start resumes it");
+		return reply_ok("cancelling: the job stops at its next batch or step; start resumes it");
 	}
-	return fail_reply("usage: migrate start FILE | status | complete | rollback [--force] | cancel [--db NAME]");
+	return reply_error("usage: migrate start FILE | status | complete | rollback [--force] | cancel [--db NAME]");
 }
 
 static int clients_on(const char *schema)
@@ -851,11 +831,11 @@ static json_t *cmd_versions(Migrator *m, int argc, char **argv)
 {
 	Opts o = parse_opts(argc, argv, 1);
 	if (o.bad)
-		return fail_reply("versions: unexpected \"%s\"", o.bad);
+		return reply_error("versions: unexpected \"%s\"", o.bad);
 	char err[256];
 	const ConfDatabase *pick = o.db || proxy.conf->n_databases == 1 ? pick_database(o.db, err, sizeof(err)) : NULL;
 	if (o.db && !pick)
-		return fail_reply("%s", err);
+		return reply_error("%s", err);
 	if (pick)
 		refresh_history(m, pick, o.schema);
 	json_t *rows = json_array();
@@ -939,7 +919,7 @@ json_t *migrator_command(int argc, char **argv, const json_t *req)
 	if (!ours)
 		return NULL;
 	if (!m)
-		return fail_reply("migrations are not available in this process");
+		return reply_error("migrations are not available in this process");
 	if (!strcmp(argv[0], "migrate"))
 		return cmd_migrate(m, argc, argv, req);
 	if (!strcmp(argv[0], "versions"))
@@ -948,7 +928,7 @@ json_t *migrator_command(int argc, char **argv, const json_t *req)
 		return cmd_promote(argc, argv);
 	Opts o = parse_opts(argc, argv, 1);
 	if (o.bad)
-		return fail_reply("rollback: unexpected \"%s\"", o.bad);
+		return reply_error("rollback: unexpected \"%s\"", o.bad);
 	return cmd_rollback(m, &o);
 }
 
