@@ -5,9 +5,14 @@
 # older than package-lock.json).
 # clang and libclang-rt-dev (libFuzzer's runtime, only a Recommends of clang
 # in Debian 12) build the fuzz harnesses; valgrind serves make VALGRIND=1 test.
+# libpg-query-dev is PostgreSQL's own parser (migrate convert and lint);
+# libsystemd-dev gives sd_notify; pandoc builds the man pages; gnuplot-nox
+# draws bench/zero-downtime.sh's plot; prometheus (promtool) and
+# prometheus-pgbouncer-exporter check the metrics and the admin console.
 pkgs="build-essential pkg-config libevent-dev libssl-dev libpq-dev libinih-dev
 libjansson-dev libyaml-dev libcmocka-dev postgresql-15 postgresql-client-15 pgbouncer
-clang libclang-rt-dev valgrind"
+clang libclang-rt-dev valgrind libpg-query-dev libsystemd-dev pandoc gnuplot-nox
+prometheus prometheus-pgbouncer-exporter"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
