@@ -64,6 +64,8 @@ typedef struct Flow {
 
 static void flow_report(Flow *f)
 {
+	f->cur.strong_lock_ms = f->e.strong_lock_ms;
+	f->cur.strong_lock_step = f->e.strong_lock_step[0] ? f->e.strong_lock_step : NULL;
 	if (f->rq->hooks.progress)
 		f->rq->hooks.progress(f->rq->hooks.arg, &f->cur);
 }
@@ -73,7 +75,7 @@ static void progress_reset(MigrateProgress *p, MigratePhase phase)
 {
 	p->phase = phase;
 	p->step = p->n_steps = 0;
-	p->note = p->table = p->blocker_query = NULL;
+	p->note = p->table = p->blocker_query = p->blocker = NULL;
 	p->rows_done = p->lock_wait_ms = 0;
 	p->blocker_pid = 0;
 	p->rows_total = -1;
@@ -176,14 +178,15 @@ static void on_backfill(void *arg, const ExecBackfill *b)
 	flow_report(f);
 }
 
-static void on_lock_wait(void *arg, int64_t waited_ms, int pid, const char *query)
+static void on_lock_wait(void *arg, int64_t waited_ms, int pid, const char *query, const char *who)
 {
 	Flow *f = arg;
 	f->cur.lock_wait_ms = waited_ms;
 	f->cur.blocker_pid = pid;
 	f->cur.blocker_query = query;
+	f->cur.blocker = who;
 	flow_report(f);
-	f->cur.blocker_query = NULL; /* valid during the call only */
+	f->cur.blocker_query = f->cur.blocker = NULL; /* valid during the call only */
 }
 
 /*
@@ -322,6 +325,8 @@ static MigrateStatus flow_end(Flow *f, MigrateStatus st)
 	f->cur.note = st == MIGRATE_OK ? NULL : f->out->err;
 	flow_report(f);
 	f->cur.note = NULL;
+	f->out->strong_lock_ms = f->e.strong_lock_ms;
+	snprintf(f->out->strong_lock_step, sizeof f->out->strong_lock_step, "%s", f->e.strong_lock_step);
 	exec_close(&f->e);
 	return st;
 }

@@ -76,6 +76,11 @@ typedef struct MigrateProgress {
 	int64_t lock_wait_ms;        /* the running step has waited this long on a lock (0: not waiting) */
 	int blocker_pid;             /* when waiting: the first pid pg_blocking_pids() names, 0 unknown */
 	const char *blocker_query;   /* and its query (pg_stat_activity.query), or NULL */
+	const char *blocker;         /* and who it is, one line: "pid 4242 (app, psql, idle in transaction,
+				      * 12.5 s in transaction, holds AccessShareLock on items)", or NULL */
+	int64_t strong_lock_ms;      /* the longest time a step of this flow held a lock stronger than SHARE
+				      * UPDATE EXCLUSIVE so far (ExecOptions' strong-lock clock, exec.h), 0 none */
+	const char *strong_lock_step; /* the step that held it ("step 1 (add new column)"), or NULL */
 } MigrateProgress;
 
 typedef struct MigrateHooks {
@@ -133,6 +138,8 @@ typedef struct MigrateResult {
 	char migration[MIGRATE_NAME_MAX];   /* the migration the flow ran on, "" when none */
 	char vschema[MIGRATE_NAME_MAX];     /* its version schema */
 	char previous[MIGRATE_NAME_MAX];    /* the version schema before it (its parent's), "" when none */
+	int64_t strong_lock_ms;      /* as MigrateProgress.strong_lock_ms, for the whole flow */
+	char strong_lock_step[256];  /* and its step, "" when none */
 } MigrateResult;
 
 /*

@@ -9,6 +9,7 @@
  * reported through e->hooks (exec.h) as well as logged.
  */
 #include "migrate/exec.h"
+#include "migrate/exec_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,9 +20,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* SQLSTATE lock_not_available: lock_timeout expired (PostgreSQL appendix A). */
-#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 
 void exec_options_default(ExecOptions *o)
 {
@@ -83,8 +81,7 @@ void exec_warn(Exec *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void set_err(Exec *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(Exec *e, const char *fmt, ...)
+void exec_set_err(Exec *e, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -101,7 +98,7 @@ bool exec_cancelled(Exec *e)
 	if (!e->hooks.cancel || !atomic_load(e->hooks.cancel))
 		return false;
 	e->cancelled = true;
-	set_err(e, "cancelled");
+	exec_set_err(e, "cancelled");
 	return true;
 }
 
@@ -118,7 +115,7 @@ bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOption
 	e->dsn = strdup(dsn ? dsn : "");
 	e->schema = strdup(schema);
 	if (!e->dsn || !e->schema) {
-		set_err(e, "out of memory");
+		exec_set_err(e, "out of memory");
 		return false;
 	}
 	struct timespec ts;
@@ -126,7 +123,7 @@ bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOption
 	srand48_r((long)ts.tv_nsec ^ (long)ts.tv_sec ^ (long)(uintptr_t)e, &e->rng);
 	e->conn = PQconnectdb(e->dsn);
 	if (PQstatus(e->conn) != CONNECTION_OK) {
-		set_err(e, "cannot connect: %s", PQerrorMessage(e->conn));
+		exec_set_err(e, "cannot connect: %s", PQerrorMessage(e->conn));
 		return false;
 	}
 	PQsetNoticeProcessor(e->conn, notice_quiet, NULL);
@@ -185,20 +182,21 @@ static void log_blockers(Exec *e, int pid, const char *what, long waited_ms)
 		exec_log(e, "waiting for a lock (%s); blocked by %s", what, PQgetvalue(r, 0, 0));
 	if (e->hooks.lock_wait)
 		e->hooks.lock_wait(e->hooks.arg, waited_ms, found ? atoi(PQgetvalue(r, 0, 1)) : 0,
-				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL);
+				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL,
+				   found ? PQgetvalue(r, 0, 0) : NULL);
 	PQclear(r);
 }
 
 /* Sends SQL and waits for all its results, logging blockers once when the wait
  * passes a quarter of the lock timeout. Returns the last result (caller clears) or
  * NULL with e->err; *SQLSTATE receives the error code ("" when none). */
-static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *const *params, const char *what,
+PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const *params, const char *what,
 			  char sqlstate[6])
 {
 	sqlstate[0] = '\0';
 	int ok = nparams ? PQsendQueryParams(e->conn, sql, nparams, NULL, params, NULL, NULL, 0) : PQsendQuery(e->conn, sql);
 	if (!ok) {
-		set_err(e, "%s", PQerrorMessage(e->conn));
+		exec_set_err(e, "%s", PQerrorMessage(e->conn));
 		return NULL;
 	}
 	long start = exec_now_ms();
@@ -206,17 +204,18 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 	int sock = PQsocket(e->conn);
 	/* look for blockers a quarter into the lock timeout, so the monitor's
 	 * query lands while the wait is still on */
-	long look_after = e->opt.lock_timeout_ms / 4 > 10 ? e->opt.lock_timeout_ms / 4 : 10;
+	int timeout = e->tx_lock_timeout_ms > 0 ? e->tx_lock_timeout_ms : e->opt.lock_timeout_ms;
+	long look_after = timeout / 4 > 10 ? timeout / 4 : 10;
 	while (PQisBusy(e->conn)) {
 		struct pollfd pfd = {.fd = sock, .events = POLLIN};
 		int n = poll(&pfd, 1, 20);
 		if (n < 0 && errno != EINTR) {
 			char buf[128];
-			set_err(e, "poll: %s", strerror_r(errno, buf, sizeof buf));
+			exec_set_err(e, "poll: %s", strerror_r(errno, buf, sizeof buf));
 			return NULL;
 		}
 		if (!PQconsumeInput(e->conn)) {
-			set_err(e, "%s", PQerrorMessage(e->conn));
+			exec_set_err(e, "%s", PQerrorMessage(e->conn));
 			return NULL;
 		}
 		if (!logged && what && exec_now_ms() - start > look_after && PQisBusy(e->conn)) {
@@ -225,7 +224,7 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 		}
 	}
 	if (logged && e->hooks.lock_wait)
-		e->hooks.lock_wait(e->hooks.arg, 0, 0, NULL);
+		e->hooks.lock_wait(e->hooks.arg, 0, 0, NULL, NULL);
 	PGresult *last = NULL, *r;
 	bool failed = false;
 	while ((r = PQgetResult(e->conn)) != NULL) {
@@ -234,7 +233,7 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 			if (!failed) {
 				const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 				snprintf(sqlstate, 6, "%s", code ? code : "");
-				set_err(e, "%s", PQresultErrorMessage(r));
+				exec_set_err(e, "%s", PQresultErrorMessage(r));
 			}
 			failed = true;
 			PQclear(r);
@@ -252,22 +251,30 @@ static PGresult *run_wait(Exec *e, const char *sql, int nparams, const char *con
 	return last;
 }
 
-PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params)
+PGresult *exec_query_as(Exec *e, const char *what, const char *sql, int nparams, const char *const *params)
 {
 	char st[6] = "";
-	PGresult *r = run_wait(e, sql, nparams, params, NULL, st);
+	PGresult *r = exec_run_wait(e, sql, nparams, params, what, st);
 	memcpy(e->sqlstate, r ? "" : st, r ? 1 : sizeof(e->sqlstate));
 	return r;
 }
 
-static bool exec_simple(Exec *e, const char *sql)
+PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params)
+{
+	char st[6] = "";
+	PGresult *r = exec_run_wait(e, sql, nparams, params, NULL, st);
+	memcpy(e->sqlstate, r ? "" : st, r ? 1 : sizeof(e->sqlstate));
+	return r;
+}
+
+bool exec_simple(Exec *e, const char *sql)
 {
 	PGresult *r = exec_query(e, sql, 0, NULL);
 	PQclear(r);
 	return r != NULL;
 }
 
-static void rollback_quietly(Exec *e)
+void exec_rollback_quietly(Exec *e)
 {
 	if (PQtransactionStatus(e->conn) != PQTRANS_IDLE) {
 		PGresult *r = PQexec(e->conn, "ROLLBACK");
@@ -277,7 +284,7 @@ static void rollback_quietly(Exec *e)
 
 /* Sleeps before retry ATTEMPT (0-based) unless the budget since START is
  * spent; false when it is. */
-static bool backoff(Exec *e, int attempt, long start, const char *what)
+bool exec_backoff(Exec *e, int attempt, long start, const char *what)
 {
 	double base = EXEC_BACKOFF_MIN_MS * pow(2.0, attempt);
 	if (base > EXEC_BACKOFF_MAX_MS)
@@ -287,7 +294,7 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 	long delay = (long)(base * (0.5 + 0.5 * r)); /* jitter: migrators must not retry in step */
 	long spent = exec_now_ms() - start;
 	if (spent + delay > e->opt.retry_total_ms) {
-		set_err(e, "gave up on %s after %d attempts in %ld ms: lock_timeout (%d ms) kept expiring", what, attempt + 1,
+		exec_set_err(e, "gave up on %s after %d attempts in %ld ms: lock_timeout (%d ms) kept expiring", what, attempt + 1,
 			spent, e->opt.lock_timeout_ms);
 		return false;
 	}
@@ -306,11 +313,11 @@ static bool backoff(Exec *e, int attempt, long start, const char *what)
 
 static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6]);
 
-/* BEGIN a transaction whose statements wait for a lock at most lock_timeout. */
-static bool begin_tx(Exec *e)
+bool exec_begin_tx(Exec *e, int lock_timeout_ms)
 {
 	char sql[96];
-	snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+	snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = '%dms'", lock_timeout_ms);
+	e->tx_lock_timeout_ms = lock_timeout_ms;
 	return exec_simple(e, sql);
 }
 
@@ -320,76 +327,109 @@ static void step_started(Exec *e, const StepList *l, size_t i)
 		e->hooks.step(e->hooks.arg, l, i);
 }
 
-/* One attempt at steps [A, B) as a group. On failure *AT is the index of
- * the step that failed (the one that waited, on a lock timeout). */
-static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, char sqlstate[6], size_t *at)
+/* A STEP_OUTSIDE_TX step (CREATE INDEX CONCURRENTLY...): alone, under
+ * lock_timeout; a failed attempt runs its cleanup (an invalid index). */
+static bool outside_attempt(Exec *e, const StepList *l, size_t a, char sqlstate[6])
 {
 	const PlanStep *first = &l->v[a];
 	char lt[96];
-	sqlstate[0] = '\0';
-	*at = a;
-	if (first->kind == STEP_OUTSIDE_TX) {
-		step_started(e, l, a);
-		snprintf(lt, sizeof lt, "SET lock_timeout = '%dms'", e->opt.lock_timeout_ms);
-		if (!exec_simple(e, lt))
-			return false;
-		PGresult *r = run_wait(e, first->sql, 0, NULL, first->note, sqlstate);
-		PQclear(r);
-		rollback_quietly(e);
-		if (!exec_simple(e, "RESET lock_timeout"))
-			return false;
-		if (!r && first->cleanup) {
-			char keep[sizeof e->err];
-			memcpy(keep, e->err, sizeof keep);
-			PGresult *c = exec_query(e, first->cleanup, 0, NULL);
-			PQclear(c);
-			memcpy(e->err, keep, sizeof keep);
-		}
-		return r != NULL;
-	}
-	if (!begin_tx(e))
+	step_started(e, l, a);
+	e->tx_lock_timeout_ms = 0;
+	snprintf(lt, sizeof lt, "SET lock_timeout = '%dms'", e->opt.lock_timeout_ms);
+	if (!exec_simple(e, lt))
 		return false;
-	for (size_t i = a; i < b; i++) {
-		const PlanStep *s = &l->v[i];
-		bool ok;
-		step_started(e, l, i);
-		if (s->kind == STEP_VIEWS) {
-			ok = run_views(e, s, sqlstate);
-		} else {
-			PGresult *r = run_wait(e, s->sql, 0, NULL, s->note, sqlstate);
-			ok = r != NULL;
-			PQclear(r);
-		}
-		if (!ok) {
-			char keep[sizeof e->err];
-			memcpy(keep, e->err, sizeof keep);
-			*at = i;
-			rollback_quietly(e);
-			snprintf(e->err, sizeof e->err, "step %zu (%s): %s", i + 1, s->note ? s->note : "", keep);
-			return false;
-		}
+	PGresult *r = exec_run_wait(e, first->sql, 0, NULL, first->note, sqlstate);
+	PQclear(r);
+	exec_rollback_quietly(e);
+	if (!exec_simple(e, "RESET lock_timeout"))
+		return false;
+	if (!r && first->cleanup) {
+		char keep[sizeof e->err];
+		memcpy(keep, e->err, sizeof keep);
+		PGresult *c = exec_query(e, first->cleanup, 0, NULL);
+		PQclear(c);
+		memcpy(e->err, keep, sizeof keep);
 	}
-	char st2[6];
-	PGresult *r = run_wait(e, "COMMIT", 0, NULL, NULL, st2);
+	return r != NULL;
+}
+
+/* Runs step S of a group's transaction (a views step builds its SQL from
+ * the catalog). */
+static bool tx_step(Exec *e, const PlanStep *s, char sqlstate[6])
+{
+	if (s->kind == STEP_VIEWS)
+		return run_views(e, s, sqlstate);
+	PGresult *r = exec_run_wait(e, s->sql, 0, NULL, s->note, sqlstate);
 	PQclear(r);
 	return r != NULL;
 }
 
+/* One attempt at steps [A, B) as a group: one transaction whose statements
+ * wait for a lock at most TIMEOUT_MS; its strong-lock time is recorded
+ * (guard_strong_record). On failure *AT is the index of the step that
+ * failed (the one that waited, on a lock timeout). */
+static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, int timeout_ms, char sqlstate[6],
+			  size_t *at)
+{
+	sqlstate[0] = '\0';
+	*at = a;
+	if (l->v[a].kind == STEP_OUTSIDE_TX)
+		return outside_attempt(e, l, a, sqlstate);
+	if (!exec_begin_tx(e, timeout_ms))
+		return false;
+	int64_t strong_since = -1;
+	char locks[256] = "";
+	for (size_t i = a; i < b; i++) {
+		const PlanStep *s = &l->v[i];
+		int64_t t0 = exec_now_ms();
+		step_started(e, l, i);
+		if (!tx_step(e, s, sqlstate)) {
+			char keep[sizeof e->err];
+			memcpy(keep, e->err, sizeof keep);
+			*at = i;
+			exec_rollback_quietly(e);
+			snprintf(e->err, sizeof e->err, "step %zu (%s): %s", i + 1, s->note ? s->note : "", keep);
+			return false;
+		}
+		if (strong_since < 0 && guard_strong_lock(e, locks, sizeof locks))
+			strong_since = t0;
+	}
+	char st2[6];
+	PGresult *r = exec_run_wait(e, "COMMIT", 0, NULL, NULL, st2);
+	PQclear(r);
+	e->tx_lock_timeout_ms = 0;
+	if (r && strong_since >= 0) {
+		char step[256];
+		snprintf(step, sizeof step, "step %zu (%s)", a + 1, l->v[a].note ? l->v[a].note : "");
+		guard_strong_record(e, exec_now_ms() - strong_since, step, locks);
+	}
+	return r != NULL;
+}
+
 /* Runs steps [A, B) as one group with retries on lock timeouts; the retry
- * log names the step that waited ("step 3 (drop the sync trigger on t)"). */
+ * log names the step that waited ("step 3 (drop the sync trigger on t)").
+ * Before each attempt at a transactional group the lock-queue guard waits
+ * out long transactions in the way (guard.c); attempt K waits for its
+ * locks at most EXEC_FIRST_LOCK_TIMEOUT_MS x 2^K, up to lock_timeout. */
 static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 {
 	long start = exec_now_ms();
+	char what[256];
+	snprintf(what, sizeof what, "step %zu (%s)", a + 1, l->v[a].note ? l->v[a].note : "");
 	for (int attempt = 0;; attempt++) {
 		char st[6];
 		size_t at;
-		if (group_attempt(e, l, a, b, st, &at))
+		if (l->v[a].kind != STEP_OUTSIDE_TX && !guard_wait(e, l, a, b, start, what))
+			return false;
+		int timeout = EXEC_FIRST_LOCK_TIMEOUT_MS << (attempt < 16 ? attempt : 16);
+		if (timeout > e->opt.lock_timeout_ms || timeout <= 0)
+			timeout = e->opt.lock_timeout_ms;
+		if (group_attempt(e, l, a, b, timeout, st, &at))
 			return true;
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 			return false;
-		char what[256];
 		snprintf(what, sizeof what, "step %zu (%s)", at + 1, l->v[at].note ? l->v[at].note : "");
-		if (!backoff(e, attempt, start, what))
+		if (!exec_backoff(e, attempt, start, what))
 			return false;
 	}
 }
@@ -402,18 +442,18 @@ bool exec_checks(Exec *e, const StepList *checks)
 	for (int attempt = 0;; attempt++) {
 		char st[6] = "";
 		size_t i = 0;
-		bool ok = begin_tx(e);
+		bool ok = exec_begin_tx(e, e->opt.lock_timeout_ms);
 		for (; ok && i < checks->n; i++) {
-			PGresult *r = run_wait(e, checks->v[i].sql, 0, NULL, checks->v[i].note, st);
+			PGresult *r = exec_run_wait(e, checks->v[i].sql, 0, NULL, checks->v[i].note, st);
 			ok = r != NULL;
 			PQclear(r);
 		}
-		rollback_quietly(e);
+		exec_rollback_quietly(e);
 		if (ok)
 			return true;
 		const char *note = i > 0 && checks->v[i - 1].note ? checks->v[i - 1].note : "check";
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0) {
-			if (backoff(e, attempt, start, note))
+			if (exec_backoff(e, attempt, start, note))
 				continue;
 			return false; /* backoff said why */
 		}
@@ -425,8 +465,6 @@ bool exec_checks(Exec *e, const StepList *checks)
 		return false;
 	}
 }
-
-static bool run_backfill(Exec *e, const PlanStep *s);
 
 /* End of the group that starts at step I: adjacent transactional steps
  * share one transaction unless one wants its own. */
@@ -471,7 +509,7 @@ bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecP
 		bool ok;
 		if (s->kind == STEP_BACKFILL) {
 			step_started(e, l, i);
-			ok = run_backfill(e, s);
+			ok = backfill_run(e, s);
 		} else {
 			ok = group_run(e, l, i, end);
 			if (!ok && best_effort) {
@@ -487,7 +525,7 @@ bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecP
 			return false;
 	}
 	if (!all_ok)
-		set_err(e, "some steps failed (see above)");
+		exec_set_err(e, "some steps failed (see above)");
 	return all_ok;
 }
 
@@ -504,445 +542,13 @@ static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6])
 	snapshot_free(snap);
 	char *sql = sqlbuf_steal(&b);
 	if (!sql) {
-		set_err(e, "views SQL too long");
+		exec_set_err(e, "views SQL too long");
 		return false;
 	}
-	PGresult *r = run_wait(e, sql, 0, NULL, s->note, sqlstate);
+	PGresult *r = exec_run_wait(e, sql, 0, NULL, s->note, sqlstate);
 	free(sql);
 	PQclear(r);
 	return r != NULL;
-}
-
-/* ---- backfill ---- */
-
-static char *qname(const char *schema, const char *name)
-{
-	SqlBuf b;
-	sqlbuf_init(&b);
-	sqlbuf_qname(&b, schema, name);
-	return sqlbuf_steal(&b);
-}
-
-/* SQL whose $1 is the quoted name of TABLE in e->schema (for ::regclass). */
-static PGresult *table_query(Exec *e, const char *table, const char *sql)
-{
-	char *t = qname(e->schema, table);
-	const char *params[1] = {t};
-	PGresult *r = t ? exec_query(e, sql, 1, params) : NULL;
-	if (!t)
-		set_err(e, "out of memory");
-	free(t);
-	return r;
-}
-
-/* Saves PROGRESS as backfill[TABLE] of the running migration. */
-static bool backfill_save(Exec *e, const char *table, json_t *progress)
-{
-	char *js = json_dumps(progress, JSON_COMPACT);
-	const char *params[4] = {e->schema, e->mig_name, table, js};
-	PGresult *r = exec_query(e,
-				 "UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), "
-				 "updated_at = now() WHERE schema = $1 AND name = $2",
-				 4, params);
-	free(js);
-	PQclear(r);
-	return r != NULL;
-}
-
-static json_t *backfill_load(Exec *e, const char *table)
-{
-	const char *params[3] = {e->schema, e->mig_name, table};
-	PGresult *r = exec_query(e, "SELECT backfill -> $3 FROM pgflip.migrations WHERE schema = $1 AND name = $2", 3, params);
-	json_t *j = NULL;
-	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-		j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-	PQclear(r);
-	return j ? j : json_object();
-}
-
-static void progress_bar(Exec *e, const char *table, long long done, long long total, bool end)
-{
-	if (!e->opt.progress || e->opt.quiet)
-		return;
-	if (total > 0)
-		fprintf(stderr, "\rbackfill %s: %lld / ~%lld rows (%3.0f%%)", table, done, total,
-			done >= total ? 100.0 : 100.0 * (double)done / (double)total);
-	else
-		fprintf(stderr, "\rbackfill %s: %lld rows", table, done);
-	if (end)
-		fputc('\n', stderr);
-	fflush(stderr);
-}
-
-/* "(k1, k2)" of S's keys, or with PREFIX "x.k1". */
-static void keys_list(SqlBuf *b, const PlanStep *s)
-{
-	sqlbuf_add(b, "(");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(b, i ? ", " : "");
-		sqlbuf_ident(b, s->keys[i]);
-	}
-	sqlbuf_add(b, ")");
-}
-
-/* "($FIRST::type1, $FIRST+1::type2)" */
-static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
-{
-	sqlbuf_add(b, "(");
-	for (size_t i = 0; i < s->nkeys; i++)
-		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
-	sqlbuf_add(b, ")");
-}
-
-/*
- * Keyset batches in two statements, both plain index range scans:
- *   BOUND:  the key of the batch's last row, found with an index-only scan
- *           ($1 = offset, then the previous batch's last key if LOWER);
- *   UPDATE: every row with lower < key <= bound (no bound: the final batch),
- *           computing the new columns with up() (the step's assignments)
- *           while pgflip.backfill = 'on' keeps the UPDATE sync trigger out.
- * Without keys (no primary key or unique NOT NULL key) the UPDATE covers a
- * range of heap blocks ($1 first block, $2 block count); a row it moves to a
- * later block is updated again, so ctid backfill is at-least-once.
- */
-static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
-{
-	SqlBuf b;
-	sqlbuf_init(&b);
-	/* the inner query returns bare key columns, so the rows OFFSET skips
-	 * cost an index entry each and no expression evaluation */
-	sqlbuf_add(&b, "SELECT json_build_array(");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-		sqlbuf_add(&b, "::text");
-	}
-	sqlbuf_add(&b, ") FROM (SELECT ");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-	}
-	sqlbuf_add(&b, " FROM ");
-	sqlbuf_qname(&b, e->schema, s->table);
-	if (lower) {
-		sqlbuf_add(&b, " WHERE ");
-		keys_list(&b, s);
-		sqlbuf_add(&b, " > ");
-		keys_params(&b, s, 2);
-	}
-	sqlbuf_add(&b, " ORDER BY ");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-	}
-	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
-	return sqlbuf_steal(&b);
-}
-
-static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, bool upper, const char *touch)
-{
-	SqlBuf b;
-	sqlbuf_init(&b);
-	sqlbuf_add(&b, "UPDATE ");
-	sqlbuf_qname(&b, e->schema, s->table);
-	sqlbuf_add(&b, " SET ");
-	if (s->assign && s->assign[0]) {
-		sqlbuf_add(&b, s->assign);
-	} else {
-		const char *col = s->nkeys ? s->keys[0] : touch;
-		sqlbuf_ident(&b, col);
-		sqlbuf_add(&b, " = ");
-		sqlbuf_ident(&b, col);
-	}
-	if (s->nkeys == 0) {
-		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
-			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
-		return sqlbuf_steal(&b);
-	}
-	size_t next = 1;
-	if (lower || upper)
-		sqlbuf_add(&b, " WHERE ");
-	if (lower) {
-		keys_list(&b, s);
-		sqlbuf_add(&b, " > ");
-		keys_params(&b, s, next);
-		next += s->nkeys;
-	}
-	if (upper) {
-		sqlbuf_add(&b, lower ? " AND " : "");
-		keys_list(&b, s);
-		sqlbuf_add(&b, " <= ");
-		keys_params(&b, s, next);
-	}
-	return sqlbuf_steal(&b);
-}
-
-/* Most key columns a keyset backfill handles (parameters per statement). */
-#define BACKFILL_MAX_KEYS 32
-
-/* One run of a backfill step (run_backfill): where it resumes, how far it
- * got, and what it needs for each batch. */
-typedef struct Backfill {
-	const PlanStep *s;
-	json_t *last;              /* keyset: key of the last row done (array of text), or NULL */
-	long long done, done0;     /* rows filled so far, and when this run began */
-	long long next_block;      /* ctid mode: first heap block of the next batch */
-	long long end_block;       /* ctid mode: the table's size in blocks at the run's start */
-	long long blocks_per_batch;
-	long long total;           /* rows to fill, estimated at the run's start (-1 unknown) */
-	char touch[128];           /* ctid mode: a column to set to itself when there is no assignment */
-	char *begin;               /* BEGIN + SET LOCALs of every batch */
-	long began;                /* this run's start, exec_now_ms() */
-} Backfill;
-
-typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResult;
-
-static void backfill_free(Backfill *b)
-{
-	json_decref(b->last);
-	free(b->begin);
-}
-
-/*
- * The rows to fill, for progress: pg_class.reltuples when the table was ever
- * vacuumed or analyzed (reltuples >= 0: free, and what the planner believes),
- * else count(*) under lock_timeout (a table that new has not had the time to
- * grow large); -1 when that count cannot get its lock. Also the table's size
- * in blocks, where a ctid backfill ends. False with e->err on a failure.
- */
-static bool backfill_estimate(Exec *e, Backfill *b)
-{
-	PGresult *r = table_query(e, b->s->table,
-				  "SELECT c.reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
-				  "FROM pg_class c WHERE c.oid = $1::regclass");
-	if (!r)
-		return false;
-	b->total = atoll(PQgetvalue(r, 0, 0));
-	b->end_block = atoll(PQgetvalue(r, 0, 1));
-	PQclear(r);
-	if (b->total < 0) {
-		SqlBuf q;
-		sqlbuf_init(&q);
-		sqlbuf_add(&q, "SELECT count(*) FROM ");
-		sqlbuf_qname(&q, e->schema, b->s->table);
-		char *sql = sqlbuf_steal(&q);
-		PGresult *c = sql && begin_tx(e) ? exec_query(e, sql, 0, NULL) : NULL;
-		b->total = c ? atoll(PQgetvalue(c, 0, 0)) : -1;
-		PQclear(c);
-		free(sql);
-		rollback_quietly(e);
-		e->err[0] = '\0'; /* an unknown total is no failure */
-	}
-	return true;
-}
-
-/* ctid mode: the table's first column, which a batch without assignments
- * sets to itself. */
-static bool backfill_touch(Exec *e, Backfill *b)
-{
-	PGresult *cr = table_query(e, b->s->table,
-				   "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-				   "AND NOT attisdropped ORDER BY attnum LIMIT 1");
-	if (!cr || PQntuples(cr) != 1) {
-		PQclear(cr);
-		if (!e->err[0])
-			set_err(e, "table %s has no columns", b->s->table);
-		return false;
-	}
-	snprintf(b->touch, sizeof b->touch, "%s", PQgetvalue(cr, 0, 0));
-	PQclear(cr);
-	return true;
-}
-
-/* Fills B for a run of step S from its saved progress PROG (consumed). */
-static bool backfill_init(Exec *e, const PlanStep *s, json_t *prog, Backfill *b)
-{
-	memset(b, 0, sizeof *b);
-	b->s = s;
-	b->done = b->done0 = json_integer_value(json_object_get(prog, "done"));
-	b->last = json_incref(json_object_get(prog, "last"));
-	b->next_block = json_integer_value(json_object_get(prog, "next_block"));
-	json_decref(prog);
-	b->blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
-	if (s->nkeys > BACKFILL_MAX_KEYS) {
-		set_err(e, "backfill key of %s has more than %d columns", s->table, BACKFILL_MAX_KEYS);
-		return false;
-	}
-	if (!backfill_estimate(e, b) || (s->nkeys == 0 && !backfill_touch(e, b)))
-		return false;
-	/* up() runs as the trigger's rules do: names resolve in the tables' schema */
-	SqlBuf ltb;
-	sqlbuf_init(&ltb);
-	sqlbuf_printf(&ltb, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL " PLAN_BACKFILL_GUC " = 'on'; "
-			    "SET LOCAL search_path = ", e->opt.lock_timeout_ms);
-	sqlbuf_ident(&ltb, e->schema);
-	b->begin = sqlbuf_steal(&ltb);
-	if (!b->begin) {
-		set_err(e, "out of memory");
-		return false;
-	}
-	b->began = exec_now_ms();
-	return true;
-}
-
-/* Runs a batch's UPDATE SQL (freed here): rows updated, or -1 with e->err
- * and SQLSTATE. */
-static long long batch_exec(Exec *e, char *sql, int np, const char *const *params, char st[6])
-{
-	if (!sql) {
-		set_err(e, "out of memory");
-		return -1;
-	}
-	PGresult *r = run_wait(e, sql, np, params, "backfill batch", st);
-	free(sql);
-	long long n = r ? atoll(PQcmdTuples(r)) : -1;
-	PQclear(r);
-	return n;
-}
-
-/* A keyset batch: its bound (the key BATCH_SIZE rows on), then the UPDATE of
- * (last, bound]; *UPPER gets the bound, NULL when this is the final batch. */
-static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char st[6])
-{
-	const PlanStep *s = b->s;
-	const char *params[1 + 2 * BACKFILL_MAX_KEYS];
-	char off[24];
-	bool lower = json_array_size(b->last) == s->nkeys;
-	int np = 0;
-	snprintf(off, sizeof off, "%d", e->opt.batch_size - 1);
-	params[np++] = off;
-	for (size_t i = 0; lower && i < s->nkeys; i++)
-		params[np++] = json_string_value(json_array_get(b->last, i));
-	char *bsql = backfill_bound_sql(e, s, lower);
-	PGresult *br = bsql ? run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
-	free(bsql);
-	if (!br) {
-		if (!st[0] && !e->err[0])
-			set_err(e, "out of memory");
-		return -1;
-	}
-	*upper = PQntuples(br) == 1 ? json_loads(PQgetvalue(br, 0, 0), 0, NULL) : NULL;
-	PQclear(br);
-	np = 0;
-	for (size_t i = 0; lower && i < s->nkeys; i++)
-		params[np++] = json_string_value(json_array_get(b->last, i));
-	for (size_t i = 0; *upper && i < s->nkeys; i++)
-		params[np++] = json_string_value(json_array_get(*upper, i));
-	return batch_exec(e, backfill_update_sql(e, s, lower, *upper != NULL, b->touch), np, params, st);
-}
-
-/* A ctid batch: BLOCKS_PER_BATCH heap blocks from NEXT_BLOCK. */
-static long long batch_ctid(Exec *e, const Backfill *b, char st[6])
-{
-	char a1[24], a2[24];
-	snprintf(a1, sizeof a1, "%lld", b->next_block);
-	snprintf(a2, sizeof a2, "%lld", b->blocks_per_batch);
-	const char *params[2] = {a1, a2};
-	return batch_exec(e, backfill_update_sql(e, b->s, false, false, b->touch), 2, params, st);
-}
-
-/*
- * One batch in one transaction, which also saves its progress: B moves on
- * only once that transaction committed, so a failed batch (retried on a lock
- * timeout, SQLSTATE in ST) runs again from the same place.
- */
-static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
-{
-	st[0] = '\0';
-	if (!exec_simple(e, b->begin))
-		return BATCH_FAILED;
-	json_t *upper = NULL;
-	long long n = b->s->nkeys ? batch_keyset(e, b, &upper, st) : batch_ctid(e, b, st);
-	long long next_block = b->next_block + (b->s->nkeys ? 0 : b->blocks_per_batch);
-	bool finished = b->s->nkeys ? upper == NULL : next_block > b->end_block;
-	json_t *last = upper ? upper : b->last;
-	json_t *prog = n >= 0 ? json_pack("{s:I, s:b}", "done", (json_int_t)(b->done + n), "finished", finished) : NULL;
-	if (prog && last)
-		json_object_set(prog, "last", last);
-	if (prog && b->s->nkeys == 0)
-		json_object_set_new(prog, "next_block", json_integer(next_block));
-	bool saved = prog && backfill_save(e, b->s->table, prog);
-	json_decref(prog);
-	PGresult *cr = saved ? run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
-	PQclear(cr);
-	if (!cr) {
-		if (n >= 0 && !prog)
-			set_err(e, "out of memory");
-		json_decref(upper);
-		rollback_quietly(e);
-		return BATCH_FAILED;
-	}
-	b->done += n;
-	b->next_block = next_block;
-	if (upper) {
-		json_decref(b->last);
-		b->last = upper;
-	}
-	return finished ? BATCH_FINISHED : BATCH_MORE;
-}
-
-/* Reports B's progress to hooks.backfill and the progress bar; at the END,
- * the total is what was done. */
-static void backfill_report(Exec *e, const Backfill *b, bool end)
-{
-	long took = exec_now_ms() - b->began;
-	double rate = took > 0 && b->done > b->done0 ? (double)(b->done - b->done0) * 1000.0 / (double)took : 0.0;
-	long long total = b->total;
-	if (end || (total >= 0 && b->done > total))
-		total = b->done; /* the estimate was off: now the count is known, or at least this */
-	if (e->hooks.backfill) {
-		ExecBackfill p = {b->s->table, b->done, total, rate,
-				  rate > 0 && total >= 0 ? (double)(total - b->done) / rate : -1.0};
-		e->hooks.backfill(e->hooks.arg, &p);
-	}
-	progress_bar(e, b->s->table, b->done, total, end);
-}
-
-static bool run_backfill(Exec *e, const PlanStep *s)
-{
-	json_t *prog = backfill_load(e, s->table);
-	if (json_is_true(json_object_get(prog, "finished"))) {
-		json_decref(prog);
-		return true;
-	}
-	Backfill b;
-	if (!backfill_init(e, s, prog, &b)) {
-		backfill_free(&b);
-		return false;
-	}
-	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
-	backfill_report(e, &b, false);
-	bool ok = true;
-	int attempt = 0;
-	long start = exec_now_ms();
-	while (s->nkeys > 0 || b.next_block <= b.end_block) {
-		if (exec_cancelled(e)) {
-			ok = false;
-			break;
-		}
-		char st[6];
-		BatchResult r = backfill_batch(e, &b, st);
-		if (r == BATCH_FAILED) {
-			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && backoff(e, attempt++, start, "backfill batch"))
-				continue;
-			ok = false;
-			break;
-		}
-		attempt = 0;
-		start = exec_now_ms();
-		backfill_report(e, &b, r == BATCH_FINISHED);
-		if (r == BATCH_FINISHED)
-			break;
-		if (e->opt.batch_delay_ms > 0)
-			exec_sleep_ms(e->opt.batch_delay_ms);
-	}
-	if (ok) {
-		long took = exec_now_ms() - b.began;
-		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", b.done, e->schema, s->table, took,
-			 took > 0 ? (double)b.done * 1000.0 / (double)took : 0.0);
-	}
-	backfill_free(&b);
-	return ok;
 }
 
 /* ---- catalog ---- */
@@ -969,15 +575,15 @@ Snapshot *catalog_read(Exec *e, const char *schema)
 {
 	long start = exec_now_ms();
 	for (int attempt = 0;; attempt++) {
-		if (!begin_tx(e))
+		if (!exec_begin_tx(e, e->opt.lock_timeout_ms))
 			return NULL;
 		Snapshot *s = catalog_read_once(e, schema);
 		if (s && exec_simple(e, "COMMIT"))
 			return s;
 		snapshot_free(s);
 		bool lock = strcmp(e->sqlstate, "55P03") == 0;
-		rollback_quietly(e);
-		if (!lock || exec_cancelled(e) || !backoff(e, attempt, start, "reading the catalog"))
+		exec_rollback_quietly(e);
+		if (!lock || exec_cancelled(e) || !exec_backoff(e, attempt, start, "reading the catalog"))
 			return NULL;
 	}
 }
@@ -986,11 +592,11 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 {
 	Snapshot *s = snapshot_new(schema);
 	if (!s) {
-		set_err(e, "out of memory");
+		exec_set_err(e, "out of memory");
 		return NULL;
 	}
 	const char *params[1] = {schema};
-	PGresult *r = exec_query(e,
+	PGresult *r = exec_query_as(e, "reading the catalog",
 				 "SELECT c.relname, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 				 "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
 				 1, params);
@@ -1000,13 +606,13 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 		SnapTable *t = snapshot_add_table(s, PQgetvalue(r, i, 0));
 		if (!t) {
 			PQclear(r);
-			set_err(e, "out of memory or more than %d tables", SNAP_MAX_TABLES);
+			exec_set_err(e, "out of memory or more than %d tables", SNAP_MAX_TABLES);
 			goto fail;
 		}
 		t->replident = PQgetvalue(r, i, 1)[0];
 	}
 	PQclear(r);
-	r = exec_query(e,
+	r = exec_query_as(e, "reading the catalog",
 		       "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
 		       "pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum) "
 		       "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -1025,7 +631,7 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 						    PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4));
 		if (!c || !snap_set(&c->comment, PQgetisnull(r, i, 5) ? NULL : PQgetvalue(r, i, 5))) {
 			PQclear(r);
-			set_err(e, "out of memory or too many columns");
+			exec_set_err(e, "out of memory or too many columns");
 			goto fail;
 		}
 		if (strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0) {
@@ -1034,7 +640,7 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 		}
 	}
 	PQclear(r);
-	r = exec_query(e,
+	r = exec_query_as(e, "reading the catalog",
 		       "SELECT c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid), "
 		       "array_to_json(ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(n, o) "
 		       "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.o)) "
@@ -1055,12 +661,12 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 		json_decref(hold);
 		if (!k) {
 			PQclear(r);
-			set_err(e, "out of memory or too many constraints");
+			exec_set_err(e, "out of memory or too many constraints");
 			goto fail;
 		}
 	}
 	PQclear(r);
-	r = exec_query(e,
+	r = exec_query_as(e, "reading the catalog",
 		       "SELECT c.relname, i.relname, x.indisunique, EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid "
 		       "AND k.conrelid = x.indrelid), pg_get_indexdef(x.indexrelid), "
 		       "array_to_json(ARRAY(SELECT coalesce(a.attname, '') FROM unnest(x.indkey::int2[]) WITH ORDINALITY u(n, o) "
@@ -1084,7 +690,7 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 		json_decref(hold);
 		if (!ok) {
 			PQclear(r);
-			set_err(e, "out of memory or too many indexes");
+			exec_set_err(e, "out of memory or too many indexes");
 			goto fail;
 		}
 	}

@@ -42,6 +42,16 @@
 #define EXEC_BATCH_SIZE 10000       /* rows per backfill transaction: big enough to amortise the round trips, small
 				     * enough to keep row locks and WAL per transaction modest */
 #define EXEC_MAX_BATCH_SIZE 1000000
+/* The first attempt at a group of steps waits for its locks at most this
+ * long (or lock_timeout, when that is shorter), each retry twice as long up
+ * to lock_timeout: while a DDL statement waits in the lock queue, every
+ * client queues behind it, and the short transactions of live traffic let
+ * go well within this. */
+#define EXEC_FIRST_LOCK_TIMEOUT_MS 100
+/* The lock-queue guard (guard.c) does not queue a step behind a session
+ * whose transaction is older than this (or half the lock timeout, when that
+ * is shorter) and that holds a lock on a relation the step locks. */
+#define EXEC_GUARD_OLD_MS 100
 
 typedef struct ExecOptions {
 	int lock_timeout_ms;
@@ -76,9 +86,11 @@ typedef struct ExecHooks {
 	/* backfill progress */
 	void (*backfill)(void *arg, const ExecBackfill *b);
 	/* a statement has waited WAITED_MS on a lock and the monitor looked up
-	 * its blockers (first PID and QUERY, 0/NULL when unknown); once more with
-	 * WAITED_MS 0 when that wait is over */
-	void (*lock_wait)(void *arg, int64_t waited_ms, int pid, const char *query);
+	 * its blockers, or the lock-queue guard waits WAITED_MS for an old
+	 * transaction in the way (guard.c): the first blocker's PID, QUERY and
+	 * WHO (one line: pid, user, application, state, age, locks held), 0/NULL
+	 * when unknown; once more with WAITED_MS 0 when that wait is over */
+	void (*lock_wait)(void *arg, int64_t waited_ms, int pid, const char *query, const char *who);
 	/* before exec_steps runs the group of steps [A, B) of L: false stops the
 	 * list (E->err set by the hook) and best-effort mode does not skip it */
 	bool (*before)(void *arg, Exec *e, const StepList *l, size_t a, size_t b);
@@ -100,6 +112,15 @@ struct Exec {
 	const char *mig_name;
 	ExecHooks hooks;    /* zeroed by exec_connect; set after it */
 	bool cancelled;     /* the last failure was hooks.cancel */
+	/* the longest time a group of steps held a lock stronger than SHARE
+	 * UPDATE EXCLUSIVE (from the start of the statement that took it, its own
+	 * lock wait included, to the end of COMMIT), and that group's first step,
+	 * since exec_connect; 0 and "" when none did */
+	int64_t strong_lock_ms;
+	char strong_lock_step[256];
+	/* lock_timeout of the running transaction (exec_begin_tx), ms; 0: the
+	 * session's, opt.lock_timeout_ms */
+	int tx_lock_timeout_ms;
 	struct drand48_data rng;  /* retry jitter, per Exec (drand48() shares one state) */
 };
 

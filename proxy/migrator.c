@@ -96,6 +96,9 @@ struct Migrator {
 	int64_t lock_wait_ms;
 	int blocker_pid;
 	char blocker_query[MIGRATOR_QUERY_MAX];
+	char blocker[MIGRATOR_QUERY_MAX];
+	int64_t strong_lock_ms;
+	char strong_lock_step[MIGRATOR_NOTE_MAX];
 	uint64_t started_ms, finished_ms;
 	bool have_last;
 	JobKind last_kind;
@@ -250,6 +253,9 @@ static void hook_progress(void *arg, const MigrateProgress *p)
 	m->lock_wait_ms = p->lock_wait_ms;
 	m->blocker_pid = p->blocker_pid;
 	copy_str(m->blocker_query, sizeof(m->blocker_query), p->blocker_query);
+	copy_str(m->blocker, sizeof(m->blocker), p->blocker);
+	m->strong_lock_ms = p->strong_lock_ms;
+	copy_str(m->strong_lock_step, sizeof(m->strong_lock_step), p->strong_lock_step);
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -636,6 +642,8 @@ static bool submit(Migrator *m, Job *j, char *err, size_t errlen)
 		memset(j, 0, sizeof(*j));
 		m->phase = MIGRATE_PHASE_PLAN;
 		m->migration[0] = m->vschema[0] = m->note[0] = m->table[0] = m->blocker_query[0] = '\0';
+		m->blocker[0] = m->strong_lock_step[0] = '\0';
+		m->strong_lock_ms = 0;
 		m->step = m->n_steps = 0;
 		m->rows_done = 0;
 		m->rows_total = -1;
@@ -711,8 +719,13 @@ static json_t *status_json(Migrator *m)
 			      m->rows_per_s, "eta_s", m->eta_s, "lock_wait_ms", (json_int_t)m->lock_wait_ms, "elapsed_s",
 			      m->started_ms ? (double)(end - m->started_ms) / 1000.0 : 0.0);
 	if (o && m->lock_wait_ms > 0)
-		json_object_set_new(o, "blocked_by", json_pack("{s:i, s:s}", "pid", m->blocker_pid, "query",
-							       m->blocker_query));
+		json_object_set_new(o, "blocked_by", json_pack("{s:i, s:s, s:s}", "pid", m->blocker_pid, "query",
+							       m->blocker_query, "who", m->blocker));
+	if (o) {
+		json_object_set_new(o, "strong_lock_ms", json_integer(m->strong_lock_ms));
+		json_object_set_new(o, "strong_lock_step", m->strong_lock_step[0] ? json_string(m->strong_lock_step)
+										 : json_null());
+	}
 	if (o && m->have_last && !running)
 		json_object_set_new(o, "result", json_pack("{s:s, s:s, s:s, s:s}", "status",
 							   m->last.status == MIGRATE_OK ? "ok"

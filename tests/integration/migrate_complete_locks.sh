@@ -49,17 +49,28 @@ if [ -n "$slowest" ] && [ "$slowest" -lt 400 ]; then ok "the client never stalle
 else not_ok "the client never stalled for long"; echo "    # slowest statement: '${slowest}' ms"; fi
 expect_eq "the new version reads the completed table" "$(qs public_02_w "SELECT w FROM t WHERE id = 7")" "v7!"
 
-# a session holds the table's lock longer than lock_timeout: complete waits
-# in the step that drops the sync trigger (not in the first step of its
-# transaction), and the retry line says so
+# a session takes the table's lock again and again (transactions of 0.3 s
+# back to back, for 1.5 s). While one is old (over 100 ms), the lock-queue
+# guard does not queue complete behind it; an attempt that begins while one
+# is young waits in the step that drops the sync trigger (not in the first
+# step of its transaction) until lock_timeout, and the retry line says so
 step "start 03_x" mig start "$T_DIR/m/03_x.yaml"
-psql -X -q -c "BEGIN" -c "LOCK TABLE public.t IN ACCESS SHARE MODE" -c "SELECT pg_sleep(1.5)" -c "COMMIT" >/dev/null 2>&1 &
+{
+	i=0
+	while [ $i -lt 5 ]; do
+		echo "BEGIN; LOCK TABLE public.t IN ACCESS SHARE MODE; SELECT pg_sleep(0.3); COMMIT;"
+		i=$((i + 1))
+	done
+} >"$T_DIR/holder.sql"
+psql -X -q -f "$T_DIR/holder.sql" >/dev/null 2>&1 &
 blocker=$!
-sleep 0.3
+sleep 0.2
 mig complete --lock-timeout 200 --retry-total 10000 >"$T_DIR/complete2.log" 2>&1; rc=$?
 wait $blocker
 expect_eq "complete succeeds once the lock is released" "$rc" 0
+expect_match "the guard named the old transaction" "$(cat "$T_DIR/complete2.log")" \
+	"*not queueing step [0-9]* behind a long transaction: pid * holds AccessShareLock on t)*"
 expect_match "the retry names the step that waited" "$(cat "$T_DIR/complete2.log")" \
-	"*lock_timeout on step [0-9]* (drop the sync trigger on t) (attempt 1); retrying in*"
+	"*lock_timeout on step [0-9]* (drop the sync trigger on t) (attempt *); retrying in*"
 expect_eq "the new version reads the completed table" "$(qs public_03_x "SELECT x FROM t WHERE id = 7")" 2
 mig_drop_db mig_complete_locks

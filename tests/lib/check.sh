@@ -46,6 +46,11 @@ expect_match() {
 	case "$2" in $3) ok "$1" ;; *) not_ok "$1"; echo "    # got:  '$2'"; echo "    # want: '$3'" ;; esac
 }
 
+# expect_no_match NAME GOT GLOB: passes when GOT does not match GLOB
+expect_no_match() {
+	case "$2" in $3) not_ok "$1"; echo "    # got:  '$2'"; echo "    # must not match: '$3'" ;; *) ok "$1" ;; esac
+}
+
 # pgflip_start CONF [SOCKET]: starts `pgflip serve -c CONF` in the background,
 # waits until the admin socket (SOCKET, default $T_DIR/admin.sock) answers;
 # sets PGFLIP_PID.

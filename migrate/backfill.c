@@ -1,0 +1,444 @@
+/*
+ * migrate/backfill.c: the batched backfill of a STEP_BACKFILL step (see
+ * exec.h): keyset batches (or heap-block ranges without a key), each in one
+ * transaction that also saves its progress, so a stopped backfill resumes
+ * where its last committed batch ended.
+ */
+#include "migrate/exec.h"
+#include "migrate/exec_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *exec_qname(const char *schema, const char *name)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_qname(&b, schema, name);
+	return sqlbuf_steal(&b);
+}
+
+/* SQL whose $1 is the quoted name of TABLE in e->schema (for ::regclass). */
+PGresult *exec_table_query(Exec *e, const char *table, const char *sql)
+{
+	char *t = exec_qname(e->schema, table);
+	const char *params[1] = {t};
+	PGresult *r = t ? exec_query(e, sql, 1, params) : NULL;
+	if (!t)
+		exec_set_err(e, "out of memory");
+	free(t);
+	return r;
+}
+
+/* Saves PROGRESS as backfill[TABLE] of the running migration. */
+static bool backfill_save(Exec *e, const char *table, json_t *progress)
+{
+	char *js = json_dumps(progress, JSON_COMPACT);
+	const char *params[4] = {e->schema, e->mig_name, table, js};
+	PGresult *r = exec_query(e,
+				 "UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), "
+				 "updated_at = now() WHERE schema = $1 AND name = $2",
+				 4, params);
+	free(js);
+	PQclear(r);
+	return r != NULL;
+}
+
+static json_t *backfill_load(Exec *e, const char *table)
+{
+	const char *params[3] = {e->schema, e->mig_name, table};
+	PGresult *r = exec_query(e, "SELECT backfill -> $3 FROM pgflip.migrations WHERE schema = $1 AND name = $2", 3, params);
+	json_t *j = NULL;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	return j ? j : json_object();
+}
+
+static void progress_bar(Exec *e, const char *table, long long done, long long total, bool end)
+{
+	if (!e->opt.progress || e->opt.quiet)
+		return;
+	if (total > 0)
+		fprintf(stderr, "\rbackfill %s: %lld / ~%lld rows (%3.0f%%)", table, done, total,
+			done >= total ? 100.0 : 100.0 * (double)done / (double)total);
+	else
+		fprintf(stderr, "\rbackfill %s: %lld rows", table, done);
+	if (end)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* "(k1, k2)" of S's keys, or with PREFIX "x.k1". */
+static void keys_list(SqlBuf *b, const PlanStep *s)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(b, i ? ", " : "");
+		sqlbuf_ident(b, s->keys[i]);
+	}
+	sqlbuf_add(b, ")");
+}
+
+/* "($FIRST::type1, $FIRST+1::type2)" */
+static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++)
+		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
+	sqlbuf_add(b, ")");
+}
+
+/*
+ * Keyset batches in two statements, both plain index range scans:
+ *   BOUND:  the key of the batch's last row, found with an index-only scan
+ *           ($1 = offset, then the previous batch's last key if LOWER);
+ *   UPDATE: every row with lower < key <= bound (no bound: the final batch),
+ *           computing the new columns with up() (the step's assignments)
+ *           while pgflip.backfill = 'on' keeps the UPDATE sync trigger out.
+ * Without keys (no primary key or unique NOT NULL key) the UPDATE covers a
+ * range of heap blocks ($1 first block, $2 block count); a row it moves to a
+ * later block is updated again, so ctid backfill is at-least-once.
+ */
+static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	/* the inner query returns bare key columns, so the rows OFFSET skips
+	 * cost an index entry each and no expression evaluation */
+	sqlbuf_add(&b, "SELECT json_build_array(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+		sqlbuf_add(&b, "::text");
+	}
+	sqlbuf_add(&b, ") FROM (SELECT ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " FROM ");
+	sqlbuf_qname(&b, e->schema, s->table);
+	if (lower) {
+		sqlbuf_add(&b, " WHERE ");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, 2);
+	}
+	sqlbuf_add(&b, " ORDER BY ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
+	return sqlbuf_steal(&b);
+}
+
+static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, bool upper, const char *touch)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "UPDATE ");
+	sqlbuf_qname(&b, e->schema, s->table);
+	sqlbuf_add(&b, " SET ");
+	if (s->assign && s->assign[0]) {
+		sqlbuf_add(&b, s->assign);
+	} else {
+		const char *col = s->nkeys ? s->keys[0] : touch;
+		sqlbuf_ident(&b, col);
+		sqlbuf_add(&b, " = ");
+		sqlbuf_ident(&b, col);
+	}
+	if (s->nkeys == 0) {
+		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
+			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
+		return sqlbuf_steal(&b);
+	}
+	size_t next = 1;
+	if (lower || upper)
+		sqlbuf_add(&b, " WHERE ");
+	if (lower) {
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, next);
+		next += s->nkeys;
+	}
+	if (upper) {
+		sqlbuf_add(&b, lower ? " AND " : "");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " <= ");
+		keys_params(&b, s, next);
+	}
+	return sqlbuf_steal(&b);
+}
+
+/* Most key columns a keyset backfill handles (parameters per statement). */
+#define BACKFILL_MAX_KEYS 32
+
+/* One run of a backfill step (backfill_run): where it resumes, how far it
+ * got, and what it needs for each batch. */
+typedef struct Backfill {
+	const PlanStep *s;
+	json_t *last;              /* keyset: key of the last row done (array of text), or NULL */
+	long long done, done0;     /* rows filled so far, and when this run began */
+	long long next_block;      /* ctid mode: first heap block of the next batch */
+	long long end_block;       /* ctid mode: the table's size in blocks at the run's start */
+	long long blocks_per_batch;
+	long long total;           /* rows to fill, estimated at the run's start (-1 unknown) */
+	char touch[128];           /* ctid mode: a column to set to itself when there is no assignment */
+	char *begin;               /* BEGIN + SET LOCALs of every batch */
+	long began;                /* this run's start, exec_now_ms() */
+} Backfill;
+
+typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResult;
+
+static void backfill_free(Backfill *b)
+{
+	json_decref(b->last);
+	free(b->begin);
+}
+
+/*
+ * The rows to fill, for progress: pg_class.reltuples when the table was ever
+ * vacuumed or analyzed (reltuples >= 0: free, and what the planner believes),
+ * else count(*) under lock_timeout (a table that new has not had the time to
+ * grow large); -1 when that count cannot get its lock. Also the table's size
+ * in blocks, where a ctid backfill ends. False with e->err on a failure.
+ */
+static bool backfill_estimate(Exec *e, Backfill *b)
+{
+	PGresult *r = exec_table_query(e, b->s->table,
+				  "SELECT c.reltuples::bigint, pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+				  "FROM pg_class c WHERE c.oid = $1::regclass");
+	if (!r)
+		return false;
+	b->total = atoll(PQgetvalue(r, 0, 0));
+	b->end_block = atoll(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (b->total < 0) {
+		SqlBuf q;
+		sqlbuf_init(&q);
+		sqlbuf_add(&q, "SELECT count(*) FROM ");
+		sqlbuf_qname(&q, e->schema, b->s->table);
+		char *sql = sqlbuf_steal(&q);
+		PGresult *c = sql && exec_begin_tx(e, e->opt.lock_timeout_ms) ? exec_query(e, sql, 0, NULL) : NULL;
+		b->total = c ? atoll(PQgetvalue(c, 0, 0)) : -1;
+		PQclear(c);
+		free(sql);
+		exec_rollback_quietly(e);
+		e->err[0] = '\0'; /* an unknown total is no failure */
+	}
+	return true;
+}
+
+/* ctid mode: the table's first column, which a batch without assignments
+ * sets to itself. */
+static bool backfill_touch(Exec *e, Backfill *b)
+{
+	PGresult *cr = exec_table_query(e, b->s->table,
+				   "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+				   "AND NOT attisdropped ORDER BY attnum LIMIT 1");
+	if (!cr || PQntuples(cr) != 1) {
+		PQclear(cr);
+		if (!e->err[0])
+			exec_set_err(e, "table %s has no columns", b->s->table);
+		return false;
+	}
+	snprintf(b->touch, sizeof b->touch, "%s", PQgetvalue(cr, 0, 0));
+	PQclear(cr);
+	return true;
+}
+
+/* Fills B for a run of step S from its saved progress PROG (consumed). */
+static bool backfill_init(Exec *e, const PlanStep *s, json_t *prog, Backfill *b)
+{
+	memset(b, 0, sizeof *b);
+	b->s = s;
+	b->done = b->done0 = json_integer_value(json_object_get(prog, "done"));
+	b->last = json_incref(json_object_get(prog, "last"));
+	b->next_block = json_integer_value(json_object_get(prog, "next_block"));
+	json_decref(prog);
+	b->blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
+	if (s->nkeys > BACKFILL_MAX_KEYS) {
+		exec_set_err(e, "backfill key of %s has more than %d columns", s->table, BACKFILL_MAX_KEYS);
+		return false;
+	}
+	if (!backfill_estimate(e, b) || (s->nkeys == 0 && !backfill_touch(e, b)))
+		return false;
+	/* up() runs as the trigger's rules do: names resolve in the tables' schema */
+	SqlBuf ltb;
+	sqlbuf_init(&ltb);
+	sqlbuf_printf(&ltb, "BEGIN; SET LOCAL lock_timeout = '%dms'; SET LOCAL " PLAN_BACKFILL_GUC " = 'on'; "
+			    "SET LOCAL search_path = ", e->opt.lock_timeout_ms);
+	sqlbuf_ident(&ltb, e->schema);
+	b->begin = sqlbuf_steal(&ltb);
+	if (!b->begin) {
+		exec_set_err(e, "out of memory");
+		return false;
+	}
+	b->began = exec_now_ms();
+	e->tx_lock_timeout_ms = 0; /* each batch's BEGIN sets opt.lock_timeout_ms */
+	return true;
+}
+
+/* Runs a batch's UPDATE SQL (freed here): rows updated, or -1 with e->err
+ * and SQLSTATE. */
+static long long batch_exec(Exec *e, char *sql, int np, const char *const *params, char st[6])
+{
+	if (!sql) {
+		exec_set_err(e, "out of memory");
+		return -1;
+	}
+	PGresult *r = exec_run_wait(e, sql, np, params, "backfill batch", st);
+	free(sql);
+	long long n = r ? atoll(PQcmdTuples(r)) : -1;
+	PQclear(r);
+	return n;
+}
+
+/* A keyset batch: its bound (the key BATCH_SIZE rows on), then the UPDATE of
+ * (last, bound]; *UPPER gets the bound, NULL when this is the final batch. */
+static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char st[6])
+{
+	const PlanStep *s = b->s;
+	const char *params[1 + 2 * BACKFILL_MAX_KEYS];
+	char off[24];
+	bool lower = json_array_size(b->last) == s->nkeys;
+	int np = 0;
+	snprintf(off, sizeof off, "%d", e->opt.batch_size - 1);
+	params[np++] = off;
+	for (size_t i = 0; lower && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(b->last, i));
+	char *bsql = backfill_bound_sql(e, s, lower);
+	PGresult *br = bsql ? exec_run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
+	free(bsql);
+	if (!br) {
+		if (!st[0] && !e->err[0])
+			exec_set_err(e, "out of memory");
+		return -1;
+	}
+	*upper = PQntuples(br) == 1 ? json_loads(PQgetvalue(br, 0, 0), 0, NULL) : NULL;
+	PQclear(br);
+	np = 0;
+	for (size_t i = 0; lower && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(b->last, i));
+	for (size_t i = 0; *upper && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(*upper, i));
+	return batch_exec(e, backfill_update_sql(e, s, lower, *upper != NULL, b->touch), np, params, st);
+}
+
+/* A ctid batch: BLOCKS_PER_BATCH heap blocks from NEXT_BLOCK. */
+static long long batch_ctid(Exec *e, const Backfill *b, char st[6])
+{
+	char a1[24], a2[24];
+	snprintf(a1, sizeof a1, "%lld", b->next_block);
+	snprintf(a2, sizeof a2, "%lld", b->blocks_per_batch);
+	const char *params[2] = {a1, a2};
+	return batch_exec(e, backfill_update_sql(e, b->s, false, false, b->touch), 2, params, st);
+}
+
+/*
+ * One batch in one transaction, which also saves its progress: B moves on
+ * only once that transaction committed, so a failed batch (retried on a lock
+ * timeout, SQLSTATE in ST) runs again from the same place.
+ */
+static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
+{
+	st[0] = '\0';
+	if (!exec_simple(e, b->begin))
+		return BATCH_FAILED;
+	json_t *upper = NULL;
+	long long n = b->s->nkeys ? batch_keyset(e, b, &upper, st) : batch_ctid(e, b, st);
+	long long next_block = b->next_block + (b->s->nkeys ? 0 : b->blocks_per_batch);
+	bool finished = b->s->nkeys ? upper == NULL : next_block > b->end_block;
+	json_t *last = upper ? upper : b->last;
+	json_t *prog = n >= 0 ? json_pack("{s:I, s:b}", "done", (json_int_t)(b->done + n), "finished", finished) : NULL;
+	if (prog && last)
+		json_object_set(prog, "last", last);
+	if (prog && b->s->nkeys == 0)
+		json_object_set_new(prog, "next_block", json_integer(next_block));
+	bool saved = prog && backfill_save(e, b->s->table, prog);
+	json_decref(prog);
+	PGresult *cr = saved ? exec_run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
+	PQclear(cr);
+	if (!cr) {
+		if (n >= 0 && !prog)
+			exec_set_err(e, "out of memory");
+		json_decref(upper);
+		exec_rollback_quietly(e);
+		return BATCH_FAILED;
+	}
+	b->done += n;
+	b->next_block = next_block;
+	if (upper) {
+		json_decref(b->last);
+		b->last = upper;
+	}
+	return finished ? BATCH_FINISHED : BATCH_MORE;
+}
+
+/* Reports B's progress to hooks.backfill and the progress bar; at the END,
+ * the total is what was done. */
+static void backfill_report(Exec *e, const Backfill *b, bool end)
+{
+	long took = exec_now_ms() - b->began;
+	double rate = took > 0 && b->done > b->done0 ? (double)(b->done - b->done0) * 1000.0 / (double)took : 0.0;
+	long long total = b->total;
+	if (end || (total >= 0 && b->done > total))
+		total = b->done; /* the estimate was off: now the count is known, or at least this */
+	if (e->hooks.backfill) {
+		ExecBackfill p = {b->s->table, b->done, total, rate,
+				  rate > 0 && total >= 0 ? (double)(total - b->done) / rate : -1.0};
+		e->hooks.backfill(e->hooks.arg, &p);
+	}
+	progress_bar(e, b->s->table, b->done, total, end);
+}
+
+bool backfill_run(Exec *e, const PlanStep *s)
+{
+	json_t *prog = backfill_load(e, s->table);
+	if (json_is_true(json_object_get(prog, "finished"))) {
+		json_decref(prog);
+		return true;
+	}
+	Backfill b;
+	if (!backfill_init(e, s, prog, &b)) {
+		backfill_free(&b);
+		return false;
+	}
+	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
+	backfill_report(e, &b, false);
+	bool ok = true;
+	int attempt = 0;
+	long start = exec_now_ms();
+	while (s->nkeys > 0 || b.next_block <= b.end_block) {
+		if (exec_cancelled(e)) {
+			ok = false;
+			break;
+		}
+		char st[6];
+		BatchResult r = backfill_batch(e, &b, st);
+		if (r == BATCH_FAILED) {
+			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && exec_backoff(e, attempt++, start, "backfill batch"))
+				continue;
+			ok = false;
+			break;
+		}
+		attempt = 0;
+		start = exec_now_ms();
+		backfill_report(e, &b, r == BATCH_FINISHED);
+		if (r == BATCH_FINISHED)
+			break;
+		if (e->opt.batch_delay_ms > 0)
+			exec_sleep_ms(e->opt.batch_delay_ms);
+	}
+	if (ok) {
+		long took = exec_now_ms() - b.began;
+		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", b.done, e->schema, s->table, took,
+			 took > 0 ? (double)b.done * 1000.0 / (double)took : 0.0);
+	}
+	backfill_free(&b);
+	return ok;
+}
+
