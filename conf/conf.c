@@ -42,6 +42,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -184,6 +185,7 @@ typedef enum {
 	CONF_KIND_OCTAL,      /* int in [min, max], written in octal with a leading 0 (a file mode) */
 	CONF_KIND_MS,         /* seconds in the file, int milliseconds in Conf */
 	CONF_KIND_BYTES,      /* uint32_t, kB/MB/GB suffixes allowed */
+	CONF_KIND_RATIO,      /* double in [min, max], a decimal number */
 	CONF_KIND_LIST,       /* char **, comma separated */
 	CONF_KIND_WORD,       /* int-sized enum, one of words */
 	CONF_KIND_WORD_SET,   /* unsigned, the union of words' bits (list, '!' removes) */
@@ -258,6 +260,7 @@ static const ConfSetting conf_settings[] = {
 	{"server_tls_cert_file", CONF_KIND_PATH, CONF_AT(server_tls_cert_file), 0, 0, NULL},
 	{"server_tls_key_file", CONF_KIND_PATH, CONF_AT(server_tls_key_file), 0, 0, NULL},
 	{"route_db", CONF_KIND_STR, CONF_AT(route_db), 0, 0, NULL},
+	{"backfill_max_latency_ratio", CONF_KIND_RATIO, CONF_AT(backfill_max_latency_ratio), 0, 1000, NULL},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -520,6 +523,24 @@ out_of_range:
 	return false;
 }
 
+/* Parses a decimal number (strtod's syntax, nothing after it) in [MIN, MAX]. */
+static bool conf_parse_ratio(ConfLoad *ld, const char *label, const char *text, long min, long max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (end == text || *end != '\0' || errno != 0 || !isfinite(v)) {
+		conf_fail(ld, ld->line, "%s: '%s' is not a number", label, text);
+		return false;
+	}
+	if (v < (double)min || v > (double)max) {
+		conf_fail(ld, ld->line, "%s: %s is out of range (%ld..%ld)", label, text, min, max);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
 /* Parses a byte count with an optional kB, MB or GB suffix (1024-based and
  * spelt as in postgresql.conf) into [MIN, MAX]. */
 static bool conf_parse_bytes(ConfLoad *ld, const char *label, const char *text, long min, long max,
@@ -647,6 +668,8 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		return conf_parse_bytes(ld, key, value, s->min, s->max, (uint32_t *)(void *)field);
 	case CONF_KIND_LIST:
 		return conf_parse_list(ld, key, value, (char ***)(void *)field);
+	case CONF_KIND_RATIO:
+		return conf_parse_ratio(ld, key, value, s->min, s->max, (double *)(void *)field);
 	case CONF_KIND_WORD: {
 		int v;
 		if (!conf_parse_word(ld, key, s->words, value, &v))
@@ -1246,6 +1269,7 @@ static bool conf_set_defaults(Conf *conf)
 	conf->auth_type = CONF_AUTH_TRUST;
 	conf->server_connect_timeout_ms = 15 * 1000;
 	conf->server_login_retry_ms = 15 * 1000;
+	conf->backfill_max_latency_ratio = 1.2;
 	conf->server_idle_timeout_ms = 600 * 1000;
 	conf->server_lifetime_ms = 3600 * 1000;
 	conf->query_wait_timeout_ms = 120 * 1000;

@@ -239,6 +239,11 @@ typedef struct Conf {
 	 * the fallback "*"; empty: NULL, routes live in memory only. Always the
 	 * name of an entry of its own when not NULL. */
 	char *route_db;
+	/* A backfill run by the daemon slows down (smaller batches, pauses)
+	 * while the p99 latency of the transactions pgflip carries is above
+	 * this many times its p99 before the migration began, and speeds up
+	 * again below it (migrate/backfill.c). 0: never slows down. Default 1.2. */
+	double backfill_max_latency_ratio;
 
 	ConfDatabase *databases;
 	size_t n_databases;

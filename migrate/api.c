@@ -178,6 +178,12 @@ static void on_backfill(void *arg, const ExecBackfill *b)
 	flow_report(f);
 }
 
+static double on_load(void *arg)
+{
+	Flow *f = arg;
+	return f->rq->hooks.load(f->rq->hooks.arg);
+}
+
 static void on_lock_wait(void *arg, int64_t waited_ms, int pid, const char *query, const char *who)
 {
 	Flow *f = arg;
@@ -306,6 +312,7 @@ static bool flow_connect(Flow *f)
 		.step = on_step,
 		.backfill = on_backfill,
 		.lock_wait = on_lock_wait,
+		.load = rq->hooks.load ? on_load : NULL,
 		.before = on_before,
 		.cancel = rq->hooks.cancel,
 		.arg = f,

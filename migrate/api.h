@@ -108,6 +108,10 @@ typedef struct MigrateHooks {
 	 * flow returns MIGRATE_CANCELLED without rolling back. Polled between
 	 * batches and between steps only. NULL = cannot be cancelled. */
 	const atomic_bool *cancel;
+	/* load: the foreground latency ratio a backfill adapts to (ExecHooks.load,
+	 * exec_pace; ExecOptions.max_latency_ratio sets the limit); NULL = the
+	 * backfill never slows down. */
+	double (*load)(void *arg);
 	/* plan: start's DRY_RUN plan text (what `plan` prints); NULL = stdout. */
 	void (*plan)(void *arg, const char *text);
 	void *arg;

@@ -189,6 +189,8 @@ typedef struct Backfill {
 	char touch[128];           /* ctid mode: a column to set to itself when there is no assignment */
 	char *begin;               /* BEGIN + SET LOCALs of every batch */
 	long began;                /* this run's start, exec_now_ms() */
+	ExecPace pace;             /* rows per batch and pause now (exec_pace) */
+	int slowed;                /* batches slowed down since the last full speed */
 } Backfill;
 
 typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResult;
@@ -259,6 +261,8 @@ static bool backfill_init(Exec *e, const PlanStep *s, json_t *prog, Backfill *b)
 	b->last = json_incref(json_object_get(prog, "last"));
 	b->next_block = json_integer_value(json_object_get(prog, "next_block"));
 	json_decref(prog);
+	b->pace.batch = e->opt.batch_size;
+	b->pace.pause_pct = 0;
 	b->blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
 	if (s->nkeys > BACKFILL_MAX_KEYS) {
 		exec_set_err(e, "backfill key of %s has more than %d columns", s->table, BACKFILL_MAX_KEYS);
@@ -306,7 +310,7 @@ static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char s
 	char off[24];
 	bool lower = json_array_size(b->last) == s->nkeys;
 	int np = 0;
-	snprintf(off, sizeof off, "%d", e->opt.batch_size - 1);
+	snprintf(off, sizeof off, "%d", b->pace.batch - 1);
 	params[np++] = off;
 	for (size_t i = 0; lower && i < s->nkeys; i++)
 		params[np++] = json_string_value(json_array_get(b->last, i));
@@ -378,6 +382,54 @@ static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
 	return finished ? BATCH_FINISHED : BATCH_MORE;
 }
 
+int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch)
+{
+	if (max_ratio <= 0 || ratio < 0)
+		return 0;
+	if (ratio > max_ratio) {
+		int batch = p->batch / 2;
+		p->batch = batch < EXEC_MIN_BATCH_SIZE ? (max_batch < EXEC_MIN_BATCH_SIZE ? max_batch : EXEC_MIN_BATCH_SIZE)
+						       : batch;
+		int pause = p->pause_pct < EXEC_PACE_MIN_PAUSE_PCT ? EXEC_PACE_MIN_PAUSE_PCT : p->pause_pct * 2;
+		p->pause_pct = pause > EXEC_PACE_MAX_PAUSE_PCT ? EXEC_PACE_MAX_PAUSE_PCT : pause;
+		return -1;
+	}
+	if (ratio >= 0.8 * max_ratio || (p->pause_pct == 0 && p->batch >= max_batch))
+		return 0;
+	if (p->pause_pct > 0) {
+		p->pause_pct /= 2;
+		if (p->pause_pct < EXEC_PACE_MIN_PAUSE_PCT)
+			p->pause_pct = 0;
+	} else {
+		long batch = (long)p->batch + p->batch / 4 + 1;
+		p->batch = batch > max_batch ? max_batch : (int)batch;
+	}
+	return 1;
+}
+
+/* After a batch: the pace by the foreground's latency (hooks.load); a
+ * change of direction is logged. */
+static void backfill_adapt(Exec *e, Backfill *b)
+{
+	if (!e->hooks.load || e->opt.max_latency_ratio <= 0)
+		return;
+	double ratio = e->hooks.load(e->hooks.arg);
+	int was = b->pace.batch, dir = exec_pace(&b->pace, ratio, e->opt.max_latency_ratio, e->opt.batch_size);
+	if (b->s->nkeys == 0)
+		b->blocks_per_batch = b->pace.batch / 100 > 0 ? b->pace.batch / 100 : 1;
+	if (dir < 0 && (was == e->opt.batch_size || b->slowed == 0))
+		exec_log(e, "backfill of %s slows down: foreground p99 is %.2fx its baseline (limit %.2fx): %d rows a "
+			    "batch, pauses of %d %% of a batch's time",
+			 b->s->table, ratio, e->opt.max_latency_ratio, b->pace.batch, b->pace.pause_pct);
+	if (dir > 0 && b->pace.batch == e->opt.batch_size && b->pace.pause_pct == 0)
+		exec_log(e, "backfill of %s back at full speed: foreground p99 is %.2fx its baseline", b->s->table,
+			 ratio);
+	if (dir < 0)
+		b->slowed++;
+	else if (dir > 0 && b->pace.batch == e->opt.batch_size && b->pace.pause_pct == 0)
+		b->slowed = 0;
+}
+
 /* Reports B's progress to hooks.backfill and the progress bar; at the END,
  * the total is what was done. */
 static void backfill_report(Exec *e, const Backfill *b, bool end)
@@ -418,7 +470,9 @@ bool backfill_run(Exec *e, const PlanStep *s)
 			break;
 		}
 		char st[6];
+		int64_t t0 = exec_now_ms();
 		BatchResult r = backfill_batch(e, &b, st);
+		int64_t took = exec_now_ms() - t0;
 		if (r == BATCH_FAILED) {
 			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && exec_backoff(e, attempt++, start, "backfill batch"))
 				continue;
@@ -430,8 +484,10 @@ bool backfill_run(Exec *e, const PlanStep *s)
 		backfill_report(e, &b, r == BATCH_FINISHED);
 		if (r == BATCH_FINISHED)
 			break;
-		if (e->opt.batch_delay_ms > 0)
-			exec_sleep_ms(e->opt.batch_delay_ms);
+		backfill_adapt(e, &b);
+		int64_t pause = e->opt.batch_delay_ms + took * b.pace.pause_pct / 100;
+		if (pause > 0)
+			exec_sleep_ms(pause);
 	}
 	if (ok) {
 		long took = exec_now_ms() - b.began;

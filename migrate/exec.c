@@ -27,6 +27,7 @@ void exec_options_default(ExecOptions *o)
 	o->retry_total_ms = EXEC_RETRY_TOTAL_MS;
 	o->batch_size = EXEC_BATCH_SIZE;
 	o->batch_delay_ms = 0;
+	o->max_latency_ratio = 0;
 	o->progress = isatty(2);
 	o->quiet = false;
 }

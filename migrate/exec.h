@@ -58,6 +58,9 @@ typedef struct ExecOptions {
 	int retry_total_ms;
 	int batch_size;
 	int batch_delay_ms;
+	/* a backfill slows down while hooks.load says the foreground latency is
+	 * above this ratio to its baseline (exec_pace); 0: never */
+	double max_latency_ratio;
 	bool progress;      /* progress bar on stderr */
 	bool quiet;         /* no informational lines */
 } ExecOptions;
@@ -94,6 +97,10 @@ typedef struct ExecHooks {
 	/* before exec_steps runs the group of steps [A, B) of L: false stops the
 	 * list (E->err set by the hook) and best-effort mode does not skip it */
 	bool (*before)(void *arg, Exec *e, const StepList *l, size_t a, size_t b);
+	/* the foreground's latency now against before the migration (p99 over
+	 * the last seconds / p99 before it began), or < 0 when unknown; asked
+	 * after each backfill batch (exec_pace) */
+	double (*load)(void *arg);
 	/* set by another thread: exec_steps stops before its next group and a
 	 * backfill before its next batch, with E->cancelled and e->err set */
 	const atomic_bool *cancel;
@@ -125,6 +132,32 @@ struct Exec {
 };
 
 void exec_options_default(ExecOptions *o);
+
+/*
+ * The backfill's pace: rows per batch, and a pause after each batch in
+ * percent of the time that batch took (a duty cycle), adapted to the
+ * foreground's latency. Smaller batches hold their row locks for less
+ * time; pauses leave the server's CPU and disks to the clients. exec_pace
+ * moves P after a batch, given RATIO (ExecHooks.load: p99 now / p99 before
+ * the migration, < 0 unknown):
+ *   RATIO > MAX_RATIO          batch halves (down to EXEC_MIN_BATCH_SIZE), pause
+ *                              doubles (from EXEC_PACE_MIN_PAUSE_PCT up to
+ *                              EXEC_PACE_MAX_PAUSE_PCT): "slower", returns -1;
+ *   RATIO < 0.8 x MAX_RATIO    pause halves (under the minimum: none), then batch
+ *                              grows by a quarter up to MAX_BATCH: "faster", +1;
+ *   else, unknown, or MAX_RATIO 0   unchanged (a dead band, so the pace does
+ *                              not swing with every noisy second), 0.
+ * Never stops: at its slowest a backfill works one fifth of the time, in
+ * batches of EXEC_MIN_BATCH_SIZE rows.
+ */
+typedef struct ExecPace {
+	int batch;          /* rows per batch now */
+	int pause_pct;      /* pause after each batch, in % of its time */
+} ExecPace;
+#define EXEC_MIN_BATCH_SIZE 1000
+#define EXEC_PACE_MIN_PAUSE_PCT 25
+#define EXEC_PACE_MAX_PAUSE_PCT 400
+int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch);
 
 /* Connects with conninfo DSN ("" = libpq environment). False with e->err set
  * (one line). E is zeroed first: set e->hooks after. */

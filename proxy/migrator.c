@@ -42,6 +42,7 @@
 #include "proxy/proxy.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
+#include "proxy/loadwatch.h"
 #include "proxy/migrator.h"
 #include "proxy/routestore.h"
 #include "proxy/server.h"
@@ -71,6 +72,7 @@ typedef struct Job {
 	char *text;
 	size_t len;
 	bool complete;       /* start --complete */
+	double max_latency_ratio; /* backfill_max_latency_ratio when it was submitted */
 	bool force;          /* rollback --force */
 } Job;
 
@@ -111,6 +113,7 @@ struct Migrator {
 	bool drop_ok;
 	char drop_err[512];
 	json_t *history_new; /* handed over by the worker: {"DB": [...]} for one db */
+	double load_ratio;   /* the loop's loadwatch_ratio, for the worker's backfill (-1 unknown) */
 
 	/* worker only: what hook_progress last logged */
 	MigratePhase logged_phase;
@@ -119,6 +122,8 @@ struct Migrator {
 
 	/* loop only */
 	json_t *history;     /* {"DB": [rows of migrate_history]} */
+	LoadWatch *load;     /* the foreground latency, snapshotted each second by load_ev */
+	struct event *load_ev;
 	bool reported;       /* the last result was logged */
 };
 
@@ -299,16 +304,27 @@ static bool hook_may_drop(void *arg, const char *vschema, char *err, size_t errl
 	return ok;
 }
 
+/* The foreground latency ratio the loop last computed (worker thread). */
+static double hook_load(void *arg)
+{
+	Migrator *m = arg;
+	pthread_mutex_lock(&m->mu);
+	double r = m->load_ratio;
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
 static MigrateStatus run_job(Migrator *m, const Job *j, MigrateResult *res)
 {
 	MigrateRequest rq = {
 		.dsn = j->conninfo,
 		.schema = j->schema,
 		.hooks = {.progress = hook_progress, .log = hook_log, .may_drop = hook_may_drop, .cancel = &m->cancel,
-			  .arg = m},
+			  .load = hook_load, .arg = m},
 	};
 	exec_options_default(&rq.opt);
 	rq.opt.progress = false;
+	rq.opt.max_latency_ratio = j->max_latency_ratio;
 	switch (j->kind) {
 	case JOB_START: return migrate_start(&rq, j->filename, j->text, j->len, j->complete, false, res);
 	case JOB_COMPLETE: return migrate_complete(&rq, res);
@@ -496,6 +512,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 static void canary_failed(const char *canary_schema, const char *why);
 
+/* Each second: the foreground latency snapshot, and the ratio for a
+ * running backfill. */
+static void load_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	Migrator *m = arg;
+	loadwatch_tick(m->load, &proxy.rstats);
+	double r = loadwatch_ratio(m->load);
+	pthread_mutex_lock(&m->mu);
+	m->load_ratio = r;
+	pthread_mutex_unlock(&m->mu);
+}
+
 bool migrator_start(char *err, size_t errlen)
 {
 	Migrator *m = calloc(1, sizeof(*m));
@@ -511,10 +541,18 @@ bool migrator_start(char *err, size_t errlen)
 	pthread_cond_init(&m->cv, NULL);
 	atomic_init(&m->cancel, false);
 	m->wake_ev = event_new(proxy.base, m->pipe_rd, EV_READ | EV_PERSIST, wake_cb, m);
-	if (!m->wake_ev || event_add(m->wake_ev, NULL) != 0 || pthread_create(&m->thread, NULL, worker_main, m) != 0) {
+	m->load = calloc(1, sizeof(*m->load));
+	m->load_ev = event_new(proxy.base, -1, EV_PERSIST, load_cb, m);
+	m->load_ratio = -1;
+	const struct timeval second = {1, 0};
+	if (!m->wake_ev || !m->load || !m->load_ev || event_add(m->wake_ev, NULL) != 0 ||
+	    event_add(m->load_ev, &second) != 0 || pthread_create(&m->thread, NULL, worker_main, m) != 0) {
 		snprintf(err, errlen, "migrator: cannot start its thread or event");
 		if (m->wake_ev)
 			event_free(m->wake_ev);
+		if (m->load_ev)
+			event_free(m->load_ev);
+		free(m->load);
 		close(fds[0]);
 		close(fds[1]);
 		free(m);
@@ -539,6 +577,8 @@ void migrator_stop(void)
 	if (m->thread_started)
 		pthread_join(m->thread, NULL);
 	event_free(m->wake_ev);
+	event_free(m->load_ev);
+	free(m->load);
 	close(m->pipe_rd);
 	close(m->pipe_wr);
 	for (size_t i = 0; i < m->n_log; i++)
@@ -640,6 +680,9 @@ static bool submit(Migrator *m, Job *j, char *err, size_t errlen)
 	} else if (ok) {
 		m->job = *j;
 		memset(j, 0, sizeof(*j));
+		/* the latency a backfill of this job compares the foreground's with */
+		loadwatch_set_baseline(m->load);
+		m->load_ratio = -1;
 		m->phase = MIGRATE_PHASE_PLAN;
 		m->migration[0] = m->vschema[0] = m->note[0] = m->table[0] = m->blocker_query[0] = '\0';
 		m->blocker[0] = m->strong_lock_step[0] = '\0';
@@ -672,7 +715,8 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	const ConfDatabase *db = pick_database(o->db, err, sizeof(err));
 	if (!db)
 		return reply_error("%s", err);
-	Job j = {.kind = kind, .complete = o->complete, .force = o->force};
+	Job j = {.kind = kind, .complete = o->complete, .force = o->force,
+		 .max_latency_ratio = proxy.conf->backfill_max_latency_ratio};
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
 	j.conninfo = database_conninfo(db);

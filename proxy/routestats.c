@@ -138,10 +138,27 @@ uint64_t routestats_bucket_value(size_t bucket)
 
 bool routestats_percentile(const RouteStatsEntry *e, double q, uint64_t *us)
 {
-	if (e->latency_count == 0)
+	return routestats_hist_percentile(e->latency, e->latency_count, q, us);
+}
+
+void routestats_latency_sum(const RouteStats *rs, uint64_t *hist, uint64_t *count)
+{
+	memset(hist, 0, ROUTESTATS_BUCKETS * sizeof(*hist));
+	*count = 0;
+	for (size_t i = 0; i < rs->n; i++) {
+		const RouteStatsEntry *e = rs->entries[i];
+		for (size_t b = 0; b < ROUTESTATS_BUCKETS; b++)
+			hist[b] += e->latency[b];
+		*count += e->latency_count;
+	}
+}
+
+bool routestats_hist_percentile(const uint64_t *hist, uint64_t count, double q, uint64_t *us)
+{
+	if (count == 0)
 		return false;
 	/* the smallest value with at least ceil(q n) transactions at or below it */
-	double want = q * (double)e->latency_count;
+	double want = q * (double)count;
 	uint64_t rank = (uint64_t)want;
 	if ((double)rank < want)
 		rank++;
@@ -149,7 +166,7 @@ bool routestats_percentile(const RouteStatsEntry *e, double q, uint64_t *us)
 		rank = 1;
 	uint64_t seen = 0;
 	for (size_t b = 0; b < ROUTESTATS_BUCKETS; b++) {
-		seen += e->latency[b];
+		seen += hist[b];
 		if (seen >= rank) {
 			*us = routestats_bucket_value(b);
 			return true;

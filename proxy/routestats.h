@@ -101,6 +101,12 @@ uint64_t routestats_bucket_value(size_t bucket);
  * transactions did not exceed, within the histogram's precision; false
  * when E has no latency recorded. */
 bool routestats_percentile(const RouteStatsEntry *e, double q, uint64_t *us) PROXY_MUSTCHECK;
+/* routestats_hist_percentile: as routestats_percentile, over the histogram
+ * HIST (ROUTESTATS_BUCKETS counts) of COUNT transactions. */
+bool routestats_hist_percentile(const uint64_t *hist, uint64_t count, double q, uint64_t *us) PROXY_MUSTCHECK;
+/* routestats_latency_sum: HIST (ROUTESTATS_BUCKETS counts) = the sum of
+ * every route's latency histogram since the start, *COUNT their count. */
+void routestats_latency_sum(const RouteStats *rs, uint64_t *hist, uint64_t *count);
 /* routestats_window: E's transactions and failed ones in the SECONDS
  * (1..ROUTESTATS_WINDOW) one-second slots that end with LAST_SECOND
  * (monotonic seconds) included. */
