@@ -50,6 +50,11 @@ typedef struct ExecOptions {
 	int batch_delay_ms;
 	bool progress;      /* progress bar on stderr */
 	bool quiet;         /* no informational lines */
+	/* SET ROLE to this role right after connecting, so that every statement
+	 * (DDL, backfill, state) runs as it and what start creates is owned by
+	 * it, as pgroll's --role; NULL or "" = the login's own role. The string
+	 * must outlive the call. */
+	const char *role;
 } ExecOptions;
 
 typedef struct Exec Exec;
@@ -105,8 +110,10 @@ struct Exec {
 
 void exec_options_default(ExecOptions *o);
 
-/* Connects with conninfo DSN ("" = libpq environment). False with e->err set
- * (one line). E is zeroed first: set e->hooks after. */
+/* Connects with conninfo DSN ("" = libpq environment), then SET ROLE
+ * opt->role when set. False with e->err set (one line: "cannot connect:
+ * ...", "cannot SET ROLE \"r\": ERROR: ..."). E is zeroed first: set
+ * e->hooks after. */
 bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt) EXEC_MUSTCHECK;
 /* Closes both connections; accepts a never-connected Exec. */
 void exec_close(Exec *e);

@@ -714,6 +714,99 @@ static bool is_tmp(const char *name)
 	return strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0;
 }
 
+/* The name column C of a table shows in the version schema under MCOLS (the
+ * table's view map columns, or NULL), or NULL when it is hidden there. */
+static const char *view_column(const json_t *mcols, const SnapColumn *c)
+{
+	const json_t *mc = map_find(mcols, c->name);
+	return mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
+}
+
+/* "TO PUBLIC" or "TO role". */
+static void grantee_sql(SqlBuf *b, const char *grantee)
+{
+	sqlbuf_add(b, " TO ");
+	if (grantee[0])
+		sqlbuf_ident(b, grantee);
+	else
+		sqlbuf_add(b, "PUBLIC");
+}
+
+/* GRANT G (a privilege on table T) on its view VSCHEMA.VNAME, the columns
+ * of a column-level grant by their names there (none shown: nothing). */
+static void view_grant_sql(SqlBuf *b, const SnapTable *t, const SnapGrant *g, const json_t *mcols,
+			   const char *vschema, const char *vname)
+{
+	const char *cv[SNAP_MAX_COLUMNS];
+	size_t shown = 0;
+	for (size_t i = 0; i < g->ncols && shown < SNAP_MAX_COLUMNS; i++) {
+		const SnapColumn *c = snapshot_column(t, g->cols[i]);
+		if (c && (cv[shown] = view_column(mcols, c)) != NULL)
+			shown++;
+	}
+	if (g->ncols && !shown)
+		return;
+	sqlbuf_printf(b, ";\nGRANT %s", g->privilege);
+	for (size_t i = 0; i < shown; i++) {
+		sqlbuf_add(b, i ? ", " : " (");
+		sqlbuf_ident(b, cv[i]);
+	}
+	sqlbuf_add(b, shown ? ") ON " : " ON ");
+	sqlbuf_qname(b, vschema, vname);
+	grantee_sql(b, g->grantee);
+}
+
+/* CREATE VIEW of table T as VSCHEMA.VNAME, its column defaults and its
+ * grants. */
+static void view_sql(SqlBuf *b, const Snapshot *snap, const SnapTable *t, const json_t *mt, const char *vschema,
+		     const char *vname)
+{
+	const json_t *mcols = mt ? json_object_get(mt, "columns") : NULL;
+	sqlbuf_add(b, ";\nCREATE VIEW ");
+	sqlbuf_qname(b, vschema, vname);
+	sqlbuf_add(b, " WITH (security_invoker = true) AS SELECT ");
+	bool first = true;
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		const char *cv = view_column(mcols, c);
+		if (!cv)
+			continue;
+		sqlbuf_add(b, first ? "" : ", ");
+		first = false;
+		sqlbuf_ident(b, c->name);
+		if (strcmp(cv, c->name) != 0) {
+			sqlbuf_add(b, " AS ");
+			sqlbuf_ident(b, cv);
+		}
+	}
+	sqlbuf_add(b, " FROM ");
+	sqlbuf_qname(b, snap->schema, t->name);
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		const json_t *mc = map_find(mcols, c->name);
+		const char *cv = view_column(mcols, c);
+		const char *def = mc && json_object_get(mc, "default") ? mj_str(mc, "default", NULL) : c->def;
+		if (!cv || !def)
+			continue;
+		sqlbuf_add(b, ";\nALTER VIEW ");
+		sqlbuf_qname(b, vschema, vname);
+		sqlbuf_add(b, " ALTER COLUMN ");
+		sqlbuf_ident(b, cv);
+		sqlbuf_printf(b, " SET DEFAULT %s", def);
+	}
+	for (size_t j = 0; j < t->ngrants; j++)
+		view_grant_sql(b, t, t->grants[j], mcols, vschema, vname);
+}
+
+/*
+ * The views carry the privileges of the tables under them: each role gets on
+ * a view what it holds on its table (SNAP's grants, read from the catalog),
+ * and USAGE on the version schema when it has USAGE on the tables' schema.
+ * The views stay security_invoker, so the caller's own rights on the table
+ * (and its row-level security policies) apply as well: a REVOKE on a table
+ * takes effect through every version schema at once, and the view owner's
+ * rights (the migrating role's) lend nothing.
+ */
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema)
 {
 	const json_t *mtables = map ? json_object_get(map, "tables") : NULL;
@@ -721,9 +814,11 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
 	sqlbuf_ident(b, vschema);
 	sqlbuf_add(b, " CASCADE;\nCREATE SCHEMA ");
 	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, ";\nGRANT USAGE ON SCHEMA ");
-	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, " TO PUBLIC");
+	for (size_t i = 0; i < snap->nusage; i++) {
+		sqlbuf_add(b, ";\nGRANT USAGE ON SCHEMA ");
+		sqlbuf_ident(b, vschema);
+		grantee_sql(b, snap->usage[i]);
+	}
 	for (size_t i = 0; i < snap->ntables; i++) {
 		const SnapTable *t = snap->tables[i];
 		const json_t *mt = map_find(mtables, t->name);
@@ -732,50 +827,9 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
 			vname = mj_str(mt, "as", NULL);
 		else if (is_tmp(t->name))
 			vname = NULL;
-		if (!vname)
-			continue;
-		const json_t *mcols = mt ? json_object_get(mt, "columns") : NULL;
-		sqlbuf_add(b, ";\nCREATE VIEW ");
-		sqlbuf_qname(b, vschema, vname);
-		sqlbuf_add(b, " WITH (security_invoker = true) AS SELECT ");
-		bool first = true;
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			const json_t *mc = map_find(mcols, c->name);
-			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
-			if (!cv)
-				continue;
-			sqlbuf_add(b, first ? "" : ", ");
-			first = false;
-			sqlbuf_ident(b, c->name);
-			if (strcmp(cv, c->name) != 0) {
-				sqlbuf_add(b, " AS ");
-				sqlbuf_ident(b, cv);
-			}
-		}
-		sqlbuf_add(b, " FROM ");
-		sqlbuf_qname(b, snap->schema, t->name);
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			const json_t *mc = map_find(mcols, c->name);
-			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
-			if (!cv)
-				continue;
-			const char *def = c->def;
-			if (mc && json_object_get(mc, "default"))
-				def = mj_str(mc, "default", NULL);
-			if (!def)
-				continue;
-			sqlbuf_add(b, ";\nALTER VIEW ");
-			sqlbuf_qname(b, vschema, vname);
-			sqlbuf_add(b, " ALTER COLUMN ");
-			sqlbuf_ident(b, cv);
-			sqlbuf_printf(b, " SET DEFAULT %s", def);
-		}
+		if (vname)
+			view_sql(b, snap, t, mt, vschema, vname);
 	}
-	sqlbuf_add(b, ";\nGRANT ALL ON ALL TABLES IN SCHEMA ");
-	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, " TO PUBLIC");
 }
 
 /* The view map of the planned snapshot: every table and column by physical
@@ -1249,6 +1303,7 @@ void plan_contract_snapshot(Snapshot *s)
 				else
 					k++;
 			}
+			snapshot_grants_column(t, c->name, c->vname);
 			if (!c->vname) {
 				snapshot_remove_column(t, c);
 				continue;

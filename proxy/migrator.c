@@ -72,6 +72,7 @@ typedef struct Job {
 	size_t len;
 	bool complete;       /* start --complete */
 	bool force;          /* rollback --force */
+	char *role;          /* start --role: SET ROLE before the DDL (ExecOptions.role), or NULL */
 } Job;
 
 struct Migrator {
@@ -130,6 +131,7 @@ static void job_free(Job *j)
 	free(j->schema);
 	free(j->filename);
 	free(j->text);
+	free(j->role);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -303,6 +305,7 @@ static MigrateStatus run_job(Migrator *m, const Job *j, MigrateResult *res)
 	};
 	exec_options_default(&rq.opt);
 	rq.opt.progress = false;
+	rq.opt.role = j->role;
 	switch (j->kind) {
 	case JOB_START: return migrate_start(&rq, j->filename, j->text, j->len, j->complete, false, res);
 	case JOB_COMPLETE: return migrate_complete(&rq, res);
@@ -554,6 +557,7 @@ typedef struct Opts {
 	const char *schema;
 	bool complete;
 	bool force;
+	const char *role;    /* --role ROLE: the migration's DDL runs as ROLE */
 	const char *bad;     /* the first word that is none of these */
 } Opts;
 
@@ -569,6 +573,8 @@ static Opts parse_opts(int argc, char **argv, int from)
 			o.complete = true;
 		else if (!strcmp(argv[i], "--force"))
 			o.force = true;
+		else if (!strcmp(argv[i], "--role") && i + 1 < argc)
+			o.role = argv[++i];
 		else if (!o.bad)
 			o.bad = argv[i];
 	}
@@ -668,6 +674,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
 	j.conninfo = database_conninfo(db);
+	j.role = o->role ? mstrdup(o->role) : NULL;
 	if (kind == JOB_START) {
 		const char *file = json_string_value(json_object_get(req, "file"));
 		json_t *content = json_object_get(req, "content");
@@ -681,7 +688,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 		if (j.text)
 			memcpy(j.text, json_string_value(content), j.len + 1);
 	}
-	if (!j.db || !j.schema || !j.conninfo || (kind == JOB_START && (!j.filename || !j.text))) {
+	if (!j.db || !j.schema || !j.conninfo || (o->role && !j.role) || (kind == JOB_START && (!j.filename || !j.text))) {
 		job_free(&j);
 		return reply_error("out of memory");
 	}
@@ -800,7 +807,7 @@ static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req
 		log_info("migrate: cancel asked: the job stops at its next batch or step");
 		return reply_ok("cancelling: the job stops at its next batch or step; start resumes it");
 	}
-	return reply_error("usage: migrate start FILE | status | complete | rollback [--force] | cancel [--db NAME]");
+	return reply_error("usage: migrate start FILE [--role ROLE] | status | complete | rollback [--force] | cancel [--db NAME]");
 }
 
 static int clients_on(const char *schema)
