@@ -631,39 +631,134 @@ static bool backfill_keys(const SnapTable *t, const SnapConstraint **out)
 	return best != NULL;
 }
 
+/* "(k1, k2)" of S's keys. */
+static void keys_list(SqlBuf *b, const PlanStep *s)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(b, i ? ", " : "");
+		sqlbuf_ident(b, s->keys[i]);
+	}
+	sqlbuf_add(b, ")");
+}
+
+/* "($FIRST::type1, $FIRST+1::type2)" */
+static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++)
+		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
+	sqlbuf_add(b, ")");
+}
+
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	/* the inner query returns bare key columns, so the rows OFFSET skips
+	 * cost an index entry each and no expression evaluation */
+	sqlbuf_add(&b, "SELECT json_build_array(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+		sqlbuf_add(&b, "::text");
+	}
+	sqlbuf_add(&b, ") FROM (SELECT ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " FROM ");
+	sqlbuf_qname(&b, schema, s->table);
+	if (lower) {
+		sqlbuf_add(&b, " WHERE ");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, 2);
+	}
+	sqlbuf_add(&b, " ORDER BY ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
+	return sqlbuf_steal(&b);
+}
+
+char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower, bool upper, const char *touch)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "UPDATE ");
+	sqlbuf_qname(&b, schema, s->table);
+	sqlbuf_add(&b, " SET ");
+	if (s->assign && s->assign[0]) {
+		sqlbuf_add(&b, s->assign);
+	} else {
+		const char *col = s->nkeys ? s->keys[0] : touch;
+		sqlbuf_ident(&b, col);
+		sqlbuf_add(&b, " = ");
+		sqlbuf_ident(&b, col);
+	}
+	if (s->nkeys == 0) {
+		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
+			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
+		return sqlbuf_steal(&b);
+	}
+	size_t next = 1;
+	if (lower || upper)
+		sqlbuf_add(&b, " WHERE ");
+	if (lower) {
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, next);
+		next += s->nkeys;
+	}
+	if (upper) {
+		sqlbuf_add(&b, lower ? " AND " : "");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " <= ");
+		keys_params(&b, s, next);
+	}
+	return sqlbuf_steal(&b);
+}
+
+/* What a backfill step S of table T prints (PlanStep.sql): one batch's
+ * transaction as exec.c runs it, with its parameters named. */
+static char *backfill_text(const char *schema, const PlanStep *s, const SnapTable *t)
+{
+	const char *touch = t->ncols ? t->cols[0]->name : "";
+	char *bound = s->nkeys ? plan_backfill_bound_sql(schema, s, true) : NULL;
+	char *update = plan_backfill_update_sql(schema, s, s->nkeys > 0, s->nkeys > 0, touch);
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "-- each batch, one transaction (BEGIN; SET LOCAL lock_timeout ...; ...; COMMIT):\n"
+		       "SET LOCAL " PLAN_BACKFILL_GUC " = 'on';\nSET LOCAL search_path = ");
+	sqlbuf_ident(&b, schema);
+	if (s->nkeys) {
+		sqlbuf_printf(&b, ";\n-- the batch's last key: $1 = batch size - 1, $2.. = the previous batch's last key "
+				  "(the first batch: no WHERE)\n%s;\n"
+				  "-- $1.. = the previous batch's last key, $%zu.. = this batch's (the first batch has no "
+				  "lower bound; the last, once no bound is found, no upper one)\n%s",
+			      bound ? bound : "", s->nkeys + 1, update ? update : "");
+	} else {
+		sqlbuf_printf(&b, ";\n-- no primary or unique NOT NULL key: by heap blocks, $1 = first block, "
+				  "$2 = blocks per batch (batch size / 100)\n%s",
+			      update ? update : "");
+	}
+	sqlbuf_add(&b, ";\n-- its progress, in the same transaction: $3 = table, $4 = {\"done\", \"last\", "
+		       "\"finished\"}\n" PLAN_BACKFILL_SAVE_SQL);
+	free(bound);
+	free(update);
+	return sqlbuf_steal(&b);
+}
+
 static void plan_backfills(Planner *pl)
 {
 	for (size_t i = 0; i < pl->nbackfill; i++) {
 		SnapTable *t = pl->backfill[i];
 		const SnapConstraint *k = NULL;
 		backfill_keys(t, &k);
-		sqlbuf_add(&pl->b, "SET LOCAL " PLAN_BACKFILL_GUC " = 'on';\nUPDATE ");
-		pl_table(pl, t);
-		sqlbuf_add(&pl->b, " SET ");
-		for (size_t r = 0, first = 1; r < pl->nrules; r++) {
-			const SyncRule *sr = &pl->rules[r];
-			if (sr->table != t || !sr->up)
-				continue;
-			sqlbuf_add(&pl->b, first ? "" : ", ");
-			first = 0;
-			sqlbuf_ident(&pl->b, sr->target);
-			sqlbuf_printf(&pl->b, " = (%s)", sr->expr);
-		}
-		if (k) {
-			sqlbuf_add(&pl->b, " WHERE (");
-			for (size_t j = 0; j < k->ncols; j++) {
-				sqlbuf_add(&pl->b, j ? ", " : "");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-			}
-			sqlbuf_add(&pl->b, ") > (last key of the previous batch) AND (");
-			for (size_t j = 0; j < k->ncols; j++) {
-				sqlbuf_add(&pl->b, j ? ", " : "");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-			}
-			sqlbuf_add(&pl->b, ") <= (last key of this batch)");
-		} else {
-			sqlbuf_add(&pl->b, " WHERE ctid in (next block range)");
-		}
 		char note[200];
 		snprintf(note, sizeof note, "backfill %s in batches", t->name);
 		PlanStep *s = pl_emit(pl, &pl->p->start, STEP_BACKFILL, note);
@@ -693,6 +788,11 @@ static void plan_backfills(Planner *pl)
 			s->keys[j] = strdup(k->cols[j]);
 			s->key_types[j] = strdup(c ? c->type : "text");
 			s->nkeys++;
+		}
+		free(s->sql);
+		if (!(s->sql = backfill_text(pl->schema, s, t))) {
+			pl_fail(pl, "out of memory");
+			return;
 		}
 	}
 }

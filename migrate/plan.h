@@ -151,6 +151,31 @@ void plan_format_steps(SqlBuf *b, const StepList *l);
  */
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema);
 
+/*
+ * A backfill step's batches (exec.c runs them; the plan prints them), in
+ * two statements, both plain index range scans:
+ *   plan_backfill_bound_sql: the key of the batch's last row, found with an
+ *       index-only scan ($1 = offset, i.e. batch size - 1; then, if LOWER,
+ *       the previous batch's last key as $2..), one row of a JSON array of
+ *       the key's values as text, or none for the final batch;
+ *   plan_backfill_update_sql: every row with lower < key <= bound ($1.. the
+ *       lower key if LOWER, then the bound if UPPER), computing the new
+ *       columns with up() (S->assign) while pgflip.backfill = 'on' keeps the
+ *       UPDATE sync trigger out. Without keys (no primary key or unique NOT
+ *       NULL key) a range of heap blocks ($1 first block, $2 block count); a
+ *       row it moves to a later block is updated again, so ctid backfill is
+ *       at-least-once. TOUCH: the column set to itself when S has no
+ *       assignment.
+ * SCHEMA is the tables' schema. Caller frees; NULL when out of memory.
+ */
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower);
+char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower, bool upper, const char *touch);
+/* A batch's progress, saved in its own transaction: $1 schema, $2 migration,
+ * $3 table, $4 {"done": rows, "last": key, "finished": bool, "next_block"}. */
+#define PLAN_BACKFILL_SAVE_SQL \
+	"UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), updated_at = now() " \
+	"WHERE schema = $1 AND name = $2"
+
 /* Serialised step lists for the state table; NULL when out of memory. */
 json_t *plan_steps_to_json(const StepList *l);
 /* Parses what plan_steps_to_json wrote; false with ERR on a malformed list. */
