@@ -923,10 +923,11 @@ json_t *migrate_history(const MigrateRequest *rq, char *err, size_t errlen)
 static const char API_EMPTY_YAML[] = "operations: []\n";
 
 /* Whether pgroll's state schema PG holds a history of the flow's schema:
- * *N its rows (0 when PG.migrations does not exist). */
+ * *N its rows (-1 when PG.migrations does not exist). False with e->err
+ * when a query fails. */
 static bool pgroll_rows(Flow *f, const char *pg, long *n)
 {
-	*n = 0;
+	*n = -1;
 	const char *params[2] = {pg, f->e.schema};
 	PGresult *r = exec_query(&f->e, "SELECT to_regclass(format('%I.migrations', $1::text)) IS NOT NULL", 1, params);
 	if (!r)
@@ -1021,9 +1022,9 @@ static MigrateStatus adopt_flow(Flow *f, const char *pg)
 		return rc;
 	if (!pgroll_rows(f, pg, &n))
 		return flow_fail(f, "%s", e->err);
-	if (n == 0)
-		return flow_fail(f, "baseline --from-pgroll: no pgroll history of schema %s (no rows in %s.migrations)",
-				 e->schema, pg);
+	if (n <= 0)
+		return flow_fail(f, "baseline --from-pgroll: no pgroll history of schema %s (%s.migrations %s)", e->schema,
+				 pg, n < 0 ? "does not exist" : "has no row of it");
 	if (!state_adopt_pgroll(e, pg, latest, sizeof latest, &count))
 		return flow_fail(f, "baseline --from-pgroll: %s", e->err);
 	flow_set_mig(f, NULL, latest, NULL);
