@@ -1248,8 +1248,8 @@ void plan_format_steps(SqlBuf *b, const StepList *l)
 		switch (s->kind) {
 		case STEP_OUTSIDE_TX: sqlbuf_add(b, " [outside transaction]"); break;
 		case STEP_VIEWS:
-			sqlbuf_add(b, s->own_tx ? " [views, built from the catalog when run; own transaction]"
-						: " [views, built from the catalog when run]");
+			sqlbuf_add(b, s->own_tx ? " [views and their grants, built from the catalog when run; own transaction]"
+						: " [views and their grants, built from the catalog when run]");
 			break;
 		case STEP_BACKFILL: sqlbuf_add(b, " [backfill: keyset batches, one transaction each]"); break;
 		case STEP_SQL: if (s->own_tx) sqlbuf_add(b, " [own transaction]"); break;

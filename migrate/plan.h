@@ -18,7 +18,8 @@
  *    backfill has not reached) (WHEN), so unrelated updates of backfilled
  *    rows pay nothing; the backfill computes up directly;
  *  - the new version schema holds one view per table (security_invoker),
- *    mapping new-version names to physical columns, with defaults copied;
+ *    mapping new-version names to physical columns, with defaults and the
+ *    tables' privileges copied;
  *  - constraints are added NOT VALID (or as CONCURRENTLY built unique
  *    indexes) and validated at complete; NOT NULL goes through a validated
  *    CHECK so SET NOT NULL does not scan;
@@ -144,10 +145,12 @@ void plan_format_steps(SqlBuf *b, const StepList *l);
 
 /*
  * plan_views_sql: appends to B the SQL that (re)builds VSCHEMA over the tables
- * of SNAP: drop/create schema, one view per visible table, column defaults,
- * grants. MAP (may be NULL) renames or hides tables and columns by physical
- * name; anything it does not name is shown as is unless its name starts with
- * MIGRATE_TMP_PREFIX.
+ * of SNAP: drop/create schema, one view per visible table (security_invoker),
+ * column defaults, and the tables' grants (SnapTable.grants: the same
+ * privileges on the view, column grants on the columns' names in VSCHEMA;
+ * USAGE on VSCHEMA for Snapshot.usage). MAP (may be NULL) renames or hides
+ * tables and columns by physical name; anything it does not name is shown as
+ * is unless its name starts with MIGRATE_TMP_PREFIX.
  */
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema);
 
