@@ -1027,7 +1027,11 @@ static MigrateStatus adopt_flow(Flow *f, const char *pg)
 				 pg, n < 0 ? "does not exist" : "has no row of it");
 	if (!state_adopt_pgroll(e, pg, latest, sizeof latest, &count))
 		return flow_fail(f, "baseline --from-pgroll: %s", e->err);
-	flow_set_mig(f, NULL, latest, NULL);
+	MigState st = {0};
+	bool found = false;
+	if (state_latest(e, &st, &found) && found)
+		flow_set_mig(f, st.name, st.vschema, NULL);
+	migstate_free(&st);
 	if (!conf_route_schema_check(latest, why, sizeof why))
 		exec_warn(e, "pgroll's latest version schema %s cannot be a route of the proxy: %s", latest, why);
 	exec_log(e, "adopted %d pgroll migration(s) of schema %s; latest version schema %s (the next migration's "
