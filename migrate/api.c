@@ -33,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "conf/conf.h"
 #include "migrate/load.h"
 #include "migrate/plan.h"
 
@@ -58,6 +61,7 @@ typedef struct Flow {
 	MigrateProgress cur;      /* the last report, kept up to date */
 	MigratePhase list_phase;  /* phase of the step list running: START, COMPLETE or ROLLBACK */
 	bool held;                /* the drop guard stopped the list (refused, cancelled or failed) */
+	const char *origin;       /* a new state row's plan.origin ("baseline"), NULL for a migration file */
 } Flow;
 
 /* ---- results and reports ---- */
@@ -605,6 +609,8 @@ static MigrateStatus start_new(Flow *f, const MigFile *mf, const MigState *lates
 			       plan_steps_to_json(&p->complete), "rollback", plan_steps_to_json(&p->rollback));
 	if (pj && p->irreversible)
 		json_object_set_new(pj, "irreversible", json_string(p->irreversible));
+	if (pj && f->origin)
+		json_object_set_new(pj, "origin", json_string(f->origin));
 	if (!pj)
 		rc = flow_fail(f, "out of memory");
 	else if (!state_begin(&f->e, mf->name, latest ? latest->name : NULL, p->vschema, mf->root, pj))
@@ -920,4 +926,312 @@ json_t *migrate_history(const MigrateRequest *rq, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", e.err);
 	exec_close(&e);
 	return h;
+}
+
+/* ---- baseline, pull, create ---- */
+
+/* The text of an empty migration file: what `create` writes and what a
+ * baseline records. */
+static const char API_EMPTY_YAML[] = "operations: []\n";
+
+/* Whether pgroll's state schema PG holds a history of the flow's schema:
+ * *N its rows (-1 when PG.migrations does not exist). False with e->err
+ * when a query fails. */
+static bool pgroll_rows(Flow *f, const char *pg, long *n)
+{
+	*n = -1;
+	const char *params[2] = {pg, f->e.schema};
+	PGresult *r = exec_query(&f->e, "SELECT to_regclass(format('%I.migrations', $1::text)) IS NOT NULL", 1, params);
+	if (!r)
+		return false;
+	bool exists = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!exists)
+		return true;
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "SELECT count(*) FROM ");
+	sqlbuf_qname(&b, pg, "migrations");
+	sqlbuf_add(&b, " WHERE schema = $1");
+	char *sql = sqlbuf_steal(&b);
+	r = sql ? exec_query(&f->e, sql, 1, params + 1) : NULL;
+	free(sql);
+	if (r)
+		*n = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return r != NULL;
+}
+
+/* Takes the schema's lock; fails unless pgflip has no migration of it
+ * (WHAT: the command, for the reason). */
+static MigrateStatus no_history(Flow *f, const char *what)
+{
+	Exec *e = &f->e;
+	MigState active = {0}, latest = {0};
+	bool has_active = false, has_latest = false;
+	MigrateStatus rc = MIGRATE_OK;
+	if (!state_init(e) || !state_lock(e) || !state_active(e, &active, &has_active) ||
+	    !state_latest(e, &latest, &has_latest))
+		rc = flow_fail(f, "%s", e->err);
+	else if (has_active || has_latest)
+		rc = flow_fail(f, "%s: schema %s already has pgflip migrations (latest: %s); %s is for a database never "
+			       "migrated with pgflip", what, e->schema, has_active ? active.name : latest.name, what);
+	migstate_free(&active);
+	migstate_free(&latest);
+	return rc;
+}
+
+static MigrateStatus baseline_flow(Flow *f, const char *name)
+{
+	Exec *e = &f->e;
+	char err[1024] = "", path[MIGRATE_NAME_MAX + 8];
+	if (!name[0] || strchr(name, '/') || strlen(name) >= MIGRATE_NAME_MAX)
+		return flow_fail(f, "baseline: bad migration name \"%s\"", name);
+	snprintf(path, sizeof path, "%s.yaml", name);
+	MigFile mf;
+	if (!migfile_parse(path, API_EMPTY_YAML, strlen(API_EMPTY_YAML), false, &mf, err, sizeof err))
+		return flow_fail(f, "%s", err);
+	char *vschema = plan_vschema_name(&mf, e->schema);
+	bool vschema_ok = vschema && plan_vschema_check(&mf, e->schema, vschema, err, sizeof err);
+	flow_set_mig(f, mf.name, vschema, NULL);
+	free(vschema);
+	long pgroll = 0;
+	MigrateStatus rc = vschema_ok ? no_history(f, "baseline") : flow_fail(f, "%s", err[0] ? err : "out of memory");
+	if (rc == MIGRATE_OK && !pgroll_rows(f, "pgroll", &pgroll))
+		rc = flow_fail(f, "%s", e->err);
+	if (rc == MIGRATE_OK && pgroll > 0)
+		rc = flow_fail(f, "baseline: schema %s is managed by pgroll (%ld migrations in pgroll.migrations); adopt its "
+			       "history with `pgflip migrate baseline --from-pgroll`", e->schema, pgroll);
+	if (rc == MIGRATE_OK) {
+		f->origin = "baseline";
+		rc = start_new(f, &mf, NULL, false);
+	}
+	if (rc == MIGRATE_OK && !state_set_status(e, mf.name, "complete"))
+		rc = flow_fail(f, "%s", e->err);
+	if (rc == MIGRATE_OK)
+		exec_log(e, "baseline %s recorded: the schema as it is; later migrations chain from version schema %s",
+			 mf.name, f->out->vschema);
+	migfile_free(&mf);
+	return rc;
+}
+
+MigrateStatus migrate_baseline(const MigrateRequest *rq, const char *name, MigrateResult *out)
+{
+	Flow f;
+	flow_init(&f, rq, out);
+	flow_phase(&f, MIGRATE_PHASE_PLAN);
+	return flow_end(&f, flow_connect(&f) ? baseline_flow(&f, name ? name : "") : MIGRATE_FAILED);
+}
+
+static MigrateStatus adopt_flow(Flow *f, const char *pg)
+{
+	Exec *e = &f->e;
+	long n = 0;
+	char latest[MIGRATE_NAME_MAX] = "", why[256];
+	int count = 0;
+	MigrateStatus rc = no_history(f, "baseline --from-pgroll");
+	if (rc != MIGRATE_OK)
+		return rc;
+	if (!pgroll_rows(f, pg, &n))
+		return flow_fail(f, "%s", e->err);
+	if (n <= 0)
+		return flow_fail(f, "baseline --from-pgroll: no pgroll history of schema %s (%s.migrations %s)", e->schema,
+				 pg, n < 0 ? "does not exist" : "has no row of it");
+	if (!state_adopt_pgroll(e, pg, latest, sizeof latest, &count))
+		return flow_fail(f, "baseline --from-pgroll: %s", e->err);
+	MigState st = {0};
+	bool found = false;
+	if (state_latest(e, &st, &found) && found)
+		flow_set_mig(f, st.name, st.vschema, NULL);
+	migstate_free(&st);
+	if (!conf_route_schema_check(latest, why, sizeof why))
+		exec_warn(e, "pgroll's latest version schema %s cannot be a route of the proxy: %s", latest, why);
+	exec_log(e, "adopted %d pgroll migration(s) of schema %s; latest version schema %s (the next migration's "
+		    "previous version)", count, e->schema, latest);
+	return MIGRATE_OK;
+}
+
+MigrateStatus migrate_adopt_pgroll(const MigrateRequest *rq, const char *pgroll_schema, MigrateResult *out)
+{
+	Flow f;
+	flow_init(&f, rq, out);
+	flow_phase(&f, MIGRATE_PHASE_PLAN);
+	const char *pg = pgroll_schema && pgroll_schema[0] ? pgroll_schema : "pgroll";
+	return flow_end(&f, flow_connect(&f) ? adopt_flow(&f, pg) : MIGRATE_FAILED);
+}
+
+/* A stored migration's file in DIR: NAME.json, or the NAME.yaml, .yml or
+ * .json already there (*EXISTS then). NULL when out of memory. */
+static char *pull_path(const char *dir, const char *name, bool *exists)
+{
+	static const char *const exts[] = {".json", ".yaml", ".yml"};
+	char base[MIGRATE_NAME_MAX + 8];
+	*exists = false;
+	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+		snprintf(base, sizeof base, "%s%s", name, exts[i]);
+		char *p = join_path(dir, base);
+		if (!p || access(p, F_OK) == 0) {
+			*exists = p != NULL;
+			return p;
+		}
+		free(p);
+	}
+	snprintf(base, sizeof base, "%s.json", name);
+	return join_path(dir, base);
+}
+
+/* Checks that each migration of ROWS can be written to DIR: a name that is a
+ * file name, and no file of that name there with other content. */
+static MigrateStatus pull_check(Flow *f, const char *dir, json_t *rows)
+{
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		const char *name = mj_str(row, "name", "");
+		bool exists;
+		if (!name[0] || name[0] == '.' || strchr(name, '/') || strlen(name) >= MIGRATE_NAME_MAX)
+			return flow_fail(f, "pull: migration name \"%s\" cannot be a file name", name);
+		char *p = pull_path(dir, name, &exists);
+		if (!p)
+			return flow_fail(f, "out of memory");
+		MigFile mf;
+		char err[1024] = "";
+		bool same = true;
+		if (exists) {
+			same = migfile_load(p, &mf, err, sizeof err) && json_equal(mf.root, json_object_get(row, "migration"));
+			if (!err[0])
+				migfile_free(&mf);
+		}
+		json_object_set_new(row, "exists", json_boolean(exists));
+		MigrateStatus rc = same ? MIGRATE_OK
+					: flow_fail(f, "pull: %s differs from migration %s stored in the database%s%s; nothing "
+						       "written (move it away to pull)", p, name, err[0] ? ": " : "", err);
+		free(p);
+		if (rc != MIGRATE_OK)
+			return rc;
+	}
+	return MIGRATE_OK;
+}
+
+/* Writes migration TREE to a new file PATH (pretty JSON). */
+static MigrateStatus pull_write(Flow *f, const char *path, const json_t *tree)
+{
+	char buf[128];
+	FILE *fp = fopen(path, "wx");
+	if (!fp)
+		return flow_fail(f, "pull: %s: %s", path, strerror_r(errno, buf, sizeof buf));
+	int w = json_dumpf(tree, fp, JSON_INDENT(2));
+	bool ok = w == 0 && fputc('\n', fp) != EOF;
+	if (fclose(fp) != 0 || !ok) {
+		remove(path);
+		return flow_fail(f, "pull: cannot write %s", path);
+	}
+	return MIGRATE_OK;
+}
+
+static MigrateStatus pull_flow(Flow *f, const char *dir)
+{
+	Exec *e = &f->e;
+	json_t *rows = state_exists(e) ? state_files(e) : json_array();
+	if (!rows)
+		return flow_fail(f, "%s", e->err);
+	MigrateStatus rc = MIGRATE_OK;
+	char buf[128];
+	if (json_array_size(rows) == 0)
+		rc = flow_fail(f, "pull: no migrations in schema %s", e->schema);
+	else if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		rc = flow_fail(f, "pull: %s: %s", dir, strerror_r(errno, buf, sizeof buf));
+	else
+		rc = pull_check(f, dir, rows);
+	size_t i, wrote = 0;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		if (rc != MIGRATE_OK || json_is_true(json_object_get(row, "exists")))
+			continue;
+		bool exists;
+		char *p = pull_path(dir, mj_str(row, "name", ""), &exists);
+		rc = p ? pull_write(f, p, json_object_get(row, "migration")) : flow_fail(f, "out of memory");
+		if (rc == MIGRATE_OK) {
+			exec_log(e, "wrote %s", p);
+			wrote++;
+		}
+		free(p);
+	}
+	if (rc == MIGRATE_OK)
+		exec_log(e, "%zu file(s) written, %zu already there", wrote, json_array_size(rows) - wrote);
+	json_decref(rows);
+	return rc;
+}
+
+MigrateStatus migrate_pull(const MigrateRequest *rq, const char *dir, MigrateResult *out)
+{
+	Flow f;
+	flow_init(&f, rq, out);
+	return flow_end(&f, flow_connect(&f) ? pull_flow(&f, dir) : MIGRATE_FAILED);
+}
+
+/* The next number of DIR's migration files FILES (N): one more than the
+ * largest leading number, *WIDTH its digits (at least 2, as pgroll's
+ * examples: 01_...). */
+static long next_number(char **files, size_t n, int *width)
+{
+	long max = 0;
+	*width = 2;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = strspn(files[i], "0123456789");
+		if (d == 0 || d > 9)
+			continue;
+		long v = strtol(files[i], NULL, 10);
+		if (v > max)
+			max = v;
+		if ((int)d > *width)
+			*width = (int)d;
+	}
+	return max + 1;
+}
+
+MigrateStatus migrate_create(const MigrateRequest *rq, const char *dir, const char *name, char *path, size_t pathlen,
+			     MigrateResult *out)
+{
+	Flow f;
+	flow_init(&f, rq, out);
+	path[0] = '\0';
+	char err[1024] = "", base[MIGRATE_NAME_MAX], buf[128];
+	size_t n = 0;
+	const char *schema = rq->schema ? rq->schema : "public";
+	if (!name[0] || name[0] == '.' || strchr(name, '/') || strlen(name) > 200 || strchr(name, '.'))
+		return out->status = flow_fail(&f, "create: bad migration name \"%s\" (a file name, without extension)", name);
+	char **files = list_files(dir, &n, err, sizeof err);
+	if (!files)
+		return out->status = flow_fail(&f, "create: %s", err);
+	int width;
+	long next = next_number(files, n, &width);
+	free_files(files, n);
+	snprintf(base, sizeof base, "%0*ld_%s.yaml", width, next, name);
+	char *p = join_path(dir, base);
+	MigFile mf;
+	MigrateStatus rc = MIGRATE_OK;
+	if (!p || !migfile_parse(p, API_EMPTY_YAML, strlen(API_EMPTY_YAML), false, &mf, err, sizeof err)) {
+		free(p);
+		return out->status = flow_fail(&f, "%s", p ? err : "out of memory");
+	}
+	char *vschema = plan_vschema_name(&mf, schema);
+	if (!vschema || !plan_vschema_check(&mf, schema, vschema, err, sizeof err))
+		rc = flow_fail(&f, "create: %s", vschema ? err : "out of memory");
+	free(vschema);
+	migfile_free(&mf);
+	FILE *fp = rc == MIGRATE_OK ? fopen(p, "wx") : NULL;
+	if (rc == MIGRATE_OK && !fp)
+		rc = flow_fail(&f, "create: %s: %s", p, strerror_r(errno, buf, sizeof buf));
+	if (fp) {
+		bool written = fputs(API_EMPTY_YAML, fp) != EOF;
+		if (fclose(fp) != 0 || !written) {
+			remove(p);
+			rc = flow_fail(&f, "create: cannot write %s", p);
+		}
+	}
+	if (rc == MIGRATE_OK)
+		snprintf(path, pathlen, "%s", p);
+	free(p);
+	return out->status = rc;
 }

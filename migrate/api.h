@@ -175,6 +175,53 @@ MigrateStatus migrate_dir(const MigrateRequest *rq, const char *dir, MigrateResu
 MigrateStatus migrate_init(const MigrateRequest *rq, MigrateResult *out);
 
 /*
+ * migrate_baseline: records the tables of rq->schema as they are as
+ * migration NAME (`pgflip migrate baseline NAME`), the starting point of a
+ * database never migrated with pgflip: a complete state row with no
+ * operations and plan.origin "baseline", and its version schema
+ * (<schema>_NAME, views over every table, privileges as on the tables), which
+ * the next migration replaces as any migration's. Fails, changing nothing,
+ * when NAME cannot name a version schema (the route rule), when the schema
+ * has pgflip migrations already, or when pgroll.migrations has a history of
+ * it (use migrate_adopt_pgroll). OUT names the migration and version schema.
+ */
+MigrateStatus migrate_baseline(const MigrateRequest *rq, const char *name, MigrateResult *out);
+/*
+ * migrate_adopt_pgroll: takes over a database that pgroll manages (`pgflip
+ * migrate baseline --from-pgroll`): copies the history of rq->schema in
+ * PGROLL_SCHEMA.migrations (NULL or "": "pgroll") into pgflip's state
+ * (state_adopt_pgroll), so that the next migration's previous version is
+ * pgroll's latest version schema, which stays as it is (no rebuild; clients
+ * on it keep working). pgroll's own schema and event triggers are left
+ * alone. Fails, changing nothing, when pgflip has a history of the schema,
+ * pgroll has none, or pgroll's last migration is active. OUT->vschema is the
+ * latest version schema.
+ */
+MigrateStatus migrate_adopt_pgroll(const MigrateRequest *rq, const char *pgroll_schema, MigrateResult *out);
+/*
+ * migrate_pull: writes the migrations stored in the database (those of
+ * rq->schema that are not rolled back, oldest first) to DIR (made when
+ * missing, one level), one file per migration: NAME.json holding the tree
+ * as it was started (a start's file after YAML or JSON parsing; key order is
+ * jsonb's). A file of that name already there (NAME.json, .yaml or .yml)
+ * with the same tree is left as it is; with another, nothing is written and
+ * the call fails naming it. So `migrate DIR` over the result finds every
+ * migration complete.
+ */
+MigrateStatus migrate_pull(const MigrateRequest *rq, const char *dir, MigrateResult *out);
+/*
+ * migrate_create: writes an empty migration file (`operations: []`) to DIR,
+ * named NN_NAME.yaml where NN is one more than the largest leading number of
+ * DIR's migration files (the files migrate_dir reads), zero-padded to their
+ * widest such number and at least 2 digits. NAME: a file name without
+ * extension, and with rq->schema a version schema the proxy can route (the
+ * rule plan_vschema_check applies). No database. PATH gets the file's path.
+ * Never overwrites.
+ */
+MigrateStatus migrate_create(const MigrateRequest *rq, const char *dir, const char *name, char *path, size_t pathlen,
+			     MigrateResult *out);
+
+/*
  * migrate_plan: the printable plan (start, complete, rollback) of the
  * migration file PATH, with no database: the tables are simulated from the
  * earlier files (in name order) of PATH's folder unless !CHAIN; an earlier
@@ -188,8 +235,9 @@ char *migrate_plan(const MigrateRequest *rq, const char *path, bool chain, Migra
  * migrate_history: every migration of rq->schema, oldest first, as a JSON
  * array of {"name", "parent", "version_schema", "status" (active, complete,
  * rolled_back), "start_done", "start_steps", "complete_done",
- * "complete_steps", "backfill" (the state row's), "created_at",
- * "updated_at"}; an empty array when the state schema does not exist yet.
+ * "complete_steps", "backfill" (the state row's), "origin" (pgflip,
+ * baseline or pgroll: who made the row), "created_at", "updated_at"}; an
+ * empty array when the state schema does not exist yet.
  * NULL with ERR filled on a connection or query failure. Caller decrefs.
  */
 json_t *migrate_history(const MigrateRequest *rq, char *err, size_t errlen);

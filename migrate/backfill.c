@@ -36,10 +36,7 @@ static bool backfill_save(Exec *e, const char *table, json_t *progress)
 {
 	char *js = json_dumps(progress, JSON_COMPACT);
 	const char *params[4] = {e->schema, e->mig_name, table, js};
-	PGresult *r = exec_query(e,
-				 "UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), "
-				 "updated_at = now() WHERE schema = $1 AND name = $2",
-				 4, params);
+	PGresult *r = exec_query(e, PLAN_BACKFILL_SAVE_SQL, 4, params);
 	free(js);
 	PQclear(r);
 	return r != NULL;
@@ -68,109 +65,6 @@ static void progress_bar(Exec *e, const char *table, long long done, long long t
 	if (end)
 		fputc('\n', stderr);
 	fflush(stderr);
-}
-
-/* "(k1, k2)" of S's keys, or with PREFIX "x.k1". */
-static void keys_list(SqlBuf *b, const PlanStep *s)
-{
-	sqlbuf_add(b, "(");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(b, i ? ", " : "");
-		sqlbuf_ident(b, s->keys[i]);
-	}
-	sqlbuf_add(b, ")");
-}
-
-/* "($FIRST::type1, $FIRST+1::type2)" */
-static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
-{
-	sqlbuf_add(b, "(");
-	for (size_t i = 0; i < s->nkeys; i++)
-		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
-	sqlbuf_add(b, ")");
-}
-
-/*
- * Keyset batches in two statements, both plain index range scans:
- *   BOUND:  the key of the batch's last row, found with an index-only scan
- *           ($1 = offset, then the previous batch's last key if LOWER);
- *   UPDATE: every row with lower < key <= bound (no bound: the final batch),
- *           computing the new columns with up() (the step's assignments)
- *           while pgflip.backfill = 'on' keeps the UPDATE sync trigger out.
- * Without keys (no primary key or unique NOT NULL key) the UPDATE covers a
- * range of heap blocks ($1 first block, $2 block count); a row it moves to a
- * later block is updated again, so ctid backfill is at-least-once.
- */
-static char *backfill_bound_sql(const Exec *e, const PlanStep *s, bool lower)
-{
-	SqlBuf b;
-	sqlbuf_init(&b);
-	/* the inner query returns bare key columns, so the rows OFFSET skips
-	 * cost an index entry each and no expression evaluation */
-	sqlbuf_add(&b, "SELECT json_build_array(");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-		sqlbuf_add(&b, "::text");
-	}
-	sqlbuf_add(&b, ") FROM (SELECT ");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-	}
-	sqlbuf_add(&b, " FROM ");
-	sqlbuf_qname(&b, e->schema, s->table);
-	if (lower) {
-		sqlbuf_add(&b, " WHERE ");
-		keys_list(&b, s);
-		sqlbuf_add(&b, " > ");
-		keys_params(&b, s, 2);
-	}
-	sqlbuf_add(&b, " ORDER BY ");
-	for (size_t i = 0; i < s->nkeys; i++) {
-		sqlbuf_add(&b, i ? ", " : "");
-		sqlbuf_ident(&b, s->keys[i]);
-	}
-	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
-	return sqlbuf_steal(&b);
-}
-
-static char *backfill_update_sql(const Exec *e, const PlanStep *s, bool lower, bool upper, const char *touch)
-{
-	SqlBuf b;
-	sqlbuf_init(&b);
-	sqlbuf_add(&b, "UPDATE ");
-	sqlbuf_qname(&b, e->schema, s->table);
-	sqlbuf_add(&b, " SET ");
-	if (s->assign && s->assign[0]) {
-		sqlbuf_add(&b, s->assign);
-	} else {
-		const char *col = s->nkeys ? s->keys[0] : touch;
-		sqlbuf_ident(&b, col);
-		sqlbuf_add(&b, " = ");
-		sqlbuf_ident(&b, col);
-	}
-	if (s->nkeys == 0) {
-		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
-			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
-		return sqlbuf_steal(&b);
-	}
-	size_t next = 1;
-	if (lower || upper)
-		sqlbuf_add(&b, " WHERE ");
-	if (lower) {
-		keys_list(&b, s);
-		sqlbuf_add(&b, " > ");
-		keys_params(&b, s, next);
-		next += s->nkeys;
-	}
-	if (upper) {
-		sqlbuf_add(&b, lower ? " AND " : "");
-		keys_list(&b, s);
-		sqlbuf_add(&b, " <= ");
-		keys_params(&b, s, next);
-	}
-	return sqlbuf_steal(&b);
 }
 
 /* Most key columns a keyset backfill handles (parameters per statement). */
@@ -314,7 +208,7 @@ static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char s
 	params[np++] = off;
 	for (size_t i = 0; lower && i < s->nkeys; i++)
 		params[np++] = json_string_value(json_array_get(b->last, i));
-	char *bsql = backfill_bound_sql(e, s, lower);
+	char *bsql = plan_backfill_bound_sql(e->schema, s, lower);
 	PGresult *br = bsql ? exec_run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
 	free(bsql);
 	if (!br) {
@@ -329,7 +223,7 @@ static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char s
 		params[np++] = json_string_value(json_array_get(b->last, i));
 	for (size_t i = 0; *upper && i < s->nkeys; i++)
 		params[np++] = json_string_value(json_array_get(*upper, i));
-	return batch_exec(e, backfill_update_sql(e, s, lower, *upper != NULL, b->touch), np, params, st);
+	return batch_exec(e, plan_backfill_update_sql(e->schema, s, lower, *upper != NULL, b->touch), np, params, st);
 }
 
 /* A ctid batch: BLOCKS_PER_BATCH heap blocks from NEXT_BLOCK. */
@@ -339,7 +233,7 @@ static long long batch_ctid(Exec *e, const Backfill *b, char st[6])
 	snprintf(a1, sizeof a1, "%lld", b->next_block);
 	snprintf(a2, sizeof a2, "%lld", b->blocks_per_batch);
 	const char *params[2] = {a1, a2};
-	return batch_exec(e, backfill_update_sql(e, b->s, false, false, b->touch), 2, params, st);
+	return batch_exec(e, plan_backfill_update_sql(e->schema, b->s, false, false, b->touch), 2, params, st);
 }
 
 /*

@@ -25,11 +25,14 @@ typedef struct Cli {
 	bool dry_run;
 	bool force;
 	bool no_chain;
+	bool from_pgroll;           /* baseline --from-pgroll */
+	const char *pgroll_schema;  /* --pgroll-schema NAME (pgroll) */
+	const char *dir;            /* create --dir DIR (.) */
 	const char *pos[3];   /* COMMAND [ARG] */
 	size_t npos;
 } Cli;
 
-enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN };
+enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_ROLE, O_FROM_PGROLL, O_PGROLL_SCHEMA, O_DIR };
 
 static const struct option CLI_OPTS[] = {
 	{"dsn", required_argument, NULL, 'd'},
@@ -45,6 +48,10 @@ static const struct option CLI_OPTS[] = {
 	{"quiet", no_argument, NULL, O_QUIET},
 	{"no-progress", no_argument, NULL, O_NOPROG},
 	{"no-chain", no_argument, NULL, O_NOCHAIN},
+	{"role", required_argument, NULL, O_ROLE},
+	{"from-pgroll", no_argument, NULL, O_FROM_PGROLL},
+	{"pgroll-schema", required_argument, NULL, O_PGROLL_SCHEMA},
+	{"dir", required_argument, NULL, O_DIR},
 	{NULL, 0, NULL, 0},
 };
 
@@ -62,8 +69,14 @@ static void usage(FILE *out)
 	      "  latest               print the latest version schema\n"
 	      "  plan FILE            print the SQL of start, complete and rollback (no database;\n"
 	      "                       earlier files of FILE's folder give the tables) [--no-chain]\n"
+	      "  baseline NAME        record the schema as it is as migration NAME (a database never\n"
+	      "                       migrated with pgflip); --from-pgroll [--pgroll-schema S]: adopt\n"
+	      "                       pgroll's history instead (no NAME)\n"
+	      "  pull DIR             write the migrations stored in the database to DIR\n"
+	      "  create NAME          new empty migration NN_NAME.yaml in --dir DIR (.)\n"
 	      "options: --lock-timeout MS (500) --retry-total MS (60000) --backfill-batch-size N (10000)\n"
 	      "         --backfill-batch-delay MS (0) --quiet --no-progress\n"
+	      "         --role ROLE (SET ROLE before the DDL: what the migration creates is ROLE's)\n"
 	      "The DSN defaults to libpq's environment (PGHOST, PGPORT, PGDATABASE...).\n",
 	      out);
 }
@@ -114,7 +127,9 @@ static int cmd_status(const Cli *c)
 		printf("%s\t%s\tversion_schema=%s\tparent=%s\tbackfill=", mj_str(m, "name", ""), mj_str(m, "status", ""),
 		       mj_str(m, "version_schema", ""), mj_str(m, "parent", "-"));
 		print_backfill(stdout, json_object_get(m, "backfill"));
-		printf("\tupdated=%s\n", updated);
+		const char *origin = mj_str(m, "origin", "pgflip");
+		printf("\tupdated=%s%s%s\n", updated, strcmp(origin, "pgflip") ? "\torigin=" : "",
+		       strcmp(origin, "pgflip") ? origin : "");
 	}
 	json_decref(h);
 	return 0;
@@ -206,6 +221,14 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case O_QUIET: o->quiet = true; break;
 	case O_NOPROG: o->progress = false; break;
 	case O_NOCHAIN: c->no_chain = true; break;
+	case O_ROLE:
+		if (!arg[0])
+			return fprintf(stderr, "pgflip migrate: --role: expected a role name\n"), 2;
+		o->role = arg;
+		break;
+	case O_FROM_PGROLL: c->from_pgroll = true; break;
+	case O_PGROLL_SCHEMA: c->pgroll_schema = arg; break;
+	case O_DIR: c->dir = arg; break;
 	default:
 		fprintf(stderr, "pgflip migrate: unknown option %s\n", word);
 		usage(stderr);
@@ -257,17 +280,51 @@ static int cli_parse(Cli *c, int argc, char **argv)
 
 static bool known_command(const char *cmd)
 {
-	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate", "latest", "plan", NULL};
+	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate",
+					    "latest", "plan", "baseline", "pull", "create", NULL};
 	for (const char *const *k = known; *k; k++)
 		if (strcmp(*k, cmd) == 0)
 			return true;
 	return false;
 }
 
+/* ---- baseline, pull, create ---- */
+
+/* Whether command CMD takes one argument (else none). */
+static bool cli_needs_arg(const Cli *c, const char *cmd)
+{
+	if (strcmp(cmd, "baseline") == 0)
+		return !c->from_pgroll;
+	return strcmp(cmd, "start") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "migrate") == 0 ||
+	       strcmp(cmd, "pull") == 0 || strcmp(cmd, "create") == 0;
+}
+
+/* baseline, pull or create with ARG: the exit status, or -1 for another CMD. */
+static int cli_run_history(Cli *c, const char *cmd, const char *arg)
+{
+	MigrateResult r;
+	if (strcmp(cmd, "baseline") == 0 && c->from_pgroll)
+		migrate_adopt_pgroll(&c->rq, c->pgroll_schema, &r);
+	else if (strcmp(cmd, "baseline") == 0)
+		migrate_baseline(&c->rq, arg, &r);
+	else if (strcmp(cmd, "pull") == 0)
+		migrate_pull(&c->rq, arg, &r);
+	else if (strcmp(cmd, "create") == 0) {
+		char path[4096];
+		if (migrate_create(&c->rq, c->dir ? c->dir : ".", arg, path, sizeof path, &r) == MIGRATE_OK)
+			printf("%s\n", path);
+	} else
+		return -1;
+	return report(&r);
+}
+
 /* Runs command CMD (known) with its argument ARG (or NULL). */
 static int cli_run(Cli *c, const char *cmd, const char *arg)
 {
 	MigrateResult r;
+	int hrc = cli_run_history(c, cmd, arg);
+	if (hrc >= 0)
+		return hrc;
 	if (strcmp(cmd, "plan") == 0)
 		return cmd_plan(c, arg);
 	if (strcmp(cmd, "status") == 0)
@@ -299,7 +356,7 @@ int migrate_main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = c.pos[0];
-	bool needs_arg = strcmp(cmd, "start") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "migrate") == 0;
+	bool needs_arg = cli_needs_arg(&c, cmd);
 	if (needs_arg != (c.npos == 2)) {
 		fprintf(stderr, "pgflip migrate: %s %s\n", cmd, needs_arg ? "needs one argument" : "takes no argument");
 		return 2;

@@ -109,6 +109,32 @@ static void notice_quiet(void *arg, const char *msg)
 	(void)msg;
 }
 
+/* SET ROLE e->opt.role on e->conn (nothing when unset). */
+static bool exec_set_role(Exec *e)
+{
+	const char *role = e->opt.role;
+	if (!role || !role[0])
+		return true;
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "SET ROLE ");
+	sqlbuf_ident(&b, role);
+	char *sql = sqlbuf_steal(&b);
+	if (!sql) {
+		exec_set_err(e, "out of memory");
+		return false;
+	}
+	PGresult *r = exec_query(e, sql, 0, NULL);
+	free(sql);
+	PQclear(r);
+	if (!r) {
+		char keep[sizeof e->err];
+		memcpy(keep, e->err, sizeof keep);
+		exec_set_err(e, "cannot SET ROLE \"%s\": %s", role, keep);
+	}
+	return r != NULL;
+}
+
 bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt)
 {
 	memset(e, 0, sizeof *e);
@@ -130,7 +156,7 @@ bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOption
 	PQsetNoticeProcessor(e->conn, notice_quiet, NULL);
 	PGresult *r = exec_query(e, "SET application_name = 'pgflip migrate'", 0, NULL);
 	PQclear(r);
-	return r != NULL;
+	return r != NULL && exec_set_role(e);
 }
 
 void exec_close(Exec *e)
@@ -589,6 +615,65 @@ Snapshot *catalog_read(Exec *e, const char *schema)
 	}
 }
 
+/*
+ * The privileges the views of a version schema carry (plan_views_sql): per
+ * table, what each role but the one migrating (which owns the views) holds,
+ * table-level (relacl, or the owner's default rights when it is NULL) and
+ * column-level (attacl, one row per role and privilege with its columns);
+ * and who has USAGE on the schema. Only what a view can take: SELECT, INSERT,
+ * UPDATE, DELETE (TRUNCATE, REFERENCES and TRIGGER do not apply to views).
+ */
+static const char CATALOG_GRANTS[] =
+	"WITH me AS (SELECT oid FROM pg_roles WHERE rolname = current_user), "
+	"t AS (SELECT c.oid, c.relname, c.relacl, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+	"WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')) "
+	"SELECT t.relname, coalesce(r.rolname, ''), a.privilege_type, NULL::text "
+	"FROM t CROSS JOIN LATERAL aclexplode(coalesce(t.relacl, acldefault('r', t.relowner))) a "
+	"LEFT JOIN pg_roles r ON r.oid = a.grantee "
+	"WHERE a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') AND a.grantee NOT IN (SELECT oid FROM me) "
+	"UNION ALL "
+	"SELECT t.relname, coalesce(r.rolname, ''), a.privilege_type, json_agg(att.attname ORDER BY att.attnum)::text "
+	"FROM t JOIN pg_attribute att ON att.attrelid = t.oid AND att.attnum > 0 AND NOT att.attisdropped "
+	"AND att.attacl IS NOT NULL CROSS JOIN LATERAL aclexplode(att.attacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee "
+	"WHERE a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE') AND a.grantee NOT IN (SELECT oid FROM me) "
+	"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3, 4 NULLS FIRST";
+
+static const char CATALOG_USAGE[] =
+	"SELECT coalesce(r.rolname, '') FROM pg_namespace n "
+	"CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+	"LEFT JOIN pg_roles r ON r.oid = a.grantee WHERE n.nspname = $1 AND a.privilege_type = 'USAGE' "
+	"AND a.grantee <> (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY 1";
+
+/* Fills S's grants and USAGE grantees (see CATALOG_GRANTS). */
+static bool catalog_read_grants(Exec *e, Snapshot *s)
+{
+	const char *params[1] = {s->schema};
+	PGresult *r = exec_query(e, CATALOG_GRANTS, 1, params);
+	if (!r)
+		return false;
+	bool ok = true;
+	for (int i = 0; ok && i < PQntuples(r); i++) {
+		SnapTable *t = snapshot_table(s, PQgetvalue(r, i, 0));
+		if (!t)
+			continue;
+		const char *cols[SNAP_MAX_COLUMNS];
+		json_t *hold = NULL;
+		size_t n = PQgetisnull(r, i, 3) ? 0 : json_strings(PQgetvalue(r, i, 3), cols, SNAP_MAX_COLUMNS, &hold);
+		ok = snapshot_add_grant(t, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), cols, n);
+		json_decref(hold);
+	}
+	PQclear(r);
+	r = ok ? exec_query(e, CATALOG_USAGE, 1, params) : NULL;
+	if (ok && !r)
+		return false;
+	for (int i = 0; ok && i < PQntuples(r); i++)
+		ok = snapshot_add_usage(s, PQgetvalue(r, i, 0));
+	PQclear(r);
+	if (!ok)
+		exec_set_err(e, "out of memory or too many grants");
+	return ok;
+}
+
 static Snapshot *catalog_read_once(Exec *e, const char *schema)
 {
 	Snapshot *s = snapshot_new(schema);
@@ -696,6 +781,8 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema)
 		}
 	}
 	PQclear(r);
+	if (!catalog_read_grants(e, s))
+		goto fail;
 	return s;
 fail:
 	snapshot_free(s);

@@ -63,6 +63,11 @@ typedef struct ExecOptions {
 	double max_latency_ratio;
 	bool progress;      /* progress bar on stderr */
 	bool quiet;         /* no informational lines */
+	/* SET ROLE to this role right after connecting, so that every statement
+	 * (DDL, backfill, state) runs as it and what start creates is owned by
+	 * it, as pgroll's --role; NULL or "" = the login's own role. The string
+	 * must outlive the call. */
+	const char *role;
 } ExecOptions;
 
 typedef struct Exec Exec;
@@ -159,8 +164,10 @@ typedef struct ExecPace {
 #define EXEC_PACE_MAX_PAUSE_PCT 400
 int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch);
 
-/* Connects with conninfo DSN ("" = libpq environment). False with e->err set
- * (one line). E is zeroed first: set e->hooks after. */
+/* Connects with conninfo DSN ("" = libpq environment), then SET ROLE
+ * opt->role when set. False with e->err set (one line: "cannot connect:
+ * ...", "cannot SET ROLE \"r\": ERROR: ..."). E is zeroed first: set
+ * e->hooks after. */
 bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOptions *opt) EXEC_MUSTCHECK;
 /* Closes both connections; accepts a never-connected Exec. */
 void exec_close(Exec *e);
@@ -234,6 +241,24 @@ bool state_exists(Exec *e);
 /* Every migration of e->schema as migrate_history() describes (api.h);
  * NULL with e->err set. */
 json_t *state_history(Exec *e);
+/* The migrations of e->schema that are not rolled back, oldest first, as a
+ * JSON array of {"name", "status", "migration" (the file's tree as
+ * started)}; NULL with e->err set. Caller decrefs. */
+json_t *state_files(Exec *e);
+/*
+ * state_adopt_pgroll: copies pgroll's history of e->schema from state schema
+ * PGROLL (PGROLL.migrations, pgroll's pkg/state) into pgflip.migrations, in
+ * one transaction: every migration complete, with its parent, its migration
+ * tree and plan {"origin": "pgroll", "pgroll_type": pgroll's migration_type,
+ * empty step lists}; its version schema is pgroll's name for it
+ * (SCHEMA_<version_schema or name>) when that schema exists, else the one
+ * before it (an inferred migration has none). LATEST gets the last row's
+ * version schema, *COUNT the rows. False with e->err when the history is
+ * empty or not linear, its last migration is active (done = false), none of
+ * its version schemas exists, or a query fails. The caller holds the lock
+ * and has checked that pgflip has no history of e->schema.
+ */
+bool state_adopt_pgroll(Exec *e, const char *pgroll, char *latest, size_t latestlen, int *count) EXEC_MUSTCHECK;
 
 /* ---- helpers shared by exec.c and state.c ---- */
 

@@ -631,39 +631,134 @@ static bool backfill_keys(const SnapTable *t, const SnapConstraint **out)
 	return best != NULL;
 }
 
+/* "(k1, k2)" of S's keys. */
+static void keys_list(SqlBuf *b, const PlanStep *s)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(b, i ? ", " : "");
+		sqlbuf_ident(b, s->keys[i]);
+	}
+	sqlbuf_add(b, ")");
+}
+
+/* "($FIRST::type1, $FIRST+1::type2)" */
+static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
+{
+	sqlbuf_add(b, "(");
+	for (size_t i = 0; i < s->nkeys; i++)
+		sqlbuf_printf(b, "%s$%zu::%s", i ? ", " : "", first + i, s->key_types[i]);
+	sqlbuf_add(b, ")");
+}
+
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	/* the inner query returns bare key columns, so the rows OFFSET skips
+	 * cost an index entry each and no expression evaluation */
+	sqlbuf_add(&b, "SELECT json_build_array(");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+		sqlbuf_add(&b, "::text");
+	}
+	sqlbuf_add(&b, ") FROM (SELECT ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " FROM ");
+	sqlbuf_qname(&b, schema, s->table);
+	if (lower) {
+		sqlbuf_add(&b, " WHERE ");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, 2);
+	}
+	sqlbuf_add(&b, " ORDER BY ");
+	for (size_t i = 0; i < s->nkeys; i++) {
+		sqlbuf_add(&b, i ? ", " : "");
+		sqlbuf_ident(&b, s->keys[i]);
+	}
+	sqlbuf_add(&b, " OFFSET $1::bigint LIMIT 1) AS bound");
+	return sqlbuf_steal(&b);
+}
+
+char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower, bool upper, const char *touch)
+{
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "UPDATE ");
+	sqlbuf_qname(&b, schema, s->table);
+	sqlbuf_add(&b, " SET ");
+	if (s->assign && s->assign[0]) {
+		sqlbuf_add(&b, s->assign);
+	} else {
+		const char *col = s->nkeys ? s->keys[0] : touch;
+		sqlbuf_ident(&b, col);
+		sqlbuf_add(&b, " = ");
+		sqlbuf_ident(&b, col);
+	}
+	if (s->nkeys == 0) {
+		sqlbuf_add(&b, " WHERE ctid >= format('(%s,0)', $1::bigint)::tid "
+			       "AND ctid < format('(%s,0)', $1::bigint + $2::bigint)::tid");
+		return sqlbuf_steal(&b);
+	}
+	size_t next = 1;
+	if (lower || upper)
+		sqlbuf_add(&b, " WHERE ");
+	if (lower) {
+		keys_list(&b, s);
+		sqlbuf_add(&b, " > ");
+		keys_params(&b, s, next);
+		next += s->nkeys;
+	}
+	if (upper) {
+		sqlbuf_add(&b, lower ? " AND " : "");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " <= ");
+		keys_params(&b, s, next);
+	}
+	return sqlbuf_steal(&b);
+}
+
+/* What a backfill step S of table T prints (PlanStep.sql): one batch's
+ * transaction as exec.c runs it, with its parameters named. */
+static char *backfill_text(const char *schema, const PlanStep *s, const SnapTable *t)
+{
+	const char *touch = t->ncols ? t->cols[0]->name : "";
+	char *bound = s->nkeys ? plan_backfill_bound_sql(schema, s, true) : NULL;
+	char *update = plan_backfill_update_sql(schema, s, s->nkeys > 0, s->nkeys > 0, touch);
+	SqlBuf b;
+	sqlbuf_init(&b);
+	sqlbuf_add(&b, "-- each batch, one transaction (BEGIN; SET LOCAL lock_timeout ...; ...; COMMIT):\n"
+		       "SET LOCAL " PLAN_BACKFILL_GUC " = 'on';\nSET LOCAL search_path = ");
+	sqlbuf_ident(&b, schema);
+	if (s->nkeys) {
+		sqlbuf_printf(&b, ";\n-- the batch's last key: $1 = batch size - 1, $2.. = the previous batch's last key "
+				  "(the first batch: no WHERE)\n%s;\n"
+				  "-- $1.. = the previous batch's last key, $%zu.. = this batch's (the first batch has no "
+				  "lower bound; the last, once no bound is found, no upper one)\n%s",
+			      bound ? bound : "", s->nkeys + 1, update ? update : "");
+	} else {
+		sqlbuf_printf(&b, ";\n-- no primary or unique NOT NULL key: by heap blocks, $1 = first block, "
+				  "$2 = blocks per batch (batch size / 100)\n%s",
+			      update ? update : "");
+	}
+	sqlbuf_add(&b, ";\n-- its progress, in the same transaction: $3 = table, $4 = {\"done\", \"last\", "
+		       "\"finished\"}\n" PLAN_BACKFILL_SAVE_SQL);
+	free(bound);
+	free(update);
+	return sqlbuf_steal(&b);
+}
+
 static void plan_backfills(Planner *pl)
 {
 	for (size_t i = 0; i < pl->nbackfill; i++) {
 		SnapTable *t = pl->backfill[i];
 		const SnapConstraint *k = NULL;
 		backfill_keys(t, &k);
-		sqlbuf_add(&pl->b, "SET LOCAL " PLAN_BACKFILL_GUC " = 'on';\nUPDATE ");
-		pl_table(pl, t);
-		sqlbuf_add(&pl->b, " SET ");
-		for (size_t r = 0, first = 1; r < pl->nrules; r++) {
-			const SyncRule *sr = &pl->rules[r];
-			if (sr->table != t || !sr->up)
-				continue;
-			sqlbuf_add(&pl->b, first ? "" : ", ");
-			first = 0;
-			sqlbuf_ident(&pl->b, sr->target);
-			sqlbuf_printf(&pl->b, " = (%s)", sr->expr);
-		}
-		if (k) {
-			sqlbuf_add(&pl->b, " WHERE (");
-			for (size_t j = 0; j < k->ncols; j++) {
-				sqlbuf_add(&pl->b, j ? ", " : "");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-			}
-			sqlbuf_add(&pl->b, ") > (last key of the previous batch) AND (");
-			for (size_t j = 0; j < k->ncols; j++) {
-				sqlbuf_add(&pl->b, j ? ", " : "");
-				sqlbuf_ident(&pl->b, k->cols[j]);
-			}
-			sqlbuf_add(&pl->b, ") <= (last key of this batch)");
-		} else {
-			sqlbuf_add(&pl->b, " WHERE ctid in (next block range)");
-		}
 		char note[200];
 		snprintf(note, sizeof note, "backfill %s in batches", t->name);
 		PlanStep *s = pl_emit(pl, &pl->p->start, STEP_BACKFILL, note);
@@ -694,6 +789,11 @@ static void plan_backfills(Planner *pl)
 			s->key_types[j] = strdup(c ? c->type : "text");
 			s->nkeys++;
 		}
+		free(s->sql);
+		if (!(s->sql = backfill_text(pl->schema, s, t))) {
+			pl_fail(pl, "out of memory");
+			return;
+		}
 	}
 }
 
@@ -714,6 +814,99 @@ static bool is_tmp(const char *name)
 	return strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0;
 }
 
+/* The name column C of a table shows in the version schema under MCOLS (the
+ * table's view map columns, or NULL), or NULL when it is hidden there. */
+static const char *view_column(const json_t *mcols, const SnapColumn *c)
+{
+	const json_t *mc = map_find(mcols, c->name);
+	return mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
+}
+
+/* "TO PUBLIC" or "TO role". */
+static void grantee_sql(SqlBuf *b, const char *grantee)
+{
+	sqlbuf_add(b, " TO ");
+	if (grantee[0])
+		sqlbuf_ident(b, grantee);
+	else
+		sqlbuf_add(b, "PUBLIC");
+}
+
+/* GRANT G (a privilege on table T) on its view VSCHEMA.VNAME, the columns
+ * of a column-level grant by their names there (none shown: nothing). */
+static void view_grant_sql(SqlBuf *b, const SnapTable *t, const SnapGrant *g, const json_t *mcols,
+			   const char *vschema, const char *vname)
+{
+	const char *cv[SNAP_MAX_COLUMNS];
+	size_t shown = 0;
+	for (size_t i = 0; i < g->ncols && shown < SNAP_MAX_COLUMNS; i++) {
+		const SnapColumn *c = snapshot_column(t, g->cols[i]);
+		if (c && (cv[shown] = view_column(mcols, c)) != NULL)
+			shown++;
+	}
+	if (g->ncols && !shown)
+		return;
+	sqlbuf_printf(b, ";\nGRANT %s", g->privilege);
+	for (size_t i = 0; i < shown; i++) {
+		sqlbuf_add(b, i ? ", " : " (");
+		sqlbuf_ident(b, cv[i]);
+	}
+	sqlbuf_add(b, shown ? ") ON " : " ON ");
+	sqlbuf_qname(b, vschema, vname);
+	grantee_sql(b, g->grantee);
+}
+
+/* CREATE VIEW of table T as VSCHEMA.VNAME, its column defaults and its
+ * grants. */
+static void view_sql(SqlBuf *b, const Snapshot *snap, const SnapTable *t, const json_t *mt, const char *vschema,
+		     const char *vname)
+{
+	const json_t *mcols = mt ? json_object_get(mt, "columns") : NULL;
+	sqlbuf_add(b, ";\nCREATE VIEW ");
+	sqlbuf_qname(b, vschema, vname);
+	sqlbuf_add(b, " WITH (security_invoker = true) AS SELECT ");
+	bool first = true;
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		const char *cv = view_column(mcols, c);
+		if (!cv)
+			continue;
+		sqlbuf_add(b, first ? "" : ", ");
+		first = false;
+		sqlbuf_ident(b, c->name);
+		if (strcmp(cv, c->name) != 0) {
+			sqlbuf_add(b, " AS ");
+			sqlbuf_ident(b, cv);
+		}
+	}
+	sqlbuf_add(b, " FROM ");
+	sqlbuf_qname(b, snap->schema, t->name);
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		const json_t *mc = map_find(mcols, c->name);
+		const char *cv = view_column(mcols, c);
+		const char *def = mc && json_object_get(mc, "default") ? mj_str(mc, "default", NULL) : c->def;
+		if (!cv || !def)
+			continue;
+		sqlbuf_add(b, ";\nALTER VIEW ");
+		sqlbuf_qname(b, vschema, vname);
+		sqlbuf_add(b, " ALTER COLUMN ");
+		sqlbuf_ident(b, cv);
+		sqlbuf_printf(b, " SET DEFAULT %s", def);
+	}
+	for (size_t j = 0; j < t->ngrants; j++)
+		view_grant_sql(b, t, t->grants[j], mcols, vschema, vname);
+}
+
+/*
+ * The views carry the privileges of the tables under them: each role gets on
+ * a view what it holds on its table (SNAP's grants, read from the catalog),
+ * and USAGE on the version schema when it has USAGE on the tables' schema.
+ * The views stay security_invoker, so the caller's own rights on the table
+ * (and its row-level security policies) apply as well: a REVOKE on a table
+ * takes effect through every version schema at once, and the view owner's
+ * rights (the migrating role's) lend nothing.
+ */
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema)
 {
 	const json_t *mtables = map ? json_object_get(map, "tables") : NULL;
@@ -721,9 +914,11 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
 	sqlbuf_ident(b, vschema);
 	sqlbuf_add(b, " CASCADE;\nCREATE SCHEMA ");
 	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, ";\nGRANT USAGE ON SCHEMA ");
-	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, " TO PUBLIC");
+	for (size_t i = 0; i < snap->nusage; i++) {
+		sqlbuf_add(b, ";\nGRANT USAGE ON SCHEMA ");
+		sqlbuf_ident(b, vschema);
+		grantee_sql(b, snap->usage[i]);
+	}
 	for (size_t i = 0; i < snap->ntables; i++) {
 		const SnapTable *t = snap->tables[i];
 		const json_t *mt = map_find(mtables, t->name);
@@ -732,50 +927,9 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
 			vname = mj_str(mt, "as", NULL);
 		else if (is_tmp(t->name))
 			vname = NULL;
-		if (!vname)
-			continue;
-		const json_t *mcols = mt ? json_object_get(mt, "columns") : NULL;
-		sqlbuf_add(b, ";\nCREATE VIEW ");
-		sqlbuf_qname(b, vschema, vname);
-		sqlbuf_add(b, " WITH (security_invoker = true) AS SELECT ");
-		bool first = true;
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			const json_t *mc = map_find(mcols, c->name);
-			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
-			if (!cv)
-				continue;
-			sqlbuf_add(b, first ? "" : ", ");
-			first = false;
-			sqlbuf_ident(b, c->name);
-			if (strcmp(cv, c->name) != 0) {
-				sqlbuf_add(b, " AS ");
-				sqlbuf_ident(b, cv);
-			}
-		}
-		sqlbuf_add(b, " FROM ");
-		sqlbuf_qname(b, snap->schema, t->name);
-		for (size_t j = 0; j < t->ncols; j++) {
-			const SnapColumn *c = t->cols[j];
-			const json_t *mc = map_find(mcols, c->name);
-			const char *cv = mc ? mj_str(mc, "as", NULL) : (is_tmp(c->name) ? NULL : c->name);
-			if (!cv)
-				continue;
-			const char *def = c->def;
-			if (mc && json_object_get(mc, "default"))
-				def = mj_str(mc, "default", NULL);
-			if (!def)
-				continue;
-			sqlbuf_add(b, ";\nALTER VIEW ");
-			sqlbuf_qname(b, vschema, vname);
-			sqlbuf_add(b, " ALTER COLUMN ");
-			sqlbuf_ident(b, cv);
-			sqlbuf_printf(b, " SET DEFAULT %s", def);
-		}
+		if (vname)
+			view_sql(b, snap, t, mt, vschema, vname);
 	}
-	sqlbuf_add(b, ";\nGRANT ALL ON ALL TABLES IN SCHEMA ");
-	sqlbuf_ident(b, vschema);
-	sqlbuf_add(b, " TO PUBLIC");
 }
 
 /* The view map of the planned snapshot: every table and column by physical
@@ -1094,8 +1248,8 @@ void plan_format_steps(SqlBuf *b, const StepList *l)
 		switch (s->kind) {
 		case STEP_OUTSIDE_TX: sqlbuf_add(b, " [outside transaction]"); break;
 		case STEP_VIEWS:
-			sqlbuf_add(b, s->own_tx ? " [views, built from the catalog when run; own transaction]"
-						: " [views, built from the catalog when run]");
+			sqlbuf_add(b, s->own_tx ? " [views and their grants, built from the catalog when run; own transaction]"
+						: " [views and their grants, built from the catalog when run]");
 			break;
 		case STEP_BACKFILL: sqlbuf_add(b, " [backfill: keyset batches, one transaction each]"); break;
 		case STEP_SQL: if (s->own_tx) sqlbuf_add(b, " [own transaction]"); break;
@@ -1249,6 +1403,7 @@ void plan_contract_snapshot(Snapshot *s)
 				else
 					k++;
 			}
+			snapshot_grants_column(t, c->name, c->vname);
 			if (!c->vname) {
 				snapshot_remove_column(t, c);
 				continue;

@@ -18,7 +18,8 @@
  *    backfill has not reached) (WHEN), so unrelated updates of backfilled
  *    rows pay nothing; the backfill computes up directly;
  *  - the new version schema holds one view per table (security_invoker),
- *    mapping new-version names to physical columns, with defaults copied;
+ *    mapping new-version names to physical columns, with defaults and the
+ *    tables' privileges copied;
  *  - constraints are added NOT VALID (or as CONCURRENTLY built unique
  *    indexes) and validated at complete; NOT NULL goes through a validated
  *    CHECK so SET NOT NULL does not scan;
@@ -144,12 +145,39 @@ void plan_format_steps(SqlBuf *b, const StepList *l);
 
 /*
  * plan_views_sql: appends to B the SQL that (re)builds VSCHEMA over the tables
- * of SNAP: drop/create schema, one view per visible table, column defaults,
- * grants. MAP (may be NULL) renames or hides tables and columns by physical
- * name; anything it does not name is shown as is unless its name starts with
- * MIGRATE_TMP_PREFIX.
+ * of SNAP: drop/create schema, one view per visible table (security_invoker),
+ * column defaults, and the tables' grants (SnapTable.grants: the same
+ * privileges on the view, column grants on the columns' names in VSCHEMA;
+ * USAGE on VSCHEMA for Snapshot.usage). MAP (may be NULL) renames or hides
+ * tables and columns by physical name; anything it does not name is shown as
+ * is unless its name starts with MIGRATE_TMP_PREFIX.
  */
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema);
+
+/*
+ * A backfill step's batches (exec.c runs them; the plan prints them), in
+ * two statements, both plain index range scans:
+ *   plan_backfill_bound_sql: the key of the batch's last row, found with an
+ *       index-only scan ($1 = offset, i.e. batch size - 1; then, if LOWER,
+ *       the previous batch's last key as $2..), one row of a JSON array of
+ *       the key's values as text, or none for the final batch;
+ *   plan_backfill_update_sql: every row with lower < key <= bound ($1.. the
+ *       lower key if LOWER, then the bound if UPPER), computing the new
+ *       columns with up() (S->assign) while pgflip.backfill = 'on' keeps the
+ *       UPDATE sync trigger out. Without keys (no primary key or unique NOT
+ *       NULL key) a range of heap blocks ($1 first block, $2 block count); a
+ *       row it moves to a later block is updated again, so ctid backfill is
+ *       at-least-once. TOUCH: the column set to itself when S has no
+ *       assignment.
+ * SCHEMA is the tables' schema. Caller frees; NULL when out of memory.
+ */
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower);
+char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower, bool upper, const char *touch);
+/* A batch's progress, saved in its own transaction: $1 schema, $2 migration,
+ * $3 table, $4 {"done": rows, "last": key, "finished": bool, "next_block"}. */
+#define PLAN_BACKFILL_SAVE_SQL \
+	"UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), updated_at = now() " \
+	"WHERE schema = $1 AND name = $2"
 
 /* Serialised step lists for the state table; NULL when out of memory. */
 json_t *plan_steps_to_json(const StepList *l);

@@ -74,6 +74,23 @@ static void index_free(SnapIndex *x)
 	free(x);
 }
 
+static void strings_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void grant_free(SnapGrant *g)
+{
+	if (!g)
+		return;
+	free(g->grantee);
+	free(g->privilege);
+	strings_free(g->cols, g->ncols);
+	free(g);
+}
+
 static void table_free(SnapTable *t)
 {
 	if (!t)
@@ -90,6 +107,9 @@ static void table_free(SnapTable *t)
 	for (size_t i = 0; i < t->nidx; i++)
 		index_free(t->idx[i]);
 	free(t->idx);
+	for (size_t i = 0; i < t->ngrants; i++)
+		grant_free(t->grants[i]);
+	free(t->grants);
 	free(t);
 }
 
@@ -110,6 +130,7 @@ void snapshot_free(Snapshot *s)
 	for (size_t i = 0; i < s->ntables; i++)
 		table_free(s->tables[i]);
 	free(s->tables);
+	strings_free(s->usage, s->nusage);
 	free(s->schema);
 	free(s);
 }
@@ -162,6 +183,61 @@ SnapConstraint *snapshot_add_constraint(SnapTable *t, const char *name, char typ
 		return NULL;
 	}
 	return k;
+}
+
+bool snapshot_add_grant(SnapTable *t, const char *grantee, const char *privilege, const char *const *cols,
+			size_t ncols)
+{
+	SnapGrant *g = calloc(1, sizeof *g);
+	if (!g)
+		return false;
+	g->cols = calloc(ncols ? ncols : 1, sizeof *g->cols);
+	bool ok = g->cols && snap_set(&g->grantee, grantee) && snap_set(&g->privilege, privilege);
+	for (size_t i = 0; ok && i < ncols; i++) {
+		ok = snap_set(&g->cols[i], cols[i]);
+		if (ok)
+			g->ncols++;
+	}
+	if (!ok || !ptr_push(&t->grants, &t->ngrants, SNAP_MAX_CONSTRAINTS, g)) {
+		grant_free(g);
+		return false;
+	}
+	return true;
+}
+
+bool snapshot_add_usage(Snapshot *s, const char *grantee)
+{
+	char *g = NULL;
+	if (!snap_set(&g, grantee) || !ptr_push(&s->usage, &s->nusage, SNAP_MAX_CONSTRAINTS, g)) {
+		free(g);
+		return false;
+	}
+	return true;
+}
+
+void snapshot_grants_column(SnapTable *t, const char *col, const char *to)
+{
+	for (size_t i = 0; i < t->ngrants;) {
+		SnapGrant *g = t->grants[i];
+		bool column_level = g->ncols > 0;
+		for (size_t j = 0; j < g->ncols;) {
+			if (strcmp(g->cols[j], col) != 0 || (to && snap_set(&g->cols[j], to))) {
+				j++;
+				continue;
+			}
+			/* dropped (or no memory for the new name: lose it, never widen the grant) */
+			free(g->cols[j]);
+			memmove(&g->cols[j], &g->cols[j + 1], (g->ncols - j - 1) * sizeof *g->cols);
+			g->ncols--;
+		}
+		if (column_level && g->ncols == 0) {
+			grant_free(g);
+			memmove(&t->grants[i], &t->grants[i + 1], (t->ngrants - i - 1) * sizeof *t->grants);
+			t->ngrants--;
+			continue;
+		}
+		i++;
+	}
 }
 
 SnapIndex *snapshot_add_index(SnapTable *t, const char *name, bool unique, bool constraint)
@@ -339,7 +415,15 @@ Snapshot *snapshot_copy(const Snapshot *s)
 			if (!x || (sx->def && !snapshot_index_define(x, sx->def, (const char *const *)sx->cols, sx->ncols)))
 				goto fail;
 		}
+		for (size_t j = 0; j < st->ngrants; j++) {
+			const SnapGrant *g = st->grants[j];
+			if (!snapshot_add_grant(t, g->grantee, g->privilege, (const char *const *)g->cols, g->ncols))
+				goto fail;
+		}
 	}
+	for (size_t i = 0; i < s->nusage; i++)
+		if (!snapshot_add_usage(d, s->usage[i]))
+			goto fail;
 	return d;
 fail:
 	snapshot_free(d);

@@ -58,6 +58,16 @@ typedef struct SnapIndex {
 	size_t ncols;
 } SnapIndex;
 
+/* A privilege on a table that its views in a version schema carry (from
+ * aclexplode of pg_class.relacl, or of pg_attribute.attacl for a column
+ * grant; the default ACL when relacl is NULL). */
+typedef struct SnapGrant {
+	char *grantee;   /* role name; "" = PUBLIC */
+	char *privilege; /* SELECT, INSERT, UPDATE or DELETE */
+	char **cols;     /* physical columns of a column-level grant; none: the whole table */
+	size_t ncols;
+} SnapGrant;
+
 typedef struct SnapTable {
 	char *name;     /* physical */
 	char *vname;    /* new version name or NULL (dropped) */
@@ -69,12 +79,16 @@ typedef struct SnapTable {
 	size_t ncons;
 	SnapIndex **idx;
 	size_t nidx;
+	SnapGrant **grants; /* read from the catalog; none in a simulated snapshot */
+	size_t ngrants;
 } SnapTable;
 
 typedef struct Snapshot {
 	char *schema;
 	SnapTable **tables;
 	size_t ntables;
+	char **usage;    /* roles with USAGE on SCHEMA ("" = PUBLIC), which its version schemas grant too */
+	size_t nusage;
 } Snapshot;
 
 /* New empty snapshot of SCHEMA, NULL when out of memory. Free with snapshot_free. */
@@ -90,6 +104,14 @@ SnapColumn *snapshot_add_column(SnapTable *t, const char *name, const char *type
 SnapConstraint *snapshot_add_constraint(SnapTable *t, const char *name, char type, const char *const *cols,
 					size_t ncols, const char *def);
 SnapIndex *snapshot_add_index(SnapTable *t, const char *name, bool unique, bool constraint);
+/* Adds a grant (strings copied) to T / a USAGE grantee to S; false when out
+ * of memory or past SNAP_MAX_CONSTRAINTS. */
+bool snapshot_add_grant(SnapTable *t, const char *grantee, const char *privilege, const char *const *cols,
+			size_t ncols);
+bool snapshot_add_usage(Snapshot *s, const char *grantee);
+/* Column COL of T is renamed TO (NULL: dropped): its column-level grants
+ * follow, and a grant left with no column goes, as in the catalog. */
+void snapshot_grants_column(SnapTable *t, const char *col, const char *to);
 /* Sets X's definition and key columns (copied); false when out of memory. */
 bool snapshot_index_define(SnapIndex *x, const char *def, const char *const *cols, size_t ncols);
 

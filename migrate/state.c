@@ -22,6 +22,7 @@
 
 #include "migrate/api.h"
 #include "migrate/exec.h"
+#include "migrate/sqlbuf.h"
 
 /* Advisory lock key: first half fixed ("pgfl" in ASCII), second half the
  * schema's hash. */
@@ -249,6 +250,7 @@ json_t *state_history(Exec *e)
 				 "'version_schema', version_schema, 'status', status, 'start_done', start_done, "
 				 "'start_steps', jsonb_array_length(plan -> 'start'), 'complete_done', complete_done, "
 				 "'complete_steps', jsonb_array_length(plan -> 'complete'), 'backfill', backfill, "
+				 "'origin', coalesce(plan ->> 'origin', 'pgflip'), "
 				 "'created_at', created_at, 'updated_at', updated_at) ORDER BY seq), '[]') "
 				 "FROM pgflip.migrations WHERE schema = $1",
 				 1, params);
@@ -263,4 +265,135 @@ json_t *state_history(Exec *e)
 		return NULL;
 	}
 	return j;
+}
+
+json_t *state_files(Exec *e)
+{
+	const char *params[1] = {e->schema};
+	PGresult *r = exec_query(e,
+				 "SELECT coalesce(json_agg(json_build_object('name', name, 'status', status, 'migration', migration) "
+				 "ORDER BY seq), '[]') FROM pgflip.migrations WHERE schema = $1 AND status <> 'rolled_back'",
+				 1, params);
+	if (!r)
+		return NULL;
+	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	if (!json_is_array(j)) {
+		json_decref(j);
+		snprintf(e->err, sizeof e->err, "cannot read the stored migrations (out of memory)");
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * pgroll's history of e->schema in state schema PG (pkg/state/init.sql:
+ * PG.migrations (schema, name, migration jsonb, created_at, updated_at,
+ * parent, done, resulting_schema, migration_type), linear through parent),
+ * oldest first: name, parent, migration, created_at, updated_at, done, its
+ * type ("pgroll" when the column predates it), and its version schema as
+ * pgroll names it (SCHEMA_ + migration.version_schema, else the name) with
+ * whether that schema exists. $1 = PG.migrations as text, $2 = schema.
+ */
+static const char PGROLL_CHAIN[] =
+	"WITH RECURSIVE m AS (SELECT to_jsonb(x) AS j FROM %s.migrations x WHERE x.schema = $1), "
+	"chain AS (SELECT j, 0 AS depth FROM m WHERE j ->> 'parent' IS NULL "
+	"UNION ALL SELECT m.j, chain.depth + 1 FROM m JOIN chain ON m.j ->> 'parent' = chain.j ->> 'name' "
+	"WHERE chain.depth < 100000) "
+	"SELECT j ->> 'name', j ->> 'parent', (j -> 'migration')::text, j ->> 'created_at', j ->> 'updated_at', "
+	"coalesce((j ->> 'done')::boolean, true), coalesce(j ->> 'migration_type', 'pgroll'), "
+	"$1 || '_' || coalesce(j -> 'migration' ->> 'version_schema', j ->> 'name'), "
+	"EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || '_' || coalesce(j -> 'migration' ->> 'version_schema', "
+	"j ->> 'name')), (SELECT count(*) FROM m) FROM chain ORDER BY depth";
+
+static bool state_simple(Exec *e, const char *sql)
+{
+	PGresult *r = exec_query(e, sql, 0, NULL);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* Inserts row I of pgroll's chain R as a complete migration whose version
+ * schema is VSCHEMA. */
+static bool adopt_row(Exec *e, PGresult *r, int i, const char *vschema)
+{
+	const char *params[8] = {e->schema,
+				 PQgetvalue(r, i, 0),
+				 PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
+				 vschema,
+				 PQgetvalue(r, i, 2),
+				 PQgetvalue(r, i, 6),
+				 PQgetvalue(r, i, 3),
+				 PQgetvalue(r, i, 4)};
+	PGresult *x = exec_query(e,
+				 "INSERT INTO pgflip.migrations (schema, name, parent, version_schema, status, migration, plan, "
+				 "created_at, updated_at) VALUES ($1, $2, $3, $4, 'complete', $5::jsonb, "
+				 "jsonb_build_object('start', '[]'::jsonb, 'complete', '[]'::jsonb, 'rollback', '[]'::jsonb, "
+				 "'origin', 'pgroll', 'pgroll_type', $6::text), $7::timestamptz, $8::timestamptz)",
+				 8, params);
+	PQclear(x);
+	return x != NULL;
+}
+
+bool state_adopt_pgroll(Exec *e, const char *pg, char *latest, size_t latestlen, int *count)
+{
+	*count = 0;
+	SqlBuf q;
+	sqlbuf_init(&q);
+	sqlbuf_ident(&q, pg);
+	char *qpg = sqlbuf_steal(&q);
+	char sql[sizeof PGROLL_CHAIN + 200];
+	if (!qpg || strlen(qpg) > 150) {
+		free(qpg);
+		snprintf(e->err, sizeof e->err, "pgroll schema name too long");
+		return false;
+	}
+	snprintf(sql, sizeof sql, PGROLL_CHAIN, qpg);
+	free(qpg);
+	const char *params[1] = {e->schema};
+	PGresult *r = exec_query(e, sql, 1, params);
+	if (!r)
+		return false;
+	int n = PQntuples(r);
+	char msg[512] = "";
+	/* the version schema of each row: its own when it exists (pgroll keeps
+	 * only the latest ones), else the one before it, as pgroll's
+	 * find_version_schema ignores migrations without one (inferred) */
+	int last_vs = -1;
+	for (int i = 0; i < n; i++)
+		if (PQgetvalue(r, i, 8)[0] == 't')
+			last_vs = i;
+	if (n == 0) {
+		snprintf(msg, sizeof msg, "%s.migrations has no migration of schema %s", pg, e->schema);
+	} else if (n != atoi(PQgetvalue(r, 0, 9))) {
+		snprintf(msg, sizeof msg, "%s.migrations of schema %s is not one linear history (%d of %s rows chain from the first)",
+			 pg, e->schema, n, PQgetvalue(r, 0, 9));
+	} else if (PQgetvalue(r, n - 1, 5)[0] != 't') {
+		snprintf(msg, sizeof msg, "pgroll migration %s is active in schema %s: complete or roll it back with pgroll first",
+			 PQgetvalue(r, n - 1, 0), e->schema);
+	} else if (last_vs < 0) {
+		snprintf(msg, sizeof msg, "no version schema of pgroll's history of schema %s exists (looked for %s...)",
+			 e->schema, PQgetvalue(r, n - 1, 7));
+	}
+	if (msg[0]) {
+		PQclear(r);
+		snprintf(e->err, sizeof e->err, "%s", msg);
+		return false;
+	}
+	bool ok = state_simple(e, "BEGIN");
+	const char *vs = PQgetvalue(r, 0, 7);
+	for (int i = 0; ok && i < n; i++) {
+		if (PQgetvalue(r, i, 8)[0] == 't' || i == 0)
+			vs = PQgetvalue(r, i, 7);
+		ok = adopt_row(e, r, i, i >= last_vs ? PQgetvalue(r, last_vs, 7) : vs);
+	}
+	ok = ok && state_simple(e, "COMMIT");
+	if (!ok && PQtransactionStatus(e->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(e->conn, "ROLLBACK"));
+	if (ok) {
+		snprintf(latest, latestlen, "%s", PQgetvalue(r, last_vs, 7));
+		*count = n;
+	}
+	PQclear(r);
+	return ok;
 }

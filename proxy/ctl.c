@@ -39,7 +39,7 @@ static void ctl_usage(FILE *f)
 		   "         [--max-error-ratio R --window S [--min-transactions N]],\n"
 		   "  canary off (route canary ... and unroute canary: the same), clients, pools,\n"
 		   "  pause, resume, reload, shutdown,\n"
-		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete], migrate status,\n"
+		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete] [--role ROLE], migrate status,\n"
 		   "  migrate complete|rollback [--db NAME] [--force], migrate cancel, versions [--db NAME],\n"
 		   "  promote SCHEMA, rollback [--db NAME]\n"
 		   "  --no-wait   do not wait for a migration job to end (it runs on in pgflip)\n"
@@ -241,7 +241,7 @@ static char *ctl_line(int argc, char **argv)
 static char *ctl_migrate_start(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "pgflip ctl: usage: migrate start FILE [--db NAME] [--schema NAME] [--complete]\n");
+		fprintf(stderr, "pgflip ctl: usage: migrate start FILE [--db NAME] [--schema NAME] [--complete] [--role ROLE]\n");
 		return NULL;
 	}
 	const char *path = argv[2];

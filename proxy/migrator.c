@@ -74,6 +74,7 @@ typedef struct Job {
 	bool complete;       /* start --complete */
 	double max_latency_ratio; /* backfill_max_latency_ratio when it was submitted */
 	bool force;          /* rollback --force */
+	char *role;          /* start --role: SET ROLE before the DDL (ExecOptions.role), or NULL */
 } Job;
 
 struct Migrator {
@@ -138,6 +139,7 @@ static void job_free(Job *j)
 	free(j->schema);
 	free(j->filename);
 	free(j->text);
+	free(j->role);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -325,6 +327,7 @@ static MigrateStatus run_job(Migrator *m, const Job *j, MigrateResult *res)
 	exec_options_default(&rq.opt);
 	rq.opt.progress = false;
 	rq.opt.max_latency_ratio = j->max_latency_ratio;
+	rq.opt.role = j->role;
 	switch (j->kind) {
 	case JOB_START: return migrate_start(&rq, j->filename, j->text, j->len, j->complete, false, res);
 	case JOB_COMPLETE: return migrate_complete(&rq, res);
@@ -600,6 +603,7 @@ typedef struct Opts {
 	const char *schema;
 	bool complete;
 	bool force;
+	const char *role;    /* --role ROLE: the migration's DDL runs as ROLE */
 	const char *bad;     /* the first word that is none of these */
 } Opts;
 
@@ -615,6 +619,8 @@ static Opts parse_opts(int argc, char **argv, int from)
 			o.complete = true;
 		else if (!strcmp(argv[i], "--force"))
 			o.force = true;
+		else if (!strcmp(argv[i], "--role") && i + 1 < argc)
+			o.role = argv[++i];
 		else if (!o.bad)
 			o.bad = argv[i];
 	}
@@ -720,6 +726,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
 	j.conninfo = database_conninfo(db);
+	j.role = o->role ? mstrdup(o->role) : NULL;
 	if (kind == JOB_START) {
 		const char *file = json_string_value(json_object_get(req, "file"));
 		json_t *content = json_object_get(req, "content");
@@ -733,7 +740,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 		if (j.text)
 			memcpy(j.text, json_string_value(content), j.len + 1);
 	}
-	if (!j.db || !j.schema || !j.conninfo || (kind == JOB_START && (!j.filename || !j.text))) {
+	if (!j.db || !j.schema || !j.conninfo || (o->role && !j.role) || (kind == JOB_START && (!j.filename || !j.text))) {
 		job_free(&j);
 		return reply_error("out of memory");
 	}
@@ -857,7 +864,7 @@ static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req
 		log_info("migrate: cancel asked: the job stops at its next batch or step");
 		return reply_ok("cancelling: the job stops at its next batch or step; start resumes it");
 	}
-	return reply_error("usage: migrate start FILE | status | complete | rollback [--force] | cancel [--db NAME]");
+	return reply_error("usage: migrate start FILE [--role ROLE] | status | complete | rollback [--force] | cancel [--db NAME]");
 }
 
 static int clients_on(const char *schema)

@@ -164,6 +164,9 @@ out=$(ctl migrate start "$T_DIR/02_len.yaml" --db nosuch 2>&1); rc=$?
 expect_eq "an unknown --db: exit 1" "$rc" 1
 expect_match "... naming it" "$out" "*no \[databases\] entry nosuch*"
 expect_match "ctl cannot read a missing file" "$(ctl migrate start "$T_DIR/missing.yaml" 2>&1)" "*cannot read*"
+out=$(ctl migrate start "$T_DIR/02_len.yaml" --role pmig_nosuch 2>&1); rc=$?
+expect_eq "migrate start --role: passed to the migration (an unknown role: exit 1)" "$rc" 1
+expect_match "... with the server's refusal" "$out" '*cannot SET ROLE \"pmig_nosuch\": ERROR:  role \"pmig_nosuch\" does not exist*'
 
 touch "$T_DIR/stop"
 wait $steady
