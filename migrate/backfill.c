@@ -7,6 +7,7 @@
 #include "migrate/exec.h"
 #include "migrate/exec_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +32,17 @@ PGresult *exec_table_query(Exec *e, const char *table, const char *sql)
 	return r;
 }
 
-/* Saves PROGRESS as backfill[TABLE] of the running migration. */
-static bool backfill_save(Exec *e, const char *table, json_t *progress)
+/* Saves PROGRESS as backfill[TABLE] of the running migration, or as its
+ * range RANGE (>= 0) of a parallel backfill. */
+static bool backfill_save(Exec *e, const char *table, int range, json_t *progress)
 {
 	char *js = json_dumps(progress, JSON_COMPACT);
-	const char *params[4] = {e->schema, e->mig_name, table, js};
-	PGresult *r = exec_query(e, PLAN_BACKFILL_SAVE_SQL, 4, params);
+	char idx[16];
+	snprintf(idx, sizeof idx, "%d", range);
+	const char *params[5] = {e->schema, e->mig_name, table, js, idx};
+	PGresult *r = js ? exec_query(e, range >= 0 ? PLAN_BACKFILL_SAVE_RANGE_SQL : PLAN_BACKFILL_SAVE_SQL,
+				      range >= 0 ? 5 : 4, params)
+			 : NULL;
 	free(js);
 	PQclear(r);
 	return r != NULL;
@@ -84,6 +90,9 @@ typedef struct Backfill {
 	char *begin;               /* BEGIN + SET LOCALs of every batch */
 	long began;                /* this run's start, exec_now_ms() */
 	ExecPace pace;             /* rows per batch and pause now (exec_pace) */
+	json_t *hi;                /* a worker's range: its last key, inclusive (NULL: to the end) */
+	json_t *lo;                /* and the key before its first (NULL: from the start) */
+	int range;                 /* the range's index in backfill[table].ranges, -1: not a worker */
 	int slowed;                /* batches slowed down since the last full speed */
 } Backfill;
 
@@ -92,6 +101,8 @@ typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResul
 static void backfill_free(Backfill *b)
 {
 	json_decref(b->last);
+	json_decref(b->hi);
+	json_decref(b->lo);
 	free(b->begin);
 }
 
@@ -155,6 +166,7 @@ static bool backfill_init(Exec *e, const PlanStep *s, json_t *prog, Backfill *b)
 	b->last = json_incref(json_object_get(prog, "last"));
 	b->next_block = json_integer_value(json_object_get(prog, "next_block"));
 	json_decref(prog);
+	b->range = -1;
 	b->pace.batch = e->opt.batch_size;
 	b->pace.pause_pct = 0;
 	b->blocks_per_batch = e->opt.batch_size / 100 > 0 ? e->opt.batch_size / 100 : 1;
@@ -208,7 +220,10 @@ static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char s
 	params[np++] = off;
 	for (size_t i = 0; lower && i < s->nkeys; i++)
 		params[np++] = json_string_value(json_array_get(b->last, i));
-	char *bsql = plan_backfill_bound_sql(e->schema, s, lower);
+	bool hi = b->hi != NULL;
+	for (size_t i = 0; hi && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(b->hi, i));
+	char *bsql = plan_backfill_bound_sql(e->schema, s, lower, hi);
 	PGresult *br = bsql ? exec_run_wait(e, bsql, np, params, "backfill batch", st) : NULL;
 	free(bsql);
 	if (!br) {
@@ -221,9 +236,11 @@ static long long batch_keyset(Exec *e, const Backfill *b, json_t **upper, char s
 	np = 0;
 	for (size_t i = 0; lower && i < s->nkeys; i++)
 		params[np++] = json_string_value(json_array_get(b->last, i));
-	for (size_t i = 0; *upper && i < s->nkeys; i++)
-		params[np++] = json_string_value(json_array_get(*upper, i));
-	return batch_exec(e, plan_backfill_update_sql(e->schema, s, lower, *upper != NULL, b->touch), np, params, st);
+	/* the final batch of a range ends at the range's end */
+	const json_t *end = *upper ? *upper : b->hi;
+	for (size_t i = 0; end && i < s->nkeys; i++)
+		params[np++] = json_string_value(json_array_get(end, i));
+	return batch_exec(e, plan_backfill_update_sql(e->schema, s, lower, end != NULL, b->touch), np, params, st);
 }
 
 /* A ctid batch: BLOCKS_PER_BATCH heap blocks from NEXT_BLOCK. */
@@ -256,7 +273,11 @@ static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
 		json_object_set(prog, "last", last);
 	if (prog && b->s->nkeys == 0)
 		json_object_set_new(prog, "next_block", json_integer(next_block));
-	bool saved = prog && backfill_save(e, b->s->table, prog);
+	if (prog && b->range >= 0) {
+		json_object_set(prog, "lo", b->lo ? b->lo : json_null());
+		json_object_set(prog, "hi", b->hi ? b->hi : json_null());
+	}
+	bool saved = prog && backfill_save(e, b->s->table, b->range, prog);
 	json_decref(prog);
 	PGresult *cr = saved ? exec_run_wait(e, "COMMIT", 0, NULL, NULL, st) : NULL;
 	PQclear(cr);
@@ -341,6 +362,256 @@ static void backfill_report(Exec *e, const Backfill *b, bool end)
 	progress_bar(e, b->s->table, b->done, total, end);
 }
 
+/* What backfill_loop calls after each committed batch: B's progress, at
+ * the END of its rows. */
+typedef void (*BatchDone)(Exec *e, Backfill *b, bool end, void *arg);
+
+/* Runs B's batches until its rows are done (true), a cancel or a failure
+ * (false, e->err); retries a batch that hit lock_timeout; paces itself
+ * (backfill_adapt, ExecOptions.batch_delay_ms). */
+static bool backfill_loop(Exec *e, Backfill *b, BatchDone after, void *arg)
+{
+	int attempt = 0;
+	long start = exec_now_ms();
+	while (b->s->nkeys > 0 || b->next_block <= b->end_block) {
+		if (exec_cancelled(e))
+			return false;
+		char st[6];
+		int64_t t0 = exec_now_ms();
+		BatchResult r = backfill_batch(e, b, st);
+		int64_t took = exec_now_ms() - t0;
+		if (r == BATCH_FAILED) {
+			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && exec_backoff(e, attempt++, start, "backfill batch"))
+				continue;
+			return false;
+		}
+		attempt = 0;
+		start = exec_now_ms();
+		after(e, b, r == BATCH_FINISHED, arg);
+		if (r == BATCH_FINISHED)
+			break;
+		backfill_adapt(e, b);
+		int64_t pause = e->opt.batch_delay_ms + took * b->pace.pause_pct / 100;
+		if (pause > 0)
+			exec_sleep_ms(pause);
+	}
+	return true;
+}
+
+static void report_after(Exec *e, Backfill *b, bool end, void *arg)
+{
+	(void)arg;
+	backfill_report(e, b, end);
+}
+
+static void log_done(Exec *e, const PlanStep *s, long long done, long began)
+{
+	long took = exec_now_ms() - began;
+	exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", done, e->schema, s->table, took,
+		 took > 0 ? (double)done * 1000.0 / (double)took : 0.0);
+}
+
+/* ---- parallel backfill: disjoint key ranges on ExecOptions.backfill_workers connections ---- */
+
+typedef struct Shared {
+	pthread_mutex_t mu;
+	long long done;            /* rows done in every range, earlier runs included */
+	int running;               /* workers still running */
+	char err[1024];            /* the first worker's failure, "" none */
+	bool cancelled;
+} Shared;
+
+typedef struct Worker {
+	pthread_t th;
+	Exec *parent;
+	Backfill b;                /* its range; b.done counts its rows */
+	Shared *sh;
+	bool started;
+} Worker;
+
+static void worker_after(Exec *e, Backfill *b, bool end, void *arg)
+{
+	(void)e;
+	(void)end;
+	Worker *w = arg;
+	pthread_mutex_lock(&w->sh->mu);
+	w->sh->done += b->done - b->done0;
+	b->done0 = b->done;
+	pthread_mutex_unlock(&w->sh->mu);
+}
+
+static void *worker_main(void *arg)
+{
+	Worker *w = arg;
+	Exec *p = w->parent, we;
+	ExecOptions opt = p->opt;
+	opt.progress = false;
+	bool ok = exec_connect(&we, p->dsn, p->schema, &opt);
+	if (ok) {
+		/* thread-safe hooks only: log, load and cancel */
+		we.hooks = (ExecHooks){.log = p->hooks.log, .load = p->hooks.load, .cancel = p->hooks.cancel,
+				       .arg = p->hooks.arg};
+		we.mig_name = p->mig_name;
+		ok = backfill_loop(&we, &w->b, worker_after, w);
+	}
+	pthread_mutex_lock(&w->sh->mu);
+	if (!ok && !w->sh->err[0])
+		snprintf(w->sh->err, sizeof w->sh->err, "backfill worker %d: %.900s", w->b.range + 1, we.err);
+	w->sh->cancelled |= we.cancelled;
+	w->sh->running--;
+	pthread_mutex_unlock(&w->sh->mu);
+	exec_close(&we);
+	return NULL;
+}
+
+/* The keys that cut S's table into N ranges of about TOTAL / N rows: a JSON
+ * array of keys (each a JSON array of texts), fewer when the table is
+ * smaller than its estimate; NULL with e->err on a failure. */
+static json_t *split_keys(Exec *e, const PlanStep *s, long long total, int n)
+{
+	json_t *cuts = json_array();
+	char *sql = plan_backfill_bound_sql(e->schema, s, false, false);
+	for (int k = 1; cuts && sql && k < n; k++) {
+		char off[24];
+		snprintf(off, sizeof off, "%lld", total * k / n - 1);
+		const char *params[1] = {off};
+		PGresult *r = exec_query(e, sql, 1, params);
+		if (!r) {
+			json_decref(cuts);
+			cuts = NULL;
+			break;
+		}
+		json_t *key = PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+		PQclear(r);
+		if (!key)
+			break;
+		json_t *prev = json_array_get(cuts, json_array_size(cuts) - 1);
+		if (prev && json_equal(prev, key))
+			json_decref(key);
+		else
+			json_array_append_new(cuts, key);
+	}
+	free(sql);
+	if (!sql && cuts) {
+		exec_set_err(e, "out of memory");
+		json_decref(cuts);
+		cuts = NULL;
+	}
+	return cuts;
+}
+
+/* The ranges of a new parallel backfill (cut at CUTS), saved as
+ * backfill[table] before any worker starts. */
+static json_t *ranges_new(Exec *e, const PlanStep *s, json_t *cuts)
+{
+	json_t *ranges = json_array();
+	size_t n = json_array_size(cuts) + 1;
+	for (size_t i = 0; ranges && i < n; i++) {
+		json_t *lo = i ? json_array_get(cuts, i - 1) : json_null(), *hi = i + 1 < n ? json_array_get(cuts, i) : json_null();
+		json_array_append_new(ranges, json_pack("{s:O, s:O, s:O, s:I, s:b}", "lo", lo, "hi", hi, "last", lo, "done",
+							 (json_int_t)0, "finished", 0));
+	}
+	json_t *prog = ranges ? json_pack("{s:O}", "ranges", ranges) : NULL;
+	bool ok = prog && backfill_save(e, s->table, -1, prog);
+	json_decref(prog);
+	if (!ok) {
+		json_decref(ranges);
+		if (!e->err[0])
+			exec_set_err(e, "out of memory");
+		return NULL;
+	}
+	return ranges;
+}
+
+/* Runs the unfinished RANGES (JSON array, see ranges_new) of S on one
+ * worker thread each, reporting their progress from here every 200 ms. */
+static bool workers_run(Exec *e, const PlanStep *s, json_t *ranges, Backfill *b)
+{
+	size_t n = json_array_size(ranges);
+	Worker *w = calloc(n, sizeof *w);
+	Shared sh = {.done = b->done};
+	if (!w) {
+		exec_set_err(e, "out of memory");
+		return false;
+	}
+	pthread_mutex_init(&sh.mu, NULL);
+	size_t started = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *r = json_array_get(ranges, i);
+		if (json_is_true(json_object_get(r, "finished")))
+			continue;
+		Backfill *wb = &w[i].b;
+		*wb = *b; /* the step, its estimate, BEGIN text (shared, read only) and pace */
+		wb->range = (int)i;
+		wb->done = wb->done0 = json_integer_value(json_object_get(r, "done"));
+		wb->last = json_is_array(json_object_get(r, "last")) ? json_incref(json_object_get(r, "last")) : NULL;
+		wb->lo = json_is_array(json_object_get(r, "lo")) ? json_incref(json_object_get(r, "lo")) : NULL;
+		wb->hi = json_is_array(json_object_get(r, "hi")) ? json_incref(json_object_get(r, "hi")) : NULL;
+		w[i].parent = e;
+		w[i].sh = &sh;
+		pthread_mutex_lock(&sh.mu);
+		sh.running++;
+		pthread_mutex_unlock(&sh.mu);
+		if (pthread_create(&w[i].th, NULL, worker_main, &w[i]) != 0) {
+			pthread_mutex_lock(&sh.mu);
+			sh.running--;
+			snprintf(sh.err, sizeof sh.err, "cannot start a backfill worker thread");
+			pthread_mutex_unlock(&sh.mu);
+			break;
+		}
+		w[i].started = true;
+		started++;
+	}
+	exec_log(e, "backfilling %s.%s on %zu connections (disjoint key ranges)", e->schema, s->table, started);
+	for (;;) {
+		pthread_mutex_lock(&sh.mu);
+		int running = sh.running;
+		b->done = sh.done;
+		pthread_mutex_unlock(&sh.mu);
+		backfill_report(e, b, false);
+		if (running == 0)
+			break;
+		exec_sleep_ms(200);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].started)
+			pthread_join(w[i].th, NULL);
+		json_decref(w[i].b.last);
+		json_decref(w[i].b.lo);
+		json_decref(w[i].b.hi);
+	}
+	free(w);
+	pthread_mutex_destroy(&sh.mu);
+	if (sh.err[0]) {
+		e->cancelled = sh.cancelled;
+		exec_set_err(e, "%s", sh.cancelled ? "cancelled" : sh.err);
+		return false;
+	}
+	json_t *prog = json_pack("{s:I, s:b}", "done", (json_int_t)b->done, "finished", 1);
+	bool ok = prog && backfill_save(e, s->table, -1, prog);
+	json_decref(prog);
+	backfill_report(e, b, true);
+	return ok;
+}
+
+/* Whether step S, with saved progress PROG, runs on workers: its ranges
+ * (a new reference; new ones cut and saved when the backfill begins), or
+ * NULL to run on this connection alone (one worker, no key, a backfill
+ * begun alone, a table too small to cut, or a failure with e->err). */
+static json_t *parallel_ranges(Exec *e, const PlanStep *s, const json_t *prog, const Backfill *b)
+{
+	json_t *saved = json_object_get(prog, "ranges");
+	if (json_is_array(saved))
+		return json_incref(saved); /* a parallel backfill resumes as it began */
+	int n = e->opt.backfill_workers;
+	if (n <= 1 || s->nkeys == 0 || b->done > 0 || b->last || b->total < 2LL * e->opt.batch_size)
+		return NULL;
+	json_t *cuts = split_keys(e, s, b->total, n);
+	json_t *ranges = cuts && json_array_size(cuts) > 0 ? ranges_new(e, s, cuts) : NULL;
+	json_decref(cuts);
+	return ranges;
+}
+
 bool backfill_run(Exec *e, const PlanStep *s)
 {
 	json_t *prog = backfill_load(e, s->table);
@@ -349,45 +620,33 @@ bool backfill_run(Exec *e, const PlanStep *s)
 		return true;
 	}
 	Backfill b;
+	json_t *hold = json_incref(prog); /* backfill_init consumes PROG */
 	if (!backfill_init(e, s, prog, &b)) {
+		json_decref(hold);
 		backfill_free(&b);
 		return false;
 	}
-	exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
-	backfill_report(e, &b, false);
-	bool ok = true;
-	int attempt = 0;
-	long start = exec_now_ms();
-	while (s->nkeys > 0 || b.next_block <= b.end_block) {
-		if (exec_cancelled(e)) {
-			ok = false;
-			break;
-		}
-		char st[6];
-		int64_t t0 = exec_now_ms();
-		BatchResult r = backfill_batch(e, &b, st);
-		int64_t took = exec_now_ms() - t0;
-		if (r == BATCH_FAILED) {
-			if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 && exec_backoff(e, attempt++, start, "backfill batch"))
-				continue;
-			ok = false;
-			break;
-		}
-		attempt = 0;
-		start = exec_now_ms();
-		backfill_report(e, &b, r == BATCH_FINISHED);
-		if (r == BATCH_FINISHED)
-			break;
-		backfill_adapt(e, &b);
-		int64_t pause = e->opt.batch_delay_ms + took * b.pace.pause_pct / 100;
-		if (pause > 0)
-			exec_sleep_ms(pause);
+	json_t *ranges = parallel_ranges(e, s, hold, &b);
+	json_decref(hold);
+	if (!ranges && e->err[0]) {
+		backfill_free(&b);
+		return false;
 	}
-	if (ok) {
-		long took = exec_now_ms() - b.began;
-		exec_log(e, "backfilled %lld rows of %s.%s in %ld ms (%.0f rows/s)", b.done, e->schema, s->table, took,
-			 took > 0 ? (double)b.done * 1000.0 / (double)took : 0.0);
+	bool ok;
+	if (ranges) {
+		long long done = 0;
+		for (size_t i = 0; i < json_array_size(ranges); i++)
+			done += json_integer_value(json_object_get(json_array_get(ranges, i), "done"));
+		b.done = b.done0 = done;
+		ok = workers_run(e, s, ranges, &b);
+		json_decref(ranges);
+	} else {
+		exec_log(e, "backfilling %s.%s (%s)", e->schema, s->table, s->nkeys ? "keyset batches" : "by ctid ranges");
+		backfill_report(e, &b, false);
+		ok = backfill_loop(e, &b, report_after, NULL);
 	}
+	if (ok)
+		log_done(e, s, b.done, b.began);
 	backfill_free(&b);
 	return ok;
 }

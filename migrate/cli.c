@@ -32,7 +32,7 @@ typedef struct Cli {
 	size_t npos;
 } Cli;
 
-enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_ROLE, O_FROM_PGROLL, O_PGROLL_SCHEMA, O_DIR };
+enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_ROLE, O_FROM_PGROLL, O_PGROLL_SCHEMA, O_DIR, O_WORKERS };
 
 static const struct option CLI_OPTS[] = {
 	{"dsn", required_argument, NULL, 'd'},
@@ -52,6 +52,7 @@ static const struct option CLI_OPTS[] = {
 	{"from-pgroll", no_argument, NULL, O_FROM_PGROLL},
 	{"pgroll-schema", required_argument, NULL, O_PGROLL_SCHEMA},
 	{"dir", required_argument, NULL, O_DIR},
+	{"backfill-workers", required_argument, NULL, O_WORKERS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -75,7 +76,8 @@ static void usage(FILE *out)
 	      "  pull DIR             write the migrations stored in the database to DIR\n"
 	      "  create NAME          new empty migration NN_NAME.yaml in --dir DIR (.)\n"
 	      "options: --lock-timeout MS (500) --retry-total MS (60000) --backfill-batch-size N (10000)\n"
-	      "         --backfill-batch-delay MS (0) --quiet --no-progress\n"
+	      "         --backfill-batch-delay MS (0) --backfill-workers N (1: connections, each\n"
+	      "         filling its own key range) --quiet --no-progress\n"
 	      "         --role ROLE (SET ROLE before the DDL: what the migration creates is ROLE's)\n"
 	      "The DSN defaults to libpq's environment (PGHOST, PGPORT, PGDATABASE...).\n",
 	      out);
@@ -98,9 +100,15 @@ static void print_backfill(FILE *out, json_t *bf)
 	json_t *v;
 	bool any = false;
 	json_object_foreach(bf, table, v) {
-		fprintf(out, "%s%s %" JSON_INTEGER_FORMAT " rows%s", any ? ", " : "", table,
-			json_integer_value(json_object_get(v, "done")),
-			json_is_true(json_object_get(v, "finished")) ? " (finished)" : " (in progress)");
+		json_int_t done = json_integer_value(json_object_get(v, "done"));
+		json_t *ranges = json_object_get(v, "ranges"), *r; /* a parallel backfill running */
+		size_t i;
+		json_array_foreach(ranges, i, r)
+			done += json_integer_value(json_object_get(r, "done"));
+		fprintf(out, "%s%s %" JSON_INTEGER_FORMAT " rows%s", any ? ", " : "", table, done,
+			json_is_true(json_object_get(v, "finished"))
+				? " (finished)"
+				: ranges ? " (in progress, parallel)" : " (in progress)");
 		any = true;
 	}
 	if (!any)
@@ -217,6 +225,11 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case O_DELAY:
 		if (!parse_int(arg, 0, 3600000, &o->batch_delay_ms))
 			return fprintf(stderr, "pgflip migrate: --backfill-batch-delay: expected milliseconds\n"), 2;
+		break;
+	case O_WORKERS:
+		if (!parse_int(arg, 1, EXEC_MAX_BACKFILL_WORKERS, &o->backfill_workers))
+			return fprintf(stderr, "pgflip migrate: --backfill-workers: expected 1..%d\n", EXEC_MAX_BACKFILL_WORKERS),
+			       2;
 		break;
 	case O_QUIET: o->quiet = true; break;
 	case O_NOPROG: o->progress = false; break;

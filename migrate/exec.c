@@ -28,6 +28,7 @@ void exec_options_default(ExecOptions *o)
 	o->batch_size = EXEC_BATCH_SIZE;
 	o->batch_delay_ms = 0;
 	o->max_latency_ratio = 0;
+	o->backfill_workers = 1;
 	o->progress = isatty(2);
 	o->quiet = false;
 }

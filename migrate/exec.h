@@ -42,6 +42,7 @@
 #define EXEC_BATCH_SIZE 10000       /* rows per backfill transaction: big enough to amortise the round trips, small
 				     * enough to keep row locks and WAL per transaction modest */
 #define EXEC_MAX_BATCH_SIZE 1000000
+#define EXEC_MAX_BACKFILL_WORKERS 64 /* connections of one parallel backfill at most */
 /* The first attempt at a group of steps waits for its locks at most this
  * long (or lock_timeout, when that is shorter), each retry twice as long up
  * to lock_timeout: while a DDL statement waits in the lock queue, every
@@ -58,6 +59,9 @@ typedef struct ExecOptions {
 	int retry_total_ms;
 	int batch_size;
 	int batch_delay_ms;
+	/* connections a keyset backfill runs on, each on its own key range
+	 * (backfill.c); 1 (the default): this one alone */
+	int backfill_workers;
 	/* a backfill slows down while hooks.load says the foreground latency is
 	 * above this ratio to its baseline (exec_pace); 0: never */
 	double max_latency_ratio;

@@ -651,7 +651,7 @@ static void keys_params(SqlBuf *b, const PlanStep *s, size_t first)
 	sqlbuf_add(b, ")");
 }
 
-char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower)
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower, bool upper)
 {
 	SqlBuf b;
 	sqlbuf_init(&b);
@@ -675,6 +675,12 @@ char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower)
 		keys_list(&b, s);
 		sqlbuf_add(&b, " > ");
 		keys_params(&b, s, 2);
+	}
+	if (upper) {
+		sqlbuf_add(&b, lower ? " AND " : " WHERE ");
+		keys_list(&b, s);
+		sqlbuf_add(&b, " <= ");
+		keys_params(&b, s, 2 + (lower ? s->nkeys : 0));
 	}
 	sqlbuf_add(&b, " ORDER BY ");
 	for (size_t i = 0; i < s->nkeys; i++) {
@@ -728,7 +734,7 @@ char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower
 static char *backfill_text(const char *schema, const PlanStep *s, const SnapTable *t)
 {
 	const char *touch = t->ncols ? t->cols[0]->name : "";
-	char *bound = s->nkeys ? plan_backfill_bound_sql(schema, s, true) : NULL;
+	char *bound = s->nkeys ? plan_backfill_bound_sql(schema, s, true, false) : NULL;
 	char *update = plan_backfill_update_sql(schema, s, s->nkeys > 0, s->nkeys > 0, touch);
 	SqlBuf b;
 	sqlbuf_init(&b);

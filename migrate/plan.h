@@ -159,8 +159,10 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
  * two statements, both plain index range scans:
  *   plan_backfill_bound_sql: the key of the batch's last row, found with an
  *       index-only scan ($1 = offset, i.e. batch size - 1; then, if LOWER,
- *       the previous batch's last key as $2..), one row of a JSON array of
- *       the key's values as text, or none for the final batch;
+ *       the previous batch's last key as $2..; then, if UPPER, the end of
+ *       the key range a worker of a parallel backfill fills, inclusive),
+ *       one row of a JSON array of the key's values as text, or none for
+ *       the final batch;
  *   plan_backfill_update_sql: every row with lower < key <= bound ($1.. the
  *       lower key if LOWER, then the bound if UPPER), computing the new
  *       columns with up() (S->assign) while pgflip.backfill = 'on' keeps the
@@ -171,10 +173,15 @@ void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const ch
  *       assignment.
  * SCHEMA is the tables' schema. Caller frees; NULL when out of memory.
  */
-char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower);
+char *plan_backfill_bound_sql(const char *schema, const PlanStep *s, bool lower, bool upper);
 char *plan_backfill_update_sql(const char *schema, const PlanStep *s, bool lower, bool upper, const char *touch);
 /* A batch's progress, saved in its own transaction: $1 schema, $2 migration,
  * $3 table, $4 {"done": rows, "last": key, "finished": bool, "next_block"}. */
+/* The same for range $5 (0-based) of a parallel backfill: backfill[$3] is
+ * {"ranges": [{"lo", "hi", "last", "done", "finished"}...]}. */
+#define PLAN_BACKFILL_SAVE_RANGE_SQL \
+	"UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3, 'ranges', $5], $4::jsonb), " \
+	"updated_at = now() WHERE schema = $1 AND name = $2"
 #define PLAN_BACKFILL_SAVE_SQL \
 	"UPDATE pgflip.migrations SET backfill = jsonb_set(backfill, ARRAY[$3], $4::jsonb), updated_at = now() " \
 	"WHERE schema = $1 AND name = $2"

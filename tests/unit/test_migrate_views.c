@@ -149,7 +149,7 @@ static void test_backfill_printed(void **state)
 			    "      column: {name: label, type: text, nullable: true}\n",
 			    err, sizeof err, &f);
 	const PlanStep *b = step_of(&p->start, STEP_BACKFILL);
-	char *bound = plan_backfill_bound_sql("public", b, true);
+	char *bound = plan_backfill_bound_sql("public", b, true, false);
 	char *update = plan_backfill_update_sql("public", b, true, true, "id");
 	/* what the plan prints is what the executor builds */
 	contains(b->sql, bound);

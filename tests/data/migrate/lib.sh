@@ -25,7 +25,8 @@ mig_bg() {
 
 # backfill_done MIGRATION TABLE: rows of TABLE backfilled so far by MIGRATION
 backfill_done() {
-	q "SELECT coalesce((backfill -> '$2' ->> 'done')::int, 0) FROM pgflip.migrations WHERE name = '$1'" 2>/dev/null
+	q "SELECT coalesce((backfill -> '$2' ->> 'done')::int, (SELECT sum((r ->> 'done')::int) FROM
+		jsonb_array_elements(backfill -> '$2' -> 'ranges') r), 0) FROM pgflip.migrations WHERE name = '$1'" 2>/dev/null
 }
 
 # mig_kill_after MIGRATION TABLE ROWS: waits (30 s at most) until the
