@@ -73,6 +73,7 @@ typedef struct Job {
 	size_t len;
 	bool complete;       /* start --complete */
 	double max_latency_ratio; /* backfill_max_latency_ratio when it was submitted */
+	int workers;         /* --backfill-workers, 0 = 1 */
 	bool force;          /* rollback --force */
 	char *role;          /* start --role: SET ROLE before the DDL (ExecOptions.role), or NULL */
 } Job;
@@ -328,6 +329,8 @@ static MigrateStatus run_job(Migrator *m, const Job *j, MigrateResult *res)
 	rq.opt.progress = false;
 	rq.opt.max_latency_ratio = j->max_latency_ratio;
 	rq.opt.role = j->role;
+	if (j->workers > 0)
+		rq.opt.backfill_workers = j->workers;
 	switch (j->kind) {
 	case JOB_START: return migrate_start(&rq, j->filename, j->text, j->len, j->complete, false, res);
 	case JOB_COMPLETE: return migrate_complete(&rq, res);
@@ -604,6 +607,7 @@ typedef struct Opts {
 	bool complete;
 	bool force;
 	const char *role;    /* --role ROLE: the migration's DDL runs as ROLE */
+	int workers;         /* --backfill-workers N (ExecOptions.backfill_workers), 0 = 1 */
 	const char *bad;     /* the first word that is none of these */
 } Opts;
 
@@ -621,6 +625,9 @@ static Opts parse_opts(int argc, char **argv, int from)
 			o.force = true;
 		else if (!strcmp(argv[i], "--role") && i + 1 < argc)
 			o.role = argv[++i];
+		else if (!strcmp(argv[i], "--backfill-workers") && i + 1 < argc && !o.bad &&
+			 (o.workers = atoi(argv[i + 1])) >= 1 && o.workers <= EXEC_MAX_BACKFILL_WORKERS)
+			i++;
 		else if (!o.bad)
 			o.bad = argv[i];
 	}
@@ -722,7 +729,7 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	if (!db)
 		return reply_error("%s", err);
 	Job j = {.kind = kind, .complete = o->complete, .force = o->force,
-		 .max_latency_ratio = proxy.conf->backfill_max_latency_ratio};
+		 .max_latency_ratio = proxy.conf->backfill_max_latency_ratio, .workers = o->workers};
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
 	j.conninfo = database_conninfo(db);

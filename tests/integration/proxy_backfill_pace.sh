@@ -50,16 +50,17 @@ expect_match "the backfill slowed down while the foreground's p99 was up" "$log"
 expect_match "and it finished" "$log" "*backfilled $ROWS rows of public.items*"
 expect_eq "every row filled" "$(apsql -c "SELECT count(*) FROM items WHERE _pgflip_new_score IS DISTINCT FROM qty * 10")" 0
 
-# the same with the ratio 0 (a reload): no adaptation
+# the same with the ratio 0 (a reload): no adaptation; on two connections
 out=$(ctl migrate rollback 2>&1); rc=$?
 expect_eq "rollback: exit 0" "$rc" 0
 pace_conf 0
 kill -HUP "$PGFLIP_PID"
 sleep 11
 from=$(($(wc -l <"$T_DIR/pgflip.log") + 1))
-out=$(ctl migrate start "$T_DIR/02_score.yaml" 2>&1); rc=$?
+out=$(ctl migrate start "$T_DIR/02_score.yaml" --backfill-workers 2 2>&1); rc=$?
 expect_eq "start under load, ratio 0: exit 0" "$rc" 0
 log=$(log_since "$from")
+expect_match "--backfill-workers 2 through ctl" "$log" "*backfilling public.items on 2 connections*"
 expect_no_match "ratio 0: the backfill never slowed down" "$log" "*slows down*"
 expect_match "ratio 0: it finished" "$log" "*backfilled $ROWS rows of public.items*"
 
