@@ -27,14 +27,14 @@ else
 BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS     := libevent libevent_openssl libpq inih jansson yaml-0.1 openssl
+PKGS     := libevent libevent_openssl libpq inih jansson yaml-0.1 openssl libsystemd
 WARN     := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
             -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE -DPGFLIP_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto) -lpthread -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto -lsystemd) -lpthread -lm
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=$(SANITIZE)
