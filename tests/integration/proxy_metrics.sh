@@ -158,12 +158,14 @@ for bad in "127.0.0.1" "127.0.0.1:0" "::1:9127" "127.0.0.1:99999" ":9127"; do
 	expect_match "metrics_listen = $bad: exit 2 with FILE:LINE (rc $rc)" "$rc $out" "2 *bad.ini:[0-9]*: metrics_listen: '$bad' is not HOST:PORT*"
 done
 # the port already taken: pgflip says so and does not start
-busy=$(free_port)
-write_conf "$T_DIR/busy.ini" "$port" "metrics_listen = 127.0.0.1:$busy"
+# a port some other program listens on (python picks it: no race with free_port)
 python3 -c 'import socket,sys,time
-s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(3)' "$busy" &
+s=socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+open(sys.argv[1], "w").write(str(s.getsockname()[1])); time.sleep(5)' "$T_DIR/busy.port" &
 holder=$!
-sleep 0.3
+i=0; while [ ! -s "$T_DIR/busy.port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+busy=$(cat "$T_DIR/busy.port")
+write_conf "$T_DIR/busy.ini" "$port" "metrics_listen = 127.0.0.1:$busy"
 out=$(timeout 10 "$TOP/$PGFLIP" serve -c "$T_DIR/busy.ini" 2>&1); rc=$?
 expect_match "metrics port in use: exit 1 naming it (rc $rc)" "$rc $out" "1 *cannot listen on metrics_listen 127.0.0.1:$busy*"
 kill "$holder" 2>/dev/null
