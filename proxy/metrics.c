@@ -2,7 +2,7 @@
  * proxy/metrics.c: the Prometheus endpoint. metrics_listen = HOST:PORT
  * serves GET /metrics (and HEAD) in the text exposition format, version
  * 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/);
- * any other path is 404, any other method 405. libevent's evhttp does the
+ * any other path is 404, any other method 501 (evhttp's answer). evhttp does the
  * HTTP, on the event loop; nothing here parses a request.
  *
  * Design. A scrape reads what the admin socket reads (DESIGN.md decision
@@ -527,7 +527,7 @@ bool metrics_start(char *err, size_t errlen)
 		snprintf(err, errlen, "metrics_listen: cannot create the HTTP server");
 		return false;
 	}
-	/* other methods are answered 405 Method Not Allowed by evhttp */
+	/* other methods: evhttp answers 501 Not Implemented */
 	evhttp_set_allowed_methods(proxy.metrics_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(proxy.metrics_http, metrics_request_cb, NULL);
 	if (!evhttp_bind_socket_with_handle(proxy.metrics_http, host, (ev_uint16_t)port)) {
