@@ -46,6 +46,12 @@
 #include "proxy/routestore.h"
 #include "proxy/server.h"
 
+/* Bounds of a request (DESIGN.md decision 3): a scraper sends a short GET
+ * without a body; a connection silent this long (s) is closed. */
+#define METRICS_MAX_HEADERS 8192
+#define METRICS_MAX_BODY 1024
+#define METRICS_TIMEOUT_S 10
+
 /* A label set as written between the braces: `database="x",user="y"`.
  * Names and schemas are at most CONF_MAX_IDENT bytes, a pool's user
  * comes from a client (bounded by the startup packet) and is cut here. */
@@ -529,6 +535,9 @@ bool metrics_start(char *err, size_t errlen)
 	}
 	/* other methods: evhttp answers 501 Not Implemented */
 	evhttp_set_allowed_methods(proxy.metrics_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_max_headers_size(proxy.metrics_http, METRICS_MAX_HEADERS);
+	evhttp_set_max_body_size(proxy.metrics_http, METRICS_MAX_BODY);
+	evhttp_set_timeout(proxy.metrics_http, METRICS_TIMEOUT_S);
 	evhttp_set_gencb(proxy.metrics_http, metrics_request_cb, NULL);
 	if (!evhttp_bind_socket_with_handle(proxy.metrics_http, host, (ev_uint16_t)port)) {
 		snprintf(err, errlen, "cannot listen on metrics_listen %s: %s", listen, strerror(errno));
