@@ -5,7 +5,8 @@
 #   make run        throwaway PostgreSQL + demo database + pgflip on 127.0.0.1:6432
 #   make deps       install the Debian packages the build and tests need
 #   make SANITIZE=address,undefined test    the whole suite under sanitizers
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local [DESTDIR=...]   binary, man pages, systemd unit
+#   make man        build/man/man1/pgflip.1, build/man/man5/pgflip.ini.5 (pandoc, doc/*.md)
 #   make bench      proxy benchmark (bench/proxy.sh)
 #   make bench-tls  what client TLS costs direct, PgBouncer and pgflip (bench/tls.sh)
 #   make format     clang-format every C file
@@ -15,6 +16,9 @@
 
 CC       ?= cc
 PREFIX   ?= /usr/local
+MANDIR   ?= $(PREFIX)/share/man
+# systemd looks for units in /usr/local/lib/systemd/system too
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 SANITIZE ?=
 VALGRIND ?=
 VERSION  := 0.1.0
@@ -27,14 +31,14 @@ else
 BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
 
-PKGS     := libevent libevent_openssl libpq inih jansson yaml-0.1 openssl
+PKGS     := libevent libevent_openssl libpq inih jansson yaml-0.1 openssl libsystemd
 WARN     := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
             -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE -DPGFLIP_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto) -lpthread -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto -lsystemd) -lpthread -lm
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=$(SANITIZE)
@@ -59,7 +63,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 IT_SRC   := $(wildcard tests/integration/*.c)
 IT_BIN   := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(IT_SRC))
 
-.PHONY: all deps test unit run install bench bench-tls format clean check-deps fuzz fuzz-build fuzz-bins
+.PHONY: all deps test unit run install man bench bench-tls format clean check-deps fuzz fuzz-build fuzz-bins
 all: $(BIN) $(LOADGEN)
 
 $(BUILD)/obj/%.o: %.c
@@ -93,11 +97,24 @@ $(FAILMALLOC): tests/lib/failmalloc.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fPIC -shared -o $@ $<
 
+# Manual pages: markdown in doc/, made roff by pandoc (one build per tree,
+# like the binary).
+MAN_PAGES := $(BUILD)/man/man1/pgflip.1 $(BUILD)/man/man5/pgflip.ini.5
+man: $(MAN_PAGES)
+
+$(BUILD)/man/man1/%.1: doc/%.1.md
+	@mkdir -p $(dir $@)
+	pandoc -s -t man -M footer="pgflip $(VERSION)" -o $@ $<
+
+$(BUILD)/man/man5/%.5: doc/%.5.md
+	@mkdir -p $(dir $@)
+	pandoc -s -t man -M footer="pgflip $(VERSION)" -o $@ $<
+
 deps:
 	@sh tests/lib/deps.sh
 
 test: deps
-	$(MAKE) $(BIN) $(LOADGEN) $(UNIT_BIN) $(IT_BIN) $(FAILMALLOC) fuzz-build
+	$(MAKE) $(BIN) $(LOADGEN) $(UNIT_BIN) $(IT_BIN) $(FAILMALLOC) $(MAN_PAGES) fuzz-build
 	BUILD=$(BUILD) PGFLIP=$(BIN) LOADGEN=$(LOADGEN) FUZZ_DIR=$(FUZZ_DIR) FUZZ_CC=$(FUZZ_CC) VALGRIND=$(VALGRIND) sh tests/run.sh
 
 unit: $(UNIT_BIN)
@@ -115,10 +132,17 @@ bench-tls: deps
 	$(MAKE) $(BIN)
 	PGFLIP=$(BIN) sh bench/tls.sh
 
-install: $(BIN) $(LOADGEN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pgflip
+# The unit's ExecStart names $(PREFIX)/bin/pgflip (without DESTDIR: where
+# it runs from, not where it is staged).
+install: $(BIN) $(LOADGEN) $(MAN_PAGES)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/pgflip $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMD_UNIT_DIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgflip
 	install -m 0644 conf/pgflip.ini $(DESTDIR)$(PREFIX)/share/pgflip/pgflip.ini.example
+	install -m 0644 $(BUILD)/man/man1/pgflip.1 $(DESTDIR)$(MANDIR)/man1/pgflip.1
+	install -m 0644 $(BUILD)/man/man5/pgflip.ini.5 $(DESTDIR)$(MANDIR)/man5/pgflip.ini.5
+	sed 's|/usr/local/bin/pgflip|$(PREFIX)/bin/pgflip|' conf/pgflip.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/pgflip.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/pgflip.service
 
 # ---- fuzzing: libFuzzer harnesses, tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME
 # Every harness is linked with all of protocol/ and conf/, and with the proxy's

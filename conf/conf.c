@@ -50,6 +50,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <syslog.h>
 
 #include <ini.h>
 #include <libpq-fe.h>
@@ -118,6 +119,20 @@ static const ConfWord conf_log_levels[] = {
 	{"warning", CONF_LOG_WARNING},
 	{"info", CONF_LOG_INFO},
 	{"debug", CONF_LOG_DEBUG},
+	{NULL, 0},
+};
+
+static const ConfWord conf_log_formats[] = {
+	{"text", CONF_LOG_TEXT},
+	{"json", CONF_LOG_JSON},
+	{NULL, 0},
+};
+
+/* syslog_facility: pgbouncer.ini's words, each its <syslog.h> value. */
+static const ConfWord conf_syslog_facilities[] = {
+	{"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON}, {"user", LOG_USER},
+	{"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},
+	{"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},     {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 	{NULL, 0},
 };
 
@@ -261,6 +276,11 @@ static const ConfSetting conf_settings[] = {
 	{"server_tls_key_file", CONF_KIND_PATH, CONF_AT(server_tls_key_file), 0, 0, NULL},
 	{"route_db", CONF_KIND_STR, CONF_AT(route_db), 0, 0, NULL},
 	{"backfill_max_latency_ratio", CONF_KIND_RATIO, CONF_AT(backfill_max_latency_ratio), 0, 1000, NULL},
+	{"log_format", CONF_KIND_WORD, CONF_AT(log_format), 0, 0, conf_log_formats},
+	{"syslog", CONF_KIND_INT, CONF_AT(syslog), 0, 1, NULL},
+	{"syslog_ident", CONF_KIND_STR, CONF_AT(syslog_ident), 0, 0, NULL},
+	{"syslog_facility", CONF_KIND_WORD, CONF_AT(syslog_facility), 0, 0, conf_syslog_facilities},
+	{"metrics_listen", CONF_KIND_PATH, CONF_AT(metrics_listen), 0, 0, NULL},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -646,6 +666,13 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		ld->unix_socket_dir_line = ld->line;
 	if (strcmp(key, "route_db") == 0)
 		ld->route_db_line = ld->line;
+	char host[CONF_MAX_HOST + 1];
+	int port;
+	if (strcmp(key, "metrics_listen") == 0 && value[0] && !conf_hostport_parse(value, host, sizeof(host), &port)) {
+		conf_fail(ld, ld->line, "metrics_listen: '%s' is not HOST:PORT (such as 127.0.0.1:9127 or [::1]:9127)",
+			  value);
+		return false;
+	}
 
 	char *field = (char *)ld->conf + s->offset;
 	switch (s->kind) {
@@ -685,9 +712,41 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 }
 
 _Static_assert(sizeof(ConfPoolMode) == sizeof(int) && sizeof(ConfLogLevel) == sizeof(int) &&
+		       sizeof(ConfLogFormat) == sizeof(int) &&
 		       sizeof(ConfAuthType) == sizeof(int) && sizeof(ConfTlsMode) == sizeof(int) &&
 		       sizeof(ConfCheckSearchPath) == sizeof(int),
 	       "conf_set_setting stores enum keys as int");
+
+bool conf_hostport_parse(const char *text, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *h = text;
+	size_t hlen;
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			return false;
+		h = text + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || memchr(text, ':', (size_t)(colon - text)))
+			return false; /* an IPv6 address needs its brackets */
+		hlen = (size_t)(colon - text);
+	}
+	if (hlen == 0 || hlen >= hostlen)
+		return false;
+	const char *digits = colon + 1;
+	char *end;
+	errno = 0;
+	long v = strtol(digits, &end, 10);
+	if (!isdigit((unsigned char)digits[0]) || *end || errno || v < 1 || v > 65535)
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = (int)v;
+	return true;
+}
 
 const char *conf_canary_key_to_str(ConfCanaryKey key)
 {
@@ -1291,7 +1350,10 @@ static bool conf_set_defaults(Conf *conf)
 	conf->client_tls_protocols = CONF_TLS_SECURE;
 	conf->client_tls_ciphers = strdup("default");
 	conf->server_tls_sslmode = CONF_TLS_PREFER;
-	return conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
+	conf->log_format = CONF_LOG_TEXT;
+	conf->syslog_ident = strdup("pgflip");
+	conf->syslog_facility = LOG_DAEMON;
+	return conf->syslog_ident && conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
 	       conf->server_reset_query && conf->track_extra_parameters &&
 	       conf->ignore_startup_parameters && conf->auth_query && conf->stats_users &&
 	       conf->client_tls_ciphers;
@@ -1485,6 +1547,8 @@ void conf_free(Conf *conf)
 	free(conf->server_tls_cert_file);
 	free(conf->server_tls_key_file);
 	free(conf->route_db);
+	free(conf->syslog_ident);
+	free(conf->metrics_listen);
 	conf_auth_clear(conf);
 	free(conf);
 }

@@ -35,6 +35,12 @@ typedef enum { CONF_POOL_SESSION = 0, CONF_POOL_TRANSACTION = 1 } ConfPoolMode;
 
 typedef enum { CONF_LOG_ERROR = 0, CONF_LOG_WARNING, CONF_LOG_INFO, CONF_LOG_DEBUG } ConfLogLevel;
 
+/* log_format: one line of text per event, or one JSON object per line. */
+typedef enum { CONF_LOG_TEXT = 0, CONF_LOG_JSON = 1 } ConfLogFormat;
+
+/* Longest host part of metrics_listen (an IPv6 address or a host name). */
+#define CONF_MAX_HOST 255
+
 /*
  * How a client logs in to pgflip. auth_type takes TRUST .. HBA; REJECT,
  * PASSWORD and PEER are methods that only appear on auth_hba_file lines
@@ -187,6 +193,18 @@ typedef struct Conf {
 	char *pidfile;                /* default NULL = none */
 	char **admin_users;           /* comma-separated list, NULL-terminated array (maybe empty) */
 	ConfLogLevel log_level;       /* default info */
+	ConfLogFormat log_format;     /* default text */
+	/* syslog as in pgbouncer.ini: syslog = 1 sends every log line to
+	 * syslog(3) too, as syslog_ident (default "pgflip"), with
+	 * syslog_facility (default daemon; one of auth, authpriv, daemon, user,
+	 * local0 .. local7: the value is the LOG_* facility of <syslog.h>) */
+	int syslog;
+	char *syslog_ident;
+	int syslog_facility;
+	/* metrics_listen: HOST:PORT (or [IPv6]:PORT) of the Prometheus
+	 * endpoint, GET /metrics (proxy/metrics.c); NULL = off, the default.
+	 * conf_hostport_parse checked it. */
+	char *metrics_listen;
 	ConfAuthType auth_type;       /* default trust; TRUST, MD5, SCRAM, CERT or HBA */
 	/* client authentication, keys of pgbouncer.ini. Paths are as written: a
 	 * relative one is taken from pgflip's working directory, as PgBouncer
@@ -284,6 +302,15 @@ Conf *conf_load(const char *path, char *err, size_t errlen) CONF_MUSTCHECK;
 
 /* conf_free: frees a snapshot and everything it owns; NULL is fine. */
 void conf_free(Conf *conf);
+
+/*
+ * conf_hostport_parse: TEXT as "HOST:PORT" or "[IPV6]:PORT" (metrics_listen)
+ * into HOST (HOSTLEN bytes, NUL-terminated, brackets removed) and *PORT
+ * (1..65535). False when TEXT has no port, an empty host, a port out of
+ * range or trailing text, or a host longer than HOSTLEN - 1; HOST and
+ * *PORT are then unspecified.
+ */
+bool conf_hostport_parse(const char *text, char *host, size_t hostlen, int *port) CONF_MUSTCHECK;
 
 /* conf_find_database: the [databases] entry named NAME, or NULL. */
 const ConfDatabase *conf_find_database(const Conf *conf, const char *name);

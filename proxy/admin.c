@@ -30,6 +30,7 @@
 #include "proxy/proxy.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
+#include "proxy/pool.h"
 #include "proxy/log.h"
 #include "proxy/migrator.h"
 #include "proxy/routestore.h"
@@ -54,13 +55,7 @@ json_t *reply_error(const char *fmt, ...)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
 }
 
-/*
- * A JSON string for text from a client or a server, which may not be UTF-8
- * (an application_name of "\xff"): valid UTF-8 as is, else every byte of an
- * invalid sequence written as the four characters \xNN, so that the row is
- * shown rather than dropped. NULL stays NULL (for "s:o?").
- */
-static json_t *json_text(const char *s)
+json_t *admin_json_text(const char *s)
 {
 	if (!s)
 		return NULL;
@@ -212,8 +207,8 @@ static json_t *cmd_clients(void)
 			continue;
 		json_array_append_new(
 			rows, json_pack("{s:I, s:s, s:o, s:o, s:o, s:s, s:s, s:I, s:i}", "id", (json_int_t)c->id,
-					"address", c->addr_str, "user", json_text(c->user), "database",
-					json_text(c->database), "application_name", json_text(c->app_name), "route", c->route ? c->route : "", "state",
+					"address", c->addr_str, "user", admin_json_text(c->user), "database",
+					admin_json_text(c->database), "application_name", admin_json_text(c->app_name), "route", c->route ? c->route : "", "state",
 					client_state_to_str(c->state), "transactions", (json_int_t)c->n_transactions,
 					"server_pid", c->server ? c->server->backend_pid : 0));
 	}
@@ -227,16 +222,12 @@ static json_t *cmd_pools(void)
 	json_t *rows = json_array();
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link) {
-		int active = 0, idle = 0, other = 0;
-		Server *s;
-		TAILQ_FOREACH(s, &p->servers, link) {
-			if (s->state == SV_ACTIVE)
-				active++;
-			else if (s->state == SV_IDLE)
-				idle++;
-			else
-				other++;
-		}
+		int by_state[POOL_SERVER_STATES];
+		pool_count_servers(p, by_state);
+		int active = by_state[SV_ACTIVE], idle = by_state[SV_IDLE];
+		int other = 0; /* connecting, preparing, resetting */
+		for (int st = 0; st < POOL_SERVER_STATES; st++)
+			other += st == SV_ACTIVE || st == SV_IDLE ? 0 : by_state[st];
 		json_t *by_route = json_object();
 		for (size_t i = 0; i < p->n_route_tx && i < proxy.rstats.n; i++)
 			if (p->route_tx[i])
@@ -244,13 +235,13 @@ static json_t *cmd_pools(void)
 						    json_integer((json_int_t)p->route_tx[i]));
 		json_array_append_new(
 			rows, json_pack("{s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:o?}", "database",
-					json_text(p->database), "user", json_text(p->user), "pool_mode",
+					admin_json_text(p->database), "user", admin_json_text(p->user), "pool_mode",
 					p->mode == CONF_POOL_TRANSACTION ? "transaction" : "session", "pool_size", p->size,
 					"servers_active", active, "servers_idle", idle, "servers_connecting",
 					p->n_connecting, "servers_other", other - p->n_connecting, "clients_waiting",
 					p->n_waiting, "transactions", (json_int_t)p->n_transactions, "transactions_by_route",
 					by_route, "route_sets", (json_int_t)p->n_route_sets, "last_error",
-					json_text(p->last_error)));
+					admin_json_text(p->last_error)));
 	}
 	json_t *r = reply_ok(NULL);
 	json_object_set_new(r, "pools", rows);

@@ -38,6 +38,13 @@ char *admin_command(const AdminPeer *peer, const char *line);
  * (transactions, failed_transactions, errors, p50_us, p99_us, tps), or JSON
  * null when it served nothing yet. Caller owns the reference. */
 json_t *admin_route_stats(const char *route);
+/* admin_json_text: a JSON string for text from a client or a server, which
+ * may not be UTF-8 (an application_name of "\xff"): valid UTF-8 as is,
+ * else every byte of an invalid sequence written as the four characters
+ * \xNN, so that the text is shown rather than dropped ("?" when memory
+ * runs out). NULL stays NULL (for "s:o?"). Caller owns the reference. Also
+ * what the JSON log and the metrics' label values are made of. */
+json_t *admin_json_text(const char *s);
 /* reply_ok / reply_error: the two shapes of every reply of the command
  * layer: {"ok": true[, "message": MESSAGE]} (MESSAGE may be NULL) and
  * {"ok": false, "error": TEXT} (printf, cut at 1 KiB). Caller owns them. */

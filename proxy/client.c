@@ -400,6 +400,7 @@ static bool client_enter(Client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
+	c->sock.traffic = &c->pool->counters.client_traffic;
 	/* SCRAM passthrough: what C proved logs the pool in upstream as C,
 	 * when the pool's user is C and the login has no password of its own;
 	 * newer keys replace older ones (a changed verifier) */
@@ -668,6 +669,14 @@ void client_server_failed(Client *c, const char *sqlstate, const char *message)
 }
 
 /* ---- transactions: what routestats.c counts ------------------------------- */
+
+/* One more Query or Parse of C, for it and for its pool. */
+static void client_count_query(Client *c)
+{
+	c->n_queries++;
+	if (c->pool)
+		c->pool->counters.queries++;
+}
 
 /* The stats entry of C's route, looked up at its first transaction there. */
 static RouteStatsEntry *client_stats(Client *c)
@@ -1056,7 +1065,7 @@ static bool client_inspect(Client *c, Server *s, const ProtoHeader *h, const uin
 	if (h->type == PROTO_FE_PARSE && (found & SQLSCAN_SUSPECT))
 		client_flag_stmt(c, name, found & SQLSCAN_SUSPECT);
 	client_scan_sql(c, s, found);
-	c->n_queries++;
+	client_count_query(c);
 	return true;
 }
 
@@ -1228,7 +1237,7 @@ static void client_scan_done(Client *c, Server *s)
 		s->reset_listen = true;
 	}
 	client_scan_sql(c, s, found);
-	c->n_queries++;
+	client_count_query(c);
 }
 
 /* A Query longer than the input cap: it goes out as it arrives, through

@@ -3,13 +3,20 @@
  * the janitor (timeouts, and once a second the canary's verdict) and the
  * reaper (deferred frees).
  *
- *   SIGHUP   reload the config file; [routes] replace the live routes only
+ *   SIGHUP   reopen the log file (logrotate), reload the config file;
+ *            [routes] replace the live routes only
  *            when the file's routes changed (a flip by the operator, then
  *            published to the route store like any other), so a reload for
  *            another reason does not undo a flip made with `pgflip ctl
  *            route ...` or by another instance
  *   SIGTERM  stop accepting, wait for clients up to shutdown_timeout, exit
  *   SIGINT   exit at once
+ *
+ * Under systemd (Type=notify, conf/pgflip.service) the daemon tells its
+ * state with sd_notify(3): READY=1 when it first accepts clients (the
+ * listeners are bound and the stored routes read), RELOADING=1 then
+ * READY=1 around each SIGHUP, STOPPING=1 when it begins to stop. Without
+ * NOTIFY_SOCKET in the environment these calls do nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +37,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <systemd/sd-daemon.h>
 
 #include "proxy/proxy.h"
 #include "proxy/client.h"
@@ -41,6 +49,7 @@
 #include "proxy/routestore.h"
 #include "proxy/tls.h"
 #include "proxy/migrator.h"
+#include "proxy/metrics.h"
 
 Proxy proxy;
 
@@ -190,6 +199,15 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
  * PgBouncer, wait for some to be freed instead of spinning on accept. */
 #define PROXY_ACCEPT_PAUSE_MS 1000
 
+/* STATE to systemd (sd_notify: "READY=1", "STOPPING=1"...); a failure is
+ * only logged at debug: without NOTIFY_SOCKET nobody listens. */
+static void proxy_notify(const char *state)
+{
+	int rc = sd_notify(0, state);
+	if (rc < 0)
+		log_debug("sd_notify(%s): %s", state, strerror(-rc));
+}
+
 void proxy_accept_update(void)
 {
 	bool on = !proxy.shutting_down && !proxy.accept_paused && !routestore_holding();
@@ -198,6 +216,10 @@ void proxy_accept_update(void)
 			evconnlistener_enable(proxy.listeners[i]);
 		else
 			evconnlistener_disable(proxy.listeners[i]);
+	}
+	if (on && !proxy.ready_notified && proxy.started) {
+		proxy.ready_notified = true;
+		proxy_notify("READY=1\nSTATUS=accepting clients");
 	}
 }
 
@@ -382,10 +404,12 @@ bool proxy_reload(char *err, size_t errlen)
 		log_info("reload: routes replaced by the file's (default %s)", proxy.router.default_schema);
 	else if (routes_changed)
 		log_warning("reload: the file's routes could not be loaded; the running routes are kept");
+	if (strcmp(old->metrics_listen ? old->metrics_listen : "", conf->metrics_listen ? conf->metrics_listen : "") != 0)
+		log_warning("reload: metrics_listen changes take effect at restart");
 	if (strcmp(old->logfile ? old->logfile : "", conf->logfile ? conf->logfile : "") != 0 &&
 	    !log_open(conf->logfile))
-		log_warning("reload: cannot open logfile %s, logging to stderr", conf->logfile);
-	log_set_level(conf->log_level);
+		log_warning("reload: cannot open logfile %s, the log goes where it went", conf->logfile);
+	log_configure(conf);
 	auth_verifiers_free(proxy.auth_verifiers);
 	proxy.auth_verifiers = auth_verifiers_new(conf);
 	proxy.conf = conf;
@@ -415,6 +439,7 @@ void proxy_begin_shutdown(void)
 	if (proxy.shutting_down)
 		return;
 	proxy.shutting_down = true;
+	proxy_notify("STOPPING=1");
 	proxy.shutdown_deadline_ms = proxy_now_ms() + (uint64_t)proxy.conf->shutdown_timeout_ms;
 	/* close the listening sockets, so that new connections are refused at
 	 * once rather than queued in the backlog */
@@ -460,17 +485,28 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	(void)arg;
 	char err[512];
 	switch (sig) {
-	case SIGHUP:
-		log_info("SIGHUP: reloading");
+	case SIGHUP: {
+		/* RELOADING=1 carries the monotonic clock, as systemd 253's
+		 * Type=notify-reload asks; older systemd ignores it */
+		char state[64];
+		snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)proxy_now_us());
+		proxy_notify(state);
+		/* the log file first, whatever the config says: logrotate renamed it */
+		if (!log_open(proxy.conf->logfile))
+			log_warning("SIGHUP: cannot reopen logfile %s: %s", proxy.conf->logfile, strerror(errno));
+		log_info("SIGHUP: log reopened, reloading");
 		if (!proxy_reload(err, sizeof(err)))
-			break; /* proxy_reload logged why; the running config stays */
+			log_warning("SIGHUP: reload failed, the running config stays"); /* proxy_reload logged why */
+		proxy_notify("READY=1\nSTATUS=accepting clients");
 		break;
+	}
 	case SIGTERM:
 		log_info("SIGTERM: shutting down");
 		proxy_begin_shutdown();
 		break;
 	case SIGINT:
 		log_info("SIGINT: exiting now");
+		proxy_notify("STOPPING=1");
 		event_base_loopexit(proxy.base, NULL);
 		break;
 	default:
@@ -510,6 +546,7 @@ static void proxy_cleanup(void)
 	for (int i = 0; i < proxy.n_listeners; i++)
 		evconnlistener_free(proxy.listeners[i]);
 	admin_close();
+	metrics_stop();
 	if (proxy.unix_path) {
 		unlink(proxy.unix_path);
 		free(proxy.unix_path);
@@ -536,6 +573,7 @@ static void proxy_cleanup(void)
 	sock_module_free();
 	event_base_free(proxy.base);
 	conf_free(proxy.conf);
+	log_close();
 }
 
 /* The per-process secrets: the salt key of made-up SCRAM verifiers and the
@@ -591,7 +629,7 @@ int proxy_serve(const char *conf_path)
 		conf_free(proxy.conf);
 		return 2;
 	}
-	log_set_level(conf->log_level);
+	log_configure(conf);
 	if (!proxy_load_tls(conf, err, sizeof(err)) || !proxy_secrets_init(err, sizeof(err))) {
 		fprintf(stderr, "pgflip: %s\n", err);
 		log_error("%s", err);
@@ -642,6 +680,11 @@ int proxy_serve(const char *conf_path)
 		log_error("%s", err);
 		ok = false;
 	}
+	if (ok && !metrics_start(err, sizeof(err))) {
+		fprintf(stderr, "pgflip: %s\n", err);
+		log_error("%s", err);
+		ok = false;
+	}
 	if (ok && !migrator_start(err, sizeof(err))) {
 		fprintf(stderr, "pgflip: %s\n", err);
 		log_error("%s", err);
@@ -656,7 +699,8 @@ int proxy_serve(const char *conf_path)
 		proxy_cleanup();
 		return 1;
 	}
-	proxy_accept_update(); /* held until the stored routes are read */
+	proxy.started = true;
+	proxy_accept_update(); /* held until the stored routes are read; READY=1 once accepting */
 	check_fd_limit(conf);
 	write_pidfile(conf->pidfile);
 	log_info("pgflip %s started, pid %d, default route %s", PGFLIP_VERSION, (int)getpid(),

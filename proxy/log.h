@@ -3,6 +3,16 @@
  *
  *   2026-11-21 04:12:33.120 UTC [4242] LOG C-17 127.0.0.1:51514 testdb/app: login, route public_002
  *
+ * or, with log_format = json, one JSON object a line with the same facts
+ * as members (time, level, pid, message, and client/server, addr,
+ * database, user, backend_pid where the line concerns a connection):
+ *
+ *   {"time":"2026-11-21T04:12:33.120Z","level":"LOG","pid":4242,"client":"C-17",
+ *    "addr":"127.0.0.1:51514","database":"testdb","user":"app","message":"login, route public_002"}
+ *
+ * With syslog = 1 every line also goes to syslog(3) (without the time and
+ * pid, which syslog adds), at the priority of its level.
+ *
  * The macros test the level before any formatting work, so debug lines cost
  * one comparison when debug is off.
  */
@@ -16,9 +26,19 @@
 extern ConfLogLevel log_current_level;
 
 /* log_open: sends lines to PATH (appended) or, when NULL or "", stderr.
- * False when the file cannot be opened (then stderr is kept). */
+ * Called again with the same PATH, it reopens the file: after logrotate
+ * renamed it, SIGHUP makes pgflip write to a new file of that name. False
+ * when the file cannot be opened: lines then go where they went before
+ * (stderr at start). */
 bool log_open(const char *path);
 void log_set_level(ConfLogLevel level);
+/* log_configure: the level, log_format and syslog keys of CONF take effect
+ * (at start and at each reload): syslog is opened (openlog with its own copy
+ * of syslog_ident and the facility), reopened when they changed, or
+ * closed. The log file is log_open's. */
+void log_configure(const Conf *conf);
+/* log_close: closes syslog and frees what log_configure kept. */
+void log_close(void);
 void log_write(ConfLogLevel level, const char *prefix, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 struct Client;

@@ -16,13 +16,46 @@ static void usage(FILE *f)
 {
 	fprintf(f, "pgflip %s: a version-routing PostgreSQL proxy with expand/contract migrations\n\n"
 		   "usage:\n"
-		   "  pgflip serve -c FILE             run the proxy with the config FILE\n"
+		   "  pgflip serve -c FILE             run the proxy with the config FILE (pgflip serve --help)\n"
 		   "  pgflip ctl [-s SOCKET] [--json] COMMAND...\n"
 		   "                                   send an admin command (pgflip ctl --help)\n"
 		   "  pgflip migrate [--dsn CONNINFO] [--schema NAME] COMMAND...\n"
 		   "                                   run migrations (pgflip migrate --help)\n"
-		   "  pgflip --help | --version\n",
+		   "  pgflip --help | --version\n"
+		   "Manual pages: pgflip(1), pgflip.ini(5).\n",
 		PGFLIP_VERSION);
+}
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f, "usage: pgflip serve -c FILE\n"
+		   "  -c, --config FILE   the config file (see pgflip.ini(5))\n"
+		   "  -h, --help          this help\n"
+		   "Signals: SIGHUP reopens the log file and reloads FILE, SIGTERM stops after the\n"
+		   "clients (shutdown_timeout), SIGINT stops at once.\n");
+}
+
+/* `pgflip serve ARGS` (ARGV[0] = "serve"): the daemon's exit status. */
+static int serve_main(int argc, char **argv)
+{
+	const char *conf = NULL;
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+			conf = argv[++i];
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			serve_usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "pgflip serve: unexpected argument \"%s\"\n", argv[i]);
+			serve_usage(stderr);
+			return 2;
+		}
+	}
+	if (!conf) {
+		fprintf(stderr, "pgflip serve: -c FILE is required\n");
+		return 2;
+	}
+	return proxy_serve(conf);
 }
 
 int main(int argc, char **argv)
@@ -40,22 +73,8 @@ int main(int argc, char **argv)
 		printf("pgflip %s\n", PGFLIP_VERSION);
 		return 0;
 	}
-	if (!strcmp(cmd, "serve")) {
-		const char *conf = NULL;
-		for (int i = 2; i < argc; i++) {
-			if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-				conf = argv[++i];
-			else {
-				fprintf(stderr, "pgflip serve: unexpected argument \"%s\"\n", argv[i]);
-				return 2;
-			}
-		}
-		if (!conf) {
-			fprintf(stderr, "pgflip serve: -c FILE is required\n");
-			return 2;
-		}
-		return proxy_serve(conf);
-	}
+	if (!strcmp(cmd, "serve"))
+		return serve_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return ctl_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))

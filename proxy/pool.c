@@ -257,6 +257,25 @@ void pool_route_verified_add(Pool *p, const char *schema)
 	p->verified[p->n_verified++] = copy;
 }
 
+void pool_count_servers(const Pool *p, int counts[POOL_SERVER_STATES])
+{
+	memset(counts, 0, POOL_SERVER_STATES * sizeof(int));
+	const Server *s;
+	TAILQ_FOREACH(s, &p->servers, link)
+		if ((int)s->state >= 0 && s->state < POOL_SERVER_STATES)
+			counts[s->state]++;
+}
+
+uint64_t pool_wait_max_ms(const Pool *p, uint64_t now_ms)
+{
+	uint64_t longest = 0;
+	const Client *c;
+	TAILQ_FOREACH(c, &p->waiting, wait_link)
+		if (c->wait_start_ms && now_ms > c->wait_start_ms && now_ms - c->wait_start_ms > longest)
+			longest = now_ms - c->wait_start_ms;
+	return longest;
+}
+
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e)
 {
 	p->n_transactions++;

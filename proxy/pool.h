@@ -28,6 +28,14 @@ void pool_janitor(Pool *p, uint64_t now_ms);
 /* pool_count_transaction: one more transaction of P ended, on the route of
  * E (proxy.rstats' entry; NULL: a route whose stats are not kept). */
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e);
+/* The number of ServerState values (counts of pool_count_servers). */
+#define POOL_SERVER_STATES (SV_CLOSING + 1)
+/* pool_count_servers: COUNTS[st] = P's servers in state st, for every
+ * ServerState (what `pools` and the metrics show). */
+void pool_count_servers(const Pool *p, int counts[POOL_SERVER_STATES]);
+/* pool_wait_max_ms: how long the longest-waiting client of P (CL_WAITING
+ * or CL_WAIT_LOGIN) has waited at NOW_MS, in ms; 0 when none waits. */
+uint64_t pool_wait_max_ms(const Pool *p, uint64_t now_ms);
 /* pool_conf: the [databases] entry of POOL in the current snapshot, or NULL. */
 const ConfDatabase *pool_conf(const Pool *p);
 

@@ -245,6 +245,21 @@ struct Server {
 	PsReplay replay;                /* the request a stale statement may make pgflip retry */
 };
 
+/*
+ * PoolMetricCounters: what a pool's clients did that the other counts of
+ * Pool do not say, for the Prometheus endpoint (metrics.c; issue 13).
+ * Counters since the pool was made, never reset, only added to, each at
+ * the one place it happens. Kept apart so that other front ends' counters
+ * (the psql console's SHOW STATS) can join them here.
+ */
+typedef struct PoolMetricCounters {
+	/* its clients' socket bytes from the pool's assignment at login on
+	 * (client_enter; the startup and authentication before it are not
+	 * counted), inside TLS when TLS is on */
+	SockTraffic client_traffic;
+	uint64_t queries;               /* Query and Parse messages of its clients (as Client.n_queries) */
+} PoolMetricCounters;
+
 struct Pool {
 	TAILQ_ENTRY(Pool) link;
 	char *database;                 /* [databases] key */
@@ -274,6 +289,7 @@ struct Pool {
 	uint64_t last_connect_fail_ms;
 	uint64_t *route_tx;             /* transactions per route: [i] of proxy.rstats.entries[i] */
 	size_t n_route_tx;
+	PoolMetricCounters counters;
 };
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -329,6 +345,15 @@ typedef struct Proxy {
 	void (*on_canary_failed)(const char *canary_schema, const char *why);
 	struct Migrator *migrator;      /* the migration worker (migrator.c), NULL before it starts */
 	RouteStore *store;              /* the routes in route_db's database (routestore.c), NULL: memory only */
+	/* log.c's settings (log_configure): log_format = json, and syslog =
+	 * 1 with openlog's own copy of syslog_ident and the facility */
+	bool log_json;
+	bool log_syslog;
+	char *log_ident;
+	int log_facility;
+	bool started;                   /* proxy_serve set everything up: the loop runs next */
+	bool ready_notified;            /* READY=1 went to systemd (sd_notify) */
+	struct evhttp *metrics_http;    /* the metrics_listen endpoint (metrics.c), NULL when off */
 } Proxy;
 
 extern Proxy proxy;

@@ -178,13 +178,34 @@ bool routestats_hist_percentile(const uint64_t *hist, uint64_t count, double q, 
 
 /* ---- the window ------------------------------------------------------------ */
 
+uint64_t routestats_le_bound(size_t i)
+{
+	static const uint64_t bounds[ROUTESTATS_LE_N] = ROUTESTATS_LE_US; /* constant */
+	return i < ROUTESTATS_LE_N ? bounds[i] : UINT64_MAX;
+}
+
+/* The Prometheus bucket of a latency of US: the first bound not below it,
+ * ROUTESTATS_LE_N when it is above them all (+Inf only). */
+static size_t le_index(uint64_t us)
+{
+	size_t i = 0;
+	while (i < ROUTESTATS_LE_N && us > routestats_le_bound(i))
+		i++;
+	return i;
+}
+
 void routestats_end(RouteStatsEntry *e, uint64_t now_us, uint64_t start_us, bool failed)
 {
 	e->transactions++;
 	e->failed += failed;
 	if (start_us) {
-		e->latency[routestats_bucket(now_us >= start_us ? now_us - start_us : 0)]++;
+		uint64_t us = now_us >= start_us ? now_us - start_us : 0;
+		e->latency[routestats_bucket(us)]++;
 		e->latency_count++;
+		size_t le = le_index(us);
+		if (le < ROUTESTATS_LE_N)
+			e->prom.le[le]++;
+		e->prom.sum_us += us;
 	}
 	uint64_t second = now_us / 1000000;
 	RouteStatsSlot *slot = &e->window[second % ROUTESTATS_WINDOW];

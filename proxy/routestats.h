@@ -35,6 +35,23 @@
  * routestats_canary_verdict). */
 #define ROUTESTATS_FLOOR_RATE 0.01
 
+/* The upper bounds (us) of the transaction latency buckets the Prometheus
+ * endpoint exports (metrics.c), Prometheus' own default buckets (5 ms ..
+ * 10 s) with 0.5 and 1 ms below them, for a pooler's short transactions,
+ * and 30 and 60 s above; +Inf is latency_count. ROUTESTATS_LE_N of them. */
+#define ROUTESTATS_LE_US                                                                                          \
+	{500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, \
+	 30000000, 60000000}
+#define ROUTESTATS_LE_N 16
+
+/* RouteStatsPromLatency: the transaction latency as Prometheus counts it
+ * (issue 13): exact per bound rather than the log-linear histogram's
+ * 1.6 % wide buckets, and the sum of every latency. */
+typedef struct RouteStatsPromLatency {
+	uint64_t le[ROUTESTATS_LE_N]; /* latencies above bound i - 1 and at most bound i (not cumulative) */
+	uint64_t sum_us;              /* of every latency counted in latency_count */
+} RouteStatsPromLatency;
+
 typedef struct RouteStatsSlot {
 	uint64_t second;        /* the monotonic second it counts, 0 = never used */
 	uint32_t transactions;
@@ -49,6 +66,7 @@ typedef struct RouteStatsEntry {
 	uint64_t errors[ROUTESTATS_CLASSES]; /* ErrorResponses the clients received, by SQLSTATE class */
 	uint64_t latency_count; /* transactions with a latency (those that ended with ReadyForQuery) */
 	uint64_t latency[ROUTESTATS_BUCKETS];
+	RouteStatsPromLatency prom;
 	RouteStatsSlot window[ROUTESTATS_WINDOW];
 } RouteStatsEntry;
 
@@ -87,6 +105,10 @@ void routestats_error(RouteStatsEntry *e, const char *sqlstate);
  * ended without ReadyForQuery). O(1), no allocation.
  */
 void routestats_end(RouteStatsEntry *e, uint64_t now_us, uint64_t start_us, bool failed);
+
+/* routestats_le_bound: the upper bound (us) of Prometheus bucket I
+ * (0 <= I < ROUTESTATS_LE_N), from ROUTESTATS_LE_US. */
+uint64_t routestats_le_bound(size_t i);
 
 /* routestats_class_index / routestats_class_name: the errors[] slot of a
  * SQLSTATE, and the two-character name of a slot ("??" for the last) into

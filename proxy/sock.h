@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <event2/buffer.h>
@@ -41,8 +42,17 @@ typedef struct SockCallbacks {
 	void (*on_close)(void *arg, int err);
 } SockCallbacks;
 
+/* Bytes a socket moved: added to by sock.c as each read(2)/SSL_read gives
+ * them and each write takes them (for TLS, the bytes inside TLS). Its owner
+ * points Sock.traffic at the totals it keeps (a pool's counters, metrics). */
+typedef struct SockTraffic {
+	uint64_t bytes_received;
+	uint64_t bytes_sent;
+} SockTraffic;
+
 struct Sock {
 	evutil_socket_t fd;
+	SockTraffic *traffic;     /* counts into it when not NULL; not owned */
 	SSL *ssl;                 /* owned only when own_ssl */
 	unsigned long ssl_error;  /* OpenSSL's error code when TLS failed (on_close got EPROTO), else 0 */
 	struct event *rev;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1158,6 +1159,52 @@ static void test_nul_byte_refused(void **state)
 	conf_free(conf);
 }
 
+/* ---- logging and metrics keys (issue 13) ---- */
+
+static void test_ops_keys(void **state)
+{
+	(void)state;
+	Conf *conf = load_text(DATABASES ROUTES);
+	assert_int_equal(conf->log_format, CONF_LOG_TEXT);
+	assert_int_equal(conf->syslog, 0);
+	assert_string_equal(conf->syslog_ident, "pgflip");
+	assert_int_equal(conf->syslog_facility, LOG_DAEMON);
+	assert_null(conf->metrics_listen);
+	conf_free(conf);
+	conf = load_text("[pgflip]\nlog_format = json\nsyslog = 1\nsyslog_ident = pgf\nsyslog_facility = local7\n"
+			 "metrics_listen = [::1]:9127\n" DATABASES ROUTES);
+	assert_int_equal(conf->log_format, CONF_LOG_JSON);
+	assert_int_equal(conf->syslog, 1);
+	assert_string_equal(conf->syslog_ident, "pgf");
+	assert_int_equal(conf->syslog_facility, LOG_LOCAL7);
+	assert_string_equal(conf->metrics_listen, "[::1]:9127");
+	conf_free(conf);
+	conf = load_setting("metrics_listen =");
+	assert_null(conf->metrics_listen);
+	conf_free(conf);
+	assert_setting_error("log_format = xml", "2: log_format: 'xml' is not one of text, json");
+	assert_setting_error("syslog = 2", "2: syslog: 2 is out of range (0..1)");
+	assert_setting_error("metrics_listen = 9127",
+			     "2: metrics_listen: '9127' is not HOST:PORT (such as 127.0.0.1:9127 or [::1]:9127)");
+
+	char host[CONF_MAX_HOST + 1];
+	int port = 0;
+	assert_true(conf_hostport_parse("127.0.0.1:9127", host, sizeof(host), &port));
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 9127);
+	assert_true(conf_hostport_parse("[fd00::1]:1", host, sizeof(host), &port));
+	assert_string_equal(host, "fd00::1");
+	assert_int_equal(port, 1);
+	assert_true(conf_hostport_parse("localhost:65535", host, sizeof(host), &port));
+	const char *bad[] = {"", ":1", "h:", "h:0", "h:65536", "h:1x", "h: 1", "h:-1", "::1:80", "[::1]", "[::1]80",
+			     "[]:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(conf_hostport_parse(bad[i], host, sizeof(host), &port));
+	char tiny[4];
+	assert_false(conf_hostport_parse("abcd:80", tiny, sizeof(tiny), &port));
+	assert_true(conf_hostport_parse("abc:80", tiny, sizeof(tiny), &port));
+}
+
 /* ---- route_db ---- */
 
 static void test_route_db(void **state)
@@ -1212,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_canary),
 		cmocka_unit_test(test_canary_key),
 		cmocka_unit_test(test_route_db),
+		cmocka_unit_test(test_ops_keys),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_schema_name_ok),
