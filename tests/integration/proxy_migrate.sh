@@ -136,7 +136,7 @@ cat >"$T_DIR/05_slow.yaml" <<'YAML'
 operations:
   - add_column:
       table: items
-      up: length(name) + (SELECT 0 FROM pg_sleep(0.0005))
+      up: length(name) + length(pg_sleep(0.0005)::text)
       column: {name: slow, type: integer, nullable: true}
 YAML
 t0=$(date +%s%N)
