@@ -158,6 +158,68 @@ void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, c
 	va_end(ap);
 }
 
+void proto_put_notice_detail(ProtoBuf *b, const char *severity, const char *sqlstate, const char *message,
+			     const char *detail)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_NOTICE_RESPONSE);
+	proto_put_uint8(b, 'S');
+	proto_put_cstring(b, severity);
+	proto_put_uint8(b, 'V');
+	proto_put_cstring(b, severity);
+	proto_put_uint8(b, 'C');
+	proto_put_cstring(b, sqlstate);
+	proto_put_uint8(b, 'M');
+	proto_put_cstring(b, message);
+	if (detail) {
+		proto_put_uint8(b, 'D');
+		proto_put_cstring(b, detail);
+	}
+	proto_put_uint8(b, 0);
+	proto_msg_end(b, m);
+}
+
+void proto_put_row_description(ProtoBuf *b, size_t n, const char *const *names, const uint32_t *types)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_ROW_DESCRIPTION);
+	proto_put_uint16(b, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		int16_t size = types[i] == PROTO_OID_INT4 ? 4 : types[i] == PROTO_OID_INT8 ? 8 : types[i] == PROTO_OID_BOOL ? 1 : -1;
+		proto_put_cstring(b, names[i]);
+		proto_put_uint32(b, 0); /* no table */
+		proto_put_uint16(b, 0); /* no column of one */
+		proto_put_uint32(b, types[i]);
+		proto_put_uint16(b, (uint16_t)size);
+		proto_put_uint32(b, 0xffffffffu); /* typmod -1 */
+		proto_put_uint16(b, 0);           /* text format */
+	}
+	proto_msg_end(b, m);
+}
+
+void proto_put_data_row(ProtoBuf *b, size_t n, const char *const *values, const int32_t *lens)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_DATA_ROW);
+	proto_put_uint16(b, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		proto_put_uint32(b, (uint32_t)lens[i]);
+		if (lens[i] > 0)
+			proto_put_bytes(b, values[i], (size_t)lens[i]);
+	}
+	proto_msg_end(b, m);
+}
+
+void proto_put_command_complete(ProtoBuf *b, const char *tag)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_COMMAND_COMPLETE);
+	proto_put_cstring(b, tag);
+	proto_msg_end(b, m);
+}
+
+void proto_put_empty_query_response(ProtoBuf *b)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_EMPTY_QUERY_RESPONSE);
+	proto_msg_end(b, m);
+}
+
 void proto_put_auth_ok(ProtoBuf *b)
 {
 	size_t m = proto_msg_begin(b, PROTO_BE_AUTHENTICATION);

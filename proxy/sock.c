@@ -165,6 +165,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n > 0) {
 			vec.iov_len = (size_t)n;
 			evbuffer_commit_space(s->in, &vec, 1);
+			if (s->count_in)
+				*s->count_in += (uint64_t)n;
 			/* TLS may hold decrypted bytes the kernel no longer signals */
 			if (s->ssl && SSL_pending(s->ssl) > 0)
 				continue;
@@ -238,8 +240,11 @@ static void sock_do_write(Sock *s)
 			n = evbuffer_write(s->out, s->fd);
 			err = errno;
 		}
-		if (n > 0)
+		if (n > 0) {
+			if (s->count_out)
+				*s->count_out += (uint64_t)n;
 			continue;
+		}
 		if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) {
 			if (!s->write_waiting) {
 				if (event_add(s->wev, NULL) != 0) {

@@ -62,6 +62,8 @@ struct Sock {
 	bool own_ssl;
 	bool read_wants_write;    /* SSL_read needs the socket writable (TLS handshake) */
 	bool write_wants_read;    /* SSL_write needs the socket readable */
+	uint64_t *count_in;       /* where the bytes read are added (a pool's stats), or NULL */
+	uint64_t *count_out;      /* where the bytes written are added, or NULL */
 };
 
 /* sock_open: sets up S on FD, which must be non-blocking already (accept4
