@@ -320,7 +320,8 @@ static json_t *show_servers(void)
 				.type = "S", .user = p->user, .database = p->database, .state = server_state_word(s->state),
 				.fd = fd, .ssl = s->sock.in ? s->sock.ssl : s->pg ? PQgetssl(s->pg) : NULL,
 				.connect_us = ms_to_us(s->connect_start_ms),
-				.request_us = ms_to_us(s->state == SV_IDLE ? s->idle_since_ms : s->login_ms),
+				.request_us = s->client && s->client->request_us ? s->client->request_us
+						: ms_to_us(s->idle_since_ms ? s->idle_since_ms : s->login_ms),
 				.close_needed = s->close_needed, .id = s->id, .link_id = s->client ? s->client->id : 0,
 				.remote_pid = s->backend_pid, .app = s->client ? s->client->app_name : "",
 			};
