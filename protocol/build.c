@@ -117,13 +117,11 @@ static void patch_len(ProtoBuf *b, size_t at)
 
 void proto_msg_end(ProtoBuf *b, size_t start) { patch_len(b, start + 1); }
 
-static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
-			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
-			     const char *fmt, va_list ap)
+/* An ErrorResponse or NoticeResponse (TYPE) with severity, SQLSTATE, TEXT
+ * and, when not NULL, DETAIL. */
+static void put_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate, const char *text,
+		       const char *detail)
 {
-	char text[PROTO_ERROR_TEXT_MAX];
-	vsnprintf(text, sizeof(text), fmt, ap);
 	size_t m = proto_msg_begin(b, type);
 	proto_put_uint8(b, 'S');
 	proto_put_cstring(b, severity);
@@ -133,8 +131,22 @@ static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, co
 	proto_put_cstring(b, sqlstate);
 	proto_put_uint8(b, 'M');
 	proto_put_cstring(b, text);
+	if (detail) {
+		proto_put_uint8(b, 'D');
+		proto_put_cstring(b, detail);
+	}
 	proto_put_uint8(b, 0);
 	proto_msg_end(b, m);
+}
+
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap)
+{
+	char text[PROTO_ERROR_TEXT_MAX];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	put_fields(b, type, severity, sqlstate, text, NULL);
 }
 
 void proto_put_verror(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
@@ -161,21 +173,7 @@ void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, c
 void proto_put_notice_detail(ProtoBuf *b, const char *severity, const char *sqlstate, const char *message,
 			     const char *detail)
 {
-	size_t m = proto_msg_begin(b, PROTO_BE_NOTICE_RESPONSE);
-	proto_put_uint8(b, 'S');
-	proto_put_cstring(b, severity);
-	proto_put_uint8(b, 'V');
-	proto_put_cstring(b, severity);
-	proto_put_uint8(b, 'C');
-	proto_put_cstring(b, sqlstate);
-	proto_put_uint8(b, 'M');
-	proto_put_cstring(b, message);
-	if (detail) {
-		proto_put_uint8(b, 'D');
-		proto_put_cstring(b, detail);
-	}
-	proto_put_uint8(b, 0);
-	proto_msg_end(b, m);
+	put_fields(b, PROTO_BE_NOTICE_RESPONSE, severity, sqlstate, message, detail);
 }
 
 void proto_put_row_description(ProtoBuf *b, size_t n, const char *const *names, const uint32_t *types)

@@ -2,13 +2,16 @@
  * proxy/admin.c: the admin command layer and its Unix-socket front end.
  *
  * One command a line, one JSON object a line in reply, always with "ok".
- * admin_command() is the command layer: it knows nothing of sockets, so a
- * second front end (an admin console database, say) can reuse it.
+ * admin_execute() is the command layer: it knows nothing of sockets, and
+ * every front end calls it: this socket (admin_command), the psql console
+ * (console.c); the SHOW tables are show.c's.
  *
  * Who may ask: the peer of each connection is read with SO_PEERCRED. Root,
  * the uid pgflip runs as and the OS users named in admin_users may send
  * every command; stats_users may send the read-only ones (status, routes,
- * clients, pools); anyone else gets "permission denied", and is logged.
+ * clients, pools, show, versions, migrate status); anyone else gets
+ * "permission denied" (42501), and is logged. (The console names its peer
+ * by database user instead: admin_access_user.)
  * Every command that changes something is logged with the uid and user
  * name that sent it. The socket is created 0600; only when admin_users or
  * stats_users name other OS users is it opened to them (0666), and then

@@ -590,41 +590,41 @@ static json_t *show_migration(void)
 
 /* ---- dispatch -------------------------------------------------------- */
 
+static json_t *show_stats_all(void) { return show_stats(STATS_ALL); }
+static json_t *show_stats_totals(void) { return show_stats(STATS_TOTALS); }
+static json_t *show_stats_averages(void) { return show_stats(STATS_AVERAGES); }
+
+/* Every SHOW: its word (lower-case) and the function that builds it. */
+static const struct {
+	const char *what;
+	json_t *(*fn)(void);
+} show_tables[] = {
+	{"help", show_help},
+	{"version", show_version},
+	{"config", show_config},
+	{"pools", show_pools},
+	{"clients", show_clients},
+	{"servers", show_servers},
+	{"databases", show_databases},
+	{"lists", show_lists},
+	{"stats", show_stats_all},
+	{"stats_totals", show_stats_totals},
+	{"stats_averages", show_stats_averages},
+	{"routes", show_routes},
+	{"versions", show_versions},
+	{"migration", show_migration},
+};
+
 json_t *show_command(int argc, char **argv)
 {
 	const char *what = argc >= 2 ? argv[1] : "";
-	json_t *t = NULL;
 	if (argc > 2)
 		return reply_error_state("42601", "show %s takes no arguments", what);
-	if (!strcmp(what, "help"))
-		t = show_help();
-	else if (!strcmp(what, "version"))
-		t = show_version();
-	else if (!strcmp(what, "config"))
-		t = show_config();
-	else if (!strcmp(what, "pools"))
-		t = show_pools();
-	else if (!strcmp(what, "clients"))
-		t = show_clients();
-	else if (!strcmp(what, "servers"))
-		t = show_servers();
-	else if (!strcmp(what, "databases"))
-		t = show_databases();
-	else if (!strcmp(what, "lists"))
-		t = show_lists();
-	else if (!strcmp(what, "stats"))
-		t = show_stats(STATS_ALL);
-	else if (!strcmp(what, "stats_totals"))
-		t = show_stats(STATS_TOTALS);
-	else if (!strcmp(what, "stats_averages"))
-		t = show_stats(STATS_AVERAGES);
-	else if (!strcmp(what, "routes"))
-		t = show_routes();
-	else if (!strcmp(what, "versions"))
-		t = show_versions();
-	else if (!strcmp(what, "migration"))
-		t = show_migration();
-	else
-		return reply_error_state("42601", "unknown SHOW \"%s\" (SHOW HELP lists them)", what);
-	return t ? t : reply_error_state("53200", "out of memory building the table");
+	for (size_t i = 0; i < sizeof(show_tables) / sizeof(show_tables[0]); i++) {
+		if (strcmp(what, show_tables[i].what) != 0)
+			continue;
+		json_t *t = show_tables[i].fn();
+		return t ? t : reply_error_state("53200", "out of memory building the table");
+	}
+	return reply_error_state("42601", "unknown SHOW \"%s\" (SHOW HELP lists them)", what);
 }
