@@ -247,7 +247,7 @@ static json_t *socket_row(const SocketRow *r)
 	wall_text(r->connect_us, conn);
 	wall_text(r->request_us, req);
 	tls_text(r->ssl, tls);
-	return json_pack("[s, o, o, s, s, i, s, i, s, s, I, I, i, o, o, i, s, o]", r->type, admin_text(r->user),
+	return json_pack("[s, o?, o?, s, s, i, s, i, s, s, I, I, i, o, o, i, s, o]", r->type, admin_text(r->user),
 			 admin_text(r->database), r->state, addr, port, laddr, lport, conn, req,
 			 (json_int_t)(r->wait_us / 1000000), (json_int_t)(r->wait_us % 1000000), r->close_needed,
 			 ptr_json(r->id), r->link_id ? ptr_json(r->link_id) : json_string(""), r->remote_pid, tls,
@@ -368,7 +368,7 @@ static json_t *show_databases(void)
 		if (!host)
 			host = entry_option(e, "hostaddr");
 		bool paused = proxy.paused || params_get(&proxy.paused_dbs, e->name);
-		table_add(t, json_pack("[o, o, i, o, o, i, i, i, s?, i, i, i, i]", admin_text(e->name), admin_text(host),
+		table_add(t, json_pack("[o, o?, i, o, o?, i, i, i, s?, i, i, i, i]", admin_text(e->name), admin_text(host),
 				       port ? atoi(port) : 5432, admin_text(e->dbname ? e->dbname : e->name),
 				       admin_text(e->user), e->pool_size > 0 ? e->pool_size : conf->default_pool_size,
 				       conf->min_pool_size, conf->reserve_pool_size,

@@ -247,6 +247,12 @@ sed -i 's/^default_pool_size = 1/default_pool_size = 7/' "$T_DIR/pgflip.ini"
 expect_match "RELOAD" "$(cpsql admin -c "RELOAD")" "*config reloaded*"
 expect_eq "SHOW CONFIG: the reloaded value and its default" "$(admin "SHOW CONFIG" | grep '^default_pool_size|')" "default_pool_size|7|20|yes"
 expect_eq "SHOW DATABASES follows" "$(admin "SHOW DATABASES" | cut -d'|' -f6)" 7
+sed -i '/^\[databases\]/a nohost = dbname=console' "$T_DIR/pgflip.ini"
+admin "RELOAD" >/dev/null
+expect_eq "SHOW DATABASES: an entry without host or user= (NULLs, libpq's default port)" \
+	"$(admin "SHOW DATABASES" | grep '^nohost|' | cut -d'|' -f1-5)" "nohost||5432|console|"
+expect_match "SHOW LISTS counts it" "$(admin "SHOW LISTS" | grep '^databases|')" "databases|3"
+sed -i '/^nohost = /d' "$T_DIR/pgflip.ini"
 sed -i 's/^default_pool_size = 7/default_pool_size = oops/' "$T_DIR/pgflip.ini"
 expect_match "a RELOAD that fails: F0000, the running config kept" "$(cpsql admin -c "RELOAD")" "*F0000: reload failed*"
 sed -i 's/^default_pool_size = oops/default_pool_size = 7/' "$T_DIR/pgflip.ini"
