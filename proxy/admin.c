@@ -218,6 +218,10 @@ static json_t *cmd_status(void)
 	json_object_set_new(r, "loop_lag_ms", json_pack("{s:I, s:I}", "max", (json_int_t)proxy.loop_lag_max_ms, "last_10s",
 						      (json_int_t)proxy_loop_lag_recent_ms()));
 	json_object_set_new(r, "paused", json_boolean(proxy.paused));
+	json_t *paused_dbs = json_array();
+	for (size_t i = 0; i < proxy.paused_dbs.n; i++)
+		json_array_append_new(paused_dbs, admin_text(proxy.paused_dbs.items[i].name));
+	json_object_set_new(r, "paused_databases", paused_dbs);
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());
 	json_object_set_new(r, "route_store", routestore_status_json());

@@ -173,6 +173,7 @@ paused=$!
 sleep 0.5
 check "PAUSE console: a new transaction waits" test ! -s "$T_DIR/paused.out"
 expect_match "the JSON socket sees the same pause (show databases)" "$(ctl --json show databases)" '*"console",*,1,0]]}'
+expect_match "... and in status" "$(ctl --json status)" '*"paused_databases":\["console"\]*'
 expect_match "RESUME through the JSON socket" "$(ctl resume console)" "resumed console"
 wait "$paused"
 expect_eq "RESUME: the waiting transaction ran" "$(cat "$T_DIR/paused.out")" "after pause"
