@@ -282,10 +282,11 @@ static void put_reply(ProtoBuf *b, const json_t *reply, const char *cmd)
 	proto_put_command_complete(b, !strcmp(cmd, "show") ? "SHOW" : tag);
 }
 
-/* The admin socket's bare read commands, on the console: their SHOW. */
-static int console_alias(int argc, char **argv, char **words)
+/* The admin socket's bare read commands, on the console: their SHOW
+ * (WORDS may point to SHOW and MIGRATION, the caller's "show" and
+ * "migration"). */
+static int console_alias(int argc, char **argv, char **words, char *show, char *migration)
 {
-	static char show[] = "show", migration[] = "migration";
 	static const char *const bare[] = {"routes", "clients", "pools", "versions"};
 	for (size_t i = 0; argc == 1 && i < sizeof(bare) / sizeof(bare[0]); i++)
 		if (!strcmp(argv[0], bare[i])) {
@@ -330,7 +331,8 @@ static void console_query(Client *c, char *sql, ProtoBuf *b)
 				"POOLS, SHOW STATS, SHOW ROUTES, SHOW MIGRATION");
 		return;
 	}
-	argc = console_alias(argc, argv, words);
+	char show[] = "show", migration[] = "migration";
+	argc = console_alias(argc, argv, words, show, migration);
 	json_t *reply = admin_execute(&c->console->peer, argc, words, NULL, line);
 	if (c->state != CL_CLOSING)
 		put_reply(b, reply, words[0]);

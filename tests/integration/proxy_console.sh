@@ -3,7 +3,8 @@
 # anyone else), every command through psql with the columns of PgBouncer
 # 1.18's console (compared with the real pgbouncer when it is installed),
 # values that follow real traffic, errors with their SQLSTATEs, the
-# extended protocol refused; each command through the JSON admin socket
+# extended protocol refused; a migration seen from the console (SHOW
+# MIGRATION, SHOW VERSIONS, PROMOTE, ROLLBACK); each command through the JSON admin socket
 # (pgflip ctl) too, a change through one seen in the other; Debian's
 # prometheus-pgbouncer-exporter scraping the console.
 . "$TOP/tests/lib/check.sh"
@@ -233,6 +234,37 @@ expect_match "ROLLBACK without an active migration: an error" "$(cpsql admin -c 
 expect_match "MIGRATE STATUS: a table" "$(cpsql admin -c "MIGRATE STATUS")" "running|command|database|phase|*"
 expect_match "SHOW MIGRATION: not running" "$(admin "SHOW MIGRATION" | cut -d'|' -f1)" "f"
 expect_match "SHOW VERSIONS: its columns" "$(header "SHOW VERSIONS")" "database|version_schema|migration|state|default|*"
+
+# ---- a migration seen from the console: SHOW MIGRATION, SHOW VERSIONS, PROMOTE, ROLLBACK
+apsql -c "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)" \
+	-c "INSERT INTO items SELECT g, 'item' || g FROM generate_series(1, 200) g"
+cat >"$T_DIR/02_len.yaml" <<'YAML'
+operations:
+  - add_column:
+      table: items
+      up: length(name)
+      column: {name: name_len, type: integer, nullable: false, default: "0"}
+YAML
+expect_match "migrate start through ctl" "$(ctl migrate start "$T_DIR/02_len.yaml" 2>&1)" "*done: 02_len*"
+vs=$(apsql -c "SELECT version_schema FROM pgflip.migrations WHERE name = '02_len'")
+mig=$(cpsql admin -c "SHOW MIGRATION")
+expect_eq "SHOW MIGRATION: the start is done" "$(col "$mig" command) $(col "$mig" phase) $(col "$mig" migration) $(col "$mig" running)" \
+	"start done 02_len f"
+check "SHOW MIGRATION: rows done of the backfill" test "$(col "$mig" rows_done)" -ge 0
+mig_wait_versions() { # PATTERN: SHOW VERSIONS until its rows match (history refreshes behind)
+	i=0; while [ $i -lt 50 ]; do
+		case "$(admin "SHOW VERSIONS")" in $1) return 0 ;; esac
+		sleep 0.1; i=$((i + 1))
+	done; return 1
+}
+check "SHOW VERSIONS: the version schema, active, not the default" mig_wait_versions "*console|$vs|02_len|active|f|*"
+expect_match "PROMOTE it on the console" "$(cpsql admin -c "PROMOTE $vs")" "*default route changed*"
+expect_match "... the JSON socket's versions say default" "$(ctl --json versions)" "*\"version_schema\":\"$vs\"*\"default\":true*"
+expect_eq "... a client reads the new column" "$(app -c "SELECT name_len FROM items WHERE id = 42")" 6
+expect_match "ROLLBACK on the console: the routes move back at once" "$(cpsql admin -c "ROLLBACK")" "*route(s) moved from $vs to public*"
+expect_eq "... SHOW ROUTES: the default is public again" "$(admin "SHOW ROUTES" | grep '^default' | cut -d'|' -f3)" "public"
+check "... SHOW VERSIONS: rolled back once its job ran" mig_wait_versions "*console|$vs|02_len|rolled_back|f|*"
+expect_eq "... SHOW MIGRATION: the rollback job" "$(admin "SHOW MIGRATION" | cut -d'|' -f2,4)" "rollback|done"
 
 # ---- the JSON socket's SHOW: the same table
 for what in pools clients servers databases stats stats_totals stats_averages lists config version routes versions migration; do
