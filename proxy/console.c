@@ -42,11 +42,14 @@
 #define CONSOLE_MAX_QUERY 4096
 
 struct Console {
-	AdminPeer peer;     /* who, what it may do, its label for the log */
-	bool skip_to_sync;  /* an extended-protocol message was refused: drop the rest up to its Sync */
+	AdminPeer peer;    /* who, what it may do, its label for the log */
+	bool skip_to_sync; /* an extended-protocol message was refused: drop the rest up to its Sync */
 };
 
-void console_free(Console *con) { free(con); }
+void console_free(Console *con)
+{
+	free(con);
+}
 
 /* The answer to the login: AuthenticationOk, the settings a client reads
  * (psql, libpq and psycopg2 look at these), ReadyForQuery. */
@@ -56,9 +59,13 @@ static void console_login_reply(Client *c)
 	protobuf_init(&b);
 	proto_put_auth_ok(&b);
 	static const char *const params[][2] = {
-		{"server_version", PGFLIP_VERSION "/pgflip"}, {"server_encoding", "UTF8"},
-		{"client_encoding", "UTF8"}, {"DateStyle", "ISO, MDY"}, {"TimeZone", "UTC"},
-		{"integer_datetimes", "on"}, {"standard_conforming_strings", "on"},
+	        {"server_version", PGFLIP_VERSION "/pgflip"},
+	        {"server_encoding", "UTF8"},
+	        {"client_encoding", "UTF8"},
+	        {"DateStyle", "ISO, MDY"},
+	        {"TimeZone", "UTC"},
+	        {"integer_datetimes", "on"},
+	        {"standard_conforming_strings", "on"},
 	};
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
 		proto_put_parameter_status(&b, params[i][0], params[i][1]);
@@ -75,8 +82,9 @@ bool console_enter(Client *c)
 {
 	AdminAccess access = admin_access_user(c->user);
 	if (access == ADMIN_ACCESS_NONE) {
-		client_close(c, "28000", "not allowed: user \"%s\" is in neither admin_users nor stats_users (admin console %s)",
-			     c->user, c->database);
+		client_close(c, "28000",
+		             "not allowed: user \"%s\" is in neither admin_users nor stats_users (admin console %s)",
+		             c->user, c->database);
 		return false;
 	}
 	Console *con = calloc(1, sizeof(*con));
@@ -174,8 +182,10 @@ static uint32_t type_oid(const char *type)
 	static const struct {
 		const char *name;
 		uint32_t oid;
-	} types[] = {{"int4", PROTO_OID_INT4}, {"int8", PROTO_OID_INT8}, {"numeric", PROTO_OID_NUMERIC},
-		     {"bool", PROTO_OID_BOOL}};
+	} types[] = {{"int4", PROTO_OID_INT4},
+	             {"int8", PROTO_OID_INT8},
+	             {"numeric", PROTO_OID_NUMERIC},
+	             {"bool", PROTO_OID_BOOL}};
 	for (size_t i = 0; type && i < sizeof(types) / sizeof(types[0]); i++)
 		if (!strcmp(types[i].name, type))
 			return types[i].oid;
@@ -226,7 +236,8 @@ static bool put_table(ProtoBuf *b, const json_t *cols, const json_t *rows)
 		proto_put_row_description(b, n, names, types);
 	size_t r;
 	const json_t *row;
-	json_array_foreach(rows, r, row) {
+	json_array_foreach(rows, r, row)
+	{
 		for (size_t i = 0; !oom && i < n; i++) {
 			texts[i] = value_text(json_array_get(row, i), &oom);
 			lens[i] = texts[i] ? (int32_t)strlen(texts[i]) : -1;
@@ -258,7 +269,8 @@ static void put_reply(ProtoBuf *b, const json_t *reply, const char *cmd)
 	if (!json_is_true(json_object_get(reply, "ok"))) {
 		const char *state = json_string_value(json_object_get(reply, "sqlstate"));
 		const char *text = json_string_value(json_object_get(reply, "error"));
-		proto_put_error(b, "ERROR", state && strlen(state) == 5 ? state : "XX000", "%s", text ? text : "failed");
+		proto_put_error(b, "ERROR", state && strlen(state) == 5 ? state : "XX000", "%s",
+		                text ? text : "failed");
 		return;
 	}
 	const json_t *cols = json_object_get(reply, "columns");
@@ -274,7 +286,7 @@ static void put_reply(ProtoBuf *b, const json_t *reply, const char *cmd)
 	const char *message = json_string_value(json_object_get(reply, "message"));
 	if (message)
 		proto_put_notice_detail(b, "NOTICE", "00000", message,
-					json_string_value(json_object_get(reply, "detail")));
+		                        json_string_value(json_object_get(reply, "detail")));
 	char tag[64];
 	snprintf(tag, sizeof(tag), "%s", cmd);
 	for (char *p = tag; *p; p++)
@@ -327,8 +339,8 @@ static void console_query(Client *c, char *sql, ProtoBuf *b)
 	console_fold(argc, argv);
 	if (argc == 1 && !strcmp(argv[0], "status")) {
 		proto_put_error(b, "ERROR", "42601",
-				"status is a command of the admin socket (pgflip ctl status); here: SHOW VERSION, SHOW "
-				"POOLS, SHOW STATS, SHOW ROUTES, SHOW MIGRATION");
+		                "status is a command of the admin socket (pgflip ctl status); here: SHOW VERSION, SHOW "
+		                "POOLS, SHOW STATS, SHOW ROUTES, SHOW MIGRATION");
 		return;
 	}
 	char show[] = "show", migration[] = "migration";
@@ -359,13 +371,14 @@ static bool console_answer(Client *c, uint8_t type, const uint8_t *body, size_t 
 	} else if (console_extended(type)) {
 		if (!con->skip_to_sync)
 			proto_put_error(b, "ERROR", "0A000",
-					"the admin console takes the simple query protocol only: send each command as "
-					"a Query (psql -c, or a driver's simple protocol)");
+			                "the admin console takes the simple query protocol only: send each command as "
+			                "a Query (psql -c, or a driver's simple protocol)");
 		con->skip_to_sync = true;
 	} else if (type == PROTO_FE_QUERY && con->skip_to_sync) {
 		/* dropped, as PostgreSQL drops messages after an error up to Sync */
 	} else if (type == PROTO_FE_QUERY || type == PROTO_FE_FUNCTION_CALL) {
-		if (type == PROTO_FE_QUERY && (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)) {
+		if (type == PROTO_FE_QUERY &&
+		    (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len) != body + len - 1)) {
 			*why = "malformed Query: its text is not one NUL-terminated string";
 			return false;
 		}

@@ -51,7 +51,7 @@ static json_t *table_new(const char *spec)
 		const char *colon = memchr(p, ':', len);
 		if (colon)
 			json_array_append_new(cols, json_pack("{s:s%, s:s%}", "name", p, (size_t)(colon - p), "type",
-							      colon + 1, len - (size_t)(colon - p) - 1));
+			                                      colon + 1, len - (size_t)(colon - p) - 1));
 		p += len;
 		while (*p == ' ')
 			p++;
@@ -75,9 +75,11 @@ static void table_add_objects(json_t *t, const json_t *array)
 	const json_t *cols = json_object_get(t, "columns");
 	size_t i, j;
 	json_t *obj, *col;
-	json_array_foreach(array, i, obj) {
+	json_array_foreach(array, i, obj)
+	{
 		json_t *row = json_array();
-		json_array_foreach(cols, j, col) {
+		json_array_foreach(cols, j, col)
+		{
 			json_t *v = json_object_get(obj, json_string_value(json_object_get(col, "name")));
 			json_array_append(row, v ? v : json_null());
 		}
@@ -86,7 +88,10 @@ static void table_add_objects(json_t *t, const json_t *array)
 }
 
 /* The name = value rows of a two-column (list, items) table. */
-static void table_add_item(json_t *t, const char *name, json_int_t v) { table_add(t, json_pack("[s, I]", name, v)); }
+static void table_add_item(json_t *t, const char *name, json_int_t v)
+{
+	table_add(t, json_pack("[s, I]", name, v));
+}
 
 /* ---- common values --------------------------------------------------- */
 
@@ -112,7 +117,8 @@ static void fd_addr(int fd, bool peer, char host[64], int *port)
 	socklen_t len = sizeof(ss);
 	host[0] = '\0';
 	*port = 0;
-	if (fd < 0 || (peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)))
+	if (fd < 0 ||
+	    (peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)))
 		return;
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -138,9 +144,15 @@ static void tls_text(SSL *ssl, char out[128])
 
 /* The "ptr" of a client or server, which "link" refers to: its id in hex
  * (ids of clients and servers come from one counter, proxy.next_id). */
-static json_t *ptr_json(uint64_t id) { return json_sprintf("0x%llx", (unsigned long long)id); }
+static json_t *ptr_json(uint64_t id)
+{
+	return json_sprintf("0x%llx", (unsigned long long)id);
+}
 
-static const char *pool_mode_text(ConfPoolMode m) { return m == CONF_POOL_TRANSACTION ? "transaction" : "session"; }
+static const char *pool_mode_text(ConfPoolMode m)
+{
+	return m == CONF_POOL_TRANSACTION ? "transaction" : "session";
+}
 
 /* ---- show help, version, config -------------------------------------- */
 
@@ -148,16 +160,17 @@ static json_t *show_help(void)
 {
 	json_t *r = reply_ok("Console usage");
 	json_object_set_new(
-		r, "detail",
-		json_string("\tSHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|LISTS\n"
-			    "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES\n"
-			    "\tSHOW ROUTES|VERSIONS|MIGRATION\n"
-			    "\tPAUSE [<db>]\n\tRESUME [<db>]\n\tRECONNECT [<db>]\n\tKILL_CLIENT <id>\n"
-			    "\tRELOAD\n\tSHUTDOWN\n"
-			    "\tROUTE DEFAULT <schema> | ROUTE APP|USER|ADDR <key> <schema> | UNROUTE APP|USER|ADDR <key>\n"
-			    "\tCANARY <schema> <percent> [options] | CANARY OFF\n"
-			    "\tPROMOTE <schema>\n\tROLLBACK [--db <db>]\n"
-			    "\tMIGRATE STATUS|COMPLETE|ROLLBACK|CANCEL [--db <db>]"));
+	        r, "detail",
+	        json_string(
+	                "\tSHOW HELP|VERSION|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|LISTS\n"
+	                "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES\n"
+	                "\tSHOW ROUTES|VERSIONS|MIGRATION\n"
+	                "\tPAUSE [<db>]\n\tRESUME [<db>]\n\tRECONNECT [<db>]\n\tKILL_CLIENT <id>\n"
+	                "\tRELOAD\n\tSHUTDOWN\n"
+	                "\tROUTE DEFAULT <schema> | ROUTE APP|USER|ADDR <key> <schema> | UNROUTE APP|USER|ADDR <key>\n"
+	                "\tCANARY <schema> <percent> [options] | CANARY OFF\n"
+	                "\tPROMOTE <schema>\n\tROLLBACK [--db <db>]\n"
+	                "\tMIGRATE STATUS|COMPLETE|ROLLBACK|CANCEL [--db <db>]"));
 	return r;
 }
 
@@ -178,7 +191,8 @@ static json_t *show_config(void)
 	char value[1024], deflt[1024];
 	bool changeable;
 	for (size_t i = 0; t && conf_setting_show(proxy.conf, i, &name, value, deflt, sizeof(value), &changeable); i++)
-		table_add(t, json_pack("[s, o, o, s]", name, admin_text(value), admin_text(deflt), changeable ? "yes" : "no"));
+		table_add(t, json_pack("[s, o, o, s]", name, admin_text(value), admin_text(deflt),
+		                       changeable ? "yes" : "no"));
 	return t;
 }
 
@@ -188,16 +202,18 @@ static json_t *show_config(void)
 static json_t *show_pools(void)
 {
 	json_t *t = table_new("database:text user:text cl_active:int4 cl_waiting:int4 cl_active_cancel_req:int4 "
-			      "cl_waiting_cancel_req:int4 sv_active:int4 sv_active_cancel:int4 sv_being_canceled:int4 "
-			      "sv_idle:int4 sv_used:int4 sv_tested:int4 sv_login:int4 maxwait:int4 maxwait_us:int4 "
-			      "pool_mode:text");
+	                      "cl_waiting_cancel_req:int4 sv_active:int4 sv_active_cancel:int4 sv_being_canceled:int4 "
+	                      "sv_idle:int4 sv_used:int4 sv_tested:int4 sv_login:int4 maxwait:int4 maxwait_us:int4 "
+	                      "pool_mode:text");
 	uint64_t now = proxy_now_ms();
 	Pool *p;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		int cl_active = 0, cl_waiting = 0, sv[SV_CLOSING + 1] = {0};
 		uint64_t maxwait_ms = 0;
 		Client *c;
-		TAILQ_FOREACH(c, &proxy.clients, link) {
+		TAILQ_FOREACH(c, &proxy.clients, link)
+		{
 			if (c->pool != p)
 				continue;
 			if (c->state == CL_IDLE || c->state == CL_ACTIVE)
@@ -210,20 +226,20 @@ static json_t *show_pools(void)
 		}
 		Server *s;
 		TAILQ_FOREACH(s, &p->servers, link)
-			sv[s->state]++;
+		sv[s->state]++;
 		table_add(t, json_pack("[o, o, i, i, i, i, i, i, i, i, i, i, i, I, I, s]", admin_text(p->database),
-				       admin_text(p->user), cl_active, cl_waiting, 0, 0, sv[SV_ACTIVE] + sv[SV_PREPARING], 0,
-				       0, sv[SV_IDLE], sv[SV_RESETTING], 0, sv[SV_CONNECTING],
-				       (json_int_t)(maxwait_ms / 1000), (json_int_t)(maxwait_ms % 1000) * 1000,
-				       pool_mode_text(p->mode)));
+		                       admin_text(p->user), cl_active, cl_waiting, 0, 0,
+		                       sv[SV_ACTIVE] + sv[SV_PREPARING], 0, 0, sv[SV_IDLE], sv[SV_RESETTING], 0,
+		                       sv[SV_CONNECTING], (json_int_t)(maxwait_ms / 1000),
+		                       (json_int_t)(maxwait_ms % 1000) * 1000, pool_mode_text(p->mode)));
 	}
 	return t;
 }
 
 /* The columns SHOW CLIENTS and SHOW SERVERS share (PgBouncer's), then pgflip's. */
 #define SHOW_SOCKET_COLUMNS                                                                                            \
-	"type:text user:text database:text state:text addr:text port:int4 local_addr:text local_port:int4 "         \
-	"connect_time:text request_time:text wait:int4 wait_us:int4 close_needed:int4 ptr:text link:text "          \
+	"type:text user:text database:text state:text addr:text port:int4 local_addr:text local_port:int4 "            \
+	"connect_time:text request_time:text wait:int4 wait_us:int4 close_needed:int4 ptr:text link:text "             \
 	"remote_pid:int4 tls:text application_name:text "
 
 /* One row of SHOW CLIENTS/SERVERS, from what differs between the two. */
@@ -248,14 +264,17 @@ static json_t *socket_row(const SocketRow *r)
 	wall_text(r->request_us, req);
 	tls_text(r->ssl, tls);
 	return json_pack("[s, o?, o?, s, s, i, s, i, s, s, I, I, i, o, o, i, s, o]", r->type, admin_text(r->user),
-			 admin_text(r->database), r->state, addr, port, laddr, lport, conn, req,
-			 (json_int_t)(r->wait_us / 1000000), (json_int_t)(r->wait_us % 1000000), r->close_needed,
-			 ptr_json(r->id), r->link_id ? ptr_json(r->link_id) : json_string(""), r->remote_pid, tls,
-			 admin_text(r->app ? r->app : ""));
+	                 admin_text(r->database), r->state, addr, port, laddr, lport, conn, req,
+	                 (json_int_t)(r->wait_us / 1000000), (json_int_t)(r->wait_us % 1000000), r->close_needed,
+	                 ptr_json(r->id), r->link_id ? ptr_json(r->link_id) : json_string(""), r->remote_pid, tls,
+	                 admin_text(r->app ? r->app : ""));
 }
 
 /* Monotonic us of a monotonic ms value of pgflip's clock. */
-static uint64_t ms_to_us(uint64_t ms) { return ms * 1000; }
+static uint64_t ms_to_us(uint64_t ms)
+{
+	return ms * 1000;
+}
 
 /* PgBouncer's state words: active (linked or idle between transactions),
  * waiting (for a server), login (not logged in yet). */
@@ -276,16 +295,24 @@ static json_t *show_clients(void)
 	json_t *t = table_new(SHOW_SOCKET_COLUMNS "id:int8 route:text pgflip_state:text transactions:int8");
 	uint64_t now_ms = proxy_now_ms();
 	Client *c;
-	TAILQ_FOREACH(c, &proxy.clients, link) {
+	TAILQ_FOREACH(c, &proxy.clients, link)
+	{
 		if (c->state == CL_STARTUP)
 			continue;
 		bool waiting = c->state == CL_WAITING || c->state == CL_WAIT_LOGIN;
 		SocketRow r = {
-			.type = "C", .user = c->user, .database = c->database, .state = client_state_word(c->state),
-			.fd = c->sock.fd, .ssl = c->sock.ssl, .connect_us = ms_to_us(c->connect_ms),
-			.request_us = c->request_us ? c->request_us : ms_to_us(c->connect_ms),
-			.wait_us = waiting ? (now_ms - c->wait_start_ms) * 1000 : 0, .id = c->id,
-			.link_id = c->server ? c->server->id : 0, .app = c->app_name,
+		        .type = "C",
+		        .user = c->user,
+		        .database = c->database,
+		        .state = client_state_word(c->state),
+		        .fd = c->sock.fd,
+		        .ssl = c->sock.ssl,
+		        .connect_us = ms_to_us(c->connect_ms),
+		        .request_us = c->request_us ? c->request_us : ms_to_us(c->connect_ms),
+		        .wait_us = waiting ? (now_ms - c->wait_start_ms) * 1000 : 0,
+		        .id = c->id,
+		        .link_id = c->server ? c->server->id : 0,
+		        .app = c->app_name,
 		};
 		json_t *row = socket_row(&r);
 		json_array_append_new(row, json_integer((json_int_t)c->id));
@@ -312,18 +339,30 @@ static json_t *show_servers(void)
 {
 	json_t *t = table_new(SHOW_SOCKET_COLUMNS "id:int8 search_path:text pgflip_state:text");
 	Pool *p;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		Server *s;
-		TAILQ_FOREACH(s, &p->servers, link) {
+		TAILQ_FOREACH(s, &p->servers, link)
+		{
 			int fd = s->sock.in ? s->sock.fd : s->pg ? PQsocket(s->pg) : -1;
 			SocketRow r = {
-				.type = "S", .user = p->user, .database = p->database, .state = server_state_word(s->state),
-				.fd = fd, .ssl = s->sock.in ? s->sock.ssl : s->pg ? PQgetssl(s->pg) : NULL,
-				.connect_us = ms_to_us(s->connect_start_ms),
-				.request_us = s->client && s->client->request_us ? s->client->request_us
-						: ms_to_us(s->idle_since_ms ? s->idle_since_ms : s->login_ms),
-				.close_needed = s->close_needed, .id = s->id, .link_id = s->client ? s->client->id : 0,
-				.remote_pid = s->backend_pid, .app = s->client ? s->client->app_name : "",
+			        .type = "S",
+			        .user = p->user,
+			        .database = p->database,
+			        .state = server_state_word(s->state),
+			        .fd = fd,
+			        .ssl = s->sock.in ? s->sock.ssl
+			               : s->pg    ? PQgetssl(s->pg)
+			                          : NULL,
+			        .connect_us = ms_to_us(s->connect_start_ms),
+			        .request_us = s->client && s->client->request_us
+			                              ? s->client->request_us
+			                              : ms_to_us(s->idle_since_ms ? s->idle_since_ms : s->login_ms),
+			        .close_needed = s->close_needed,
+			        .id = s->id,
+			        .link_id = s->client ? s->client->id : 0,
+			        .remote_pid = s->backend_pid,
+			        .app = s->client ? s->client->app_name : "",
 			};
 			json_t *row = socket_row(&r);
 			json_array_append_new(row, json_integer((json_int_t)s->id));
@@ -351,16 +390,16 @@ static int db_servers(const char *database)
 	int n = 0;
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link)
-		if (!strcmp(p->database, database))
-			n += p->n_servers;
+	if (!strcmp(p->database, database))
+		n += p->n_servers;
 	return n;
 }
 
 static json_t *show_databases(void)
 {
 	json_t *t = table_new("name:text host:text port:int4 database:text force_user:text pool_size:int4 "
-			      "min_pool_size:int4 reserve_pool:int4 pool_mode:text max_connections:int4 "
-			      "current_connections:int4 paused:int4 disabled:int4");
+	                      "min_pool_size:int4 reserve_pool:int4 pool_mode:text max_connections:int4 "
+	                      "current_connections:int4 paused:int4 disabled:int4");
 	const Conf *conf = proxy.conf;
 	for (size_t i = 0; i < conf->n_databases; i++) {
 		const ConfDatabase *e = &conf->databases[i];
@@ -368,12 +407,13 @@ static json_t *show_databases(void)
 		if (!host)
 			host = entry_option(e, "hostaddr");
 		bool paused = proxy.paused || params_get(&proxy.paused_dbs, e->name);
-		table_add(t, json_pack("[o, o?, i, o, o?, i, i, i, s?, i, i, i, i]", admin_text(e->name), admin_text(host),
-				       port ? atoi(port) : 5432, admin_text(e->dbname ? e->dbname : e->name),
-				       admin_text(e->user), e->pool_size > 0 ? e->pool_size : conf->default_pool_size,
-				       conf->min_pool_size, conf->reserve_pool_size,
-				       e->pool_mode >= 0 ? pool_mode_text((ConfPoolMode)e->pool_mode) : NULL,
-				       conf->max_db_connections, db_servers(e->name), paused, 0));
+		table_add(t,
+		          json_pack("[o, o?, i, o, o?, i, i, i, s?, i, i, i, i]", admin_text(e->name), admin_text(host),
+		                    port ? atoi(port) : 5432, admin_text(e->dbname ? e->dbname : e->name),
+		                    admin_text(e->user), e->pool_size > 0 ? e->pool_size : conf->default_pool_size,
+		                    conf->min_pool_size, conf->reserve_pool_size,
+		                    e->pool_mode >= 0 ? pool_mode_text((ConfPoolMode)e->pool_mode) : NULL,
+		                    conf->max_db_connections, db_servers(e->name), paused, 0));
 	}
 	return t;
 }
@@ -384,7 +424,8 @@ static bool user_seen(const Pool *pool, const char *name)
 	if (conf_find_user(proxy.conf, name))
 		return true;
 	const Pool *p;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		if (p == pool)
 			return false;
 		if (!strcmp(p->user, name))
@@ -400,7 +441,8 @@ static json_t *show_lists(void)
 	json_t *t = table_new("list:text items:int4");
 	int pools = 0, users = (int)proxy.conf->n_users, servers = 0, dns_names = 0, dns_pending = 0;
 	Pool *p;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		pools++;
 		servers += p->n_servers;
 		users += !user_seen(p, p->user);
@@ -434,7 +476,8 @@ static void each_database(void (*fn)(const char *name, void *arg), void *arg)
 		if (strcmp(conf->databases[i].name, "*") != 0)
 			fn(conf->databases[i].name, arg);
 	Pool *p, *q;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		bool named = false;
 		for (size_t i = 0; i < conf->n_databases && !named; i++)
 			named = !strcmp(conf->databases[i].name, p->database);
@@ -454,7 +497,8 @@ static void db_stats(const char *database, PoolStats *total, PoolStats *avg)
 	memset(total, 0, sizeof(*total));
 	memset(avg, 0, sizeof(*avg));
 	Pool *p;
-	TAILQ_FOREACH(p, &proxy.pools, link) {
+	TAILQ_FOREACH(p, &proxy.pools, link)
+	{
 		if (strcmp(p->database, database) != 0)
 			continue;
 		stats_add(total, &p->stats);
@@ -477,8 +521,8 @@ typedef struct StatsTable {
 static json_t *stats_values(const PoolStats *s)
 {
 	return json_pack("[I, I, I, I, I, I, I]", (json_int_t)s->xact_count, (json_int_t)s->query_count,
-			 (json_int_t)s->bytes_received, (json_int_t)s->bytes_sent, (json_int_t)s->xact_time_us,
-			 (json_int_t)s->query_time_us, (json_int_t)s->wait_time_us);
+	                 (json_int_t)s->bytes_received, (json_int_t)s->bytes_sent, (json_int_t)s->xact_time_us,
+	                 (json_int_t)s->query_time_us, (json_int_t)s->wait_time_us);
 }
 
 static void stats_row(const char *database, void *arg)
@@ -500,15 +544,16 @@ static void stats_row(const char *database, void *arg)
 	table_add(st->t, row);
 }
 
-#define STATS_COLUMNS(prefix, recv, sent)                                                                               \
-	prefix "xact_count:numeric " prefix "query_count:numeric " prefix recv ":numeric " prefix sent ":numeric "      \
-	prefix "xact_time:numeric " prefix "query_time:numeric " prefix "wait_time:numeric"
+#define STATS_COLUMNS(prefix, recv, sent)                                                                              \
+	prefix "xact_count:numeric " prefix "query_count:numeric " prefix recv ":numeric " prefix sent                 \
+	       ":numeric " prefix "xact_time:numeric " prefix "query_time:numeric " prefix "wait_time:numeric"
 
 static json_t *show_stats(StatsKind kind)
 {
-	const char *spec = kind == STATS_ALL ? "database:text " STATS_COLUMNS("total_", "received", "sent") " "
-						 STATS_COLUMNS("avg_", "recv", "sent") " total_requests:numeric"
-						 : "database:text " STATS_COLUMNS("", "bytes_received", "bytes_sent");
+	const char *spec = kind == STATS_ALL
+	                           ? "database:text " STATS_COLUMNS("total_", "received", "sent") " " STATS_COLUMNS(
+	                                     "avg_", "recv", "sent") " total_requests:numeric"
+	                           : "database:text " STATS_COLUMNS("", "bytes_received", "bytes_sent");
 	StatsTable st = {table_new(spec), kind};
 	if (st.t)
 		each_database(stats_row, &st);
@@ -524,9 +569,10 @@ static void route_row(json_t *t, const char *kind, const char *key, const char *
 	json_t *none = json_null();
 	json_t *p50 = json_object_get(stats, "p50_us"), *p99 = json_object_get(stats, "p99_us");
 	json_t *tps = json_object_get(stats, "tps");
-	table_add(t, json_pack("[s, s?, s, o, I, I, O, O, O]", kind, key, schema,
-			       percent >= 0 ? json_integer(percent) : json_null(), (json_int_t)(e ? e->transactions : 0),
-			       (json_int_t)(e ? e->failed : 0), p50 ? p50 : none, p99 ? p99 : none, tps ? tps : none));
+	table_add(t,
+	          json_pack("[s, s?, s, o, I, I, O, O, O]", kind, key, schema,
+	                    percent >= 0 ? json_integer(percent) : json_null(), (json_int_t)(e ? e->transactions : 0),
+	                    (json_int_t)(e ? e->failed : 0), p50 ? p50 : none, p99 ? p99 : none, tps ? tps : none));
 	json_decref(stats);
 }
 
@@ -535,7 +581,7 @@ static void route_row(json_t *t, const char *kind, const char *key, const char *
 static json_t *show_routes(void)
 {
 	json_t *t = table_new("kind:text key:text schema:text percent:int4 transactions:int8 "
-			      "failed_transactions:int8 p50_us:int8 p99_us:int8 tps:numeric");
+	                      "failed_transactions:int8 p50_us:int8 p99_us:int8 tps:numeric");
 	const Router *r = &proxy.router;
 	if (!t)
 		return NULL;
@@ -573,8 +619,8 @@ static json_t *show_versions(void)
 	char versions[] = "versions";
 	char *argv[] = {versions};
 	return migrator_table(1, argv, "versions",
-			      "database:text version_schema:text migration:text state:text default:bool routes:text "
-			      "clients:int4 clients_elsewhere:int4 stats:text");
+	                      "database:text version_schema:text migration:text state:text default:bool routes:text "
+	                      "clients:int4 clients_elsewhere:int4 stats:text");
 }
 
 static json_t *show_migration(void)
@@ -582,37 +628,46 @@ static json_t *show_migration(void)
 	char migrate[] = "migrate", status[] = "status";
 	char *argv[] = {migrate, status};
 	return migrator_table(2, argv, "migration",
-			      "running:bool command:text database:text phase:text migration:text version_schema:text "
-			      "step:int4 steps:int4 note:text table:text rows_done:int8 rows_total:int8 "
-			      "rows_per_s:numeric eta_s:numeric lock_wait_ms:int8 elapsed_s:numeric blocked_by:text "
-			      "result:text");
+	                      "running:bool command:text database:text phase:text migration:text version_schema:text "
+	                      "step:int4 steps:int4 note:text table:text rows_done:int8 rows_total:int8 "
+	                      "rows_per_s:numeric eta_s:numeric lock_wait_ms:int8 elapsed_s:numeric blocked_by:text "
+	                      "result:text");
 }
 
 /* ---- dispatch -------------------------------------------------------- */
 
-static json_t *show_stats_all(void) { return show_stats(STATS_ALL); }
-static json_t *show_stats_totals(void) { return show_stats(STATS_TOTALS); }
-static json_t *show_stats_averages(void) { return show_stats(STATS_AVERAGES); }
+static json_t *show_stats_all(void)
+{
+	return show_stats(STATS_ALL);
+}
+static json_t *show_stats_totals(void)
+{
+	return show_stats(STATS_TOTALS);
+}
+static json_t *show_stats_averages(void)
+{
+	return show_stats(STATS_AVERAGES);
+}
 
 /* Every SHOW: its word (lower-case) and the function that builds it. */
 static const struct {
 	const char *what;
 	json_t *(*fn)(void);
 } show_tables[] = {
-	{"help", show_help},
-	{"version", show_version},
-	{"config", show_config},
-	{"pools", show_pools},
-	{"clients", show_clients},
-	{"servers", show_servers},
-	{"databases", show_databases},
-	{"lists", show_lists},
-	{"stats", show_stats_all},
-	{"stats_totals", show_stats_totals},
-	{"stats_averages", show_stats_averages},
-	{"routes", show_routes},
-	{"versions", show_versions},
-	{"migration", show_migration},
+        {"help", show_help},
+        {"version", show_version},
+        {"config", show_config},
+        {"pools", show_pools},
+        {"clients", show_clients},
+        {"servers", show_servers},
+        {"databases", show_databases},
+        {"lists", show_lists},
+        {"stats", show_stats_all},
+        {"stats_totals", show_stats_totals},
+        {"stats_averages", show_stats_averages},
+        {"routes", show_routes},
+        {"versions", show_versions},
+        {"migration", show_migration},
 };
 
 json_t *show_command(int argc, char **argv)

@@ -58,10 +58,10 @@ static inline void stats_add(PoolStats *to, const PoolStats *from)
 static inline PoolStats stats_diff(const PoolStats *now, const PoolStats *then)
 {
 	PoolStats d = {
-		now->xact_count - then->xact_count,       now->query_count - then->query_count,
-		now->bytes_received - then->bytes_received, now->bytes_sent - then->bytes_sent,
-		now->xact_time_us - then->xact_time_us,   now->query_time_us - then->query_time_us,
-		now->wait_time_us - then->wait_time_us,
+	        now->xact_count - then->xact_count,         now->query_count - then->query_count,
+	        now->bytes_received - then->bytes_received, now->bytes_sent - then->bytes_sent,
+	        now->xact_time_us - then->xact_time_us,     now->query_time_us - then->query_time_us,
+	        now->wait_time_us - then->wait_time_us,
 	};
 	return d;
 }
