@@ -238,13 +238,7 @@ expect_match "SHOW VERSIONS: its columns" "$(header "SHOW VERSIONS")" "database|
 # ---- a migration seen from the console: SHOW MIGRATION, SHOW VERSIONS, PROMOTE, ROLLBACK
 apsql -c "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)" \
 	-c "INSERT INTO items SELECT g, 'item' || g FROM generate_series(1, 200) g"
-cat >"$T_DIR/02_len.yaml" <<'YAML'
-operations:
-  - add_column:
-      table: items
-      up: length(name)
-      column: {name: name_len, type: integer, nullable: false, default: "0"}
-YAML
+cp "$TOP/tests/data/migrate/02_len.yaml" "$T_DIR/02_len.yaml"
 expect_match "migrate start through ctl" "$(ctl migrate start "$T_DIR/02_len.yaml" 2>&1)" "*done: 02_len*"
 vs=$(apsql -c "SELECT version_schema FROM pgflip.migrations WHERE name = '02_len'")
 mig=$(cpsql admin -c "SHOW MIGRATION")
