@@ -178,6 +178,8 @@ expect_match "... and in status" "$(ctl --json status)" '*"paused_databases":\["
 expect_match "RESUME through the JSON socket" "$(ctl resume console)" "resumed console"
 wait "$paused"
 expect_eq "RESUME: the waiting transaction ran" "$(cat "$T_DIR/paused.out")" "after pause"
+check "a change is logged with the console user and the command as written" \
+	grep -q "admin: console user admin (127.0.0.1:[0-9]*) runs: PAUSE console" "$T_DIR/pgflip.log"
 expect_match "PAUSE of an unknown database: 3D000" "$(cpsql admin -c "PAUSE nosuch")" "*3D000: no such database: nosuch*"
 expect_match "PAUSE answers with its tag and a NOTICE" "$(cpsql admin -c "PAUSE")" "*NOTICE:  00000: paused*"
 expect_match "PAUSE of all shows in status on the socket" "$(ctl status)" "*paused: true*"
