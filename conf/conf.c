@@ -96,6 +96,7 @@ typedef struct ConfLoad {
 	int admin_socket_line;
 	int unix_socket_dir_line;
 	int route_db_line;    /* where route_db was set, 0 = not set */
+	int admin_db_line;    /* where admin_db was set, 0 = not set */
 	size_t db_cap;
 	size_t pin_cap;
 } ConfLoad;
@@ -281,6 +282,8 @@ static const ConfSetting conf_settings[] = {
 	{"syslog_ident", CONF_KIND_STR, CONF_AT(syslog_ident), 0, 0, NULL},
 	{"syslog_facility", CONF_KIND_WORD, CONF_AT(syslog_facility), 0, 0, conf_syslog_facilities},
 	{"metrics_listen", CONF_KIND_PATH, CONF_AT(metrics_listen), 0, 0, NULL},
+	{"admin_db", CONF_KIND_STR, CONF_AT(admin_db), 0, 0, NULL},
+	{"stats_period", CONF_KIND_INT, CONF_AT(stats_period), 1, 86400, NULL},
 	{NULL, CONF_KIND_STR, 0, 0, 0, NULL},
 };
 
@@ -673,6 +676,8 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 			  value);
 		return false;
 	}
+	if (strcmp(key, "admin_db") == 0)
+		ld->admin_db_line = ld->line;
 
 	char *field = (char *)ld->conf + s->offset;
 	switch (s->kind) {
@@ -709,6 +714,122 @@ static bool conf_set_setting(ConfLoad *ld, const char *key, const char *value)
 		return conf_parse_word_set(ld, key, s->words, value, (unsigned *)(void *)field);
 	}
 	return false;
+}
+
+static void conf_free_fields(Conf *conf);
+static bool conf_set_defaults(Conf *conf);
+
+/* The words of WORDS whose bits are all in SET, comma-separated, into
+ * OUT (N bytes): the first word of each exact match only, so "secure"
+ * rather than "tlsv1.2,tlsv1.3". */
+static void conf_word_set_text(const ConfWord *words, unsigned set, char *out, size_t n)
+{
+	for (const ConfWord *w = words; w->name; w++)
+		if ((unsigned)w->value == set) {
+			snprintf(out, n, "%s", w->name);
+			return;
+		}
+	size_t o = 0;
+	out[0] = '\0';
+	for (const ConfWord *w = words; w->name && o < n; w++)
+		if ((unsigned)w->value && ((unsigned)w->value & (unsigned)(w->value - 1)) == 0 &&
+		    (set & (unsigned)w->value))
+			o += (size_t)snprintf(out + o, n - o, "%s%s", o ? "," : "", w->name);
+}
+
+/* The value of setting S in CONF, as the file writes it, into OUT (N bytes). */
+static void conf_setting_text(const Conf *conf, const ConfSetting *s, char *out, size_t n)
+{
+	const char *field = (const char *)conf + s->offset;
+	int iv;
+	out[0] = '\0';
+	switch (s->kind) {
+	case CONF_KIND_STR:
+	case CONF_KIND_PATH: {
+		const char *v = *(char *const *)(const void *)field;
+		snprintf(out, n, "%s", v ? v : "");
+		return;
+	}
+	case CONF_KIND_INT:
+		memcpy(&iv, field, sizeof(iv));
+		snprintf(out, n, "%d", iv);
+		return;
+	case CONF_KIND_OCTAL:
+		memcpy(&iv, field, sizeof(iv));
+		snprintf(out, n, "0%o", (unsigned)iv);
+		return;
+	case CONF_KIND_MS:
+		memcpy(&iv, field, sizeof(iv));
+		if (iv % 1000 == 0)
+			snprintf(out, n, "%d", iv / 1000);
+		else
+			snprintf(out, n, "%.3f", iv / 1000.0);
+		return;
+	case CONF_KIND_BYTES: {
+		uint32_t b;
+		memcpy(&b, field, sizeof(b));
+		snprintf(out, n, "%u", (unsigned)b);
+		return;
+	}
+	case CONF_KIND_RATIO: {
+		double d;
+		memcpy(&d, field, sizeof(d));
+		snprintf(out, n, "%g", d);
+		return;
+	}
+	case CONF_KIND_LIST: {
+		char *const *v = *(char **const *)(const void *)field;
+		size_t o = 0;
+		for (size_t i = 0; v && v[i] && o < n; i++)
+			o += (size_t)snprintf(out + o, n - o, "%s%s", i ? "," : "", v[i]);
+		return;
+	}
+	case CONF_KIND_WORD:
+		memcpy(&iv, field, sizeof(iv));
+		for (const ConfWord *w = s->words; w->name; w++)
+			if (w->value == iv) {
+				snprintf(out, n, "%s", w->name);
+				return;
+			}
+		return;
+	case CONF_KIND_WORD_SET: {
+		unsigned set;
+		memcpy(&set, field, sizeof(set));
+		conf_word_set_text(s->words, set, out, n);
+		return;
+	}
+	}
+}
+
+/* Keys that a reload reads but the running process does not apply: the
+ * listening sockets and the pidfile are set up at start only. */
+static bool conf_setting_changeable(const char *name)
+{
+	static const char *const fixed[] = {"listen_addr", "listen_port", "unix_socket_dir", "admin_socket",
+					    "unix_socket_mode", "unix_socket_group", "pidfile"};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(fixed[i], name) == 0)
+			return false;
+	return true;
+}
+
+bool conf_setting_show(const Conf *conf, size_t i, const char **name, char *value, char *deflt, size_t n,
+		       bool *changeable)
+{
+	if (i >= sizeof(conf_settings) / sizeof(conf_settings[0]) - 1)
+		return false;
+	const ConfSetting *s = &conf_settings[i];
+	*name = s->name;
+	*changeable = conf_setting_changeable(s->name);
+	conf_setting_text(conf, s, value, n);
+	Conf defaults;
+	memset(&defaults, 0, sizeof(defaults));
+	if (conf_set_defaults(&defaults))
+		conf_setting_text(&defaults, s, deflt, n);
+	else
+		snprintf(deflt, n, "?");
+	conf_free_fields(&defaults);
+	return true;
 }
 
 _Static_assert(sizeof(ConfPoolMode) == sizeof(int) && sizeof(ConfLogLevel) == sizeof(int) &&
@@ -1353,7 +1474,9 @@ static bool conf_set_defaults(Conf *conf)
 	conf->log_format = CONF_LOG_TEXT;
 	conf->syslog_ident = strdup("pgflip");
 	conf->syslog_facility = LOG_DAEMON;
-	return conf->syslog_ident && conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
+	conf->admin_db = strdup("pgflip");
+	conf->stats_period = 60;
+	return conf->syslog_ident && conf->admin_db && conf->listen_addr && conf->unix_socket_dir && conf->admin_users &&
 	       conf->server_reset_query && conf->track_extra_parameters &&
 	       conf->ignore_startup_parameters && conf->auth_query && conf->stats_users &&
 	       conf->client_tls_ciphers;
@@ -1427,6 +1550,29 @@ static bool conf_finish_route_db(ConfLoad *ld)
 	return false;
 }
 
+/* admin_db: a name a client can give (conf_name_ok), and not one of
+ * [databases]: the console would hide that entry. "" = no console. */
+static bool conf_finish_admin_db(ConfLoad *ld)
+{
+	Conf *conf = ld->conf;
+	if (conf->admin_db[0] == '\0')
+		return true;
+	if (!conf_name_ok(conf->admin_db) || strcmp(conf->admin_db, "*") == 0) {
+		conf_fail(ld, ld->admin_db_line, "admin_db: '%s' is not a database name", conf->admin_db);
+		return false;
+	}
+	for (size_t i = 0; i < conf->n_databases; i++) {
+		const ConfDatabase *db = &conf->databases[i];
+		if (strcmp(db->name, conf->admin_db) != 0)
+			continue;
+		conf_fail(ld, ld->admin_db_line ? ld->admin_db_line : db->line,
+			  "admin_db: '%s' is also a [databases] entry (the admin console would hide it)",
+			  conf->admin_db);
+		return false;
+	}
+	return true;
+}
+
 /* Checks of the file as a whole, and values derived from several keys. */
 static bool conf_finish(ConfLoad *ld)
 {
@@ -1462,7 +1608,7 @@ static bool conf_finish(ConfLoad *ld)
 			  conf->admin_socket, CONF_SUN_PATH_SIZE - 1);
 		return false;
 	}
-	if (!conf_check_auth_keys(ld) || !conf_finish_route_db(ld))
+	if (!conf_check_auth_keys(ld) || !conf_finish_route_db(ld) || !conf_finish_admin_db(ld))
 		return false;
 	if (!conf_auth_load(conf, ld->err, ld->errlen)) {
 		ld->failed = true;
@@ -1509,10 +1655,10 @@ Conf *conf_load(const char *path, char *err, size_t errlen)
 	return conf;
 }
 
-void conf_free(Conf *conf)
+/* Everything a Conf owns, not the Conf itself (conf_setting_show's
+ * defaults live on the stack). */
+static void conf_free_fields(Conf *conf)
 {
-	if (!conf)
-		return;
 	free(conf->path);
 	free(conf->listen_addr);
 	free(conf->unix_socket_dir);
@@ -1549,7 +1695,15 @@ void conf_free(Conf *conf)
 	free(conf->route_db);
 	free(conf->syslog_ident);
 	free(conf->metrics_listen);
+	free(conf->admin_db);
 	conf_auth_clear(conf);
+}
+
+void conf_free(Conf *conf)
+{
+	if (!conf)
+		return;
+	conf_free_fields(conf);
 	free(conf);
 }
 

@@ -262,6 +262,13 @@ typedef struct Conf {
 	 * this many times its p99 before the migration began, and speeds up
 	 * again below it (migrate/backfill.c). 0: never slows down. Default 1.2. */
 	double backfill_max_latency_ratio;
+	/* The admin console's virtual database (proxy/console.c): a client that
+	 * logs in to it gets the console, not a pool. Default "pgflip"; "" =
+	 * no console. Never the name of a [databases] entry. */
+	char *admin_db;
+	/* Seconds between the snapshots that SHOW STATS' averages are taken
+	 * over (PgBouncer's stats_period). Default 60, 1 .. 86400. */
+	int stats_period;
 
 	ConfDatabase *databases;
 	size_t n_databases;
@@ -399,5 +406,17 @@ const ConfUser *conf_find_user(const Conf *conf, const char *name);
  */
 ConfAuthType conf_hba_match(const Conf *conf, bool is_unix, bool tls, const char *database,
 			    const char *user, int family, const uint8_t *addr, int *line);
+
+/*
+ * conf_setting_show: the [pgflip] key number I (0, 1, ... in the order of
+ * conf/pgflip.ini's table) as SHOW CONFIG prints it: its NAME, its VALUE
+ * in CONF and its DEFAULT, each written as the file would take it (times in
+ * seconds, lists comma-separated, words as words; "" for a key not set);
+ * *CHANGEABLE is false for the keys a reload does not apply (listening
+ * sockets, pidfile). VALUE and DEFAULT hold N bytes each (cut if longer).
+ * Returns false past the last key (then nothing is written).
+ */
+bool conf_setting_show(const Conf *conf, size_t i, const char **name, char *value, char *deflt, size_t n,
+		       bool *changeable);
 
 #endif

@@ -117,13 +117,11 @@ static void patch_len(ProtoBuf *b, size_t at)
 
 void proto_msg_end(ProtoBuf *b, size_t start) { patch_len(b, start + 1); }
 
-static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
-			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
-static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
-			     const char *fmt, va_list ap)
+/* An ErrorResponse or NoticeResponse (TYPE) with severity, SQLSTATE, TEXT
+ * and, when not NULL, DETAIL. */
+static void put_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate, const char *text,
+		       const char *detail)
 {
-	char text[PROTO_ERROR_TEXT_MAX];
-	vsnprintf(text, sizeof(text), fmt, ap);
 	size_t m = proto_msg_begin(b, type);
 	proto_put_uint8(b, 'S');
 	proto_put_cstring(b, severity);
@@ -133,8 +131,22 @@ static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, co
 	proto_put_cstring(b, sqlstate);
 	proto_put_uint8(b, 'M');
 	proto_put_cstring(b, text);
+	if (detail) {
+		proto_put_uint8(b, 'D');
+		proto_put_cstring(b, detail);
+	}
 	proto_put_uint8(b, 0);
 	proto_msg_end(b, m);
+}
+
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void put_error_fields(ProtoBuf *b, uint8_t type, const char *severity, const char *sqlstate,
+			     const char *fmt, va_list ap)
+{
+	char text[PROTO_ERROR_TEXT_MAX];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	put_fields(b, type, severity, sqlstate, text, NULL);
 }
 
 void proto_put_verror(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, va_list ap)
@@ -156,6 +168,54 @@ void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, c
 	va_start(ap, fmt);
 	put_error_fields(b, PROTO_BE_NOTICE_RESPONSE, severity, sqlstate, fmt, ap);
 	va_end(ap);
+}
+
+void proto_put_notice_detail(ProtoBuf *b, const char *severity, const char *sqlstate, const char *message,
+			     const char *detail)
+{
+	put_fields(b, PROTO_BE_NOTICE_RESPONSE, severity, sqlstate, message, detail);
+}
+
+void proto_put_row_description(ProtoBuf *b, size_t n, const char *const *names, const uint32_t *types)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_ROW_DESCRIPTION);
+	proto_put_uint16(b, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		int16_t size = types[i] == PROTO_OID_INT4 ? 4 : types[i] == PROTO_OID_INT8 ? 8 : types[i] == PROTO_OID_BOOL ? 1 : -1;
+		proto_put_cstring(b, names[i]);
+		proto_put_uint32(b, 0); /* no table */
+		proto_put_uint16(b, 0); /* no column of one */
+		proto_put_uint32(b, types[i]);
+		proto_put_uint16(b, (uint16_t)size);
+		proto_put_uint32(b, 0xffffffffu); /* typmod -1 */
+		proto_put_uint16(b, 0);           /* text format */
+	}
+	proto_msg_end(b, m);
+}
+
+void proto_put_data_row(ProtoBuf *b, size_t n, const char *const *values, const int32_t *lens)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_DATA_ROW);
+	proto_put_uint16(b, (uint16_t)n);
+	for (size_t i = 0; i < n; i++) {
+		proto_put_uint32(b, (uint32_t)lens[i]);
+		if (lens[i] > 0)
+			proto_put_bytes(b, values[i], (size_t)lens[i]);
+	}
+	proto_msg_end(b, m);
+}
+
+void proto_put_command_complete(ProtoBuf *b, const char *tag)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_COMMAND_COMPLETE);
+	proto_put_cstring(b, tag);
+	proto_msg_end(b, m);
+}
+
+void proto_put_empty_query_response(ProtoBuf *b)
+{
+	size_t m = proto_msg_begin(b, PROTO_BE_EMPTY_QUERY_RESPONSE);
+	proto_msg_end(b, m);
 }
 
 void proto_put_auth_ok(ProtoBuf *b)

@@ -371,6 +371,26 @@ void proto_put_verror(ProtoBuf *b, const char *severity, const char *sqlstate, c
 /* NoticeResponse ('N'), same fields. */
 void proto_put_notice(ProtoBuf *b, const char *severity, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* pg_type OIDs of the types pgflip's own result sets use (pg_type.dat). */
+#define PROTO_OID_BOOL 16
+#define PROTO_OID_INT8 20
+#define PROTO_OID_INT4 23
+#define PROTO_OID_TEXT 25
+#define PROTO_OID_NUMERIC 1700
+
+/* NoticeResponse with a DETAIL field (D) after the message (NULL: none). */
+void proto_put_notice_detail(ProtoBuf *b, const char *severity, const char *sqlstate, const char *message,
+			     const char *detail);
+/* Query results (section "Message Formats"), text format:
+ * RowDescription of N columns, NAMES[i] of type OID TYPES[i] (no table, the
+ * type's size -1 unless it is int4 or int8, typmod -1);
+ * DataRow of N VALUES[i], LENS[i] bytes each (-1: NULL, VALUES[i] unused);
+ * CommandComplete with TAG ("SHOW", "PAUSE");
+ * EmptyQueryResponse (a Query of only white space). */
+void proto_put_row_description(ProtoBuf *b, size_t n, const char *const *names, const uint32_t *types);
+void proto_put_data_row(ProtoBuf *b, size_t n, const char *const *values, const int32_t *lens);
+void proto_put_command_complete(ProtoBuf *b, const char *tag);
+void proto_put_empty_query_response(ProtoBuf *b);
 void proto_put_auth_ok(ProtoBuf *b);                                  /* AuthenticationOk */
 void proto_put_parameter_status(ProtoBuf *b, const char *name, const char *value);
 void proto_put_backend_key_data(ProtoBuf *b, uint32_t pid, uint32_t key);

@@ -2,13 +2,16 @@
  * proxy/admin.c: the admin command layer and its Unix-socket front end.
  *
  * One command a line, one JSON object a line in reply, always with "ok".
- * admin_command() is the command layer: it knows nothing of sockets, so a
- * second front end (an admin console database, say) can reuse it.
+ * admin_execute() is the command layer: it knows nothing of sockets, and
+ * every front end calls it: this socket (admin_command), the psql console
+ * (console.c); the SHOW tables are show.c's.
  *
  * Who may ask: the peer of each connection is read with SO_PEERCRED. Root,
  * the uid pgflip runs as and the OS users named in admin_users may send
  * every command; stats_users may send the read-only ones (status, routes,
- * clients, pools); anyone else gets "permission denied", and is logged.
+ * clients, pools, show, versions, migrate status); anyone else gets
+ * "permission denied" (42501), and is logged. (The console names its peer
+ * by database user instead: admin_access_user.)
  * Every command that changes something is logged with the uid and user
  * name that sent it. The socket is created 0600; only when admin_users or
  * stats_users name other OS users is it opened to them (0666), and then
@@ -33,6 +36,7 @@
 #include "proxy/pool.h"
 #include "proxy/log.h"
 #include "proxy/migrator.h"
+#include "proxy/pool.h"
 #include "proxy/routestore.h"
 
 /* A command line longer than this is refused: commands are short. */
@@ -45,17 +49,40 @@
 static struct evconnlistener *admin_listener;
 static char *admin_path;
 
-json_t *reply_error(const char *fmt, ...)
+static json_t *reply_error_v(const char *sqlstate, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static json_t *reply_error_v(const char *sqlstate, const char *fmt, va_list ap)
 {
 	char text[1024];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	return json_pack("{s:b, s:s}", "ok", 0, "error", text);
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", text, "sqlstate", sqlstate);
 }
 
-json_t *admin_json_text(const char *s)
+json_t *reply_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	json_t *r = reply_error_v("22023", fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+json_t *reply_error_state(const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	json_t *r = reply_error_v(sqlstate, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/*
+ * A JSON string for text from a client or a server, which may not be UTF-8
+ * (an application_name of "\xff"): valid UTF-8 as is, else every byte of an
+ * invalid sequence written as the four characters \xNN, so that the row is
+ * shown rather than dropped. NULL stays NULL (for "s:o?").
+ */
+json_t *admin_text(const char *s)
 {
 	if (!s)
 		return NULL;
@@ -192,6 +219,10 @@ static json_t *cmd_status(void)
 	json_object_set_new(r, "loop_lag_ms", json_pack("{s:I, s:I}", "max", (json_int_t)proxy.loop_lag_max_ms, "last_10s",
 						      (json_int_t)proxy_loop_lag_recent_ms()));
 	json_object_set_new(r, "paused", json_boolean(proxy.paused));
+	json_t *paused_dbs = json_array();
+	for (size_t i = 0; i < proxy.paused_dbs.n; i++)
+		json_array_append_new(paused_dbs, admin_text(proxy.paused_dbs.items[i].name));
+	json_object_set_new(r, "paused_databases", paused_dbs);
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());
 	json_object_set_new(r, "route_store", routestore_status_json());
@@ -207,8 +238,8 @@ static json_t *cmd_clients(void)
 			continue;
 		json_array_append_new(
 			rows, json_pack("{s:I, s:s, s:o, s:o, s:o, s:s, s:s, s:I, s:i}", "id", (json_int_t)c->id,
-					"address", c->addr_str, "user", admin_json_text(c->user), "database",
-					admin_json_text(c->database), "application_name", admin_json_text(c->app_name), "route", c->route ? c->route : "", "state",
+					"address", c->addr_str, "user", admin_text(c->user), "database",
+					admin_text(c->database), "application_name", admin_text(c->app_name), "route", c->route ? c->route : "", "state",
 					client_state_to_str(c->state), "transactions", (json_int_t)c->n_transactions,
 					"server_pid", c->server ? c->server->backend_pid : 0));
 	}
@@ -235,13 +266,13 @@ static json_t *cmd_pools(void)
 						    json_integer((json_int_t)p->route_tx[i]));
 		json_array_append_new(
 			rows, json_pack("{s:o, s:o, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:I, s:o?}", "database",
-					admin_json_text(p->database), "user", admin_json_text(p->user), "pool_mode",
+					admin_text(p->database), "user", admin_text(p->user), "pool_mode",
 					p->mode == CONF_POOL_TRANSACTION ? "transaction" : "session", "pool_size", p->size,
 					"servers_active", active, "servers_idle", idle, "servers_connecting",
 					p->n_connecting, "servers_other", other - p->n_connecting, "clients_waiting",
 					p->n_waiting, "transactions", (json_int_t)p->n_transactions, "transactions_by_route",
 					by_route, "route_sets", (json_int_t)p->n_route_sets, "last_error",
-					admin_json_text(p->last_error)));
+					admin_text(p->last_error)));
 	}
 	json_t *r = reply_ok(NULL);
 	json_object_set_new(r, "pools", rows);
@@ -412,7 +443,7 @@ static json_t *cmd_unroute(int argc, char **argv, const char *who)
 /* Commands a stats_users peer may send: they change nothing. */
 static bool admin_read_only(const char *cmd)
 {
-	static const char *const ro[] = {"status", "routes", "clients", "pools"};
+	static const char *const ro[] = {"status", "routes", "clients", "pools", "show"};
 	for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
 		if (!strcmp(cmd, ro[i]))
 			return true;
@@ -432,6 +463,80 @@ AdminAccess admin_access(uid_t uid, const char *name)
 	if (uid == 0 || uid == geteuid() || (name && name_listed(proxy.conf->admin_users, name)))
 		return ADMIN_ACCESS_ALL;
 	if (name && name_listed(proxy.conf->stats_users, name))
+		return ADMIN_ACCESS_STATS;
+	return ADMIN_ACCESS_NONE;
+}
+
+/* Whether DB names a database clients can reach: a [databases] entry of
+ * its own, or one that a pool serves (through the "*" entry). */
+static bool database_known(const char *db)
+{
+	for (size_t i = 0; i < proxy.conf->n_databases; i++)
+		if (!strcmp(proxy.conf->databases[i].name, db))
+			return true;
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link)
+		if (!strcmp(p->database, db))
+			return true;
+	return false;
+}
+
+/* `pause [DB]`, `resume [DB]`, `reconnect [DB]` (CMD): of DB's pools, or of
+ * all (DB NULL). */
+static json_t *cmd_pool_control(const char *cmd, const char *db)
+{
+	char text[256];
+	if (db && !database_known(db))
+		return reply_error_state("3D000", "no such database: %s", db);
+	if (!strcmp(cmd, "pause")) {
+		proxy_pause(db);
+		snprintf(text, sizeof(text), "paused%s%s: new transactions wait until resume", db ? " " : "",
+			 db ? db : "");
+		return reply_ok(text);
+	}
+	if (!strcmp(cmd, "resume")) {
+		proxy_resume(db);
+		snprintf(text, sizeof(text), "resumed%s%s%s", db ? " " : "", db ? db : "",
+			 !db && proxy.paused_dbs.n ? " (databases paused by name stay paused)" : "");
+		return reply_ok(text);
+	}
+	int n = 0;
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link) {
+		if (db && strcmp(p->database, db) != 0)
+			continue;
+		n += p->n_servers;
+		pool_reconnect(p);
+	}
+	log_info("admin: reconnect %s: %d server connection(s) close once idle", db ? db : "(all)", n);
+	snprintf(text, sizeof(text), "%d server connection(s) close as soon as they are idle; new ones replace them", n);
+	return reply_ok(text);
+}
+
+/* `kill_client ID`: that client is closed with 57P01, as
+ * pg_terminate_backend ends a backend. */
+static json_t *cmd_kill_client(const char *arg)
+{
+	char *end;
+	errno = 0;
+	unsigned long long id = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end)
+		return reply_error("kill_client: \"%s\" is not a client id", arg);
+	Client *c;
+	TAILQ_FOREACH(c, &proxy.clients, link) {
+		if (c->id != id)
+			continue;
+		client_close(c, "57P01", "terminating connection due to administrator command (kill_client)");
+		return reply_ok("client closed");
+	}
+	return reply_error("kill_client: no client with id %llu", id);
+}
+
+AdminAccess admin_access_user(const char *user)
+{
+	if (name_listed(proxy.conf->admin_users, user))
+		return ADMIN_ACCESS_ALL;
+	if (name_listed(proxy.conf->stats_users, user))
 		return ADMIN_ACCESS_STATS;
 	return ADMIN_ACCESS_NONE;
 }
@@ -456,33 +561,36 @@ static json_t *admin_dispatch(int argc, char **argv, const json_t *req, const ch
 		return cmd_clients();
 	if (!strcmp(cmd, "pools") && argc == 1)
 		return cmd_pools();
-	if (!strcmp(cmd, "pause") && argc == 1) {
-		proxy_pause();
-		return reply_ok("paused: new transactions wait until resume");
-	}
-	if (!strcmp(cmd, "resume") && argc == 1) {
-		proxy_resume();
-		return reply_ok("resumed");
-	}
+	if (!strcmp(cmd, "show"))
+		return show_command(argc, argv);
+	if ((!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "reconnect")) && argc <= 2)
+		return cmd_pool_control(cmd, argc == 2 ? argv[1] : NULL);
+	if (!strcmp(cmd, "kill_client") && argc == 2)
+		return cmd_kill_client(argv[1]);
 	if (!strcmp(cmd, "reload") && argc == 1) {
 		char err[1024];
 		if (!proxy_reload(err, sizeof(err)))
-			return reply_error("reload failed, running config kept: %s", err);
+			return reply_error_state("F0000", "reload failed, running config kept: %s", err);
 		return reply_ok("config reloaded");
 	}
 	if (!strcmp(cmd, "shutdown") && argc == 1) {
 		proxy_begin_shutdown();
 		return reply_ok("shutting down: waiting for clients");
 	}
-	static const char *const known[] = {"status", "routes", "route", "unroute", "canary", "clients",
-					    "pools", "pause", "resume", "reload", "shutdown"};
+	static const char *const known[] = {"status", "routes", "clients", "pools", "reload", "shutdown"};
 	/* (migrate, versions, promote, rollback: migrator_command) */
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (!strcmp(cmd, known[i]))
-			return reply_error("%s takes no arguments", cmd);
-	return reply_error("unknown command \"%s\" (try: status, routes, route, unroute, canary, clients, pools, "
-			   "pause, resume, reload, shutdown, migrate, versions, promote, rollback)",
-			   cmd);
+			return reply_error_state("42601", "%s takes no arguments", cmd);
+	if (!strcmp(cmd, "pause") || !strcmp(cmd, "resume") || !strcmp(cmd, "reconnect"))
+		return reply_error_state("42601", "usage: %s [DATABASE]", cmd);
+	if (!strcmp(cmd, "kill_client"))
+		return reply_error_state("42601", "usage: kill_client ID (the id column of show clients)");
+	return reply_error_state("42601",
+				 "unknown command \"%s\" (try: show help, status, routes, route, unroute, canary, "
+				 "clients, pools, pause, resume, reconnect, kill_client, reload, shutdown, migrate, "
+				 "versions, promote, rollback)",
+				 cmd);
 }
 
 /* The words of a JSON request {"command": ["migrate", "start", ...], ...}
@@ -502,23 +610,21 @@ static int request_words(const json_t *req, char **argv)
 	return (int)n;
 }
 
-/* One command (ARGC words, ARGV) from PEER, as LINE was written: allowed,
- * logged, run. */
-static json_t *admin_run(const AdminPeer *peer, int argc, char **argv, const json_t *req, const char *line)
+json_t *admin_execute(const AdminPeer *peer, int argc, char **argv, const json_t *req, const char *line)
 {
 	bool read_only = argc > 0 && (admin_read_only(argv[0]) || migrator_read_only(argc, argv));
 	if (argc < 0)
-		return reply_error("too many arguments, or a malformed request");
+		return reply_error_state("42601", "too many arguments, or a malformed request");
 	if (argc == 0)
-		return reply_error("empty command");
+		return reply_error_state("42601", "empty command");
 	if (peer->access == ADMIN_ACCESS_NONE || (peer->access == ADMIN_ACCESS_STATS && !read_only)) {
-		log_warning("admin: permission denied for uid %u (%s): %s", (unsigned)peer->uid, peer->name, argv[0]);
-		return reply_error("permission denied: %s", argv[0]);
+		log_warning("admin: permission denied for %s: %s", peer->label, argv[0]);
+		return reply_error_state("42501", "permission denied: %s", argv[0]);
 	}
 	if (!read_only)
-		log_info("admin: uid %u (%s) runs: %s", (unsigned)peer->uid, peer->name, line);
-	char who[ADMIN_MAX_LINE + 128];
-	snprintf(who, sizeof(who), "admin uid %u (%s): %s", (unsigned)peer->uid, peer->name, line);
+		log_info("admin: %s runs: %s", peer->label, line);
+	char who[ADMIN_MAX_LINE + 256];
+	snprintf(who, sizeof(who), "admin %s: %s", peer->label, line);
 	return admin_dispatch(argc, argv, req, who);
 }
 
@@ -539,7 +645,7 @@ char *admin_command(const AdminPeer *peer, const char *line)
 			n += (size_t)snprintf(shown + n, sizeof(shown) - n, "%s%s", i ? " " : "", argv[i]);
 		if (argc < 0)
 			snprintf(shown, sizeof(shown), "(malformed JSON request)");
-		reply = admin_run(peer, argc, argv, req, shown);
+		reply = admin_execute(peer, argc, argv, req, shown);
 		json_decref(req);
 	} else if (strlen(line) > ADMIN_MAX_LINE) {
 		reply = reply_error("command line too long");
@@ -553,7 +659,7 @@ char *admin_command(const AdminPeer *peer, const char *line)
 			}
 			argv[argc++] = tok;
 		}
-		reply = admin_run(peer, argc, argv, NULL, line);
+		reply = admin_execute(peer, argc, argv, NULL, line);
 	}
 	char *text = json_dumps(reply, JSON_COMPACT);
 	json_decref(reply);
@@ -603,6 +709,7 @@ static void admin_peer_identify(evutil_socket_t fd, AdminPeer *peer)
 	if (got <= 0)
 		snprintf(peer->name, sizeof(peer->name), "?");
 	peer->access = got < 0 ? ADMIN_ACCESS_NONE : admin_access(peer->uid, got > 0 ? peer->name : NULL);
+	snprintf(peer->label, sizeof(peer->label), "uid %u (%s)", (unsigned)peer->uid, peer->name);
 }
 
 static void admin_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr, int socklen,

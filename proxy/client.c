@@ -42,6 +42,7 @@
 #include "proxy/auth.h"
 #include "proxy/authq.h"
 #include "proxy/client.h"
+#include "proxy/console.h"
 #include "proxy/server.h"
 #include "proxy/pool.h"
 
@@ -84,6 +85,7 @@ const char *client_state_to_str(ClientState st)
 	case CL_IDLE: return "idle";
 	case CL_WAITING: return "waiting";
 	case CL_ACTIVE: return "active";
+	case CL_CONSOLE: return "console";
 	case CL_CLOSING: return "closing";
 	}
 	return "?";
@@ -103,6 +105,7 @@ void client_set_state(Client *c, ClientState st)
 	case CL_IDLE:
 	case CL_WAITING:
 	case CL_ACTIVE:
+	case CL_CONSOLE:
 	case CL_CLOSING:
 		break;
 	default:
@@ -112,8 +115,10 @@ void client_set_state(Client *c, ClientState st)
 	if (old == st)
 		return;
 	clog_debug(c, "state %s -> %s", client_state_to_str(old), client_state_to_str(st));
-	if (old == CL_WAITING || old == CL_WAIT_LOGIN)
+	if (old == CL_WAITING || old == CL_WAIT_LOGIN) {
 		pool_waiting_remove(c->pool, c);
+		c->pool->stats.wait_time_us += (proxy_now_ms() - c->wait_start_ms) * 1000;
+	}
 	if (client_logging_in(old) && !client_logging_in(st))
 		proxy.n_startup--;
 	c->state = st;
@@ -150,17 +155,18 @@ static bool client_may_read(const Client *c)
 	switch (c->state) {
 	case CL_STARTUP:
 	case CL_AUTH:
+	case CL_CONSOLE:
 		return true;
 	case CL_IDLE:
 	case CL_WAITING:
 		/* a waiting client may queue its request: the input cap bounds
 		 * it, and reading on saves two epoll_ctl per transaction */
-		return !proxy.paused;
+		return !proxy_paused(c->pool);
 	case CL_ACTIVE: {
 		const Server *s = c->server;
 		if (!s || s->state == SV_PREPARING || server_output_full(s) || ps_holding(s))
 			return false;
-		return !(proxy.paused && server_at_boundary(s));
+		return !(proxy_paused(c->pool) && server_at_boundary(s));
 	}
 	case CL_AUTH_LOOKUP:
 	case CL_WAIT_LOGIN:
@@ -269,6 +275,7 @@ void client_free(Client *c)
 	ps_client_clear(c);
 	auth_free(c);
 	client_drop_keys(c);
+	console_free(c->console);
 	free(c->user);
 	free(c->database);
 	free(c->app_name);
@@ -390,6 +397,10 @@ static bool client_random(void *out, size_t n)
  * the first server login. Returns false when the client was closed. */
 static bool client_enter(Client *c)
 {
+	if (proxy.conf->admin_db[0] && strcmp(c->database, proxy.conf->admin_db) == 0) {
+		client_drop_keys(c);
+		return console_enter(c);
+	}
 	const ConfDatabase *entry = conf_find_database(proxy.conf, c->database);
 	if (!entry) {
 		client_close(c, "3D000", "no such database: %s", c->database);
@@ -400,13 +411,14 @@ static bool client_enter(Client *c)
 		client_close(c, "53200", "out of memory");
 		return false;
 	}
-	c->sock.traffic = &c->pool->counters.client_traffic;
 	/* SCRAM passthrough: what C proved logs the pool in upstream as C,
 	 * when the pool's user is C and the login has no password of its own;
 	 * newer keys replace older ones (a changed verifier) */
 	if (c->scram_keys && strcmp(c->pool->user, c->user) == 0 && !server_login_has_password(c->pool))
 		pool_set_scram_keys(c->pool, c->scram_keys);
 	client_drop_keys(c);
+	c->sock.count_in = &c->pool->stats.bytes_received;
+	c->sock.count_out = &c->pool->stats.bytes_sent;
 	uint32_t key[2];
 	if (!client_random(key, sizeof(key))) {
 		client_close(c, "58000", "no random bytes for the cancel key");
@@ -670,12 +682,11 @@ void client_server_failed(Client *c, const char *sqlstate, const char *message)
 
 /* ---- transactions: what routestats.c counts ------------------------------- */
 
-/* One more Query or Parse of C, for it and for its pool. */
+/* One more Query or Parse of C (its pool counts the requests it answers:
+ * PoolStats.query_count, stats.h). */
 static void client_count_query(Client *c)
 {
 	c->n_queries++;
-	if (c->pool)
-		c->pool->counters.queries++;
 }
 
 /* The stats entry of C's route, looked up at its first transaction there. */
@@ -697,11 +708,16 @@ void client_tx_error(Client *c, const char *sqlstate)
 void client_tx_end(Client *c, bool ready)
 {
 	RouteStatsEntry *e = client_stats(c);
+	uint64_t now_us = proxy_now_us();
 	if (e)
-		routestats_end(e, proxy_now_us(), ready ? c->tx_start_us : 0, c->tx_failed);
+		routestats_end(e, now_us, ready ? c->tx_start_us : 0, c->tx_failed);
 	c->n_transactions++;
-	if (c->pool)
+	if (c->pool) {
 		pool_count_transaction(c->pool, e);
+		c->pool->stats.xact_count++;
+		if (ready && c->tx_start_us && now_us > c->tx_start_us)
+			c->pool->stats.xact_time_us += now_us - c->tx_start_us;
+	}
 	proxy.n_transactions++;
 	c->tx_start_us = 0;
 	c->tx_failed = false;
@@ -1153,6 +1169,8 @@ static void client_count_request(Client *c, Server *s, uint8_t type)
 		/* fall through */
 	case PROTO_FE_QUERY:
 	case PROTO_FE_SYNC:
+		if (s->pending == 0)
+			s->query_start_us = proxy_now_us();
 		s->pending++;
 		s->open_cycle = false;
 		break;
@@ -1274,7 +1292,7 @@ static bool client_step_message(Client *c, const ProtoHeader *h, size_t avail)
 		return false;
 	}
 	if (server_at_boundary(s)) {
-		if (proxy.paused)
+		if (proxy_paused(c->pool))
 			return false;
 		if (!client_prepare_server(c, s))
 			return false;
@@ -1353,13 +1371,15 @@ static bool client_step(Client *c)
 		client_close(c, NULL, "client close request");
 		return false;
 	}
+	if (c->state == CL_CONSOLE)
+		return console_message(c, &h, avail);
 	if (!c->tx_start_us)
-		c->tx_start_us = proxy_now_us(); /* the first message of a transaction */
+		c->request_us = c->tx_start_us = proxy_now_us(); /* the first message of a transaction */
 	if (!c->server) {
 		if (c->discard_error)
 			return client_step_discard(c, &h, avail, (size_t)h.len + 1);
 		/* transaction mode: a new request needs a server */
-		if (!proxy.paused)
+		if (!proxy_paused(c->pool))
 			client_set_state(c, CL_WAITING);
 		return false;
 	}
@@ -1425,6 +1445,10 @@ void client_janitor(Client *c, uint64_t now)
 			clog_info(c, "client_login_timeout: no login within %d ms", conf->client_login_timeout_ms);
 			client_close(c, NULL, "client_login_timeout");
 		}
+		return;
+	}
+	if (c->state == CL_CONSOLE && proxy.shutting_down) {
+		client_close(c, "57P01", "pgflip is shutting down");
 		return;
 	}
 	if (c->partial_ms && now - c->partial_ms > CLIENT_PARTIAL_TIMEOUT_MS) {

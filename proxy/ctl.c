@@ -38,8 +38,11 @@ static void ctl_usage(FILE *f)
 		   "  canary SCHEMA PERCENT [--key connection|application_name|addr]\n"
 		   "         [--max-error-ratio R --window S [--min-transactions N]],\n"
 		   "  canary off (route canary ... and unroute canary: the same), clients, pools,\n"
-		   "  pause, resume, reload, shutdown,\n"
-		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete] [--role ROLE], migrate status,\n"
+		   "  show help|pools|clients|servers|databases|stats|stats_totals|stats_averages|lists|\n"
+		   "       config|version|routes|versions|migration (the psql console's tables),\n"
+		   "  pause [DB], resume [DB], reconnect [DB], kill_client ID, reload, shutdown,\n"
+		   "  migrate start FILE [--db NAME] [--schema NAME] [--complete] [--role ROLE]\n"
+		   "         [--backfill-workers N], migrate status,\n"
 		   "  migrate complete|rollback [--db NAME] [--force], migrate cancel, versions [--db NAME],\n"
 		   "  promote SCHEMA, rollback [--db NAME]\n"
 		   "  --no-wait   do not wait for a migration job to end (it runs on in pgflip)\n"
@@ -115,12 +118,33 @@ static void print_table(const json_t *rows)
 	free(width);
 }
 
+/* A table reply ({"columns", "rows"}, admin.h) as psql prints it: its
+ * rows as objects of the columns' names, in order. */
+static void print_columns(const json_t *o)
+{
+	const json_t *cols = json_object_get(o, "columns"), *rows = json_object_get(o, "rows");
+	json_t *objs = json_array();
+	size_t r, i;
+	const json_t *row, *col;
+	json_array_foreach(rows, r, row) {
+		json_t *obj = json_object();
+		json_array_foreach(cols, i, col)
+			json_object_set(obj, json_string_value(json_object_get(col, "name")), json_array_get(row, i));
+		json_array_append_new(objs, obj);
+	}
+	if (json_array_size(objs) == 0)
+		printf("(0 rows)\n");
+	else
+		print_table(objs);
+	json_decref(objs);
+}
+
 static void print_object(const json_t *o, const char *prefix)
 {
 	const char *key;
 	const json_t *v;
 	json_object_foreach((json_t *)o, key, v) {
-		if (!strcmp(key, "ok") || !strcmp(key, "message") || !strcmp(key, "error"))
+		if (!strcmp(key, "ok") || !strcmp(key, "message") || !strcmp(key, "error") || !strcmp(key, "sqlstate"))
 			continue;
 		if (json_is_object(v)) {
 			char sub[256];
@@ -379,7 +403,10 @@ int ctl_main(int argc, char **argv)
 		const char *msg = json_string_value(json_object_get(o, "message"));
 		if (msg)
 			printf("%s\n", msg);
-		print_object(o, "");
+		if (json_object_get(o, "columns"))
+			print_columns(o);
+		else
+			print_object(o, "");
 	}
 	free(reply);
 	json_decref(o);

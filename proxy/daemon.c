@@ -465,17 +465,35 @@ static void proxy_update_clients(bool pump)
 	}
 }
 
-void proxy_pause(void)
+/* The pause flag of every pool follows proxy.paused_dbs. */
+static void proxy_update_pools(void)
 {
-	proxy.paused = true;
-	proxy_update_clients(false);
-	log_info("paused: new transactions wait");
+	Pool *p;
+	TAILQ_FOREACH(p, &proxy.pools, link)
+		p->paused = params_get(&proxy.paused_dbs, p->database) != NULL;
 }
 
-void proxy_resume(void)
+void proxy_pause(const char *database)
 {
-	proxy.paused = false;
-	log_info("resumed");
+	if (database) {
+		params_set(&proxy.paused_dbs, database, "1");
+		proxy_update_pools();
+	} else {
+		proxy.paused = true;
+	}
+	proxy_update_clients(false);
+	log_info("paused%s%s: new transactions wait", database ? " " : "", database ? database : "");
+}
+
+void proxy_resume(const char *database)
+{
+	if (database) {
+		params_remove(&proxy.paused_dbs, database);
+		proxy_update_pools();
+	} else {
+		proxy.paused = false;
+	}
+	log_info("resumed%s%s", database ? " " : "", database ? database : "");
 	proxy_update_clients(true);
 }
 

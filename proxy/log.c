@@ -10,7 +10,7 @@
  *
  * Each line is described once (LogWho: whose it is) and written in the
  * format of log_format: text as above, or a JSON object built with jansson
- * (strings through admin_json_text, so that an application_name that is
+ * (strings through admin_text, so that an application_name that is
  * not UTF-8 still gives valid JSON). syslog = 1 hands the text line,
  * without time and pid, to syslog(3) as well. The format and the syslog
  * settings live in proxy (Proxy.log_*), set by log_configure.
@@ -217,15 +217,15 @@ static void emit_json(ConfLogLevel level, const LogWho *w, const LogStamp *st, c
 		snprintf(id, sizeof(id), "%c-%llu", w->tag, (unsigned long long)w->id);
 		json_object_set_new(o, w->kind, json_string(id));
 		if (w->addr)
-			json_object_set_new(o, "addr", admin_json_text(w->addr));
-		json_object_set_new(o, "database", w->database ? admin_json_text(w->database) : json_null());
-		json_object_set_new(o, "user", w->user ? admin_json_text(w->user) : json_null());
+			json_object_set_new(o, "addr", admin_text(w->addr));
+		json_object_set_new(o, "database", w->database ? admin_text(w->database) : json_null());
+		json_object_set_new(o, "user", w->user ? admin_text(w->user) : json_null());
 		if (w->tag == 'S')
 			json_object_set_new(o, "backend_pid", json_integer(w->backend_pid > 0 ? w->backend_pid : 0));
 	} else if (w->prefix) {
-		json_object_set_new(o, "context", admin_json_text(w->prefix));
+		json_object_set_new(o, "context", admin_text(w->prefix));
 	}
-	json_object_set_new(o, "message", admin_json_text(msg));
+	json_object_set_new(o, "message", admin_text(msg));
 	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)

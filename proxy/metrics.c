@@ -19,7 +19,7 @@
  * counters, base units (_seconds, _bytes), labels database and user (of
  * the pool: the [databases] entry and the upstream user) where a number
  * is a pool's, route where it is a version schema's. Label values are
- * made valid UTF-8 (admin_json_text) and escaped (\\, \", \n).
+ * made valid UTF-8 (admin_text) and escaped (\\, \", \n).
  *
  * The endpoint has no authentication: it is meant for 127.0.0.1 or a
  * private network, as the default example says. It shows names (databases,
@@ -69,7 +69,7 @@ typedef struct Labels {
  * does not fit is left out whole. */
 static void labels_add(Labels *l, const char *name, const char *value)
 {
-	json_t *utf8 = admin_json_text(value ? value : "");
+	json_t *utf8 = admin_text(value ? value : "");
 	const char *v = json_string_value(utf8);
 	char buf[METRICS_LABELS_MAX];
 	size_t o = (size_t)snprintf(buf, sizeof(buf), "%s%s=\"", l->n ? "," : "", name);
@@ -258,7 +258,8 @@ static const PoolFamily pool_families[] = {
 	 "How long the longest-waiting client has waited for a server (maxwait)."},
 	{"pgflip_pool_size", "gauge", POOL_SIZE, "The pool's size: servers it may open (pool_size)."},
 	{"pgflip_transactions_total", "counter", POOL_TRANSACTIONS, "Transactions the pool's clients ended."},
-	{"pgflip_queries_total", "counter", POOL_QUERIES, "Query and Parse messages of the pool's clients."},
+	{"pgflip_queries_total", "counter", POOL_QUERIES,
+	 "Client requests the pool's servers answered with ReadyForQuery (SHOW STATS total_query_count)."},
 	{"pgflip_received_bytes_total", "counter", POOL_RECEIVED,
 	 "Bytes received from the pool's clients after their login (inside TLS)."},
 	{"pgflip_sent_bytes_total", "counter", POOL_SENT, "Bytes sent to the pool's clients after their login (inside TLS)."},
@@ -272,16 +273,16 @@ static void write_pool_family(Scrape *s, const PoolTable *t, const PoolFamily *f
 	family(s, f->name, f->type, f->help);
 	for (size_t i = 0; i < t->n_pools; i++) {
 		const Pool *p = t->pools[i];
-		const PoolMetricCounters *k = &p->counters;
+		const PoolStats *k = &p->stats;
 		labels_pool(&l, p);
 		switch (f->value) {
 		case POOL_WAITING: sample_u64(s, f->name, &l, (uint64_t)p->n_waiting); break;
 		case POOL_WAIT_MAX: sample_f64(s, f->name, &l, (double)pool_wait_max_ms(p, now_ms) / 1000.0); break;
 		case POOL_SIZE: sample_u64(s, f->name, &l, (uint64_t)p->size); break;
 		case POOL_TRANSACTIONS: sample_u64(s, f->name, &l, p->n_transactions); break;
-		case POOL_QUERIES: sample_u64(s, f->name, &l, k->queries); break;
-		case POOL_RECEIVED: sample_u64(s, f->name, &l, k->client_traffic.bytes_received); break;
-		case POOL_SENT: sample_u64(s, f->name, &l, k->client_traffic.bytes_sent); break;
+		case POOL_QUERIES: sample_u64(s, f->name, &l, k->query_count); break;
+		case POOL_RECEIVED: sample_u64(s, f->name, &l, k->bytes_received); break;
+		case POOL_SENT: sample_u64(s, f->name, &l, k->bytes_sent); break;
 		case POOL_ROUTE_SETS: sample_u64(s, f->name, &l, p->n_route_sets); break;
 		}
 	}

@@ -59,6 +59,8 @@ Pool *pool_get(const char *database, const char *user)
 		return NULL;
 	}
 	pool_refresh_conf(p);
+	p->paused = params_get(&proxy.paused_dbs, p->database) != NULL;
+	p->stats_mark_us = proxy_now_us();
 	TAILQ_INSERT_TAIL(&proxy.pools, p, link);
 	return p;
 }
@@ -187,8 +189,20 @@ static void pool_grow(Pool *p, uint64_t now)
 	}
 }
 
+/* RECONNECT: the idle servers it marked go now, before any is handed out. */
+static void pool_close_marked(Pool *p)
+{
+	Server *s, *next;
+	for (s = TAILQ_FIRST(&p->idle); s; s = next) {
+		next = TAILQ_NEXT(s, idle_link);
+		if (s->close_needed)
+			server_close(s, "RECONNECT: closed once idle");
+	}
+}
+
 static void pool_dispatch(Pool *p)
 {
+	pool_close_marked(p);
 	while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
 		Client *c = TAILQ_FIRST(&p->waiting);
 		Server *s = pool_pick_idle(p, c);
@@ -295,9 +309,31 @@ void pool_count_transaction(Pool *p, const RouteStatsEntry *e)
 	p->route_tx[e->index]++;
 }
 
+/* Every stats_period: the growth of P's counters over the period that
+ * ended (the averages of SHOW STATS). */
+static void pool_stats_period(Pool *p)
+{
+	uint64_t now_us = proxy_now_us();
+	if (now_us - p->stats_mark_us < (uint64_t)proxy.conf->stats_period * 1000000)
+		return;
+	p->stats_delta = stats_diff(&p->stats, &p->stats_mark);
+	p->stats_delta_us = now_us - p->stats_mark_us;
+	p->stats_mark = p->stats;
+	p->stats_mark_us = now_us;
+}
+
+void pool_reconnect(Pool *p)
+{
+	Server *s;
+	TAILQ_FOREACH(s, &p->servers, link)
+		s->close_needed = true;
+	pool_close_marked(p);
+}
+
 void pool_janitor(Pool *p, uint64_t now)
 {
 	const Conf *conf = proxy.conf;
+	pool_stats_period(p);
 	/* keep min_pool_size servers open, and let waiting clients reach the reserve */
 	if ((p->n_servers < conf->min_pool_size && !pool_login_backoff(p, now) && p->have_params) ||
 	    !TAILQ_EMPTY(&p->waiting)) {

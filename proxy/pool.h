@@ -25,6 +25,11 @@ void pool_set_scram_keys(Pool *p, const ScramKeys *keys);
 bool pool_route_verified(Pool *p, const char *schema);
 void pool_route_verified_add(Pool *p, const char *schema);
 void pool_janitor(Pool *p, uint64_t now_ms);
+/* pool_reconnect: RECONNECT of P: every server it has now is closed as
+ * soon as it is idle (at once for the idle ones; a linked one at the end
+ * of its transaction, or of its session in session mode), and never given
+ * to a client again; new logins replace them as clients need. */
+void pool_reconnect(Pool *p);
 /* pool_count_transaction: one more transaction of P ended, on the route of
  * E (proxy.rstats' entry; NULL: a route whose stats are not kept). */
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e);

@@ -46,6 +46,7 @@
 #include "proxy/router.h"
 #include "proxy/routestats.h"
 #include "proxy/sqlscan.h"
+#include "proxy/stats.h"
 
 /* Output buffered towards a peer above which we stop reading from the
  * other side (backpressure); reading resumes at SOCK_LOW_WATERMARK. 256 KiB
@@ -69,6 +70,7 @@ typedef struct AuthState AuthState;
 typedef struct AuthVerifiers AuthVerifiers;
 typedef struct AuthLookup AuthLookup;
 typedef struct RouteStore RouteStore;
+typedef struct Console Console;
 
 typedef enum {
 	CL_STARTUP = 0,  /* reading SSLRequest / StartupMessage / CancelRequest (TLS handshake inside) */
@@ -78,6 +80,7 @@ typedef enum {
 	CL_IDLE,         /* logged in, no server (transaction mode, between transactions) */
 	CL_WAITING,      /* has a request and waits for a server (in pool->waiting) */
 	CL_ACTIVE,       /* linked to a server */
+	CL_CONSOLE,      /* logged in to admin_db: its Query messages are admin commands (console.c); no pool */
 	CL_CLOSING,      /* flushing its last bytes; in proxy.graveyard, freed by the reaper */
 } ClientState;
 
@@ -122,6 +125,8 @@ struct Client {
 	 * that ends it; tx_failed once it received an ErrorResponse in it. */
 	uint64_t tx_start_us;
 	bool tx_failed;
+	uint64_t request_us;            /* monotonic us of its last transaction's start (SHOW CLIENTS request_time), 0 = none yet */
+	Console *console;               /* CL_CONSOLE: what it may do, its protocol state (console.c); else NULL */
 
 	struct AuthState *auth;         /* the exchange while CL_AUTH / CL_AUTH_LOOKUP (auth.c), else NULL */
 	AuthLookup *lookup;             /* the auth_query lookup it waits for (authq.c), else NULL */
@@ -200,6 +205,8 @@ struct Server {
 	uint64_t login_ms;              /* when the login finished */
 	uint64_t idle_since_ms;
 	int backend_pid;
+	bool close_needed;              /* RECONNECT: closed once idle, never given to a client again */
+	uint64_t query_start_us;        /* when the oldest unanswered request went out (Pool.stats query_time) */
 
 	Client *client;
 
@@ -245,21 +252,6 @@ struct Server {
 	PsReplay replay;                /* the request a stale statement may make pgflip retry */
 };
 
-/*
- * PoolMetricCounters: what a pool's clients did that the other counts of
- * Pool do not say, for the Prometheus endpoint (metrics.c; issue 13).
- * Counters since the pool was made, never reset, only added to, each at
- * the one place it happens. Kept apart so that other front ends' counters
- * (the psql console's SHOW STATS) can join them here.
- */
-typedef struct PoolMetricCounters {
-	/* its clients' socket bytes from the pool's assignment at login on
-	 * (client_enter; the startup and authentication before it are not
-	 * counted), inside TLS when TLS is on */
-	SockTraffic client_traffic;
-	uint64_t queries;               /* Query and Parse messages of its clients (as Client.n_queries) */
-} PoolMetricCounters;
-
 struct Pool {
 	TAILQ_ENTRY(Pool) link;
 	char *database;                 /* [databases] key */
@@ -289,7 +281,12 @@ struct Pool {
 	uint64_t last_connect_fail_ms;
 	uint64_t *route_tx;             /* transactions per route: [i] of proxy.rstats.entries[i] */
 	size_t n_route_tx;
-	PoolMetricCounters counters;
+	bool paused;                    /* PAUSE of its database (or of all): no new transaction starts */
+	PoolStats stats;                /* its counters since it was made (stats.h) */
+	PoolStats stats_mark;           /* stats at the start of the current stats_period */
+	PoolStats stats_delta;          /* growth over the last full stats_period ... */
+	uint64_t stats_delta_us;        /* ... which lasted this long (0 = none ended yet) */
+	uint64_t stats_mark_us;         /* monotonic us of stats_mark */
 };
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -313,10 +310,12 @@ typedef struct Proxy {
 	size_t whole_bytes;             /* client input held beyond each one's cap (whole messages) */
 	struct event *accept_resume;    /* re-enables the listeners after EMFILE */
 	struct evdns_base *dns;         /* resolves [databases] host names (resolve.c) */
+	uint64_t n_dns_queries;         /* host name lookups started (SHOW LISTS dns_queries) */
 	bool accept_paused;
 	uint64_t next_id;
 	time_t start_time;
-	bool paused;
+	bool paused;                    /* PAUSE of everything */
+	ParamList paused_dbs;           /* databases paused one by one (PAUSE db): name = "1" */
 	bool shutting_down;
 	uint64_t shutdown_deadline_ms;
 	uint64_t n_transactions;
@@ -376,8 +375,14 @@ void proxy_begin_shutdown(void);
  * them: not shutting down, not paused after EMFILE, not waiting for the
  * stored routes (routestore_holding). */
 void proxy_accept_update(void);
-void proxy_pause(void);
-void proxy_resume(void);
+/* proxy_pause / proxy_resume: no transaction starts (clients are not read
+ * at a transaction boundary) until resumed, for DATABASE only or, when
+ * NULL, for all; a database's own pause outlasts a RESUME of all, as in
+ * PgBouncer. */
+void proxy_pause(const char *database);
+void proxy_resume(const char *database);
+/* proxy_paused: whether a client of pool P (NULL: the console) is held by a pause. */
+static inline bool proxy_paused(const Pool *p) { return proxy.paused || (p && p->paused); }
 int proxy_serve(const char *conf_path);
 
 #endif

@@ -96,6 +96,7 @@ bool resolve_start(Pool *p, const char *host)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
+	proxy.n_dns_queries++;
 	struct evdns_getaddrinfo_request *req = evdns_getaddrinfo(proxy.dns, host, NULL, &hints, resolve_cb, p);
 	/* an answer known at once (the hosts file) came through resolve_cb already */
 	if (req)

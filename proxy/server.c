@@ -711,9 +711,14 @@ static void server_ready(Server *s, char status)
 		server_own_ready(s);
 		return;
 	}
-	if (s->pending > 0)
-		s->pending--;
 	Client *c = s->client;
+	if (s->pending > 0) {
+		s->pending--;
+		uint64_t now_us = proxy_now_us();
+		s->pool->stats.query_count++;
+		s->pool->stats.query_time_us += now_us > s->query_start_us ? now_us - s->query_start_us : 0;
+		s->query_start_us = now_us; /* a pipelined next request's answer is timed from here */
+	}
 	if (!c || !server_at_boundary(s))
 		return;
 	client_tx_end(c, true);

@@ -165,8 +165,8 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n > 0) {
 			vec.iov_len = (size_t)n;
 			evbuffer_commit_space(s->in, &vec, 1);
-			if (s->traffic)
-				s->traffic->bytes_received += (uint64_t)n;
+			if (s->count_in)
+				*s->count_in += (uint64_t)n;
 			/* TLS may hold decrypted bytes the kernel no longer signals */
 			if (s->ssl && SSL_pending(s->ssl) > 0)
 				continue;
@@ -241,8 +241,8 @@ static void sock_do_write(Sock *s)
 			err = errno;
 		}
 		if (n > 0) {
-			if (s->traffic)
-				s->traffic->bytes_sent += (uint64_t)n;
+			if (s->count_out)
+				*s->count_out += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)) {

@@ -42,17 +42,8 @@ typedef struct SockCallbacks {
 	void (*on_close)(void *arg, int err);
 } SockCallbacks;
 
-/* Bytes a socket moved: added to by sock.c as each read(2)/SSL_read gives
- * them and each write takes them (for TLS, the bytes inside TLS). Its owner
- * points Sock.traffic at the totals it keeps (a pool's counters, metrics). */
-typedef struct SockTraffic {
-	uint64_t bytes_received;
-	uint64_t bytes_sent;
-} SockTraffic;
-
 struct Sock {
 	evutil_socket_t fd;
-	SockTraffic *traffic;     /* counts into it when not NULL; not owned */
 	SSL *ssl;                 /* owned only when own_ssl */
 	unsigned long ssl_error;  /* OpenSSL's error code when TLS failed (on_close got EPROTO), else 0 */
 	struct event *rev;
@@ -72,6 +63,8 @@ struct Sock {
 	bool own_ssl;
 	bool read_wants_write;    /* SSL_read needs the socket writable (TLS handshake) */
 	bool write_wants_read;    /* SSL_write needs the socket readable */
+	uint64_t *count_in;       /* where the bytes read are added (a pool's stats), or NULL */
+	uint64_t *count_out;      /* where the bytes written are added, or NULL */
 };
 
 /* sock_open: sets up S on FD, which must be non-blocking already (accept4

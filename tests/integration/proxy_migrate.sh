@@ -10,13 +10,7 @@
 make_db pmig
 apsql -c "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL)" \
 	-c "INSERT INTO items SELECT g, 'item' || g FROM generate_series(1, 5000) g"
-cat >"$T_DIR/02_len.yaml" <<'YAML'
-operations:
-  - add_column:
-      table: items
-      up: length(name)
-      column: {name: name_len, type: integer, nullable: false, default: "0"}
-YAML
+cp "$TOP/tests/data/migrate/02_len.yaml" "$T_DIR/02_len.yaml"
 port=$(free_port)
 write_conf "$T_DIR/pgflip.ini" "$port" "pool_mode = transaction
 default_pool_size = 4

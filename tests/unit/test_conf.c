@@ -1234,6 +1234,76 @@ static void test_route_db(void **state)
 			  "2: route_db: '*' is the fallback entry, it names no database of its own");
 }
 
+/* ---- admin_db, stats_period, SHOW CONFIG ---- */
+
+static void test_admin_db(void **state)
+{
+	(void)state;
+	Conf *conf = load_text(DATABASES ROUTES);
+	assert_string_equal(conf->admin_db, "pgflip");
+	assert_int_equal(conf->stats_period, 60);
+	conf_free(conf);
+	conf = load_text("[pgflip]\nadmin_db = pgbouncer\nstats_period = 1\n" DATABASES ROUTES);
+	assert_string_equal(conf->admin_db, "pgbouncer");
+	assert_int_equal(conf->stats_period, 1);
+	conf_free(conf);
+	conf = load_text("[pgflip]\nadmin_db =\n" DATABASES ROUTES);
+	assert_string_equal(conf->admin_db, "");
+	conf_free(conf);
+	/* the fallback "*" does not make every name an entry */
+	conf = load_text("[databases]\n* = host=x\n" ROUTES);
+	assert_string_equal(conf->admin_db, "pgflip");
+	conf_free(conf);
+	assert_load_error("[pgflip]\nlisten_port = 1\nadmin_db = demo\n" DATABASES ROUTES,
+			  "3: admin_db: 'demo' is also a [databases] entry (the admin console would hide it)");
+	assert_load_error("[databases]\npgflip = dbname=x\n" ROUTES,
+			  "2: admin_db: 'pgflip' is also a [databases] entry (the admin console would hide it)");
+	assert_load_error("[pgflip]\nadmin_db = *\n" DATABASES ROUTES, "2: admin_db: '*' is not a database name");
+	assert_load_error("[pgflip]\nstats_period = 0\n" DATABASES ROUTES, "2: stats_period: 0 is out of range (1..86400)");
+}
+
+/* SHOW CONFIG's rows: every key in order, values as the file writes them. */
+static void test_setting_show(void **state)
+{
+	(void)state;
+	Conf *conf = load_text("[pgflip]\nlisten_port = 7000\nserver_idle_timeout = 1.5\nunix_socket_mode = 0700\n"
+			       "admin_users = a, b\nclient_tls_protocols = tlsv1.3\n" DATABASES ROUTES);
+	const char *name;
+	char value[256], deflt[256];
+	bool changeable;
+	size_t n = 0;
+	bool seen_port = false, seen_idle = false, seen_mode = false, seen_users = false, seen_tls = false;
+	while (conf_setting_show(conf, n, &name, value, deflt, sizeof(value), &changeable)) {
+		if (!strcmp(name, "listen_port")) {
+			assert_string_equal(value, "7000");
+			assert_string_equal(deflt, "6432");
+			assert_false(changeable);
+			seen_port = true;
+		} else if (!strcmp(name, "server_idle_timeout")) {
+			assert_string_equal(value, "1.500");
+			assert_string_equal(deflt, "600");
+			assert_true(changeable);
+			seen_idle = true;
+		} else if (!strcmp(name, "unix_socket_mode")) {
+			assert_string_equal(value, "0700");
+			seen_mode = true;
+		} else if (!strcmp(name, "admin_users")) {
+			assert_string_equal(value, "a,b");
+			assert_string_equal(deflt, "");
+			seen_users = true;
+		} else if (!strcmp(name, "client_tls_protocols")) {
+			assert_string_equal(value, "tlsv1.3");
+			assert_string_equal(deflt, "secure");
+			seen_tls = true;
+		}
+		n++;
+	}
+	assert_true(seen_port && seen_idle && seen_mode && seen_users && seen_tls);
+	assert_true(n > 40);
+	assert_false(conf_setting_show(conf, n, &name, value, deflt, sizeof(value), &changeable));
+	conf_free(conf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1260,6 +1330,8 @@ int main(void)
 		cmocka_unit_test(test_canary_key),
 		cmocka_unit_test(test_route_db),
 		cmocka_unit_test(test_ops_keys),
+		cmocka_unit_test(test_admin_db),
+		cmocka_unit_test(test_setting_show),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_schema_name_ok),

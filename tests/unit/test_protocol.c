@@ -1367,6 +1367,51 @@ static void test_put_notice_bytes(void **state)
 	protobuf_free(&b);
 }
 
+/* RowDescription, DataRow, CommandComplete and EmptyQueryResponse, as the
+ * protocol's "Message Formats" lays them out (text format, no table). */
+static void test_put_result_set_bytes(void **state)
+{
+	ProtoBuf b;
+	Pkt want = {0};
+	protobuf_init(&b);
+	const char *names[] = {"list", "items"};
+	const uint32_t types[] = {PROTO_OID_TEXT, PROTO_OID_INT4};
+	proto_put_row_description(&b, 2, names, types);
+	const char *values[] = {"pools", NULL};
+	const int32_t lens[] = {5, -1};
+	proto_put_data_row(&b, 2, values, lens);
+	proto_put_command_complete(&b, "SHOW");
+	proto_put_empty_query_response(&b);
+	/* T: 4 + 2 + ("list\0" 5 + 18) + ("items\0" 6 + 18) */
+	pkt_u8(&want, 'T'), pkt_u32(&want, 53), pkt_u16(&want, 2);
+	pkt_str(&want, "list"), pkt_u32(&want, 0), pkt_u16(&want, 0), pkt_u32(&want, 25), pkt_u16(&want, 0xffff);
+	pkt_u32(&want, 0xffffffffu), pkt_u16(&want, 0);
+	pkt_str(&want, "items"), pkt_u32(&want, 0), pkt_u16(&want, 0), pkt_u32(&want, 23), pkt_u16(&want, 4);
+	pkt_u32(&want, 0xffffffffu), pkt_u16(&want, 0);
+	/* D: 4 + 2 + (4 + 5) + 4 (NULL) */
+	pkt_u8(&want, 'D'), pkt_u32(&want, 19), pkt_u16(&want, 2);
+	pkt_u32(&want, 5), pkt_raw(&want, "pools"), pkt_u32(&want, 0xffffffffu);
+	pkt_u8(&want, 'C'), pkt_u32(&want, 9), pkt_str(&want, "SHOW");
+	pkt_u8(&want, 'I'), pkt_u32(&want, 4);
+	assert_buf_equals(&b, &want);
+	protobuf_free(&b);
+}
+
+/* A NoticeResponse with a DETAIL field: M then D, then the end. */
+static void test_put_notice_detail_bytes(void **state)
+{
+	ProtoBuf b;
+	Pkt want = {0};
+	protobuf_init(&b);
+	proto_put_notice_detail(&b, "NOTICE", "00000", "Console usage", "SHOW HELP");
+	pkt_u8(&want, 'N'), pkt_u32(&want, 4 + 8 + 8 + 7 + 15 + 11 + 1);
+	pkt_u8(&want, 'S'), pkt_str(&want, "NOTICE"), pkt_u8(&want, 'V'), pkt_str(&want, "NOTICE");
+	pkt_u8(&want, 'C'), pkt_str(&want, "00000"), pkt_u8(&want, 'M'), pkt_str(&want, "Console usage");
+	pkt_u8(&want, 'D'), pkt_str(&want, "SHOW HELP"), pkt_u8(&want, 0);
+	assert_buf_equals(&b, &want);
+	protobuf_free(&b);
+}
+
 static void put_verror_helper(ProtoBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void put_verror_helper(ProtoBuf *b, const char *fmt, ...)
@@ -2231,6 +2276,8 @@ int main(void)
 		cmocka_unit_test(test_put_ready_for_query_bytes),
 		cmocka_unit_test(test_put_error_bytes),
 		cmocka_unit_test(test_put_notice_bytes),
+		cmocka_unit_test(test_put_result_set_bytes),
+		cmocka_unit_test(test_put_notice_detail_bytes),
 		cmocka_unit_test(test_put_verror_same_as_put_error),
 		cmocka_unit_test(test_put_negotiate_protocol_version_bytes),
 		cmocka_unit_test(test_put_startup_message_bytes),
