@@ -1171,12 +1171,20 @@ static void op_drop_constraint(Planner *pl, const json_t *op, bool multi)
 	char *kname = strdup(name);
 	if (!cc || !vnames || !kname)
 		pl_fail(pl, "out of memory");
-	/* the new-version names of its columns, before any is copied */
+	/* the new-version names of its columns, before any is copied; a column
+	 * an earlier operation copied is its copy, which the constraint (over
+	 * several columns: copied at the end, so not at all now) does not reach */
 	for (size_t i = 0; i < n && !pl->failed; i++) {
 		SnapColumn *c = snapshot_column(t, k->cols[i]);
+		const char *copy = c && !c->vname ? pl_copy_of(pl, t, c->name) : NULL;
+		if (copy)
+			c = snapshot_column(t, copy);
 		if (!c || !c->vname)
 			pl_fail(pl, "column \"%s\" of constraint \"%s\" is not visible in the new version", k->cols[i], name);
-		else if (!c->oname)
+		else if (copy && n == 1)
+			pl_fail(pl, "constraint \"%s\" is on column \"%s\", which an earlier operation of this migration "
+				    "changes (its copy keeps the constraint): drop the constraint first", name, c->vname);
+		else if (!c->oname && !copy)
 			pl_fail(pl, "constraint \"%s\" is on column \"%s\", new in this migration; change the operation that "
 				    "added it instead", name, c->vname);
 		else if (!(vnames[i] = strdup(c->vname)))

@@ -287,3 +287,104 @@ chain_completed() {
 }
 cycle chain "$T_DIR/chain/02_chain.yaml"
 mig_drop_db mig_op_chain
+
+# ---- renames, then alter_column of each kind, drop_multicolumn_constraint,
+# default, and a table created, renamed and dropped ----
+base chain2 <<'EOF'
+operations:
+  - create_table:
+      name: cats
+      columns: [{name: id, type: integer, pk: true}, {name: label, type: text}]
+  - create_table:
+      name: items
+      columns:
+        - {name: id, type: integer, pk: true}
+        - {name: name, type: text, nullable: true}
+        - {name: cat, type: integer, nullable: true}
+        - {name: sku, type: text, nullable: true}
+        - {name: a, type: integer, nullable: true}
+        - {name: b, type: integer, nullable: true}
+        - {name: note, type: text}
+        - {name: qty, type: integer, nullable: true}
+      constraints:
+        - {name: items_ab_uq, type: unique, columns: [a, b]}
+EOF
+qs public_01_base "INSERT INTO cats VALUES (1, 'c1'), (2, 'c2');
+	INSERT INTO items VALUES (1, 'ab', 1, 's1', 1, 1, 'n1', NULL), (2, 'abcd', 7, 's2', 1, 2, 'n2', 3), (3, NULL, 2, 's2', 2, 1, 'n3', NULL)" >/dev/null
+cat >"$T_DIR/chain2/02_chain2.yaml" <<'EOF'
+operations:
+  - rename_table: {from: items, to: goods}
+  - rename_table: {from: cats, to: kinds}
+  - rename_column: {table: kinds, from: id, to: kind_id}
+  - rename_column: {table: goods, from: name, to: title}
+  - rename_column: {table: goods, from: cat, to: kind}
+  - rename_column: {table: goods, from: sku, to: code}
+  - rename_column: {table: goods, from: a, to: x}
+  - rename_column: {table: goods, from: note, to: memo}
+  - rename_column: {table: goods, from: qty, to: amount}
+  - create_constraint:
+      table: goods
+      name: title_len
+      type: check
+      columns: [title]
+      check: length(title) > 3
+      up: {title: "CASE WHEN title IS NULL OR length(title) <= 3 THEN lpad(coalesce(title, ''), 4, '-') ELSE title END"}
+      down: {title: title}
+  - alter_column:
+      table: goods
+      column: kind
+      references: {name: goods_kind_fk, table: kinds, column: kind_id}
+      up: CASE WHEN kind > 2 THEN NULL ELSE kind END
+      down: kind
+  - alter_column: {table: goods, column: code, unique: {name: goods_code_key}, up: "code || '-' || id", down: "split_part(code, '-', 1)"}
+  - alter_column: {table: goods, column: memo, nullable: true, up: memo, down: "coalesce(memo, 'none')"}
+  - alter_column: {table: goods, column: memo, default: "'dflt'", up: memo, down: memo}
+  - alter_column: {table: goods, column: x, check: {name: x_pos, constraint: x > 0}, up: "greatest(x, 1)", down: x}
+  - drop_multicolumn_constraint: {table: goods, name: items_ab_uq, up: {x: x, b: b}, down: {x: x, b: b}}
+  - alter_column: {table: goods, column: amount, default: "5", up: amount, down: amount}
+  - create_table: {name: tmp_t, columns: [{name: id, type: integer, pk: true}]}
+  - rename_table: {from: tmp_t, to: tmp2}
+  - drop_table: {name: tmp2}
+EOF
+C2_NEW="format('%s:%s:%s:%s:%s:%s:%s:%s', id, title, kind, code, memo, x, b, amount)"
+C2_OLD="format('%s:%s:%s:%s:%s:%s:%s:%s', id, name, cat, sku, a, b, note, qty)"
+chain2_started() {
+	expect_eq "chain2: new version, backfilled over renamed columns" "$(qs public_02_chain2 "SELECT string_agg($C2_NEW, ',' ORDER BY id) FROM goods")" \
+		"1:--ab:1:s1-1:n1:1:1:,2:abcd::s2-2:n2:1:2:3,3:----:2:s2-3:n3:2:1:"
+	expect_eq "chain2: old version untouched" "$(qs public_01_base "SELECT string_agg($C2_OLD, ',' ORDER BY id) FROM items")" \
+		"1:ab:1:s1:1:1:n1:,2:abcd:7:s2:1:2:n2:3,3::2:s2:2:1:n3:"
+	refuses "chain2: check on a renamed column" '*violates check constraint "title_len"*' public_02_chain2 "INSERT INTO goods (id, title, code, x, b) VALUES (10, 'ab', 'q', 1, 9)"
+	refuses "chain2: foreign key from a renamed column to a renamed table and column" '*violates foreign key constraint "goods_kind_fk"*' \
+		public_02_chain2 "INSERT INTO goods (id, title, kind, code, x, b) VALUES (10, 'long', 99, 'q', 1, 9)"
+	refuses "chain2: unique on a renamed column" '*violates unique constraint "goods_code_key"*' public_02_chain2 "INSERT INTO goods (id, title, code, x, b) VALUES (10, 'long', 's1-1', 1, 9)"
+	refuses "chain2: alter_column check on a renamed column" '*violates check constraint "x_pos"*' public_02_chain2 "INSERT INTO goods (id, title, code, x, b) VALUES (10, 'long', 'q', 0, 9)"
+	expect_eq "chain2: the dropped multi-column unique is not copied" "$(q "SELECT count(*) FROM pg_class WHERE relname = '_pgflip_dup_items_ab_uq'")" 0
+	qs public_02_chain2 "INSERT INTO goods (id, title, code, x, b) VALUES (4, 'pear', 'p4', 3, 3)" >/dev/null
+	qs public_02_chain2 "INSERT INTO goods (id, title, code, x, b, memo) VALUES (5, 'plum', 'p5', 4, 4, NULL)" >/dev/null
+	qs public_01_base "INSERT INTO items (id, name, cat, sku, a, b, note) VALUES (6, 'x', 2, 's6', 0, 9, 'n6')" >/dev/null
+	expect_eq "chain2: new writes (defaults, nullable memo) and the old write, new version" "$(qs public_02_chain2 "SELECT string_agg($C2_NEW, ',' ORDER BY id) FROM goods WHERE id >= 4")" \
+		"4:pear::p4:dflt:3:3:5,5:plum::p5::4:4:5,6:---x:2:s6-6:n6:1:9:"
+	expect_eq "chain2: the same rows, old version (down over the new names)" "$(qs public_01_base "SELECT string_agg($C2_OLD, ',' ORDER BY id) FROM items WHERE id >= 4")" \
+		"4:pear::p4:3:3:dflt:5,5:plum::p5:4:4:none:5,6:x:2:s6:0:9:n6:"
+	expect_eq "chain2: the table created, renamed and dropped is not seen" "$(q "SELECT count(*) FROM pg_class WHERE relname IN ('tmp_t', 'tmp2') AND relnamespace = 'public_02_chain2'::regnamespace")" 0
+}
+chain2_rolled_back() {
+	expect_eq "chain2: old columns" "$(columns items)/$(columns cats)" "id,name,cat,sku,a,b,note,qty/id,label"
+	expect_eq "chain2: old constraints" "$(constraints items)" "items_ab_uq=UNIQUE (a, b);items_pkey=PRIMARY KEY (id)"
+	expect_eq "chain2: rows kept" "$(qs public_01_base "SELECT string_agg($C2_OLD, ',' ORDER BY id) FROM items")" \
+		"1:ab:1:s1:1:1:n1:,2:abcd:7:s2:1:2:n2:3,3::2:s2:2:1:n3:,4:pear::p4:3:3:dflt:5,5:plum::p5:4:4:none:5,6:x:2:s6:0:9:n6:"
+	expect_eq "chain2: created table gone" "$(q "SELECT to_regclass('public.tmp_t') IS NULL")" t
+}
+chain2_completed() {
+	expect_eq "chain2: final columns" "$(columns goods)/$(columns kinds)" "id,amount,title,kind,code,memo,x,b/kind_id,label"
+	expect_eq "chain2: final constraints" "$(constraints goods)" \
+		"goods_code_key=UNIQUE (code);goods_kind_fk=FOREIGN KEY (kind) REFERENCES kinds(kind_id);items_pkey=PRIMARY KEY (id);title_len=CHECK ((length(title) > 3));x_pos=CHECK ((x > 0))"
+	expect_eq "chain2: memo nullable with its default, amount's default" \
+		"$(q "SELECT string_agg(attname || ':' || attnotnull || ':' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-'), ',' ORDER BY attname) FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = 'goods'::regclass AND attname IN ('memo', 'amount')")" \
+		"amount:false:5,memo:false:'dflt'::text"
+	expect_eq "chain2: rows" "$(qs public_02_chain2 "SELECT string_agg($C2_NEW, ',' ORDER BY id) FROM goods")" \
+		"1:--ab:1:s1-1:n1:1:1:,2:abcd::s2-2:n2:1:2:3,3:----:2:s2-3:n3:2:1:,4:pear::p4-4:dflt:3:3:5,5:plum::p5-5:none:4:4:5,6:---x:2:s6-6:n6:1:9:"
+	expect_eq "chain2: no created-then-dropped table" "$(q "SELECT count(*) FROM pg_class WHERE relname IN ('tmp_t', 'tmp2')")" 0
+}
+cycle chain2 "$T_DIR/chain2/02_chain2.yaml"
+mig_drop_db mig_op_chain2
