@@ -127,7 +127,9 @@ void plan_op(Planner *pl, const MigOp *op);
  * constraint (unique, primary key, check, foreign key) and index of a table
  * over a column dup_column copied onto the new-version columns, to take the
  * original's name at complete. An exclusion constraint cannot be copied
- * (ADD CONSTRAINT ... USING INDEX takes no EXCLUDE): the planner fails. */
+ * (ADD CONSTRAINT ... USING INDEX takes no EXCLUDE), nor can a copied column
+ * referenced by a foreign key (complete drops the old column): the planner
+ * fails. */
 void plan_copy_multicolumn(Planner *pl);
 
 #endif

@@ -495,8 +495,72 @@ static bool map_columns(const Planner *pl, const SnapTable *t, char *const *cols
 	return *npairs > 0;
 }
 
+/*
+ * True when foreign key definition DEF (pg_get_constraintdef: "FOREIGN KEY
+ * (a) REFERENCES [schema.]table(b, c) ...") references column COL of the
+ * table physically named TABLE.
+ */
+static bool fk_references(const char *def, const char *table, const char *col)
+{
+	const char *r = def ? strstr(def, " REFERENCES ") : NULL;
+	const char *open = r ? strchr(r, '(') : NULL;
+	const char *close = open ? strchr(open, ')') : NULL;
+	if (!close)
+		return false;
+	const char *name = r + strlen(" REFERENCES ");
+	for (const char *p = name; p < open; p++)
+		if (*p == '.')
+			name = p + 1;
+	SqlBuf want;
+	sqlbuf_init(&want);
+	sqlbuf_ident(&want, table);
+	size_t n = (size_t)(open - name);
+	bool same = want.data && ((strlen(table) == n && strncmp(name, table, n) == 0) ||
+				  (want.len == n && strncmp(name, want.data, n) == 0));
+	sqlbuf_free(&want);
+	if (!same)
+		return false;
+	SqlBuf cols;
+	sqlbuf_init(&cols);
+	sqlbuf_addn(&cols, open + 1, (size_t)(close - open - 1));
+	bool found = false;
+	char *save = NULL;
+	for (char *tok = cols.data ? strtok_r(cols.data, ", ", &save) : NULL; tok && !found;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		size_t tl = strlen(tok);
+		found = strcmp(tok, col) == 0 ||
+			(tl == strlen(col) + 2 && tok[0] == '"' && strncmp(tok + 1, col, tl - 2) == 0);
+	}
+	sqlbuf_free(&cols);
+	return found;
+}
+
+/* Fails when a foreign key of any table references a column the migration
+ * copies: complete drops the old column, which the key depends on. */
+static void refuse_referenced_copies(Planner *pl)
+{
+	for (size_t c = 0; c < pl->ncopies && !pl->failed; c++) {
+		const ColumnCopy *cp = &pl->copies[c];
+		for (size_t i = 0; i < pl->s->ntables && !pl->failed; i++) {
+			const SnapTable *o = pl->s->tables[i];
+			for (size_t k = 0; k < o->ncons; k++) {
+				const SnapConstraint *kc = o->cons[k];
+				if (kc->type != 'f' || !fk_references(kc->def, cp->table->name, cp->from))
+					continue;
+				const SnapColumn *col = snapshot_column(cp->table, cp->to);
+				pl_fail(pl, "column \"%s\" of table \"%s\" is referenced by foreign key \"%s\" of table \"%s\", "
+					    "which pgflip cannot move to the changed column: drop the foreign key in an earlier "
+					    "migration", col && col->vname ? col->vname : cp->from,
+					cp->table->vname ? cp->table->vname : cp->table->name, kc->name, o->vname ? o->vname : o->name);
+				break;
+			}
+		}
+	}
+}
+
 void plan_copy_multicolumn(Planner *pl)
 {
+	refuse_referenced_copies(pl);
 	const char *newcols[SNAP_MAX_COLUMNS], *from[SNAP_MAX_COLUMNS], *to[SNAP_MAX_COLUMNS];
 	size_t np;
 	for (size_t i = 0; i < pl->s->ntables && !pl->failed; i++) {

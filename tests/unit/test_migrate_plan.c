@@ -775,7 +775,7 @@ static void test_multi_op_names(void **state)
 
 /* base_snapshot plus, in users: UNIQUE (name, email) with its index, CHECK
  * (id < length(name) + 1000), an index on (email, id); orders: FOREIGN KEY
- * (user_id, note) -> users (id, name) and an exclusion constraint on note. */
+ * (user_id, note) -> codes (id, tag) and an exclusion constraint on (note, id). */
 static Snapshot *multicolumn_snapshot(void)
 {
 	Snapshot *s = base_snapshot();
@@ -790,7 +790,7 @@ static Snapshot *multicolumn_snapshot(void)
 	SnapTable *o = snapshot_table(s, "orders");
 	const char *un[] = {"user_id", "note"};
 	snapshot_add_constraint(o, "orders_user_note_fkey", 'f', un, 2,
-				"FOREIGN KEY (user_id, note) REFERENCES users(id, name)");
+				"FOREIGN KEY (user_id, note) REFERENCES codes(id, tag)");
 	const char *n[] = {"note", "id"};
 	snapshot_add_constraint(o, "orders_note_excl", 'x', n, 2, "EXCLUDE USING gist (note WITH =, id WITH <>)");
 	return s;
@@ -833,7 +833,7 @@ static void test_multicolumn_copies(void **state)
 			"up: {}, down: {}}\n");
 	assert_non_null(p);
 	has(&p->start, "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT \"_pgflip_dup_orders_user_note_fkey\" FOREIGN KEY "
-		       "(user_id, \"_pgflip_new_note\") REFERENCES users(id, name) NOT VALID");
+		       "(user_id, \"_pgflip_new_note\") REFERENCES codes(id, tag) NOT VALID");
 	plan_free(p);
 	/* dropped by the migration: not copied */
 	p = plan_ops_on(multicolumn_snapshot(),
@@ -890,6 +890,10 @@ static void test_new_objects_directly(void **state)
 		   "  - alter_column: {table: users, column: nick, nullable: false, up: \"'b'\", down: nick}\n",
 		   "m/002_test.yaml: operations[1].alter_column: column \"nick\" is added by this migration with an up "
 		   "already: put this up in the add_column");
+	plan_error("  - alter_column: {table: users, column: id, type: bigint, up: id, down: id}\n",
+		   "m/002_test.yaml: column \"id\" of table \"users\" is referenced by foreign key \"orders_user_id_fkey\" "
+		   "of table \"orders\", which pgflip cannot move to the changed column: drop the foreign key in an "
+		   "earlier migration");
 	plan_error("  - create_constraint: {table: users, name: pk2, type: primary_key, columns: [email], up: {}, down: {}}\n",
 		   "m/002_test.yaml: operations[0].create_constraint: table \"users\" already has a primary key (\"users_pkey\")");
 	/* a primary key on a table that has none: the backfill keeps a key the
