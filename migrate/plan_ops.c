@@ -459,13 +459,6 @@ static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const ch
 	for (size_t i = 0; i < ncopy && !pl->failed; i++)
 		copy_constraint(pl, t, copy[i], from, to, 1, to, 1);
 	free(copy);
-	/* plain single-column indexes on the column */
-	size_t nidx = t->nidx;
-	for (size_t i = 0; i < nidx && !pl->failed; i++) {
-		SnapIndex *x = t->idx[i];
-		if (!x->constraint && x->def && x->ncols == 1 && strcmp(x->cols[0], oldphys) == 0)
-			copy_plain_index(pl, t, x, from, to, 1);
-	}
 	free(vname);
 	free(oldphys);
 	return pl->failed ? NULL : nc;
@@ -558,6 +551,33 @@ static void refuse_referenced_copies(Planner *pl)
 	}
 }
 
+/*
+ * For plain index X of T: the copied columns it uses, in its key, its
+ * expressions or its predicate (a mention in its definition: pg_get_indexdef
+ * names every column it reads), as FROM/TO pairs. False when it uses none,
+ * or uses a column the new version drops (the index goes with it at
+ * complete).
+ */
+static bool index_columns(const Planner *pl, const SnapTable *t, const SnapIndex *x, const char **from, const char **to,
+			  size_t *npairs)
+{
+	*npairs = 0;
+	const char *body = x->def && !x->constraint ? strstr(x->def, " USING ") : NULL;
+	if (!body)
+		return false;
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		if (c->vname || !c->oname || !sql_mentions(body, c->name))
+			continue;
+		const char *copy = pl_copy_of(pl, t, c->name);
+		if (!copy || *npairs >= SNAP_MAX_COLUMNS)
+			return false;
+		from[*npairs] = c->name;
+		to[(*npairs)++] = copy;
+	}
+	return *npairs > 0;
+}
+
 void plan_copy_multicolumn(Planner *pl)
 {
 	refuse_referenced_copies(pl);
@@ -584,13 +604,9 @@ void plan_copy_multicolumn(Planner *pl)
 			}
 			copy_constraint(pl, t, kc, from, to, np, newcols, kc->ncols);
 		}
-		for (size_t x = 0; x < nidx && !pl->failed; x++) {
-			const SnapIndex *ix = t->idx[x];
-			if (ix->constraint || !ix->def || ix->ncols < 2 || ix->ncols > SNAP_MAX_COLUMNS ||
-			    !map_columns(pl, t, ix->cols, ix->ncols, newcols, from, to, &np))
-				continue;
-			copy_plain_index(pl, t, ix, from, to, np);
-		}
+		for (size_t x = 0; x < nidx && !pl->failed; x++)
+			if (index_columns(pl, t, t->idx[x], from, to, &np))
+				copy_plain_index(pl, t, t->idx[x], from, to, np);
 	}
 }
 

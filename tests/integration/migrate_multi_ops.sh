@@ -45,6 +45,9 @@ operations:
         - {name: acct_code_gt_org, type: check, check: "code > org"}
         - {name: acct_org_code_fk, type: foreign_key, columns: [org, code], references: {table: pair, columns: [a, b]}}
   - create_index: {name: acct_org_label_idx, table: acct, columns: [{column: org}, {column: label}]}
+  - sql:
+      up: CREATE INDEX acct_lower_email_idx ON acct (lower(email)) WHERE label IS NOT NULL
+      down: DROP INDEX acct_lower_email_idx
 EOF
 qs public_01_base "INSERT INTO pair VALUES (1, 10), (1, 11), (2, 20), (2, 21), (5, 3);
 	INSERT INTO acct VALUES (1, 1, 'a@x', 10, 'l1'), (2, 1, 'b@x', 11, NULL), (3, 2, 'a@x', 20, 'l3')" >/dev/null
@@ -77,6 +80,8 @@ multicol_started() {
 		"FOREIGN KEY (_pgflip_new_org, code) REFERENCES pair(a, b) NOT VALID"
 	expect_eq "multicol: index over (org, label) copied" "$(indexdef _pgflip_dup_acct_org_label_idx)" \
 		"CREATE INDEX _pgflip_dup_acct_org_label_idx ON public.acct USING btree (_pgflip_new_org, label)"
+	expect_eq "multicol: expression index with a predicate copied" "$(indexdef _pgflip_dup_acct_lower_email_idx)" \
+		"CREATE INDEX _pgflip_dup_acct_lower_email_idx ON public.acct USING btree (lower(_pgflip_new_email)) WHERE (label IS NOT NULL)"
 	expect_eq "multicol: the old version's constraints untouched" "$(q "SELECT string_agg(conname || '=' || pg_get_constraintdef(oid), ';' ORDER BY conname)
 		FROM pg_constraint WHERE conrelid = 'acct'::regclass AND conname NOT LIKE '\_pgflip%' AND conname NOT IN ('acct_org_pos', 'acct_email_lower')")" "$MC_OLD"
 	qs public_01_base "INSERT INTO acct VALUES (4, 2, 'B@X', 21, NULL)" >/dev/null
@@ -94,6 +99,7 @@ multicol_started() {
 multicol_rolled_back() {
 	expect_eq "multicol: constraints as before" "$(constraints acct)" "$MC_OLD"
 	expect_eq "multicol: index as before" "$(indexdef acct_org_label_idx)" "CREATE INDEX acct_org_label_idx ON public.acct USING btree (org, label)"
+	expect_eq "multicol: expression index as before" "$(indexdef acct_lower_email_idx)" "CREATE INDEX acct_lower_email_idx ON public.acct USING btree (lower(email)) WHERE (label IS NOT NULL)"
 	expect_eq "multicol: old rows intact" "$(qs public_01_base "SELECT string_agg(id || ':' || org || email, ',' ORDER BY id) FROM acct")" \
 		"1:1a@x,2:1b@x,3:2a@x,4:2B@X,5:1c@x"
 	refuses "multicol: rolled back: unique (org, email) enforced" '*violates unique constraint "acct_org_email_uq"*' public_01_base "INSERT INTO acct VALUES (6, 1, 'a@x', 10, NULL)"
@@ -102,6 +108,7 @@ multicol_completed() {
 	expect_eq "multicol: every constraint on the final columns" "$(constraints acct)" \
 		"acct_code_gt_org=CHECK ((code > org));acct_email_lower=CHECK ((email = lower(email)));acct_org_code_fk=FOREIGN KEY (org, code) REFERENCES pair(a, b);acct_org_email_uq=UNIQUE (org, email);acct_org_pos=CHECK ((org > 0));acct_pkey=PRIMARY KEY (id)"
 	expect_eq "multicol: index on the final columns" "$(indexdef acct_org_label_idx)" "CREATE INDEX acct_org_label_idx ON public.acct USING btree (org, label)"
+	expect_eq "multicol: expression index on the final column" "$(indexdef acct_lower_email_idx)" "CREATE INDEX acct_lower_email_idx ON public.acct USING btree (lower(email)) WHERE (label IS NOT NULL)"
 	expect_eq "multicol: columns" "$(columns acct)" "id,code,label,org,email"
 	refuses "multicol: completed: unique (org, email) enforced" '*violates unique constraint "acct_org_email_uq"*' public_02_multicol "INSERT INTO acct (id, org, email, code, label) VALUES (6, 1, 'a@x', 10, NULL)"
 	refuses "multicol: completed: foreign key enforced" '*violates foreign key constraint "acct_org_code_fk"*' public_02_multicol "INSERT INTO acct (id, org, email, code, label) VALUES (6, 2, 'z@x', 99, NULL)"

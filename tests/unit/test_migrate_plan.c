@@ -774,7 +774,8 @@ static void test_multi_op_names(void **state)
 }
 
 /* base_snapshot plus, in users: UNIQUE (name, email) with its index, CHECK
- * (id < length(name) + 1000), an index on (email, id); orders: FOREIGN KEY
+ * (id < length(name) + 1000), indexes on (email, id) and on lower(email)
+ * WHERE id > 0; orders: FOREIGN KEY
  * (user_id, note) -> codes (id, tag) and an exclusion constraint on (note, id). */
 static Snapshot *multicolumn_snapshot(void)
 {
@@ -787,6 +788,10 @@ static Snapshot *multicolumn_snapshot(void)
 	snapshot_add_constraint(u, "users_id_name_check", 'c', in, 2, "CHECK ((id < (length(name) + 1000)))");
 	x = snapshot_add_index(u, "idx_users_email_id", false, false);
 	snapshot_index_define(x, "CREATE INDEX idx_users_email_id ON public.users USING btree (email, id)", ei, 2);
+	const char *expr[] = {""};
+	x = snapshot_add_index(u, "idx_users_lower_email", false, false);
+	snapshot_index_define(x, "CREATE INDEX idx_users_lower_email ON public.users USING btree (lower(email)) WHERE (id > 0)",
+			      expr, 1);
 	SnapTable *o = snapshot_table(s, "orders");
 	const char *un[] = {"user_id", "note"};
 	snapshot_add_constraint(o, "orders_user_note_fkey", 'f', un, 2,
@@ -813,6 +818,9 @@ static void test_multicolumn_copies(void **state)
 	has(&p->complete, "ALTER TABLE \"public\".\"users\" RENAME CONSTRAINT \"_pgflip_dup_users_id_name_check\" TO \"users_id_name_check\"");
 	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_email_id\" ON public.users USING btree (\"_pgflip_new_email\", id)");
 	has(&p->complete, "ALTER INDEX \"public\".\"_pgflip_dup_idx_users_email_id\" RENAME TO \"idx_users_email_id\"");
+	/* an expression index with a predicate */
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_lower_email\" ON public.users USING btree "
+		       "(lower(\"_pgflip_new_email\")) WHERE (id > 0)");
 	plan_free(p);
 	/* one column by one operation, the other by a later one: still one copy */
 	p = plan_ops_on(multicolumn_snapshot(),
