@@ -841,9 +841,8 @@ static void op_add_column(Planner *pl, const json_t *op)
 	SnapColumn *nc = new_column(pl, t, name, col, NULL, NULL);
 	if (!nc)
 		return;
-	nc->notnull = nn;
 	if (nn)
-		add_not_null(pl, t, nc->name);
+		direct_not_null(pl, t, nc);
 	char kn[128];
 	snprintf(kn, sizeof kn, "%s_%s_key", t->vname, name);
 	column_constraints(pl, t, nc, json_object_get(col, "check"), mj_bool(col, "unique", false) ? kn : NULL,

@@ -879,6 +879,8 @@ static void test_new_objects_directly(void **state)
 	has(&p->complete, "ALTER TABLE \"public\".\"tags\" ADD CONSTRAINT \"tags_pkey\" PRIMARY KEY USING INDEX \"tags_pkey\"");
 	has(&p->start, "CREATE INDEX CONCURRENTLY \"idx_tags_name\" ON \"public\".\"tags\" (\"name\")");
 	has(&p->start, "ALTER TABLE \"public\".\"tags\" ADD COLUMN \"color\" text DEFAULT 'red'");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"color\" SET NOT NULL");
+	lacks(&p->start, "_pgflip_nn_color");
 	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"name\" SET NOT NULL");
 	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"name\" SET DEFAULT 'n'");
 	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"color\" TYPE varchar(20)");
