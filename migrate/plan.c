@@ -249,14 +249,37 @@ char *pl_tmp_name(const char *prefix, const char *name)
 	return strdup(buf);
 }
 
-/* The table of PRE that is T of the live snapshot S (tables and columns are
- * only ever appended while planning, so indexes match), or NULL. */
-static const SnapTable *table_before(const Snapshot *pre, const Snapshot *s, const SnapTable *t)
+static void pre_names_free(Planner *pl)
 {
-	for (size_t i = 0; pre && i < s->ntables && i < pre->ntables; i++)
-		if (s->tables[i] == t)
-			return pre->tables[i];
-	return NULL;
+	for (size_t j = 0; j < pl->npre; j++)
+		free(pl->pre_names[j]);
+	free(pl->pre_names);
+	pl->pre_names = NULL;
+	pl->npre = 0;
+	pl->pre_table = NULL;
+}
+
+/* Remembers the column names of OP's table before OP changes them
+ * (Planner.pre_names): an up expression of OP is written in them. */
+static void pre_names_take(Planner *pl, const MigOp *op)
+{
+	pre_names_free(pl);
+	const SnapTable *t = snapshot_vtable(pl->s, mj_str(op->body, "table", ""));
+	if (!t)
+		return;
+	pl->pre_names = calloc(t->ncols + 1, sizeof *pl->pre_names);
+	if (!pl->pre_names) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	pl->pre_table = t;
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (t->cols[j]->vname && !(pl->pre_names[j] = strdup(t->cols[j]->vname))) {
+			pl_fail(pl, "out of memory");
+			break;
+		}
+		pl->npre = j + 1;
+	}
 }
 
 /* Adds a sync rule: in table T, the writer of version UP ? old : new gets
@@ -279,11 +302,14 @@ bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bo
 	r->late = pl->raw_sql_seen || !t->oname;
 	r->at = calloc(t->ncols + 1, sizeof *r->at);
 	bool ok = r->target && r->expr && r->src && r->at;
-	/* up: the names before this operation; down: the names it leaves */
-	const SnapTable *was = up ? table_before(pl->pre, pl->s, t) : t;
-	for (size_t j = 0; ok && was && j < t->ncols && j < was->ncols; j++) {
-		r->at[j] = was->cols[j]->vname ? strdup(was->cols[j]->vname) : NULL;
-		ok = r->at[j] || !was->cols[j]->vname;
+	/* up: the names before this operation; down: the names it leaves
+	 * (columns are only ever appended while planning: indexes match) */
+	bool before = up && t == pl->pre_table;
+	size_t n = before ? pl->npre : t->ncols;
+	for (size_t j = 0; ok && j < n; j++) {
+		const char *name = before ? pl->pre_names[j] : t->cols[j]->vname;
+		r->at[j] = name ? strdup(name) : NULL;
+		ok = r->at[j] || !name;
 		r->nat = j + 1;
 	}
 	pl->nrules++;
@@ -1106,12 +1132,9 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	for (size_t i = 0; i < f->nops && !pl.failed; i++) {
 		pl.opi = i;
 		pl.opname = migop_name(f->ops[i].kind);
-		snapshot_free(pl.pre);
-		if (!(pl.pre = snapshot_copy(pl.s))) {
-			pl_fail(&pl, "out of memory");
-			break;
-		}
-		plan_op(&pl, &f->ops[i]);
+		pre_names_take(&pl, &f->ops[i]);
+		if (!pl.failed)
+			plan_op(&pl, &f->ops[i]);
 	}
 	pl.opname = NULL;
 	if (!pl.failed)
@@ -1194,7 +1217,7 @@ out:
 		free(pl.copies[i].to);
 	}
 	free(pl.copies);
-	snapshot_free(pl.pre);
+	pre_names_free(&pl);
 	free(pl.backfill);
 	StepList *tmp[] = {&pl.c_validate, &pl.c_head, &pl.c_pre, &pl.c_drop, &pl.c_post,
 			   &pl.c_rename, &pl.c_outside, &pl.rb_head, &pl.rb_ops, &pl.rb_tail};

@@ -41,7 +41,12 @@ typedef struct ColumnCopy {
 typedef struct Planner {
 	const MigFile *f;
 	Snapshot *s;          /* simulated: physical tables after start */
-	Snapshot *pre;        /* pl->s as it was before the current operation */
+	/* the new-version names of the columns of the current operation's table
+	 * (its "table" field) before the operation: pre_names[j] of
+	 * pre_table->cols[j], NULL when hidden */
+	const SnapTable *pre_table;
+	char **pre_names;
+	size_t npre;
 	ColumnCopy *copies;
 	size_t ncopies;
 	const char *schema;

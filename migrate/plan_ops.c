@@ -131,6 +131,18 @@ static void add_check(Planner *pl, SnapTable *t, const char *name, const char *e
 	}
 }
 
+/* DROP INDEX CONCURRENTLY IF EXISTS NAME: the cleanup of a failed build. */
+static void index_cleanup(Planner *pl, PlanStep *s, const char *name)
+{
+	if (!s)
+		return;
+	SqlBuf c;
+	sqlbuf_init(&c);
+	sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&c, pl->schema, name);
+	s->cleanup = sqlbuf_steal(&c);
+}
+
 /* Unique index built CONCURRENTLY on physical columns COLS; at complete it
  * becomes constraint FINAL_NAME (UNIQUE or, with PK, PRIMARY KEY). */
 static void add_unique(Planner *pl, SnapTable *t, const char *index, const char *const *cols, size_t ncols,
@@ -162,14 +174,7 @@ static void add_unique(Planner *pl, SnapTable *t, const char *index, const char 
 			sqlbuf_ident(&pl->b, ts);
 		}
 	}
-	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index");
-	if (s) {
-		SqlBuf c;
-		sqlbuf_init(&c);
-		sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
-		sqlbuf_qname(&c, pl->schema, index);
-		s->cleanup = sqlbuf_steal(&c);
-	}
+	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index"), index);
 	alter_prefix(pl, t);
 	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
 	sqlbuf_ident(&pl->b, final_name);
@@ -285,18 +290,6 @@ static const char *strip_not_valid(char *def)
 	if (n > m && strcmp(def + n - m, suffix) == 0)
 		def[n - m] = '\0';
 	return def;
-}
-
-/* DROP INDEX CONCURRENTLY IF EXISTS NAME: the cleanup of a failed build. */
-static void index_cleanup(Planner *pl, PlanStep *s, const char *name)
-{
-	if (!s)
-		return;
-	SqlBuf c;
-	sqlbuf_init(&c);
-	sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	sqlbuf_qname(&c, pl->schema, name);
-	s->cleanup = sqlbuf_steal(&c);
 }
 
 /*
@@ -1058,13 +1051,7 @@ static void op_create_index(Planner *pl, const json_t *op)
 		sqlbuf_add(&pl->b, " WHERE ");
 		pl_expr_phys(pl, t, pred);
 	}
-	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index");
-	SqlBuf d;
-	sqlbuf_init(&d);
-	sqlbuf_add(&d, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	sqlbuf_qname(&d, pl->schema, name);
-	if (s)
-		s->cleanup = sqlbuf_steal(&d);
+	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index"), name);
 	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
 	sqlbuf_qname(&pl->b, pl->schema, name);
 	pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "drop created index");
