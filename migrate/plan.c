@@ -1138,7 +1138,7 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	}
 	pl.opname = NULL;
 	if (!pl.failed)
-		plan_copy_multicolumn(&pl);
+		plan_copies_finish(&pl);
 	if (!pl.failed)
 		pl_rules_finish(&pl);
 	if (pl.failed)

@@ -128,13 +128,13 @@ void pl_want_backfill(Planner *pl, SnapTable *t);
 /* plan_ops.c: plans operation OP (checked by the loader) against pl->s,
  * changing the snapshot and adding steps; failures go through pl_fail(). */
 void plan_op(Planner *pl, const MigOp *op);
-/* plan_ops.c: once every operation is planned, copies each multi-column
- * constraint (unique, primary key, check, foreign key) and index of a table
- * over a column dup_column copied onto the new-version columns, to take the
- * original's name at complete. An exclusion constraint cannot be copied
- * (ADD CONSTRAINT ... USING INDEX takes no EXCLUDE), nor can a copied column
- * referenced by a foreign key (complete drops the old column): the planner
- * fails. */
-void plan_copy_multicolumn(Planner *pl);
+/* plan_ops.c: once every operation is planned, copies onto the new-version
+ * columns each multi-column constraint (unique, primary key, check, foreign
+ * key) over a column dup_column copied, and each plain index that mentions
+ * one (key, expression or predicate); each copy takes the original's name at
+ * complete. An exclusion constraint cannot be copied (ADD CONSTRAINT ...
+ * USING INDEX takes no EXCLUDE), nor can a copied column that a foreign key
+ * references (complete drops the old column): the planner fails. */
+void plan_copies_finish(Planner *pl);
 
 #endif

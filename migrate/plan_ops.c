@@ -325,7 +325,8 @@ static SnapIndex *table_index(const SnapTable *t, const char *name)
  * new-version columns: its columns FROM[] become TO[] (N pairs); NEWCOLS
  * (NCOLS) are K's columns after the copy. The copy is named
  * _pgflip_dup_<name> and takes K's name at complete, once the old columns
- * and K with them are dropped. Nothing for other kinds of constraint.
+ * and K with them are dropped. An exclusion constraint fails the planner;
+ * nothing for other kinds (NOT NULL is the column's own).
  */
 static void copy_constraint(Planner *pl, SnapTable *t, const SnapConstraint *k, const char *const *from,
 			    const char *const *to, size_t n, const char *const *newcols, size_t ncols)
@@ -336,6 +337,9 @@ static void copy_constraint(Planner *pl, SnapTable *t, const SnapConstraint *k, 
 	char type_c = k->type;
 	if (!tmp || !name || (k->def && !kdef)) {
 		pl_fail(pl, "out of memory");
+	} else if (type_c == 'x') {
+		pl_fail(pl, "exclusion constraint \"%s\" of table \"%s\" is over a column this migration copies, and pgflip "
+			    "cannot copy an exclusion constraint", k->name, t->vname ? t->vname : t->name);
 	} else if (type_c == 'u' || type_c == 'p') {
 		const SnapIndex *x = table_index(t, name);
 		if (x && copy_index(pl, x, tmp, from, to, n)) {
@@ -400,9 +404,9 @@ typedef enum { KEEP = 0, SET, DROP } Mode;
  * dup_column: copies column C of T into a new physical column for the new
  * version (the old version keeps C): TYPE (NULL: C's type), default per
  * DEF_MODE/DEF, NOT NULL per NN_MODE (SET: NOT NULL, DROP: nullable), and
- * every single-column constraint and index of C except EXCLUDE; multi-column
- * ones follow once every operation is planned (plan_copy_multicolumn), when
- * the copies of their other columns are known. Returns the new column; C
+ * every single-column constraint of C except EXCLUDE; multi-column ones and
+ * the indexes over C follow once every operation is planned
+ * (plan_copies_finish), when the copies of their other columns are known. Returns the new column; C
  * becomes hidden from the new version. A column new in this migration has
  * no old version to keep: callers change it directly instead.
  */
@@ -571,7 +575,7 @@ static bool index_columns(const Planner *pl, const SnapTable *t, const SnapIndex
 	return *npairs > 0;
 }
 
-void plan_copy_multicolumn(Planner *pl)
+void plan_copies_finish(Planner *pl)
 {
 	refuse_referenced_copies(pl);
 	const char *newcols[SNAP_MAX_COLUMNS], *from[SNAP_MAX_COLUMNS], *to[SNAP_MAX_COLUMNS];
@@ -590,11 +594,6 @@ void plan_copy_multicolumn(Planner *pl)
 			    strncmp(kc->name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0 ||
 			    !map_columns(pl, t, kc->cols, kc->ncols, newcols, from, to, &np))
 				continue;
-			if (kc->type == 'x') {
-				pl_fail(pl, "exclusion constraint \"%s\" of table \"%s\" is over a column this migration copies, and "
-					    "pgflip cannot copy an exclusion constraint", kc->name, t->vname ? t->vname : t->name);
-				return;
-			}
 			copy_constraint(pl, t, kc, from, to, np, newcols, kc->ncols);
 		}
 		for (size_t x = 0; x < nidx && !pl->failed; x++)

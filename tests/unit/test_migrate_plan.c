@@ -850,6 +850,13 @@ static void test_multicolumn_copies(void **state)
 	lacks(&p->start, "_pgflip_dup_users_name_email_key");
 	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_email_id\" ON public.users USING btree (\"_pgflip_new_email\", id)");
 	plan_free(p);
+	/* single-column exclusion constraints too */
+	Snapshot *sx = multicolumn_snapshot();
+	const char *nt[] = {"note"};
+	snapshot_add_constraint(snapshot_table(sx, "orders"), "orders_note_only_excl", 'x', nt, 1, "EXCLUDE USING btree (note WITH =)");
+	assert_null(plan_ops_on(sx, "  - drop_multicolumn_constraint: {table: orders, name: orders_note_excl, up: {}, down: {}}\n"
+				    "  - alter_column: {table: orders, column: note, type: varchar(9), up: note, down: note}\n"));
+	contains(err, "exclusion constraint \"orders_note_only_excl\" of table \"orders\"");
 	Plan *bad = plan_ops_on(multicolumn_snapshot(),
 				"  - alter_column: {table: orders, column: note, type: varchar(9), up: note, down: note}\n");
 	assert_null(bad);
