@@ -316,10 +316,8 @@ bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bo
 	return ok ? true : pl_fail(pl, "out of memory");
 }
 
-static bool is_tmp(const char *name)
-{
-	return strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0;
-}
+/* True for the names of pgflip's temporary objects (defined with the views). */
+static bool is_tmp(const char *name);
 
 const char *pl_rule_var(const SyncRule *sr, const SnapColumn *c)
 {
@@ -845,6 +843,11 @@ static const json_t *map_find(const json_t *arr, const char *name)
 		if (strcmp(mj_str(v, "name", ""), name) == 0)
 			return v;
 	return NULL;
+}
+
+static bool is_tmp(const char *name)
+{
+	return strncmp(name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0;
 }
 
 void plan_views_sql(SqlBuf *b, const Snapshot *snap, const json_t *map, const char *vschema)

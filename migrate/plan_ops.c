@@ -234,22 +234,34 @@ static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const c
 	pl_emit(pl, l, STEP_SQL, "column comment");
 }
 
-/* Adds physical column _pgflip_new_VNAME (VNAME itself in a table this
- * migration creates; type clause from the Column object COL, or TYPE + DEF)
- * to T, visible to the new version as VNAME only. */
+/*
+ * A physical name no column of T has, for a new column the new version calls
+ * VNAME: VNAME itself in a table this migration creates (the new version's
+ * alone: its columns take their final names at once), else
+ * _pgflip_new_VNAME; when that is taken (a name an earlier operation of the
+ * file freed: renamed, or dropped), _pgflip_new2_VNAME, ... Caller frees;
+ * NULL when out of memory or after 100 tries.
+ */
+static char *free_column_name(const SnapTable *t, const char *vname)
+{
+	char *phys = t->oname ? pl_tmp_name(TMP_NEW, vname) : strdup(vname);
+	for (int n = 2; phys && snapshot_column(t, phys); n++) {
+		free(phys);
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, MIGRATE_TMP_PREFIX "new%d_", n);
+		phys = n < 100 ? pl_tmp_name(prefix, vname) : NULL;
+	}
+	return phys;
+}
+
+/* Adds a physical column (free_column_name; type clause from the Column
+ * object COL, or TYPE + DEF) to T, visible to the new version as VNAME only. */
 static SnapColumn *new_column(Planner *pl, SnapTable *t, const char *vname, const json_t *col, const char *type,
 			      const char *def)
 {
-	/* a table this migration creates is the new version's alone: its
-	 * columns take their final names at once */
-	char *phys = t->oname ? pl_tmp_name(TMP_NEW, vname) : strdup(vname);
+	char *phys = free_column_name(t, vname);
 	if (!phys) {
-		pl_fail(pl, "out of memory");
-		return NULL;
-	}
-	if (snapshot_column(t, phys)) {
-		pl_fail(pl, "column \"%s\" of table \"%s\" is already being changed by this migration", vname, t->vname);
-		free(phys);
+		pl_fail(pl, "out of memory, or no free name for a new column \"%s\" of table \"%s\"", vname, t->vname);
 		return NULL;
 	}
 	alter_prefix(pl, t);

@@ -395,3 +395,32 @@ chain2_completed() {
 }
 cycle chain2 "$T_DIR/chain2/02_chain2.yaml"
 mig_drop_db mig_op_chain2
+
+# ---- a column changed, then renamed, and its old name taken by a new column ----
+base reuse <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}, {name: note, type: text, nullable: true}]
+EOF
+qs public_01_base "INSERT INTO t VALUES (1, 'a'), (2, 'b')" >/dev/null
+cat >"$T_DIR/reuse/02_reuse.yaml" <<'EOF'
+operations:
+  - alter_column: {table: t, column: note, type: varchar(50), up: note, down: "note || '.'"}
+  - rename_column: {table: t, from: note, to: memo}
+  - add_column: {table: t, up: "'x-' || note", column: {name: note, type: text, nullable: true}}
+EOF
+reuse_started() {
+	expect_eq "reuse: new version: the renamed copy and the new column" "$(qs public_02_reuse "SELECT string_agg(id || memo || note, ',' ORDER BY id) FROM t")" "1ax-a,2bx-b"
+	qs public_02_reuse "INSERT INTO t (id, memo, note) VALUES (3, 'c', 'n')" >/dev/null
+	expect_eq "reuse: new write, old version: down over the renamed column" "$(qs public_01_base "SELECT note FROM t WHERE id = 3")" "c."
+}
+reuse_rolled_back() {
+	expect_eq "reuse: old columns and rows" "$(columns t)/$(qs public_01_base "SELECT string_agg(id || note, ',' ORDER BY id) FROM t")" "id,note/1a,2b,3c."
+}
+reuse_completed() {
+	expect_eq "reuse: final columns" "$(columns t)" "id,memo,note"
+	expect_eq "reuse: rows" "$(qs public_02_reuse "SELECT string_agg(id || memo || note, ',' ORDER BY id) FROM t")" "1ax-a,2bx-b,3c.x-c."
+}
+cycle reuse "$T_DIR/reuse/02_reuse.yaml"
+mig_drop_db mig_op_reuse

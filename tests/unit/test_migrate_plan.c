@@ -761,6 +761,17 @@ static void test_multi_op_names(void **state)
 	assert_non_null(p);
 	contains(kind_step(&p->start, STEP_BACKFILL)->assign, "= (\"user_id\" || \"note\")");
 	plan_free(p);
+	/* a down written before a later rename of its column says the old name:
+	 * the trigger names the variable as the new version does */
+	p = plan_ops("  - alter_column: {table: orders, column: note, type: varchar(50), up: note, down: \"note || '.'\"}\n"
+		     "  - rename_column: {table: orders, from: note, to: memo}\n"
+		     "  - add_column: {table: orders, up: \"'x'\", column: {name: note, type: text, nullable: true}}\n");
+	assert_non_null(p);
+	contains(step_with(&p->start, "_pgflip_down_orders")->sql, "r.\"note\" := (\"memo\" || '.');");
+	contains(step_with(&p->start, "_pgflip_down_orders")->sql,
+		 "\"memo\" \"public\".\"orders\".\"_pgflip_new_note\"%TYPE := r.\"_pgflip_new_note\";");
+	has(&p->complete, "ALTER TABLE \"public\".\"orders\" RENAME COLUMN \"_pgflip_new_note\" TO \"memo\"");
+	plan_free(p);
 	/* add then rename, rename then drop, add then drop */
 	p = plan_ops("  - add_column: {table: orders, column: {name: sku, type: text, nullable: true}}\n"
 		     "  - rename_column: {table: orders, from: sku, to: code}\n"
