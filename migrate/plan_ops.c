@@ -682,8 +682,15 @@ static bool constraint_check(Planner *pl, const json_t *k, size_t i)
 static void op_create_table(Planner *pl, const json_t *op)
 {
 	const char *name = mj_str(op, "name", "");
-	if (snapshot_vtable(pl->s, name) || snapshot_table(pl->s, name)) {
+	if (snapshot_vtable(pl->s, name)) {
 		pl_fail(pl, "table \"%s\" already exists", name);
+		return;
+	}
+	const SnapTable *phys = snapshot_table(pl->s, name);
+	if (phys) {
+		pl_fail(pl, phys->vname ? "table \"%s\" already exists (renamed to \"%s\" until complete)"
+					: "table \"%s\" is dropped by an earlier operation of this migration but exists until "
+					  "complete: create it again in a later migration", name, phys->vname);
 		return;
 	}
 	json_t *cols = json_object_get(op, "columns"), *cons = json_object_get(op, "constraints");

@@ -922,6 +922,14 @@ static void test_new_objects_directly(void **state)
 		   "m/002_test.yaml: column \"id\" of table \"users\" is referenced by foreign key \"orders_user_id_fkey\" "
 		   "of table \"orders\", which pgflip cannot move to the changed column: drop the foreign key in an "
 		   "earlier migration");
+	plan_error("  - drop_table: {name: orders}\n"
+		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
+		   "m/002_test.yaml: operations[1].create_table: table \"orders\" is dropped by an earlier operation of this "
+		   "migration but exists until complete: create it again in a later migration");
+	plan_error("  - rename_table: {from: orders, to: purchases}\n"
+		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
+		   "m/002_test.yaml: operations[1].create_table: table \"orders\" already exists (renamed to \"purchases\" "
+		   "until complete)");
 	plan_error("  - create_constraint: {table: users, name: pk2, type: primary_key, columns: [email], up: {}, down: {}}\n",
 		   "m/002_test.yaml: operations[0].create_constraint: table \"users\" already has a primary key (\"users_pkey\")");
 	/* a primary key on a table that has none: the backfill keeps a key the
