@@ -892,13 +892,15 @@ static void op_rename_column(Planner *pl, const json_t *op)
 		pl_fail(pl, "out of memory");
 }
 
-/* ALTER TABLE T ALTER COLUMN C <WHAT>, at start. */
-static void alter_column_now(Planner *pl, const SnapTable *t, const SnapColumn *c, const char *what, const char *note)
+/* ALTER TABLE T ALTER COLUMN C <WHAT><SQL>, at start (SQL: a type or a
+ * default as the migration wrote it, or NULL). */
+static void alter_column_now(Planner *pl, const SnapTable *t, const SnapColumn *c, const char *what, const char *sql,
+			     const char *note)
 {
 	alter_prefix(pl, t);
 	sqlbuf_add(&pl->b, "ALTER COLUMN ");
 	sqlbuf_ident(&pl->b, c->name);
-	sqlbuf_printf(&pl->b, " %s", what);
+	sqlbuf_printf(&pl->b, " %s%s", what, sql ? sql : "");
 	pl_emit(pl, &pl->p->start, STEP_SQL, note);
 }
 
@@ -916,32 +918,28 @@ static void alter_new_column(Planner *pl, SnapTable *t, SnapColumn *c, const jso
 	json_t *jdef = json_object_get(op, "default"), *jcomment = json_object_get(op, "comment");
 	json_t *jnull = json_object_get(op, "nullable");
 	const char *type = mj_str(op, "type", NULL), *up = mj_str(op, "up", "");
-	bool existing = t->oname != NULL;
-	if (existing && ((type && strcmp(type, c->type) != 0) || json_is_true(jnull)))
+	bool existing = t->oname != NULL, retype = type && strcmp(type, c->type) != 0;
+	if (existing && (retype || json_is_true(jnull)))
 		return (void)pl_fail(pl, "column \"%s\" is added by this migration: give its %s in the add_column",
-				     c->vname, type ? "type" : "nullable");
+				     c->vname, retype ? "type" : "nullable");
 	if (existing && up[0])
 		for (size_t r = 0; r < pl->nrules; r++)
 			if (pl->rules[r].table == t && pl->rules[r].up && strcmp(pl->rules[r].target, c->name) == 0)
 				return (void)pl_fail(pl, "column \"%s\" is added by this migration with an up already: "
 							 "put this up in the add_column", c->vname);
-	char what[512];
-	if (type && strcmp(type, c->type) != 0) {
-		snprintf(what, sizeof what, "TYPE %s", type);
-		alter_column_now(pl, t, c, what, "change the type of a column of a new table");
+	if (retype) {
+		alter_column_now(pl, t, c, "TYPE ", type, "change the type of a column of a new table");
 		snap_set(&c->type, type);
 	}
 	if (json_is_true(jnull) && c->notnull) {
-		alter_column_now(pl, t, c, "DROP NOT NULL", "drop NOT NULL of a column of a new table");
+		alter_column_now(pl, t, c, "DROP NOT NULL", NULL, "drop NOT NULL of a column of a new table");
 		c->notnull = false;
 	} else if (json_is_false(jnull)) {
 		direct_not_null(pl, t, c);
 	}
 	if (jdef) {
 		const char *d = json_string_value(jdef);
-		if (d)
-			snprintf(what, sizeof what, "SET DEFAULT %s", d);
-		alter_column_now(pl, t, c, d ? what : "DROP DEFAULT", "column default of a new column");
+		alter_column_now(pl, t, c, d ? "SET DEFAULT " : "DROP DEFAULT", d, "column default of a new column");
 		snap_set(&c->def, d);
 	}
 	if (jcomment)
