@@ -124,26 +124,24 @@ void pl_table(Planner *pl, const SnapTable *t)
 
 /* Appends EXPR with every column of T that has a different physical name
  * referred to by its physical name (expressions are written with
- * new-version names). */
+ * new-version names); all names at once, so a swap of names comes out right. */
 void pl_expr_phys(Planner *pl, const SnapTable *t, const char *expr)
 {
-	SqlBuf cur, next;
-	sqlbuf_init(&cur);
-	sqlbuf_add(&cur, expr);
-	for (size_t i = 0; i < t->ncols; i++) {
+	const char **from = calloc(t->ncols + 1, sizeof *from), **to = calloc(t->ncols + 1, sizeof *to);
+	size_t n = 0;
+	for (size_t i = 0; from && to && i < t->ncols; i++) {
 		const SnapColumn *c = t->cols[i];
 		if (!c->vname || strcmp(c->vname, c->name) == 0)
 			continue;
-		sqlbuf_init(&next);
-		sqlbuf_rename_ident(&next, cur.data ? cur.data : "", c->vname, c->name);
-		sqlbuf_free(&cur);
-		cur = next;
+		from[n] = c->vname;
+		to[n++] = c->name;
 	}
-	if (cur.failed)
+	if (!from || !to)
 		pl->b.failed = true;
 	else
-		sqlbuf_add(&pl->b, cur.data ? cur.data : "");
-	sqlbuf_free(&cur);
+		sqlbuf_rename_idents(&pl->b, expr, from, to, n);
+	free(from);
+	free(to);
 }
 
 /* Physical name of the table a migration calls NAME in the new version, or
@@ -251,6 +249,39 @@ char *pl_tmp_name(const char *prefix, const char *name)
 	return strdup(buf);
 }
 
+static void pre_names_free(Planner *pl)
+{
+	for (size_t j = 0; j < pl->npre; j++)
+		free(pl->pre_names[j]);
+	free(pl->pre_names);
+	pl->pre_names = NULL;
+	pl->npre = 0;
+	pl->pre_table = NULL;
+}
+
+/* Remembers the column names of OP's table before OP changes them
+ * (Planner.pre_names): an up expression of OP is written in them. */
+static void pre_names_take(Planner *pl, const MigOp *op)
+{
+	pre_names_free(pl);
+	const SnapTable *t = snapshot_vtable(pl->s, mj_str(op->body, "table", ""));
+	if (!t)
+		return;
+	pl->pre_names = calloc(t->ncols + 1, sizeof *pl->pre_names);
+	if (!pl->pre_names) {
+		pl_fail(pl, "out of memory");
+		return;
+	}
+	pl->pre_table = t;
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (t->cols[j]->vname && !(pl->pre_names[j] = strdup(t->cols[j]->vname))) {
+			pl_fail(pl, "out of memory");
+			break;
+		}
+		pl->npre = j + 1;
+	}
+}
+
 /* Adds a sync rule: in table T, the writer of version UP ? old : new gets
  * NEW.TARGET := (EXPR). */
 bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bool up)
@@ -260,20 +291,111 @@ bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bo
 	if (pl->nrules >= PLAN_MAX_RULES)
 		return pl_fail(pl, "more than %d up/down expressions", PLAN_MAX_RULES);
 	SyncRule *r = &pl->rules[pl->nrules];
+	memset(r, 0, sizeof *r);
 	r->table = t;
 	r->target = strdup(target);
 	r->expr = strdup(expr);
+	r->src = strdup(expr);
 	r->up = up;
 	r->opi = pl->opi;
 	r->opname = pl->opname;
 	r->late = pl->raw_sql_seen || !t->oname;
-	if (!r->target || !r->expr) {
-		free(r->target);
-		free(r->expr);
-		return pl_fail(pl, "out of memory");
+	r->at = calloc(t->ncols + 1, sizeof *r->at);
+	bool ok = r->target && r->expr && r->src && r->at;
+	/* up: the names before this operation; down: the names it leaves
+	 * (columns are only ever appended while planning: indexes match) */
+	bool before = up && t == pl->pre_table;
+	size_t n = before ? pl->npre : t->ncols;
+	for (size_t j = 0; ok && j < n; j++) {
+		const char *name = before ? pl->pre_names[j] : t->cols[j]->vname;
+		r->at[j] = name ? strdup(name) : NULL;
+		ok = r->at[j] || !name;
+		r->nat = j + 1;
 	}
 	pl->nrules++;
+	return ok ? true : pl_fail(pl, "out of memory");
+}
+
+/* True for the names of pgflip's temporary objects (defined with the views). */
+static bool is_tmp(const char *name);
+
+const char *pl_rule_var(const SyncRule *sr, const SnapColumn *c)
+{
+	const char *v = sr->up ? c->oname : c->vname;
+	if (v)
+		return v;
+	/* pgflip's own names and the columns of a table this migration creates
+	 * cannot collide with a version's names */
+	return is_tmp(c->name) || !sr->table->oname ? c->name : NULL;
+}
+
+/* The variable the finished rule SR has for the column that was
+ * SR->table->cols[J] when SR was written: a column a later operation copied
+ * is its copy (a down expression sees the new version's value), or NULL. */
+static const char *rule_var_at(const Planner *pl, const SyncRule *sr, size_t j)
+{
+	const SnapColumn *c = sr->table->cols[j];
+	const char *v = pl_rule_var(sr, c);
+	const char *copy = v ? NULL : pl_copy_of(pl, sr->table, c->name);
+	const SnapColumn *cc = copy ? snapshot_column(sr->table, copy) : NULL;
+	return cc ? pl_rule_var(sr, cc) : v;
+}
+
+/* Rewrites every rule's expression from the names it was written with
+ * (SyncRule.at) into those of the version that runs it (pl_rule_var), all
+ * names at once. A rule of a single-operation migration comes out as
+ * written. */
+static void pl_rules_finish(Planner *pl)
+{
+	for (size_t r = 0; r < pl->nrules && !pl->failed; r++) {
+		SyncRule *sr = &pl->rules[r];
+		const char **from = calloc(sr->nat + 1, sizeof *from), **to = calloc(sr->nat + 1, sizeof *to);
+		size_t n = 0;
+		for (size_t j = 0; from && to && j < sr->nat; j++) {
+			const char *var = rule_var_at(pl, sr, j);
+			if (sr->at[j] && var && strcmp(sr->at[j], var) != 0) {
+				from[n] = sr->at[j];
+				to[n++] = var;
+			}
+		}
+		SqlBuf b;
+		sqlbuf_init(&b);
+		if (from && to)
+			sqlbuf_rename_idents(&b, sr->expr, from, to, n);
+		char *e = from && to ? sqlbuf_steal(&b) : NULL;
+		free(from);
+		free(to);
+		if (!e) {
+			pl_fail(pl, "out of memory or expression too long");
+			return;
+		}
+		free(sr->expr);
+		sr->expr = e;
+	}
+}
+
+bool pl_copy_record(Planner *pl, const SnapTable *t, const char *from, const char *to)
+{
+	ColumnCopy *v = realloc(pl->copies, (pl->ncopies + 1) * sizeof *v);
+	if (!v)
+		return pl_fail(pl, "out of memory");
+	pl->copies = v;
+	v[pl->ncopies] = (ColumnCopy){t, strdup(from), strdup(to)};
+	if (!v[pl->ncopies].from || !v[pl->ncopies].to) {
+		free(v[pl->ncopies].from);
+		free(v[pl->ncopies].to);
+		return pl_fail(pl, "out of memory");
+	}
+	pl->ncopies++;
 	return true;
+}
+
+const char *pl_copy_of(const Planner *pl, const SnapTable *t, const char *from)
+{
+	for (size_t i = 0; i < pl->ncopies; i++)
+		if (pl->copies[i].table == t && strcmp(pl->copies[i].from, from) == 0)
+			return pl->copies[i].to;
+	return NULL;
 }
 
 void pl_want_backfill(Planner *pl, SnapTable *t)
@@ -323,14 +445,13 @@ static void rules_function_sql(Planner *pl, const SnapTable *t, bool up, const c
 	bool any = false;
 	for (size_t i = 0; i < t->ncols; i++) {
 		const SnapColumn *c = t->cols[i];
-		const char *var = up ? c->oname : c->vname;
+		const char *var = NULL;
+		for (size_t r = 0; r < pl->nrules && !var; r++) {
+			const char *v = pl_rule_var(&pl->rules[r], c);
+			if (pl->rules[r].table == t && pl->rules[r].up == up && v && sql_mentions(pl->rules[r].expr, v))
+				var = v;
+		}
 		if (!var)
-			continue;
-		bool used = false;
-		for (size_t r = 0; r < pl->nrules && !used; r++)
-			if (pl->rules[r].table == t && pl->rules[r].up == up && sql_mentions(pl->rules[r].expr, var))
-				used = true;
-		if (!used)
 			continue;
 		sqlbuf_add(&pl->b, any ? "\n  " : "DECLARE\n  ");
 		any = true;
@@ -386,7 +507,7 @@ static void emit_check(Planner *pl, const SyncRule *sr, StepList *l, bool before
 	const char *sep = "";
 	for (size_t i = 0; i < t->ncols; i++) {
 		const SnapColumn *c = t->cols[i];
-		const char *var = sr->up ? c->oname : c->vname;
+		const char *var = pl_rule_var(sr, c);
 		if (!var || !sql_mentions(sr->expr, var))
 			continue;
 		sqlbuf_add(&pl->b, sep);
@@ -405,7 +526,7 @@ static void emit_check(Planner *pl, const SyncRule *sr, StepList *l, bool before
 	sqlbuf_add(&pl->b, " AS r) AS " MIGRATE_TMP_PREFIX "row LIMIT 0;\nRESET search_path");
 	char note[600];
 	snprintf(note, sizeof note, "operations[%zu].%s: %s expression \"%.400s\" on table \"%s\"", sr->opi,
-		 sr->opname ? sr->opname : "?", sr->up ? "up" : "down", sr->expr, t->vname ? t->vname : t->name);
+		 sr->opname ? sr->opname : "?", sr->up ? "up" : "down", sr->src, t->vname ? t->vname : t->name);
 	pl_emit(pl, l, STEP_SQL, note);
 }
 
@@ -461,7 +582,7 @@ static bool column_read_by_rules(const Planner *pl, const SnapTable *t, const Sn
 {
 	for (size_t r = 0; r < pl->nrules; r++) {
 		const SyncRule *sr = &pl->rules[r];
-		const char *var = sr->up ? c->oname : c->vname;
+		const char *var = pl_rule_var(sr, c);
 		if (sr->table == t && var && sql_mentions(sr->expr, var))
 			return true;
 	}
@@ -605,13 +726,28 @@ static void plan_triggers(Planner *pl)
 	}
 }
 
+/* True when every column of K is one the old version has (filled in the
+ * existing rows): not a column start adds, which the backfill fills. */
+static bool constraint_on_old_columns(const SnapTable *t, const SnapConstraint *k)
+{
+	for (size_t j = 0; j < k->ncols; j++) {
+		const SnapColumn *c = snapshot_column(t, k->cols[j]);
+		if (!c || !c->oname)
+			return false;
+	}
+	return k->ncols > 0;
+}
+
 /* Keyset for backfilling T: primary key, else a unique constraint on NOT NULL
- * columns, else none (ctid). */
+ * columns, else none (ctid); only over columns the existing rows have
+ * filled (a key this migration adds is NULL until the backfill). */
 static bool backfill_keys(const SnapTable *t, const SnapConstraint **out)
 {
 	const SnapConstraint *best = NULL;
 	for (size_t i = 0; i < t->ncons; i++) {
 		const SnapConstraint *k = t->cons[i];
+		if (!constraint_on_old_columns(t, k))
+			continue;
 		if (k->type == 'p') {
 			best = k;
 			break;
@@ -1159,9 +1295,15 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	for (size_t i = 0; i < f->nops && !pl.failed; i++) {
 		pl.opi = i;
 		pl.opname = migop_name(f->ops[i].kind);
-		plan_op(&pl, &f->ops[i]);
+		pre_names_take(&pl, &f->ops[i]);
+		if (!pl.failed)
+			plan_op(&pl, &f->ops[i]);
 	}
 	pl.opname = NULL;
+	if (!pl.failed)
+		plan_copies_finish(&pl);
+	if (!pl.failed)
+		pl_rules_finish(&pl);
 	if (pl.failed)
 		goto out;
 
@@ -1227,8 +1369,18 @@ out:
 	for (size_t i = 0; i < pl.nrules; i++) {
 		free(pl.rules[i].target);
 		free(pl.rules[i].expr);
+		free(pl.rules[i].src);
+		for (size_t j = 0; j < pl.rules[i].nat; j++)
+			free(pl.rules[i].at[j]);
+		free(pl.rules[i].at);
 	}
 	free(pl.rules);
+	for (size_t i = 0; i < pl.ncopies; i++) {
+		free(pl.copies[i].from);
+		free(pl.copies[i].to);
+	}
+	free(pl.copies);
+	pre_names_free(&pl);
 	free(pl.backfill);
 	StepList *tmp[] = {&pl.c_validate, &pl.c_head, &pl.c_pre, &pl.c_drop, &pl.c_post,
 			   &pl.c_rename, &pl.c_outside, &pl.rb_head, &pl.rb_ops, &pl.rb_tail};

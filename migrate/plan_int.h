@@ -13,7 +13,15 @@
 typedef struct SyncRule {
 	SnapTable *table;
 	char *target;   /* physical column the rule writes */
-	char *expr;     /* up or down expression */
+	char *expr;     /* up or down expression; once the operations are planned
+			 * (pl_rules_finish), in the names of the version that runs it */
+	char *src;      /* the expression as the migration file wrote it */
+	/* how EXPR named the columns when it was written: at[j] is the name of
+	 * table->cols[j] (NULL: not visible then). An up expression sees the
+	 * schema as the earlier operations left it, a down expression as its own
+	 * operation leaves it (pgroll's multi-operation migrations). */
+	char **at;
+	size_t nat;
 	bool up;        /* true: old-version writers run it; false: new-version writers */
 	size_t opi;     /* the operation it comes from: operations[opi].opname */
 	const char *opname;
@@ -21,9 +29,26 @@ typedef struct SyncRule {
 			 * or a raw sql operation runs before it (it may define what EXPR uses) */
 } SyncRule;
 
+/* A column dup_column copied: FROM (physical, old version) is TO (physical,
+ * new version) in the new version; multi-column constraints and indexes over
+ * FROM are copied onto TO once every operation is planned. */
+typedef struct ColumnCopy {
+	const SnapTable *table;
+	char *from;
+	char *to;
+} ColumnCopy;
+
 typedef struct Planner {
 	const MigFile *f;
 	Snapshot *s;          /* simulated: physical tables after start */
+	/* the new-version names of the columns of the current operation's table
+	 * (its "table" field) before the operation: pre_names[j] of
+	 * pre_table->cols[j], NULL when hidden */
+	const SnapTable *pre_table;
+	char **pre_names;
+	size_t npre;
+	ColumnCopy *copies;
+	size_t ncopies;
 	const char *schema;
 	const char *vschema;
 	Plan *p;              /* start steps go straight to p->start */
@@ -82,14 +107,34 @@ void pl_column_type(Planner *pl, const json_t *col);
  * NULL when out of memory. Caller frees. */
 char *pl_tmp_name(const char *prefix, const char *name);
 /* Adds the rule NEW.TARGET := (EXPR) for writers of the old version (UP) or
- * of the new version (!UP) of T. False (planner failed) when EXPR contains
- * PLAN_DOLLAR, past PLAN_MAX_RULES, or out of memory. */
+ * of the new version (!UP) of T. EXPR names the columns as the schema was
+ * before the current operation (UP) or as it is now (!UP). False (planner
+ * failed) when EXPR contains PLAN_DOLLAR, past PLAN_MAX_RULES, or out of
+ * memory. */
 bool pl_rule(Planner *pl, SnapTable *t, const char *target, const char *expr, bool up);
+/* Name the rule SR's expression gives column C once the rules are finished:
+ * the old version's name (up) or the new version's (down); the physical name
+ * when that version has none (a column new in, or dropped by, this
+ * migration). */
+const char *pl_rule_var(const SyncRule *sr, const SnapColumn *c);
+/* Records that dup_column copied FROM into TO in T (pl->copies). */
+bool pl_copy_record(Planner *pl, const SnapTable *t, const char *from, const char *to);
+/* The new-version physical column TO that column FROM of T was copied into,
+ * or NULL. */
+const char *pl_copy_of(const Planner *pl, const SnapTable *t, const char *from);
 /* Asks for a backfill of T (once; none for a table this migration creates). */
 void pl_want_backfill(Planner *pl, SnapTable *t);
 
 /* plan_ops.c: plans operation OP (checked by the loader) against pl->s,
  * changing the snapshot and adding steps; failures go through pl_fail(). */
 void plan_op(Planner *pl, const MigOp *op);
+/* plan_ops.c: once every operation is planned, copies onto the new-version
+ * columns each multi-column constraint (unique, primary key, check, foreign
+ * key) over a column dup_column copied, and each plain index that mentions
+ * one (key, expression or predicate); each copy takes the original's name at
+ * complete. An exclusion constraint cannot be copied (ADD CONSTRAINT ...
+ * USING INDEX takes no EXCLUDE), nor can a copied column that a foreign key
+ * references (complete drops the old column): the planner fails. */
+void plan_copies_finish(Planner *pl);
 
 #endif

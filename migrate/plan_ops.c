@@ -84,6 +84,22 @@ static void add_not_null(Planner *pl, SnapTable *t, const char *phys)
 	free(nn);
 }
 
+/* NOT NULL on column C, new in this migration: at once in a table this
+ * migration creates (it is empty), else through a CHECK (add_not_null). */
+static void direct_not_null(Planner *pl, SnapTable *t, SnapColumn *c)
+{
+	if (c->notnull)
+		return;
+	c->notnull = true;
+	if (t->oname)
+		return add_not_null(pl, t, c->name);
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ALTER COLUMN ");
+	sqlbuf_ident(&pl->b, c->name);
+	sqlbuf_add(&pl->b, " SET NOT NULL");
+	pl_emit(pl, &pl->p->start, STEP_SQL, "set NOT NULL on a column of a new table");
+}
+
 /* CHECK (EXPR, in new-version names) named NAME, NOT VALID until complete.
  * FINAL_NAME non-NULL: NAME is temporary and is renamed at complete. */
 static void add_check(Planner *pl, SnapTable *t, const char *name, const char *expr, bool no_inherit, bool is_def,
@@ -113,6 +129,18 @@ static void add_check(Planner *pl, SnapTable *t, const char *name, const char *e
 		sqlbuf_ident(&pl->b, final_name);
 		pl_emit(pl, &pl->c_post, STEP_SQL, "give the copied constraint its name");
 	}
+}
+
+/* DROP INDEX CONCURRENTLY IF EXISTS NAME: the cleanup of a failed build. */
+static void index_cleanup(Planner *pl, PlanStep *s, const char *name)
+{
+	if (!s)
+		return;
+	SqlBuf c;
+	sqlbuf_init(&c);
+	sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&c, pl->schema, name);
+	s->cleanup = sqlbuf_steal(&c);
 }
 
 /* Unique index built CONCURRENTLY on physical columns COLS; at complete it
@@ -146,14 +174,7 @@ static void add_unique(Planner *pl, SnapTable *t, const char *index, const char 
 			sqlbuf_ident(&pl->b, ts);
 		}
 	}
-	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index");
-	if (s) {
-		SqlBuf c;
-		sqlbuf_init(&c);
-		sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
-		sqlbuf_qname(&c, pl->schema, index);
-		s->cleanup = sqlbuf_steal(&c);
-	}
+	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index"), index);
 	alter_prefix(pl, t);
 	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
 	sqlbuf_ident(&pl->b, final_name);
@@ -213,19 +234,34 @@ static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const c
 	pl_emit(pl, l, STEP_SQL, "column comment");
 }
 
-/* Adds physical column PHYS (type clause from the Column object COL, or TYPE +
- * DEF) to T, visible to the new version as VNAME only. */
+/*
+ * A physical name no column of T has, for a new column the new version calls
+ * VNAME: VNAME itself in a table this migration creates (the new version's
+ * alone: its columns take their final names at once), else
+ * _pgflip_new_VNAME; when that is taken (a name an earlier operation of the
+ * file freed: renamed, or dropped), _pgflip_new2_VNAME, ... Caller frees;
+ * NULL when out of memory or after 100 tries.
+ */
+static char *free_column_name(const SnapTable *t, const char *vname)
+{
+	char *phys = t->oname ? pl_tmp_name(TMP_NEW, vname) : strdup(vname);
+	for (int n = 2; phys && snapshot_column(t, phys); n++) {
+		free(phys);
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, MIGRATE_TMP_PREFIX "new%d_", n);
+		phys = n < 100 ? pl_tmp_name(prefix, vname) : NULL;
+	}
+	return phys;
+}
+
+/* Adds a physical column (free_column_name; type clause from the Column
+ * object COL, or TYPE + DEF) to T, visible to the new version as VNAME only. */
 static SnapColumn *new_column(Planner *pl, SnapTable *t, const char *vname, const json_t *col, const char *type,
 			      const char *def)
 {
-	char *phys = pl_tmp_name(TMP_NEW, vname);
+	char *phys = free_column_name(t, vname);
 	if (!phys) {
-		pl_fail(pl, "out of memory");
-		return NULL;
-	}
-	if (snapshot_column(t, phys)) {
-		pl_fail(pl, "column \"%s\" of table \"%s\" is already being changed by this migration", vname, t->vname);
-		free(phys);
+		pl_fail(pl, "out of memory, or no free name for a new column \"%s\" of table \"%s\"", vname, t->vname);
 		return NULL;
 	}
 	alter_prefix(pl, t);
@@ -268,14 +304,123 @@ static const char *strip_not_valid(char *def)
 	return def;
 }
 
+/*
+ * Builds, CONCURRENTLY, a copy named TMP of index X (its pg_get_indexdef
+ * text) with the N columns FROM[] replaced by TO[]. Returns false when X has
+ * no definition to copy (planned in memory, not read from the catalog).
+ */
+static bool copy_index(Planner *pl, const SnapIndex *x, const char *tmp, const char *const *from, const char *const *to,
+		       size_t n)
+{
+	/* "CREATE [UNIQUE] INDEX name ON ..." -> "... INDEX CONCURRENTLY tmp ON ..." */
+	const char *on = x->def ? strstr(x->def, " ON ") : NULL;
+	if (!on)
+		return false;
+	sqlbuf_add(&pl->b, x->unique ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
+	sqlbuf_ident(&pl->b, tmp);
+	sqlbuf_rename_idents(&pl->b, on, from, to, n);
+	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "copy index to the new column"), tmp);
+	return true;
+}
+
+/* The index of T named NAME, or NULL. */
+static SnapIndex *table_index(const SnapTable *t, const char *name)
+{
+	for (size_t i = 0; i < t->nidx; i++)
+		if (strcmp(t->idx[i]->name, name) == 0)
+			return t->idx[i];
+	return NULL;
+}
+
+/*
+ * Copies constraint K of T (unique, primary key, check, foreign key) onto the
+ * new-version columns: its columns FROM[] become TO[] (N pairs); NEWCOLS
+ * (NCOLS) are K's columns after the copy. The copy is named
+ * _pgflip_dup_<name> and takes K's name at complete, once the old columns
+ * and K with them are dropped. An exclusion constraint fails the planner;
+ * nothing for other kinds (NOT NULL is the column's own).
+ */
+static void copy_constraint(Planner *pl, SnapTable *t, const SnapConstraint *k, const char *const *from,
+			    const char *const *to, size_t n, const char *const *newcols, size_t ncols)
+{
+	char *tmp = pl_tmp_name(TMP_DUP, k->name);
+	char *name = strdup(k->name);
+	char *kdef = k->def ? strdup(k->def) : NULL;
+	char type_c = k->type;
+	if (!tmp || !name || (k->def && !kdef)) {
+		pl_fail(pl, "out of memory");
+	} else if (type_c == 'x') {
+		pl_fail(pl, "exclusion constraint \"%s\" of table \"%s\" is over a column this migration copies, and pgflip "
+			    "cannot copy an exclusion constraint", k->name, t->vname ? t->vname : t->name);
+	} else if (type_c == 'u' || type_c == 'p') {
+		const SnapIndex *x = table_index(t, name);
+		if (x && copy_index(pl, x, tmp, from, to, n)) {
+			alter_prefix(pl, t);
+			sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
+			sqlbuf_ident(&pl->b, name);
+			sqlbuf_add(&pl->b, type_c == 'p' ? " PRIMARY KEY USING INDEX " : " UNIQUE USING INDEX ");
+			sqlbuf_ident(&pl->b, tmp);
+			pl_emit(pl, &pl->c_post, STEP_SQL, "turn the unique index into a constraint");
+			snapshot_add_index(t, tmp, true, false);
+			snapshot_add_constraint(t, name, type_c, newcols, ncols, NULL);
+		} else {
+			add_unique(pl, t, tmp, newcols, ncols, NULL, type_c == 'p', name);
+		}
+	} else if ((type_c == 'c' || type_c == 'f') && kdef) {
+		SqlBuf d;
+		sqlbuf_init(&d);
+		strip_not_valid(kdef);
+		/* a foreign key's referenced columns are another table's */
+		char *refs = type_c == 'f' ? strstr(kdef, " REFERENCES ") : NULL;
+		if (refs)
+			*refs = '\0';
+		sqlbuf_rename_idents(&d, kdef, from, to, n);
+		if (refs) {
+			*refs = ' ';
+			sqlbuf_add(&d, refs);
+		}
+		char *text = sqlbuf_steal(&d);
+		if (text)
+			add_check(pl, t, tmp, text, false, true, name);
+		free(text);
+		snapshot_add_constraint(t, tmp, type_c, newcols, ncols, NULL);
+	}
+	free(tmp);
+	free(name);
+	free(kdef);
+}
+
+/* Copies plain index X of T with FROM[] replaced by TO[]; it takes X's name
+ * at complete. */
+static void copy_plain_index(Planner *pl, const SnapTable *t, const SnapIndex *x, const char *const *from,
+			     const char *const *to, size_t n)
+{
+	char *tmp = pl_tmp_name(TMP_DUP, x->name);
+	char *name = strdup(x->name);
+	if (!tmp || !name) {
+		pl_fail(pl, "out of memory");
+	} else if (copy_index(pl, x, tmp, from, to, n)) {
+		sqlbuf_add(&pl->b, "ALTER INDEX ");
+		sqlbuf_qname(&pl->b, pl->schema, tmp);
+		sqlbuf_add(&pl->b, " RENAME TO ");
+		sqlbuf_ident(&pl->b, name);
+		pl_emit(pl, &pl->c_post, STEP_SQL, "give the copied index its name");
+	}
+	free(tmp);
+	free(name);
+}
+
 typedef enum { KEEP = 0, SET, DROP } Mode;
 
 /*
  * dup_column: copies column C of T into a new physical column for the new
  * version (the old version keeps C): TYPE (NULL: C's type), default per
  * DEF_MODE/DEF, NOT NULL per NN_MODE (SET: NOT NULL, DROP: nullable), and
- * every single-column constraint and index of C except EXCLUDE. Returns the
- * new column; C becomes hidden from the new version.
+ * every single-column constraint of C except EXCLUDE; multi-column ones and
+ * the indexes over C follow once every operation is planned
+ * (plan_copies_finish), when the copies of their other columns are known. Returns the new column; C
+ * becomes hidden from the new version. A column new in this migration has
+ * no old version to keep: callers change it directly instead.
  */
 static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const char *type, Mode def_mode,
 			      const char *def, Mode nn_mode, const char *exclude)
@@ -283,16 +428,6 @@ static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const ch
 	if (!c->oname)
 		return pl_fail(pl, "column \"%s\" is new in this migration; change its definition instead", c->vname),
 		       NULL;
-	for (size_t i = 0; i < t->ncons; i++) {
-		const SnapConstraint *k = t->cons[i];
-		if (k->ncols < 2 || (exclude && strcmp(k->name, exclude) == 0))
-			continue;
-		for (size_t j = 0; j < k->ncols; j++)
-			if (strcmp(k->cols[j], c->name) == 0)
-				return pl_fail(pl, "column \"%s\" is part of multi-column constraint \"%s\", which pgflip cannot copy",
-					       c->vname, k->name),
-				       NULL;
-	}
 	bool type_changed = type && strcmp(type, c->type) != 0;
 	const char *ntype = type ? type : c->type;
 	char *ndef = NULL;
@@ -308,7 +443,7 @@ static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const ch
 	char *oldphys = strdup(c->name);
 	SnapColumn *nc = vname && oldphys ? new_column(pl, t, vname, NULL, ntype, ndef) : NULL;
 	free(ndef);
-	if (!nc) {
+	if (!nc || !pl_copy_record(pl, t, oldphys, nc->name)) {
 		free(vname);
 		free(oldphys);
 		return NULL;
@@ -322,89 +457,161 @@ static SnapColumn *dup_column(Planner *pl, SnapTable *t, SnapColumn *c, const ch
 	/* copy single-column constraints; collect first, adding changes t->cons */
 	size_t ncopy = 0;
 	SnapConstraint **copy = calloc(t->ncons + 1, sizeof *copy);
+	if (!copy)
+		pl_fail(pl, "out of memory");
 	for (size_t i = 0; copy && i < t->ncons; i++) {
 		SnapConstraint *k = t->cons[i];
 		if (k->ncols == 1 && strcmp(k->cols[0], oldphys) == 0 && !(exclude && strcmp(k->name, exclude) == 0))
 			copy[ncopy++] = k;
 	}
-	const char *cols[1] = {nc->name};
-	for (size_t i = 0; i < ncopy && !pl->failed; i++) {
-		SnapConstraint *k = copy[i];
-		char *tmp = pl_tmp_name(TMP_DUP, k->name);
-		char *name = strdup(k->name);
-		char *kdef = k->def ? strdup(k->def) : NULL;
-		char type_c = k->type;
-		if (!tmp || !name)
-			pl_fail(pl, "out of memory");
-		else if (type_c == 'u' || type_c == 'p')
-			add_unique(pl, t, tmp, cols, 1, NULL, type_c == 'p', name);
-		else if ((type_c == 'c' || type_c == 'f') && kdef) {
-			SqlBuf d;
-			sqlbuf_init(&d);
-			strip_not_valid(kdef);
-			char *refs = type_c == 'f' ? strstr(kdef, " REFERENCES ") : NULL;
-			if (refs) {
-				*refs = '\0';
-				sqlbuf_rename_ident(&d, kdef, oldphys, nc->name);
-				*refs = ' ';
-				sqlbuf_add(&d, refs);
-			} else {
-				sqlbuf_rename_ident(&d, kdef, oldphys, nc->name);
-			}
-			char *text = sqlbuf_steal(&d);
-			if (text)
-				add_check(pl, t, tmp, text, false, true, name);
-			free(text);
-			snapshot_add_constraint(t, tmp, type_c, cols, 1, NULL);
-		}
-		free(tmp);
-		free(name);
-		free(kdef);
-	}
+	const char *from[1] = {oldphys}, *to[1] = {nc->name};
+	for (size_t i = 0; i < ncopy && !pl->failed; i++)
+		copy_constraint(pl, t, copy[i], from, to, 1, to, 1);
 	free(copy);
-	/* plain indexes on the column */
-	size_t nidx = t->nidx;
-	for (size_t i = 0; i < nidx && !pl->failed; i++) {
-		SnapIndex *x = t->idx[i];
-		if (x->constraint || !x->def || !x->cols)
-			continue;
-		bool uses = false;
-		for (size_t j = 0; j < x->ncols; j++)
-			if (strcmp(x->cols[j], oldphys) == 0)
-				uses = true;
-		if (!uses)
-			continue;
-		char *tmp = pl_tmp_name(TMP_DUP, x->name);
-		char *name = strdup(x->name);
-		/* "CREATE [UNIQUE] INDEX name ON ..." → "... INDEX CONCURRENTLY tmp ON ..." */
-		const char *on = strstr(x->def, " ON ");
-		if (!tmp || !name || !on) {
-			free(tmp);
-			free(name);
-			continue;
-		}
-		sqlbuf_add(&pl->b, x->unique ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
-		sqlbuf_ident(&pl->b, tmp);
-		sqlbuf_rename_ident(&pl->b, on, oldphys, nc->name);
-		PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "copy index to the new column");
-		if (s) {
-			SqlBuf cl;
-			sqlbuf_init(&cl);
-			sqlbuf_add(&cl, "DROP INDEX CONCURRENTLY IF EXISTS ");
-			sqlbuf_qname(&cl, pl->schema, tmp);
-			s->cleanup = sqlbuf_steal(&cl);
-		}
-		sqlbuf_add(&pl->b, "ALTER INDEX ");
-		sqlbuf_qname(&pl->b, pl->schema, tmp);
-		sqlbuf_add(&pl->b, " RENAME TO ");
-		sqlbuf_ident(&pl->b, name);
-		pl_emit(pl, &pl->c_post, STEP_SQL, "give the copied index its name");
-		free(tmp);
-		free(name);
-	}
 	free(vname);
 	free(oldphys);
 	return pl->failed ? NULL : nc;
+}
+
+/*
+ * Maps the N columns COLS of a multi-column constraint or index of T onto
+ * the new version: NEWCOLS[j] is the copy of a copied column, else the
+ * column itself; FROM/TO (*NPAIRS) the copied ones. False when none was
+ * copied or one is gone from the new version (the constraint goes with it).
+ */
+static bool map_columns(const Planner *pl, const SnapTable *t, char *const *cols, size_t n, const char **newcols,
+			const char **from, const char **to, size_t *npairs)
+{
+	*npairs = 0;
+	for (size_t j = 0; j < n; j++) {
+		const char *copy = pl_copy_of(pl, t, cols[j]);
+		const SnapColumn *c = snapshot_column(t, copy ? copy : cols[j]);
+		if (!c || !c->vname)
+			return false;
+		newcols[j] = c->name;
+		if (copy) {
+			from[*npairs] = cols[j];
+			to[(*npairs)++] = copy;
+		}
+	}
+	return *npairs > 0;
+}
+
+/*
+ * True when foreign key definition DEF (pg_get_constraintdef: "FOREIGN KEY
+ * (a) REFERENCES [schema.]table(b, c) ...") references column COL of the
+ * table physically named TABLE.
+ */
+static bool fk_references(const char *def, const char *table, const char *col)
+{
+	const char *r = def ? strstr(def, " REFERENCES ") : NULL;
+	const char *open = r ? strchr(r, '(') : NULL;
+	const char *close = open ? strchr(open, ')') : NULL;
+	if (!close)
+		return false;
+	const char *name = r + strlen(" REFERENCES ");
+	for (const char *p = name; p < open; p++)
+		if (*p == '.')
+			name = p + 1;
+	SqlBuf want;
+	sqlbuf_init(&want);
+	sqlbuf_ident(&want, table);
+	size_t n = (size_t)(open - name);
+	bool same = want.data && ((strlen(table) == n && strncmp(name, table, n) == 0) ||
+				  (want.len == n && strncmp(name, want.data, n) == 0));
+	sqlbuf_free(&want);
+	if (!same)
+		return false;
+	SqlBuf cols;
+	sqlbuf_init(&cols);
+	sqlbuf_addn(&cols, open + 1, (size_t)(close - open - 1));
+	bool found = false;
+	char *save = NULL;
+	for (char *tok = cols.data ? strtok_r(cols.data, ", ", &save) : NULL; tok && !found;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		size_t tl = strlen(tok);
+		found = strcmp(tok, col) == 0 ||
+			(tl == strlen(col) + 2 && tok[0] == '"' && strncmp(tok + 1, col, tl - 2) == 0);
+	}
+	sqlbuf_free(&cols);
+	return found;
+}
+
+/* Fails when a foreign key of any table references a column the migration
+ * copies: complete drops the old column, which the key depends on. */
+static void refuse_referenced_copies(Planner *pl)
+{
+	for (size_t c = 0; c < pl->ncopies && !pl->failed; c++) {
+		const ColumnCopy *cp = &pl->copies[c];
+		for (size_t i = 0; i < pl->s->ntables && !pl->failed; i++) {
+			const SnapTable *o = pl->s->tables[i];
+			for (size_t k = 0; k < o->ncons; k++) {
+				const SnapConstraint *kc = o->cons[k];
+				if (kc->type != 'f' || !fk_references(kc->def, cp->table->name, cp->from))
+					continue;
+				const SnapColumn *col = snapshot_column(cp->table, cp->to);
+				pl_fail(pl, "column \"%s\" of table \"%s\" is referenced by foreign key \"%s\" of table \"%s\", "
+					    "which pgflip cannot move to the changed column: drop the foreign key in an earlier "
+					    "migration", col && col->vname ? col->vname : cp->from,
+					cp->table->vname ? cp->table->vname : cp->table->name, kc->name, o->vname ? o->vname : o->name);
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * For plain index X of T: the copied columns it uses, in its key, its
+ * expressions or its predicate (a mention in its definition: pg_get_indexdef
+ * names every column it reads), as FROM/TO pairs. False when it uses none,
+ * or uses a column the new version drops (the index goes with it at
+ * complete).
+ */
+static bool index_columns(const Planner *pl, const SnapTable *t, const SnapIndex *x, const char **from, const char **to,
+			  size_t *npairs)
+{
+	*npairs = 0;
+	const char *body = x->def && !x->constraint ? strstr(x->def, " USING ") : NULL;
+	if (!body)
+		return false;
+	for (size_t j = 0; j < t->ncols; j++) {
+		const SnapColumn *c = t->cols[j];
+		if (c->vname || !c->oname || !sql_mentions(body, c->name))
+			continue;
+		const char *copy = pl_copy_of(pl, t, c->name);
+		if (!copy || *npairs >= SNAP_MAX_COLUMNS)
+			return false;
+		from[*npairs] = c->name;
+		to[(*npairs)++] = copy;
+	}
+	return *npairs > 0;
+}
+
+void plan_copies_finish(Planner *pl)
+{
+	refuse_referenced_copies(pl);
+	const char *newcols[SNAP_MAX_COLUMNS], *from[SNAP_MAX_COLUMNS], *to[SNAP_MAX_COLUMNS];
+	size_t np;
+	for (size_t i = 0; i < pl->s->ntables && !pl->failed; i++) {
+		SnapTable *t = pl->s->tables[i];
+		bool any = false;
+		for (size_t c = 0; c < pl->ncopies && !any; c++)
+			any = pl->copies[c].table == t;
+		if (!any)
+			continue;
+		size_t ncons = t->ncons, nidx = t->nidx; /* copies are appended: not visited */
+		for (size_t k = 0; k < ncons && !pl->failed; k++) {
+			const SnapConstraint *kc = t->cons[k];
+			if (kc->ncols < 2 || kc->ncols > SNAP_MAX_COLUMNS ||
+			    strncmp(kc->name, MIGRATE_TMP_PREFIX, strlen(MIGRATE_TMP_PREFIX)) == 0 ||
+			    !map_columns(pl, t, kc->cols, kc->ncols, newcols, from, to, &np))
+				continue;
+			copy_constraint(pl, t, kc, from, to, np, newcols, kc->ncols);
+		}
+		for (size_t x = 0; x < nidx && !pl->failed; x++)
+			if (index_columns(pl, t, t->idx[x], from, to, &np))
+				copy_plain_index(pl, t, t->idx[x], from, to, np);
+	}
 }
 
 /* ---- create_table ---- */
@@ -475,8 +682,15 @@ static bool constraint_check(Planner *pl, const json_t *k, size_t i)
 static void op_create_table(Planner *pl, const json_t *op)
 {
 	const char *name = mj_str(op, "name", "");
-	if (snapshot_vtable(pl->s, name) || snapshot_table(pl->s, name)) {
+	if (snapshot_vtable(pl->s, name)) {
 		pl_fail(pl, "table \"%s\" already exists", name);
+		return;
+	}
+	const SnapTable *phys = snapshot_table(pl->s, name);
+	if (phys) {
+		pl_fail(pl, phys->vname ? "table \"%s\" already exists (renamed to \"%s\" until complete)"
+					: "table \"%s\" is dropped by an earlier operation of this migration but exists until "
+					  "complete: create it again in a later migration", name, phys->vname);
 		return;
 	}
 	json_t *cols = json_object_get(op, "columns"), *cons = json_object_get(op, "constraints");
@@ -638,9 +852,8 @@ static void op_add_column(Planner *pl, const json_t *op)
 	SnapColumn *nc = new_column(pl, t, name, col, NULL, NULL);
 	if (!nc)
 		return;
-	nc->notnull = nn;
 	if (nn)
-		add_not_null(pl, t, nc->name);
+		direct_not_null(pl, t, nc);
 	char kn[128];
 	snprintf(kn, sizeof kn, "%s_%s_key", t->vname, name);
 	column_constraints(pl, t, nc, json_object_get(col, "check"), mj_bool(col, "unique", false) ? kn : NULL,
@@ -679,6 +892,67 @@ static void op_rename_column(Planner *pl, const json_t *op)
 		pl_fail(pl, "out of memory");
 }
 
+/* ALTER TABLE T ALTER COLUMN C <WHAT><SQL>, at start (SQL: a type or a
+ * default as the migration wrote it, or NULL). */
+static void alter_column_now(Planner *pl, const SnapTable *t, const SnapColumn *c, const char *what, const char *sql,
+			     const char *note)
+{
+	alter_prefix(pl, t);
+	sqlbuf_add(&pl->b, "ALTER COLUMN ");
+	sqlbuf_ident(&pl->b, c->name);
+	sqlbuf_printf(&pl->b, " %s%s", what, sql ? sql : "");
+	pl_emit(pl, &pl->p->start, STEP_SQL, note);
+}
+
+/*
+ * alter_column of column C, new in this migration (a column of a table it
+ * creates, or one an add_column adds): only the new version sees C, so it
+ * changes C itself, at start, instead of a copy. In a table this migration
+ * creates (empty at start) every field applies at once and up/down have no
+ * old version to serve. A column added to an existing table already holds
+ * rows: its type and nullable: true belong in the add_column; an up fills
+ * it (backfill) unless an up does so already.
+ */
+static void alter_new_column(Planner *pl, SnapTable *t, SnapColumn *c, const json_t *op)
+{
+	json_t *jdef = json_object_get(op, "default"), *jcomment = json_object_get(op, "comment");
+	json_t *jnull = json_object_get(op, "nullable");
+	const char *type = mj_str(op, "type", NULL), *up = mj_str(op, "up", "");
+	bool existing = t->oname != NULL, retype = type && strcmp(type, c->type) != 0;
+	if (existing && (retype || json_is_true(jnull)))
+		return (void)pl_fail(pl, "column \"%s\" is added by this migration: give its %s in the add_column",
+				     c->vname, retype ? "type" : "nullable");
+	if (existing && up[0])
+		for (size_t r = 0; r < pl->nrules; r++)
+			if (pl->rules[r].table == t && pl->rules[r].up && strcmp(pl->rules[r].target, c->name) == 0)
+				return (void)pl_fail(pl, "column \"%s\" is added by this migration with an up already: "
+							 "put this up in the add_column", c->vname);
+	if (retype) {
+		alter_column_now(pl, t, c, "TYPE ", type, "change the type of a column of a new table");
+		snap_set(&c->type, type);
+	}
+	if (json_is_true(jnull) && c->notnull) {
+		alter_column_now(pl, t, c, "DROP NOT NULL", NULL, "drop NOT NULL of a column of a new table");
+		c->notnull = false;
+	} else if (json_is_false(jnull)) {
+		direct_not_null(pl, t, c);
+	}
+	if (jdef) {
+		const char *d = json_string_value(jdef);
+		alter_column_now(pl, t, c, d ? "SET DEFAULT " : "DROP DEFAULT", d, "column default of a new column");
+		snap_set(&c->def, d);
+	}
+	if (jcomment)
+		comment_column(pl, &pl->p->start, t, c->name, json_string_value(jcomment));
+	json_t *unique = json_object_get(op, "unique");
+	column_constraints(pl, t, c, json_object_get(op, "check"), unique ? mj_str(unique, "name", "") : NULL,
+			   json_object_get(op, "references"), false);
+	if (existing && up[0]) {
+		pl_rule(pl, t, c->name, up, true);
+		pl_want_backfill(pl, t);
+	}
+}
+
 static void op_alter_column(Planner *pl, const json_t *op)
 {
 	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
@@ -710,6 +984,8 @@ static void op_alter_column(Planner *pl, const json_t *op)
 			comment_column(pl, &pl->c_pre, t, c->name, json_string_value(jcomment));
 		return;
 	}
+	if (!c->oname)
+		return alter_new_column(pl, t, c, op);
 	Mode dm = !jdef ? KEEP : json_is_string(jdef) ? SET : DROP;
 	Mode nm = !jnull ? KEEP : json_is_true(jnull) ? DROP : SET;
 	char *oldphys = strdup(c->name);
@@ -791,13 +1067,7 @@ static void op_create_index(Planner *pl, const json_t *op)
 		sqlbuf_add(&pl->b, " WHERE ");
 		pl_expr_phys(pl, t, pred);
 	}
-	PlanStep *s = pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index");
-	SqlBuf d;
-	sqlbuf_init(&d);
-	sqlbuf_add(&d, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	sqlbuf_qname(&d, pl->schema, name);
-	if (s)
-		s->cleanup = sqlbuf_steal(&d);
+	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index"), name);
 	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
 	sqlbuf_qname(&pl->b, pl->schema, name);
 	pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "drop created index");
@@ -853,6 +1123,68 @@ static const char *map_expr(const json_t *map, const char *col)
 	return e && e[0] ? e : col;
 }
 
+/* Columns of a constraint operation once its columns are copied (or, when
+ * new in this migration, taken as they are), with the sync rules of each
+ * copy: OLD[i] -> PHYS[i]; NAMES[i] the operation's name of column i. */
+typedef struct ConstraintCols {
+	size_t n;
+	char *phys[SNAP_MAX_COLUMNS];
+	char *old[SNAP_MAX_COLUMNS]; /* NULL: not copied */
+	const char *names[SNAP_MAX_COLUMNS];
+} ConstraintCols;
+
+static void constraint_cols_free(ConstraintCols *cc)
+{
+	for (size_t i = 0; i < cc->n; i++) {
+		free(cc->phys[i]);
+		free(cc->old[i]);
+	}
+	cc->n = 0;
+}
+
+/* Adds the rules of CC's copies: up over the names before the operation,
+ * down over the names it leaves (all columns copied by then). UP_MAP/DOWN_MAP
+ * are the operation's column -> expression maps (absent: the column as is);
+ * with ONE_UP/ONE_DOWN (drop_constraint) the single expression. */
+static void constraint_rules(Planner *pl, SnapTable *t, const ConstraintCols *cc, const json_t *up_map,
+			     const json_t *down_map, const char *one_up, const char *one_down)
+{
+	for (size_t i = 0; i < cc->n && !pl->failed; i++) {
+		if (!cc->old[i])
+			continue;
+		pl_rule(pl, t, cc->phys[i], one_up ? one_up : map_expr(up_map, cc->names[i]), true);
+		pl_rule(pl, t, cc->old[i], one_down ? one_down : map_expr(down_map, cc->names[i]), false);
+	}
+}
+
+/* Copies column NAME of T for a constraint operation into CC (a column new
+ * in this migration is taken as it is: nothing else sees it). PK: the
+ * column becomes NOT NULL. EXCLUDE: the constraint not to copy. */
+static bool constraint_col(Planner *pl, SnapTable *t, const char *name, bool pk, const char *exclude,
+			   ConstraintCols *cc)
+{
+	SnapColumn *c = need_column(pl, t, name);
+	if (!c || cc->n >= SNAP_MAX_COLUMNS)
+		return false;
+	size_t i = cc->n;
+	cc->names[i] = name;
+	cc->old[i] = NULL;
+	if (!c->oname) {
+		if (pk)
+			direct_not_null(pl, t, c);
+		cc->phys[i] = strdup(c->name);
+	} else {
+		char *oldphys = strdup(c->name);
+		SnapColumn *nc = oldphys ? dup_column(pl, t, c, NULL, KEEP, NULL, pk ? SET : KEEP, exclude) : NULL;
+		cc->phys[i] = nc ? strdup(nc->name) : NULL;
+		cc->old[i] = oldphys;
+	}
+	cc->n++;
+	if (!cc->phys[i])
+		return pl_fail(pl, "out of memory");
+	return !pl->failed;
+}
+
 static void op_create_constraint(Planner *pl, const json_t *op)
 {
 	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
@@ -871,39 +1203,35 @@ static void op_create_constraint(Planner *pl, const json_t *op)
 		return (void)pl_fail(pl, "a foreign_key constraint needs references");
 	if (n > SNAP_MAX_COLUMNS)
 		return (void)pl_fail(pl, "too many columns");
-	json_t *up = json_object_get(op, "up"), *down = json_object_get(op, "down");
-	const char *phys[SNAP_MAX_COLUMNS];
-	char *names[SNAP_MAX_COLUMNS];
-	size_t made = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *cn = json_string_value(json_array_get(cols, i));
-		SnapColumn *c = need_column(pl, t, cn);
-		char *oldphys = c ? strdup(c->name) : NULL;
-		bool pk = strcmp(type, "primary_key") == 0;
-		SnapColumn *nc = oldphys ? dup_column(pl, t, c, NULL, KEEP, NULL, pk ? SET : KEEP, NULL) : NULL;
-		if (!nc) {
-			free(oldphys);
+	bool pk = strcmp(type, "primary_key") == 0;
+	if (pk)
+		for (size_t i = 0; i < t->ncons; i++)
+			if (t->cons[i]->type == 'p')
+				return (void)pl_fail(pl, "table \"%s\" already has a primary key (\"%s\")", t->vname,
+						     t->cons[i]->name);
+	ConstraintCols *cc = calloc(1, sizeof *cc);
+	if (!cc)
+		return (void)pl_fail(pl, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!constraint_col(pl, t, json_string_value(json_array_get(cols, i)), pk, NULL, cc))
 			break;
-		}
-		pl_rule(pl, t, nc->name, map_expr(up, cn), true);
-		pl_rule(pl, t, oldphys, map_expr(down, cn), false);
-		free(oldphys);
-		names[made] = strdup(nc->name);
-		phys[made] = names[made];
-		made++;
-	}
+	constraint_rules(pl, t, cc, json_object_get(op, "up"), json_object_get(op, "down"), NULL, NULL);
 	if (!pl->failed) {
 		const json_t *ip = json_object_get(op, "index_parameters");
-		if (strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0)
-			add_unique(pl, t, name, phys, made, ip, type[0] == 'p', name);
+		if (strcmp(type, "unique") == 0 || pk)
+			add_unique(pl, t, name, (const char *const *)cc->phys, cc->n, ip, pk, name);
 		else if (strcmp(type, "foreign_key") == 0)
-			add_fk(pl, t, name, phys, made, ref, false, false);
+			add_fk(pl, t, name, (const char *const *)cc->phys, cc->n, ref, false, false);
 		else
 			add_check(pl, t, name, mj_str(op, "check", ""), mj_bool(op, "no_inherit", false), false, NULL);
-		pl_want_backfill(pl, t);
+		bool copied = false;
+		for (size_t i = 0; i < cc->n; i++)
+			copied = copied || cc->old[i];
+		if (copied)
+			pl_want_backfill(pl, t);
 	}
-	for (size_t i = 0; i < made; i++)
-		free(names[i]);
+	constraint_cols_free(cc);
+	free(cc);
 }
 
 static void op_drop_constraint(Planner *pl, const json_t *op, bool multi)
@@ -920,31 +1248,47 @@ static void op_drop_constraint(Planner *pl, const json_t *op, bool multi)
 	if (!multi && k->ncols > 1)
 		return (void)pl_fail(pl, "constraint \"%s\" spans %zu columns; use drop_multicolumn_constraint", name, k->ncols);
 	size_t n = k->ncols;
-	char *cols[SNAP_MAX_COLUMNS];
-	for (size_t i = 0; i < n; i++)
-		cols[i] = strdup(k->cols[i]);
+	ConstraintCols *cc = calloc(1, sizeof *cc);
+	char **vnames = calloc(n + 1, sizeof *vnames);
 	char *kname = strdup(name);
-	json_t *up = json_object_get(op, "up"), *down = json_object_get(op, "down");
+	if (!cc || !vnames || !kname)
+		pl_fail(pl, "out of memory");
+	/* the new-version names of its columns, before any is copied; a column
+	 * an earlier operation copied is its copy, which the constraint (over
+	 * several columns: copied at the end, so not at all now) does not reach */
 	for (size_t i = 0; i < n && !pl->failed; i++) {
-		SnapColumn *c = cols[i] ? snapshot_column(t, cols[i]) : NULL;
-		if (!c || !c->vname) {
-			pl_fail(pl, "column \"%s\" of constraint \"%s\" is not visible in the new version", cols[i] ? cols[i] : "?", name);
-			break;
-		}
-		char *vname = strdup(c->vname);
-		SnapColumn *nc = vname ? dup_column(pl, t, c, NULL, KEEP, NULL, KEEP, kname) : NULL;
-		if (nc) {
-			pl_rule(pl, t, nc->name, multi ? map_expr(up, vname) : mj_str(op, "up", vname), true);
-			pl_rule(pl, t, cols[i], multi ? map_expr(down, vname) : mj_str(op, "down", vname), false);
-		}
-		free(vname);
+		SnapColumn *c = snapshot_column(t, k->cols[i]);
+		const char *copy = c && !c->vname ? pl_copy_of(pl, t, c->name) : NULL;
+		if (copy)
+			c = snapshot_column(t, copy);
+		if (!c || !c->vname)
+			pl_fail(pl, "column \"%s\" of constraint \"%s\" is not visible in the new version", k->cols[i], name);
+		else if (copy && n == 1)
+			pl_fail(pl, "constraint \"%s\" is on column \"%s\", which an earlier operation of this migration "
+				    "changes (its copy keeps the constraint): drop the constraint first", name, c->vname);
+		else if (!c->oname && !copy)
+			pl_fail(pl, "constraint \"%s\" is on column \"%s\", new in this migration; change the operation that "
+				    "added it instead", name, c->vname);
+		else if (!(vnames[i] = strdup(c->vname)))
+			pl_fail(pl, "out of memory");
 	}
+	for (size_t i = 0; i < n && !pl->failed; i++)
+		if (!constraint_col(pl, t, vnames[i], false, kname, cc))
+			break;
+	if (multi)
+		constraint_rules(pl, t, cc, json_object_get(op, "up"), json_object_get(op, "down"), NULL, NULL);
+	else if (cc && cc->n == 1)
+		constraint_rules(pl, t, cc, NULL, NULL, mj_str(op, "up", vnames[0]), mj_str(op, "down", vnames[0]));
 	if (!pl->failed) {
 		snapshot_remove_constraint(t, kname);
 		pl_want_backfill(pl, t);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(cols[i]);
+	if (cc)
+		constraint_cols_free(cc);
+	free(cc);
+	for (size_t i = 0; vnames && i < n; i++)
+		free(vnames[i]);
+	free(vnames);
 	free(kname);
 }
 

@@ -156,9 +156,27 @@ static bool is_reference(const char *s, size_t start, size_t end)
 	return s[n] != '(';
 }
 
+/* Index in FROM of the name a reference spelled as S[0..N) (QUOTED: exactly,
+ * else ignoring case) stands for, or -1. */
+static long rename_find(const char *s, size_t n, bool quoted, const char *const *from, size_t nfrom)
+{
+	for (size_t k = 0; k < nfrom; k++) {
+		if (strlen(from[k]) != n)
+			continue;
+		if (quoted ? strncmp(s, from[k], n) == 0 : strncasecmp(s, from[k], n) == 0)
+			return (long)k;
+	}
+	return -1;
+}
+
 void sqlbuf_rename_ident(SqlBuf *b, const char *s, const char *from, const char *to)
 {
-	size_t i = 0, flen = strlen(from);
+	sqlbuf_rename_idents(b, s, &from, &to, 1);
+}
+
+void sqlbuf_rename_idents(SqlBuf *b, const char *s, const char *const *from, const char *const *to, size_t n)
+{
+	size_t i = 0;
 	while (s[i]) {
 		char c = s[i];
 		if (c == '\'') { /* string literal, '' escapes */
@@ -215,8 +233,9 @@ void sqlbuf_rename_ident(SqlBuf *b, const char *s, const char *from, const char 
 			}
 			if (s[j])
 				j++;
-			if (id.data && strcmp(id.data, from) == 0 && is_reference(s, i, j))
-				sqlbuf_ident(b, to);
+			long k = id.data ? rename_find(id.data, id.len, true, from, n) : -1;
+			if (k >= 0 && is_reference(s, i, j))
+				sqlbuf_ident(b, to[k]);
 			else
 				sqlbuf_addn(b, s + i, j - i);
 			sqlbuf_free(&id);
@@ -225,8 +244,9 @@ void sqlbuf_rename_ident(SqlBuf *b, const char *s, const char *from, const char 
 			size_t j = i;
 			while (ident_char(s[j]))
 				j++;
-			if (j - i == flen && strncasecmp(s + i, from, flen) == 0 && is_reference(s, i, j))
-				sqlbuf_ident(b, to);
+			long k = rename_find(s + i, j - i, false, from, n);
+			if (k >= 0 && is_reference(s, i, j))
+				sqlbuf_ident(b, to[k]);
 			else
 				sqlbuf_addn(b, s + i, j - i);
 			i = j;

@@ -10,8 +10,10 @@
  *
  * Expressions written by the user (types, defaults, up/down, CHECK bodies,
  * predicates) are SQL by design and are copied verbatim; the only rewrite
- * applied to them is sqlbuf_rename_ident(), a tokenizer-level rename of one
- * column name used when a constraint moves to a duplicated column.
+ * applied to them is sqlbuf_rename_idents(), a tokenizer-level rename of
+ * column names used when a constraint moves to a duplicated column and when
+ * an expression written against one state of the schema is turned into the
+ * names of another.
  */
 #ifndef PGFLIP_MIGRATE_SQLBUF_H
 #define PGFLIP_MIGRATE_SQLBUF_H
@@ -57,6 +59,10 @@ void sqlbuf_literal(SqlBuf *b, const char *s);
  * copied untouched.
  */
 void sqlbuf_rename_ident(SqlBuf *b, const char *expr, const char *from, const char *to);
+/* The same for N names at once: a reference to FROM[k] becomes TO[k]. Every
+ * reference is renamed once, by the first FROM it matches, so a swap (a -> b,
+ * b -> a) comes out right. */
+void sqlbuf_rename_idents(SqlBuf *b, const char *expr, const char *const *from, const char *const *to, size_t n);
 
 /* True when EXPR may refer to NAME: NAME occurs in EXPR as a whole word,
  * ignoring case (an over-approximation: the word may sit in a string). Used to

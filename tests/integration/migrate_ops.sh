@@ -7,30 +7,6 @@
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/data/migrate/lib.sh"
 
-# cycle SCN FILE: start FILE, run SCN_started, rollback, SCN_rolled_back,
-# start again, complete, SCN_completed, then the generic checks
-cycle() {
-	# (check/step/expect_eq use their own variables; keep ours apart)
-	cy_scn=$1 cy_file=$2 cy_name=$(basename "$2" .yaml)
-	step "$cy_scn: start $cy_name" mig start "$cy_file"
-	"${cy_scn}_started"
-	step "$cy_scn: rollback $cy_name" mig rollback
-	expect_eq "$cy_scn: rollback leaves no temporary objects" "$(leftovers)" 0
-	"${cy_scn}_rolled_back"
-	step "$cy_scn: start $cy_name again" mig start "$cy_file"
-	step "$cy_scn: complete $cy_name" mig complete
-	expect_eq "$cy_scn: complete leaves no temporary objects" "$(leftovers)" 0
-	expect_eq "$cy_scn: latest is the new version" "$(mig latest)" "public_$cy_name"
-	"${cy_scn}_completed"
-}
-
-base() { # base SCN YAML: applies 01_base of scenario SCN
-	mkdir -p "$T_DIR/$1"
-	cat >"$T_DIR/$1/01_base.yaml"
-	mig_db "mig_op_$1"
-	step "$1: base migration" mig start "$T_DIR/$1/01_base.yaml" --complete
-}
-
 # ---- add_column ----
 base add <<'EOF'
 operations:

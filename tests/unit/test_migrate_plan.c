@@ -48,18 +48,24 @@ static Snapshot *base_snapshot(void)
 	return s;
 }
 
-/* Plans "operations:\n" + OPS as migration 002_test after 001_base. */
-static Plan *plan_ops(const char *ops)
+/* Plans "operations:\n" + OPS as migration 002_test after 001_base, over S
+ * (freed). */
+static Plan *plan_ops_on(Snapshot *s, const char *ops)
 {
 	char text[8192];
 	snprintf(text, sizeof text, "operations:\n%s", ops);
 	if (!migfile_parse("m/002_test.yaml", text, strlen(text), false, &file, err, sizeof err))
 		fail_msg("load: %s", err);
-	Snapshot *s = base_snapshot();
 	Plan *p = plan_build(&file, s, "public", "public_001_base", err, sizeof err);
 	snapshot_free(s);
 	migfile_free(&file);
 	return p;
+}
+
+/* Plans "operations:\n" + OPS as migration 002_test after 001_base. */
+static Plan *plan_ops(const char *ops)
+{
+	return plan_ops_on(base_snapshot(), ops);
 }
 
 static void plan_error(const char *ops, const char *want)
@@ -708,6 +714,238 @@ static void test_version_schema_check(void **state)
 	migfile_free(&f);
 }
 
+/* The start step whose SQL contains TEXT, or NULL. */
+static const PlanStep *step_with(const StepList *l, const char *text)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].sql && strstr(l->v[i].sql, text))
+			return &l->v[i];
+	return NULL;
+}
+
+static void test_multi_op_names(void **state)
+{
+	(void)state;
+	/* after a rename, later operations say the new name: up in the names
+	 * before the operation, down in the names it leaves; the backfill and
+	 * the triggers run them over the physical columns */
+	Plan *p = plan_ops("  - rename_table: {from: users, to: people}\n"
+			   "  - rename_column: {table: people, from: name, to: full_name}\n"
+			   "  - add_column: {table: people, up: length(full_name), column: {name: name_len, type: integer, nullable: true}}\n"
+			   "  - alter_column: {table: people, column: full_name, type: varchar(80), up: upper(full_name), down: lower(full_name)}\n"
+			   "  - create_index: {name: idx_full, table: people, columns: [{column: full_name}]}\n"
+			   "  - create_constraint: {table: people, name: nl_pos, type: check, columns: [name_len], check: name_len >= 0, up: {}, down: {}}\n");
+	assert_non_null(p);
+	const PlanStep *bf = kind_step(&p->start, STEP_BACKFILL);
+	assert_non_null(bf);
+	contains(bf->assign, "\"_pgflip_new_name_len\" = (length(\"name\"))");
+	contains(bf->assign, "\"_pgflip_new_full_name\" = (upper(\"name\"))");
+	const PlanStep *down = step_with(&p->start, "_pgflip_down_users");
+	assert_non_null(down);
+	contains(down->sql, "r.\"name\" := (lower(full_name));");
+	contains(down->sql, "\"full_name\" \"public\".\"users\".\"_pgflip_new_full_name\"%TYPE := r.\"_pgflip_new_full_name\";");
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"idx_full\" ON \"public\".\"users\" (\"_pgflip_new_full_name\")");
+	has(&p->start, "ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"nl_pos\" CHECK (\"_pgflip_new_name_len\" >= 0) NOT VALID");
+	lacks(&p->start, "_pgflip_new__pgflip");
+	/* the check's note shows the expression as written */
+	assert_string_equal(p->check.v[0].note, "operations[2].add_column: up expression \"length(full_name)\" on table \"people\"");
+	contains(p->check.v[0].sql, "SELECT (length(\"name\")) FROM (SELECT r.\"name\" AS \"name\" FROM \"public\".\"users\" AS r)");
+	has(&p->complete, "ALTER TABLE \"public\".\"users\" RENAME COLUMN \"_pgflip_new_full_name\" TO \"full_name\"");
+	has(&p->complete, "ALTER TABLE \"public\".\"users\" RENAME TO \"people\"");
+	plan_free(p);
+	/* names swapped by three renames come out right */
+	p = plan_ops("  - rename_column: {table: orders, from: note, to: tmp}\n"
+		     "  - rename_column: {table: orders, from: user_id, to: note}\n"
+		     "  - rename_column: {table: orders, from: tmp, to: user_id}\n"
+		     "  - add_column: {table: orders, up: note || user_id, column: {name: both, type: text, nullable: true}}\n");
+	assert_non_null(p);
+	contains(kind_step(&p->start, STEP_BACKFILL)->assign, "= (\"user_id\" || \"note\")");
+	plan_free(p);
+	/* a down written before a later rename of its column says the old name:
+	 * the trigger names the variable as the new version does */
+	p = plan_ops("  - alter_column: {table: orders, column: note, type: varchar(50), up: note, down: \"note || '.'\"}\n"
+		     "  - rename_column: {table: orders, from: note, to: memo}\n"
+		     "  - add_column: {table: orders, up: \"'x'\", column: {name: note, type: text, nullable: true}}\n");
+	assert_non_null(p);
+	contains(step_with(&p->start, "_pgflip_down_orders")->sql, "r.\"note\" := (\"memo\" || '.');");
+	contains(step_with(&p->start, "_pgflip_down_orders")->sql,
+		 "\"memo\" \"public\".\"orders\".\"_pgflip_new_note\"%TYPE := r.\"_pgflip_new_note\";");
+	has(&p->complete, "ALTER TABLE \"public\".\"orders\" RENAME COLUMN \"_pgflip_new_note\" TO \"memo\"");
+	plan_free(p);
+	/* add then rename, rename then drop, add then drop */
+	p = plan_ops("  - add_column: {table: orders, column: {name: sku, type: text, nullable: true}}\n"
+		     "  - rename_column: {table: orders, from: sku, to: code}\n"
+		     "  - rename_column: {table: orders, from: note, to: memo}\n"
+		     "  - drop_column: {table: orders, column: memo, down: \"'gone:' || code\"}\n");
+	assert_non_null(p);
+	has(&p->complete, "ALTER TABLE \"public\".\"orders\" RENAME COLUMN \"_pgflip_new_sku\" TO \"code\"");
+	has(&p->complete, "ALTER TABLE \"public\".\"orders\" DROP COLUMN \"note\"");
+	contains(step_with(&p->start, "_pgflip_down_orders")->sql, "r.\"note\" := ('gone:' || code);");
+	plan_free(p);
+}
+
+/* base_snapshot plus, in users: UNIQUE (name, email) with its index, CHECK
+ * (id < length(name) + 1000), indexes on (email, id) and on lower(email)
+ * WHERE id > 0; orders: FOREIGN KEY
+ * (user_id, note) -> codes (id, tag) and an exclusion constraint on (note, id). */
+static Snapshot *multicolumn_snapshot(void)
+{
+	Snapshot *s = base_snapshot();
+	SnapTable *u = snapshot_table(s, "users");
+	const char *ne[] = {"name", "email"}, *in[] = {"id", "name"}, *ei[] = {"email", "id"};
+	snapshot_add_constraint(u, "users_name_email_key", 'u', ne, 2, "UNIQUE (name, email)");
+	SnapIndex *x = snapshot_add_index(u, "users_name_email_key", true, true);
+	snapshot_index_define(x, "CREATE UNIQUE INDEX users_name_email_key ON public.users USING btree (name, email)", ne, 2);
+	snapshot_add_constraint(u, "users_id_name_check", 'c', in, 2, "CHECK ((id < (length(name) + 1000)))");
+	x = snapshot_add_index(u, "idx_users_email_id", false, false);
+	snapshot_index_define(x, "CREATE INDEX idx_users_email_id ON public.users USING btree (email, id)", ei, 2);
+	const char *expr[] = {""};
+	x = snapshot_add_index(u, "idx_users_lower_email", false, false);
+	snapshot_index_define(x, "CREATE INDEX idx_users_lower_email ON public.users USING btree (lower(email)) WHERE (id > 0)",
+			      expr, 1);
+	SnapTable *o = snapshot_table(s, "orders");
+	const char *un[] = {"user_id", "note"};
+	snapshot_add_constraint(o, "orders_user_note_fkey", 'f', un, 2,
+				"FOREIGN KEY (user_id, note) REFERENCES codes(id, tag)");
+	const char *n[] = {"note", "id"};
+	snapshot_add_constraint(o, "orders_note_excl", 'x', n, 2, "EXCLUDE USING gist (note WITH =, id WITH <>)");
+	return s;
+}
+
+static void test_multicolumn_copies(void **state)
+{
+	(void)state;
+	/* both columns of UNIQUE (name, email) copied: one copy over both */
+	Plan *p = plan_ops_on(multicolumn_snapshot(),
+			      "  - create_constraint: {table: users, name: name_ne_email, type: check, columns: [name, email], "
+			      "check: name <> email, up: {}, down: {}}\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"_pgflip_dup_users_name_email_key\" ON public.users USING btree "
+		       "(\"_pgflip_new_name\", \"_pgflip_new_email\")");
+	has(&p->complete, "ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"users_name_email_key\" UNIQUE USING INDEX "
+			  "\"_pgflip_dup_users_name_email_key\"");
+	has(&p->start, "ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"_pgflip_dup_users_id_name_check\" CHECK ((id < "
+		       "(length(\"_pgflip_new_name\") + 1000))) NOT VALID");
+	has(&p->complete, "ALTER TABLE \"public\".\"users\" RENAME CONSTRAINT \"_pgflip_dup_users_id_name_check\" TO \"users_id_name_check\"");
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_email_id\" ON public.users USING btree (\"_pgflip_new_email\", id)");
+	has(&p->complete, "ALTER INDEX \"public\".\"_pgflip_dup_idx_users_email_id\" RENAME TO \"idx_users_email_id\"");
+	/* an expression index with a predicate */
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_lower_email\" ON public.users USING btree "
+		       "(lower(\"_pgflip_new_email\")) WHERE (id > 0)");
+	plan_free(p);
+	/* one column by one operation, the other by a later one: still one copy */
+	p = plan_ops_on(multicolumn_snapshot(),
+			"  - alter_column: {table: users, column: email, type: varchar(200), up: email, down: email}\n"
+			"  - alter_column: {table: users, column: name, nullable: true, up: name, down: \"coalesce(name, 'x')\"}\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"_pgflip_dup_users_name_email_key\" ON public.users USING btree "
+		       "(\"_pgflip_new_name\", \"_pgflip_new_email\")");
+	size_t n = 0;
+	for (size_t i = 0; i < p->start.n; i++)
+		n += strstr(p->start.v[i].sql, "\"_pgflip_dup_users_name_email_key\" ON") != NULL;
+	assert_int_equal(n, 1);
+	plan_free(p);
+	/* a foreign key over two columns: only this table's columns renamed */
+	p = plan_ops_on(multicolumn_snapshot(),
+			"  - drop_multicolumn_constraint: {table: orders, name: orders_note_excl, up: {}, down: {}}\n"
+			"  - create_constraint: {table: orders, name: note_len, type: check, columns: [note], check: length(note) < 99, "
+			"up: {}, down: {}}\n");
+	assert_non_null(p);
+	has(&p->start, "ALTER TABLE \"public\".\"orders\" ADD CONSTRAINT \"_pgflip_dup_orders_user_note_fkey\" FOREIGN KEY "
+		       "(user_id, \"_pgflip_new_note\") REFERENCES codes(id, tag) NOT VALID");
+	plan_free(p);
+	/* dropped by the migration: not copied */
+	p = plan_ops_on(multicolumn_snapshot(),
+			"  - drop_multicolumn_constraint: {table: users, name: users_name_email_key, up: {}, down: {}}\n");
+	assert_non_null(p);
+	lacks(&p->start, "_pgflip_dup_users_name_email_key");
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_dup_idx_users_email_id\" ON public.users USING btree (\"_pgflip_new_email\", id)");
+	plan_free(p);
+	/* single-column exclusion constraints too */
+	Snapshot *sx = multicolumn_snapshot();
+	const char *nt[] = {"note"};
+	snapshot_add_constraint(snapshot_table(sx, "orders"), "orders_note_only_excl", 'x', nt, 1, "EXCLUDE USING btree (note WITH =)");
+	assert_null(plan_ops_on(sx, "  - drop_multicolumn_constraint: {table: orders, name: orders_note_excl, up: {}, down: {}}\n"
+				    "  - alter_column: {table: orders, column: note, type: varchar(9), up: note, down: note}\n"));
+	contains(err, "exclusion constraint \"orders_note_only_excl\" of table \"orders\"");
+	Plan *bad = plan_ops_on(multicolumn_snapshot(),
+				"  - alter_column: {table: orders, column: note, type: varchar(9), up: note, down: note}\n");
+	assert_null(bad);
+	assert_string_equal(err, "m/002_test.yaml: exclusion constraint \"orders_note_excl\" of table \"orders\" is over a "
+				 "column this migration copies, and pgflip cannot copy an exclusion constraint");
+}
+
+static void test_new_objects_directly(void **state)
+{
+	(void)state;
+	/* a table created earlier in the file: changed in place, no copies */
+	Plan *p = plan_ops("  - create_table: {name: tags, columns: [{name: id, type: integer}, {name: name, type: text, nullable: true}]}\n"
+			   "  - create_constraint: {table: tags, name: tags_pkey, type: primary_key, columns: [id], up: {}, down: {}}\n"
+			   "  - create_index: {name: idx_tags_name, table: tags, columns: [{column: name}]}\n"
+			   "  - add_column: {table: tags, column: {name: color, type: text, default: \"'red'\"}}\n"
+			   "  - alter_column: {table: tags, column: name, nullable: false, default: \"'n'\", unique: {name: tags_name_key}, up: name, down: name}\n"
+			   "  - alter_column: {table: tags, column: color, type: varchar(20), up: color, down: color}\n"
+			   "  - add_column: {table: users, column: {name: nick, type: text, nullable: true}}\n"
+			   "  - create_index: {name: idx_nick, table: users, columns: [{column: nick}]}\n"
+			   "  - create_constraint: {table: users, name: users_nick_key, type: unique, columns: [nick], up: {}, down: {}}\n"
+			   "  - alter_column: {table: users, column: nick, nullable: false, up: \"coalesce(nick, 'x')\", down: nick}\n");
+	assert_non_null(p);
+	lacks(&p->start, "_pgflip_new_id");
+	lacks(&p->start, "_pgflip_new_name");
+	lacks(&p->start, "_pgflip_new_color");
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"tags_pkey\" ON \"public\".\"tags\" (\"id\")");
+	has(&p->complete, "ALTER TABLE \"public\".\"tags\" ADD CONSTRAINT \"tags_pkey\" PRIMARY KEY USING INDEX \"tags_pkey\"");
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"idx_tags_name\" ON \"public\".\"tags\" (\"name\")");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ADD COLUMN \"color\" text DEFAULT 'red'");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"color\" SET NOT NULL");
+	lacks(&p->start, "_pgflip_nn_color");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"name\" SET NOT NULL");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"name\" SET DEFAULT 'n'");
+	has(&p->start, "ALTER TABLE \"public\".\"tags\" ALTER COLUMN \"color\" TYPE varchar(20)");
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"tags_name_key\" ON \"public\".\"tags\" (\"name\")");
+	/* a column added to an existing table: its index, unique and NOT NULL on it */
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"idx_nick\" ON \"public\".\"users\" (\"_pgflip_new_nick\")");
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"users_nick_key\" ON \"public\".\"users\" (\"_pgflip_new_nick\")");
+	has(&p->start, "ALTER TABLE \"public\".\"users\" ADD CONSTRAINT \"_pgflip_nn_nick\" CHECK (\"_pgflip_new_nick\" IS NOT NULL) NOT VALID");
+	contains(kind_step(&p->start, STEP_BACKFILL)->assign, "\"_pgflip_new_nick\" = (coalesce(\"_pgflip_new_nick\", 'x'))");
+	lacks(&p->start, "_pgflip_new__pgflip");
+	plan_free(p);
+	plan_error("  - add_column: {table: users, column: {name: nick, type: text, nullable: true}}\n"
+		   "  - alter_column: {table: users, column: nick, type: varchar(9), up: nick, down: nick}\n",
+		   "m/002_test.yaml: operations[1].alter_column: column \"nick\" is added by this migration: give its type "
+		   "in the add_column");
+	plan_error("  - add_column: {table: users, up: \"'a'\", column: {name: nick, type: text, nullable: true}}\n"
+		   "  - alter_column: {table: users, column: nick, nullable: false, up: \"'b'\", down: nick}\n",
+		   "m/002_test.yaml: operations[1].alter_column: column \"nick\" is added by this migration with an up "
+		   "already: put this up in the add_column");
+	plan_error("  - alter_column: {table: users, column: id, type: bigint, up: id, down: id}\n",
+		   "m/002_test.yaml: column \"id\" of table \"users\" is referenced by foreign key \"orders_user_id_fkey\" "
+		   "of table \"orders\", which pgflip cannot move to the changed column: drop the foreign key in an "
+		   "earlier migration");
+	plan_error("  - drop_table: {name: orders}\n"
+		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
+		   "m/002_test.yaml: operations[1].create_table: table \"orders\" is dropped by an earlier operation of this "
+		   "migration but exists until complete: create it again in a later migration");
+	plan_error("  - rename_table: {from: orders, to: purchases}\n"
+		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
+		   "m/002_test.yaml: operations[1].create_table: table \"orders\" already exists (renamed to \"purchases\" "
+		   "until complete)");
+	plan_error("  - create_constraint: {table: users, name: pk2, type: primary_key, columns: [email], up: {}, down: {}}\n",
+		   "m/002_test.yaml: operations[0].create_constraint: table \"users\" already has a primary key (\"users_pkey\")");
+	/* a primary key on a table that has none: the backfill keeps a key the
+	 * existing rows have filled (none here: by ctid), not the new one */
+	Snapshot *s = snapshot_new("public");
+	SnapTable *t = snapshot_add_table(s, "log");
+	snapshot_add_column(t, "msg", "text", false, NULL);
+	p = plan_ops_on(s, "  - create_constraint: {table: log, name: log_pkey, type: primary_key, columns: [msg], up: {msg: \"coalesce(msg, '')\"}, down: {}}\n");
+	assert_non_null(p);
+	const PlanStep *bf = kind_step(&p->start, STEP_BACKFILL);
+	assert_non_null(bf);
+	assert_int_equal(bf->nkeys, 0);
+	has(&p->complete, "ALTER TABLE \"public\".\"log\" ADD CONSTRAINT \"log_pkey\" PRIMARY KEY USING INDEX \"log_pkey\"");
+	plan_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +966,9 @@ int main(void)
 		cmocka_unit_test(test_sql_helpers),
 		cmocka_unit_test(test_version_schema_names),
 		cmocka_unit_test(test_version_schema_check),
+		cmocka_unit_test(test_multi_op_names),
+		cmocka_unit_test(test_multicolumn_copies),
+		cmocka_unit_test(test_new_objects_directly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
