@@ -115,6 +115,7 @@ typedef struct MigrateRequest {
 	const char *schema;          /* schema of the tables being migrated, e.g. "public" */
 	ExecOptions opt;             /* exec_options_default() then overrides */
 	int unused_timeout_ms;       /* 0 = MIGRATE_UNUSED_TIMEOUT_MS */
+	bool lint_force;             /* start: run even when lint finds errors (start --force) */
 	MigrateHooks hooks;
 } MigrateRequest;
 
@@ -162,6 +163,20 @@ MigrateStatus migrate_dir(const MigrateRequest *rq, const char *dir, MigrateResu
 /* migrate_init: creates the state schema (migrate_schema_ddl) if missing;
  * `pgflip migrate init`. */
 MigrateStatus migrate_init(const MigrateRequest *rq, MigrateResult *out);
+
+/*
+ * migrate_validate: what `start PATH` would refuse, with nothing changed in
+ * the database (`pgflip migrate validate`): loads PATH, lints it (every
+ * finding into LINT, which the caller frees with lint_report_free), then
+ * reads the state and the catalog, plans against them and runs the plan's
+ * checks (SELECT ... LIMIT 0 of each up/down), as start does before its
+ * first write. MIGRATE_OK when all of that passes and lint has no error;
+ * else MIGRATE_FAILED with OUT->err the first reason: a load error, "migration
+ * X is active...", the planner's or the server's refusal, or the first lint
+ * error ("FILE:LINE: lint error RULE: ..."; LINT has them all).
+ */
+struct LintReport;
+MigrateStatus migrate_validate(const MigrateRequest *rq, const char *path, struct LintReport *lint, MigrateResult *out);
 
 /*
  * migrate_plan: the printable plan (start, complete, rollback) of the

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "migrate/api.h"
+#include "migrate/cli_check.h"
 #include "migrate/migrate.h"
 
 typedef struct Cli {
@@ -25,11 +26,12 @@ typedef struct Cli {
 	bool dry_run;
 	bool force;
 	bool no_chain;
+	bool json;            /* convert --json, lint/validate --format json */
 	const char *pos[3];   /* COMMAND [ARG] */
 	size_t npos;
 } Cli;
 
-enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN };
+enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_JSON, O_FORMAT };
 
 static const struct option CLI_OPTS[] = {
 	{"dsn", required_argument, NULL, 'd'},
@@ -45,6 +47,8 @@ static const struct option CLI_OPTS[] = {
 	{"quiet", no_argument, NULL, O_QUIET},
 	{"no-progress", no_argument, NULL, O_NOPROG},
 	{"no-chain", no_argument, NULL, O_NOCHAIN},
+	{"json", no_argument, NULL, O_JSON},
+	{"format", required_argument, NULL, O_FORMAT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -62,6 +66,13 @@ static void usage(FILE *out)
 	      "  latest               print the latest version schema\n"
 	      "  plan FILE            print the SQL of start, complete and rollback (no database;\n"
 	      "                       earlier files of FILE's folder give the tables) [--no-chain]\n"
+	      "  convert [FILE|-]     SQL DDL (Alembic --sql, Django sqlmigrate, drizzle-kit) to a\n"
+	      "                       migration file on stdout: YAML, or JSON with --json\n"
+	      "  lint FILE|DIR        rules on locks and old-code breakage; exit 1 on an error\n"
+	      "                       [--format text|json]\n"
+	      "  validate FILE        load, plan against the database and lint; changes nothing\n"
+	      "                       [--format text|json]\n"
+	      "start refuses a file with lint errors unless --force.\n"
 	      "options: --lock-timeout MS (500) --retry-total MS (60000) --backfill-batch-size N (10000)\n"
 	      "         --backfill-batch-delay MS (0) --quiet --no-progress\n"
 	      "The DSN defaults to libpq's environment (PGHOST, PGPORT, PGDATABASE...).\n",
@@ -185,7 +196,7 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case 's': c->rq.schema = arg; break;
 	case 'c': c->complete = true; break;
 	case 'n': c->dry_run = true; break;
-	case 'f': c->force = true; break;
+	case 'f': c->force = c->rq.lint_force = true; break;
 	case 'h': usage(stdout); return 0;
 	case O_LOCK:
 		if (!parse_int(arg, 1, 3600000, &o->lock_timeout_ms))
@@ -206,6 +217,12 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case O_QUIET: o->quiet = true; break;
 	case O_NOPROG: o->progress = false; break;
 	case O_NOCHAIN: c->no_chain = true; break;
+	case O_JSON: c->json = true; break;
+	case O_FORMAT:
+		if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)
+			return fprintf(stderr, "pgflip migrate: --format: expected text or json\n"), 2;
+		c->json = strcmp(arg, "json") == 0;
+		break;
 	default:
 		fprintf(stderr, "pgflip migrate: unknown option %s\n", word);
 		usage(stderr);
@@ -257,7 +274,7 @@ static int cli_parse(Cli *c, int argc, char **argv)
 
 static bool known_command(const char *cmd)
 {
-	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate", "latest", "plan", NULL};
+	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate", "latest", "plan", "convert", "lint", "validate", NULL};
 	for (const char *const *k = known; *k; k++)
 		if (strcmp(*k, cmd) == 0)
 			return true;
@@ -274,6 +291,12 @@ static int cli_run(Cli *c, const char *cmd, const char *arg)
 		return cmd_status(c);
 	if (strcmp(cmd, "latest") == 0)
 		return cmd_latest(c);
+	if (strcmp(cmd, "convert") == 0)
+		return cli_convert(c->rq.schema, arg, c->json);
+	if (strcmp(cmd, "lint") == 0)
+		return cli_lint(arg, c->json);
+	if (strcmp(cmd, "validate") == 0)
+		return cli_validate(&c->rq, arg, c->json);
 	if (strcmp(cmd, "init") == 0)
 		migrate_init(&c->rq, &r);
 	else if (strcmp(cmd, "start") == 0)
@@ -299,9 +322,12 @@ int migrate_main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = c.pos[0];
-	bool needs_arg = strcmp(cmd, "start") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "migrate") == 0;
-	if (needs_arg != (c.npos == 2)) {
-		fprintf(stderr, "pgflip migrate: %s %s\n", cmd, needs_arg ? "needs one argument" : "takes no argument");
+	bool needs_arg = strcmp(cmd, "start") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "migrate") == 0 ||
+			 strcmp(cmd, "lint") == 0 || strcmp(cmd, "validate") == 0;
+	bool may_arg = strcmp(cmd, "convert") == 0;
+	if (may_arg ? c.npos > 2 : needs_arg != (c.npos == 2)) {
+		fprintf(stderr, "pgflip migrate: %s %s\n", cmd,
+			may_arg ? "takes at most one argument" : needs_arg ? "needs one argument" : "takes no argument");
 		return 2;
 	}
 	if (!known_command(cmd)) {
