@@ -268,8 +268,11 @@ static void raw_column(Lint *l, int line, const char *table, const json_t *cd, b
 	}
 	if (t && pk && type_is_small_int(t))
 		add(l, R_INT_PK, line, "primary key %s.%s is %s", table, col, t);
-	if (t && strcmp(t, "varchar") == 0 && json_array_size(json_object_get(tn, "typmods")))
-		add(l, R_VARCHAR, line, "column %s.%s is varchar(n)", table, col);
+	json_t *mods = json_object_get(tn, "typmods");
+	if (t && strcmp(t, "varchar") == 0 && json_array_size(mods))
+		add(l, R_VARCHAR, line, "column %s.%s is varchar(%" JSON_INTEGER_FORMAT ")", table, col,
+		    json_integer_value(json_object_get(
+			    json_object_get(json_object_get(json_array_get(mods, 0), "A_Const"), "ival"), "ival")));
 	if (added && t && type_is_serial(t))
 		add(l, R_REWRITE, line, "ADD COLUMN %s.%s %s (a nextval() default)", table, col, t);
 }
@@ -381,7 +384,9 @@ static void raw_stmt(Lint *l, const PgParse *p, const PgStmt *s)
 	const char *table = rel_name(n);
 	const char *t = s->type;
 	if (l->sql_file && !l->lock_timeout && is_ddl_on_existing(l, s)) {
-		add(l, R_LOCK_TIMEOUT, line, "%s before any SET lock_timeout", t);
+		const char *what = strcmp(t, "AlterTableStmt") == 0 ? "ALTER TABLE" : strcmp(t, "IndexStmt") == 0 ? "CREATE INDEX"
+				   : strcmp(t, "RenameStmt") == 0 ? "RENAME" : "DROP";
+		add(l, R_LOCK_TIMEOUT, line, "%s %s before any SET lock_timeout", what, table ? table : "");
 		l->lock_timeout = true; /* once per file */
 	}
 	if (strcmp(t, "VariableSetStmt") == 0) {
@@ -402,8 +407,13 @@ static void raw_stmt(Lint *l, const PgParse *p, const PgStmt *s)
 										  json_object_get(c, "AlterTableCmd"));
 	} else if (strcmp(t, "RenameStmt") == 0 && !is_new(l, table)) {
 		const char *rt = json_string_value(json_object_get(n, "renameType"));
-		if (rt && (strcmp(rt, "OBJECT_TABLE") == 0 || strcmp(rt, "OBJECT_COLUMN") == 0))
-			add(l, R_RENAME, line, "RENAME %s %s", rt + 7, table ? table : "?");
+		const char *sub = json_string_value(json_object_get(n, "subname"));
+		const char *to = json_string_value(json_object_get(n, "newname"));
+		if (rt && strcmp(rt, "OBJECT_TABLE") == 0)
+			add(l, R_RENAME, line, "ALTER TABLE %s RENAME TO %s", table ? table : "?", to ? to : "?");
+		else if (rt && strcmp(rt, "OBJECT_COLUMN") == 0)
+			add(l, R_RENAME, line, "ALTER TABLE %s RENAME COLUMN %s TO %s", table ? table : "?", sub ? sub : "?",
+			    to ? to : "?");
 	} else if (strcmp(t, "DropStmt") == 0) {
 		raw_drop(l, line, n);
 	} else if (strcmp(t, "ClusterStmt") == 0) {
@@ -550,18 +560,9 @@ static bool lint_sql_file(const char *path, LintReport *out, char *err, size_t e
 		return snprintf(err, errlen, "%s: cannot read (or larger than %zu bytes)", path, MIGFILE_MAX_BYTES), false;
 	}
 	buf[n] = '\0';
-	PgParse p;
-	char perr[512];
-	if (!pgparse_run(&p, buf, perr, sizeof perr)) {
-		snprintf(err, errlen, "%s:%s", path, perr);
-		free(buf);
-		return false;
-	}
 	Lint l = {.out = out, .file = path, .new_tables = json_object(), .checks = json_object(), .proven = json_object(),
 		  .sql_file = true, .base_line = 1, .block = true};
-	for (size_t i = 0; i < p.nstmts; i++)
-		raw_stmt(&l, &p, &p.stmts[i]);
-	pgparse_free(&p);
+	lint_raw(&l, buf);
 	json_decref(l.new_tables);
 	json_decref(l.checks);
 	json_decref(l.proven);
@@ -624,7 +625,14 @@ bool lint_path(const char *path, LintReport *out, char *err, size_t errlen)
 	DIR *d = opendir(path);
 	if (!d)
 		return lint_one(path, out, err, errlen);
-	bool ok = lint_dir(d, path, out, err, errlen);
+	char *dir = strdup(path);
+	size_t n = dir ? strlen(dir) : 0;
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	bool ok = dir && lint_dir(d, dir, out, err, errlen);
+	if (!dir)
+		snprintf(err, errlen, "%s: out of memory", path);
+	free(dir);
 	closedir(d);
 	return ok;
 }
