@@ -657,17 +657,12 @@ static bool text_is_json(const char *filename, const char *text, size_t len)
 	return i < len && text[i] == '{';
 }
 
-/* Lint before start: warnings are logged (unless quiet), an error refuses
- * the start unless rq->lint_force. True when start may go on. */
+/* Lint before start: an error refuses the start unless rq->lint_force;
+ * warnings are for `lint` and `validate` to show. True when start may go on. */
 static bool start_lint(Flow *f, const MigFile *mf)
 {
 	LintReport lr = {0};
 	lint_migfile(mf, &lr);
-	for (size_t i = 0; i < lr.n; i++) {
-		const LintFinding *x = &lr.v[i];
-		if (x->rule->severity == LINT_WARNING && (f->rq->hooks.log || !f->rq->opt.quiet))
-			flow_note(f, "%s:%d: lint warning %s: %s", x->file, x->line, x->rule->name, x->what);
-	}
 	char *first = lr.errors && !f->rq->lint_force ? lint_first_error(&lr) : NULL;
 	bool ok = !lr.errors || f->rq->lint_force;
 	if (!ok)
