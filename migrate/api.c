@@ -863,7 +863,7 @@ static MigrateStatus dir_flow(Flow *f, const char *dir, char **files, size_t n)
 		if (!state_get(e, mf.name, &st, &found)) {
 			rc = flow_fail(f, "%s", e->err);
 		} else if (!(found && strcmp(st.status, "complete") == 0)) {
-			rc = start_flow(f, &mf, true, false);
+			rc = start_lint(f, &mf) ? start_flow(f, &mf, true, false) : MIGRATE_FAILED;
 			applied++;
 		}
 		migstate_free(&st);

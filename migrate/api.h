@@ -137,6 +137,10 @@ typedef struct MigrateResult {
 } MigrateResult;
 
 /*
+ * Start lints the file first (lint.h): a lint error refuses it with
+ * "FILE:LINE: lint error RULE: WHAT (N lint error(s); ...)" before anything
+ * is read from the database, unless rq->lint_force.
+ *
  * migrate_start: starts (expand) the migration whose file content is TEXT
  * (LEN bytes, YAML or JSON, as `pgflip migrate start FILE` reads: JSON when
  * FILENAME ends in .json, YAML when in .yaml or .yml, else JSON when TEXT
@@ -158,7 +162,8 @@ MigrateStatus migrate_complete(const MigrateRequest *rq, MigrateResult *out);
 MigrateStatus migrate_rollback(const MigrateRequest *rq, bool force, MigrateResult *out);
 /* migrate_dir: starts and completes, in name order, every migration file of
  * DIR (*.yaml, *.yml, *.json) not yet complete (the CLI's `migrate DIR`);
- * stops at the first failure. OUT names the last migration it ran. */
+ * stops at the first failure (a lint error too, unless rq->lint_force).
+ * OUT names the last migration it ran. */
 MigrateStatus migrate_dir(const MigrateRequest *rq, const char *dir, MigrateResult *out);
 /* migrate_init: creates the state schema (migrate_schema_ddl) if missing;
  * `pgflip migrate init`. */

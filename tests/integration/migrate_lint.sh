@@ -73,5 +73,23 @@ operations:
       columns: [{name: id, type: integer, pk: true}]
 EOF
 out=$(mig start "$T_DIR/m/03_pk.yaml" 2>&1); rc=$?
-expect_eq "start: warnings neither refuse nor print" "$rc:$out" "0:"
+expect_eq "start: warnings neither refuse nor print" "$rc:$(printf '%s\n' "$out" | grep -c lint)" "0:0"
 mig_drop_db mig_lint
+
+# migrate DIR lints each file it starts
+mig_db mig_lint_dir
+mkdir -p "$T_DIR/dir"
+cat >"$T_DIR/dir/01_a.yaml" <<'EOF'
+operations:
+  - create_table: {name: a, columns: [{name: id, type: bigint, pk: true}, {name: v, type: text}]}
+EOF
+cat >"$T_DIR/dir/02_b.yaml" <<'EOF'
+operations:
+  - sql: {up: "ALTER TABLE a RENAME COLUMN v TO w", down: "ALTER TABLE a RENAME COLUMN w TO v"}
+EOF
+out=$(mig migrate "$T_DIR/dir" 2>&1); rc=$?
+expect_match "migrate DIR: stops at a lint error" "$rc $out" "1 *02_b.yaml:2: lint error raw-rename: ALTER TABLE a RENAME COLUMN v TO w*"
+expect_eq "migrate DIR: the files before it ran" "$(q "SELECT string_agg(name || ':' || status, ',' ORDER BY name) FROM pgflip.migrations")" "01_a:complete"
+step "migrate DIR --force" mig migrate --force "$T_DIR/dir"
+expect_eq "migrate DIR --force: ran it" "$(columns a)" "id,w"
+mig_drop_db mig_lint_dir
