@@ -610,13 +610,19 @@ static bool conv_alter_table(Conv *c)
 	if (!table)
 		return false;
 	Pending pd = {.ops = json_array()};
+	/* commands may fold into earlier operations: kept as they were if a
+	 * later command of the statement makes it raw SQL */
+	json_t *before = json_deep_copy(json_object_get(c->out->migration, "operations"));
 	size_t i;
 	json_t *cmd;
-	bool ok = true;
+	bool ok = before != NULL;
 	json_array_foreach(json_object_get(n, "cmds"), i, cmd) {
-		if (!(ok = at_cmd(c, &pd, table, json_object_get(cmd, "AlterTableCmd"))))
+		if (!(ok = ok && at_cmd(c, &pd, table, json_object_get(cmd, "AlterTableCmd"))))
 			break;
 	}
+	if (!ok && before)
+		json_object_set(c->out->migration, "operations", before);
+	json_decref(before);
 	json_t *o;
 	json_array_foreach(pd.ops, i, o) {
 		if (ok)
