@@ -42,7 +42,7 @@ enum {
 const LintRule LINT_RULES[] = {
 	[R_INDEX] = {"index-not-concurrent", LINT_ERROR,
 		     "CREATE INDEX holds a SHARE lock on the table for the whole build: every INSERT, UPDATE and DELETE waits until it ends",
-		     "CREATE INDEX CONCURRENTLY (outside a transaction), or the create_index operation, which pgflip builds concurrently"},
+		     "CREATE INDEX CONCURRENTLY, alone in its sql operation (the statements of one run as one transaction, where CONCURRENTLY fails), or the create_index operation, which pgflip builds concurrently"},
 	[R_NOT_VALID] = {"constraint-not-valid", LINT_ERROR,
 			 "ADD CONSTRAINT checks every row under its lock (ACCESS EXCLUSIVE for CHECK, UNIQUE and PRIMARY KEY, which also builds its index; SHARE ROW EXCLUSIVE on both tables for FOREIGN KEY): reads or writes wait for the whole scan",
 			 "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction (UNIQUE: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX); or the create_constraint operation"},

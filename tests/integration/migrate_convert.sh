@@ -17,6 +17,21 @@ for sql in "$D"/*.sql; do
 	out=$(cd "$D" && mig convert "$b.sql" 2>&1)
 	expect_eq "convert $b: the migration checked in" "$out" "$(cat "$D/$b.yaml")"
 done
+# pgroll's own schema.json accepts every conversion (python3's jsonschema)
+SCHEMA="$TOP/../shared/pgroll-format/schema.json"
+if [ -f "$SCHEMA" ] && python3 -c 'import jsonschema, yaml' 2>/dev/null; then
+	out=$(python3 - "$SCHEMA" "$D"/*.yaml <<'EOF' 2>&1
+import json, sys, yaml, jsonschema
+v = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+for f in sys.argv[2:]:
+    for e in v.iter_errors(yaml.safe_load(open(f))):
+        print(f, e.json_path, e.message[:200])
+EOF
+)
+	expect_eq "convert: every conversion is valid against pgroll's schema.json" "$out" ""
+else
+	ok "convert: pgroll's schema.json check # SKIP no schema.json or python3 jsonschema/yaml"
+fi
 out=$(mig convert - <"$D/django_0001_initial.sql" 2>&1)
 expect_match "convert -: reads stdin" "$out" "*# converted by pgflip migrate convert from stdin*create_table:*"
 mig convert --json "$D/drizzle_0000_init.sql" >"$T_DIR/drizzle.json" 2>"$T_DIR/notes"
