@@ -401,6 +401,15 @@ static bool conv_create_table(Conv *c)
 
 /* ---- ALTER TABLE ---- */
 
+/* The text of expression EXPR, from the keyword WORD before it (the
+ * expression's own first node may sit inside parentheses). */
+static char *expr_after(Conv *c, const json_t *expr, const char *word)
+{
+	int at = pgparse_min_location(expr);
+	int from = pgparse_keyword_before(&c->p, at, word);
+	return pgparse_clause(&c->p, from >= 0 ? from : at, c->s->end, NULL);
+}
+
 /* The operation body of kind KIND on TABLE made earlier in this output
  * (create_table: name; add_column: table + column.name = COL), or NULL. */
 static json_t *earlier(Conv *c, const char *kind, const char *table, const char *col)
@@ -470,7 +479,7 @@ static bool at_add_column(Conv *c, Pending *pd, const char *table, const json_t 
 
 static bool at_column_default(Conv *c, Pending *pd, const char *table, const char *col, const json_t *def)
 {
-	char *text = def ? pgparse_clause(&c->p, pgparse_min_location(def), c->s->end, NULL) : NULL;
+	char *text = def ? expr_after(c, def, "default") : NULL;
 	json_t *added = earlier(c, "add_column", table, col);
 	json_t *acol = added ? json_object_get(added, "column") : NULL;
 	if (!def && acol && json_object_get(acol, "default")) {
@@ -520,7 +529,7 @@ static bool at_type(Conv *c, Pending *pd, const char *table, const char *col, co
 	char *type = pgparse_clause(&c->p, (int)json_integer_value(json_object_get(tn, "location")), c->s->end,
 				    PGPARSE_COLUMN_STOP);
 	json_t *using = json_object_get(def, "raw_default");
-	char *up = using ? pgparse_clause(&c->p, pgparse_min_location(using), c->s->end, NULL) : NULL;
+	char *up = using ? expr_after(c, using, "using") : NULL;
 	SqlBuf b;
 	sqlbuf_init(&b);
 	if (!up) {

@@ -214,6 +214,15 @@ int pgparse_keyword(const PgParse *p, int from, int end, const char *word)
 	return -1;
 }
 
+int pgparse_keyword_before(const PgParse *p, int at, const char *word)
+{
+	int found = -1;
+	for (size_t i = 0; i < p->ntok && p->tok[i].start < at; i++)
+		if (tok_is(p, i, word))
+			found = p->tok[i].end;
+	return found;
+}
+
 const char *pgparse_sval(const json_t *node)
 {
 	return json_string_value(json_object_get(json_object_get(node, "String"), "sval"));

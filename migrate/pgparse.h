@@ -76,6 +76,10 @@ char *pgparse_parens(const PgParse *p, int from, int end);
  * [FROM, END), or -1. */
 int pgparse_keyword(const PgParse *p, int from, int end, const char *word);
 
+/* The end offset of the last keyword WORD (lower case) before offset AT, or
+ * -1: where the clause of an expression at AT begins ("DEFAULT (x)::text"). */
+int pgparse_keyword_before(const PgParse *p, int at, const char *word);
+
 /* Helpers over the parse tree: the String nodes of a list joined by '.'
  * ("pg_catalog.int4"), a new string or NULL; the "sval" of a String node. */
 char *pgparse_names(const json_t *list);
