@@ -31,7 +31,7 @@ static const Case CASES[] = {
 	{"ALTER TABLE t ALTER COLUMN a TYPE bigint USING (a::bigint + 1);",
 	 "[{\"alter_column\":{\"table\":\"t\",\"column\":\"a\",\"up\":\"(a::bigint + 1)\",\"down\":\"TODO(pgflip convert): the old type's value from the new column\",\"type\":\"bigint\"}}]"},
 	{"ALTER TABLE t ALTER COLUMN a SET NOT NULL, ALTER COLUMN b SET DEFAULT (now()), ALTER COLUMN c DROP DEFAULT;",
-	 "[{\"alter_column\":{\"table\":\"t\",\"column\":\"a\",\"up\":\"a\",\"down\":\"a\",\"nullable\":false}},{\"alter_column\":{\"table\":\"t\",\"column\":\"b\",\"up\":\"b\",\"down\":\"b\",\"default\":\"now()\"}},{\"alter_column\":{\"table\":\"t\",\"column\":\"c\",\"up\":\"c\",\"down\":\"c\",\"default\":null}}]"},
+	 "[{\"alter_column\":{\"table\":\"t\",\"column\":\"a\",\"up\":\"a\",\"down\":\"a\",\"nullable\":false}},{\"alter_column\":{\"table\":\"t\",\"column\":\"b\",\"up\":\"b\",\"down\":\"b\",\"default\":\"(now())\"}},{\"alter_column\":{\"table\":\"t\",\"column\":\"c\",\"up\":\"c\",\"down\":\"c\",\"default\":null}}]"},
 	{"ALTER TABLE t ALTER COLUMN a TYPE int USING (a)::int, ALTER COLUMN b SET DEFAULT (1)::text || $$x$$;",
 	 "[{\"alter_column\":{\"table\":\"t\",\"column\":\"a\",\"up\":\"(a)::int\",\"down\":\"TODO(pgflip convert): the old type's value from the new column\",\"type\":\"int\"}},{\"alter_column\":{\"table\":\"t\",\"column\":\"b\",\"up\":\"b\",\"down\":\"b\",\"default\":\"(1)::text || $$x$$\"}}]"},
 	{"ALTER TABLE t DROP CONSTRAINT t_a_check;",
