@@ -11,9 +11,11 @@
  *  - Django adds a NOT NULL column with `DEFAULT x` and drops the default in
  *    the next statement, to fill the existing rows: that is add_column with
  *    `up: x` and no default;
- *  - a constraint added by ALTER TABLE to a table CREATE TABLE made earlier
- *    in the same file (Django's and drizzle's foreign keys) goes into that
- *    create_table's constraints.
+ *  - what ALTER TABLE adds to or changes in a table or column that this
+ *    file creates (Django's and drizzle's foreign keys, a column added right
+ *    after its CREATE TABLE, a default or NOT NULL set on it) goes into that
+ *    create_table or add_column: pgflip then builds the object once, in its
+ *    final shape, instead of copying a column that no client uses yet.
  */
 #include "migrate/convert.h"
 

@@ -105,7 +105,12 @@ drizzle_0000_init_completed() {
 	qs public_0000_init "INSERT INTO users (name, email) VALUES ('ann', 'a@x.org')" >/dev/null
 	check "drizzle 0000: posts.author_id references users" fails public_0000_init "INSERT INTO posts (title, author_id) VALUES ('x', 42)"
 }
-run drizzle 0000_init 0001_posts
+drizzle_0002_drop_fk_completed() {
+	expect_eq "drizzle 0002: the foreign key is gone" "$(q "SELECT count(*) FROM pg_constraint WHERE conname = 'posts_author_id_users_id_fk'")" 0
+	check "drizzle 0002: a post of no user is accepted" qs public_0002_drop_fk "INSERT INTO posts (title, author_id) VALUES ('free', 4242)"
+	expect_eq "drizzle 0002: created_at has no default" "$(q "SELECT column_default IS NULL FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'users' AND column_name = 'created_at'")" "t"
+}
+run drizzle 0000_init 0001_posts 0002_drop_fk
 
 # ---- validate: refused with reasons, and nothing changed ----
 mig_db conv_validate
