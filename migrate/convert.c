@@ -709,7 +709,9 @@ static bool conv_index(Conv *c)
 		json_object_set_new(body, "predicate", json_string(w ? w : ""));
 		free(w);
 	}
-	op_push(c, "create_index", body, NULL);
+	op_push(c, "create_index", body,
+		json_is_true(json_object_get(n, "if_not_exists")) ? "IF NOT EXISTS dropped: the migration fails if the index exists"
+								   : NULL);
 	return true;
 }
 
