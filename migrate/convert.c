@@ -121,14 +121,18 @@ static const char *fk_action(const char *code)
 	}
 }
 
-/* on_delete / on_update of FK constraint K into reference R, when not NO ACTION. */
+/* on_delete / on_update (when not NO ACTION) and match_type (when not
+ * SIMPLE) of FK constraint K into reference R. */
 static void fk_actions(json_t *r, const json_t *k)
 {
 	const char *del = fk_action(mj_str(k, "fk_del_action", "")), *upd = fk_action(mj_str(k, "fk_upd_action", ""));
+	const char *match = mj_str(k, "fk_matchtype", "s");
 	if (strcmp(del, "NO ACTION") != 0)
 		json_object_set_new(r, "on_delete", json_string(del));
 	if (strcmp(upd, "NO ACTION") != 0)
 		json_object_set_new(r, "on_update", json_string(upd));
+	if (match[0] == 'f' || match[0] == 'p')
+		json_object_set_new(r, "match_type", json_string(match[0] == 'f' ? "FULL" : "PARTIAL"));
 }
 
 /* The text after keyword WORD of the clause at LOC (a Constraint's location). */
@@ -203,6 +207,8 @@ static json_t *table_constraint(Conv *c, const char *table, const json_t *k)
 		}
 		json_t *r = json_pack("{s:s, s:o}", "table", rt, "columns", strings_of(json_object_get(k, "pk_attrs")));
 		fk_actions(r, k);
+		if (json_object_get(k, "fk_del_set_cols"))
+			json_object_set_new(r, "on_delete_set_columns", strings_of(json_object_get(k, "fk_del_set_cols")));
 		json_object_set_new(o, "references", r);
 	} else {
 		json_decref(o);
@@ -232,6 +238,8 @@ static json_t *column_reference(Conv *c, const char *table, const char *col, con
 		return NULL;
 	if (json_array_size(pk) != 1)
 		return unsupported(c, "REFERENCES without the referenced column"), NULL;
+	if (json_object_get(k, "fk_del_set_cols"))
+		return unsupported(c, "ON DELETE SET NULL/DEFAULT (columns) on a column"), NULL;
 	const char *name = json_string_value(json_object_get(k, "conname"));
 	json_t *cols = json_pack("[s]", col);
 	json_t *r = json_pack("{s:o, s:s, s:s}", "name", name ? json_string(name) : default_name(table, cols, "fkey"),
@@ -364,6 +372,8 @@ static bool conv_create_table(Conv *c)
 	    json_object_get(n, "ofTypename") || json_object_get(n, "options") || json_object_get(n, "tablespacename") ||
 	    strcmp(mj_str(rv, "relpersistence", "p"), "p") != 0)
 		return unsupported(c, "CREATE TABLE with INHERITS, PARTITION, OF, WITH, TABLESPACE, TEMP or UNLOGGED");
+	if (json_array_size(json_object_get(n, "tableElts")) == 0)
+		return unsupported(c, "CREATE TABLE without columns");
 	json_t *cols = json_array(), *cons = json_array();
 	size_t i;
 	json_t *e;

@@ -44,7 +44,7 @@ const LintRule LINT_RULES[] = {
 		     "CREATE INDEX holds a SHARE lock on the table for the whole build: every INSERT, UPDATE and DELETE waits until it ends",
 		     "CREATE INDEX CONCURRENTLY, alone in its sql operation (the statements of one run as one transaction, where CONCURRENTLY fails), or the create_index operation, which pgflip builds concurrently"},
 	[R_NOT_VALID] = {"constraint-not-valid", LINT_ERROR,
-			 "ADD CONSTRAINT checks every row under its lock (ACCESS EXCLUSIVE for CHECK, UNIQUE and PRIMARY KEY, which also builds its index; SHARE ROW EXCLUSIVE on both tables for FOREIGN KEY): reads or writes wait for the whole scan",
+			 "ADD CONSTRAINT checks every row under its lock (ACCESS EXCLUSIVE for CHECK, and for UNIQUE, PRIMARY KEY and EXCLUDE, which also build their index; SHARE ROW EXCLUSIVE on both tables for FOREIGN KEY): reads or writes wait for the whole scan",
 			 "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in its own transaction (UNIQUE: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX); or the create_constraint operation"},
 	[R_SET_NOT_NULL] = {"set-not-null", LINT_ERROR,
 			    "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock, unless a validated CHECK (col IS NOT NULL) proves it: nothing reads or writes the table meanwhile",
@@ -302,7 +302,8 @@ static void raw_add_constraint(Lint *l, int line, const char *table, const json_
 	bool by_index = json_object_get(k, "indexname") != NULL;
 	if ((strcmp(ct, "CONSTR_CHECK") == 0 || strcmp(ct, "CONSTR_FOREIGN") == 0) && !not_valid)
 		add(l, R_NOT_VALID, line, "ADD CONSTRAINT %s on %s without NOT VALID", name ? name : "", table);
-	if ((strcmp(ct, "CONSTR_UNIQUE") == 0 || strcmp(ct, "CONSTR_PRIMARY") == 0) && !by_index)
+	if ((strcmp(ct, "CONSTR_UNIQUE") == 0 || strcmp(ct, "CONSTR_PRIMARY") == 0 || strcmp(ct, "CONSTR_EXCLUSION") == 0) &&
+	    !by_index)
 		add(l, R_NOT_VALID, line, "ADD CONSTRAINT %s %s on %s builds its index under the lock", name ? name : "",
 		    ct + 7, table);
 	char *tc = strcmp(ct, "CONSTR_CHECK") == 0 && name ? not_null_check(table, k) : NULL;
@@ -398,7 +399,7 @@ static void raw_stmt(Lint *l, const PgParse *p, const PgStmt *s)
 		json_array_foreach(json_object_get(n, "tableElts"), i, e) if (json_object_get(e, "ColumnDef"))
 			raw_column(l, line, table, json_object_get(e, "ColumnDef"), false);
 	} else if (strcmp(t, "IndexStmt") == 0 && !is_new(l, table) && !json_is_true(json_object_get(n, "concurrent"))) {
-		add(l, R_INDEX, line, "CREATE INDEX %s ON %s", json_string_value(json_object_get(n, "idxname")) ?: "",
+		add(l, R_INDEX, line, "CREATE INDEX %s ON %s", json_string_value(json_object_get(n, "idxname")) ?: "(unnamed)",
 		    table ? table : "?");
 	} else if (strcmp(t, "AlterTableStmt") == 0 && !is_new(l, table)) {
 		size_t i;

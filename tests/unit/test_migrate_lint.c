@@ -39,6 +39,7 @@ static const Case CASES[] = {
 	{"constraint-not-valid", "yaml", SQL_OP("        ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID;\n"), 0},
 	{"constraint-not-valid", "sql", "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES o (id);\n", 1},
 	{"constraint-not-valid", "sql", "ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX t_a_idx;\n", 0},
+	{"constraint-not-valid", "sql", "SELECT 1;\nALTER TABLE t ADD CONSTRAINT x EXCLUDE USING gist (a WITH =);\n", 2},
 	/* set-not-null */
 	{"set-not-null", "sql", "SET lock_timeout = '1s';\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\n", 2},
 	{"set-not-null", "sql",
