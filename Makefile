@@ -38,7 +38,7 @@ CFLAGS   ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE -DPGFLIP_VERSION='"$(VERSION)"' \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto -lsystemd) -lpthread -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_openssl -levent -lpq -linih -ljansson -lyaml -lssl -lcrypto -lsystemd) -lpg_query -lpthread -lm
 ifneq ($(SANITIZE),)
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS    += -fsanitize=$(SANITIZE)

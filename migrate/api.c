@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "migrate/lint.h"
 #include "migrate/load.h"
 #include "migrate/plan.h"
 
@@ -674,12 +675,30 @@ static bool text_is_json(const char *filename, const char *text, size_t len)
 	return i < len && text[i] == '{';
 }
 
+/* Lint before start: an error refuses the start unless rq->lint_force;
+ * warnings are for `lint` and `validate` to show. True when start may go on. */
+static bool start_lint(Flow *f, const MigFile *mf)
+{
+	LintReport lr = {0};
+	lint_migfile(mf, &lr);
+	char *first = lr.errors && !f->rq->lint_force ? lint_first_error(&lr) : NULL;
+	bool ok = !lr.errors || f->rq->lint_force;
+	if (!ok)
+		flow_fail(f, "%s (%zu lint error(s); `pgflip migrate lint` explains them, --force starts anyway)",
+			  first ? first : "lint errors", lr.errors);
+	free(first);
+	lint_report_free(&lr);
+	return ok;
+}
+
 /* The start flow of a file loaded (LOADED) into MF, or its load error ERR. */
 static MigrateStatus start_loaded(Flow *f, MigFile *mf, bool loaded, const char *err, bool complete, bool dry_run)
 {
 	MigrateStatus rc;
 	if (!loaded)
 		rc = flow_fail(f, "%s", err);
+	else if (!start_lint(f, mf))
+		rc = MIGRATE_FAILED;
 	else
 		rc = flow_connect(f) ? start_flow(f, mf, complete, dry_run) : MIGRATE_FAILED;
 	migfile_free(mf);
@@ -709,6 +728,67 @@ MigrateStatus migrate_start_file(const MigrateRequest *rq, const char *path, boo
 	MigFile mf;
 	bool loaded = migfile_load(path, &mf, err, sizeof err);
 	return start_loaded(&f, &mf, loaded, err, complete, dry_run);
+}
+
+/* ---- validate ---- */
+
+/* validate of MF: what start would refuse before it changes anything, with
+ * the reads start does (state, catalog, the checks' SELECTs) and no write. */
+static MigrateStatus validate_flow(Flow *f, const MigFile *mf)
+{
+	Exec *e = &f->e;
+	char err[1024] = "";
+	char *vschema = plan_vschema_name(mf, e->schema);
+	bool vschema_ok = vschema && plan_vschema_check(mf, e->schema, vschema, err, sizeof err);
+	flow_set_mig(f, mf->name, vschema, NULL);
+	free(vschema);
+	if (!vschema_ok)
+		return flow_fail(f, "%s", err[0] ? err : "out of memory");
+	MigState active = {0}, latest = {0}, existing = {0};
+	bool has_active = false, has_latest = false, has_existing = false;
+	MigrateStatus rc = MIGRATE_OK;
+	if (state_exists(e) && (!state_active(e, &active, &has_active) || !state_get(e, mf->name, &existing, &has_existing) ||
+				!state_latest(e, &latest, &has_latest)))
+		rc = flow_fail(f, "%s", e->err);
+	else if (has_active)
+		rc = flow_fail(f, "migration %s is active in schema %s; complete or roll it back first", active.name, e->schema);
+	else if (has_existing && strcmp(existing.status, "complete") == 0)
+		rc = flow_fail(f, "migration %s is already complete in schema %s", mf->name, e->schema);
+	if (rc == MIGRATE_OK) {
+		Plan *p = NULL;
+		if (has_latest)
+			copy_name(f->out->previous, latest.vschema);
+		rc = plan_now(f, mf, has_latest ? latest.vschema : NULL, &p);
+		plan_free(p);
+	}
+	migstate_free(&active);
+	migstate_free(&latest);
+	migstate_free(&existing);
+	return rc;
+}
+
+MigrateStatus migrate_validate(const MigrateRequest *rq, const char *path, LintReport *lint, MigrateResult *out)
+{
+	Flow f;
+	flow_init(&f, rq, out);
+	char err[1024] = "";
+	MigFile mf;
+	if (!migfile_load(path, &mf, err, sizeof err)) {
+		flow_fail(&f, "%s", err);
+		out->status = MIGRATE_FAILED;
+		return MIGRATE_FAILED;
+	}
+	lint_migfile(&mf, lint);
+	MigrateStatus rc = flow_connect(&f) ? validate_flow(&f, &mf) : MIGRATE_FAILED;
+	if (rc == MIGRATE_OK && lint->errors) {
+		char *first = lint_first_error(lint);
+		rc = flow_fail(&f, "%s", first ? first : "lint errors");
+		free(first);
+	}
+	migfile_free(&mf);
+	exec_close(&f.e);
+	out->status = rc;
+	return rc;
 }
 
 /* ---- folders: migrate DIR and plan's chain ---- */
@@ -801,7 +881,7 @@ static MigrateStatus dir_flow(Flow *f, const char *dir, char **files, size_t n)
 		if (!state_get(e, mf.name, &st, &found)) {
 			rc = flow_fail(f, "%s", e->err);
 		} else if (!(found && strcmp(st.status, "complete") == 0)) {
-			rc = start_flow(f, &mf, true, false);
+			rc = start_lint(f, &mf) ? start_flow(f, &mf, true, false) : MIGRATE_FAILED;
 			applied++;
 		}
 		migstate_free(&st);

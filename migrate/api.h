@@ -124,6 +124,7 @@ typedef struct MigrateRequest {
 	const char *schema;          /* schema of the tables being migrated, e.g. "public" */
 	ExecOptions opt;             /* exec_options_default() then overrides */
 	int unused_timeout_ms;       /* 0 = MIGRATE_UNUSED_TIMEOUT_MS */
+	bool lint_force;             /* start: run even when lint finds errors (start --force) */
 	MigrateHooks hooks;
 } MigrateRequest;
 
@@ -147,6 +148,10 @@ typedef struct MigrateResult {
 } MigrateResult;
 
 /*
+ * Start lints the file first (lint.h): a lint error refuses it with
+ * "FILE:LINE: lint error RULE: WHAT (N lint error(s); ...)" before anything
+ * is read from the database, unless rq->lint_force.
+ *
  * migrate_start: starts (expand) the migration whose file content is TEXT
  * (LEN bytes, YAML or JSON, as `pgflip migrate start FILE` reads: JSON when
  * FILENAME ends in .json, YAML when in .yaml or .yml, else JSON when TEXT
@@ -168,7 +173,8 @@ MigrateStatus migrate_complete(const MigrateRequest *rq, MigrateResult *out);
 MigrateStatus migrate_rollback(const MigrateRequest *rq, bool force, MigrateResult *out);
 /* migrate_dir: starts and completes, in name order, every migration file of
  * DIR (*.yaml, *.yml, *.json) not yet complete (the CLI's `migrate DIR`);
- * stops at the first failure. OUT names the last migration it ran. */
+ * stops at the first failure (a lint error too, unless rq->lint_force).
+ * OUT names the last migration it ran. */
 MigrateStatus migrate_dir(const MigrateRequest *rq, const char *dir, MigrateResult *out);
 /* migrate_init: creates the state schema (migrate_schema_ddl) if missing;
  * `pgflip migrate init`. */
@@ -220,6 +226,19 @@ MigrateStatus migrate_pull(const MigrateRequest *rq, const char *dir, MigrateRes
  */
 MigrateStatus migrate_create(const MigrateRequest *rq, const char *dir, const char *name, char *path, size_t pathlen,
 			     MigrateResult *out);
+/*
+ * migrate_validate: what `start PATH` would refuse, with nothing changed in
+ * the database (`pgflip migrate validate`): loads PATH, lints it (every
+ * finding into LINT, which the caller frees with lint_report_free), then
+ * reads the state and the catalog, plans against them and runs the plan's
+ * checks (SELECT ... LIMIT 0 of each up/down), as start does before its
+ * first write. MIGRATE_OK when all of that passes and lint has no error;
+ * else MIGRATE_FAILED with OUT->err the first reason: a load error, "migration
+ * X is active...", the planner's or the server's refusal, or the first lint
+ * error ("FILE:LINE: lint error RULE: ..."; LINT has them all).
+ */
+struct LintReport;
+MigrateStatus migrate_validate(const MigrateRequest *rq, const char *path, struct LintReport *lint, MigrateResult *out);
 
 /*
  * migrate_plan: the printable plan (start, complete, rollback) of the

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "migrate/api.h"
+#include "migrate/cli_check.h"
 #include "migrate/migrate.h"
 
 typedef struct Cli {
@@ -28,11 +29,13 @@ typedef struct Cli {
 	bool from_pgroll;           /* baseline --from-pgroll */
 	const char *pgroll_schema;  /* --pgroll-schema NAME (pgroll) */
 	const char *dir;            /* create --dir DIR (.) */
+	bool json;            /* convert --json, lint/validate --format json */
 	const char *pos[3];   /* COMMAND [ARG] */
 	size_t npos;
 } Cli;
 
-enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_ROLE, O_FROM_PGROLL, O_PGROLL_SCHEMA, O_DIR, O_WORKERS };
+enum { O_LOCK = 256, O_RETRY, O_BATCH, O_DELAY, O_QUIET, O_NOPROG, O_NOCHAIN, O_ROLE, O_FROM_PGROLL, O_PGROLL_SCHEMA, O_DIR, O_WORKERS,
+       O_JSON, O_FORMAT };
 
 static const struct option CLI_OPTS[] = {
 	{"dsn", required_argument, NULL, 'd'},
@@ -53,6 +56,8 @@ static const struct option CLI_OPTS[] = {
 	{"pgroll-schema", required_argument, NULL, O_PGROLL_SCHEMA},
 	{"dir", required_argument, NULL, O_DIR},
 	{"backfill-workers", required_argument, NULL, O_WORKERS},
+	{"json", no_argument, NULL, O_JSON},
+	{"format", required_argument, NULL, O_FORMAT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -75,6 +80,13 @@ static void usage(FILE *out)
 	      "                       pgroll's history instead (no NAME)\n"
 	      "  pull DIR             write the migrations stored in the database to DIR\n"
 	      "  create NAME          new empty migration NN_NAME.yaml in --dir DIR (.)\n"
+	      "  convert [FILE|-]     SQL DDL (Alembic's offline SQL, Django sqlmigrate, drizzle-kit) to a\n"
+	      "                       migration file on stdout: YAML, or JSON with --json\n"
+	      "  lint FILE|DIR        rules on locks and old-code breakage; exit 1 on an error\n"
+	      "                       [--format text|json]\n"
+	      "  validate FILE        load, plan against the database and lint; changes nothing\n"
+	      "                       [--format text|json]\n"
+	      "start refuses a file with lint errors unless --force.\n"
 	      "options: --lock-timeout MS (500) --retry-total MS (60000) --backfill-batch-size N (10000)\n"
 	      "         --backfill-batch-delay MS (0) --backfill-workers N (1: connections, each\n"
 	      "         filling its own key range) --quiet --no-progress\n"
@@ -208,7 +220,7 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case 's': c->rq.schema = arg; break;
 	case 'c': c->complete = true; break;
 	case 'n': c->dry_run = true; break;
-	case 'f': c->force = true; break;
+	case 'f': c->force = c->rq.lint_force = true; break;
 	case 'h': usage(stdout); return 0;
 	case O_LOCK:
 		if (!parse_int(arg, 1, 3600000, &o->lock_timeout_ms))
@@ -242,6 +254,12 @@ static int cli_option(Cli *c, int ch, const char *arg, const char *word)
 	case O_FROM_PGROLL: c->from_pgroll = true; break;
 	case O_PGROLL_SCHEMA: c->pgroll_schema = arg; break;
 	case O_DIR: c->dir = arg; break;
+	case O_JSON: c->json = true; break;
+	case O_FORMAT:
+		if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)
+			return fprintf(stderr, "pgflip migrate: --format: expected text or json\n"), 2;
+		c->json = strcmp(arg, "json") == 0;
+		break;
 	default:
 		fprintf(stderr, "pgflip migrate: unknown option %s\n", word);
 		usage(stderr);
@@ -293,8 +311,8 @@ static int cli_parse(Cli *c, int argc, char **argv)
 
 static bool known_command(const char *cmd)
 {
-	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate",
-					    "latest", "plan", "baseline", "pull", "create", NULL};
+	static const char *const known[] = {"init", "start", "complete", "rollback", "status", "migrate", "latest", "plan",
+					    "baseline", "pull", "create", "convert", "lint", "validate", NULL};
 	for (const char *const *k = known; *k; k++)
 		if (strcmp(*k, cmd) == 0)
 			return true;
@@ -309,7 +327,8 @@ static bool cli_needs_arg(const Cli *c, const char *cmd)
 	if (strcmp(cmd, "baseline") == 0)
 		return !c->from_pgroll;
 	return strcmp(cmd, "start") == 0 || strcmp(cmd, "plan") == 0 || strcmp(cmd, "migrate") == 0 ||
-	       strcmp(cmd, "pull") == 0 || strcmp(cmd, "create") == 0;
+	       strcmp(cmd, "pull") == 0 || strcmp(cmd, "create") == 0 || strcmp(cmd, "lint") == 0 ||
+	       strcmp(cmd, "validate") == 0;
 }
 
 /* baseline, pull or create with ARG: the exit status, or -1 for another CMD. */
@@ -344,6 +363,12 @@ static int cli_run(Cli *c, const char *cmd, const char *arg)
 		return cmd_status(c);
 	if (strcmp(cmd, "latest") == 0)
 		return cmd_latest(c);
+	if (strcmp(cmd, "convert") == 0)
+		return cli_convert(c->rq.schema, arg, c->json);
+	if (strcmp(cmd, "lint") == 0)
+		return cli_lint(arg, c->json);
+	if (strcmp(cmd, "validate") == 0)
+		return cli_validate(&c->rq, arg, c->json);
 	if (strcmp(cmd, "init") == 0)
 		migrate_init(&c->rq, &r);
 	else if (strcmp(cmd, "start") == 0)
@@ -370,8 +395,10 @@ int migrate_main(int argc, char **argv)
 	}
 	const char *cmd = c.pos[0];
 	bool needs_arg = cli_needs_arg(&c, cmd);
-	if (needs_arg != (c.npos == 2)) {
-		fprintf(stderr, "pgflip migrate: %s %s\n", cmd, needs_arg ? "needs one argument" : "takes no argument");
+	bool may_arg = strcmp(cmd, "convert") == 0;
+	if (may_arg ? c.npos > 2 : needs_arg != (c.npos == 2)) {
+		fprintf(stderr, "pgflip migrate: %s %s\n", cmd,
+			may_arg ? "takes at most one argument" : needs_arg ? "needs one argument" : "takes no argument");
 		return 2;
 	}
 	if (!known_command(cmd)) {

@@ -179,6 +179,8 @@ static bool migline_add(MigFile *f, const json_t *parent, const char *key, size_
 		return false;
 	l->index = index;
 	l->line = line;
+	l->vline = line;
+	l->block = false;
 	f->nlines++;
 	return true;
 }
@@ -191,6 +193,19 @@ int migfile_line(const MigFile *f, const json_t *parent, const char *key, size_t
 			continue;
 		if (key ? (l->key && strcmp(l->key, key) == 0) : (!l->key && l->index == index))
 			return l->line;
+	}
+	return 0;
+}
+
+int migfile_text_line(const MigFile *f, const json_t *parent, const char *key, bool *block)
+{
+	*block = false;
+	for (size_t i = 0; i < f->nlines; i++) {
+		const MigLine *l = &f->lines[i];
+		if (l->parent == parent && l->key && strcmp(l->key, key) == 0) {
+			*block = l->block;
+			return l->vline;
+		}
 	}
 	return 0;
 }
@@ -374,6 +389,8 @@ static json_t *yaml_node(YamlCtx *c, yaml_event_t *ev, int depth)
 				goto mfail;
 			}
 			int vline = (int)v.start_mark.line + 1;
+			bool block = v.type == YAML_SCALAR_EVENT && (v.data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
+								     v.data.scalar.style == YAML_FOLDED_SCALAR_STYLE);
 			json_t *val = yaml_node(c, &v, depth + 1);
 			if (!val) {
 				free(key);
@@ -381,14 +398,16 @@ static json_t *yaml_node(YamlCtx *c, yaml_event_t *ev, int depth)
 			}
 			/* a value on the key's own line reports the key's line; a block value
 			 * on the next lines reports the line of the key too, which is what a
-			 * reader looks for */
-			(void)vline;
+			 * reader looks for; where a string's text begins is kept apart (lint
+			 * points into raw SQL) */
 			if (!migline_add(c->f, node, key, 0, kline)) {
 				json_decref(val);
 				free(key);
 				yaml_fail(c, kline, "too many nodes");
 				goto mfail;
 			}
+			c->f->lines[c->f->nlines - 1].vline = block ? vline + 1 : vline;
+			c->f->lines[c->f->nlines - 1].block = block;
 			json_object_set_new(node, key, val);
 			free(key);
 		}
@@ -713,6 +732,25 @@ static char *name_from_path(const char *path)
 	return strndup(b, n);
 }
 
+/* Lines for a JSON file: jansson keeps none, but JSON is YAML's flow style,
+ * so libyaml reads the same text with its marks. Its tree replaces jansson's
+ * only when both are equal (jansson stays the judge of JSON); otherwise the
+ * file simply has no lines. */
+static void json_lines(MigFile *f, const char *text, size_t len)
+{
+	char yerr[256] = "";
+	json_t *y = yaml_load(f, text, len, yerr, sizeof yerr);
+	if (y && json_equal(y, f->root)) {
+		json_decref(f->root);
+		f->root = y;
+		return;
+	}
+	json_decref(y);
+	for (size_t i = 0; i < f->nlines; i++)
+		free(f->lines[i].key);
+	f->nlines = 0;
+}
+
 bool migfile_parse(const char *path, const char *text, size_t len, bool is_json, MigFile *out, char *err,
 		   size_t errlen)
 {
@@ -738,6 +776,7 @@ bool migfile_parse(const char *path, const char *text, size_t len, bool is_json,
 			migfile_free(out);
 			return false;
 		}
+		json_lines(out, text, len);
 	} else {
 		out->root = yaml_load(out, text, len, err, errlen);
 		if (!out->root) {

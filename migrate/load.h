@@ -55,6 +55,8 @@ typedef struct MigLine {
 	char *key;      /* NULL for a sequence item */
 	size_t index;
 	int line;       /* 1-based */
+	int vline;      /* where a string value's text begins (a block scalar's: the line after its key) */
+	bool block;     /* the value is a block scalar (| or >): its lines are the file's lines */
 } MigLine;
 
 typedef struct MigOp {
@@ -98,6 +100,11 @@ void migfile_free(MigFile *f);
 
 /* Line of PARENT[KEY] (KEY NULL: PARENT[INDEX]) or 0 when unknown. */
 int migfile_line(const MigFile *f, const json_t *parent, const char *key, size_t index);
+
+/* The line where the text of string PARENT[KEY] begins, 0 when unknown;
+ * *BLOCK tells whether the text's own line breaks are the file's (a YAML
+ * block scalar), so that line N of the text is the returned line + N - 1. */
+int migfile_text_line(const MigFile *f, const json_t *parent, const char *key, bool *block);
 
 /* Typed readers for a checked tree: the string/bool at KEY or DEF when absent
  * (or JSON null). */

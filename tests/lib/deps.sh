@@ -5,12 +5,13 @@
 # older than package-lock.json).
 # clang and libclang-rt-dev (libFuzzer's runtime, only a Recommends of clang
 # in Debian 12) build the fuzz harnesses; valgrind serves make VALGRIND=1 test.
-# libpg-query-dev is PostgreSQL's own parser (migrate convert and lint);
+# libpg-query-dev is PostgreSQL's own parser (migrate convert and lint), and
+# libprotobuf-c-dev the header its token list (pg_query_scan) needs;
 # libsystemd-dev gives sd_notify; pandoc builds the man pages; gnuplot-nox
 # draws bench/zero-downtime.sh's plot; prometheus (promtool) and
 # prometheus-pgbouncer-exporter check the metrics and the admin console.
 pkgs="build-essential pkg-config libevent-dev libssl-dev libpq-dev libinih-dev
-libjansson-dev libyaml-dev libcmocka-dev postgresql-15 postgresql-client-15 pgbouncer
+libjansson-dev libyaml-dev libcmocka-dev libprotobuf-c-dev postgresql-15 postgresql-client-15 pgbouncer
 clang libclang-rt-dev valgrind libpg-query-dev libsystemd-dev pandoc gnuplot-nox
 prometheus prometheus-pgbouncer-exporter"
 missing=""

@@ -163,7 +163,11 @@ static void test_json_same_tree(void **state)
 	assert_false(migfile_load("tests/data/migrate/bad_syntax.json", &f, err, sizeof err));
 	assert_non_null(strstr(err, "tests/data/migrate/bad_syntax.json:3: JSON syntax"));
 	assert_false(migfile_parse("x.json", "{\"operations\": [{\"drop_table\": {}}]}", 36, true, &f, err, sizeof err));
-	assert_string_equal(err, "x.json: operations[0].drop_table.name: missing required field");
+	assert_string_equal(err, "x.json:1: operations[0].drop_table.name: missing required field");
+	/* JSON keeps its lines (read again by libyaml, same tree) */
+	const char *j = "{\"operations\": [\n  {\"add_column\": {\"table\": \"t\",\n    \"column\": {\"name\": 1, \"type\": \"text\"}}}\n]}";
+	assert_false(migfile_parse("y.json", j, strlen(j), true, &f, err, sizeof err));
+	assert_string_equal(err, "y.json:3: operations[0].add_column.column.name: expected string, got integer");
 }
 
 static void test_every_example_loads(void **state)
