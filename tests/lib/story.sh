@@ -13,6 +13,7 @@
 #   story_routes DIR GROUP FROM_US TO_US       the routes of GROUP's transactions then
 #   story_ledger SQLFN DIR       loads DIR/ledger.csv into story.ledger
 #   story_bad_rows SQLFN GROUPS SCHEMA TEXTCOL PLUS7   rows missing or wrong
+#   story_rows_bad SQLFN GROUPS RELATION TEXTCOL INTCOL TEXTGROUPS EXTRA   the same, for any table
 #   story_untouched_bad SQLFN ROWS               first rows changed that nobody wrote
 #
 # SQLFN is the name of a function that runs psql with its arguments against
@@ -67,28 +68,38 @@ ANALYZE items;"
 # STORY_PROBE_DSN, a fifth group, `probe`, reads qty by key there (straight
 # to PostgreSQL) at STORY_RATE_PROBE (50) on 2 connections from the start:
 # a control for the moments when the others are slow.
+# Other migrations (tests/lib/zdt.sh) set the templates: STORY_V1_INS,
+# STORY_V1_UPD, STORY_V1_READ (app-v1's; default: items(id, name, qty)),
+# STORY_V2_INS, STORY_V2_UPD, STORY_V2_READ (app-v2's and app-v2-again's;
+# default: the story's v2, above) and STORY_ANY_TABLE (app-any's table:
+# items); STORY_ANY_START=1 starts app-any with the others instead of at
+# DIR/go-any.
 story_loadgen() {
 	_sd=$1 _sdsn=$2 _sldsn=$3
 	shift 3
 	_sc=${STORY_CONNS:-4}
-	_v2_ins='INSERT INTO items (id, title, qty, score) VALUES ($1, $2, $3, $3 * 10 + 7)'
-	_v2_upd='UPDATE items SET title = $2, qty = $3, score = $3 * 10 + 7 WHERE id = $1'
-	_v2_read='SELECT title, qty FROM items WHERE id = $1'
+	_v1_ins=${STORY_V1_INS:-'INSERT INTO items (id, name, qty) VALUES ($1, $2, $3)'}
+	_v1_upd=${STORY_V1_UPD:-'UPDATE items SET name = $2, qty = $3 WHERE id = $1'}
+	_v1_read=${STORY_V1_READ:-'SELECT name, qty FROM items WHERE id = $1'}
+	_v2_ins=${STORY_V2_INS:-'INSERT INTO items (id, title, qty, score) VALUES ($1, $2, $3, $3 * 10 + 7)'}
+	_v2_upd=${STORY_V2_UPD:-'UPDATE items SET title = $2, qty = $3, score = $3 * 10 + 7 WHERE id = $1'}
+	_v2_read=${STORY_V2_READ:-'SELECT title, qty FROM items WHERE id = $1'}
 	if [ "${STORY_V2_SQL:-v2}" = v1 ]; then
-		_v2_ins='INSERT INTO items (id, name, qty) VALUES ($1, $2, $3)'
-		_v2_upd='UPDATE items SET name = $2, qty = $3 WHERE id = $1'
-		_v2_read='SELECT name, qty FROM items WHERE id = $1'
+		_v2_ins=$_v1_ins _v2_upd=$_v1_upd _v2_read=$_v1_read
 	fi
+	_sany_start="--start-file $_sd/go-any"
+	[ "${STORY_ANY_START:-0}" = 1 ] && _sany_start="--start-after 0"
 	[ -z "${STORY_PROBE_DSN:-}" ] ||
 		set -- "$@" --group probe:2 --dsn "$STORY_PROBE_DSN" --rate "${STORY_RATE_PROBE:-50}" --columns id,,qty --mix 0:0:1
 	rm -f "$_sd"/go-* "$_sd"/stop*
 	"$TOP/$LOADGEN" --dsn "$_sdsn" --lock-dsn "$_sldsn" --route --check --stop-file "$_sd/stop" \
 		--csv "$_sd/txn.csv" --ledger "$_sd/ledger.csv" --lock-csv "$_sd/locks.csv" --summary "$_sd/summary.txt" \
-		--table items --columns id,name,qty \
 		--group "app-v1:$_sc" --rate "${STORY_RATE_V1:-100}" --group-stop-file "$_sd/stop-v1" \
+		--insert "$_v1_ins" --update "$_v1_upd" --read "$_v1_read" \
 		--group "app-v2:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2" --group-stop-file "$_sd/stop-v2" \
 		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" \
-		--group "app-any:${STORY_CONNS_ANY:-12}" --rate "${STORY_RATE_ANY:-50}" --start-file "$_sd/go-any" --columns id,,qty --mix 0:1:1 --prepared \
+		--group "app-any:${STORY_CONNS_ANY:-12}" --rate "${STORY_RATE_ANY:-50}" $_sany_start \
+		--table "${STORY_ANY_TABLE:-items}" --columns id,,qty --mix 0:1:1 --prepared \
 		--group "app-v2-again:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2-again" --prepared \
 		--insert "$_v2_ins" --update "$_v2_upd" --read "$_v2_read" "$@" \
 		>"$_sd/loadgen.out" 2>"$_sd/loadgen.err" &
@@ -137,16 +148,33 @@ story_ledger() {
 # up expression, or the backfill) or, for the groups in PLUS7, qty * 10 + 7
 # (what v2 writes). The first wrong rows go to stderr.
 story_bad_rows() {
-	_sq=$1 _sg=$2 _ss=$3 _st=$4 _sp=$5
-	_sgl=$(echo "$_sg" | sed "s/[^,][^,]*/'&'/g")
-	_spl=$(echo "$_sp" | sed "s/[^,][^,]*/'&'/g")
+	_spl=$(story_sql_list "$5")
 	[ -n "$_spl" ] || _spl="''"
-	if [ "$_sp" = - ]; then _sscore=false; else
-		_sscore="i.score IS DISTINCT FROM i.qty * 10 + CASE WHEN l.grp IN ($_spl) THEN 7 ELSE 0 END"
+	if [ "$5" = - ]; then _sscore=false; else
+		_sscore="l.grp <> 'app-any' AND i.score IS DISTINCT FROM i.qty * 10 + CASE WHEN l.grp IN ($_spl) THEN 7 ELSE 0 END"
 	fi
-	_swrong="i.qty <> l.num OR (l.grp <> 'app-any' AND i.$_st <> l.txt) OR (l.grp <> 'app-any' AND $_sscore)"
-	_sfrom="(SELECT DISTINCT ON (id) * FROM story.ledger WHERE grp IN ($_sgl) ORDER BY id, end_us DESC) l
-		LEFT JOIN $_ss.items i USING (id)"
+	story_rows_bad "$1" "$2" "$3.items" "$4" qty app-v1,app-v2,app-v2-again "$_sscore"
+}
+
+# story_sql_list A,B: 'A','B' (a comma list as SQL literals)
+story_sql_list() { echo "$1" | sed "s/[^,][^,]*/'&'/g"; }
+
+# story_rows_bad SQLFN GROUPS RELATION TEXTCOL INTCOL TEXTGROUPS EXTRA: for
+# the rows whose last write (by the ledger) came from one of GROUPS, read
+# through RELATION (schema.table: a version's view, or the table), prints
+# "MISSING WRONG": rows not there, and rows whose INTCOL is not the last
+# write's integer, whose TEXTCOL (empty: the version has none) is not its
+# text when one of TEXTGROUPS wrote it (the groups whose SQL writes a text),
+# or for which EXTRA holds: an SQL condition ("false": none) over i (the
+# row) and l (the last write: l.grp, l.op, l.txt, l.num, and l.first_grp,
+# l.first_op of the id's first write). The first wrong rows go to stderr.
+story_rows_bad() {
+	_sq=$1 _sgl=$(story_sql_list "$2") _sr=$3 _st=$4 _si=$5 _stl=$(story_sql_list "$6") _sx=$7
+	_swrong="i.$_si IS DISTINCT FROM l.num OR ($_sx)"
+	[ -z "$_st" ] || _swrong="$_swrong OR (l.grp IN ($_stl) AND i.$_st IS DISTINCT FROM l.txt)"
+	_sfrom="(SELECT DISTINCT ON (id) *, first_value(grp) OVER w AS first_grp, first_value(op) OVER w AS first_op
+		FROM story.ledger WHERE grp IN ($_sgl) WINDOW w AS (PARTITION BY id ORDER BY end_us) ORDER BY id, end_us DESC) l
+		LEFT JOIN $_sr i USING (id)"
 	$_sq -c "SELECT 'ledger says ' || l.grp || ' ' || l.op || ' id ' || l.id || ' = (' || l.txt || ', ' || l.num || ') via ' || l.route
 		|| '; the row is ' || coalesce(row(i.*)::text, 'missing') FROM $_sfrom WHERE i.id IS NULL OR $_swrong LIMIT 5" >&2
 	$_sq -F ' ' -c "SELECT count(*) FILTER (WHERE i.id IS NULL), count(*) FILTER (WHERE i.id IS NOT NULL AND ($_swrong))
