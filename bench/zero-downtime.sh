@@ -65,29 +65,16 @@ BENCH_ROWS=${BENCH_ROWS:-1000000}
 BENCH_OPS=${BENCH_OPS:-all}
 BENCH_HOLD=${BENCH_HOLD:-5}
 BENCH_ADVERSARY=${BENCH_ADVERSARY:-1}
-STORY_RATE_V1=${STORY_RATE_V1:-200}
-STORY_RATE_V2=${STORY_RATE_V2:-100}
-STORY_RATE_ANY=${STORY_RATE_ANY:-100}
-STORY_CONNS=${STORY_CONNS:-4}
-export STORY_RATE_V1 STORY_RATE_V2 STORY_RATE_ANY STORY_CONNS
 
 . bench/lib.sh
 . tests/lib/story.sh
 . tests/lib/zdt.sh
-[ -x "$LOADGEN" ] || make -s "$LOADGEN" || die "no load generator at $LOADGEN"
 [ "$BENCH_OPS" = all ] && BENCH_OPS=$ZDT_OPS_ALL
 for op in $BENCH_OPS; do zdt_op "$op" || die "unknown operation $op (see the header of bench/zero-downtime.sh)"; done
 command -v gnuplot >/dev/null || note "no gnuplot: no plots"
 
-bench_results
 trap 'zdt_stop_bg; bench_cleanup' EXIT
-bench_pg_start 200
-pg_psql -c "CREATE DATABASE bench OWNER app" >/dev/null || die "CREATE DATABASE failed"
-bq() { PGPASSWORD=app_pw psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app -d bench "$@"; }
-FLIP_ROUTES="default = public
-app.app-v1* = public
-canary_key = connection"
-flip_prepare pgflip "$PGFLIP" ""
+story_bench_start
 
 zdt_sql() { bq "$@"; }
 zdt_ctl() { flip_ctl pgflip "$@"; }
@@ -100,9 +87,7 @@ zdt_pgflip_start() {
 }
 ZDT_LOG=$(flip_file pgflip).log
 ZDT_FLIP_DSN="host=127.0.0.1 port=$(tget port pgflip) dbname=bench user=app"
-# the lock sampler logs in as the superuser: pg_stat_activity shows other
-# users' backend_type (an autovacuum worker) only to those who may see them
-ZDT_LOCK_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=postgres password=postgres"
+ZDT_LOCK_DSN=$LOCK_DSN
 ZDT_ADV_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app"
 ZDT_ROWS=$BENCH_ROWS ZDT_HOLD=$BENCH_HOLD
 

@@ -15,6 +15,10 @@
 #   story_bad_rows SQLFN GROUPS SCHEMA TEXTCOL PLUS7   rows missing or wrong
 #   story_rows_bad SQLFN GROUPS RELATION TEXTCOL INTCOL TEXTGROUPS EXTRA   the same, for any table
 #   story_untouched_bad SQLFN ROWS               first rows changed that nobody wrote
+#   story_event NAME CMD...      runs a step of run STORY_D, timed into its events
+#   story_go FILE                touches STORY_D/FILE, logged for a replay
+#   story_replay FROM_DIR        FROM_DIR's touches at the same moments of this run
+#   story_bench_start            the benchmarks' load defaults, PostgreSQL, pgflip
 #
 # SQLFN is the name of a function that runs psql with its arguments against
 # the database, tuples only (apsql in the test).
@@ -94,6 +98,7 @@ story_loadgen() {
 	rm -f "$_sd"/go-* "$_sd"/stop*
 	"$TOP/$LOADGEN" --dsn "$_sdsn" --lock-dsn "$_sldsn" --route --check --stop-file "$_sd/stop" \
 		--csv "$_sd/txn.csv" --ledger "$_sd/ledger.csv" --lock-csv "$_sd/locks.csv" --summary "$_sd/summary.txt" \
+		--table items --columns id,name,qty \
 		--group "app-v1:$_sc" --rate "${STORY_RATE_V1:-100}" --group-stop-file "$_sd/stop-v1" \
 		--insert "$_v1_ins" --update "$_v1_upd" --read "$_v1_read" \
 		--group "app-v2:$_sc" --rate "${STORY_RATE_V2:-50}" --start-file "$_sd/go-v2" --group-stop-file "$_sd/stop-v2" \
@@ -191,3 +196,55 @@ story_untouched_bad() {
 		count(*) FILTER (WHERE i.id > $2)
 		FROM public.items i WHERE NOT EXISTS (SELECT FROM story.ledger l WHERE l.id = i.id)"
 }
+
+# ---- the steps of a run ----------------------------------------------------
+# A run's folder is STORY_D; STORY_LAUNCH is when its load generator started
+# (us since the epoch); a step that fails is noted in STORY_ERRORS
+# (default STORY_D/errors).
+
+# story_event NAME CMD...: runs CMD (its output to STORY_D/ctl.log), logs
+# "NAME T_SENT T_REPLY" to STORY_D/events
+story_event() {
+	_sen=$1; shift
+	_se0=$(story_now_us)
+	"$@" >>"$STORY_D/ctl.log" 2>&1 || echo "$_sen: exit $? ($*)" >>"${STORY_ERRORS:-$STORY_D/errors}"
+	echo "$_sen $_se0 $(story_now_us)" >>"$STORY_D/events"
+}
+
+# story_go FILE: touches the run's control FILE, logged ("touch FILE US",
+# US after the launch) for a replay
+story_go() { touch "$STORY_D/$1"; echo "touch $1 $(($(story_now_us) - STORY_LAUNCH))" >>"$STORY_D/events"; }
+
+# story_replay FROM_DIR: the touches of the run in FROM_DIR at the same
+# moments of this run (a run with no migration beside one with it)
+story_replay() {
+	awk '$1 == "touch" { print $2, $3 }' "$1/events" | while read -r _sf _sat; do
+		_sleft=$((STORY_LAUNCH + _sat - $(story_now_us)))
+		[ "$_sleft" -gt 0 ] && sleep "$(awk -v u="$_sleft" 'BEGIN { printf "%.6f", u / 1e6 }')"
+		touch "$STORY_D/$_sf"
+	done
+}
+
+# story_bench_start: for the benchmarks (after bench/lib.sh): the load's
+# defaults (STORY_RATE_V1 200, STORY_RATE_V2 100, STORY_RATE_ANY 100 tx/s,
+# STORY_CONNS 4), the load generator, the results folder, PostgreSQL with a
+# database `bench` owned by app (bq: psql there as app, tuples only), the
+# pgflip target `pgflip` (routes: default public, app-v1* pinned to public,
+# canary_key = connection), and LOCK_DSN for the lock sampler
+story_bench_start() {
+	STORY_RATE_V1=${STORY_RATE_V1:-200} STORY_RATE_V2=${STORY_RATE_V2:-100}
+	STORY_RATE_ANY=${STORY_RATE_ANY:-100} STORY_CONNS=${STORY_CONNS:-4}
+	export STORY_RATE_V1 STORY_RATE_V2 STORY_RATE_ANY STORY_CONNS
+	[ -x "$LOADGEN" ] || make -s "$LOADGEN" || die "no load generator at $LOADGEN"
+	bench_results
+	bench_pg_start 200
+	pg_psql -c "CREATE DATABASE bench OWNER app" >/dev/null || die "CREATE DATABASE failed"
+	FLIP_ROUTES="default = public
+app.app-v1* = public
+canary_key = connection"
+	flip_prepare pgflip "$PGFLIP" ""
+	# the lock sampler logs in as the superuser: pg_stat_activity shows other
+	# users' backend_type (an autovacuum worker) only to those who may see them
+	LOCK_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=postgres password=postgres"
+}
+bq() { PGPASSWORD=app_pw psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app -d bench "$@"; }

@@ -70,7 +70,6 @@ zdt_op() {
 	ZDT_OP=$1 ZDT_VS=public_02_$1 ZDT_V2_TABLE=items ZDT_V2_TEXT=name ZDT_V2_COL="" ZDT_V2_VAL=""
 	ZDT_EXTRA_V1=false ZDT_EXTRA_V2=false ZDT_KEY="PRIMARY KEY" ZDT_PRE_SQL="" ZDT_ANY=1
 	_zfk="CASE WHEN owner_id BETWEEN 1 AND 1000 THEN owner_id END" # up of a reference: dangling ones become NULL
-	_zv2fk="(l.grp LIKE 'app-v2%' AND i.owner_id IS DISTINCT FROM l.num % 1000 + 1) OR i.owner_id NOT BETWEEN 1 AND 1000"
 	case $1 in
 	add_column)
 		ZDT_DESC="add_column score integer NOT NULL, up: qty * 10 (v2 writes qty * 10 + 7)"
@@ -98,16 +97,16 @@ zdt_op() {
 		ZDT_DESC="alter_column qty CHECK (qty >= 0) (up: greatest(qty, 0))"
 		ZDT_YAML='alter_column: {table: items, column: qty, check: {name: items_qty_nonneg, constraint: "qty >= 0"}, up: "greatest(qty, 0)", down: qty}'
 		ZDT_EXTRA_V2="i.qty < 0"
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_qty_nonneg'" ;;
+		zdt_validated items_qty_nonneg ;;
 	alter_unique)
 		ZDT_DESC="alter_column name UNIQUE (a copy of name, its unique index built CONCURRENTLY)"
 		ZDT_YAML='alter_column: {table: items, column: name, unique: {name: items_name_key}, up: name, down: name}'
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_name_key'" ;;
+		zdt_validated items_name_key ;;
 	alter_references)
 		ZDT_DESC="alter_column owner_id REFERENCES owners (up: dangling ones NULL; v2 writes owner_id)"
 		ZDT_YAML="alter_column: {table: items, column: owner_id, references: {name: items_owner_fk, table: owners, column: id}, up: \"$_zfk\", down: owner_id}"
-		ZDT_V2_COL=owner_id ZDT_V2_VAL='$3 % 1000 + 1' ZDT_EXTRA_V2=$_zv2fk
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_owner_fk'" ;;
+		zdt_v2_owner
+		zdt_validated items_owner_fk ;;
 	rename_column)
 		ZDT_DESC="rename_column name -> title"
 		ZDT_YAML='rename_column: {table: items, from: name, to: title}'
@@ -126,17 +125,17 @@ zdt_op() {
 	create_unique)
 		ZDT_DESC="create_constraint unique on name"
 		ZDT_YAML='create_constraint: {table: items, name: items_name_uq, type: unique, columns: [name], up: {name: name}, down: {name: name}}'
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_name_uq'" ;;
+		zdt_validated items_name_uq ;;
 	create_check)
 		ZDT_DESC="create_constraint check qty >= 0"
 		ZDT_YAML='create_constraint: {table: items, name: items_qty_chk, type: check, columns: [qty], check: "qty >= 0", up: {qty: "greatest(qty, 0)"}, down: {qty: qty}}'
 		ZDT_EXTRA_V2="i.qty < 0"
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_qty_chk'" ;;
+		zdt_validated items_qty_chk ;;
 	create_foreign_key)
 		ZDT_DESC="create_constraint foreign_key owner_id -> owners(id) (v2 writes owner_id)"
 		ZDT_YAML="create_constraint: {table: items, name: items_owner_fk, type: foreign_key, columns: [owner_id], references: {table: owners, columns: [id]}, up: {owner_id: \"$_zfk\"}, down: {owner_id: owner_id}}"
-		ZDT_V2_COL=owner_id ZDT_V2_VAL='$3 % 1000 + 1' ZDT_EXTRA_V2=$_zv2fk
-		ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = 'items_owner_fk'" ;;
+		zdt_v2_owner
+		zdt_validated items_owner_fk ;;
 	create_primary_key)
 		ZDT_DESC="create_constraint primary_key on id (the table's id: NOT NULL UNIQUE, no primary key)"
 		ZDT_YAML='create_constraint: {table: items, name: items_pkey, type: primary_key, columns: [id], up: {}, down: {}}'
@@ -159,6 +158,15 @@ zdt_op() {
 	*) return 1 ;;
 	esac
 	zdt_v2_templates
+}
+
+# zdt_validated NAME: the final table has constraint NAME, validated
+zdt_validated() { ZDT_FINAL="SELECT convalidated FROM pg_constraint WHERE conname = '$1'"; }
+# zdt_v2_owner: the new version also writes owner_id (a valid owner), and
+# every owner_id it sees is one or NULL
+zdt_v2_owner() {
+	ZDT_V2_COL=owner_id ZDT_V2_VAL='$3 % 1000 + 1'
+	ZDT_EXTRA_V2="(l.grp LIKE 'app-v2%' AND i.owner_id IS DISTINCT FROM l.num % 1000 + 1) OR i.owner_id NOT BETWEEN 1 AND 1000"
 }
 
 # zdt_v2_templates: STORY_V2_* (the new version's SQL) and STORY_ANY_TABLE
@@ -198,28 +206,17 @@ zdt_fresh() {
 
 zdt_us() { story_now_us; }
 zdt_half() { sleep "$(awk -v s="$ZDT_HOLD" 'BEGIN { print s / 2 }')"; }
-# zdt_event NAME CMD...: runs CMD (its output to the run's ctl.log), logs
-# "NAME T_SENT T_REPLY" to its events; a failure goes to its errors
-zdt_event() {
-	_zen=$1; shift
-	_ze0=$(zdt_us)
-	"$@" >>"$ZD/ctl.log" 2>&1 || echo "$_zen: exit $? ($*)" >>"$ZD/errors"
-	echo "$_zen $_ze0 $(zdt_us)" >>"$ZD/events"
-}
-# zdt_go FILE: touches the run's control FILE; logged ("touch FILE US" after
-# the launch) for a baseline to replay
-zdt_go() { touch "$ZD/$1"; echo "touch $1 $(($(zdt_us) - ZDT_LAUNCH))" >>"$ZD/events"; }
 zdt_stopped() { # GROUP: until the load generator's GROUP stopped
-	story_wait_stopped "$ZD" "$1" 60 || echo "$1 did not stop" >>"$ZD/errors"
+	story_wait_stopped "$STORY_D" "$1" 60 || echo "$1 did not stop" >>"$STORY_D/errors"
 }
 
 # zdt_poll: every 100 ms, `migrate status` with the time, into status.jsonl
 # (what the migrator waits for, the phases, strong_lock_ms)
 zdt_poll() {
-	while [ ! -f "$ZD/poll-stop" ]; do
+	while [ ! -f "$STORY_D/poll-stop" ]; do
 		echo "$(zdt_us) $(zdt_ctl --json migrate status 2>/dev/null)"
 		sleep 0.1
-	done >"$ZD/status.jsonl"
+	done >"$STORY_D/status.jsonl"
 }
 
 # zdt_adversary: three sessions straight to PostgreSQL, started just before
@@ -229,34 +226,34 @@ zdt_poll() {
 # INDEX CONCURRENTLY waits for it); their pids go to adversary.pids
 zdt_adversary() {
 	{ echo "BEGIN; SELECT count(*) FROM (SELECT 1 FROM items LIMIT 1) s;"; sleep "$ZDT_ADV_IDLE_S"; echo "COMMIT;"; } |
-		PGAPPNAME=adversary-idle psql -X -q "$ZDT_ADV_DSN" >>"$ZD/adversary.log" 2>&1 &
+		PGAPPNAME=adversary-idle psql -X -q "$ZDT_ADV_DSN" >>"$STORY_D/adversary.log" 2>&1 &
 	ZDT_PIDS="$ZDT_PIDS $!"
 	PGAPPNAME=adversary-read psql -X -q "$ZDT_ADV_DSN" \
-		-c "SELECT pg_sleep($ZDT_ADV_READ_S), count(*) FROM items" >>"$ZD/adversary.log" 2>&1 &
+		-c "SELECT pg_sleep($ZDT_ADV_READ_S), count(*) FROM items" >>"$STORY_D/adversary.log" 2>&1 &
 	ZDT_PIDS="$ZDT_PIDS $!"
 	{ echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM owners;"; sleep "$ZDT_ADV_SNAPSHOT_S"; echo "COMMIT;"; } |
-		PGAPPNAME=adversary-snapshot psql -X -q "$ZDT_ADV_DSN" >>"$ZD/adversary.log" 2>&1 &
+		PGAPPNAME=adversary-snapshot psql -X -q "$ZDT_ADV_DSN" >>"$STORY_D/adversary.log" 2>&1 &
 	ZDT_PIDS="$ZDT_PIDS $!"
 	_zi=0
 	while [ $_zi -lt 50 ]; do
 		zdt_sql -c "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'adversary-%'" \
-			>"$ZD/adversary.pids"
-		[ "$(wc -l <"$ZD/adversary.pids")" -ge 3 ] && break
+			>"$STORY_D/adversary.pids"
+		[ "$(wc -l <"$STORY_D/adversary.pids")" -ge 3 ] && break
 		sleep 0.1; _zi=$((_zi + 1))
 	done
-	echo "adversary $(zdt_us)" >>"$ZD/events"
+	echo "adversary $(zdt_us)" >>"$STORY_D/events"
 }
 
 # zdt_start NAME: `migrate start` (ctl waits for the job), logged as NAME
 zdt_start() {
-	zdt_migration >"$ZD/02_$ZDT_OP.yaml"
-	zdt_event "$1" zdt_ctl migrate start "$ZD/02_$ZDT_OP.yaml"
+	zdt_migration >"$STORY_D/02_$ZDT_OP.yaml"
+	story_event "$1" zdt_ctl migrate start "$STORY_D/02_$ZDT_OP.yaml"
 }
 zdt_migration() { printf 'operations:\n  - %s\n' "$ZDT_YAML"; }
 
 # zdt_ledger: a fresh copy of the run's ledger in story.ledger
 zdt_ledger() {
-	story_ledger zdt_sql "$ZD"
+	story_ledger zdt_sql "$STORY_D"
 	zdt_sql -c "ANALYZE story.ledger" >/dev/null
 }
 
@@ -268,10 +265,10 @@ zdt_rows() {
 	_ztg=app-v1
 	[ -z "$ZDT_V2_TEXT" ] || _ztg=app-v1,app-v2,app-v2-again
 	_zx=$(echo "$5" | sed "s/@V2LIVE@/$(story_sql_list "$6")/g")
-	_zout=$(story_rows_bad zdt_sql "$2" "$3" "$4" qty "$_ztg" "$_zx" 2>>"$ZD/bad-rows.txt")
+	_zout=$(story_rows_bad zdt_sql "$2" "$3" "$4" qty "$_ztg" "$_zx" 2>>"$STORY_D/bad-rows.txt")
 	case $_zout in
-	[0-9]*" "[0-9]*) echo "$1 $_zout" >>"$ZD/rows" ;;
-	*) echo "$1 - -" >>"$ZD/rows"; echo "rows check $1 could not run (see bad-rows.txt)" >>"$ZD/errors" ;;
+	[0-9]*" "[0-9]*) echo "$1 $_zout" >>"$STORY_D/rows" ;;
+	*) echo "$1 - -" >>"$STORY_D/rows"; echo "rows check $1 could not run (see bad-rows.txt)" >>"$STORY_D/errors" ;;
 	esac
 }
 
@@ -280,45 +277,36 @@ zdt_steps() {
 	sleep "$ZDT_HOLD"
 	[ "$1" = adversary ] && zdt_adversary
 	zdt_start start1
-	zdt_event pin zdt_ctl route app 'app-v2*' "$ZDT_VS"
-	zdt_go go-v2
+	story_event pin zdt_ctl route app 'app-v2*' "$ZDT_VS"
+	story_go go-v2
 	sleep "$ZDT_HOLD"
-	zdt_event canary zdt_ctl route canary "$ZDT_VS" 50
+	story_event canary zdt_ctl route canary "$ZDT_VS" 50
 	sleep "$ZDT_HOLD"
-	zdt_event promote zdt_ctl promote "$ZDT_VS"
+	story_event promote zdt_ctl promote "$ZDT_VS"
 	sleep "$ZDT_HOLD"
-	zdt_go stop-v2
+	story_go stop-v2
 	zdt_stopped app-v2
 	zdt_ledger
 	zdt_rows v2-via-v1 app-v2 public.items name "$ZDT_EXTRA_V1"
 	zdt_rows v2-via-v2 app-v2 "$ZDT_VS.$ZDT_V2_TABLE" "$ZDT_V2_TEXT" "$ZDT_EXTRA_V2" app-v2
-	zdt_event rollback zdt_ctl rollback
+	story_event rollback zdt_ctl rollback
 	zdt_half
 	zdt_start start2
-	zdt_event pin2 zdt_ctl route app 'app-v2*' "$ZDT_VS"
-	zdt_go go-v2-again
+	story_event pin2 zdt_ctl route app 'app-v2*' "$ZDT_VS"
+	story_go go-v2-again
 	sleep "$ZDT_HOLD"
-	zdt_event promote2 zdt_ctl promote "$ZDT_VS"
+	story_event promote2 zdt_ctl promote "$ZDT_VS"
 	sleep "$ZDT_HOLD"
-	zdt_go stop-v1
+	story_go stop-v1
 	zdt_stopped app-v1
 	# complete contracts public: it waits until no route names it
-	zdt_event unpin-v1 zdt_ctl unroute app 'app-v1*'
+	story_event unpin-v1 zdt_ctl unroute app 'app-v1*'
 	zdt_ledger
 	zdt_rows both-via-v1 app-v1,app-v2 public.items name "$ZDT_EXTRA_V1"
 	zdt_rows both-via-v2 app-v1,app-v2 "$ZDT_VS.$ZDT_V2_TABLE" "$ZDT_V2_TEXT" "$ZDT_EXTRA_V2" none
-	zdt_event complete zdt_ctl migrate complete
+	story_event complete zdt_ctl migrate complete
 	zdt_half
-	zdt_go stop
-}
-
-# zdt_replay FROM: the touches of the run in FROM at the same moments
-zdt_replay() {
-	awk '$1 == "touch" { print $2, $3 }' "$1/events" | while read -r _zf _zat; do
-		_zleft=$((ZDT_LAUNCH + _zat - $(zdt_us)))
-		[ "$_zleft" -gt 0 ] && sleep "$(awk -v u="$_zleft" 'BEGIN { printf "%.6f", u / 1e6 }')"
-		touch "$ZD/$_zf"
-	done
+	story_go stop
 }
 
 # zdt_run KIND DIR [FROM]: a new table, a new pgflip, the load, then the
@@ -326,17 +314,17 @@ zdt_replay() {
 # txn.csv, ledger.csv, locks.csv, summary.txt; events, ctl.log, errors,
 # rows, status.jsonl, pgflip.log (this run's part), lg_rc
 zdt_run() {
-	ZD=$2
-	rm -rf "$ZD"
-	mkdir -p "$ZD"
-	: >"$ZD/events"
-	: >"$ZD/rows"
-	: >"$ZD/errors"
+	STORY_D=$2
+	rm -rf "$STORY_D"
+	mkdir -p "$STORY_D"
+	: >"$STORY_D/events"
+	: >"$STORY_D/rows"
+	: >"$STORY_D/errors"
 	# pgflip is stopped first: its route store would publish the last run's
 	# routes (to a version schema that is gone) into the new state schema
 	zdt_pgflip_stop
-	zdt_fresh || { echo "the table could not be made" >>"$ZD/errors"; return 1; }
-	zdt_pgflip_start || { echo "pgflip did not start" >>"$ZD/errors"; return 1; }
+	zdt_fresh || { echo "the table could not be made" >>"$STORY_D/errors"; return 1; }
+	zdt_pgflip_start || { echo "pgflip did not start" >>"$STORY_D/errors"; return 1; }
 	_zlog0=$(wc -c <"$ZDT_LOG" 2>/dev/null || echo 0)
 	if [ "$1" = baseline ]; then STORY_V2_SQL=v1; else STORY_V2_SQL=v2; fi # no v2 without a migration
 	STORY_ANY_START=$ZDT_ANY
@@ -347,29 +335,29 @@ zdt_run() {
 	zdt_poll &
 	ZDT_POLL_PID=$!
 	ZDT_PIDS="$ZDT_PIDS $ZDT_POLL_PID"
-	ZDT_LAUNCH=$(zdt_us)
-	echo "$ZDT_LAUNCH" >"$ZD/launch_us"
-	story_loadgen "$ZD" "$ZDT_FLIP_DSN" "$ZDT_LOCK_DSN" --keys "$ZDT_ROWS" --duration 3600
+	STORY_LAUNCH=$(zdt_us)
+	echo "$STORY_LAUNCH" >"$STORY_D/launch_us"
+	story_loadgen "$STORY_D" "$ZDT_FLIP_DSN" "$ZDT_LOCK_DSN" --keys "$ZDT_ROWS" --duration 3600
 	ZDT_PIDS="$ZDT_PIDS $STORY_LG_PID"
 	case $1 in
-	baseline) zdt_replay "$3" ;;
+	baseline) story_replay "$3" ;;
 	*) zdt_steps "$1" ;;
 	esac
 	wait "$STORY_LG_PID"
-	echo $? >"$ZD/lg_rc"
+	echo $? >"$STORY_D/lg_rc"
 	if [ "$1" != baseline ]; then
 		zdt_ledger
 		zdt_rows final-all app-v1,app-v2,app-any,app-v2-again "$ZDT_VS.$ZDT_V2_TABLE" "$ZDT_V2_TEXT" "$ZDT_EXTRA_V2" app-v2-again
-		zdt_sql -c "$ZDT_FINAL" >"$ZD/final" 2>&1
+		zdt_sql -c "$ZDT_FINAL" >"$STORY_D/final" 2>&1
 		zdt_sql -F ' ' -c "SELECT (SELECT count(*) FROM $ZDT_VS.$ZDT_V2_TABLE) - $ZDT_ROWS,
 			count(DISTINCT id) FILTER (WHERE op = 'insert' AND status = 'commit'),
-			count(DISTINCT id) FILTER (WHERE op = 'insert' AND status = 'unknown') FROM story.ledger" >"$ZD/counts" 2>&1
+			count(DISTINCT id) FILTER (WHERE op = 'insert' AND status = 'unknown') FROM story.ledger" >"$STORY_D/counts" 2>&1
 	fi
-	touch "$ZD/poll-stop"
+	touch "$STORY_D/poll-stop"
 	wait "$ZDT_POLL_PID"
 	ZDT_PIDS=""
-	tail -c +"$((_zlog0 + 1))" "$ZDT_LOG" >"$ZD/pgflip.log" 2>/dev/null
-	zdt_metrics "$ZD"
+	tail -c +"$((_zlog0 + 1))" "$ZDT_LOG" >"$STORY_D/pgflip.log" 2>/dev/null
+	zdt_metrics "$STORY_D"
 }
 
 zdt_stop_bg() {
@@ -559,14 +547,21 @@ zdt_plot() {
 	{
 		echo "set terminal pngcairo size 1400,$((_zn * 420)) font ',10'"
 		echo "set output '$_zo/latency.png'"
+		echo "set termoption noenhanced"
 		echo "set multiplot layout $_zn,1 title '$ZDT_OP: $(echo "$ZDT_DESC" | tr -d "'") - $ZDT_ROWS rows, latency per second of every client transaction'"
-		echo "set logscale y; set grid; set xlabel 'seconds since the load started'; set ylabel 'latency (ms)'; set key top left"
+		echo "set logscale y; set grid; set xlabel 'seconds since the load started'; set ylabel 'latency (ms)'"
+		echo "set key outside right top vertical"
 		for _zr in migration adversary; do
 			[ -s "$_zo/$_zr.dat" ] || continue
-			echo "unset arrow; unset label"
+			echo "unset arrow; unset label; unset object"
+			# each step: a dashed line when it was sent; the jobs (start,
+			# rollback, complete) shaded until ctl's reply
 			awk -v t0="$(cat "$_zo/$_zr/launch_us")" '$1 != "touch" && $2 ~ /^[0-9]+$/ { x = ($2 - t0) / 1e6
 				printf "set arrow from %.2f, graph 0 to %.2f, graph 1 nohead lc rgb \"#888888\" dt 2\n", x, x
-				printf "set label \"%s\" at %.2f, graph 0.97 rotate by 90 right font \",8\"\n", $1, x + 0.2 }' "$_zo/$_zr/events"
+				printf "set label \"%s\" at %.2f, graph 0.97 rotate by 90 right font \",8\"\n", $1, x + 0.1
+				if ($1 ~ /^(start|rollback|complete)/ && $3 ~ /^[0-9]+$/)
+					printf "set object rect from %.2f, graph 0 to %.2f, graph 1 fc rgb \"#f0e0c0\" fs solid 0.5 noborder behind\n", x, ($3 - t0) / 1e6 }' \
+				"$_zo/$_zr/events"
 			echo "set title '$_zr run'"
 			_zbase=""
 			[ -s "$_zo/baseline.dat" ] && _zbase=", '$_zo/baseline.dat' using 1:2 with lines lw 1 lc rgb '#2ca02c' title 'baseline p99'"
