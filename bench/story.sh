@@ -146,16 +146,18 @@ fresh_table() {
 	pg_psql -d bench -c "CHECKPOINT" >/dev/null
 }
 
-# run NAME DSN STEPS...: a new table, pgflip restarted (a new process for
-# each run), the load generator, then STEPS; waits for the load generator
+# run NAME DSN STEPS...: pgflip stopped, a new table, pgflip started (a new
+# process for each run), the load generator, then STEPS; waits for the load generator
 run() {
 	_rn=$1 _rdsn=$2; shift 2
 	D=$RES/$_rn STORY_D=$RES/$_rn
 	mkdir -p "$D"
 	: >"$D/events"
 	note "run $_rn: a new table of $STORY_ROWS rows"
-	fresh_table
+	# pgflip first: its route store would publish the last run's routes (to
+	# a version schema that is gone) into the new state schema
 	stop_pid "$(tget pid pgflip)" INT
+	fresh_table
 	flip_start pgflip || die "pgflip did not start"
 	note "run $_rn: load"
 	STORY_LAUNCH=$(us)
