@@ -257,14 +257,14 @@ zdt_ledger() {
 	zdt_sql -c "ANALYZE story.ledger" >/dev/null
 }
 
-# zdt_rows NAME GROUPS RELATION TEXTCOL EXTRA V2LIVE: story_rows_bad of
+# zdt_rows NAME GROUPS RELATION TEXTCOL EXTRA [V2LIVE]: story_rows_bad of
 # GROUPS' rows through RELATION (story.ledger: zdt_ledger first), with
 # EXTRA's @V2LIVE@ the groups of V2LIVE; "NAME MISSING WRONG" into the run's
 # rows
 zdt_rows() {
 	_ztg=app-v1
 	[ -z "$ZDT_V2_TEXT" ] || _ztg=app-v1,app-v2,app-v2-again
-	_zx=$(echo "$5" | sed "s/@V2LIVE@/$(story_sql_list "$6")/g")
+	_zx=$(echo "$5" | sed "s/@V2LIVE@/$(story_sql_list "${6:-none}")/g")
 	_zout=$(story_rows_bad zdt_sql "$2" "$3" "$4" qty "$_ztg" "$_zx" 2>>"$STORY_D/bad-rows.txt")
 	case $_zout in
 	[0-9]*" "[0-9]*) echo "$1 $_zout" >>"$STORY_D/rows" ;;
@@ -412,8 +412,8 @@ zdt_metrics() {
 		[ -s "$_zd/counts" ] && awk '{ x = $1 - $2; print "rows_extra " (x > $3 ? x - $3 : 0) }' "$_zd/counts"
 		zdt_strong "$_zd"
 		zdt_named "$_zd"
-		echo "steps_failed $(tr '\n' ';' <"$_zd/errors" 2>/dev/null)"
-		echo "final $(tr -d '\n' <"$_zd/final" 2>/dev/null)"
+		echo "steps_failed $({ tr '\n' ';' <"$_zd/errors"; } 2>/dev/null)"
+		echo "final $({ tr -d '\n' <"$_zd/final"; } 2>/dev/null)"
 	} >"$_zd/metrics"
 }
 
@@ -423,12 +423,13 @@ zdt_metrics() {
 # (strong_lock_step); "n/a" when pgflip reports neither
 zdt_strong() {
 	{
-		sed -n 's/.*strong lock held \([0-9][0-9.]*\) ms\(.*\)/\1 log:\2/p' "$1/pgflip.log" 2>/dev/null
-		sed -n 's/.*"strong_lock_ms": *\([0-9][0-9.]*\).*/\1/p' "$1/status.jsonl" 2>/dev/null | sed 's/$/ migrate status/'
+		awk 'match($0, /strong lock held [0-9.]+ ms/) { ms = substr($0, RSTART + 17, RLENGTH - 20); d = $0
+				sub(/^.*migrate: /, "", d); print ms, "log: " d }' "$1/pgflip.log" 2>/dev/null
+		awk 'match($0, /"strong_lock_ms": *[0-9.]+/) { v = substr($0, RSTART, RLENGTH); sub(/.*: */, "", v); d = "?"
+				if (match($0, /"strong_lock_step": *"[^"]*"/)) { d = substr($0, RSTART, RLENGTH); sub(/^[^:]*: *"/, "", d); sub(/"$/, "", d) }
+				print v, "migrate status: " d }' "$1/status.jsonl" 2>/dev/null
 	} | sort -n -k1,1 | tail -n 1 | awk '{ ms = $1; $1 = ""; sub(/^ /, ""); print "strong_ms " ms; print "strong_step " $0; f = 1 }
 		END { if (!f) { print "strong_ms n/a"; print "strong_step -" } }'
-	_zst=$(sed -n 's/.*"strong_lock_step": *"\([^"]*\)".*/\1/p' "$1/status.jsonl" 2>/dev/null | sort -u | tr '\n' ';')
-	[ -z "$_zst" ] || echo "strong_status_steps $_zst"
 }
 
 # zdt_named DIR: "named NAMES" (the adversaries whose pid migrate status
