@@ -64,31 +64,16 @@ cd "$(dirname "$0")/.." || exit 1
 TOP=$(pwd)
 BENCH_NAME=story.sh
 STORY_ROWS=${STORY_ROWS:-1000000}
-STORY_RATE_V1=${STORY_RATE_V1:-200}
-STORY_RATE_V2=${STORY_RATE_V2:-100}
-STORY_RATE_ANY=${STORY_RATE_ANY:-100}
-STORY_CONNS=${STORY_CONNS:-4}
 STORY_HOLD=${STORY_HOLD:-5}
-export STORY_RATE_V1 STORY_RATE_V2 STORY_RATE_ANY STORY_CONNS
 
 . bench/lib.sh
 . tests/lib/story.sh
-[ -x "$LOADGEN" ] || make -s "$LOADGEN" || die "no load generator at $LOADGEN"
 VS=$STORY_VS
 
-bench_results
-bench_pg_start 200
-pg_psql -c "CREATE DATABASE bench OWNER app" >/dev/null || die "CREATE DATABASE failed"
-bq() { PGPASSWORD=app_pw psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U app -d bench "$@"; }
-FLIP_ROUTES="default = public
-app.app-v1* = public
-canary_key = connection"
-flip_prepare pgflip "$PGFLIP" ""
+story_bench_start
 story_migration "$work"
 DIRECT_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app password=app_pw"
-# the lock sampler logs in as the superuser: pg_stat_activity shows other
-# users' backend_type (an autovacuum worker) only to those who may see them
-LOCK_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=postgres password=postgres"
+STORY_ERRORS=$RES/events.txt
 export STORY_PROBE_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app"
 
 # ------------------------------------------------------------------ steps ----
@@ -97,15 +82,6 @@ us() { story_now_us; }
 half() { sleep "$(awk -v s="$STORY_HOLD" 'BEGIN { print s / 2 }')"; }
 # ts_lines: each line of stdin with the time it came (us since the epoch)
 ts_lines() { while IFS= read -r _l; do echo "$(us) $_l"; done; }
-# event NAME CMD...: runs CMD, logs "NAME T_SENT T_REPLY" to the run's events
-event() {
-	_en=$1; shift
-	_e0=$(us)
-	"$@" >>"$D/ctl.log" 2>&1 || echo "$_en: exit $? ($*)" >>"$RES/events.txt"
-	echo "$_en $_e0 $(us)" >>"$D/events"
-}
-# go FILE: touches the run's control FILE, logged for the replay
-go() { touch "$D/$1"; echo "touch $1 $(($(us) - T_LAUNCH))" >>"$D/events"; }
 # job_wait: until pgflip's migration job is over; logs "NAME-done T"
 job_wait() {
 	while flip_ctl pgflip --json migrate status 2>/dev/null | grep -q '"running":true'; do sleep 0.05; done
@@ -123,32 +99,32 @@ steps_story() {
 	sleep "$STORY_HOLD"
 	migrate_start start1
 	half
-	event pin flip_ctl pgflip route app 'app-v2*' "$VS"
-	go go-v2
-	go go-any
+	story_event pin flip_ctl pgflip route app 'app-v2*' "$VS"
+	story_go go-v2
+	story_go go-any
 	sleep "$STORY_HOLD"
-	event canary flip_ctl pgflip route canary "$VS" 50
+	story_event canary flip_ctl pgflip route canary "$VS" 50
 	sleep "$STORY_HOLD"
-	event promote flip_ctl pgflip promote "$VS"
+	story_event promote flip_ctl pgflip promote "$VS"
 	sleep "$STORY_HOLD"
-	go stop-v2
+	story_go stop-v2
 	story_wait_stopped "$D" app-v2 60
-	event rollback flip_ctl pgflip --no-wait rollback
+	story_event rollback flip_ctl pgflip --no-wait rollback
 	job_wait rollback
 	half
 	migrate_start start2
-	event pin2 flip_ctl pgflip route app 'app-v2*' "$VS"
-	go go-v2-again
+	story_event pin2 flip_ctl pgflip route app 'app-v2*' "$VS"
+	story_go go-v2-again
 	sleep "$STORY_HOLD"
-	event promote2 flip_ctl pgflip promote "$VS"
+	story_event promote2 flip_ctl pgflip promote "$VS"
 	sleep "$STORY_HOLD"
-	go stop-v1
+	story_go stop-v1
 	story_wait_stopped "$D" app-v1 60
 	# complete contracts public: it waits until no route names it
 	flip_ctl pgflip unroute app 'app-v1*' >/dev/null
-	event complete flip_ctl pgflip migrate complete
+	story_event complete flip_ctl pgflip migrate complete
 	half
-	go stop
+	story_go stop
 }
 
 # app-v1 alone, a CLI backfill in the middle (runs "cli-backfill",
@@ -159,16 +135,7 @@ steps_direct_backfill() {
 	"$PGFLIP" migrate --dsn "$DIRECT_DSN" --no-progress start "$work/02_story.yaml" 2>&1 | ts_lines >"$D/cli.log"
 	echo "cli-done $(us)" >>"$D/events"
 	sleep "$STORY_HOLD"
-	go stop
-}
-
-# replay_FROM: the touches of run FROM at the same moments of this run
-replay() {
-	awk '$1 == "touch" { print $2, $3 }' "$RES/$1/events" | while read -r _f _at; do
-		_left=$((T_LAUNCH + _at - $(us)))
-		[ "$_left" -gt 0 ] && sleep "$(awk -v u="$_left" 'BEGIN { printf "%.6f", u / 1e6 }')"
-		touch "$D/$_f"
-	done
+	story_go stop
 }
 
 # fresh_table: a new table (and no migration state), vacuumed, checkpointed
@@ -179,19 +146,21 @@ fresh_table() {
 	pg_psql -d bench -c "CHECKPOINT" >/dev/null
 }
 
-# run NAME DSN STEPS...: a new table, pgflip restarted (a new process for
-# each run), the load generator, then STEPS; waits for the load generator
+# run NAME DSN STEPS...: pgflip stopped, a new table, pgflip started (a new
+# process for each run), the load generator, then STEPS; waits for the load generator
 run() {
 	_rn=$1 _rdsn=$2; shift 2
-	D=$RES/$_rn
+	D=$RES/$_rn STORY_D=$RES/$_rn
 	mkdir -p "$D"
 	: >"$D/events"
 	note "run $_rn: a new table of $STORY_ROWS rows"
-	fresh_table
+	# pgflip first: its route store would publish the last run's routes (to
+	# a version schema that is gone) into the new state schema
 	stop_pid "$(tget pid pgflip)" INT
+	fresh_table
 	flip_start pgflip || die "pgflip did not start"
 	note "run $_rn: load"
-	T_LAUNCH=$(us)
+	STORY_LAUNCH=$(us)
 	story_loadgen "$D" "$_rdsn" "$LOCK_DSN" --keys "$STORY_ROWS" --duration 1800
 	BG_PIDS=$STORY_LG_PID
 	"$@"
@@ -209,10 +178,10 @@ story_ledger bq "$RES/story"
 rows_bad=$(story_bad_rows bq app-v1,app-v2,app-any,app-v2-again public title app-v2-again 2>"$RES/story/bad-rows.txt")
 rows_untouched=$(story_untouched_bad bq "$STORY_ROWS")
 STORY_V2_SQL=v1 # no v2 without a migration: v2's groups run v1's SQL
-run baseline "$FLIP_DSN" replay story
+run baseline "$FLIP_DSN" story_replay "$RES/story"
 run cli-backfill "$FLIP_DSN" steps_direct_backfill
 run direct-backfill "host=127.0.0.1 port=$pg_port dbname=bench user=app" steps_direct_backfill
-run direct-idle "host=127.0.0.1 port=$pg_port dbname=bench user=app" replay direct-backfill
+run direct-idle "host=127.0.0.1 port=$pg_port dbname=bench user=app" story_replay "$RES/direct-backfill"
 
 # ---------------------------------------------------------------- figures ----
 
