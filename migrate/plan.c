@@ -895,6 +895,33 @@ static char *backfill_text(const char *schema, const PlanStep *s, const SnapTabl
 	return sqlbuf_steal(&b);
 }
 
+/*
+ * Start's index builds (CREATE [UNIQUE] INDEX CONCURRENTLY, outside any
+ * transaction: the steps with a cleanup) go after the sync trigger and the
+ * views. Each takes seconds on a large table, and before the trigger is
+ * live the new columns are not kept: an old-version UPDATE in that time
+ * would write a row whose new column is NULL, against the NOT NULL CHECK
+ * (NOT VALID spares only rows that exist) and the new version's view. The
+ * indexes are over new columns the trigger and the backfill fill, so
+ * building them later changes nothing else; raw SQL stays where it is (a
+ * later step may need what it made).
+ */
+static void start_builds_after_sync(StepList *l)
+{
+	size_t n = l->n, w = 0, m = 0;
+	PlanStep *builds = n ? malloc(n * sizeof *builds) : NULL;
+	if (!builds)
+		return; /* order kept: a gap as before, nothing lost */
+	for (size_t i = 0; i < n; i++) {
+		if (l->v[i].kind == STEP_OUTSIDE_TX && l->v[i].cleanup)
+			builds[m++] = l->v[i];
+		else
+			l->v[w++] = l->v[i];
+	}
+	memcpy(l->v + w, builds, m * sizeof *builds);
+	free(builds);
+}
+
 static void plan_backfills(Planner *pl)
 {
 	for (size_t i = 0; i < pl->nbackfill; i++) {
@@ -1319,6 +1346,7 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	} else {
 		json_decref(map);
 	}
+	start_builds_after_sync(&p->start);
 	plan_backfills(&pl);
 
 	/* complete: validations, then one transaction: previous version schema,

@@ -31,10 +31,8 @@ story_now_us() { echo $(($(date +%s%N) / 1000)); }
 
 story_migration() {
 	cat >"$1/02_story.yaml" <<'YAML'
-# Two operations in one file. The add_column's `up` reads qty, not the
-# renamed column: a later operation's up may not yet refer to a column that
-# an earlier operation of the same file renamed, by its new name (issue 12),
-# so `up: length(title)` would not do here.
+# Two operations in one file: a rename, and a NOT NULL column whose `up`
+# reads qty (the v2 clients write score as qty * 10 + 7).
 operations:
   - rename_column:
       table: items
