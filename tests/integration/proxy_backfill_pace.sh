@@ -4,12 +4,15 @@
 # backfill_max_latency_ratio times its p99 before the migration, batches
 # shrink and pause; with the ratio 0 they never do. A load of updates and
 # reads by key runs through pgflip all along; the backfill's batches hold
-# row locks those updates wait on, so the foreground's p99 rises.
+# row locks those updates wait on, so the foreground's p99 rises. The table
+# is large enough that the backfill lasts seconds: the ratio compares the
+# p99 of the last 3 seconds, and a transaction that waited on a batch counts
+# once it ends.
 . "$TOP/tests/lib/check.sh"
 LOADGEN=${LOADGEN:-build/loadgen}
 
 make_db ppace
-ROWS=300000
+ROWS=600000
 apsql -c "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, qty int NOT NULL)" \
 	-c "INSERT INTO items SELECT g, 'item-' || g, g % 1000 FROM generate_series(1, $ROWS) g" -c "ANALYZE items"
 cat >"$T_DIR/02_score.yaml" <<'YAML'
@@ -32,7 +35,7 @@ pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
 
 "$TOP/$LOADGEN" --dsn "host=127.0.0.1 port=$port dbname=$T_DB user=app password=app_pw" \
 	--stop-file "$T_DIR/stop" --duration 120 --keys $ROWS --summary "$T_DIR/summary.txt" \
-	--table items --columns id,name,qty --mix 0:1:1 --group app:6 --rate 150 \
+	--table items --columns id,name,qty --mix 0:3:1 --group app:6 --rate 300 \
 	>/dev/null 2>"$T_DIR/loadgen.err" &
 lg=$!
 T_PIDS="$T_PIDS $lg"
