@@ -136,15 +136,16 @@ static void later_name_sql(Planner *pl, const LaterName *ln, const char *final)
 
 void pl_names_finish(Planner *pl)
 {
-	for (size_t i = 0; i < pl->nlater && !pl->failed; i++) {
-		const LaterName *ln = &pl->later[i];
+	/* names the migration gave first, then PostgreSQL's choices around them */
+	for (size_t k = 0; k < 2 * pl->nlater && !pl->failed; k++) {
+		const LaterName *ln = &pl->later[k % pl->nlater];
 		const char *final = ln->table->vname;
-		if (!final)
-			continue; /* dropped again: complete drops it with its objects */
+		if (!final || (k < pl->nlater) != (ln->fixed != NULL))
+			continue; /* (no final name: dropped again, complete drops it with its objects) */
 		const char *names[] = {pl->schema, final, ln->phys, ln->name2, ln->fixed};
-		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-			if (names[k] && strstr(names[k], PLAN_DOLLAR)) {
-				pl_fail(pl, "name \"%s\" contains %s", names[k], PLAN_DOLLAR);
+		for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
+			if (names[j] && strstr(names[j], PLAN_DOLLAR)) {
+				pl_fail(pl, "name \"%s\" contains %s", names[j], PLAN_DOLLAR);
 				return;
 			}
 		later_name_sql(pl, ln, final);

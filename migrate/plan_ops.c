@@ -234,19 +234,37 @@ static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const c
 	pl_emit(pl, l, STEP_SQL, "column comment");
 }
 
-/* True when NAME is taken in CTX: a column of a SnapTable (COLUMNS) or a
- * table of a Snapshot. */
-static bool name_taken(const void *ctx, bool columns, const char *name)
+/* The table that has an index NAME (or a unique, primary key or exclusion
+ * constraint, whose index has its name) in S, or NULL. */
+static SnapTable *index_owner(const Snapshot *s, const char *name)
 {
-	return columns ? snapshot_column(ctx, name) != NULL : snapshot_table(ctx, name) != NULL;
+	SnapTable *t = snapshot_index_table(s, name, NULL);
+	for (size_t i = 0; i < s->ntables && !t; i++) {
+		const SnapConstraint *k = snapshot_constraint(s->tables[i], name);
+		if (k && k->type && strchr("pux", k->type))
+			t = s->tables[i];
+	}
+	return t;
+}
+
+/* What a temporary name must not clash with. */
+typedef enum { TAKEN_COLUMN, TAKEN_TABLE, TAKEN_RELATION } Taken;
+
+/* True when NAME is taken in CTX: a column of a SnapTable, a table of a
+ * Snapshot, or a table or index of a Snapshot (RELATION). */
+static bool name_taken(const void *ctx, Taken kind, const char *name)
+{
+	if (kind == TAKEN_COLUMN)
+		return snapshot_column(ctx, name) != NULL;
+	return snapshot_table(ctx, name) || (kind == TAKEN_RELATION && index_owner(ctx, name));
 }
 
 /* _pgflip_new_NAME, or _pgflip_new2_NAME, ... when taken in CTX (see
  * name_taken). Caller frees; NULL when out of memory or after 100 tries. */
-static char *free_tmp_name(const void *ctx, bool columns, const char *name)
+static char *free_tmp_name(const void *ctx, Taken kind, const char *name)
 {
 	char *phys = pl_tmp_name(TMP_NEW, name);
-	for (int n = 2; phys && name_taken(ctx, columns, phys); n++) {
+	for (int n = 2; phys && name_taken(ctx, kind, phys); n++) {
 		free(phys);
 		char prefix[32];
 		snprintf(prefix, sizeof prefix, MIGRATE_TMP_PREFIX "new%d_", n);
@@ -265,7 +283,7 @@ static char *free_tmp_name(const void *ctx, bool columns, const char *name)
  */
 static char *free_column_name(const SnapTable *t, const char *vname)
 {
-	return t->oname ? free_tmp_name(t, true, vname) : strdup(vname);
+	return t->oname ? free_tmp_name(t, TAKEN_COLUMN, vname) : strdup(vname);
 }
 
 /* Adds a physical column (free_column_name; type clause from the Column
@@ -707,6 +725,40 @@ static bool column_has_sequence(const json_t *col)
 }
 
 /*
+ * The name during start of index NAME (create_index's, or a unique, primary
+ * key or exclusion constraint's) on table T: NAME, or, on a table this
+ * migration creates when a table the new version drops has an index NAME
+ * until complete, _pgflip_new_NAME, which takes NAME at complete (RENAME: a
+ * step of pl_name_later renames it; else the caller's ADD CONSTRAINT ...
+ * USING INDEX does, after the drop). Caller frees; NULL (planner failed)
+ * when out of memory or when another index has NAME for good.
+ */
+static char *index_name_at_start(Planner *pl, const SnapTable *t, const char *name, bool rename)
+{
+	const SnapTable *owner = index_owner(pl->s, name);
+	if (!owner)
+		return strdup(name);
+	if (owner == t || t->oname || owner->vname) {
+		if (owner != t && !t->oname && owner->vname)
+			pl_fail(pl, "index \"%s\" already exists on table \"%s\", which keeps it after complete", name,
+				owner->vname);
+		else
+			pl_fail(pl, "index \"%s\" already exists", name);
+		return NULL;
+	}
+	char *phys = free_tmp_name(pl->s, TAKEN_RELATION, name);
+	if (!phys) {
+		pl_fail(pl, "out of memory, or no free name for index \"%s\"", name);
+		return NULL;
+	}
+	if (rename && !pl_name_later(pl, t, phys, NULL, name, NULL, true)) {
+		free(phys);
+		return NULL;
+	}
+	return phys;
+}
+
+/*
  * The table create_table NAME makes: NAME, or, when the old version still has
  * a table NAME until complete (an earlier operation dropped or renamed it),
  * _pgflip_new_NAME (see plan_names.c), which the new version calls NAME and
@@ -719,7 +771,7 @@ static SnapTable *create_table_target(Planner *pl, const char *name)
 		pl_fail(pl, "table \"%s\" already exists", name);
 		return NULL;
 	}
-	char *phys = snapshot_table(pl->s, name) ? free_tmp_name(pl->s, false, name) : strdup(name);
+	char *phys = snapshot_table(pl->s, name) ? free_tmp_name(pl->s, TAKEN_RELATION, name) : strdup(name);
 	SnapTable *t = phys ? snapshot_add_table(pl->s, phys) : NULL;
 	free(phys);
 	if (!t || !snap_set(&t->oname, NULL) || !snap_set(&t->vname, name)) {
@@ -783,6 +835,7 @@ static void create_table_column(Planner *pl, SnapTable *t, const json_t *col, co
 		sqlbuf_add(&pl->b, " UNIQUE");
 		const char *kc[1] = {cn};
 		snapshot_add_constraint(t, kn, 'u', kc, 1, NULL);
+		snapshot_add_index(t, kn, true, true);
 	}
 	json_t *chk = json_object_get(col, "check");
 	if (chk) {
@@ -810,35 +863,6 @@ static void create_table_column(Planner *pl, SnapTable *t, const json_t *col, co
 	}
 }
 
-/*
- * The physical name of constraint K (create_table's "constraints") of T:
- * its name, or, for an index-backed one (unique, primary key, exclude) of a
- * table with a temporary name, _pgflip_new_<name>, which takes the name at
- * complete. Caller frees; NULL (planner failed) when out of memory, or when
- * the name belongs to an index of a table the new version keeps.
- */
-static char *create_table_constraint_name(Planner *pl, const SnapTable *t, const json_t *k)
-{
-	const char *name = mj_str(k, "name", "");
-	const char *type = mj_str(k, "type", "");
-	bool index = strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0 || strcmp(type, "exclude") == 0;
-	if (!index || !table_renamed_later(t))
-		return strdup(name);
-	SnapIndex *x = NULL;
-	const SnapTable *owner = snapshot_index_table(pl->s, name, &x);
-	if (owner && owner->vname) {
-		pl_fail(pl, "constraint \"%s\": table \"%s\" keeps an index of that name: give the constraint another name",
-			name, owner->vname);
-		return NULL;
-	}
-	char *phys = pl_tmp_name(TMP_NEW, name);
-	if (phys && !pl_name_later(pl, t, phys, NULL, name, NULL, true)) {
-		free(phys);
-		return NULL;
-	}
-	return phys;
-}
-
 /* The "constraints" of create_table into table T. */
 static void create_table_constraints(Planner *pl, SnapTable *t, const json_t *cons)
 {
@@ -847,12 +871,13 @@ static void create_table_constraints(Planner *pl, SnapTable *t, const json_t *co
 	json_array_foreach(cons, i, k) {
 		if (!constraint_check(pl, k, i))
 			return;
-		char *kname = create_table_constraint_name(pl, t, k);
+		const char *type = mj_str(k, "type", "");
+		bool index = strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0 || strcmp(type, "exclude") == 0;
+		char *kname = index ? index_name_at_start(pl, t, mj_str(k, "name", ""), true) : strdup(mj_str(k, "name", ""));
 		if (!kname)
-			return;
+			return (void)pl_fail(pl, "out of memory");
 		sqlbuf_add(&pl->b, ",\n  ");
 		constraint_def(pl, k, kname, t);
-		const char *type = mj_str(k, "type", "");
 		json_t *kcols = json_object_get(k, "columns");
 		const char *kc[SNAP_MAX_COLUMNS];
 		size_t nk = 0;
@@ -860,6 +885,8 @@ static void create_table_constraints(Planner *pl, SnapTable *t, const json_t *co
 			kc[nk++] = json_string_value(json_array_get(kcols, x));
 		char ct = strcmp(type, "primary_key") == 0 ? 'p' : strcmp(type, "foreign_key") == 0 ? 'f' : strcmp(type, "exclude") == 0 ? 'x' : type[0];
 		snapshot_add_constraint(t, kname, ct, kc, nk, NULL);
+		if (index)
+			snapshot_add_index(t, kname, ct != 'x', true);
 		free(kname);
 	}
 }
@@ -1116,17 +1143,10 @@ static void op_alter_column(Planner *pl, const json_t *op)
 
 /* ---- indexes ---- */
 
-static void op_create_index(Planner *pl, const json_t *op)
+/* CREATE INDEX NAME of create_index OP on T, its cleanup and rollback. */
+static void create_index_sql(Planner *pl, SnapTable *t, const json_t *op, const char *name)
 {
-	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
-	if (!t)
-		return;
-	const char *name = mj_str(op, "name", "");
-	if (snapshot_index_table(pl->s, name, NULL))
-		return (void)pl_fail(pl, "index \"%s\" already exists", name);
 	json_t *fields = json_object_get(op, "columns");
-	if (json_array_size(fields) == 0)
-		return (void)pl_fail(pl, "an index needs at least one column");
 	sqlbuf_add(&pl->b, mj_bool(op, "unique", false) ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
 	sqlbuf_ident(&pl->b, name);
 	sqlbuf_add(&pl->b, " ON ");
@@ -1185,6 +1205,21 @@ static void op_create_index(Planner *pl, const json_t *op)
 	SnapIndex *x = snapshot_add_index(t, name, mj_bool(op, "unique", false), false);
 	if (x)
 		snapshot_index_define(x, NULL, cols, json_array_size(fields));
+}
+
+static void op_create_index(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	json_t *fields = json_object_get(op, "columns");
+	if (json_array_size(fields) == 0)
+		return (void)pl_fail(pl, "an index needs at least one column");
+	char *name = index_name_at_start(pl, t, mj_str(op, "name", ""), true);
+	if (!name)
+		return;
+	create_index_sql(pl, t, op, name);
+	free(name);
 }
 
 static void op_drop_index(Planner *pl, const json_t *op)
@@ -1329,8 +1364,12 @@ static void op_create_constraint(Planner *pl, const json_t *op)
 	constraint_rules(pl, t, cc, json_object_get(op, "up"), json_object_get(op, "down"), NULL, NULL);
 	if (!pl->failed) {
 		const json_t *ip = json_object_get(op, "index_parameters");
-		if (strcmp(type, "unique") == 0 || pk)
-			add_unique(pl, t, name, (const char *const *)cc->phys, cc->n, ip, pk, name);
+		if (strcmp(type, "unique") == 0 || pk) {
+			char *index = index_name_at_start(pl, t, name, false);
+			if (index)
+				add_unique(pl, t, index, (const char *const *)cc->phys, cc->n, ip, pk, name);
+			free(index);
+		}
 		else if (strcmp(type, "foreign_key") == 0)
 			add_fk(pl, t, name, (const char *const *)cc->phys, cc->n, ref, false, false);
 		else

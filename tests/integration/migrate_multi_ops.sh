@@ -442,8 +442,10 @@ operations:
         - {name: id, type: serial, pk: true}
         - {name: name, type: text, unique: true}
         - {name: code, type: text}
+        - {name: sku, type: text, nullable: true, unique: true}
       constraints:
         - {name: items_code_uq, type: unique, columns: [code]}
+  - create_index: {name: items_code_idx, table: items, columns: [{column: code}]}
 EOF
 qs public_01_base "INSERT INTO items (name, code) VALUES ('a', 'k1'), ('b', 'k2')" >/dev/null
 cat >"$T_DIR/recreate/02_recreate.yaml" <<'EOF'
@@ -456,15 +458,18 @@ operations:
         - {name: title, type: text, unique: true}
         - {name: code, type: text}
         - {name: n, type: integer, generated: {identity: {user_specified_values: BY DEFAULT}}}
+        - {name: sku, type: text, nullable: true}
       constraints:
         - {name: items_code_uq, type: unique, columns: [code]}
+  - create_index: {name: items_code_idx, table: items, columns: [{column: code}]}
+  - create_constraint: {table: items, name: items_sku_key, type: unique, columns: [sku], up: {}, down: {}}
   - create_table:
       name: notes
       columns:
         - {name: id, type: integer, pk: true}
         - {name: item_id, type: bigint, references: {name: notes_item_fk, table: items, column: id}}
 EOF
-RC_OLD="items_code_uq=UNIQUE (code);items_name_key=UNIQUE (name);items_pkey=PRIMARY KEY (id)"
+RC_OLD="items_code_uq=UNIQUE (code);items_name_key=UNIQUE (name);items_pkey=PRIMARY KEY (id);items_sku_key=UNIQUE (sku)"
 recreate_started() {
 	expect_eq "recreate: new version: the new, empty table" "$(qs public_02_recreate "SELECT count(*) FROM items")" 0
 	expect_eq "recreate: new version: a write takes the new sequence" \
@@ -480,6 +485,13 @@ recreate_started() {
 	expect_eq "recreate: the versions' tables are apart" "$(qs public_02_recreate "SELECT string_agg(title, ',') FROM items")" "t1"
 	expect_eq "recreate: the old table keeps its constraints" "$(constraints items)" "$RC_OLD"
 	expect_eq "recreate: the new table under a temporary name" "$(tmp_table items)" t
+	expect_eq "recreate: the old index keeps its name" "$(indexdef items_code_idx)" "CREATE INDEX items_code_idx ON public.items USING btree (code)"
+	expect_eq "recreate: the new table's index of the same name waits" "$(indexdef _pgflip_new_items_code_idx)" \
+		"CREATE INDEX _pgflip_new_items_code_idx ON public._pgflip_new_items USING btree (code)"
+	qs public_02_recreate "INSERT INTO items (title, code, sku) VALUES ('t3', 'k3', 's1')" >/dev/null
+	refuses "recreate: new version: unique sku (create_constraint) on the new table" '*violates unique constraint*' public_02_recreate "INSERT INTO items (title, code, sku) VALUES ('t4', 'k4', 's1')"
+	step "recreate: old version: the same sku in the old table" qs public_01_base "INSERT INTO items (name, code, sku) VALUES ('e', 'k5', 's1')"
+	qs public_01_base "DELETE FROM items WHERE name = 'e'" >/dev/null
 }
 recreate_rolled_back() {
 	expect_eq "recreate: old table, constraints and sequence as before" "$(constraints items)/$(seqs items)" "$RC_OLD/id=public.items_id_seq"
@@ -487,9 +499,10 @@ recreate_rolled_back() {
 	expect_eq "recreate: no new tables" "$(tmp_table items)$(q "SELECT to_regclass('public.notes') IS NULL")" ft
 }
 recreate_completed() {
-	expect_eq "recreate: the new table under its name" "$(columns items)" "id,title,code,n"
+	expect_eq "recreate: the new table under its name" "$(columns items)" "id,title,code,n,sku"
 	expect_eq "recreate: its constraints named as on a table made under its name" "$(constraints items)" \
-		"items_code_uq=UNIQUE (code);items_pkey=PRIMARY KEY (id);items_title_key=UNIQUE (title)"
+		"items_code_uq=UNIQUE (code);items_pkey=PRIMARY KEY (id);items_sku_key=UNIQUE (sku);items_title_key=UNIQUE (title)"
+	expect_eq "recreate: its index under the name the file gave" "$(indexdef items_code_idx)" "CREATE INDEX items_code_idx ON public.items USING btree (code)"
 	expect_eq "recreate: its sequences named as on a table made under its name" "$(seqs items)" "id=public.items_id_seq;n=public.items_n_seq"
 	expect_eq "recreate: the old rows are gone with the old table" "$(qs public_02_recreate "SELECT count(*) FROM items")" 0
 	expect_eq "recreate: a write after complete" "$(qs public_02_recreate "INSERT INTO items (title, code) VALUES ('t1', 'k1') RETURNING id || ':' || n")" "1:1"

@@ -958,13 +958,13 @@ static void test_table_name_reused(void **state)
 			   "  - create_table:\n"
 			   "      name: orders\n"
 			   "      columns: [{name: id, type: serial, pk: true}, {name: code, type: text, unique: true}]\n"
-			   "      constraints: [{name: orders_pkey2, type: unique, columns: [id, code]}]\n");
+			   "      constraints: [{name: orders_pkey, type: unique, columns: [id, code]}]\n");
 	assert_non_null(p);
 	has(&p->start, "CREATE TABLE \"public\".\"_pgflip_new_orders\" (\n"
 		       "  \"id\" serial,\n"
 		       "  \"code\" text NOT NULL CONSTRAINT \"_pgflip_new_orders_code_key\" UNIQUE,\n"
 		       "  CONSTRAINT \"_pgflip_new_orders_pkey\" PRIMARY KEY (\"id\"),\n"
-		       "  CONSTRAINT \"_pgflip_new_orders_pkey2\" UNIQUE (\"id\", \"code\")\n)");
+		       "  CONSTRAINT \"_pgflip_new2_orders_pkey\" UNIQUE (\"id\", \"code\")\n)");
 	contains(kind_step(&p->start, STEP_VIEWS)->sql, "AS SELECT \"id\", \"code\" FROM \"public\".\"_pgflip_new_orders\"");
 	size_t drop = step_at(&p->complete, "DROP TABLE \"public\".\"orders\"");
 	size_t ren = step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_orders\" RENAME TO \"orders\"");
@@ -975,10 +975,13 @@ static void test_table_name_reused(void **state)
 	size_t key = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new_orders_code_key\"')");
 	contains(p->complete.v[key].sql, "ARRAY['orders_code_key', 'orders_code_key1', ");
 	contains(p->complete.v[key].sql, "AND k.conname = n");
-	/* a name the migration gave: that name alone, relations only */
-	size_t fixed = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new_orders_pkey2\"')");
-	contains(p->complete.v[fixed].sql, "ARRAY['orders_pkey2']::text[]");
+	/* a name the migration gave (the dropped table's index has it until
+	 * complete): that name alone, relations only, before PostgreSQL's
+	 * choices, so the implicit primary key becomes orders_pkey1 */
+	size_t fixed = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new2_orders_pkey\"')");
+	contains(p->complete.v[fixed].sql, "ARRAY['orders_pkey']::text[]");
 	assert_null(strstr(p->complete.v[fixed].sql, "conname"));
+	assert_true(ren < fixed && fixed < seq);
 	has(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"_pgflip_new_orders\"");
 	lacks(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"orders\"");
 	plan_free(p);
@@ -1041,8 +1044,24 @@ static void test_table_name_reused(void **state)
 		   "      name: users\n"
 		   "      columns: [{name: id, type: integer}]\n"
 		   "      constraints: [{name: users_email_key, type: unique, columns: [id]}]\n",
-		   "m/002_test.yaml: operations[1].create_table: constraint \"users_email_key\": table \"people\" keeps an "
-		   "index of that name: give the constraint another name");
+		   "m/002_test.yaml: operations[1].create_table: index \"users_email_key\" already exists on table "
+		   "\"people\", which keeps it after complete");
+	/* create_index and create_constraint on the created table, named as
+	 * indexes of the dropped one: temporary names until complete */
+	p = plan_ops("  - drop_table: {name: users}\n"
+		     "  - create_table: {name: users, columns: [{name: id, type: integer}, {name: name, type: text}]}\n"
+		     "  - create_index: {name: idx_users_name, table: users, columns: [{column: name}]}\n"
+		     "  - create_constraint: {table: users, name: users_pkey, type: primary_key, columns: [id], up: {}, down: {}}\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_new_idx_users_name\" ON \"public\".\"_pgflip_new_users\" (\"name\")");
+	contains(p->complete.v[step_at(&p->complete, "DO $pgflip$")].sql, "ARRAY['idx_users_name']::text[]");
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"_pgflip_new_users_pkey\" ON \"public\".\"_pgflip_new_users\" (\"id\")");
+	assert_true(step_at(&p->complete, "DROP TABLE \"public\".\"users\"") <
+		    step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_users\" ADD CONSTRAINT \"users_pkey\" PRIMARY KEY USING INDEX \"_pgflip_new_users_pkey\""));
+	has(&p->rollback, "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"_pgflip_new_idx_users_name\"");
+	plan_free(p);
+	plan_error("  - create_index: {name: idx_users_name, table: orders, columns: [{column: note}]}\n",
+		   "m/002_test.yaml: operations[0].create_index: index \"idx_users_name\" already exists");
 	plan_error("  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
 		   "m/002_test.yaml: operations[0].create_table: table \"orders\" already exists");
 }
