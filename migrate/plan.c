@@ -1192,6 +1192,7 @@ static void plan_derived(Planner *pl)
 		sqlbuf_ident(&pl->b, t->vname);
 		pl_emit(pl, &pl->c_rename, STEP_SQL, "rename table to its final name");
 	}
+	pl_names_finish(pl);
 	/* rollback: columns the old version cannot see, then created tables (newest first) */
 	plan_drop_hidden_columns(pl, false);
 	for (size_t i = s->ntables; i-- > 0;) {
@@ -1408,6 +1409,7 @@ out:
 		free(pl.copies[i].to);
 	}
 	free(pl.copies);
+	pl_names_free(&pl);
 	pre_names_free(&pl);
 	free(pl.backfill);
 	StepList *tmp[] = {&pl.c_validate, &pl.c_head, &pl.c_pre, &pl.c_drop, &pl.c_post,

@@ -8,7 +8,9 @@
  *
  * How a migration is expanded (pgroll's model, pgflip's names):
  *  - changed or added columns are new physical columns named
- *    _pgflip_new_<column>; the old ones stay until complete;
+ *    _pgflip_new_<column>; the old ones stay until complete; so is a table
+ *    created with a name the old version keeps until complete (dropped or
+ *    renamed by an earlier operation): _pgflip_new_<table>;
  *  - one sync function per changed table fills the other version's columns:
  *    when current_setting('search_path') equals the new version schema the
  *    writer is the new version and `down` fills the old columns, otherwise

@@ -38,6 +38,18 @@ typedef struct ColumnCopy {
 	char *to;
 } ColumnCopy;
 
+/* An object a table this migration creates under a temporary name (its name
+ * taken until complete) got from PostgreSQL or from the planner, named after
+ * that temporary name: it takes its final name at complete (pl_name_later). */
+typedef struct LaterName {
+	const SnapTable *table;
+	char *phys;      /* its name during start */
+	char *name2;     /* a column name (sequence, unique key), or NULL (primary key) */
+	char *fixed;     /* the name the migration gave it, or NULL: PostgreSQL's choice */
+	const char *label; /* "pkey", "key", "seq" */
+	bool index;      /* an index (else a sequence) */
+} LaterName;
+
 typedef struct Planner {
 	const MigFile *f;
 	Snapshot *s;          /* simulated: physical tables after start */
@@ -49,6 +61,8 @@ typedef struct Planner {
 	size_t npre;
 	ColumnCopy *copies;
 	size_t ncopies;
+	LaterName *later;
+	size_t nlater;
 	const char *schema;
 	const char *vschema;
 	Plan *p;              /* start steps go straight to p->start */
@@ -124,6 +138,27 @@ bool pl_copy_record(Planner *pl, const SnapTable *t, const char *from, const cha
 const char *pl_copy_of(const Planner *pl, const SnapTable *t, const char *from);
 /* Asks for a backfill of T (once; none for a table this migration creates). */
 void pl_want_backfill(Planner *pl, SnapTable *t);
+
+/* plan_names.c: records that object PHYS (an index, or a sequence) of table
+ * T, which this migration creates under a temporary name, takes at complete
+ * FIXED, or (FIXED NULL) the name PostgreSQL gives it creating the table
+ * under its final name: ChooseRelationName(table, NAME2, LABEL). False
+ * (planner failed) when out of memory. */
+bool pl_name_later(Planner *pl, const SnapTable *t, const char *phys, const char *name2, const char *fixed,
+		   const char *label, bool index);
+/* plan_names.c: PostgreSQL's makeObjectName: NAME1_NAME2_LABEL (NAME2 may be
+ * NULL), the longer of NAME1 and NAME2 cut until it fits 63 bytes (at a UTF-8
+ * character boundary), into OUT (64 bytes). */
+void pl_object_name(char *out, const char *name1, const char *name2, const char *label);
+/* plan_names.c: the complete steps (into pl->c_rename, once the tables have
+ * their final names) giving each recorded object (pl_name_later) of a table
+ * the new version keeps its name: the first of ChooseRelationName's
+ * candidates (NAME, NAME1, NAME2, ...) no relation of the schema has, nor,
+ * for an index, a constraint; FIXED or nothing else. An object already gone
+ * (its column dropped) is skipped; no free name fails the step. */
+void pl_names_finish(Planner *pl);
+/* plan_names.c: frees pl->later. */
+void pl_names_free(Planner *pl);
 
 /* plan_ops.c: plans operation OP (checked by the loader) against pl->s,
  * changing the snapshot and adding steps; failures go through pl_fail(). */

@@ -234,6 +234,45 @@ static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const c
 	pl_emit(pl, l, STEP_SQL, "column comment");
 }
 
+/* The table that has an index NAME (or a unique, primary key or exclusion
+ * constraint, whose index has its name) in S, or NULL. */
+static SnapTable *index_owner(const Snapshot *s, const char *name)
+{
+	SnapTable *t = snapshot_index_table(s, name, NULL);
+	for (size_t i = 0; i < s->ntables && !t; i++) {
+		const SnapConstraint *k = snapshot_constraint(s->tables[i], name);
+		if (k && k->type && strchr("pux", k->type))
+			t = s->tables[i];
+	}
+	return t;
+}
+
+/* What a temporary name must not clash with. */
+typedef enum { TAKEN_COLUMN, TAKEN_TABLE, TAKEN_RELATION } Taken;
+
+/* True when NAME is taken in CTX: a column of a SnapTable, a table of a
+ * Snapshot, or a table or index of a Snapshot (RELATION). */
+static bool name_taken(const void *ctx, Taken kind, const char *name)
+{
+	if (kind == TAKEN_COLUMN)
+		return snapshot_column(ctx, name) != NULL;
+	return snapshot_table(ctx, name) || (kind == TAKEN_RELATION && index_owner(ctx, name));
+}
+
+/* _pgflip_new_NAME, or _pgflip_new2_NAME, ... when taken in CTX (see
+ * name_taken). Caller frees; NULL when out of memory or after 100 tries. */
+static char *free_tmp_name(const void *ctx, Taken kind, const char *name)
+{
+	char *phys = pl_tmp_name(TMP_NEW, name);
+	for (int n = 2; phys && name_taken(ctx, kind, phys); n++) {
+		free(phys);
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, MIGRATE_TMP_PREFIX "new%d_", n);
+		phys = n < 100 ? pl_tmp_name(prefix, name) : NULL;
+	}
+	return phys;
+}
+
 /*
  * A physical name no column of T has, for a new column the new version calls
  * VNAME: VNAME itself in a table this migration creates (the new version's
@@ -244,14 +283,7 @@ static void comment_column(Planner *pl, StepList *l, const SnapTable *t, const c
  */
 static char *free_column_name(const SnapTable *t, const char *vname)
 {
-	char *phys = t->oname ? pl_tmp_name(TMP_NEW, vname) : strdup(vname);
-	for (int n = 2; phys && snapshot_column(t, phys); n++) {
-		free(phys);
-		char prefix[32];
-		snprintf(prefix, sizeof prefix, MIGRATE_TMP_PREFIX "new%d_", n);
-		phys = n < 100 ? pl_tmp_name(prefix, vname) : NULL;
-	}
-	return phys;
+	return t->oname ? free_tmp_name(t, TAKEN_COLUMN, vname) : strdup(vname);
 }
 
 /* Adds a physical column (free_column_name; type clause from the Column
@@ -616,12 +648,13 @@ void plan_copies_finish(Planner *pl)
 
 /* ---- create_table ---- */
 
-static void constraint_def(Planner *pl, const json_t *k, const SnapTable *t)
+/* Appends CONSTRAINT NAME <definition> of Constraint object K of table T. */
+static void constraint_def(Planner *pl, const json_t *k, const char *name, const SnapTable *t)
 {
 	const char *type = mj_str(k, "type", "");
 	json_t *cols = json_object_get(k, "columns");
 	sqlbuf_add(&pl->b, "CONSTRAINT ");
-	sqlbuf_ident(&pl->b, mj_str(k, "name", ""));
+	sqlbuf_ident(&pl->b, name);
 	if (strcmp(type, "check") == 0) {
 		sqlbuf_printf(&pl->b, " CHECK (%s)", mj_str(k, "check", ""));
 		if (mj_bool(k, "no_inherit", false))
@@ -679,26 +712,191 @@ static bool constraint_check(Planner *pl, const json_t *k, size_t i)
 	return true;
 }
 
-static void op_create_table(Planner *pl, const json_t *op)
+/* True when a column of TYPE (a Column object COL) gets a sequence named
+ * after its table: serial types and identity columns. */
+static bool column_has_sequence(const json_t *col)
 {
-	const char *name = mj_str(op, "name", "");
+	static const char *const serials[] = {"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"};
+	const char *type = mj_str(col, "type", "");
+	for (size_t i = 0; i < sizeof serials / sizeof serials[0]; i++)
+		if (strcasecmp(type, serials[i]) == 0)
+			return true;
+	return json_object_get(json_object_get(col, "generated"), "identity") != NULL;
+}
+
+/*
+ * The name during start of index NAME (create_index's, or a unique, primary
+ * key or exclusion constraint's) on table T: NAME, or, on a table this
+ * migration creates when a table the new version drops has an index NAME
+ * until complete, _pgflip_new_NAME, which takes NAME at complete (RENAME: a
+ * step of pl_name_later renames it; else the caller's ADD CONSTRAINT ...
+ * USING INDEX does, after the drop). Caller frees; NULL (planner failed)
+ * when out of memory or when another index has NAME for good.
+ */
+static char *index_name_at_start(Planner *pl, const SnapTable *t, const char *name, bool rename)
+{
+	const SnapTable *owner = index_owner(pl->s, name);
+	if (!owner)
+		return strdup(name);
+	if (owner == t || t->oname || owner->vname) {
+		if (owner != t && !t->oname && owner->vname)
+			pl_fail(pl, "index \"%s\" already exists on table \"%s\", which keeps it after complete", name,
+				owner->vname);
+		else
+			pl_fail(pl, "index \"%s\" already exists", name);
+		return NULL;
+	}
+	char *phys = free_tmp_name(pl->s, TAKEN_RELATION, name);
+	if (!phys) {
+		pl_fail(pl, "out of memory, or no free name for index \"%s\"", name);
+		return NULL;
+	}
+	if (rename && !pl_name_later(pl, t, phys, NULL, name, NULL, true)) {
+		free(phys);
+		return NULL;
+	}
+	return phys;
+}
+
+/*
+ * The table create_table NAME makes: NAME, or, when the old version still has
+ * a table NAME until complete (an earlier operation dropped or renamed it),
+ * _pgflip_new_NAME (see plan_names.c), which the new version calls NAME and
+ * which takes the name at complete, after the old one is dropped or renamed.
+ * NULL (planner failed) when the new version has NAME already.
+ */
+static SnapTable *create_table_target(Planner *pl, const char *name)
+{
 	if (snapshot_vtable(pl->s, name)) {
 		pl_fail(pl, "table \"%s\" already exists", name);
+		return NULL;
+	}
+	char *phys = snapshot_table(pl->s, name) ? free_tmp_name(pl->s, TAKEN_RELATION, name) : strdup(name);
+	SnapTable *t = phys ? snapshot_add_table(pl->s, phys) : NULL;
+	free(phys);
+	if (!t || !snap_set(&t->oname, NULL) || !snap_set(&t->vname, name)) {
+		pl_fail(pl, "out of memory");
+		return NULL;
+	}
+	return t;
+}
+
+/* True when T, which create_table makes, has a temporary physical name. */
+static bool table_renamed_later(const SnapTable *t)
+{
+	return strcmp(t->name, t->vname) != 0;
+}
+
+/* An implicit index (label "pkey" or "key", column NAME2 or NULL) of table T
+ * that create_table makes: named as PostgreSQL names it after T's physical
+ * name, into OUT (64 bytes); when that name is temporary, written out in the
+ * CREATE TABLE (" CONSTRAINT name") and renamed at complete. */
+static void implicit_index(Planner *pl, const SnapTable *t, const char *name2, const char *label, char *out)
+{
+	pl_object_name(out, t->name, name2, label);
+	if (!table_renamed_later(t))
+		return;
+	sqlbuf_add(&pl->b, " CONSTRAINT ");
+	sqlbuf_ident(&pl->b, out);
+	pl_name_later(pl, t, out, name2, NULL, label, true);
+}
+
+/* One Column object COL of create_table into table T; a primary key column
+ * is added to PKS. */
+static void create_table_column(Planner *pl, SnapTable *t, const json_t *col, const char **pks, size_t *npk)
+{
+	const char *cn = mj_str(col, "name", "");
+	if (snapshot_column(t, cn)) {
+		pl_fail(pl, "column \"%s\" appears twice", cn);
 		return;
 	}
-	const SnapTable *phys = snapshot_table(pl->s, name);
-	if (phys) {
-		pl_fail(pl, phys->vname ? "table \"%s\" already exists (renamed to \"%s\" until complete)"
-					: "table \"%s\" is dropped by an earlier operation of this migration but exists until "
-					  "complete: create it again in a later migration", name, phys->vname);
-		return;
-	}
-	json_t *cols = json_object_get(op, "columns"), *cons = json_object_get(op, "constraints");
-	SnapTable *t = snapshot_add_table(pl->s, name);
-	if (!t || !snap_set(&t->oname, NULL)) {
+	bool pk = mj_bool(col, "pk", false);
+	bool nn = pk || !mj_bool(col, "nullable", false);
+	sqlbuf_ident(&pl->b, cn);
+	sqlbuf_add(&pl->b, " ");
+	pl_column_type(pl, col);
+	if (nn && !pk)
+		sqlbuf_add(&pl->b, " NOT NULL");
+	SnapColumn *sc = snapshot_add_column(t, cn, mj_str(col, "type", ""), nn, mj_str(col, "default", NULL));
+	if (!sc || !snap_set(&sc->oname, NULL) || !snap_set(&sc->comment, mj_str(col, "comment", NULL))) {
 		pl_fail(pl, "out of memory");
 		return;
 	}
+	if (pk && *npk < SNAP_MAX_COLUMNS)
+		pks[(*npk)++] = sc->name;
+	if (table_renamed_later(t) && column_has_sequence(col)) {
+		char seq[64];
+		pl_object_name(seq, t->name, cn, "seq");
+		pl_name_later(pl, t, seq, cn, NULL, "seq", false);
+	}
+	if (mj_bool(col, "unique", false)) {
+		char kn[64];
+		implicit_index(pl, t, cn, "key", kn);
+		sqlbuf_add(&pl->b, " UNIQUE");
+		const char *kc[1] = {cn};
+		snapshot_add_constraint(t, kn, 'u', kc, 1, NULL);
+		snapshot_add_index(t, kn, true, true);
+	}
+	json_t *chk = json_object_get(col, "check");
+	if (chk) {
+		sqlbuf_add(&pl->b, " CONSTRAINT ");
+		sqlbuf_ident(&pl->b, mj_str(chk, "name", ""));
+		sqlbuf_printf(&pl->b, " CHECK (%s)", mj_str(chk, "constraint", ""));
+		if (mj_bool(chk, "no_inherit", false))
+			sqlbuf_add(&pl->b, " NO INHERIT");
+	}
+	json_t *ref = json_object_get(col, "references");
+	if (ref) {
+		const char *rt = mj_str(ref, "table", "");
+		SnapTable *rtab = snapshot_vtable(pl->s, rt);
+		SnapColumn *rc = rtab ? snapshot_vcolumn(rtab, mj_str(ref, "column", "")) : NULL;
+		sqlbuf_add(&pl->b, " CONSTRAINT ");
+		sqlbuf_ident(&pl->b, mj_str(ref, "name", ""));
+		sqlbuf_add(&pl->b, " REFERENCES ");
+		sqlbuf_qname(&pl->b, pl->schema, pl_ref_table(pl, rt));
+		sqlbuf_add(&pl->b, " (");
+		sqlbuf_ident(&pl->b, rc ? rc->name : mj_str(ref, "column", ""));
+		sqlbuf_add(&pl->b, ")");
+		pl_fk_tail(pl, ref);
+		const char *kc[1] = {cn};
+		snapshot_add_constraint(t, mj_str(ref, "name", ""), 'f', kc, 1, NULL);
+	}
+}
+
+/* The "constraints" of create_table into table T. */
+static void create_table_constraints(Planner *pl, SnapTable *t, const json_t *cons)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(cons, i, k) {
+		if (!constraint_check(pl, k, i))
+			return;
+		const char *type = mj_str(k, "type", "");
+		bool index = strcmp(type, "unique") == 0 || strcmp(type, "primary_key") == 0 || strcmp(type, "exclude") == 0;
+		char *kname = index ? index_name_at_start(pl, t, mj_str(k, "name", ""), true) : strdup(mj_str(k, "name", ""));
+		if (!kname)
+			return (void)pl_fail(pl, "out of memory");
+		sqlbuf_add(&pl->b, ",\n  ");
+		constraint_def(pl, k, kname, t);
+		json_t *kcols = json_object_get(k, "columns");
+		const char *kc[SNAP_MAX_COLUMNS];
+		size_t nk = 0;
+		for (size_t x = 0; x < json_array_size(kcols) && nk < SNAP_MAX_COLUMNS; x++)
+			kc[nk++] = json_string_value(json_array_get(kcols, x));
+		char ct = strcmp(type, "primary_key") == 0 ? 'p' : strcmp(type, "foreign_key") == 0 ? 'f' : strcmp(type, "exclude") == 0 ? 'x' : type[0];
+		snapshot_add_constraint(t, kname, ct, kc, nk, NULL);
+		if (index)
+			snapshot_add_index(t, kname, ct != 'x', true);
+		free(kname);
+	}
+}
+
+static void op_create_table(Planner *pl, const json_t *op)
+{
+	SnapTable *t = create_table_target(pl, mj_str(op, "name", ""));
+	if (!t)
+		return;
+	json_t *cols = json_object_get(op, "columns"), *cons = json_object_get(op, "constraints");
 	sqlbuf_add(&pl->b, "CREATE TABLE ");
 	pl_table(pl, t);
 	sqlbuf_add(&pl->b, " (");
@@ -706,85 +904,25 @@ static void op_create_table(Planner *pl, const json_t *op)
 	json_t *col;
 	const char *pks[SNAP_MAX_COLUMNS];
 	json_array_foreach(cols, i, col) {
-		const char *cn = mj_str(col, "name", "");
-		if (snapshot_column(t, cn)) {
-			pl_fail(pl, "column \"%s\" appears twice", cn);
-			return;
-		}
-		bool pk = mj_bool(col, "pk", false);
-		bool nn = pk || !mj_bool(col, "nullable", false);
 		sqlbuf_add(&pl->b, i ? ",\n  " : "\n  ");
-		sqlbuf_ident(&pl->b, cn);
-		sqlbuf_add(&pl->b, " ");
-		pl_column_type(pl, col);
-		if (nn && !pk)
-			sqlbuf_add(&pl->b, " NOT NULL");
-		SnapColumn *sc = snapshot_add_column(t, cn, mj_str(col, "type", ""), nn, mj_str(col, "default", NULL));
-		if (!sc || !snap_set(&sc->oname, NULL) || !snap_set(&sc->comment, mj_str(col, "comment", NULL))) {
-			pl_fail(pl, "out of memory");
+		create_table_column(pl, t, col, pks, &npk);
+		if (pl->failed)
 			return;
-		}
-		if (pk && npk < SNAP_MAX_COLUMNS)
-			pks[npk++] = sc->name;
-		if (mj_bool(col, "unique", false)) {
-			sqlbuf_add(&pl->b, " UNIQUE");
-			char kn[128];
-			snprintf(kn, sizeof kn, "%s_%s_key", name, cn);
-			const char *kc[1] = {cn};
-			snapshot_add_constraint(t, kn, 'u', kc, 1, NULL);
-		}
-		json_t *chk = json_object_get(col, "check");
-		if (chk) {
-			sqlbuf_add(&pl->b, " CONSTRAINT ");
-			sqlbuf_ident(&pl->b, mj_str(chk, "name", ""));
-			sqlbuf_printf(&pl->b, " CHECK (%s)", mj_str(chk, "constraint", ""));
-			if (mj_bool(chk, "no_inherit", false))
-				sqlbuf_add(&pl->b, " NO INHERIT");
-		}
-		json_t *ref = json_object_get(col, "references");
-		if (ref) {
-			const char *rt = mj_str(ref, "table", "");
-			SnapTable *rtab = snapshot_vtable(pl->s, rt);
-			SnapColumn *rc = rtab ? snapshot_vcolumn(rtab, mj_str(ref, "column", "")) : NULL;
-			sqlbuf_add(&pl->b, " CONSTRAINT ");
-			sqlbuf_ident(&pl->b, mj_str(ref, "name", ""));
-			sqlbuf_add(&pl->b, " REFERENCES ");
-			sqlbuf_qname(&pl->b, pl->schema, pl_ref_table(pl, rt));
-			sqlbuf_add(&pl->b, " (");
-			sqlbuf_ident(&pl->b, rc ? rc->name : mj_str(ref, "column", ""));
-			sqlbuf_add(&pl->b, ")");
-			pl_fk_tail(pl, ref);
-			const char *kc[1] = {cn};
-			snapshot_add_constraint(t, mj_str(ref, "name", ""), 'f', kc, 1, NULL);
-		}
 	}
 	if (npk) {
-		sqlbuf_add(&pl->b, ",\n  PRIMARY KEY (");
+		char kn[64];
+		sqlbuf_add(&pl->b, ",\n ");
+		implicit_index(pl, t, NULL, "pkey", kn);
+		sqlbuf_add(&pl->b, " PRIMARY KEY (");
 		for (size_t k = 0; k < npk; k++) {
 			sqlbuf_add(&pl->b, k ? ", " : "");
 			sqlbuf_ident(&pl->b, pks[k]);
 		}
 		sqlbuf_add(&pl->b, ")");
-		char kn[128];
-		snprintf(kn, sizeof kn, "%s_pkey", name);
 		snapshot_add_constraint(t, kn, 'p', pks, npk, NULL);
 		snapshot_add_index(t, kn, true, true);
 	}
-	json_t *k;
-	json_array_foreach(cons, i, k) {
-		if (!constraint_check(pl, k, i))
-			return;
-		sqlbuf_add(&pl->b, ",\n  ");
-		constraint_def(pl, k, t);
-		const char *type = mj_str(k, "type", "");
-		json_t *kcols = json_object_get(k, "columns");
-		const char *kc[SNAP_MAX_COLUMNS];
-		size_t nk = 0;
-		for (size_t x = 0; x < json_array_size(kcols) && nk < SNAP_MAX_COLUMNS; x++)
-			kc[nk++] = json_string_value(json_array_get(kcols, x));
-		char ct = strcmp(type, "primary_key") == 0 ? 'p' : strcmp(type, "foreign_key") == 0 ? 'f' : strcmp(type, "exclude") == 0 ? 'x' : type[0];
-		snapshot_add_constraint(t, mj_str(k, "name", ""), ct, kc, nk, NULL);
-	}
+	create_table_constraints(pl, t, cons);
 	sqlbuf_add(&pl->b, "\n)");
 	pl_emit(pl, &pl->p->start, STEP_SQL, "create table");
 	const char *tc = mj_str(op, "comment", NULL);
@@ -1005,17 +1143,10 @@ static void op_alter_column(Planner *pl, const json_t *op)
 
 /* ---- indexes ---- */
 
-static void op_create_index(Planner *pl, const json_t *op)
+/* CREATE INDEX NAME of create_index OP on T, its cleanup and rollback. */
+static void create_index_sql(Planner *pl, SnapTable *t, const json_t *op, const char *name)
 {
-	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
-	if (!t)
-		return;
-	const char *name = mj_str(op, "name", "");
-	if (snapshot_index_table(pl->s, name, NULL))
-		return (void)pl_fail(pl, "index \"%s\" already exists", name);
 	json_t *fields = json_object_get(op, "columns");
-	if (json_array_size(fields) == 0)
-		return (void)pl_fail(pl, "an index needs at least one column");
 	sqlbuf_add(&pl->b, mj_bool(op, "unique", false) ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
 	sqlbuf_ident(&pl->b, name);
 	sqlbuf_add(&pl->b, " ON ");
@@ -1074,6 +1205,21 @@ static void op_create_index(Planner *pl, const json_t *op)
 	SnapIndex *x = snapshot_add_index(t, name, mj_bool(op, "unique", false), false);
 	if (x)
 		snapshot_index_define(x, NULL, cols, json_array_size(fields));
+}
+
+static void op_create_index(Planner *pl, const json_t *op)
+{
+	SnapTable *t = need_table(pl, mj_str(op, "table", ""));
+	if (!t)
+		return;
+	json_t *fields = json_object_get(op, "columns");
+	if (json_array_size(fields) == 0)
+		return (void)pl_fail(pl, "an index needs at least one column");
+	char *name = index_name_at_start(pl, t, mj_str(op, "name", ""), true);
+	if (!name)
+		return;
+	create_index_sql(pl, t, op, name);
+	free(name);
 }
 
 static void op_drop_index(Planner *pl, const json_t *op)
@@ -1218,8 +1364,12 @@ static void op_create_constraint(Planner *pl, const json_t *op)
 	constraint_rules(pl, t, cc, json_object_get(op, "up"), json_object_get(op, "down"), NULL, NULL);
 	if (!pl->failed) {
 		const json_t *ip = json_object_get(op, "index_parameters");
-		if (strcmp(type, "unique") == 0 || pk)
-			add_unique(pl, t, name, (const char *const *)cc->phys, cc->n, ip, pk, name);
+		if (strcmp(type, "unique") == 0 || pk) {
+			char *index = index_name_at_start(pl, t, name, false);
+			if (index)
+				add_unique(pl, t, index, (const char *const *)cc->phys, cc->n, ip, pk, name);
+			free(index);
+		}
 		else if (strcmp(type, "foreign_key") == 0)
 			add_fk(pl, t, name, (const char *const *)cc->phys, cc->n, ref, false, false);
 		else

@@ -424,3 +424,164 @@ reuse_completed() {
 }
 cycle reuse "$T_DIR/reuse/02_reuse.yaml"
 mig_drop_db mig_op_reuse
+
+# seqs TABLE: "column=sequence" of the serial and identity columns of public.TABLE
+seqs() {
+	q "SELECT string_agg(attname || '=' || pg_get_serial_sequence('public.$1', attname), ';' ORDER BY attnum)
+	   FROM pg_attribute WHERE attrelid = 'public.$1'::regclass AND attnum > 0 AND NOT attisdropped
+	   AND pg_get_serial_sequence('public.$1', attname) IS NOT NULL"
+}
+tmp_table() { q "SELECT to_regclass('public._pgflip_new_$1') IS NOT NULL"; }
+
+# ---- drop_table, then create_table of the same name ----
+base recreate <<'EOF'
+operations:
+  - create_table:
+      name: items
+      columns:
+        - {name: id, type: serial, pk: true}
+        - {name: name, type: text, unique: true}
+        - {name: code, type: text}
+        - {name: sku, type: text, nullable: true, unique: true}
+      constraints:
+        - {name: items_code_uq, type: unique, columns: [code]}
+  - create_index: {name: items_code_idx, table: items, columns: [{column: code}]}
+EOF
+qs public_01_base "INSERT INTO items (name, code) VALUES ('a', 'k1'), ('b', 'k2')" >/dev/null
+cat >"$T_DIR/recreate/02_recreate.yaml" <<'EOF'
+operations:
+  - drop_table: {name: items}
+  - create_table:
+      name: items
+      columns:
+        - {name: id, type: bigserial, pk: true}
+        - {name: title, type: text, unique: true}
+        - {name: code, type: text}
+        - {name: n, type: integer, generated: {identity: {user_specified_values: BY DEFAULT}}}
+        - {name: sku, type: text, nullable: true}
+      constraints:
+        - {name: items_code_uq, type: unique, columns: [code]}
+  - create_index: {name: items_code_idx, table: items, columns: [{column: code}]}
+  - create_constraint: {table: items, name: items_sku_key, type: unique, columns: [sku], up: {}, down: {}}
+  - create_table:
+      name: notes
+      columns:
+        - {name: id, type: integer, pk: true}
+        - {name: item_id, type: bigint, references: {name: notes_item_fk, table: items, column: id}}
+EOF
+RC_OLD="items_code_uq=UNIQUE (code);items_name_key=UNIQUE (name);items_pkey=PRIMARY KEY (id);items_sku_key=UNIQUE (sku)"
+recreate_started() {
+	expect_eq "recreate: new version: the new, empty table" "$(qs public_02_recreate "SELECT count(*) FROM items")" 0
+	expect_eq "recreate: new version: a write takes the new sequence" \
+		"$(qs public_02_recreate "INSERT INTO items (title, code) VALUES ('t1', 'k1') RETURNING id || ':' || n")" "1:1"
+	refuses "recreate: new version: the new table's unique title" '*violates unique constraint*' public_02_recreate "INSERT INTO items (title, code) VALUES ('t1', 'k9')"
+	refuses "recreate: new version: the new table's unique code" '*violates unique constraint*' public_02_recreate "INSERT INTO items (title, code) VALUES ('t2', 'k1')"
+	refuses "recreate: new version: the old columns are gone" '*column "name" does not exist*' public_02_recreate "SELECT name FROM items"
+	qs public_02_recreate "INSERT INTO notes VALUES (1, 1)" >/dev/null
+	refuses "recreate: new table referenced by a table of the same file" '*violates foreign key constraint "notes_item_fk"*' public_02_recreate "INSERT INTO notes VALUES (2, 99)"
+	expect_eq "recreate: old version: the old rows" "$(qs public_01_base "SELECT string_agg(id || name || code, ',' ORDER BY id) FROM items")" "1ak1,2bk2"
+	expect_eq "recreate: old version: a write" "$(qs public_01_base "INSERT INTO items (name, code) VALUES ('c', 'k3') RETURNING id")" 3
+	refuses "recreate: old version: its unique code" '*violates unique constraint "items_code_uq"*' public_01_base "INSERT INTO items (name, code) VALUES ('d', 'k3')"
+	expect_eq "recreate: the versions' tables are apart" "$(qs public_02_recreate "SELECT string_agg(title, ',') FROM items")" "t1"
+	expect_eq "recreate: the old table keeps its constraints" "$(constraints items)" "$RC_OLD"
+	expect_eq "recreate: the new table under a temporary name" "$(tmp_table items)" t
+	expect_eq "recreate: the old index keeps its name" "$(indexdef items_code_idx)" "CREATE INDEX items_code_idx ON public.items USING btree (code)"
+	expect_eq "recreate: the new table's index of the same name waits" "$(indexdef _pgflip_new_items_code_idx)" \
+		"CREATE INDEX _pgflip_new_items_code_idx ON public._pgflip_new_items USING btree (code)"
+	qs public_02_recreate "INSERT INTO items (title, code, sku) VALUES ('t3', 'k3', 's1')" >/dev/null
+	refuses "recreate: new version: unique sku (create_constraint) on the new table" '*violates unique constraint*' public_02_recreate "INSERT INTO items (title, code, sku) VALUES ('t4', 'k4', 's1')"
+	step "recreate: old version: the same sku in the old table" qs public_01_base "INSERT INTO items (name, code, sku) VALUES ('e', 'k5', 's1')"
+	qs public_01_base "DELETE FROM items WHERE name = 'e'" >/dev/null
+}
+recreate_rolled_back() {
+	expect_eq "recreate: old table, constraints and sequence as before" "$(constraints items)/$(seqs items)" "$RC_OLD/id=public.items_id_seq"
+	expect_eq "recreate: old rows" "$(qs public_01_base "SELECT string_agg(id || name || code, ',' ORDER BY id) FROM items")" "1ak1,2bk2,3ck3"
+	expect_eq "recreate: no new tables" "$(tmp_table items)$(q "SELECT to_regclass('public.notes') IS NULL")" ft
+}
+recreate_completed() {
+	expect_eq "recreate: the new table under its name" "$(columns items)" "id,title,code,n,sku"
+	expect_eq "recreate: its constraints named as on a table made under its name" "$(constraints items)" \
+		"items_code_uq=UNIQUE (code);items_pkey=PRIMARY KEY (id);items_sku_key=UNIQUE (sku);items_title_key=UNIQUE (title)"
+	expect_eq "recreate: its index under the name the file gave" "$(indexdef items_code_idx)" "CREATE INDEX items_code_idx ON public.items USING btree (code)"
+	expect_eq "recreate: its sequences named as on a table made under its name" "$(seqs items)" "id=public.items_id_seq;n=public.items_n_seq"
+	expect_eq "recreate: the old rows are gone with the old table" "$(qs public_02_recreate "SELECT count(*) FROM items")" 0
+	expect_eq "recreate: a write after complete" "$(qs public_02_recreate "INSERT INTO items (title, code) VALUES ('t1', 'k1') RETURNING id || ':' || n")" "1:1"
+	expect_eq "recreate: the foreign key on the final table" "$(constraints notes)" "notes_item_fk=FOREIGN KEY (item_id) REFERENCES items(id);notes_pkey=PRIMARY KEY (id)"
+	refuses "recreate: unique title after complete" '*violates unique constraint "items_title_key"*' public_02_recreate "INSERT INTO items (title, code) VALUES ('t1', 'k9')"
+}
+cycle recreate "$T_DIR/recreate/02_recreate.yaml"
+mig_drop_db mig_op_recreate
+
+# ---- create_table, drop_table, create_table of the same name ----
+base recycle <<'EOF'
+operations:
+  - create_table:
+      name: t
+      columns: [{name: id, type: integer, pk: true}]
+EOF
+cat >"$T_DIR/recycle/02_recycle.yaml" <<'EOF'
+operations:
+  - create_table:
+      name: items
+      columns: [{name: id, type: serial, pk: true}, {name: a, type: text, unique: true}]
+  - drop_table: {name: items}
+  - create_table:
+      name: items
+      columns: [{name: id, type: serial, pk: true}, {name: b, type: text, unique: true}]
+EOF
+recycle_started() {
+	expect_eq "recycle: new version: the second table" "$(qs public_02_recycle "INSERT INTO items (b) VALUES ('x') RETURNING id || b")" "1x"
+	refuses "recycle: its unique b" '*violates unique constraint*' public_02_recycle "INSERT INTO items (b) VALUES ('x')"
+	refuses "recycle: the old version has no items" '*relation "items" does not exist*' public_01_base "SELECT * FROM items"
+	expect_eq "recycle: both tables exist until complete" "$(q "SELECT to_regclass('public.items') IS NOT NULL")$(tmp_table items)" tt
+}
+recycle_rolled_back() {
+	expect_eq "recycle: neither table is left" "$(q "SELECT to_regclass('public.items') IS NULL")$(tmp_table items)" tf
+}
+recycle_completed() {
+	expect_eq "recycle: the second table under its name" "$(columns items)" "id,b"
+	expect_eq "recycle: its constraints and sequence named as on a table made under its name" "$(constraints items)/$(seqs items)" \
+		"items_b_key=UNIQUE (b);items_pkey=PRIMARY KEY (id)/id=public.items_id_seq"
+	expect_eq "recycle: a write after complete" "$(qs public_02_recycle "INSERT INTO items (b) VALUES ('y') RETURNING id || b")" "1y"
+}
+cycle recycle "$T_DIR/recycle/02_recycle.yaml"
+mig_drop_db mig_op_recycle
+
+# ---- rename_table, then create_table of the old name (the first migration:
+# the old version is the plain schema) ----
+mig_db mig_op_rename_create
+mkdir -p "$T_DIR/rename_create"
+q "CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE); INSERT INTO items (name) VALUES ('a'), ('b')" >/dev/null
+cat >"$T_DIR/rename_create/01_rename_create.yaml" <<'EOF'
+operations:
+  - rename_table: {from: items, to: products}
+  - create_table:
+      name: items
+      columns: [{name: id, type: serial, pk: true}, {name: label, type: text, unique: true}]
+EOF
+RN_OLD="items_name_key=UNIQUE (name);items_pkey=PRIMARY KEY (id)"
+rename_create_started() {
+	expect_eq "rename_create: new version: the renamed table has the rows" "$(qs public_01_rename_create "SELECT string_agg(id || name, ',' ORDER BY id) FROM products")" "1a,2b"
+	expect_eq "rename_create: new version: the new table" "$(qs public_01_rename_create "INSERT INTO items (label) VALUES ('l1') RETURNING id || label")" "1l1"
+	expect_eq "rename_create: old version: the old table" "$(qs public "INSERT INTO items (name) VALUES ('c') RETURNING id")" 3
+	expect_eq "rename_create: old-version write seen as products" "$(qs public_01_rename_create "SELECT string_agg(name, ',' ORDER BY id) FROM products")" "a,b,c"
+	expect_eq "rename_create: new-version write not in the old table" "$(qs public "SELECT string_agg(name, ',' ORDER BY id) FROM items")" "a,b,c"
+	refuses "rename_create: old version has no products" '*relation "products" does not exist*' public "SELECT * FROM products"
+	qs public_01_rename_create "INSERT INTO products (name) VALUES ('d')" >/dev/null
+	expect_eq "rename_create: new-version write of products in the old table" "$(qs public "SELECT name FROM items WHERE id = 4")" "d"
+}
+rename_create_rolled_back() {
+	expect_eq "rename_create: the old table as before" "$(constraints items)/$(seqs items)/$(columns items)" "$RN_OLD/id=public.items_id_seq/id,name"
+	expect_eq "rename_create: old rows" "$(qs public "SELECT string_agg(name, ',' ORDER BY id) FROM items")" "a,b,c,d"
+	expect_eq "rename_create: no products, no new table" "$(q "SELECT to_regclass('public.products') IS NULL")$(tmp_table items)" tf
+}
+rename_create_completed() {
+	expect_eq "rename_create: renamed table keeps its constraints and sequence" "$(constraints products)/$(seqs products)" "$RN_OLD/id=public.items_id_seq"
+	expect_eq "rename_create: new table's names as PostgreSQL gives them beside products" "$(constraints items)/$(seqs items)" \
+		"items_label_key=UNIQUE (label);items_pkey1=PRIMARY KEY (id)/id=public.items_id_seq1"
+	expect_eq "rename_create: rows" "$(qs public_01_rename_create "SELECT string_agg(name, ',' ORDER BY id) FROM products")/$(qs public_01_rename_create "SELECT count(*) FROM items")" "a,b,c,d/0"
+	expect_eq "rename_create: writes after complete" "$(qs public_01_rename_create "INSERT INTO items (label) VALUES ('l1') RETURNING id; INSERT INTO products (name) VALUES ('e') RETURNING id")" "1
+5"
+}
+cycle rename_create "$T_DIR/rename_create/01_rename_create.yaml"
+mig_drop_db mig_op_rename_create

@@ -922,14 +922,6 @@ static void test_new_objects_directly(void **state)
 		   "m/002_test.yaml: column \"id\" of table \"users\" is referenced by foreign key \"orders_user_id_fkey\" "
 		   "of table \"orders\", which pgflip cannot move to the changed column: drop the foreign key in an "
 		   "earlier migration");
-	plan_error("  - drop_table: {name: orders}\n"
-		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
-		   "m/002_test.yaml: operations[1].create_table: table \"orders\" is dropped by an earlier operation of this "
-		   "migration but exists until complete: create it again in a later migration");
-	plan_error("  - rename_table: {from: orders, to: purchases}\n"
-		   "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
-		   "m/002_test.yaml: operations[1].create_table: table \"orders\" already exists (renamed to \"purchases\" "
-		   "until complete)");
 	plan_error("  - create_constraint: {table: users, name: pk2, type: primary_key, columns: [email], up: {}, down: {}}\n",
 		   "m/002_test.yaml: operations[0].create_constraint: table \"users\" already has a primary key (\"users_pkey\")");
 	/* a primary key on a table that has none: the backfill keeps a key the
@@ -946,6 +938,134 @@ static void test_new_objects_directly(void **state)
 	plan_free(p);
 }
 
+/* Index of the first step of L whose SQL starts with PREFIX; fails when none. */
+static size_t step_at(const StepList *l, const char *prefix)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].sql && strncmp(l->v[i].sql, prefix, strlen(prefix)) == 0)
+			return i;
+	fail_msg("no step starting with '%s'", prefix);
+	return 0;
+}
+
+/* create_table of a name the old version keeps until complete: a temporary
+ * physical table, which takes the name (and its implicit objects theirs)
+ * once the old one is dropped or renamed. */
+static void test_table_name_reused(void **state)
+{
+	(void)state;
+	Plan *p = plan_ops("  - drop_table: {name: orders}\n"
+			   "  - create_table:\n"
+			   "      name: orders\n"
+			   "      columns: [{name: id, type: serial, pk: true}, {name: code, type: text, unique: true}]\n"
+			   "      constraints: [{name: orders_pkey, type: unique, columns: [id, code]}]\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE TABLE \"public\".\"_pgflip_new_orders\" (\n"
+		       "  \"id\" serial,\n"
+		       "  \"code\" text NOT NULL CONSTRAINT \"_pgflip_new_orders_code_key\" UNIQUE,\n"
+		       "  CONSTRAINT \"_pgflip_new_orders_pkey\" PRIMARY KEY (\"id\"),\n"
+		       "  CONSTRAINT \"_pgflip_new2_orders_pkey\" UNIQUE (\"id\", \"code\")\n)");
+	contains(kind_step(&p->start, STEP_VIEWS)->sql, "AS SELECT \"id\", \"code\" FROM \"public\".\"_pgflip_new_orders\"");
+	size_t drop = step_at(&p->complete, "DROP TABLE \"public\".\"orders\"");
+	size_t ren = step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_orders\" RENAME TO \"orders\"");
+	size_t seq = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new_orders_id_seq\"')");
+	assert_true(drop < ren && ren < seq);
+	contains(p->complete.v[seq].sql, "ARRAY['orders_id_seq', 'orders_id_seq1', ");
+	contains(p->complete.v[seq].sql, "EXECUTE format('ALTER SEQUENCE %I.%I RENAME TO %I', 'public', '_pgflip_new_orders_id_seq', n)");
+	size_t key = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new_orders_code_key\"')");
+	contains(p->complete.v[key].sql, "ARRAY['orders_code_key', 'orders_code_key1', ");
+	contains(p->complete.v[key].sql, "AND k.conname = n");
+	/* a name the migration gave (the dropped table's index has it until
+	 * complete): that name alone, relations only, before PostgreSQL's
+	 * choices, so the implicit primary key becomes orders_pkey1 */
+	size_t fixed = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new2_orders_pkey\"')");
+	contains(p->complete.v[fixed].sql, "ARRAY['orders_pkey']::text[]");
+	assert_null(strstr(p->complete.v[fixed].sql, "conname"));
+	assert_true(ren < fixed && fixed < seq);
+	has(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"_pgflip_new_orders\"");
+	lacks(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"orders\"");
+	plan_free(p);
+
+	/* renamed away: the old table takes its new name first */
+	p = plan_ops("  - rename_table: {from: orders, to: purchases}\n"
+		     "  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n");
+	assert_non_null(p);
+	size_t old = step_at(&p->complete, "ALTER TABLE \"public\".\"orders\" RENAME TO \"purchases\"");
+	ren = step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_orders\" RENAME TO \"orders\"");
+	size_t pk = step_at(&p->complete, "DO $pgflip$\nDECLARE n text;\nBEGIN\n  IF to_regclass('\"public\".\"_pgflip_new_orders_pkey\"')");
+	assert_true(old < ren && ren < pk);
+	contains(p->complete.v[pk].sql, "ARRAY['orders_pkey', 'orders_pkey1', 'orders_pkey2', ");
+	plan_free(p);
+
+	/* created, dropped and created again: the first is dropped at complete,
+	 * both at rollback; a table with no implicit objects needs no DO */
+	p = plan_ops("  - create_table: {name: tags, columns: [{name: a, type: text}]}\n"
+		     "  - drop_table: {name: tags}\n"
+		     "  - create_table: {name: tags, columns: [{name: b, type: text}]}\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE TABLE \"public\".\"tags\" (\n  \"a\" text NOT NULL\n)");
+	has(&p->start, "CREATE TABLE \"public\".\"_pgflip_new_tags\" (\n  \"b\" text NOT NULL\n)");
+	assert_true(step_at(&p->complete, "DROP TABLE \"public\".\"tags\"") <
+		    step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_tags\" RENAME TO \"tags\""));
+	lacks(&p->complete, "DO $pgflip$");
+	has(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"tags\"");
+	has(&p->rollback, "DROP TABLE IF EXISTS \"public\".\"_pgflip_new_tags\"");
+	plan_free(p);
+
+	/* a third time: the temporary name is taken, the next one is used */
+	p = plan_ops("  - drop_table: {name: orders}\n"
+		     "  - create_table: {name: orders, columns: [{name: a, type: text}]}\n"
+		     "  - drop_table: {name: orders}\n"
+		     "  - create_table: {name: orders, columns: [{name: b, type: text}]}\n");
+	assert_non_null(p);
+	has(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new2_orders\" RENAME TO \"orders\"");
+	has(&p->complete, "DROP TABLE \"public\".\"_pgflip_new_orders\"");
+	plan_free(p);
+
+	/* long names are cut as PostgreSQL cuts them (makeObjectName) */
+	char ops[1024], want[256];
+	const char *longname = "t23456789012345678901234567890123456789012345678901234567890";
+	snprintf(ops, sizeof ops,
+		 "  - create_table: {name: %s, columns: [{name: a, type: text}]}\n"
+		 "  - drop_table: {name: %s}\n"
+		 "  - create_table: {name: %s, columns: [{name: id, type: integer, pk: true}]}\n",
+		 longname, longname, longname);
+	p = plan_ops(ops);
+	assert_non_null(p);
+	snprintf(want, sizeof want, "CONSTRAINT \"_pgflip_new_%.46s_pkey\" PRIMARY KEY", longname);
+	contains(p->start.v[1].sql, want);
+	snprintf(want, sizeof want, "ARRAY['%.58s_pkey', '%.57s_pkey1', ", longname, longname);
+	contains(p->complete.v[step_at(&p->complete, "DO $pgflip$")].sql, want);
+	plan_free(p);
+
+	/* a constraint named as an index a kept table has: refused */
+	plan_error("  - rename_table: {from: users, to: people}\n"
+		   "  - create_table:\n"
+		   "      name: users\n"
+		   "      columns: [{name: id, type: integer}]\n"
+		   "      constraints: [{name: users_email_key, type: unique, columns: [id]}]\n",
+		   "m/002_test.yaml: operations[1].create_table: index \"users_email_key\" already exists on table "
+		   "\"people\", which keeps it after complete");
+	/* create_index and create_constraint on the created table, named as
+	 * indexes of the dropped one: temporary names until complete */
+	p = plan_ops("  - drop_table: {name: users}\n"
+		     "  - create_table: {name: users, columns: [{name: id, type: integer}, {name: name, type: text}]}\n"
+		     "  - create_index: {name: idx_users_name, table: users, columns: [{column: name}]}\n"
+		     "  - create_constraint: {table: users, name: users_pkey, type: primary_key, columns: [id], up: {}, down: {}}\n");
+	assert_non_null(p);
+	has(&p->start, "CREATE INDEX CONCURRENTLY \"_pgflip_new_idx_users_name\" ON \"public\".\"_pgflip_new_users\" (\"name\")");
+	contains(p->complete.v[step_at(&p->complete, "DO $pgflip$")].sql, "ARRAY['idx_users_name']::text[]");
+	has(&p->start, "CREATE UNIQUE INDEX CONCURRENTLY \"_pgflip_new_users_pkey\" ON \"public\".\"_pgflip_new_users\" (\"id\")");
+	assert_true(step_at(&p->complete, "DROP TABLE \"public\".\"users\"") <
+		    step_at(&p->complete, "ALTER TABLE \"public\".\"_pgflip_new_users\" ADD CONSTRAINT \"users_pkey\" PRIMARY KEY USING INDEX \"_pgflip_new_users_pkey\""));
+	has(&p->rollback, "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"_pgflip_new_idx_users_name\"");
+	plan_free(p);
+	plan_error("  - create_index: {name: idx_users_name, table: orders, columns: [{column: note}]}\n",
+		   "m/002_test.yaml: operations[0].create_index: index \"idx_users_name\" already exists");
+	plan_error("  - create_table: {name: orders, columns: [{name: id, type: integer, pk: true}]}\n",
+		   "m/002_test.yaml: operations[0].create_table: table \"orders\" already exists");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -958,6 +1078,7 @@ int main(void)
 		cmocka_unit_test(test_alter_column_combination),
 		cmocka_unit_test(test_create_and_drop_index),
 		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_table_name_reused),
 		cmocka_unit_test(test_constraints),
 		cmocka_unit_test(test_replica_identity_and_sql),
 		cmocka_unit_test(test_expression_checks),
