@@ -98,13 +98,15 @@ static void scan_names(const char *sql, json_t *rels, json_t *schemas)
 	}
 }
 
-/* The oldest session, other than this one, that holds a lock on a relation
- * of RELS or SCHEMAS and whose transaction (or idleness in it) is older than
- * exec_guard_old_ms() (WEAK: only a lock that conflicts with SHARE UPDATE
- * EXCLUSIVE). NULL when there is none; else a result with one row:
- * pid, description, query. On a failure of the query NULL too (the attempt
- * then simply runs under its lock_timeout), with e->err cleared. */
-static PGresult *old_holder(Exec *e, const char *rels, const char *schemas, bool weak)
+/* The sessions, other than this one, that hold a lock on a relation of RELS
+ * or SCHEMAS (WEAK: only a lock that conflicts with SHARE UPDATE EXCLUSIVE)
+ * and either are in a transaction older than exec_guard_old_ms() or hide
+ * their transaction's start from this role (another role's session, an
+ * autovacuum worker, to a role without pg_read_all_stats): one row each,
+ * pid, description, query, virtual transaction, hidden ("t"/"f"), the
+ * visible old ones first, oldest first. NULL when the query fails (the
+ * attempt then simply runs under its lock_timeout), with e->err cleared. */
+static PGresult *lock_holders(Exec *e, const char *rels, const char *schemas, bool weak)
 {
 	char age[16];
 	snprintf(age, sizeof age, "%d", exec_guard_old_ms(e));
@@ -113,27 +115,65 @@ static PGresult *old_holder(Exec *e, const char *rels, const char *schemas, bool
 		e,
 		"SELECT a.pid, format('pid %s (%s, %s, %s, %s s in transaction, holds %s on %s)', a.pid, "
 		"coalesce(a.usename, '?'), coalesce(nullif(a.application_name, ''), a.backend_type, '?'), "
-		"coalesce(a.state, '?'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1), "
-		"string_agg(DISTINCT l.mode, ', '), string_agg(DISTINCT c.relname, ', ')), left(a.query, 200) "
+		"coalesce(a.state, '?'), coalesce(round(extract(epoch FROM now() - a.xact_start)::numeric, 1)::text, '?'), "
+		"string_agg(DISTINCT l.mode, ', '), string_agg(DISTINCT c.relname, ', ')), left(a.query, 200), "
+		"l.virtualtransaction, a.xact_start IS NULL "
 		"FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"JOIN pg_stat_activity a ON a.pid = l.pid "
 		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() "
 		"AND (n.nspname IN (SELECT jsonb_array_elements_text($2::jsonb)) "
 		"OR n.nspname || '.' || c.relname IN (SELECT jsonb_array_elements_text($1::jsonb))) "
-		"AND a.xact_start < now() - make_interval(secs => $3::int / 1000.0) "
+		"AND (a.xact_start IS NULL OR a.xact_start < now() - make_interval(secs => $3::int / 1000.0)) "
 		"AND (NOT $4::bool OR l.mode NOT IN ('AccessShareLock', 'RowShareLock', 'RowExclusiveLock')) "
-		"GROUP BY a.pid, a.usename, a.application_name, a.backend_type, a.state, a.xact_start, a.query "
-		"ORDER BY a.xact_start LIMIT 1",
+		"GROUP BY a.pid, a.usename, a.application_name, a.backend_type, a.state, a.xact_start, a.query, "
+		"l.virtualtransaction ORDER BY a.xact_start IS NULL, a.xact_start",
 		4, params);
-	if (!r) {
+	if (!r)
 		e->err[0] = '\0';
-		return NULL;
-	}
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return NULL;
-	}
 	return r;
+}
+
+/* Hidden holders seen so far (their virtual transaction, and since when):
+ * a transaction whose start this role may not read is old once the same
+ * virtual transaction held its lock at two looks GUARD's age apart. */
+#define GUARD_MAX_HIDDEN 32
+typedef struct GuardSeen {
+	char vxid[GUARD_MAX_HIDDEN][32];
+	int64_t first[GUARD_MAX_HIDDEN];
+	size_t n;
+} GuardSeen;
+
+/* The row of R to wait for: a visible old holder, else a hidden one seen
+ * holding for exec_guard_old_ms() at least (NOW, ms); -1 when none. SEEN
+ * keeps the hidden ones present now; *NEW_HIDDEN says one was first seen
+ * now (its age is unknown until the next look). */
+static int pick_holder(const Exec *e, const PGresult *r, GuardSeen *seen, int64_t now, bool *new_hidden)
+{
+	GuardSeen next = {.n = 0};
+	int pick = -1;
+	*new_hidden = false;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (strcmp(PQgetvalue(r, i, 4), "t") != 0) {
+			if (pick < 0)
+				pick = i;
+			continue;
+		}
+		const char *vx = PQgetvalue(r, i, 3);
+		int64_t first = now;
+		for (size_t k = 0; k < seen->n; k++)
+			if (strcmp(seen->vxid[k], vx) == 0)
+				first = seen->first[k];
+		if (first == now)
+			*new_hidden = true;
+		else if (pick < 0 && now - first >= exec_guard_old_ms(e))
+			pick = i;
+		if (next.n < GUARD_MAX_HIDDEN) {
+			snprintf(next.vxid[next.n], sizeof next.vxid[0], "%s", vx);
+			next.first[next.n++] = first;
+		}
+	}
+	*seen = next;
+	return pick;
 }
 
 /* Cancels PID when it is an autovacuum worker that does not prevent
@@ -155,7 +195,7 @@ static bool cancel_autovacuum(Exec *e, const char *pid)
 }
 
 /* The relations and schemas the steps of L lock, as JSON arrays (texts
- * for old_holder's $1 and $2, caller frees). False when out of memory. */
+ * for lock_holders's $1 and $2, caller frees). False when out of memory. */
 static bool list_names(const StepList *l, char **rels, char **schemas)
 {
 	json_t *r = json_array(), *s = json_array();
@@ -186,21 +226,35 @@ bool guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, cons
 	for (size_t i = a; i < b; i++)
 		weak = weak && l->v[i].sql && strncmp(l->v[i].sql, "ALTER TABLE ", 12) == 0 &&
 		       strstr(l->v[i].sql, " VALIDATE CONSTRAINT ") && !strchr(l->v[i].sql, ';');
-	bool ok = true, waited = false;
+	bool ok = true, waited = false, looked_again = false;
 	char last_pid[16] = "";
+	GuardSeen seen = {.n = 0};
 	PGresult *r;
-	while ((r = old_holder(e, rels, schemas, weak)) != NULL) {
-		const char *pid = PQgetvalue(r, 0, 0), *who = PQgetvalue(r, 0, 1);
+	while ((r = lock_holders(e, rels, schemas, weak)) != NULL) {
+		bool new_hidden;
+		int row = pick_holder(e, r, &seen, exec_now_ms(), &new_hidden);
+		if (row < 0) {
+			PQclear(r);
+			if (!new_hidden || looked_again)
+				break;
+			/* a holder whose age this role cannot read: look again once,
+			 * the guard's age later, whether it is the same transaction */
+			looked_again = true;
+			exec_sleep_ms(exec_guard_old_ms(e));
+			continue;
+		}
+		const char *pid = PQgetvalue(r, row, 0), *who = PQgetvalue(r, row, 1);
 		long spent = exec_now_ms() - start;
 		if (strcmp(pid, last_pid) != 0) {
-			exec_log(e, "not queueing %s behind a long transaction: %s", what, who);
+			exec_log(e, "not queueing %s behind a long transaction: %s%s", what, who,
+				 strcmp(PQgetvalue(r, row, 4), "t") == 0 ? " (its start hidden from this role; held a while)" : "");
 			snprintf(last_pid, sizeof last_pid, "%s", pid);
 			if (cancel_autovacuum(e, pid))
 				exec_log(e, "cancelled autovacuum pid %s, which would block %s", pid, what);
 		}
 		waited = true;
 		if (e->hooks.lock_wait)
-			e->hooks.lock_wait(e->hooks.arg, spent > 0 ? spent : 1, atoi(pid), PQgetvalue(r, 0, 2), who);
+			e->hooks.lock_wait(e->hooks.arg, spent > 0 ? spent : 1, atoi(pid), PQgetvalue(r, row, 2), who);
 		bool spent_all = spent + GUARD_POLL_MS > e->opt.retry_total_ms;
 		if (spent_all)
 			exec_set_err(e, "gave up on %s after %ld ms: %s held its lock the whole time", what, spent, who);
