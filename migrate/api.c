@@ -621,20 +621,30 @@ static MigrateStatus start_new(Flow *f, const MigFile *mf, const MigState *lates
 	return rc == MIGRATE_OK ? start_then(f, mf->name, complete) : rc;
 }
 
+/* MF's version schema, named in the flow's reports; false (with the
+ * flow's error set) when it could not be a route. */
+static bool flow_vschema(Flow *f, const MigFile *mf)
+{
+	char err[1024] = "";
+	char *vschema = plan_vschema_name(mf, f->e.schema);
+	bool ok = vschema && plan_vschema_check(mf, f->e.schema, vschema, err, sizeof err);
+	flow_set_mig(f, mf->name, vschema, NULL);
+	free(vschema);
+	if (!ok)
+		flow_fail(f, "%s", err[0] ? err : "out of memory");
+	return ok;
+}
+
 /* start of MF (loaded): refuses a version schema that could not be a
  * route before anything is read, then resumes MF when it is active, or
  * starts it anew. */
 static MigrateStatus start_flow(Flow *f, const MigFile *mf, bool complete, bool dry_run)
 {
 	Exec *e = &f->e;
-	char err[1024] = "";
-	char *vschema = plan_vschema_name(mf, e->schema);
-	bool vschema_ok = vschema && plan_vschema_check(mf, e->schema, vschema, err, sizeof err);
-	flow_set_mig(f, mf->name, vschema, NULL);
-	free(vschema);
+	bool vschema_ok = flow_vschema(f, mf);
 	flow_phase(f, MIGRATE_PHASE_PLAN);
 	if (!vschema_ok)
-		return flow_fail(f, "%s", err[0] ? err : "out of memory");
+		return MIGRATE_FAILED;
 	if (dry_run)
 		return start_dry_run(f, mf);
 	MigState active = {0}, latest = {0}, existing = {0};
@@ -737,13 +747,8 @@ MigrateStatus migrate_start_file(const MigrateRequest *rq, const char *path, boo
 static MigrateStatus validate_flow(Flow *f, const MigFile *mf)
 {
 	Exec *e = &f->e;
-	char err[1024] = "";
-	char *vschema = plan_vschema_name(mf, e->schema);
-	bool vschema_ok = vschema && plan_vschema_check(mf, e->schema, vschema, err, sizeof err);
-	flow_set_mig(f, mf->name, vschema, NULL);
-	free(vschema);
-	if (!vschema_ok)
-		return flow_fail(f, "%s", err[0] ? err : "out of memory");
+	if (!flow_vschema(f, mf))
+		return MIGRATE_FAILED;
 	MigState active = {0}, latest = {0}, existing = {0};
 	bool has_active = false, has_latest = false, has_existing = false;
 	MigrateStatus rc = MIGRATE_OK;
