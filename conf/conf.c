@@ -806,7 +806,7 @@ static void conf_setting_text(const Conf *conf, const ConfSetting *s, char *out,
 static bool conf_setting_changeable(const char *name)
 {
 	static const char *const fixed[] = {"listen_addr", "listen_port", "unix_socket_dir", "admin_socket",
-					    "unix_socket_mode", "unix_socket_group", "pidfile"};
+					    "unix_socket_mode", "unix_socket_group", "pidfile", "metrics_listen"};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(fixed[i], name) == 0)
 			return false;

@@ -248,7 +248,7 @@ static void guard_report(Flow *f, const StepList *l, size_t i, const char *vsche
  * false (f->held, e->err) after unused_timeout_ms, on a cancel, or when the
  * check fails.
  */
-static bool guard_wait(Flow *f, const StepList *l, size_t i)
+static bool drop_guard_wait(Flow *f, const StepList *l, size_t i)
 {
 	const char *vschema = l->v[i].drops;
 	const MigrateRequest *rq = f->rq;
@@ -288,7 +288,7 @@ static bool on_before(void *arg, Exec *e, const StepList *l, size_t a, size_t b)
 {
 	(void)e;
 	for (size_t i = a; i < b; i++)
-		if (l->v[i].drops && !guard_wait(arg, l, i))
+		if (l->v[i].drops && !drop_guard_wait(arg, l, i))
 			return false;
 	return true;
 }
@@ -1076,12 +1076,8 @@ static MigrateStatus baseline_flow(Flow *f, const char *name)
 	MigFile mf;
 	if (!migfile_parse(path, API_EMPTY_YAML, strlen(API_EMPTY_YAML), false, &mf, err, sizeof err))
 		return flow_fail(f, "%s", err);
-	char *vschema = plan_vschema_name(&mf, e->schema);
-	bool vschema_ok = vschema && plan_vschema_check(&mf, e->schema, vschema, err, sizeof err);
-	flow_set_mig(f, mf.name, vschema, NULL);
-	free(vschema);
 	long pgroll = 0;
-	MigrateStatus rc = vschema_ok ? no_history(f, "baseline") : flow_fail(f, "%s", err[0] ? err : "out of memory");
+	MigrateStatus rc = flow_vschema(f, &mf) ? no_history(f, "baseline") : MIGRATE_FAILED;
 	if (rc == MIGRATE_OK && !pgroll_rows(f, "pgroll", &pgroll))
 		rc = flow_fail(f, "%s", e->err);
 	if (rc == MIGRATE_OK && pgroll > 0)

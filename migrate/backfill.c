@@ -93,7 +93,6 @@ typedef struct Backfill {
 	json_t *hi;                /* a worker's range: its last key, inclusive (NULL: to the end) */
 	json_t *lo;                /* and the key before its first (NULL: from the start) */
 	int range;                 /* the range's index in backfill[table].ranges, -1: not a worker */
-	int slowed;                /* batches slowed down since the last full speed */
 } Backfill;
 
 typedef enum BatchResult { BATCH_MORE, BATCH_FINISHED, BATCH_FAILED } BatchResult;
@@ -297,6 +296,12 @@ static BatchResult backfill_batch(Exec *e, Backfill *b, char st[6])
 	return finished ? BATCH_FINISHED : BATCH_MORE;
 }
 
+/* P at full speed: whole batches, no pause. */
+static bool pace_full(const ExecPace *p, int max_batch)
+{
+	return p->batch >= max_batch && p->pause_pct == 0;
+}
+
 int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch)
 {
 	if (max_ratio <= 0 || ratio < 0)
@@ -309,7 +314,7 @@ int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch)
 		p->pause_pct = pause > EXEC_PACE_MAX_PAUSE_PCT ? EXEC_PACE_MAX_PAUSE_PCT : pause;
 		return -1;
 	}
-	if (ratio >= 0.8 * max_ratio || (p->pause_pct == 0 && p->batch >= max_batch))
+	if (ratio >= 0.8 * max_ratio || pace_full(p, max_batch))
 		return 0;
 	if (p->pause_pct > 0) {
 		p->pause_pct /= 2;
@@ -329,20 +334,17 @@ static void backfill_adapt(Exec *e, Backfill *b)
 	if (!e->hooks.load || e->opt.max_latency_ratio <= 0)
 		return;
 	double ratio = e->hooks.load(e->hooks.arg);
-	int was = b->pace.batch, dir = exec_pace(&b->pace, ratio, e->opt.max_latency_ratio, e->opt.batch_size);
+	bool was_full = pace_full(&b->pace, e->opt.batch_size);
+	int dir = exec_pace(&b->pace, ratio, e->opt.max_latency_ratio, e->opt.batch_size);
 	if (b->s->nkeys == 0)
 		b->blocks_per_batch = b->pace.batch / 100 > 0 ? b->pace.batch / 100 : 1;
-	if (dir < 0 && (was == e->opt.batch_size || b->slowed == 0))
+	if (dir < 0 && was_full)
 		exec_log(e, "backfill of %s slows down: foreground p99 is %.2fx its baseline (limit %.2fx): %d rows a "
 			    "batch, pauses of %d %% of a batch's time",
 			 b->s->table, ratio, e->opt.max_latency_ratio, b->pace.batch, b->pace.pause_pct);
-	if (dir > 0 && b->pace.batch == e->opt.batch_size && b->pace.pause_pct == 0)
+	if (dir > 0 && pace_full(&b->pace, e->opt.batch_size))
 		exec_log(e, "backfill of %s back at full speed: foreground p99 is %.2fx its baseline", b->s->table,
 			 ratio);
-	if (dir < 0)
-		b->slowed++;
-	else if (dir > 0 && b->pace.batch == e->opt.batch_size && b->pace.pause_pct == 0)
-		b->slowed = 0;
 }
 
 /* Reports B's progress to hooks.backfill and the progress bar; at the END,

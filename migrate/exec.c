@@ -289,10 +289,7 @@ PGresult *exec_query_as(Exec *e, const char *what, const char *sql, int nparams,
 
 PGresult *exec_query(Exec *e, const char *sql, int nparams, const char *const *params)
 {
-	char st[6] = "";
-	PGresult *r = exec_run_wait(e, sql, nparams, params, NULL, st);
-	memcpy(e->sqlstate, r ? "" : st, r ? 1 : sizeof(e->sqlstate));
-	return r;
+	return exec_query_as(e, NULL, sql, nparams, params);
 }
 
 bool exec_simple(Exec *e, const char *sql)
@@ -353,6 +350,12 @@ static void step_started(Exec *e, const StepList *l, size_t i)
 {
 	if (e->hooks.step)
 		e->hooks.step(e->hooks.arg, l, i);
+}
+
+/* "step N (NOTE)" of step I of L, as the log names it. */
+static void step_label(char *buf, size_t n, const StepList *l, size_t i)
+{
+	snprintf(buf, n, "step %zu (%s)", i + 1, l->v[i].note ? l->v[i].note : "");
 }
 
 /* A STEP_OUTSIDE_TX step (CREATE INDEX CONCURRENTLY...): alone, under
@@ -428,7 +431,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, int ti
 	e->tx_lock_timeout_ms = 0;
 	if (r && strong_since >= 0) {
 		char step[256];
-		snprintf(step, sizeof step, "step %zu (%s)", a + 1, l->v[a].note ? l->v[a].note : "");
+		step_label(step, sizeof step, l, a);
 		guard_strong_record(e, exec_now_ms() - strong_since, step, locks);
 	}
 	return r != NULL;
@@ -443,7 +446,7 @@ static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 {
 	long start = exec_now_ms();
 	char what[256];
-	snprintf(what, sizeof what, "step %zu (%s)", a + 1, l->v[a].note ? l->v[a].note : "");
+	step_label(what, sizeof what, l, a);
 	for (int attempt = 0;; attempt++) {
 		char st[6];
 		size_t at;
@@ -456,7 +459,7 @@ static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 			return true;
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 			return false;
-		snprintf(what, sizeof what, "step %zu (%s)", at + 1, l->v[at].note ? l->v[at].note : "");
+		step_label(what, sizeof what, l, at);
 		if (!exec_backoff(e, attempt, start, what))
 			return false;
 	}
@@ -609,7 +612,7 @@ Snapshot *catalog_read(Exec *e, const char *schema)
 		if (s && exec_simple(e, "COMMIT"))
 			return s;
 		snapshot_free(s);
-		bool lock = strcmp(e->sqlstate, "55P03") == 0;
+		bool lock = strcmp(e->sqlstate, SQLSTATE_LOCK_NOT_AVAILABLE) == 0;
 		exec_rollback_quietly(e);
 		if (!lock || exec_cancelled(e) || !exec_backoff(e, attempt, start, "reading the catalog"))
 			return NULL;

@@ -22,6 +22,7 @@
 
 #include "migrate/api.h"
 #include "migrate/exec.h"
+#include "migrate/exec_int.h"
 #include "migrate/sqlbuf.h"
 
 /* Advisory lock key: first half fixed ("pgfl" in ASCII), second half the
@@ -100,8 +101,8 @@ bool state_init(Exec *e)
 	PGresult *r = exec_query(e, migrate_schema_ddl(), 0, NULL);
 	PQclear(r);
 	/* a failed statement leaves the text's transaction open and aborted */
-	if (!r && PQtransactionStatus(e->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(e->conn, "ROLLBACK"));
+	if (!r)
+		exec_rollback_quietly(e);
 	return r != NULL;
 }
 
@@ -237,13 +238,9 @@ bool state_set_status(Exec *e, const char *name, const char *status)
 
 json_t *state_history(Exec *e)
 {
-	PGresult *x = exec_query(e, "SELECT to_regclass('pgflip.migrations') IS NOT NULL", 0, NULL);
-	if (!x)
-		return NULL;
-	bool exists = PQgetvalue(x, 0, 0)[0] == 't';
-	PQclear(x);
-	if (!exists)
-		return json_array();
+	e->err[0] = '\0';
+	if (!state_exists(e))
+		return e->err[0] ? NULL : json_array();
 	const char *params[1] = {e->schema};
 	PGresult *r = exec_query(e,
 				 "SELECT coalesce(json_agg(json_build_object('name', name, 'parent', parent, "
@@ -305,13 +302,6 @@ static const char PGROLL_CHAIN[] =
 	"$1 || '_' || coalesce(j -> 'migration' ->> 'version_schema', j ->> 'name'), "
 	"EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1 || '_' || coalesce(j -> 'migration' ->> 'version_schema', "
 	"j ->> 'name')), (SELECT count(*) FROM m) FROM chain ORDER BY depth";
-
-static bool state_simple(Exec *e, const char *sql)
-{
-	PGresult *r = exec_query(e, sql, 0, NULL);
-	PQclear(r);
-	return r != NULL;
-}
 
 /* Inserts row I of pgroll's chain R as a complete migration whose version
  * schema is VSCHEMA. */
@@ -380,16 +370,16 @@ bool state_adopt_pgroll(Exec *e, const char *pg, char *latest, size_t latestlen,
 		snprintf(e->err, sizeof e->err, "%s", msg);
 		return false;
 	}
-	bool ok = state_simple(e, "BEGIN");
+	bool ok = exec_simple(e, "BEGIN");
 	const char *vs = PQgetvalue(r, 0, 7);
 	for (int i = 0; ok && i < n; i++) {
 		if (PQgetvalue(r, i, 8)[0] == 't' || i == 0)
 			vs = PQgetvalue(r, i, 7);
 		ok = adopt_row(e, r, i, i >= last_vs ? PQgetvalue(r, last_vs, 7) : vs);
 	}
-	ok = ok && state_simple(e, "COMMIT");
-	if (!ok && PQtransactionStatus(e->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(e->conn, "ROLLBACK"));
+	ok = ok && exec_simple(e, "COMMIT");
+	if (!ok)
+		exec_rollback_quietly(e);
 	if (ok) {
 		snprintf(latest, latestlen, "%s", PQgetvalue(r, last_vs, 7));
 		*count = n;

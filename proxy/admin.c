@@ -36,7 +36,6 @@
 #include "proxy/pool.h"
 #include "proxy/log.h"
 #include "proxy/migrator.h"
-#include "proxy/pool.h"
 #include "proxy/routestore.h"
 
 /* A command line longer than this is refused: commands are short. */
@@ -270,7 +269,7 @@ static json_t *cmd_pools(void)
 					p->mode == CONF_POOL_TRANSACTION ? "transaction" : "session", "pool_size", p->size,
 					"servers_active", active, "servers_idle", idle, "servers_connecting",
 					p->n_connecting, "servers_other", other - p->n_connecting, "clients_waiting",
-					p->n_waiting, "transactions", (json_int_t)p->n_transactions, "transactions_by_route",
+					p->n_waiting, "transactions", (json_int_t)p->stats.xact_count, "transactions_by_route",
 					by_route, "route_sets", (json_int_t)p->n_route_sets, "last_error",
 					admin_text(p->last_error)));
 	}

@@ -714,7 +714,6 @@ void client_tx_end(Client *c, bool ready)
 	c->n_transactions++;
 	if (c->pool) {
 		pool_count_transaction(c->pool, e);
-		c->pool->stats.xact_count++;
 		if (ready && c->tx_start_us && now_us > c->tx_start_us)
 			c->pool->stats.xact_time_us += now_us - c->tx_start_us;
 	}

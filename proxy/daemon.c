@@ -53,19 +53,14 @@
 
 Proxy proxy;
 
-uint64_t proxy_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 uint64_t proxy_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
+
+uint64_t proxy_now_ms(void) { return proxy_now_us() / 1000; }
 
 void proxy_canary_rollback(const char *canary_schema, const char *why)
 {

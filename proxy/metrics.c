@@ -279,7 +279,7 @@ static void write_pool_family(Scrape *s, const PoolTable *t, const PoolFamily *f
 		case POOL_WAITING: sample_u64(s, f->name, &l, (uint64_t)p->n_waiting); break;
 		case POOL_WAIT_MAX: sample_f64(s, f->name, &l, (double)pool_wait_max_ms(p, now_ms) / 1000.0); break;
 		case POOL_SIZE: sample_u64(s, f->name, &l, (uint64_t)p->size); break;
-		case POOL_TRANSACTIONS: sample_u64(s, f->name, &l, p->n_transactions); break;
+		case POOL_TRANSACTIONS: sample_u64(s, f->name, &l, p->stats.xact_count); break;
 		case POOL_QUERIES: sample_u64(s, f->name, &l, k->query_count); break;
 		case POOL_RECEIVED: sample_u64(s, f->name, &l, k->bytes_received); break;
 		case POOL_SENT: sample_u64(s, f->name, &l, k->bytes_sent); break;

@@ -434,22 +434,30 @@ static bool client_on(const Client *c, const char *schema)
 }
 
 /* The loop's answer to may_drop: into m->drop_ok/drop_err. */
+/* The clients on SCHEMA (client_on); with IDS, the first ten of their ids
+ * ("4, 9, 12") there too (IDSLEN bytes). */
+static size_t clients_on(const char *schema, char *ids, size_t idslen)
+{
+	size_t n = 0, len = 0;
+	Client *c;
+	TAILQ_FOREACH(c, &proxy.clients, link) {
+		if (!client_on(c, schema))
+			continue;
+		if (ids && n < 10 && len < idslen)
+			len += (size_t)snprintf(ids + len, idslen - len, "%s%llu", len ? ", " : "",
+						(unsigned long long)c->id);
+		n++;
+	}
+	return n;
+}
+
 static void answer_drop(Migrator *m)
 {
 	char why[512] = "";
 	const char *schema = m->drop_vschema;
 	bool named = router_names(&proxy.router, schema, why, sizeof(why));
-	size_t n_on = 0;
 	char ids[256] = "";
-	size_t len = 0;
-	Client *c;
-	TAILQ_FOREACH(c, &proxy.clients, link) {
-		if (!client_on(c, schema))
-			continue;
-		if (n_on++ < 10 && len < sizeof(ids))
-			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%llu", len ? ", " : "",
-						(unsigned long long)c->id);
-	}
+	size_t n_on = clients_on(schema, ids, sizeof(ids));
 	m->drop_ok = !named && n_on == 0;
 	if (named)
 		snprintf(m->drop_err, sizeof(m->drop_err), "%s still routed by %s", schema, why);
@@ -874,14 +882,6 @@ static json_t *cmd_migrate(Migrator *m, int argc, char **argv, const json_t *req
 	return reply_error("usage: migrate start FILE [--role ROLE] | status | complete | rollback [--force] | cancel [--db NAME]");
 }
 
-static int clients_on(const char *schema)
-{
-	int n = 0;
-	Client *c;
-	TAILQ_FOREACH(c, &proxy.clients, link)
-		n += client_on(c, schema);
-	return n;
-}
 
 /* Asks the worker for DB's history when it is idle (`versions` shows the
  * cache; the next call shows the fresh one). */
@@ -927,7 +927,7 @@ static json_t *cmd_versions(Migrator *m, int argc, char **argv)
 						"version_schema", vs, "migration", json_object_get(h, "name"), "state",
 						json_object_get(h, "status"), "default",
 						proxy.router.default_schema && !strcmp(proxy.router.default_schema, vs), "routes",
-						why, "clients", clients_on(vs), "clients_elsewhere",
+						why, "clients", (int)clients_on(vs, NULL, 0), "clients_elsewhere",
 						elsewhere < 0 ? json_null() : json_integer(elsewhere), "stats",
 						admin_route_stats(vs)));
 		}

@@ -190,14 +190,21 @@ static void pool_grow(Pool *p, uint64_t now)
 }
 
 /* RECONNECT: the idle servers it marked go now, before any is handed out. */
+/* Closes the idle servers RECONNECT marked; a no-op (no walk) unless one
+ * is still marked: pool_dispatch runs at every transaction's end. */
 static void pool_close_marked(Pool *p)
 {
+	if (!p->close_pending)
+		return;
 	Server *s, *next;
 	for (s = TAILQ_FIRST(&p->idle); s; s = next) {
 		next = TAILQ_NEXT(s, idle_link);
 		if (s->close_needed)
 			server_close(s, "RECONNECT: closed once idle");
 	}
+	p->close_pending = false;
+	TAILQ_FOREACH(s, &p->servers, link)
+		p->close_pending = p->close_pending || s->close_needed;
 }
 
 static void pool_dispatch(Pool *p)
@@ -292,7 +299,7 @@ uint64_t pool_wait_max_ms(const Pool *p, uint64_t now_ms)
 
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e)
 {
-	p->n_transactions++;
+	p->stats.xact_count++;
 	if (!e)
 		return;
 	if (e->index >= p->n_route_tx) {
@@ -327,6 +334,7 @@ void pool_reconnect(Pool *p)
 	Server *s;
 	TAILQ_FOREACH(s, &p->servers, link)
 		s->close_needed = true;
+	p->close_pending = true;
 	pool_close_marked(p);
 }
 

@@ -30,8 +30,9 @@ void pool_janitor(Pool *p, uint64_t now_ms);
  * of its transaction, or of its session in session mode), and never given
  * to a client again; new logins replace them as clients need. */
 void pool_reconnect(Pool *p);
-/* pool_count_transaction: one more transaction of P ended, on the route of
- * E (proxy.rstats' entry; NULL: a route whose stats are not kept). */
+/* pool_count_transaction: one more transaction of P ended (stats.xact_count),
+ * on the route of E (proxy.rstats' entry; NULL: a route whose stats are not
+ * kept). */
 void pool_count_transaction(Pool *p, const RouteStatsEntry *e);
 /* The number of ServerState values (counts of pool_count_servers). */
 #define POOL_SERVER_STATES (SV_CLOSING + 1)

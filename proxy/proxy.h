@@ -276,12 +276,12 @@ struct Pool {
 	uint64_t verified_gen;          /* router generation the list is valid for */
 	char *last_error;               /* last login error, for clients and `pools` */
 	ScramKeys *scram_keys;          /* SCRAM passthrough: the last keys a client of this pool proved, or NULL */
-	uint64_t n_transactions;
 	uint64_t n_route_sets;      /* injected SETs of search_path (route changes on a server) */
 	uint64_t last_connect_fail_ms;
 	uint64_t *route_tx;             /* transactions per route: [i] of proxy.rstats.entries[i] */
 	size_t n_route_tx;
 	bool paused;                    /* PAUSE of its database (or of all): no new transaction starts */
+	bool close_pending;             /* a server RECONNECT marked (close_needed) is not closed yet */
 	PoolStats stats;                /* its counters since it was made (stats.h) */
 	PoolStats stats_mark;           /* stats at the start of the current stats_period */
 	PoolStats stats_delta;          /* growth over the last full stats_period ... */

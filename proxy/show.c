@@ -209,24 +209,12 @@ static json_t *show_pools(void)
 	Pool *p;
 	TAILQ_FOREACH(p, &proxy.pools, link)
 	{
-		int cl_active = 0, cl_waiting = 0, sv[SV_CLOSING + 1] = {0};
-		uint64_t maxwait_ms = 0;
+		int cl_active = 0, cl_waiting = p->n_waiting, sv[POOL_SERVER_STATES];
+		uint64_t maxwait_ms = pool_wait_max_ms(p, now);
 		Client *c;
 		TAILQ_FOREACH(c, &proxy.clients, link)
-		{
-			if (c->pool != p)
-				continue;
-			if (c->state == CL_IDLE || c->state == CL_ACTIVE)
-				cl_active++;
-			else if (c->state == CL_WAITING || c->state == CL_WAIT_LOGIN) {
-				cl_waiting++;
-				if (now - c->wait_start_ms > maxwait_ms)
-					maxwait_ms = now - c->wait_start_ms;
-			}
-		}
-		Server *s;
-		TAILQ_FOREACH(s, &p->servers, link)
-		sv[s->state]++;
+		cl_active += c->pool == p && (c->state == CL_IDLE || c->state == CL_ACTIVE);
+		pool_count_servers(p, sv);
 		table_add(t, json_pack("[o, o, i, i, i, i, i, i, i, i, i, i, i, I, I, s]", admin_text(p->database),
 		                       admin_text(p->user), cl_active, cl_waiting, 0, 0,
 		                       sv[SV_ACTIVE] + sv[SV_PREPARING], 0, 0, sv[SV_IDLE], sv[SV_RESETTING], 0,
