@@ -17,8 +17,8 @@
 # promote; app-v1 leaves; complete. The load is build/loadgen (bench/loadgen.c,
 # libpq in C, one fixed-rate schedule per group; see bench/README.md).
 #
-# Three runs per operation, each on a new table of BENCH_ROWS rows (VACUUM
-# ANALYZE, CHECKPOINT) and a new pgflip process:
+# Four runs per operation, each on a new table of BENCH_ROWS rows (VACUUM
+# ANALYZE, CHECKPOINT) and a new pgflip process, in this order:
 #   migration  the story
 #   baseline   no migration: the same groups start and stop at the same
 #              moments (v2's groups run v1's SQL: there is no v2)
@@ -28,12 +28,16 @@
 #              while it runs (ZDT_ADV_READ_S), a REPEATABLE READ snapshot on
 #              another table, which CREATE INDEX CONCURRENTLY waits for
 #              (ZDT_ADV_SNAPSHOT_S)
+#   baseline2  the baseline again (BENCH_BASELINES=2): the baseline latency
+#              is every transaction of both, and the table shows the p99 of
+#              each, and their ratio: how much the machine alone moves it
 #
 # Environment (defaults in brackets):
 #   BENCH_ROWS        rows of the table                                  [1000000]
 #   BENCH_OPS         operations (names below, or all)                   [all]
 #   BENCH_HOLD        seconds between the story's steps                  [5]
 #   BENCH_ADVERSARY   0: no adversary runs                               [1]
+#   BENCH_BASELINES   baseline runs, 1 or 2                              [2]
 #   STORY_RATE_V1     app-v1 transactions per second                     [200]
 #   STORY_RATE_V2     app-v2 and app-v2-again, each                      [100]
 #   STORY_RATE_ANY    app-any (unpinned)                                 [100]
@@ -65,6 +69,7 @@ BENCH_ROWS=${BENCH_ROWS:-1000000}
 BENCH_OPS=${BENCH_OPS:-all}
 BENCH_HOLD=${BENCH_HOLD:-5}
 BENCH_ADVERSARY=${BENCH_ADVERSARY:-1}
+BENCH_BASELINES=${BENCH_BASELINES:-2}
 
 . bench/lib.sh
 . tests/lib/story.sh
@@ -109,6 +114,7 @@ for op in $BENCH_OPS; do
 	OPD=$RES/$op
 	runs="migration baseline"
 	[ "$BENCH_ADVERSARY" = 0 ] || runs="$runs adversary"
+	[ "$BENCH_BASELINES" = 1 ] || runs="$runs baseline2"
 	for run in $runs; do
 		note "$op: $run run ($BENCH_ROWS rows)"
 		zdt_run "$run" "$OPD/$run" "$OPD/migration"

@@ -277,6 +277,7 @@ static const ConfSetting conf_settings[] = {
 	{"server_tls_key_file", CONF_KIND_PATH, CONF_AT(server_tls_key_file), 0, 0, NULL},
 	{"route_db", CONF_KIND_STR, CONF_AT(route_db), 0, 0, NULL},
 	{"backfill_max_latency_ratio", CONF_KIND_RATIO, CONF_AT(backfill_max_latency_ratio), 0, 1000, NULL},
+	{"ddl_drain_timeout", CONF_KIND_MS, CONF_AT(ddl_drain_timeout_ms), 0, 10000, NULL},
 	{"log_format", CONF_KIND_WORD, CONF_AT(log_format), 0, 0, conf_log_formats},
 	{"syslog", CONF_KIND_INT, CONF_AT(syslog), 0, 1, NULL},
 	{"syslog_ident", CONF_KIND_STR, CONF_AT(syslog_ident), 0, 0, NULL},
@@ -1450,6 +1451,7 @@ static bool conf_set_defaults(Conf *conf)
 	conf->server_connect_timeout_ms = 15 * 1000;
 	conf->server_login_retry_ms = 15 * 1000;
 	conf->backfill_max_latency_ratio = 1.2;
+	conf->ddl_drain_timeout_ms = 100;
 	conf->server_idle_timeout_ms = 600 * 1000;
 	conf->server_lifetime_ms = 3600 * 1000;
 	conf->query_wait_timeout_ms = 120 * 1000;

@@ -262,6 +262,12 @@ typedef struct Conf {
 	 * this many times its p99 before the migration began, and speeds up
 	 * again below it (migrate/backfill.c). 0: never slows down. Default 1.2. */
 	double backfill_max_latency_ratio;
+	/* The longest a drain window holds a database's new transactions (ms):
+	 * when a migration step's lock attempts keep failing, the migrator asks
+	 * pgflip to hold them at their boundary until the transactions in
+	 * flight end, runs the step, and lets them go (proxy/drain.c). 0: no
+	 * drain windows. Default 100. */
+	int ddl_drain_timeout_ms;
 	/* The admin console's virtual database (proxy/console.c): a client that
 	 * logs in to it gets the console, not a pool. Default "pgflip"; "" =
 	 * no console. Never the name of a [databases] entry. */

@@ -189,6 +189,18 @@ static double on_load(void *arg)
 	return f->rq->hooks.load(f->rq->hooks.arg);
 }
 
+static int on_drain(void *arg, const int *pids, size_t n, char *why, size_t whylen)
+{
+	Flow *f = arg;
+	return f->rq->hooks.drain(f->rq->hooks.arg, pids, n, why, whylen);
+}
+
+static void on_undrain(void *arg)
+{
+	Flow *f = arg;
+	f->rq->hooks.undrain(f->rq->hooks.arg);
+}
+
 static void on_lock_wait(void *arg, int64_t waited_ms, int pid, const char *query, const char *who)
 {
 	Flow *f = arg;
@@ -318,6 +330,8 @@ static bool flow_connect(Flow *f)
 		.backfill = on_backfill,
 		.lock_wait = on_lock_wait,
 		.load = rq->hooks.load ? on_load : NULL,
+		.drain = rq->hooks.drain && rq->hooks.undrain ? on_drain : NULL,
+		.undrain = rq->hooks.drain && rq->hooks.undrain ? on_undrain : NULL,
 		.before = on_before,
 		.cancel = rq->hooks.cancel,
 		.arg = f,

@@ -112,11 +112,16 @@ typedef struct MigrateHooks {
 	 * exec_pace; ExecOptions.max_latency_ratio sets the limit); NULL = the
 	 * backfill never slows down. */
 	double (*load)(void *arg);
+	/* drain, undrain: a drain window for a step whose lock attempts keep
+	 * failing (ExecHooks.drain); NULL = none. */
+	int (*drain)(void *arg, const int *pids, size_t n, char *why, size_t whylen);
+	void (*undrain)(void *arg);
 	/* plan: start's DRY_RUN plan text (what `plan` prints); NULL = stdout. */
 	void (*plan)(void *arg, const char *text);
 	void *arg;
 } MigrateHooks;
 
+#define MIGRATE_DRAIN_PIDS EXEC_DRAIN_PIDS /* lock holders a drain request names, at most */
 #define MIGRATE_UNUSED_TIMEOUT_MS 60000  /* how long complete/rollback wait for a version schema to be unused */
 
 typedef struct MigrateRequest {

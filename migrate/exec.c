@@ -174,7 +174,11 @@ void exec_close(Exec *e)
 
 /* Who blocks backend PID, as one line, from the monitor connection; reports
  * the first blocker to hooks.lock_wait with WAITED_MS. */
-static void log_blockers(Exec *e, int pid, const char *what, long waited_ms)
+/* Looks up what the backend PID waits for (pg_blocking_pids(), or the
+ * session a CREATE INDEX CONCURRENTLY waits out, which pg_stat_progress_
+ * create_index names) and reports it through hooks.lock_wait; logs it when
+ * the first blocker is not *LOGGED_PID (which it becomes; 0 when none). */
+static void log_blockers(Exec *e, int pid, const char *what, long waited_ms, int *logged_pid)
 {
 	if (!e->monitor) {
 		e->monitor = PQconnectdb(e->dsn);
@@ -201,22 +205,27 @@ static void log_blockers(Exec *e, int pid, const char *what, long waited_ms)
 				   "coalesce((SELECT string_agg(DISTINCT l.mode, ', ') FROM pg_locks l WHERE l.pid = a.pid AND l.granted "
 				   "AND l.locktype = 'relation'), 'no table lock'), coalesce(left(a.query, 60), '?')), '; ' "
 				   "ORDER BY b.n), 'none'), (array_agg(a.pid ORDER BY b.n))[1], (array_agg(a.query ORDER BY b.n))[1] "
-				   "FROM unnest(pg_blocking_pids($1::int)) WITH ORDINALITY AS b(pid, n) "
+				   "FROM unnest(coalesce(nullif(pg_blocking_pids($1::int), '{}'), "
+				   "(SELECT array[p.current_locker_pid::int] FROM pg_stat_progress_create_index p "
+				   "WHERE p.pid = $1::int AND p.current_locker_pid <> 0))) WITH ORDINALITY AS b(pid, n) "
 				   "JOIN pg_stat_activity a ON a.pid = b.pid",
 				   1, NULL, params, NULL, NULL, 0);
 	/* "none": the wait ended (timeout or grant) before the monitor looked */
 	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "none") != 0;
-	if (found)
+	int first = found ? atoi(PQgetvalue(r, 0, 1)) : 0;
+	if (found && first != *logged_pid)
 		exec_log(e, "waiting for a lock (%s); blocked by %s", what, PQgetvalue(r, 0, 0));
-	if (e->hooks.lock_wait)
-		e->hooks.lock_wait(e->hooks.arg, waited_ms, found ? atoi(PQgetvalue(r, 0, 1)) : 0,
-				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL,
-				   found ? PQgetvalue(r, 0, 0) : NULL);
+	/* a statement that runs without waiting is not reported (nor, once
+	 * its wait ended, any more) */
+	if (e->hooks.lock_wait && (found || *logged_pid))
+		e->hooks.lock_wait(e->hooks.arg, found ? waited_ms : 0, first,
+				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL, found ? PQgetvalue(r, 0, 0) : NULL);
+	*logged_pid = first;
 	PQclear(r);
 }
 
-/* Sends SQL and waits for all its results, logging blockers once when the wait
- * passes a quarter of the lock timeout. Returns the last result (caller clears) or
+/* Sends SQL and waits for all its results, looking up its blockers each
+ * quarter of the lock timeout while it runs (logged when they change). Returns the last result (caller clears) or
  * NULL with e->err; *SQLSTATE receives the error code ("" when none). */
 PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const *params, const char *what,
 			  char sqlstate[6])
@@ -231,9 +240,13 @@ PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const
 	bool logged = false;
 	int sock = PQsocket(e->conn);
 	/* look for blockers a quarter into the lock timeout, so the monitor's
-	 * query lands while the wait is still on */
+	 * query lands while the wait is still on, and again as often while the
+	 * statement runs (a CREATE INDEX CONCURRENTLY waits out one session
+	 * after another, each under the lock timeout) */
 	int timeout = e->tx_lock_timeout_ms > 0 ? e->tx_lock_timeout_ms : e->opt.lock_timeout_ms;
-	long look_after = timeout / 4 > 10 ? timeout / 4 : 10;
+	long look_every = timeout / 4 > 10 ? timeout / 4 : 10;
+	long next_look = start + look_every;
+	int logged_pid = 0;
 	while (PQisBusy(e->conn)) {
 		struct pollfd pfd = {.fd = sock, .events = POLLIN};
 		int n = poll(&pfd, 1, 20);
@@ -246,9 +259,11 @@ PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const
 			exec_set_err(e, "%s", PQerrorMessage(e->conn));
 			return NULL;
 		}
-		if (!logged && what && exec_now_ms() - start > look_after && PQisBusy(e->conn)) {
+		long now = exec_now_ms();
+		if (what && now > next_look && PQisBusy(e->conn)) {
 			logged = true;
-			log_blockers(e, PQbackendPID(e->conn), what, exec_now_ms() - start);
+			next_look = now + look_every;
+			log_blockers(e, PQbackendPID(e->conn), what, now - start, &logged_pid);
 		}
 	}
 	if (logged && e->hooks.lock_wait)
@@ -437,30 +452,76 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, int ti
 	return r != NULL;
 }
 
+/* Asks for a drain window before an attempt at the group [A, B) of L
+ * (ExecHooks.drain), when one is due: the ms left in it (> 0: the caller
+ * runs the attempt, then undrains), or 0 when there is none. */
+static int drain_window(Exec *e, const StepList *l, size_t a, size_t b, const char *what)
+{
+	if (!e->hooks.drain || exec_now_ms() < e->drain_next_ms)
+		return 0;
+	int pids[EXEC_DRAIN_PIDS];
+	size_t n = guard_holders(e, l, a, b, pids, EXEC_DRAIN_PIDS);
+	char why[256] = "";
+	int left = e->hooks.drain(e->hooks.arg, pids, n, why, sizeof why);
+	e->drain_every_ms = e->drain_every_ms ? e->drain_every_ms * 2 : EXEC_DRAIN_EVERY_MS;
+	if (e->drain_every_ms > EXEC_DRAIN_EVERY_MAX_MS)
+		e->drain_every_ms = EXEC_DRAIN_EVERY_MAX_MS;
+	e->drain_next_ms = exec_now_ms() + e->drain_every_ms;
+	if (left >= 0)
+		e->drains++;
+	if (left > 0) {
+		e->drains_ok++;
+		exec_log(e, "drain window: the proxy's transactions in flight ended; %s runs (%d ms of the window left)", what,
+			 left);
+		return left;
+	}
+	exec_log(e, "no drain window for %s: %s; next one in %d ms at the soonest", what,
+		 left == 0 ? "the transactions in flight did not end within ddl_drain_timeout" : why, e->drain_every_ms);
+	return 0;
+}
+
 /* Runs steps [A, B) as one group with retries on lock timeouts; the retry
  * log names the step that waited ("step 3 (drop the sync trigger on t)").
  * Before each attempt at a transactional group the lock-queue guard waits
  * out long transactions in the way (guard.c); attempt K waits for its
- * locks at most EXEC_FIRST_LOCK_TIMEOUT_MS x 2^K, up to lock_timeout. */
+ * locks at most EXEC_FIRST_LOCK_TIMEOUT_MS x 2^K, up to lock_timeout.
+ * When the attempts keep failing, or the guard keeps holding the group
+ * back, an attempt runs in a drain window when the proxy gives one. */
 static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 {
 	long start = exec_now_ms();
 	char what[256];
 	step_label(what, sizeof what, l, a);
-	for (int attempt = 0;; attempt++) {
+	bool tx = l->v[a].kind != STEP_OUTSIDE_TX;
+	e->drain_next_ms = 0;
+	e->drain_every_ms = 0;
+	for (int timeouts = 0;;) {
 		char st[6];
 		size_t at;
-		if (l->v[a].kind != STEP_OUTSIDE_TX && !guard_wait(e, l, a, b, start, what))
-			return false;
-		int timeout = EXEC_FIRST_LOCK_TIMEOUT_MS << (attempt < 16 ? attempt : 16);
+		int window = 0;
+		if (tx) {
+			GuardResult g = guard_wait(e, l, a, b, start, what, e->hooks.drain ? EXEC_DRAIN_GUARD_MS : 0);
+			if (g == GUARD_FAILED)
+				return false;
+			if (g == GUARD_HELD || timeouts >= EXEC_DRAIN_AFTER)
+				window = drain_window(e, l, a, b, what);
+			if (g == GUARD_HELD && window <= 0)
+				continue; /* never queue behind the old holder: the guard again */
+		}
+		int timeout = EXEC_FIRST_LOCK_TIMEOUT_MS << (timeouts < 16 ? timeouts : 16);
 		if (timeout > e->opt.lock_timeout_ms || timeout <= 0)
 			timeout = e->opt.lock_timeout_ms;
-		if (group_attempt(e, l, a, b, timeout, st, &at))
+		if (window > 0 && window < timeout)
+			timeout = window;
+		bool ok = group_attempt(e, l, a, b, timeout, st, &at);
+		if (window > 0)
+			e->hooks.undrain(e->hooks.arg);
+		if (ok)
 			return true;
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 			return false;
 		step_label(what, sizeof what, l, at);
-		if (!exec_backoff(e, attempt, start, what))
+		if (!exec_backoff(e, timeouts++, start, what))
 			return false;
 	}
 }

@@ -53,6 +53,16 @@
  * whose transaction is older than this (or half the lock timeout, when that
  * is shorter) and that holds a lock on a relation the step locks. */
 #define EXEC_GUARD_OLD_MS 100
+/* Drain windows (ExecHooks.drain): asked for before the attempt that
+ * follows EXEC_DRAIN_AFTER lock timeouts in a row, or when the guard has
+ * held a group back EXEC_DRAIN_GUARD_MS; then at most one each
+ * EXEC_DRAIN_EVERY_MS, doubling after each, up to EXEC_DRAIN_EVERY_MAX_MS
+ * (a window that cannot help costs the clients its pause: not often). */
+#define EXEC_DRAIN_AFTER 2
+#define EXEC_DRAIN_GUARD_MS 1000
+#define EXEC_DRAIN_EVERY_MS 1000
+#define EXEC_DRAIN_EVERY_MAX_MS 16000
+#define EXEC_DRAIN_PIDS 16          /* lock holders a drain request names, at most */
 
 typedef struct ExecOptions {
 	int lock_timeout_ms;
@@ -106,6 +116,15 @@ typedef struct ExecHooks {
 	/* before exec_steps runs the group of steps [A, B) of L: false stops the
 	 * list (E->err set by the hook) and best-effort mode does not skip it */
 	bool (*before)(void *arg, Exec *e, const StepList *l, size_t a, size_t b);
+	/* a drain window (the proxy's ddl_drain_timeout): the proxy holds the
+	 * new transactions of the migrated database and returns once its
+	 * transactions in flight have ended, with the ms of the window left
+	 * (> 0: run the step now, then undrain); 0: the window ended first
+	 * (nothing is held any more); < 0: no window (WHY says why: none of
+	 * PIDS, the N backends holding locks the step needs, is the proxy's;
+	 * drains are off). NULL: no drain windows (the CLI) */
+	int (*drain)(void *arg, const int *pids, size_t n, char *why, size_t whylen);
+	void (*undrain)(void *arg);
 	/* the foreground's latency now against before the migration (p99 over
 	 * the last seconds / p99 before it began), or < 0 when unknown; asked
 	 * after each backfill batch (exec_pace) */
@@ -134,6 +153,11 @@ struct Exec {
 	 * since exec_connect; 0 and "" when none did */
 	int64_t strong_lock_ms;
 	char strong_lock_step[256];
+	/* drain windows of the running group: the next allowed (exec_now_ms) and
+	 * the gap after it; windows asked for and drained, since connect */
+	int64_t drain_next_ms;
+	int drain_every_ms;
+	int drains, drains_ok;
 	/* lock_timeout of the running transaction (exec_begin_tx), ms; 0: the
 	 * session's, opt.lock_timeout_ms */
 	int tx_lock_timeout_ms;

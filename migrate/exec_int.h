@@ -45,10 +45,21 @@ PGresult *exec_table_query(Exec *e, const char *table, const char *sql);
  * on a relation the group names; each new such session is logged and
  * reported through hooks.lock_wait (and an autovacuum worker in the way is
  * cancelled, as PostgreSQL does after deadlock_timeout). WHAT names the
- * step in the log. True when none is left (or the lookup failed: the
- * attempt's lock_timeout still bounds it); false with e->err when the
- * retry budget since START ran out or the flow was cancelled. */
-bool guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, const char *what);
+ * step in the log. GUARD_CLEAR when none is left (or the lookup failed:
+ * the attempt's lock_timeout still bounds it); GUARD_FAILED with e->err
+ * when the retry budget since START ran out or the flow was cancelled. */
+typedef enum GuardResult {
+	GUARD_FAILED = 0,   /* e->err: the retry budget ran out, or cancelled */
+	GUARD_CLEAR,        /* no old holder is left: attempt now */
+	GUARD_HELD,         /* one still is after HOLD_MS: the caller may ask for a drain window */
+} GuardResult;
+/* HOLD_MS: > 0 returns GUARD_HELD once the guard has held back that long;
+ * 0 waits until clear or the budget is spent. */
+GuardResult guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, const char *what, long hold_ms);
+/* The backends (at most MAX into PIDS) holding, at any age, a lock on a
+ * relation the group [A, B) of L names that the group's locks conflict
+ * with; 0 when none or the lookup failed. */
+size_t guard_holders(Exec *e, const StepList *l, size_t a, size_t b, int *pids, size_t max);
 int exec_guard_old_ms(const Exec *e);
 /* Whether this session's transaction holds a lock stronger than SHARE
  * UPDATE EXCLUSIVE; WHAT gets them ("AccessExclusiveLock on items, ..."). */

@@ -100,16 +100,16 @@ static void scan_names(const char *sql, json_t *rels, json_t *schemas)
 
 /* The sessions, other than this one, that hold a lock on a relation of RELS
  * or SCHEMAS (WEAK: only a lock that conflicts with SHARE UPDATE EXCLUSIVE)
- * and either are in a transaction older than exec_guard_old_ms() or hide
+ * and either are in a transaction older than MIN_AGE_MS or hide
  * their transaction's start from this role (another role's session, an
  * autovacuum worker, to a role without pg_read_all_stats): one row each,
  * pid, description, query, virtual transaction, hidden ("t"/"f"), the
  * visible old ones first, oldest first. NULL when the query fails (the
  * attempt then simply runs under its lock_timeout), with e->err cleared. */
-static PGresult *lock_holders(Exec *e, const char *rels, const char *schemas, bool weak)
+static PGresult *lock_holders(Exec *e, const char *rels, const char *schemas, bool weak, int min_age_ms)
 {
 	char age[16];
-	snprintf(age, sizeof age, "%d", exec_guard_old_ms(e));
+	snprintf(age, sizeof age, "%d", min_age_ms);
 	const char *params[4] = {rels, schemas, age, weak ? "t" : "f"};
 	PGresult *r = exec_query(
 		e,
@@ -217,20 +217,45 @@ static bool list_names(const StepList *l, char **rels, char **schemas)
 	return false;
 }
 
-bool guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, const char *what)
+/* Whether the group [A, B) of L takes only locks that conflict with no
+ * more than SHARE UPDATE EXCLUSIVE's (a lone VALIDATE CONSTRAINT). */
+static bool group_weak(const StepList *l, size_t a, size_t b)
 {
-	char *rels, *schemas;
-	if (!list_names(l, &rels, &schemas))
-		return true; /* out of memory: no guard, the attempt's lock_timeout still holds */
 	bool weak = true;
 	for (size_t i = a; i < b; i++)
 		weak = weak && l->v[i].sql && strncmp(l->v[i].sql, "ALTER TABLE ", 12) == 0 &&
 		       strstr(l->v[i].sql, " VALIDATE CONSTRAINT ") && !strchr(l->v[i].sql, ';');
-	bool ok = true, waited = false, looked_again = false;
+	return weak;
+}
+
+size_t guard_holders(Exec *e, const StepList *l, size_t a, size_t b, int *pids, size_t max)
+{
+	char *rels, *schemas;
+	if (!list_names(l, &rels, &schemas))
+		return 0;
+	PGresult *r = lock_holders(e, rels, schemas, group_weak(l, a, b), 0);
+	size_t n = 0;
+	for (int i = 0; r && i < PQntuples(r) && n < max; i++)
+		pids[n++] = atoi(PQgetvalue(r, i, 0));
+	PQclear(r);
+	free(rels);
+	free(schemas);
+	return n;
+}
+
+GuardResult guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, const char *what, long hold_ms)
+{
+	char *rels, *schemas;
+	if (!list_names(l, &rels, &schemas))
+		return GUARD_CLEAR; /* out of memory: no guard, the attempt's lock_timeout still holds */
+	bool weak = group_weak(l, a, b);
+	GuardResult res = GUARD_CLEAR;
+	bool waited = false, looked_again = false;
+	long began = exec_now_ms();
 	char last_pid[16] = "";
 	GuardSeen seen = {.n = 0};
 	PGresult *r;
-	while ((r = lock_holders(e, rels, schemas, weak)) != NULL) {
+	while ((r = lock_holders(e, rels, schemas, weak, exec_guard_old_ms(e))) != NULL) {
 		bool new_hidden;
 		int row = pick_holder(e, r, &seen, exec_now_ms(), &new_hidden);
 		if (row < 0) {
@@ -260,7 +285,11 @@ bool guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, cons
 			exec_set_err(e, "gave up on %s after %ld ms: %s held its lock the whole time", what, spent, who);
 		PQclear(r);
 		if (spent_all || exec_cancelled(e)) {
-			ok = false;
+			res = GUARD_FAILED;
+			break;
+		}
+		if (hold_ms > 0 && exec_now_ms() - began >= hold_ms) {
+			res = GUARD_HELD;
 			break;
 		}
 		double j = 0.5;
@@ -271,7 +300,7 @@ bool guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long start, cons
 		e->hooks.lock_wait(e->hooks.arg, 0, 0, NULL, NULL);
 	free(rels);
 	free(schemas);
-	return ok;
+	return res;
 }
 
 bool guard_strong_lock(Exec *e, char *what, size_t whatlen)

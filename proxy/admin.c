@@ -32,6 +32,7 @@
 
 #include "proxy/proxy.h"
 #include "proxy/admin.h"
+#include "proxy/drain.h"
 #include "proxy/client.h"
 #include "proxy/pool.h"
 #include "proxy/log.h"
@@ -222,6 +223,11 @@ static json_t *cmd_status(void)
 	for (size_t i = 0; i < proxy.paused_dbs.n; i++)
 		json_array_append_new(paused_dbs, admin_text(proxy.paused_dbs.items[i].name));
 	json_object_set_new(r, "paused_databases", paused_dbs);
+	const DrainStats *d = drain_stats();
+	json_object_set_new(r, "drain", json_pack("{s:o, s:I, s:I, s:I, s:I, s:f}", "open", drain_open() ?
+						  admin_text(drain_open()) : json_null(), "windows", (json_int_t)d->windows,
+						  "drained", (json_int_t)d->drained, "timed_out", (json_int_t)d->timed_out,
+						  "refused", (json_int_t)d->refused, "max_held_ms", d->max_held_us / 1000.0));
 	json_object_set_new(r, "shutting_down", json_boolean(proxy.shutting_down));
 	json_object_set_new(r, "routes", routes_json());
 	json_object_set_new(r, "route_store", routestore_status_json());

@@ -447,8 +447,7 @@ void proxy_begin_shutdown(void)
 		 proxy.n_clients);
 }
 
-/* Every client's reading follows the new paused flag. */
-static void proxy_update_clients(bool pump)
+void proxy_update_clients(bool pump)
 {
 	Client *c, *next;
 	for (c = TAILQ_FIRST(&proxy.clients); c; c = next) {
@@ -458,6 +457,12 @@ static void proxy_update_clients(bool pump)
 		else
 			client_update_read(c);
 	}
+	if (!pump)
+		return;
+	Pool *p; /* clients that waited for a server while held get one now */
+	TAILQ_FOREACH(p, &proxy.pools, link)
+		if (!TAILQ_EMPTY(&p->waiting))
+			pool_dispatch_soon(p);
 }
 
 /* The pause flag of every pool follows proxy.paused_dbs. */

@@ -41,6 +41,7 @@
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/drain.h"
 #include "proxy/migrator.h"
 #include "proxy/pool.h"
 #include "proxy/routestore.h"
@@ -151,6 +152,17 @@ static void write_process(Scrape *s)
 	sample_u64(s, "pgflip_client_connections_total", NULL, proxy.n_clients_total);
 	family(s, "pgflip_paused", "gauge", "1 while paused (pgflip ctl pause): new transactions wait.");
 	sample_u64(s, "pgflip_paused", NULL, proxy.paused);
+	const DrainStats *d = drain_stats();
+	family(s, "pgflip_drain_windows_total", "counter",
+	       "Drain windows (ddl_drain_timeout) by result: drained (the step ran), timed_out, refused (not pgflip's locks).");
+	labels_one(&l, "result", "drained");
+	sample_u64(s, "pgflip_drain_windows_total", &l, d->drained);
+	labels_one(&l, "result", "timed_out");
+	sample_u64(s, "pgflip_drain_windows_total", &l, d->timed_out);
+	labels_one(&l, "result", "refused");
+	sample_u64(s, "pgflip_drain_windows_total", &l, d->refused);
+	family(s, "pgflip_drain_held_seconds_total", "counter", "Time drain windows held new transactions, in total.");
+	sample_f64(s, "pgflip_drain_held_seconds_total", NULL, d->held_us / 1e6);
 	family(s, "pgflip_event_loop_lag_seconds", "gauge",
 	       "How late the event loop ran its 100 ms timer, the worst over the last 10 s (status loop_lag_ms).");
 	sample_f64(s, "pgflip_event_loop_lag_seconds", NULL, (double)proxy_loop_lag_recent_ms() / 1000.0);

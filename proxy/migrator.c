@@ -42,6 +42,7 @@
 #include "proxy/proxy.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
+#include "proxy/drain.h"
 #include "proxy/loadwatch.h"
 #include "proxy/migrator.h"
 #include "proxy/routestore.h"
@@ -73,6 +74,7 @@ typedef struct Job {
 	size_t len;
 	bool complete;       /* start --complete */
 	double max_latency_ratio; /* backfill_max_latency_ratio when it was submitted */
+	int drain_ms;        /* ddl_drain_timeout when it was submitted (0: no drain windows) */
 	int workers;         /* --backfill-workers, 0 = 1 */
 	bool force;          /* rollback --force */
 	char *role;          /* start --role: SET ROLE before the DDL (ExecOptions.role), or NULL */
@@ -116,6 +118,13 @@ struct Migrator {
 	char drop_err[512];
 	json_t *history_new; /* handed over by the worker: {"DB": [...]} for one db */
 	double load_ratio;   /* the loop's loadwatch_ratio, for the worker's backfill (-1 unknown) */
+	/* a drain window (hook_drain): asked by the worker, opened by the loop
+	 * (drain_begin), answered by drain_answered; drain_end_asked closes it */
+	bool drain_asked, drain_answered, drain_end_asked;
+	int drain_left;      /* the answer: see ExecHooks.drain */
+	int drain_pids[MIGRATE_DRAIN_PIDS];
+	size_t n_drain_pids;
+	char drain_why[256];
 
 	/* worker only: what hook_progress last logged */
 	MigratePhase logged_phase;
@@ -307,6 +316,75 @@ static bool hook_may_drop(void *arg, const char *vschema, char *err, size_t errl
 	return ok;
 }
 
+/* A drain window on the job's database (worker thread; ExecHooks.drain):
+ * the loop opens it and answers; waits at most the window and a second. */
+static int hook_drain(void *arg, const int *pids, size_t n, char *why, size_t whylen)
+{
+	Migrator *m = arg;
+	struct timespec until;
+	pthread_mutex_lock(&m->mu);
+	int ms = m->running.drain_ms;
+	m->n_drain_pids = n < MIGRATE_DRAIN_PIDS ? n : MIGRATE_DRAIN_PIDS;
+	memcpy(m->drain_pids, pids, m->n_drain_pids * sizeof(int));
+	m->drain_asked = true;
+	m->drain_answered = false;
+	m->drain_end_asked = false;
+	pthread_mutex_unlock(&m->mu);
+	wake_loop(m);
+	clock_gettime(CLOCK_REALTIME, &until);
+	long ns = until.tv_nsec + (ms % 1000) * 1000000L;
+	until.tv_sec += ms / 1000 + 1 + ns / 1000000000L;
+	until.tv_nsec = ns % 1000000000L;
+	pthread_mutex_lock(&m->mu);
+	int rc = 0;
+	while (!m->drain_answered && !m->quit && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&m->cv, &m->mu, &until);
+	int left = m->drain_answered ? m->drain_left : 0;
+	snprintf(why, whylen, "%s", m->drain_answered ? m->drain_why : "the proxy did not answer");
+	m->drain_asked = false;
+	pthread_mutex_unlock(&m->mu);
+	return left;
+}
+
+/* Ends the window hook_drain opened (worker thread). */
+static void hook_undrain(void *arg)
+{
+	Migrator *m = arg;
+	pthread_mutex_lock(&m->mu);
+	m->drain_end_asked = true;
+	pthread_mutex_unlock(&m->mu);
+	wake_loop(m);
+}
+
+/* The loop's answer to hook_drain (drain.h's DrainDone). */
+static void drain_done(void *arg, int left_ms)
+{
+	Migrator *m = arg;
+	pthread_mutex_lock(&m->mu);
+	m->drain_left = left_ms;
+	m->drain_why[0] = '\0';
+	if (left_ms <= 0)
+		snprintf(m->drain_why, sizeof(m->drain_why), "the window ended with transactions in flight");
+	m->drain_answered = true;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* In the loop, outside the mutex (drain_begin may answer at once): opens
+ * the window the worker asked for, or answers why not. */
+static void open_drain(Migrator *m, const char *db, int ms, const int *pids, size_t n)
+{
+	char why[256];
+	if (drain_begin(db, ms, pids, n, drain_done, m, why, sizeof(why)) == 0)
+		return;
+	pthread_mutex_lock(&m->mu);
+	m->drain_left = -1;
+	copy_str(m->drain_why, sizeof(m->drain_why), why);
+	m->drain_answered = true;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
 /* The foreground latency ratio the loop last computed (worker thread). */
 static double hook_load(void *arg)
 {
@@ -331,6 +409,10 @@ static MigrateStatus run_job(Migrator *m, const Job *j, MigrateResult *res)
 	rq.opt.role = j->role;
 	if (j->workers > 0)
 		rq.opt.backfill_workers = j->workers;
+	if (j->drain_ms > 0) {
+		rq.hooks.drain = hook_drain;
+		rq.hooks.undrain = hook_undrain;
+	}
 	switch (j->kind) {
 	case JOB_START: return migrate_start(&rq, j->filename, j->text, j->len, j->complete, false, res);
 	case JOB_COMPLETE: return migrate_complete(&rq, res);
@@ -502,6 +584,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		answer_drop(m);
 		pthread_cond_broadcast(&m->cv);
 	}
+	bool open = m->drain_asked && !m->drain_answered && m->running.db;
+	m->drain_asked = m->drain_asked && !open; /* taken: asked once */
+	bool end = m->drain_end_asked;
+	m->drain_end_asked = false;
+	char db[MIGRATE_NAME_MAX];
+	copy_str(db, sizeof(db), m->running.db);
+	int ms = m->running.drain_ms, pids[MIGRATE_DRAIN_PIDS];
+	size_t n_pids = m->n_drain_pids;
+	memcpy(pids, m->drain_pids, sizeof(pids));
 	hist = m->history_new;
 	m->history_new = NULL;
 	bool report = m->have_last && !m->reported && m->running.kind == JOB_NONE && m->job.kind == JOB_NONE;
@@ -514,6 +605,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (lost)
 		log_info("migrate: (%zu more lines not shown)", lost);
+	if (end && !open) /* both: the worker gave up on a window not yet opened */
+		drain_end();
+	if (open && !end)
+		open_drain(m, db, ms, pids, n_pids);
 	if (hist) {
 		if (!m->history)
 			m->history = json_object();
@@ -737,7 +832,8 @@ static json_t *queue_job(Migrator *m, JobKind kind, const Opts *o, const json_t 
 	if (!db)
 		return reply_error("%s", err);
 	Job j = {.kind = kind, .complete = o->complete, .force = o->force,
-		 .max_latency_ratio = proxy.conf->backfill_max_latency_ratio, .workers = o->workers};
+		 .max_latency_ratio = proxy.conf->backfill_max_latency_ratio, .workers = o->workers,
+		 .drain_ms = proxy.conf->ddl_drain_timeout_ms};
 	j.db = mstrdup(db->name);
 	j.schema = mstrdup(o->schema);
 	j.conninfo = database_conninfo(db);

@@ -20,6 +20,7 @@
 #include "proxy/proxy.h"
 #include "proxy/pool.h"
 #include "proxy/client.h"
+#include "proxy/drain.h"
 #include "proxy/server.h"
 #include "proxy/resolve.h"
 
@@ -60,6 +61,7 @@ Pool *pool_get(const char *database, const char *user)
 	}
 	pool_refresh_conf(p);
 	p->paused = params_get(&proxy.paused_dbs, p->database) != NULL;
+	p->draining = drain_open() && strcmp(drain_open(), p->database) == 0;
 	p->stats_mark_us = proxy_now_us();
 	TAILQ_INSERT_TAIL(&proxy.pools, p, link);
 	return p;
@@ -212,6 +214,8 @@ static void pool_dispatch(Pool *p)
 	pool_close_marked(p);
 	while (!TAILQ_EMPTY(&p->waiting) && !TAILQ_EMPTY(&p->idle)) {
 		Client *c = TAILQ_FIRST(&p->waiting);
+		if (c->state == CL_WAITING && proxy_paused(p))
+			break; /* PAUSE or a drain window: no transaction starts (resume dispatches) */
 		Server *s = pool_pick_idle(p, c);
 		server_set_state(s, SV_ACTIVE);
 		client_linked(c, s); /* takes c off the waiting list */

@@ -281,6 +281,7 @@ struct Pool {
 	uint64_t *route_tx;             /* transactions per route: [i] of proxy.rstats.entries[i] */
 	size_t n_route_tx;
 	bool paused;                    /* PAUSE of its database (or of all): no new transaction starts */
+	bool draining;                  /* a drain window holds its database (drain.c): the same, briefly */
 	bool close_pending;             /* a server RECONNECT marked (close_needed) is not closed yet */
 	PoolStats stats;                /* its counters since it was made (stats.h) */
 	PoolStats stats_mark;           /* stats at the start of the current stats_period */
@@ -382,7 +383,10 @@ void proxy_accept_update(void);
 void proxy_pause(const char *database);
 void proxy_resume(const char *database);
 /* proxy_paused: whether a client of pool P (NULL: the console) is held by a pause. */
-static inline bool proxy_paused(const Pool *p) { return proxy.paused || (p && p->paused); }
+static inline bool proxy_paused(const Pool *p) { return proxy.paused || (p && (p->paused || p->draining)); }
+/* proxy_update_clients: every client's reading follows the pause flags
+ * again; PUMP: a client that may go on also steps its buffered input. */
+void proxy_update_clients(bool pump);
 int proxy_serve(const char *conf_path);
 
 #endif

@@ -35,6 +35,7 @@
 #include "proxy/proxy.h"
 #include "proxy/server.h"
 #include "proxy/client.h"
+#include "proxy/drain.h"
 #include "proxy/pool.h"
 #include "proxy/login.h"
 #include "proxy/resolve.h"
@@ -482,6 +483,7 @@ static void server_teardown(Server *s, const char *sqlstate, const char *text)
 	if (c)
 		client_server_failed(c, sqlstate, text);
 	pool_dispatch_soon(p);
+	drain_tx_end();
 }
 
 void server_close(Server *s, const char *reason, ...)
@@ -732,6 +734,7 @@ static void server_ready(Server *s, char status)
 		server_release(s);
 		client_pump(c); /* a pipelined next request may be waiting */
 	}
+	drain_tx_end();
 }
 
 /*

@@ -326,7 +326,7 @@ zdt_run() {
 	zdt_fresh || { echo "the table could not be made" >>"$STORY_D/errors"; return 1; }
 	zdt_pgflip_start || { echo "pgflip did not start" >>"$STORY_D/errors"; return 1; }
 	_zlog0=$(wc -c <"$ZDT_LOG" 2>/dev/null || echo 0)
-	if [ "$1" = baseline ]; then STORY_V2_SQL=v1; else STORY_V2_SQL=v2; fi # no v2 without a migration
+	case $1 in baseline*) STORY_V2_SQL=v1 ;; *) STORY_V2_SQL=v2 ;; esac # no v2 without a migration
 	STORY_ANY_START=$ZDT_ANY
 	export STORY_V2_SQL STORY_ANY_START
 	STORY_ANY_TABLE=items
@@ -340,12 +340,12 @@ zdt_run() {
 	story_loadgen "$STORY_D" "$ZDT_FLIP_DSN" "$ZDT_LOCK_DSN" --keys "$ZDT_ROWS" --duration 3600
 	ZDT_PIDS="$ZDT_PIDS $STORY_LG_PID"
 	case $1 in
-	baseline) story_replay "$3" ;;
+	baseline*) story_replay "$3" ;;
 	*) zdt_steps "$1" ;;
 	esac
 	wait "$STORY_LG_PID"
 	echo $? >"$STORY_D/lg_rc"
-	if [ "$1" != baseline ]; then
+	if [ "${1#baseline}" = "$1" ]; then
 		zdt_ledger
 		zdt_rows final-all app-v1,app-v2,app-any,app-v2-again "$ZDT_VS.$ZDT_V2_TABLE" "$ZDT_V2_TEXT" "$ZDT_EXTRA_V2" app-v2-again
 		zdt_sql -c "$ZDT_FINAL" >"$STORY_D/final" 2>&1
@@ -370,10 +370,10 @@ zdt_stop_bg() {
 # zdt_get DIR KEY: KEY's value in DIR/metrics ("-" when it has none)
 zdt_get() { awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print; f = 1; exit } END { if (!f) print "-" }' "$1/metrics"; }
 
-# zdt_lat_stats TXN: "p50 p99 max" (ms) of every finished transaction in
-# the load generator's TXN csv
+# zdt_lat_stats TXN...: "p50 p99 max" (ms) of every finished transaction in
+# the load generator's TXN csv files, together
 zdt_lat_stats() {
-	awk -F, 'NR > 1 && $8 != "" { print $8 }' "$1" | sort -n | awk '{ v[NR] = $1 }
+	awk -F, 'FNR > 1 && $8 != "" { print $8 }' "$@" | sort -n | awk '{ v[NR] = $1 }
 		END { if (!NR) { print "- - -"; exit }
 			i = int(NR * 0.5); if (i < NR * 0.5) i++; j = int(NR * 0.99); if (j < NR * 0.99) j++
 			printf "%.2f %.2f %.2f\n", v[i] / 1000, v[j] / 1000, v[NR] / 1000 }'
@@ -471,6 +471,9 @@ zdt_series() {
 zdt_verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
 zdt_num() { case $1 in "" | - | n/a) return 1 ;; *) return 0 ;; esac; }
 
+# zdt_ratio A B: A / B to two decimals, "-" when either is not a number
+zdt_ratio() { zdt_num "$1" && zdt_num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b > 0 ? a / b : 0 }' || echo -; }
+
 # zdt_table_row LABEL LIMIT MIG ADV BASE VERDICT_MIG VERDICT_ADV
 zdt_table_row() { printf '  %-44s %-16s %-16s %-12s %-18s %-5s %s\n' "$@"; }
 
@@ -508,10 +511,22 @@ zdt_table() {
 		[ "$(_zg "$_zr" lockw_detail)" = "" ] || [ "$(_zg "$_zr" lockw_detail)" = - ] || echo "    longest ($(basename "$_zr")): $(_zg "$_zr" lockw_detail)"
 	done
 	zdt_table_row "  (any lock, any holder, ms)" "" "$(_zg "$_zm" lockw_any_ms)" "$(_zg "$_za" lockw_any_ms)" "$(_zg "$_zb" lockw_any_ms)" "" ""
-	_zbp99=$(_zg "$_zb" p99_ms) _zbmax=$(_zg "$_zb" max_ms)
-	zdt_table_row "3 p50 latency (ms)" "" "$(_zg "$_zm" p50_ms)" "$(_zg "$_za" p50_ms)" "$(_zg "$_zb" p50_ms)" "" ""
+	_zbp50=$(_zg "$_zb" p50_ms) _zbp99=$(_zg "$_zb" p99_ms) _zbmax=$(_zg "$_zb" max_ms)
+	if [ -s "$1/baseline2/txn.csv" ] && [ -s "$_zb/txn.csv" ]; then
+		# two baseline runs (before and after the adversary's): the
+		# baseline is every transaction of both, and their p99s side by
+		# side show how much the machine alone moves it
+		set -- $(zdt_lat_stats "$_zb/txn.csv" "$1/baseline2/txn.csv")
+		_zbp50=$1 _zbp99=$2 _zbmax=$3
+		set -- $(zdt_lat_stats "$_zb/txn.csv") $(zdt_lat_stats "$(dirname "$_zb")/baseline2/txn.csv")
+		zdt_table_row "  (baseline: two runs, p99 of each)" "" "" "" "$2 / $5" "" ""
+		zdt_table_row "  (baseline run 2 / run 1, p99)" "" "" "" "$(awk -v a="$2" -v b="$5" 'BEGIN { printf "%.2f", b / a }')" "" ""
+	fi
+	zdt_table_row "3 p50 latency (ms)" "" "$(_zg "$_zm" p50_ms)" "$(_zg "$_za" p50_ms)" "$_zbp50" "" ""
 	zdt_table_row "3 p99 latency (ms)" "<= $ZDT_P99_RATIO x base" "$(_zg "$_zm" p99_ms)" "$(_zg "$_za" p99_ms)" "$_zbp99" \
 		"$(zdt_check p99 "$(_zg "$_zm" p99_ms)" "$_zbp99")" "$(zdt_check p99 "$(_zg "$_za" p99_ms)" "$_zbp99")"
+	zdt_table_row "  (p99 / baseline's)" "" "$(zdt_ratio "$(_zg "$_zm" p99_ms)" "$_zbp99")" \
+		"$(zdt_ratio "$(_zg "$_za" p99_ms)" "$_zbp99")" "" "" ""
 	zdt_table_row "3 max latency (ms)" "<= base + $ZDT_LOCK_TIMEOUT_MS" "$(_zg "$_zm" max_ms)" "$(_zg "$_za" max_ms)" "$_zbmax" \
 		"$(zdt_check max "$(_zg "$_zm" max_ms)" "$_zbmax")" "$(zdt_check max "$(_zg "$_za" max_ms)" "$_zbmax")"
 	zdt_table_row "3 seconds with zero commits" 0 "$(_zg "$_zm" zero)" "$(_zg "$_za" zero)" "$(_zg "$_zb" zero)" \
