@@ -472,7 +472,7 @@ zdt_verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
 zdt_num() { case $1 in "" | - | n/a) return 1 ;; *) return 0 ;; esac; }
 
 # zdt_ratio A B: A / B to two decimals, "-" when either is not a number
-zdt_ratio() { zdt_num "$1" && zdt_num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b > 0 ? a / b : 0 }' || echo -; }
+zdt_ratio() { zdt_num "$1" && zdt_num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", (b > 0 ? a / b : 0) }' || echo -; }
 
 # zdt_table_row LABEL LIMIT MIG ADV BASE VERDICT_MIG VERDICT_ADV
 zdt_table_row() { printf '  %-44s %-16s %-16s %-12s %-18s %-5s %s\n' "$@"; }
