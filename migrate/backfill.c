@@ -628,6 +628,7 @@ bool backfill_run(Exec *e, const PlanStep *s)
 		backfill_free(&b);
 		return false;
 	}
+	e->err[0] = '\0'; /* parallel_ranges says a failure by e->err alone */
 	json_t *ranges = parallel_ranges(e, s, hold, &b);
 	json_decref(hold);
 	if (!ranges && e->err[0]) {

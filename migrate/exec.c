@@ -516,8 +516,10 @@ static bool group_run(Exec *e, const StepList *l, size_t a, size_t b)
 		bool ok = group_attempt(e, l, a, b, timeout, st, &at);
 		if (window > 0)
 			e->hooks.undrain(e->hooks.arg);
-		if (ok)
+		if (ok) {
+			e->err[0] = '\0'; /* an earlier attempt's lock timeout is no error of the flow's */
 			return true;
+		}
 		if (strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 			return false;
 		step_label(what, sizeof what, l, at);

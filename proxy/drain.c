@@ -135,7 +135,7 @@ int drain_begin(const char *database, int timeout_ms, const int *pids, size_t n,
 		snprintf(why, whylen, "a drain window is open on %s", drain.database);
 		return -1;
 	}
-	if (n > 0 && !holders_ours(database, pids, n)) {
+	if (!holders_ours(database, pids, n)) {
 		drain.stats.refused++;
 		snprintf(why, whylen, "no session in the way is one of pgflip's servers of %s", database);
 		return -1;

@@ -36,9 +36,9 @@ typedef struct DrainStats {
 
 /*
  * drain_begin: opens a window on DATABASE (a [databases] entry name) for
- * at most TIMEOUT_MS (> 0). PIDS (N of them, may be 0) are the backends
- * that hold locks the step needs: when none of them is one of DATABASE's
- * servers, a window could not help and none opens. DONE(ARG, ...) is
+ * at most TIMEOUT_MS (> 0). PIDS (N of them) are the backends that hold
+ * locks the step needs: when none of them is one of DATABASE's servers
+ * (or N is 0), a window could not help and none opens. DONE(ARG, ...) is
  * called later, or at once when nothing is in flight. Returns 0 when the
  * window opened; -1 with WHY (a sentence) when it did not (a window is
  * already open, none of PIDS is pgflip's); DONE is not called then.

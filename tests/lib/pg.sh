@@ -43,6 +43,7 @@ pg_start() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_DIR'
 max_connections = 200
+max_prepared_transactions = 4
 fsync = off
 synchronous_commit = off
 full_page_writes = off

@@ -379,6 +379,21 @@ zdt_lat_stats() {
 			printf "%.2f %.2f %.2f\n", v[i] / 1000, v[j] / 1000, v[NR] / 1000 }'
 }
 
+# zdt_jobs_p99 RUN EVENTS: "P99_IN N_IN P99_OUT N_OUT": the p99 (ms) and
+# count of RUN's transactions scheduled while one of the migrator's jobs
+# (start, rollback, complete: from ctl's send to its reply) ran in the run
+# in EVENTS, at the same offset from each run's launch, and of the others
+zdt_jobs_p99() {
+	awk -F, -v ev="$2/events" -v l0="$(cat "$2/launch_us")" -v l1="$(cat "$1/launch_us")" '
+		BEGIN { while ((getline line < ev) > 0) { split(line, f, " ")
+				if (f[1] ~ /^(start|rollback|complete)/ && f[3] ~ /^[0-9]+$/) { a[++n] = f[2] - l0; b[n] = f[3] - l0 } } }
+		FNR > 1 && $8 != "" { t = $6 - l1; in_ = 0
+			for (i = 1; i <= n; i++) if (t >= a[i] && t <= b[i]) { in_ = 1; break }
+			print (in_ ? "in" : "out"), $8 }' "$1/txn.csv" | sort -k1,1 -k2,2n | awk '
+		function flush() { if (!c) return; j = int(c * 0.99); if (j < c * 0.99) j++; r[k] = sprintf("%.2f %d", v[j] / 1000, c); c = 0 }
+		$1 != k { flush(); k = $1 } { v[++c] = $2 } END { flush(); print (r["in"] ? r["in"] : "- 0"), (r["out"] ? r["out"] : "- 0") }'
+}
+
 # zdt_metrics DIR: DIR/metrics, one "KEY VALUE" a line:
 #   failed, unsent, sqlstates    over every group (the summary)
 #   zero_s, zero_groups          seconds with no commit, summed over the groups
