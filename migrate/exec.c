@@ -176,7 +176,7 @@ void exec_close(Exec *e)
  * the first blocker to hooks.lock_wait with WAITED_MS. */
 /* Looks up what the backend PID waits for (pg_blocking_pids(), or the
  * session a CREATE INDEX CONCURRENTLY waits out, which pg_stat_progress_
- * create_index names) and reports it through hooks.lock_wait; logs it when
+ * create_index names); logs it and reports it through hooks.lock_wait when
  * the first blocker is not *LOGGED_PID (which it becomes; 0 when none). */
 static void log_blockers(Exec *e, int pid, const char *what, long waited_ms, int *logged_pid)
 {
@@ -215,9 +215,9 @@ static void log_blockers(Exec *e, int pid, const char *what, long waited_ms, int
 	int first = found ? atoi(PQgetvalue(r, 0, 1)) : 0;
 	if (found && first != *logged_pid)
 		exec_log(e, "waiting for a lock (%s); blocked by %s", what, PQgetvalue(r, 0, 0));
-	/* a statement that runs without waiting is not reported (nor, once
-	 * its wait ended, any more) */
-	if (e->hooks.lock_wait && (found || *logged_pid))
+	/* reported when the blocker changes: a new one, or none any more (a
+	 * statement that runs without waiting is not reported) */
+	if (e->hooks.lock_wait && first != *logged_pid)
 		e->hooks.lock_wait(e->hooks.arg, found ? waited_ms : 0, first,
 				   found && !PQgetisnull(r, 0, 2) ? PQgetvalue(r, 0, 2) : NULL, found ? PQgetvalue(r, 0, 0) : NULL);
 	*logged_pid = first;
