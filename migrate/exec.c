@@ -237,7 +237,6 @@ PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const
 		return NULL;
 	}
 	long start = exec_now_ms();
-	bool logged = false;
 	int sock = PQsocket(e->conn);
 	/* look for blockers a quarter into the lock timeout, so the monitor's
 	 * query lands while the wait is still on, and again as often while the
@@ -261,12 +260,11 @@ PGresult *exec_run_wait(Exec *e, const char *sql, int nparams, const char *const
 		}
 		long now = exec_now_ms();
 		if (what && now > next_look && PQisBusy(e->conn)) {
-			logged = true;
 			next_look = now + look_every;
 			log_blockers(e, PQbackendPID(e->conn), what, now - start, &logged_pid);
 		}
 	}
-	if (logged && e->hooks.lock_wait)
+	if (logged_pid && e->hooks.lock_wait) /* the wait reported last is over */
 		e->hooks.lock_wait(e->hooks.arg, 0, 0, NULL, NULL);
 	PGresult *last = NULL, *r;
 	bool failed = false;

@@ -24,12 +24,7 @@ operations:
 YAML
 port=$(free_port)
 # pace_conf RATIO: the config, with backfill_max_latency_ratio = RATIO
-pace_conf() {
-	write_conf "$T_DIR/pgflip.ini" "$port" "pool_mode = transaction
-default_pool_size = 6
-log_level = info
-backfill_max_latency_ratio = $1" ""
-}
+pace_conf() { txn_conf "$port" 6 "backfill_max_latency_ratio = $1"; }
 pace_conf 1.2
 pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
 
@@ -42,8 +37,6 @@ T_PIDS="$T_PIDS $lg"
 # the baseline: the 10 seconds before the migration
 sleep 11
 
-# log_since N: pgflip's log from line N on
-log_since() { tail -n +"$1" "$T_DIR/pgflip.log"; }
 from=$(($(wc -l <"$T_DIR/pgflip.log") + 1))
 out=$(ctl migrate start "$T_DIR/02_score.yaml" 2>&1); rc=$?
 expect_eq "start under load, ratio 1.2: exit 0" "$rc" 0

@@ -33,12 +33,7 @@ SELECT pg_sleep(0.2 + random() * 0.3);
 END;
 SQL
 port=$(free_port)
-drain_conf() {
-	write_conf "$T_DIR/pgflip.ini" "$port" "pool_mode = transaction
-default_pool_size = 12
-log_level = info
-ddl_drain_timeout = $1" ""
-}
+drain_conf() { txn_conf "$port" 12 "ddl_drain_timeout = $1"; }
 drain_conf 0
 pgflip_start "$T_DIR/pgflip.ini" || { not_ok "pgflip starts"; exit 1; }
 
@@ -53,7 +48,6 @@ load() {
 }
 # slowest NAME: the slowest transaction of that load (ms)
 slowest() { cat "$T_DIR/$1"-tx.* | awk '$3 > m { m = $3 } END { printf "%d\n", m / 1000 }'; }
-log_since() { tail -n +"$1" "$T_DIR/pgflip.log"; }
 drain_json() { ctl --json status | sed -n 's/.*"drain":{\([^}]*\)}.*/\1/p'; }
 
 # 1. no drain windows: the guard holds the step back, no window opens

@@ -135,6 +135,18 @@ $4
 CONF
 }
 
+# txn_conf PORT POOL_SIZE KEY_LINE: $T_DIR/pgflip.ini by write_conf for a
+# transaction-mode pool of POOL_SIZE, log_level info, and KEY_LINE
+txn_conf() {
+	write_conf "$T_DIR/pgflip.ini" "$1" "pool_mode = transaction
+default_pool_size = $2
+log_level = info
+$3" ""
+}
+
+# log_since N: pgflip's log ($T_DIR/pgflip.log) from line N on
+log_since() { tail -n +"$1" "$T_DIR/pgflip.log"; }
+
 # fpsql PORT ARGS...: psql through pgflip, tuples only, stop on error
 fpsql() {
 	port=$1; shift
