@@ -1388,7 +1388,8 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 		  steps_move(&complete, &final, false);
 	p->complete = complete;
 	StepList rollback = {0};
-	ok = ok && steps_move(&rollback, &rb_first, false) && steps_move(&rollback, &pl.rb_head, false) &&
+	ok = ok && steps_move(&rollback, &pl.rb_pre, false) && steps_move(&rollback, &rb_first, false) &&
+	     steps_move(&rollback, &pl.rb_head, false) &&
 	     steps_move(&rollback, &pl.rb_ops, true) && steps_move(&rollback, &pl.rb_tail, false);
 	p->rollback = rollback;
 	if (!ok)
@@ -1413,7 +1414,7 @@ out:
 	pre_names_free(&pl);
 	free(pl.backfill);
 	StepList *tmp[] = {&pl.c_validate, &pl.c_head, &pl.c_pre, &pl.c_drop, &pl.c_post,
-			   &pl.c_rename, &pl.c_outside, &pl.rb_head, &pl.rb_ops, &pl.rb_tail};
+			   &pl.c_rename, &pl.c_outside, &pl.rb_pre, &pl.rb_head, &pl.rb_ops, &pl.rb_tail};
 	for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
 		plan_steps_free(tmp[i]);
 	sqlbuf_free(&pl.b);

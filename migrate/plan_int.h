@@ -80,6 +80,7 @@ typedef struct Planner {
 	StepList c_rename;    /* derived: final column and table names */
 	StepList c_outside;   /* DROP INDEX CONCURRENTLY, onComplete raw SQL */
 	/* rollback, in run order */
+	StepList rb_pre;      /* DROP INDEX CONCURRENTLY of start's indexes (index_built) */
 	StepList rb_head;     /* drop sync functions */
 	StepList rb_ops;      /* per operation undo, run in reverse */
 	StepList rb_tail;     /* derived: drop new columns, created tables */

@@ -131,16 +131,25 @@ static void add_check(Planner *pl, SnapTable *t, const char *name, const char *e
 	}
 }
 
-/* DROP INDEX CONCURRENTLY IF EXISTS NAME: the cleanup of a failed build. */
-static void index_cleanup(Planner *pl, PlanStep *s, const char *name)
+/*
+ * Index NAME, built CONCURRENTLY by start's step S (NULL: the planner
+ * failed), is undone by DROP INDEX CONCURRENTLY IF EXISTS NAME twice: as
+ * S's cleanup when the build fails, and as a step of rollback's rb_pre, which
+ * runs before the rollback's transaction. That transaction drops the new
+ * columns under ACCESS EXCLUSIVE; an index still on one of them would be
+ * dropped with it, and the COMMIT that unlinks it (tens of ms for 1M rows)
+ * would hold the lock that long.
+ */
+static void index_built(Planner *pl, PlanStep *s, const char *name)
 {
 	if (!s)
 		return;
-	SqlBuf c;
-	sqlbuf_init(&c);
-	sqlbuf_add(&c, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	sqlbuf_qname(&c, pl->schema, name);
-	s->cleanup = sqlbuf_steal(&c);
+	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
+	sqlbuf_qname(&pl->b, pl->schema, name);
+	if (!(s->cleanup = sqlbuf_steal(&pl->b)))
+		return (void)pl_fail(pl, "out of memory");
+	sqlbuf_add(&pl->b, s->cleanup);
+	pl_emit(pl, &pl->rb_pre, STEP_OUTSIDE_TX, "drop created index");
 }
 
 /* Unique index built CONCURRENTLY on physical columns COLS; at complete it
@@ -174,7 +183,7 @@ static void add_unique(Planner *pl, SnapTable *t, const char *index, const char 
 			sqlbuf_ident(&pl->b, ts);
 		}
 	}
-	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index"), index);
+	index_built(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "build unique index"), index);
 	alter_prefix(pl, t);
 	sqlbuf_add(&pl->b, "ADD CONSTRAINT ");
 	sqlbuf_ident(&pl->b, final_name);
@@ -351,7 +360,7 @@ static bool copy_index(Planner *pl, const SnapIndex *x, const char *tmp, const c
 	sqlbuf_add(&pl->b, x->unique ? "CREATE UNIQUE INDEX CONCURRENTLY " : "CREATE INDEX CONCURRENTLY ");
 	sqlbuf_ident(&pl->b, tmp);
 	sqlbuf_rename_idents(&pl->b, on, from, to, n);
-	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "copy index to the new column"), tmp);
+	index_built(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "copy index to the new column"), tmp);
 	return true;
 }
 
@@ -1198,10 +1207,7 @@ static void create_index_sql(Planner *pl, SnapTable *t, const json_t *op, const 
 		sqlbuf_add(&pl->b, " WHERE ");
 		pl_expr_phys(pl, t, pred);
 	}
-	index_cleanup(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index"), name);
-	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
-	sqlbuf_qname(&pl->b, pl->schema, name);
-	pl_emit(pl, &pl->rb_ops, STEP_OUTSIDE_TX, "drop created index");
+	index_built(pl, pl_emit(pl, &pl->p->start, STEP_OUTSIDE_TX, "create index"), name);
 	SnapIndex *x = snapshot_add_index(t, name, mj_bool(op, "unique", false), false);
 	if (x)
 		snapshot_index_define(x, NULL, cols, json_array_size(fields));

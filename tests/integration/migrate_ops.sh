@@ -528,6 +528,12 @@ kinds_started() {
 	check "create_table: foreign key" fails public_02_kinds "INSERT INTO other VALUES (3, 99, 6)"
 }
 kinds_rolled_back() {
+	# the three unique indexes start built (child_tag_uq, nopk_pkey, parent's
+	# alt_id) are dropped CONCURRENTLY first, as steps 1-3: the transaction
+	# that drops the new columns under ACCESS EXCLUSIVE no longer drops them
+	# (and unlinks their files) inside its lock
+	expect_eq "kinds: rollback drops start's indexes before its strong lock" \
+		"$(sed -n 's/^pgflip migrate: strong lock held [0-9]* ms: \(step [0-9]*\) .*/\1/p' "$T_DIR/step.out")" "step 4"
 	expect_eq "kinds: old child rows intact" "$(qs public_01_base "SELECT string_agg(parent_id || tag, ',' ORDER BY id) FROM child")" "1x,7x,2y,1z"
 	q "DELETE FROM child WHERE id = 4" >/dev/null
 }
