@@ -90,6 +90,7 @@ typedef struct Backfill {
 	char *begin;               /* BEGIN + SET LOCALs of every batch */
 	long began;                /* this run's start, exec_now_ms() */
 	ExecPace pace;             /* rows per batch and pause now (exec_pace) */
+	long paced_at;             /* exec_now_ms() of exec_pace's last look (0: none yet) */
 	json_t *hi;                /* a worker's range: its last key, inclusive (NULL: to the end) */
 	json_t *lo;                /* and the key before its first (NULL: from the start) */
 	int range;                 /* the range's index in backfill[table].ranges, -1: not a worker */
@@ -327,13 +328,19 @@ int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch)
 	return 1;
 }
 
-/* After a batch: the pace by the foreground's latency (hooks.load); a
+/* After a batch: the pace by the foreground's latency (hooks.load): slower
+ * at once when over the limit, faster at most every EXEC_PACE_EVERY_MS; a
  * change of direction is logged. */
 static void backfill_adapt(Exec *e, Backfill *b)
 {
 	if (!e->hooks.load || e->opt.max_latency_ratio <= 0)
 		return;
 	double ratio = e->hooks.load(e->hooks.arg);
+	long now = exec_now_ms();
+	bool over = ratio > e->opt.max_latency_ratio;
+	if (!over && now - b->paced_at < EXEC_PACE_EVERY_MS)
+		return;
+	b->paced_at = now;
 	bool was_full = pace_full(&b->pace, e->opt.batch_size);
 	int dir = exec_pace(&b->pace, ratio, e->opt.max_latency_ratio, e->opt.batch_size);
 	if (b->s->nkeys == 0)

@@ -171,8 +171,11 @@ void exec_options_default(ExecOptions *o);
  * percent of the time that batch took (a duty cycle), adapted to the
  * foreground's latency. Smaller batches hold their row locks for less
  * time; pauses leave the server's CPU and disks to the clients. exec_pace
- * moves P after a batch, given RATIO (ExecHooks.load: p99 now / p99 before
- * the migration, < 0 unknown):
+ * moves P, given RATIO (ExecHooks.load: p99 now / p99 before the migration,
+ * < 0 unknown). The backfill asks it after every batch while the ratio is
+ * over the limit, else at most once every EXEC_PACE_EVERY_MS: the ratio is
+ * new once a second, and speeding up at every batch on a stale one ran
+ * full batches into a load already slowed:
  *   RATIO > MAX_RATIO          batch halves (down to EXEC_MIN_BATCH_SIZE), pause
  *                              doubles (from EXEC_PACE_MIN_PAUSE_PCT up to
  *                              EXEC_PACE_MAX_PAUSE_PCT): "slower", returns -1;
@@ -180,7 +183,7 @@ void exec_options_default(ExecOptions *o);
  *                              grows by a quarter up to MAX_BATCH: "faster", +1;
  *   else, unknown, or MAX_RATIO 0   unchanged (a dead band, so the pace does
  *                              not swing with every noisy second), 0.
- * Never stops: at its slowest a backfill works one fifth of the time, in
+ * Never stops: at its slowest a backfill works one 33rd of the time, in
  * batches of EXEC_MIN_BATCH_SIZE rows.
  */
 typedef struct ExecPace {
@@ -189,7 +192,8 @@ typedef struct ExecPace {
 } ExecPace;
 #define EXEC_MIN_BATCH_SIZE 1000
 #define EXEC_PACE_MIN_PAUSE_PCT 25
-#define EXEC_PACE_MAX_PAUSE_PCT 400
+#define EXEC_PACE_MAX_PAUSE_PCT 3200
+#define EXEC_PACE_EVERY_MS 1000
 int exec_pace(ExecPace *p, double ratio, double max_ratio, int max_batch);
 
 /* Connects with conninfo DSN ("" = libpq environment), then SET ROLE
