@@ -157,9 +157,9 @@ bench_results() {
 . tests/lib/pg.sh
 
 # bench_pg_start MAX_CONN: a throwaway PostgreSQL in $work/pg (a new mktemp
-# folder) with max_connections = MAX_CONN, where app logs in over TCP to
-# `bench` with BENCH_PG_AUTH. Sets work, pg_port and upstream_host (how the
-# proxies reach it).
+# folder) with max_connections = MAX_CONN and BENCH_PG_SET's settings, where
+# app logs in over TCP to `bench` with BENCH_PG_AUTH. Sets work, pg_port
+# and upstream_host (how the proxies reach it).
 bench_pg_start() {
 	work=$(mktemp -d /tmp/pgflip-bench.XXXXXX) || die "mktemp failed"
 	note "starting PostgreSQL ($PG_BINDIR) in $work/pg, max_connections = $1"
@@ -167,6 +167,11 @@ bench_pg_start() {
 	USED_PORTS=$pg_port
 	pg_start "$work/pg" "$pg_port" || die "PostgreSQL did not start"
 	pg_psql -c "ALTER SYSTEM SET max_connections = $1" || die "ALTER SYSTEM failed"
+	# BENCH_PG_SET: more settings, NAME=VALUE words (shared_buffers=1GB)
+	for _kv in ${BENCH_PG_SET:-}; do
+		pg_psql -c "ALTER SYSTEM SET ${_kv%%=*} = '${_kv#*=}'" >/dev/null || die "ALTER SYSTEM SET $_kv failed"
+	done
+	[ -z "${BENCH_PG_SET:-}" ] || note "PostgreSQL settings: $BENCH_PG_SET"
 	if [ "$BENCH_PG_AUTH" = trust ]; then
 		# app logs in to `bench` over TCP without SCRAM, as clients log in to the
 		# proxies (trust); rewritten in place so that the file keeps its owner
