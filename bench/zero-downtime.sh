@@ -45,6 +45,7 @@
 #   ZDT_ADV_IDLE_S, ZDT_ADV_READ_S, ZDT_ADV_SNAPSHOT_S   the adversary  [10, 30, 20]
 #   ZDT_LOCK_TIMEOUT_MS   the migrator's lock_timeout, for the targets   [500]
 #   BENCH_POOL        pgflip's default_pool_size                         [20]
+#   BENCH_PG_SET      more PostgreSQL settings, NAME=VALUE words         [none]
 #   BENCH_RESULTS     folder for the results (kept)     [a new /tmp/pgflip-bench-results.XXXXXX]
 #   PGFLIP, LOADGEN   the binaries                          [build/pgflip, build/loadgen]
 # Operations: add_column alter_type alter_nullable alter_default alter_check
