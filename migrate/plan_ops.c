@@ -146,10 +146,9 @@ static void index_built(Planner *pl, PlanStep *s, const char *name)
 		return;
 	sqlbuf_add(&pl->b, "DROP INDEX CONCURRENTLY IF EXISTS ");
 	sqlbuf_qname(&pl->b, pl->schema, name);
-	if (!(s->cleanup = sqlbuf_steal(&pl->b)))
-		return (void)pl_fail(pl, "out of memory");
-	sqlbuf_add(&pl->b, s->cleanup);
-	pl_emit(pl, &pl->rb_pre, STEP_OUTSIDE_TX, "drop created index");
+	PlanStep *undo = pl_emit(pl, &pl->rb_pre, STEP_OUTSIDE_TX, "drop created index");
+	if (undo && !(s->cleanup = strdup(undo->sql)))
+		pl_fail(pl, "out of memory");
 }
 
 /* Unique index built CONCURRENTLY on physical columns COLS; at complete it
