@@ -36,6 +36,8 @@
 #   BENCH_ROWS        rows of the table                                  [1000000]
 #   BENCH_OPS         operations (names below, or all)                   [all]
 #   BENCH_HOLD        seconds between the story's steps                  [5]
+#   BENCH_WARMUP      seconds of load before the first start: the migrator's
+#                     baseline is the p99 of the 10 s before its job      [12]
 #   BENCH_ADVERSARY   0: no adversary runs                               [1]
 #   BENCH_BASELINES   baseline runs, 1 or 2                              [2]
 #   STORY_RATE_V1     app-v1 transactions per second                     [200]
@@ -45,7 +47,8 @@
 #   ZDT_ADV_IDLE_S, ZDT_ADV_READ_S, ZDT_ADV_SNAPSHOT_S   the adversary  [10, 30, 20]
 #   ZDT_LOCK_TIMEOUT_MS   the migrator's lock_timeout, for the targets   [500]
 #   BENCH_POOL        pgflip's default_pool_size                         [20]
-#   BENCH_PG_SET      more PostgreSQL settings, NAME=VALUE words         [none]
+#   BENCH_PG_SET      more PostgreSQL settings, NAME=VALUE words; empty for
+#                     PostgreSQL's own defaults            [shared_buffers=1GB]
 #   BENCH_RESULTS     folder for the results (kept)     [a new /tmp/pgflip-bench-results.XXXXXX]
 #   PGFLIP, LOADGEN   the binaries                          [build/pgflip, build/loadgen]
 # Operations: add_column alter_type alter_nullable alter_default alter_check
@@ -71,6 +74,11 @@ BENCH_OPS=${BENCH_OPS:-all}
 BENCH_HOLD=${BENCH_HOLD:-5}
 BENCH_ADVERSARY=${BENCH_ADVERSARY:-1}
 BENCH_BASELINES=${BENCH_BASELINES:-2}
+BENCH_WARMUP=${BENCH_WARMUP:-12}
+# as a tuned server would have it (PostgreSQL's docs start at a quarter of
+# the RAM): the table, its copies and indexes fit; with the default 128MB
+# they do not after a backfill, and reads slow down too (bench/README.md)
+BENCH_PG_SET=${BENCH_PG_SET-shared_buffers=1GB}
 
 . bench/lib.sh
 . tests/lib/story.sh
@@ -95,13 +103,14 @@ ZDT_LOG=$(flip_file pgflip).log
 ZDT_FLIP_DSN="host=127.0.0.1 port=$(tget port pgflip) dbname=bench user=app"
 ZDT_LOCK_DSN=$LOCK_DSN
 ZDT_ADV_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app"
-ZDT_ROWS=$BENCH_ROWS ZDT_HOLD=$BENCH_HOLD
+ZDT_ROWS=$BENCH_ROWS ZDT_HOLD=$BENCH_HOLD ZDT_WARMUP=$BENCH_WARMUP
 
 header() {
 	echo "pgflip zero-downtime benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "$BENCH_ROWS rows; rates app-v1 $STORY_RATE_V1, app-v2 $STORY_RATE_V2, app-any $STORY_RATE_ANY, app-v2-again" \
 		"$STORY_RATE_V2 tx/s; $STORY_CONNS connections per group (app-any ${STORY_CONNS_ANY:-12}); pool $BENCH_POOL," \
-		"transaction mode; steps $BENCH_HOLD s apart; lock_timeout $ZDT_LOCK_TIMEOUT_MS ms"
+		"transaction mode; steps $BENCH_HOLD s apart after $BENCH_WARMUP s of load; lock_timeout $ZDT_LOCK_TIMEOUT_MS ms"
+	echo "PostgreSQL settings: ${BENCH_PG_SET:-its defaults}"
 	echo "adversary: idle in transaction ${ZDT_ADV_IDLE_S} s, a read of ${ZDT_ADV_READ_S} s, a snapshot of ${ZDT_ADV_SNAPSHOT_S} s"
 	echo "pgflip: $(binary_id "$PGFLIP" "$(flip_bin pgflip)"), checkout $(checkout_id "$TOP")"
 	echo

@@ -16,6 +16,7 @@
 #   ZDT_LOCK_DSN      conninfo straight to PostgreSQL for the lock sampler
 #   ZDT_ADV_DSN       conninfo straight to PostgreSQL for the adversary (psql)
 #   ZDT_ROWS          rows of the table          ZDT_HOLD   seconds between steps
+#   ZDT_WARMUP        seconds of load before the first start (ZDT_HOLD unless set)
 #   STORY_RATE_V1, STORY_RATE_V2, STORY_RATE_ANY, STORY_CONNS: the load (story.sh)
 # and may set ZDT_LOCK_TIMEOUT_MS (500: the migrator's lock_timeout),
 # ZDT_ADV_IDLE_S (10), ZDT_ADV_READ_S (30), ZDT_ADV_SNAPSHOT_S (20).
@@ -274,7 +275,7 @@ zdt_rows() {
 
 # the whole story of one operation (runs migration, adversary)
 zdt_steps() {
-	sleep "$ZDT_HOLD"
+	sleep "${ZDT_WARMUP:-$ZDT_HOLD}"
 	[ "$1" = adversary ] && zdt_adversary
 	zdt_start start1
 	story_event pin zdt_ctl route app 'app-v2*' "$ZDT_VS"
