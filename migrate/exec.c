@@ -104,10 +104,16 @@ bool exec_cancelled(Exec *e)
 	return true;
 }
 
-static void notice_quiet(void *arg, const char *msg)
+/* A NoticeResponse of the server (protocol "Message Formats"): a WARNING
+ * is said (exec_warn: "server WARNING: MESSAGE"), as psql would; NOTICE and
+ * below (IF EXISTS's "skipping") stay quiet. */
+static void notice_received(void *arg, const PGresult *r)
 {
-	(void)arg;
-	(void)msg;
+	Exec *e = arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	if (sev && strcmp(sev, "WARNING") == 0)
+		exec_warn(e, "server WARNING: %s", msg ? msg : "(no message)");
 }
 
 /* SET ROLE e->opt.role on e->conn (nothing when unset). */
@@ -154,7 +160,7 @@ bool exec_connect(Exec *e, const char *dsn, const char *schema, const ExecOption
 		exec_set_err(e, "cannot connect: %s", PQerrorMessage(e->conn));
 		return false;
 	}
-	PQsetNoticeProcessor(e->conn, notice_quiet, NULL);
+	PQsetNoticeReceiver(e->conn, notice_received, e);
 	PGresult *r = exec_query(e, "SET application_name = 'pgflip migrate'", 0, NULL);
 	PQclear(r);
 	return r != NULL && exec_set_role(e);
@@ -625,9 +631,11 @@ bool exec_steps(Exec *e, const StepList *l, size_t from, bool best_effort, ExecP
 
 static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6])
 {
-	Snapshot *snap = catalog_read(e, e->schema);
-	if (!snap)
+	Snapshot *snap = catalog_read(e, e->schema); /* in the group's transaction */
+	if (!snap) {
+		memcpy(sqlstate, e->sqlstate, 6); /* a lock timeout: the group's attempt retries */
 		return false;
+	}
 	SqlBuf b;
 	sqlbuf_init(&b);
 	plan_views_sql(&b, snap, s->viewmap, s->vschema);
@@ -662,9 +670,14 @@ static Snapshot *catalog_read_once(Exec *e, const char *schema);
 /* The catalog read takes ACCESS SHARE on the tables it describes (through
  * pg_get_indexdef and the like): it runs in one transaction under
  * lock_timeout and is retried as a step is, so that a session holding a
- * table in ACCESS EXCLUSIVE delays the plan, never stalls it for good. */
+ * table in ACCESS EXCLUSIVE delays the plan, never stalls it for good.
+ * Inside a transaction (a views step of a group) it reads in that one: a
+ * BEGIN and COMMIT of its own would commit the group's earlier steps there,
+ * apart from the rest, and the group's attempt is what retries. */
 Snapshot *catalog_read(Exec *e, const char *schema)
 {
+	if (PQtransactionStatus(e->conn) == PQTRANS_INTRANS)
+		return catalog_read_once(e, schema);
 	long start = exec_now_ms();
 	for (int attempt = 0;; attempt++) {
 		if (!exec_begin_tx(e, e->opt.lock_timeout_ms))

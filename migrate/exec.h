@@ -207,7 +207,9 @@ void exec_close(Exec *e);
 /*
  * catalog_read: the tables of SCHEMA (ordinary and partitioned) with columns,
  * types (format_type), defaults, NOT NULL, comments, constraints and indexes.
- * Returns a new snapshot (caller frees) or NULL with e->err set.
+ * Returns a new snapshot (caller frees) or NULL with e->err set (and
+ * e->sqlstate when the server failed it). Outside a transaction it runs in
+ * its own, retried on lock_timeout; inside one, in that transaction, once.
  */
 Snapshot *catalog_read(Exec *e, const char *schema);
 

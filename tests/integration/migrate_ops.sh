@@ -6,6 +6,8 @@
 # triggers or schemas left).
 . "$TOP/tests/lib/check.sh"
 . "$TOP/tests/data/migrate/lib.sh"
+# the server's log from here on (tests run one at a time): see the end
+pg_log0=$(($(wc -l <"$PG_DIR/server.log") + 1))
 
 # ---- add_column ----
 base add <<'EOF'
@@ -626,3 +628,17 @@ expect_eq "semantic error: exit status" "$rc" 1
 expect_match "semantic error: one-line reason" "$out" "*operations\[1\].add_column: table \"missing\" does not exist"
 expect_eq "semantic error: nothing created" "$(q "SELECT count(*) FROM pg_class WHERE relname = 'a'")" 0
 mig_drop_db mig_op_err
+
+# ---- a server WARNING is said; pgflip's own SQL raises none ----
+mig_db mig_op_warn
+cat >"$T_DIR/warn.yaml" <<'EOF'
+operations:
+  - sql: {up: "DO $$ BEGIN RAISE WARNING 'raised by up'; END $$"}
+EOF
+expect_match "server WARNING: said with its message" "$(mig start --complete "$T_DIR/warn.yaml" 2>&1)" \
+	"*pgflip migrate: server WARNING: raised by up*"
+mig_drop_db mig_op_warn
+# a BEGIN inside a step group's transaction (once: the views step's catalog
+# read) warned so, and its COMMIT committed the group's first steps apart
+expect_eq "server log: no BEGIN or COMMIT out of place in any migration above" \
+	"$(tail -n +"$pg_log0" "$PG_DIR/server.log" | grep -c "there is already a transaction in progress\|there is no transaction in progress")" 0

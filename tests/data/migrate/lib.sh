@@ -126,12 +126,15 @@ cycle() {
 	# (check/step/expect_eq use their own variables; keep ours apart)
 	cy_scn=$1 cy_file=$2 cy_name=$(basename "$2" .yaml)
 	step "$cy_scn: start $cy_name" mig start "$cy_file"
+	# a server WARNING is said (exec.c); none comes from pgflip's own SQL
+	expect_no_match "$cy_scn: start got no server WARNING" "$(cat "$T_DIR/step.out")" "*server WARNING*"
 	"${cy_scn}_started"
 	step "$cy_scn: rollback $cy_name" mig rollback
 	expect_eq "$cy_scn: rollback leaves no temporary objects" "$(leftovers)" 0
 	"${cy_scn}_rolled_back"
 	step "$cy_scn: start $cy_name again" mig start "$cy_file"
 	step "$cy_scn: complete $cy_name" mig complete
+	expect_no_match "$cy_scn: complete got no server WARNING" "$(cat "$T_DIR/step.out")" "*server WARNING*"
 	expect_eq "$cy_scn: complete leaves no temporary objects" "$(leftovers)" 0
 	expect_eq "$cy_scn: latest is the new version" "$(mig latest)" "public_$cy_name"
 	"${cy_scn}_completed"
