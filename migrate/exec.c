@@ -429,6 +429,7 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, int ti
 		return false;
 	int64_t strong_since = -1;
 	char locks[256] = "";
+	const char *fresh = NULL; /* the version schema a views step made anew: its new views lock no one out */
 	for (size_t i = a; i < b; i++) {
 		const PlanStep *s = &l->v[i];
 		int64_t t0 = exec_now_ms();
@@ -441,7 +442,9 @@ static bool group_attempt(Exec *e, const StepList *l, size_t a, size_t b, int ti
 			snprintf(e->err, sizeof e->err, "step %zu (%s): %s", i + 1, s->note ? s->note : "", keep);
 			return false;
 		}
-		if (strong_since < 0 && guard_strong_lock(e, locks, sizeof locks))
+		if (s->kind == STEP_VIEWS)
+			fresh = s->vschema;
+		if (strong_since < 0 && guard_strong_lock(e, fresh, locks, sizeof locks))
 			strong_since = t0;
 	}
 	char st2[6];

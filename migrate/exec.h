@@ -148,8 +148,9 @@ struct Exec {
 	ExecHooks hooks;    /* zeroed by exec_connect; set after it */
 	bool cancelled;     /* the last failure was hooks.cancel */
 	/* the longest time a group of steps held a lock stronger than SHARE
-	 * UPDATE EXCLUSIVE (from the start of the statement that took it, its own
-	 * lock wait included, to the end of COMMIT), and that group's first step,
+	 * UPDATE EXCLUSIVE on a relation others may wait for (guard_strong_lock;
+	 * from the start of the statement that took it, its own lock wait
+	 * included, to the end of COMMIT), and that group's first step,
 	 * since exec_connect; 0 and "" when none did */
 	int64_t strong_lock_ms;
 	char strong_lock_step[256];

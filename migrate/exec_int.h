@@ -62,8 +62,12 @@ GuardResult guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long star
 size_t guard_holders(Exec *e, const StepList *l, size_t a, size_t b, int *pids, size_t max);
 int exec_guard_old_ms(const Exec *e);
 /* Whether this session's transaction holds a lock stronger than SHARE
- * UPDATE EXCLUSIVE; WHAT gets them ("AccessExclusiveLock on items, ..."). */
-bool guard_strong_lock(Exec *e, char *what, size_t whatlen);
+ * UPDATE EXCLUSIVE on a relation other sessions may wait for: one that
+ * exists, or that it dropped (named "dropped relation OID"), but none in
+ * FRESH_SCHEMA (NULL: none), a version schema the transaction made anew, as
+ * a views step does (DROP SCHEMA, CREATE SCHEMA). WHAT gets them
+ * ("AccessExclusiveLock on items, ..."). */
+bool guard_strong_lock(Exec *e, const char *fresh_schema, char *what, size_t whatlen);
 /* A group that started with STEP held LOCKS for HELD_MS: logged as "strong
  * lock held N ms: STEP (LOCKS)" and kept in e->strong_lock_ms when it is
  * the longest yet. */

@@ -303,14 +303,19 @@ GuardResult guard_wait(Exec *e, const StepList *l, size_t a, size_t b, long star
 	return res;
 }
 
-bool guard_strong_lock(Exec *e, char *what, size_t whatlen)
+bool guard_strong_lock(Exec *e, const char *fresh_schema, char *what, size_t whatlen)
 {
+	const char *params[1] = {fresh_schema};
+	/* a relation this transaction dropped is not in its pg_class any more,
+	 * but others still wait for it: it counts, by its OID */
 	PGresult *r = exec_query(e,
-				 "SELECT string_agg(DISTINCT l.mode || ' on ' || c.relname, ', ') FROM pg_locks l "
-				 "JOIN pg_class c ON c.oid = l.relation WHERE l.pid = pg_backend_pid() AND l.granted "
-				 "AND l.locktype = 'relation' AND l.mode NOT IN ('AccessShareLock', 'RowShareLock', "
-				 "'RowExclusiveLock', 'ShareUpdateExclusiveLock')",
-				 0, NULL);
+				 "SELECT string_agg(DISTINCT l.mode || ' on ' || coalesce(c.relname, 'dropped relation ' || "
+				 "l.relation), ', ') FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+				 "LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE l.pid = pg_backend_pid() "
+				 "AND l.granted AND l.locktype = 'relation' AND l.mode NOT IN ('AccessShareLock', "
+				 "'RowShareLock', 'RowExclusiveLock', 'ShareUpdateExclusiveLock') "
+				 "AND ($1::text IS NULL OR n.nspname IS DISTINCT FROM $1)",
+				 1, params);
 	bool held = r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0);
 	if (held)
 		snprintf(what, whatlen, "%s", PQgetvalue(r, 0, 0));

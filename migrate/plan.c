@@ -1344,6 +1344,10 @@ Plan *plan_build(const MigFile *f, const Snapshot *snap, const char *schema, con
 	if (vs) {
 		vs->vschema = strdup(p->vschema);
 		vs->viewmap = map;
+		/* after the DDL and its triggers have committed: the catalog read
+		 * and the views need no lock of theirs held (nobody routes to the
+		 * version schema before start ends) */
+		vs->own_tx = true;
 	} else {
 		json_decref(map);
 	}

@@ -65,7 +65,7 @@ typedef enum StepKind {
 
 typedef struct PlanStep {
 	StepKind kind;
-	bool own_tx;      /* STEP_SQL or STEP_VIEWS that must not share its transaction (VALIDATE, complete's views) */
+	bool own_tx;      /* STEP_SQL or STEP_VIEWS that must not share its transaction (VALIDATE, the views) */
 	char *sql;        /* SQL to run; STEP_VIEWS: the SQL as planned, for printing */
 	char *cleanup;    /* STEP_OUTSIDE_TX: undo of a failed attempt (invalid index) or NULL */
 	char *note;       /* what the step does, one line */

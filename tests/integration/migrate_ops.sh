@@ -286,12 +286,19 @@ EOF
 index_started() {
 	expect_eq "index: built and valid" "$(q "SELECT string_agg(c.relname || i.indisvalid, ',' ORDER BY c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'idx_items%'")" "idx_items_hashtrue,idx_items_nametrue"
 	expect_eq "index: definition" "$(q "SELECT pg_get_indexdef('idx_items_name'::regclass)")" 'CREATE INDEX idx_items_name ON public.items USING btree (name COLLATE "C" DESC NULLS LAST) WITH (fillfactor='"'"'70'"'"') WHERE (id > 10)'
+	# CREATE INDEX CONCURRENTLY, then views in a schema made anew: their
+	# ACCESS EXCLUSIVE on themselves locks no one out, and is not reported
+	expect_eq "index: start reports no strong lock" "$(grep -c 'strong lock held' "$T_DIR/step.out")" 0
 }
 index_rolled_back() {
 	expect_eq "index: dropped on rollback" "$(q "SELECT count(*) FROM pg_class WHERE relname LIKE 'idx_items%'")" 0
 }
 index_completed() {
 	expect_eq "index: kept on complete" "$(q "SELECT count(*) FROM pg_class WHERE relname LIKE 'idx_items%'")" 2
+	# its views rebuilt: the old ones, which clients of the version may
+	# use, are dropped under ACCESS EXCLUSIVE, and that counts
+	expect_match "index: complete reports the views it dropped" "$(cat "$T_DIR/step.out")" \
+		"*strong lock held * ms: step * (rebuild the version schema over the final tables) (AccessExclusiveLock on dropped relation *"
 }
 cycle index "$T_DIR/index/02_index.yaml"
 cat >"$T_DIR/index/03_drop_index.yaml" <<'EOF'
