@@ -636,7 +636,7 @@ static bool run_views(Exec *e, const PlanStep *s, char sqlstate[6])
 {
 	Snapshot *snap = catalog_read(e, e->schema); /* in the group's transaction */
 	if (!snap) {
-		memcpy(sqlstate, e->sqlstate, 6); /* a lock timeout: the group's attempt retries */
+		memcpy(sqlstate, e->sqlstate, sizeof e->sqlstate); /* a lock timeout: the group's attempt retries */
 		return false;
 	}
 	SqlBuf b;
