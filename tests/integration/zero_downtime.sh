@@ -89,5 +89,11 @@ assert_run "$ADV_OP" adversary
 expect_eq "$ADV_OP (adversary): the three adversaries ran" "$(wc -l <"$T_DIR/$ADV_OP/adversary/adversary.pids")" 3
 named=$(zdt_get "$T_DIR/$ADV_OP/adversary" named)
 expect_match "$ADV_OP (adversary): migrate status named an adversary the migrator waited for ($named)" "$named" "adversary-*"
-zdt_table "$T_DIR/$ADV_OP" | sed 's/^/# /'
+tbl=$(zdt_table "$T_DIR/$ADV_OP")
+echo "$tbl" | sed 's/^/# /'
+# the warm-up's p99 of each run, which tells the machine's noise from the
+# migrator's cost
+d=$T_DIR/$ADV_OP/adversary
+pre=$(zdt_jobs_p99 "$d" "$d" | awk '{ print $5, $6 }')
+expect_match "$ADV_OP (adversary): the p99 and count of the transactions before the first start ($pre)" "$pre" "[0-9]*.[0-9][0-9] [1-9]*"
 zdt_pgflip_stop
