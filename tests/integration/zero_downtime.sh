@@ -89,8 +89,7 @@ assert_run "$ADV_OP" adversary
 expect_eq "$ADV_OP (adversary): the three adversaries ran" "$(wc -l <"$T_DIR/$ADV_OP/adversary/adversary.pids")" 3
 named=$(zdt_get "$T_DIR/$ADV_OP/adversary" named)
 expect_match "$ADV_OP (adversary): migrate status named an adversary the migrator waited for ($named)" "$named" "adversary-*"
-tbl=$(zdt_table "$T_DIR/$ADV_OP")
-echo "$tbl" | sed 's/^/# /'
+zdt_table "$T_DIR/$ADV_OP" | sed 's/^/# /'
 # the warm-up's p99 of each run, which tells the machine's noise from the
 # migrator's cost
 d=$T_DIR/$ADV_OP/adversary
