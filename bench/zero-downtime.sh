@@ -31,6 +31,10 @@
 #   baseline2  the baseline again (BENCH_BASELINES=2): the baseline latency
 #              is every transaction of both, and the table shows the p99 of
 #              each, and their ratio: how much the machine alone moves it
+# With BENCH_ROUNDS=N, N - 1 more pairs of runs follow (migration, then its
+# baseline, in OP/round2, OP/round3...), and the table gives each round's
+# p99 ratio and their median (zdt_rounds): one pair's ratio moves with the
+# machine by more than a tenth.
 #
 # Environment (defaults in brackets):
 #   BENCH_ROWS        rows of the table                                  [1000000]
@@ -40,6 +44,7 @@
 #                     baseline is the p99 of the 10 s before its job      [12]
 #   BENCH_ADVERSARY   0: no adversary runs                               [1]
 #   BENCH_BASELINES   baseline runs, 1 or 2                              [2]
+#   BENCH_ROUNDS      rounds of migration and baseline runs              [1]
 #   STORY_RATE_V1     app-v1 transactions per second                     [200]
 #   STORY_RATE_V2     app-v2 and app-v2-again, each                      [100]
 #   STORY_RATE_ANY    app-any (unpinned)                                 [100]
@@ -47,6 +52,8 @@
 #   ZDT_ADV_IDLE_S, ZDT_ADV_READ_S, ZDT_ADV_SNAPSHOT_S   the adversary  [10, 30, 20]
 #   ZDT_LOCK_TIMEOUT_MS   the migrator's lock_timeout, for the targets   [500]
 #   BENCH_POOL        pgflip's default_pool_size                         [20]
+#   BENCH_FLIP_KEYS   more lines of pgflip's [pgflip] section, such as
+#                     "backfill_max_latency_ratio = 0" (no pacing)         []
 #   BENCH_PG_SET      more PostgreSQL settings, NAME=VALUE words; empty for
 #                     PostgreSQL's own defaults            [shared_buffers=1GB]
 #   BENCH_RESULTS     folder for the results (kept)     [a new /tmp/pgflip-bench-results.XXXXXX]
@@ -75,6 +82,7 @@ BENCH_HOLD=${BENCH_HOLD:-5}
 BENCH_ADVERSARY=${BENCH_ADVERSARY:-1}
 BENCH_BASELINES=${BENCH_BASELINES:-2}
 BENCH_WARMUP=${BENCH_WARMUP:-12}
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 # as a tuned server would have it (PostgreSQL's docs start at a quarter of
 # the RAM): the table, its copies and indexes fit; with the default 128MB
 # they do not after a backfill, and reads slow down too (bench/README.md)
@@ -84,6 +92,7 @@ BENCH_PG_SET=${BENCH_PG_SET-shared_buffers=1GB}
 . tests/lib/story.sh
 . tests/lib/zdt.sh
 [ "$BENCH_OPS" = all ] && BENCH_OPS=$ZDT_OPS_ALL
+case $BENCH_ROUNDS in '' | *[!0-9]* | 0) die "BENCH_ROUNDS: expected 1 or more, got '$BENCH_ROUNDS'" ;; esac
 for op in $BENCH_OPS; do zdt_op "$op" || die "unknown operation $op (see the header of bench/zero-downtime.sh)"; done
 command -v gnuplot >/dev/null || note "no gnuplot: no plots"
 
@@ -111,6 +120,8 @@ header() {
 		"$STORY_RATE_V2 tx/s; $STORY_CONNS connections per group (app-any ${STORY_CONNS_ANY:-12}); pool $BENCH_POOL," \
 		"transaction mode; steps $BENCH_HOLD s apart after $BENCH_WARMUP s of load; lock_timeout $ZDT_LOCK_TIMEOUT_MS ms"
 	echo "PostgreSQL settings: ${BENCH_PG_SET:-its defaults}"
+	[ -z "${BENCH_FLIP_KEYS:-}" ] || echo "pgflip settings: $(echo "$BENCH_FLIP_KEYS" | tr '\n' ';')"
+	[ "$BENCH_ROUNDS" = 1 ] || echo "$BENCH_ROUNDS rounds of the migration and baseline runs"
 	echo "adversary: idle in transaction ${ZDT_ADV_IDLE_S} s, a read of ${ZDT_ADV_READ_S} s, a snapshot of ${ZDT_ADV_SNAPSHOT_S} s"
 	echo "pgflip: $(binary_id "$PGFLIP" "$(flip_bin pgflip)"), checkout $(checkout_id "$TOP")"
 	echo
@@ -130,6 +141,14 @@ for op in $BENCH_OPS; do
 		zdt_run "$run" "$OPD/$run" "$OPD/migration"
 		sed 's/^/  /' "$OPD/$run/summary.txt" >&2
 	done
+	r=2
+	while [ "$r" -le "$BENCH_ROUNDS" ]; do
+		for run in migration baseline; do
+			note "$op: round $r of $BENCH_ROUNDS, $run run"
+			zdt_run "$run" "$OPD/round$r/$run" "$OPD/round$r/migration"
+		done
+		r=$((r + 1))
+	done
 	echo "run,group,second,commits,failures,p50_ms,p99_ms,max_ms" >"$OPD/series.csv"
 	for run in $runs; do
 		zdt_series "$run" "$OPD/$run" >>"$OPD/series.csv"
@@ -137,7 +156,7 @@ for op in $BENCH_OPS; do
 			printf "%s,%s,%s,\"%s\"\n", op, run, k, $0 }' "$OPD/$run/metrics" >>"$RES/results.csv"
 	done
 	awk -v op="$op" 'NR > 1 { print op "," $0 }' "$OPD/series.csv" >>"$RES/series.csv"
-	zdt_table "$OPD" >"$OPD/table.txt"
+	{ zdt_table "$OPD"; zdt_rounds "$OPD"; } >"$OPD/table.txt"
 	if command -v gnuplot >/dev/null; then
 		zdt_plot "$OPD" && echo "  plot: $OPD/latency.png" >>"$OPD/table.txt" ||
 			echo "  plot failed: $(head -n 3 "$OPD/gnuplot.err")" >>"$OPD/table.txt"

@@ -95,4 +95,16 @@ zdt_table "$T_DIR/$ADV_OP" | sed 's/^/# /'
 d=$T_DIR/$ADV_OP/adversary
 pre=$(zdt_jobs_p99 "$d" "$d" | awk '{ print $5, $6 }')
 expect_match "$ADV_OP (adversary): the p99 and count of the transactions before the first start ($pre)" "$pre" "[0-9]*.[0-9][0-9] [1-9]*"
+
+# zdt_rounds (bench/zero-downtime.sh's BENCH_ROUNDS) on p99s made up here:
+# each round's migration over its own baseline, and the median
+r=$T_DIR/rounds
+rounds_p99() { mkdir -p "$r$1/migration" "$r$1/baseline"; echo "p99_ms $2" >"$r$1/migration/metrics"; echo "p99_ms $3" >"$r$1/baseline/metrics"; }
+rounds_p99 "" 4.40 4.00
+expect_eq "zdt_rounds: one round gives no median" "$(zdt_rounds "$r")" ""
+rounds_p99 /round2 5.60 4.00
+expect_match "zdt_rounds: the median of two rounds is their mean (1.10, 1.40)" "$(zdt_rounds "$r" | head -n 1)" "*median of 2 rounds*1.25 *FAIL*"
+rounds_p99 /round3 3.15 3.00
+expect_eq "zdt_rounds: three rounds, each round's ratio" "$(zdt_rounds "$r" | sed -n 's/.*baseline): //p')" "1.10 1.40 1.05"
+expect_match "zdt_rounds: the median of three rounds (1.10) meets the target" "$(zdt_rounds "$r" | head -n 1)" "*median of 3 rounds*1.10 *PASS*"
 zdt_pgflip_stop

@@ -228,7 +228,8 @@ story_replay() {
 # STORY_CONNS 4), the load generator, the results folder, PostgreSQL with a
 # database `bench` owned by app (bq: psql there as app, tuples only), the
 # pgflip target `pgflip` (routes: default public, app-v1* pinned to public,
-# canary_key = connection), and LOCK_DSN for the lock sampler
+# canary_key = connection; BENCH_FLIP_KEYS: more lines of its [pgflip]
+# section), and LOCK_DSN for the lock sampler
 story_bench_start() {
 	STORY_RATE_V1=${STORY_RATE_V1:-200} STORY_RATE_V2=${STORY_RATE_V2:-100}
 	STORY_RATE_ANY=${STORY_RATE_ANY:-100} STORY_CONNS=${STORY_CONNS:-4}
@@ -240,7 +241,7 @@ story_bench_start() {
 	FLIP_ROUTES="default = public
 app.app-v1* = public
 canary_key = connection"
-	flip_prepare pgflip "$PGFLIP" ""
+	flip_prepare pgflip "$PGFLIP" "" "${BENCH_FLIP_KEYS:-}"
 	# the lock sampler logs in as the superuser: pg_stat_activity shows other
 	# users' backend_type (an autovacuum worker) only to those who may see them
 	LOCK_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=postgres password=postgres"

@@ -31,6 +31,7 @@
 #   zdt_series RUN DIR    the per-second CSV lines of DIR (labelled RUN)
 #   zdt_table OPDIR       the table of one operation (its migration, adversary and
 #                         baseline runs in OPDIR/NAME), with a verdict per target
+#   zdt_rounds OPDIR      the median p99 ratio of OPDIR's rounds (OPDIR/roundN)
 #   zdt_plot OPDIR        OPDIR/latency.png
 #   zdt_stop_bg           stops what zdt_run left running (for the caller's trap)
 #
@@ -576,6 +577,26 @@ zdt_table() {
 	zdt_table_row "  (longest lock wait in migrate status, ms)" "" "$(_zg "$_zm" status_wait_ms)" "$(_zg "$_za" status_wait_ms)" "" "" ""
 	zdt_table_row "steps that failed" none "$(_zg "$_zm" steps_failed)" "$(_zg "$_za" steps_failed)" "$(_zg "$_zb" steps_failed)" "" ""
 	zdt_table_row "final table as planned" t "$(_zg "$_zm" final)" "$(_zg "$_za" final)" "" "" ""
+}
+
+# zdt_rounds OPDIR: the table's row of the p99 ratio over rounds: each
+# round's migration run over its own baseline run (round 1 in OPDIR, round
+# N in OPDIR/roundN, N = 2, 3...), their median (of an even count, the mean
+# of the middle two) and its verdict; nothing with fewer than two rounds
+# that have both p99s
+zdt_rounds() {
+	_zrs="" _zd=$1 _zn=1
+	while [ -f "$_zd/migration/metrics" ] && [ -f "$_zd/baseline/metrics" ]; do
+		_zr=$(zdt_ratio "$(zdt_get "$_zd/migration" p99_ms)" "$(zdt_get "$_zd/baseline" p99_ms)")
+		[ "$_zr" = - ] || _zrs="$_zrs $_zr" # a round without both p99s does not count
+		_zn=$((_zn + 1)) _zd=$1/round$_zn
+	done
+	set -- $_zrs
+	[ $# -ge 2 ] || return 0
+	_zmed=$(printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	zdt_table_row "3 p99 / baseline's, median of $# rounds" "<= $ZDT_P99_RATIO" "$_zmed" "-" "" \
+		"$(zdt_verdict "$_zmed <= $ZDT_P99_RATIO")" "-"
+	echo "    per round (migration / its round's baseline): $*"
 }
 
 # ------------------------------------------------------------------ plot ----
