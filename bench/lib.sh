@@ -482,10 +482,5 @@ run_rounds() {
 
 # ------------------------------------------------------------------ summary ----
 
-# awk's median of a space-separated list of numbers, for the summary tables
-AWK_MEDIAN='
-function median(list,   a, n, i, j, t) {
-	n = split(list, a, " ")
-	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}'
+# AWK_MEDIAN (awk's median(list), for the summary tables): tests/lib/awk.sh
+. tests/lib/awk.sh

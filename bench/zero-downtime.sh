@@ -114,6 +114,14 @@ ZDT_LOCK_DSN=$LOCK_DSN
 ZDT_ADV_DSN="host=127.0.0.1 port=$pg_port dbname=bench user=app"
 ZDT_ROWS=$BENCH_ROWS ZDT_HOLD=$BENCH_HOLD ZDT_WARMUP=$BENCH_WARMUP
 
+# bench_run KIND DIR LABEL: the run KIND of $op in DIR/KIND (a baseline
+# replays DIR/migration), its summary on stderr
+bench_run() {
+	note "$op: $3 ($BENCH_ROWS rows)"
+	zdt_run "$1" "$2/$1" "$2/migration"
+	sed 's/^/  /' "$2/$1/summary.txt" >&2
+}
+
 header() {
 	echo "pgflip zero-downtime benchmark  $(date -u '+%Y-%m-%d %H:%M UTC')  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "$BENCH_ROWS rows; rates app-v1 $STORY_RATE_V1, app-v2 $STORY_RATE_V2, app-any $STORY_RATE_ANY, app-v2-again" \
@@ -136,17 +144,10 @@ for op in $BENCH_OPS; do
 	runs="migration baseline"
 	[ "$BENCH_ADVERSARY" = 0 ] || runs="$runs adversary"
 	[ "$BENCH_BASELINES" = 1 ] || runs="$runs baseline2"
-	for run in $runs; do
-		note "$op: $run run ($BENCH_ROWS rows)"
-		zdt_run "$run" "$OPD/$run" "$OPD/migration"
-		sed 's/^/  /' "$OPD/$run/summary.txt" >&2
-	done
+	for run in $runs; do bench_run "$run" "$OPD" "$run run"; done
 	r=2
 	while [ "$r" -le "$BENCH_ROUNDS" ]; do
-		for run in migration baseline; do
-			note "$op: round $r of $BENCH_ROUNDS, $run run"
-			zdt_run "$run" "$OPD/round$r/$run" "$OPD/round$r/migration"
-		done
+		for run in migration baseline; do bench_run "$run" "$OPD/round$r" "round $r of $BENCH_ROUNDS, $run run"; done
 		r=$((r + 1))
 	done
 	echo "run,group,second,commits,failures,p50_ms,p99_ms,max_ms" >"$OPD/series.csv"

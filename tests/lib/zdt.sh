@@ -38,6 +38,8 @@
 # The migrator's sessions are known by their application_name, which starts
 # with ZDT_MIGRATOR_APP ('pgflip migrate').
 
+. "${TOP:-.}/tests/lib/awk.sh"
+
 ZDT_LOCK_TIMEOUT_MS=${ZDT_LOCK_TIMEOUT_MS:-500}
 ZDT_MIGRATOR_APP=${ZDT_MIGRATOR_APP:-pgflip migrate}
 ZDT_ADV_IDLE_S=${ZDT_ADV_IDLE_S:-10}
@@ -593,9 +595,8 @@ zdt_rounds() {
 	done
 	set -- $_zrs
 	[ $# -ge 2 ] || return 0
-	_zmed=$(printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-	zdt_table_row "3 p99 / baseline's, median of $# rounds" "<= $ZDT_P99_RATIO" "$_zmed" "-" "" \
-		"$(zdt_verdict "$_zmed <= $ZDT_P99_RATIO")" "-"
+	_zmed=$(awk -v l="$*" "$AWK_MEDIAN"' BEGIN { printf "%.2f", median(l) }')
+	zdt_table_row "3 p99 / baseline's, median of $# rounds" "<= $ZDT_P99_RATIO" "$_zmed" "-" "" "$(zdt_check p99 "$_zmed" 1)" "-"
 	echo "    per round (migration / its round's baseline): $*"
 }
 
